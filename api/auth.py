@@ -1,0 +1,31 @@
+"""Bearer-token authentication: every /api/ request names its user; jobs are theirs alone."""
+
+from __future__ import annotations
+
+from flask import g, request
+
+from api.problems import ApiProblem
+from api.state import db_session
+from shared.models import User
+from shared.users import user_for_token
+
+
+def require_user() -> None:
+    """before_request hook of the API blueprints: resolve the token to `g.user` or answer 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiProblem(
+            401,
+            "Unauthorized",
+            "send 'Authorization: Bearer <token>'; an admin creates tokens with "
+            "'ganforge admin create-token'",
+        )
+    user = user_for_token(db_session(), token.strip())
+    if user is None:
+        raise ApiProblem(401, "Unauthorized", "the bearer token is not valid")
+    g.user = user
+
+
+def current_user() -> User:
+    return g.user  # type: ignore[no-any-return]

@@ -1,0 +1,139 @@
+"""/api/v1/jobs: submit, read, list, cancel, events, artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, redirect, request, stream_with_context
+
+from api.auth import current_user, require_user
+from api.problems import ApiProblem
+from api.serializers import artifact_json, event_json, job_json
+from api.state import db_session, settings, storage
+from shared import jobs
+from shared.specs import validate_job_request
+from shared.states import JobState
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
+bp.before_request(require_user)
+
+KINDS = ("train", "sample")
+
+
+@bp.post("")
+def submit() -> tuple[dict[str, Any], int, dict[str, str]]:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiProblem(
+            400,
+            "Malformed request",
+            "the body must be a JSON object (Content-Type: application/json)",
+        )
+    job_request, spec = validate_job_request(body)
+    session = db_session()
+    job = jobs.submit_job(
+        session,
+        current_user(),
+        job_request.kind,
+        job_request.name,
+        spec,
+        max_attempts=settings().max_attempts,
+    )
+    session.commit()
+    return job_json(job), 201, {"Location": f"/api/v1/jobs/{job.id}"}
+
+
+@bp.get("")
+def list_jobs() -> dict[str, Any]:
+    args = request.args
+    state, kind = args.get("state") or None, args.get("kind") or None
+    problems = []
+    if state is not None and state not in {s.value for s in JobState}:
+        problems.append({"path": "state", "message": f"unknown state {state!r}"})
+    if kind is not None and kind not in KINDS:
+        problems.append({"path": "kind", "message": f"must be one of {', '.join(KINDS)}"})
+    limit = _int_arg("limit", jobs.DEFAULT_PAGE_SIZE, 1, jobs.MAX_PAGE_SIZE, problems)
+    if problems:
+        raise ApiProblem(400, "Invalid query parameter", problems[0]["message"], errors=problems)
+    page = jobs.list_jobs(
+        db_session(),
+        current_user(),
+        state=state,
+        kind=kind,
+        limit=limit,
+        cursor=args.get("cursor") or None,
+    )
+    return {"jobs": [job_json(job) for job in page.jobs], "next_cursor": page.next_cursor}
+
+
+def _int_arg(name: str, default: int, low: int, high: int, problems: list[dict[str, str]]) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append({"path": name, "message": f"must be an integer, got {raw!r}"})
+        return default
+    if not low <= value <= high:
+        problems.append({"path": name, "message": f"must be between {low} and {high}"})
+    return value
+
+
+@bp.get("/<job_id>")
+def get(job_id: str) -> dict[str, Any]:
+    return job_json(jobs.get_job(db_session(), current_user(), job_id))
+
+
+@bp.post("/<job_id>/cancel")
+def cancel(job_id: str) -> tuple[dict[str, Any], int]:
+    session = db_session()
+    job = jobs.cancel_job(session, current_user(), job_id)
+    session.commit()
+    return job_json(job), 202
+
+
+@bp.get("/<job_id>/events")
+def events(job_id: str) -> dict[str, Any]:
+    return {
+        "events": [event_json(e) for e in jobs.job_events(db_session(), current_user(), job_id)]
+    }
+
+
+@bp.get("/<job_id>/artifacts")
+def artifacts(job_id: str) -> dict[str, Any]:
+    rows = jobs.job_artifacts(db_session(), current_user(), job_id)
+    return {"artifacts": [artifact_json(a) for a in rows]}
+
+
+@bp.get("/<job_id>/artifacts/<path:name>")
+def artifact(job_id: str, name: str) -> Response:
+    """The artifact's bytes, streamed; or, from S3, a redirect to a presigned URL
+    (pass ?redirect=false to have the API stream S3 objects too)."""
+    row = jobs.find_artifact(db_session(), current_user(), job_id, name)
+    if row is None:
+        raise ApiProblem(404, "Artifact not found", f"job {job_id} has no artifact {name!r}")
+    store = storage()
+    if request.args.get("redirect", "true").lower() not in ("false", "0", "no"):
+        url = store.url(row.key)
+        if url is not None:
+            return redirect(url, code=302)  # type: ignore[return-value]
+    filename = name.rsplit("/", 1)[-1]
+    return Response(
+        stream_with_context(store.open(row.key)),
+        mimetype=_mimetype(filename),
+        headers={
+            "Content-Length": str(row.size),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "ETag": f'"{row.sha256}"',
+        },
+    )
+
+
+def _mimetype(filename: str) -> str:
+    suffix = filename.rsplit(".", 1)[-1]
+    return {
+        "png": "image/png",
+        "jsonl": "application/x-ndjson",
+        "txt": "text/plain; charset=utf-8",
+    }.get(suffix, "application/octet-stream")

@@ -1,0 +1,73 @@
+"""Every error leaves the API as application/problem+json (RFC 9457), mapped here, once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+from shared.jobs import InvalidCursorError, JobConflictError, JobNotFoundError
+from shared.specs import SpecError
+from shared.states import InvalidTransitionError
+from shared.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiProblem(Exception):
+    """Raise from a view to answer with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str, **extra: Any):
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiProblem)
+    def _api_problem(exc: ApiProblem) -> Response:
+        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+
+    @app.errorhandler(SpecError)
+    def _spec_error(exc: SpecError) -> Response:
+        return problem(422, "Invalid job request", str(exc), errors=exc.problems)
+
+    @app.errorhandler(JobNotFoundError)
+    def _not_found(exc: JobNotFoundError) -> Response:
+        return problem(404, "Job not found", f"no job {exc.job_id!r} among your jobs")
+
+    @app.errorhandler(JobConflictError)
+    @app.errorhandler(InvalidTransitionError)
+    def _conflict(exc: Exception) -> Response:
+        return problem(409, "Conflict", str(exc))
+
+    @app.errorhandler(InvalidCursorError)
+    def _bad_cursor(exc: InvalidCursorError) -> Response:
+        return problem(
+            400,
+            "Invalid query parameter",
+            str(exc),
+            errors=[{"path": "cursor", "message": "not a cursor returned by this API"}],
+        )
+
+    @app.errorhandler(StorageError)
+    def _storage(exc: StorageError) -> Response:
+        log.error("storage error: %s", exc)
+        return problem(503, "Storage unavailable", str(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        return problem(exc.code or 500, exc.name, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem(500, "Internal error", "an unexpected error occurred; it has been logged")

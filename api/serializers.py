@@ -1,0 +1,63 @@
+"""JSON shapes of the public API. Internal columns (broker task ids) never appear here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from shared.models import Artifact, Job, JobEvent
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only ever store UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "name": job.name,
+        "state": job.state,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "error": job.error,
+        "spec": job.spec,
+        "progress": job.progress,
+        "metrics": job.metrics,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "links": {
+            "self": f"/api/v1/jobs/{job.id}",
+            "events": f"/api/v1/jobs/{job.id}/events",
+            "artifacts": f"/api/v1/jobs/{job.id}/artifacts",
+            "cancel": f"/api/v1/jobs/{job.id}/cancel",
+        },
+    }
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    return {
+        "from": event.from_state,
+        "to": event.to_state,
+        "attempt": event.attempt,
+        "reason": event.reason,
+        "at": iso(event.created_at),
+    }
+
+
+def artifact_json(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "name": artifact.name,
+        "kind": artifact.kind,
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+        "step": artifact.step,
+        "created_at": iso(artifact.created_at),
+        "url": f"/api/v1/jobs/{artifact.job_id}/artifacts/{artifact.name}",
+    }

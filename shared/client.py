@@ -1,0 +1,87 @@
+"""The Python client of the HTTP API, used by the CLI (and usable from notebooks)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+# Seconds a single HTTP call may take before the client gives up on it.
+REQUEST_TIMEOUT_S = 30
+
+
+class ApiError(RuntimeError):
+    """The API answered with a problem document; the message is its detail and field errors."""
+
+    def __init__(self, status: int, problem: dict[str, Any]):
+        self.status, self.problem = status, problem
+        detail = problem.get("detail") or problem.get("title") or f"HTTP {status}"
+        errors = problem.get("errors") or []
+        lines = [f"{detail} (HTTP {status})"]
+        lines += [f"  {e.get('path')}: {e.get('message')}" for e in errors]
+        super().__init__("\n".join(lines))
+
+
+class Client:
+    def __init__(self, base_url: str, token: str | None):
+        self.base_url = base_url.rstrip("/")
+        self.http = requests.Session()
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        response = self.http.request(
+            method, self.base_url + path, timeout=REQUEST_TIMEOUT_S, **kwargs
+        )
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:500]}
+            raise ApiError(response.status_code, problem)
+        return response
+
+    def submit(self, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {"kind": kind, "name": name, "spec": spec}
+        return self._call("POST", "/api/v1/jobs", json=body).json()  # type: ignore[no-any-return]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/jobs/{job_id}").json()  # type: ignore[no-any-return]
+
+    def jobs(self, **filters: Any) -> dict[str, Any]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return self._call("GET", "/api/v1/jobs", params=params).json()  # type: ignore[no-any-return]
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/jobs/{job_id}/cancel").json()  # type: ignore[no-any-return]
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/v1/jobs/{job_id}/events").json()["events"]  # type: ignore[no-any-return]
+
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/v1/jobs/{job_id}/artifacts").json()["artifacts"]  # type: ignore[no-any-return]
+
+    def download(self, job_id: str, name: str, target: Path) -> Path:
+        response = self._call("GET", f"/api/v1/jobs/{job_id}/artifacts/{name}", stream=True)
+        with target.open("wb") as out:
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                out.write(chunk)
+        return target
+
+    def ready(self) -> bool:
+        try:
+            return self.http.get(self.base_url + "/readyz", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def follow(self, job_id: str, interval_s: float = 1.0) -> Iterator[dict[str, Any]]:
+        """Yield the job every `interval_s` until it reaches a final state (yielded last)."""
+        while True:
+            job = self.job(job_id)
+            yield job
+            if job["state"] in ("succeeded", "failed", "cancelled"):
+                return
+            time.sleep(interval_s)

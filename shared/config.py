@@ -1,0 +1,169 @@
+"""The one config object: everything ganforge reads from the environment is read here.
+
+Every other module receives a `Settings` instead of calling `os.environ`, so that the embedded
+defaults (SQLite, a local artifact folder, a file-system broker) and a real deployment
+(PostgreSQL, Redis, S3) differ only in environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+# Where the embedded mode keeps its database, artifacts, broker folder and local token, when
+# GANFORGE_HOME is not set: a per-user folder, so two checkouts share one local service.
+DEFAULT_HOME = Path.home() / ".ganforge"
+
+# Seconds between progress writes to the database: often enough that a poller sees movement,
+# rare enough that a 100-steps/s job does not turn the database into its bottleneck.
+DEFAULT_PROGRESS_INTERVAL_S = 2.0
+
+# Redis redelivers an unacknowledged message after this many seconds. acks_late tasks run as
+# long as training does, so the timeout must exceed the longest job we accept; duplicates that
+# still arrive are dropped by the compare-and-set claim in the database.
+DEFAULT_VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
+
+# How long a cancelled run may take to stop cooperatively before its process group is killed
+# (torchrun waits 30 s, Ray 3 s; a training step here is far below a second).
+DEFAULT_CANCEL_GRACE_S = 15.0
+
+# A job is tried this many times in all (first run plus requeues after lost/preempted).
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value ganforge cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build it with `Settings.from_env()`; tests use `replace()`."""
+
+    home: Path
+    database_url: str
+    broker_url: str
+    storage_url: str
+    s3_endpoint_url: str | None = None
+    queue: str = "ganforge"
+    torch_threads: int | None = None
+    progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
+    visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
+    cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    api_url: str = "http://127.0.0.1:8765"
+    api_token: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        home = Path(env.get("GANFORGE_HOME") or DEFAULT_HOME).expanduser()
+        settings = cls(
+            home=home,
+            database_url=env.get("GANFORGE_DATABASE_URL") or f"sqlite:///{home / 'ganforge.db'}",
+            broker_url=env.get("GANFORGE_BROKER_URL") or "filesystem://",
+            storage_url=env.get("GANFORGE_STORAGE_URL") or (home / "artifacts").as_uri(),
+            s3_endpoint_url=env.get("GANFORGE_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL"),
+            queue=env.get("GANFORGE_QUEUE") or "ganforge",
+            torch_threads=_optional_int(env, "GANFORGE_TORCH_THREADS", minimum=1),
+            progress_interval_s=_float(
+                env, "GANFORGE_PROGRESS_INTERVAL_S", DEFAULT_PROGRESS_INTERVAL_S
+            ),
+            visibility_timeout_s=int(
+                _float(env, "GANFORGE_VISIBILITY_TIMEOUT_S", DEFAULT_VISIBILITY_TIMEOUT_S)
+            ),
+            cancel_grace_s=_float(env, "GANFORGE_CANCEL_GRACE_S", DEFAULT_CANCEL_GRACE_S),
+            max_attempts=_optional_int(env, "GANFORGE_MAX_ATTEMPTS", minimum=1)
+            or DEFAULT_MAX_ATTEMPTS,
+            api_url=(env.get("GANFORGE_API_URL") or "http://127.0.0.1:8765").rstrip("/"),
+            api_token=env.get("GANFORGE_TOKEN") or None,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        scheme = urlparse(self.storage_url).scheme
+        if scheme not in ("s3", "file"):
+            raise ConfigError(
+                f"GANFORGE_STORAGE_URL must start with s3:// or file://, got {self.storage_url!r}"
+            )
+        if scheme == "s3" and not urlparse(self.storage_url).netloc:
+            raise ConfigError(
+                "GANFORGE_STORAGE_URL=s3://... must name a bucket: s3://bucket/prefix"
+            )
+        if "://" not in self.database_url:
+            raise ConfigError(f"GANFORGE_DATABASE_URL is not a URL: {self.database_url!r}")
+        if "://" not in self.broker_url:
+            raise ConfigError(f"GANFORGE_BROKER_URL is not a URL: {self.broker_url!r}")
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def broker_folder(self) -> Path:
+        """Message folder of the embedded (file-system) broker."""
+        return self.home / "broker"
+
+    @property
+    def token_file(self) -> Path:
+        """Where the embedded mode writes the local user's token for the CLI to find."""
+        return self.home / "token"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that rebuilds these settings in a child process."""
+        env = {
+            "GANFORGE_HOME": str(self.home),
+            "GANFORGE_DATABASE_URL": self.database_url,
+            "GANFORGE_BROKER_URL": self.broker_url,
+            "GANFORGE_STORAGE_URL": self.storage_url,
+            "GANFORGE_QUEUE": self.queue,
+            "GANFORGE_PROGRESS_INTERVAL_S": str(self.progress_interval_s),
+            "GANFORGE_VISIBILITY_TIMEOUT_S": str(self.visibility_timeout_s),
+            "GANFORGE_CANCEL_GRACE_S": str(self.cancel_grace_s),
+            "GANFORGE_MAX_ATTEMPTS": str(self.max_attempts),
+            "GANFORGE_API_URL": self.api_url,
+        }
+        if self.s3_endpoint_url:
+            env["GANFORGE_S3_ENDPOINT_URL"] = self.s3_endpoint_url
+        if self.torch_threads:
+            env["GANFORGE_TORCH_THREADS"] = str(self.torch_threads)
+        return env
+
+    def client_token(self) -> str | None:
+        """The CLI's token: GANFORGE_TOKEN, else the one the embedded mode wrote."""
+        if self.api_token:
+            return self.api_token
+        if self.token_file.exists():
+            return self.token_file.read_text().strip()
+        return None
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _optional_int(env: dict[str, str], name: str, minimum: int) -> int | None:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value

@@ -1,0 +1,218 @@
+"""The job domain layer: submit, read, list, cancel, and what workers report back.
+
+Routes and the CLI call these functions; they hold the business rules (ownership, what cancel
+means in each state). State changes go through `shared.states.transition`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.models import Artifact, Job, JobEvent, User, utcnow
+from shared.specs import SampleSpec, TrainSpec
+from shared.states import ACTIVE, TERMINAL, JobState, record_creation, transition
+
+# Page size of GET /jobs when the caller gives none, and the most one page may hold.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+class JobNotFoundError(LookupError):
+    """No job with that id belongs to the caller (other users' jobs are not found either)."""
+
+    def __init__(self, job_id: str):
+        super().__init__(f"no job {job_id!r}")
+        self.job_id = job_id
+
+
+class JobConflictError(RuntimeError):
+    """The job is in a state where the request makes no sense (e.g. cancel a finished job)."""
+
+
+class InvalidCursorError(ValueError):
+    """The pagination cursor was not one we issued."""
+
+
+def submit_job(
+    session: Session,
+    owner: User,
+    kind: str,
+    name: str,
+    spec: TrainSpec | SampleSpec,
+    *,
+    max_attempts: int,
+) -> Job:
+    """Create a queued job. The dispatcher sends it to a worker after this commits."""
+    if isinstance(spec, SampleSpec):
+        source = get_job(session, owner, spec.job_id)
+        if source.kind != "train":
+            raise JobConflictError(
+                f"spec.job_id: job {spec.job_id} is a {source.kind} job; sample a train job"
+            )
+    now = utcnow()
+    job = Job(
+        owner_id=owner.id,
+        kind=kind,
+        name=name,
+        spec=spec.model_dump(mode="json"),
+        state=JobState.QUEUED.value,
+        attempt=1,
+        max_attempts=max_attempts,
+        devices=spec.resources.devices,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    session.flush()
+    record_creation(session, job)
+    return job
+
+
+def get_job(session: Session, owner: User, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.owner_id != owner.id:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+def list_jobs(
+    session: Session,
+    owner: User,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> JobPage:
+    """The owner's jobs, newest first, `limit` at a time; pass `next_cursor` for the next page."""
+    query = select(Job).where(Job.owner_id == owner.id)
+    if state:
+        query = query.where(Job.state == state)
+    if kind:
+        query = query.where(Job.kind == kind)
+    if cursor:
+        created_at, last_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < last_id))
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    jobs = list(session.scalars(query))
+    has_more = len(jobs) > limit
+    jobs = jobs[:limit]
+    next_cursor = _encode_cursor(jobs[-1]) if has_more else None
+    return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), str(job_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursorError("cursor: not a cursor returned by this API") from exc
+
+
+def cancel_job(session: Session, owner: User, job_id: str) -> Job:
+    """Cancel a job: at once when no worker runs it, cooperatively when one does.
+
+    Cancelling a job that is already cancelling or cancelled changes nothing (idempotent);
+    cancelling a finished job is a conflict.
+    """
+    job = get_job(session, owner, job_id)
+    for _ in range(3):  # the state may move under us between the read and the compare-and-set
+        current = JobState(job.state)
+        if current in (JobState.CANCELLING, JobState.CANCELLED):
+            break
+        if current in TERMINAL:
+            raise JobConflictError(f"job {job.id} already {current.value}; nothing to cancel")
+        if current == JobState.RUNNING:
+            target, reason = JobState.CANCELLING, "cancel requested"
+        else:
+            target, reason = JobState.CANCELLED, f"cancelled while {current.value}"
+        if transition(session, job.id, current, target, reason):
+            break
+        session.refresh(job)
+    session.refresh(job)
+    return job
+
+
+def job_events(session: Session, owner: User, job_id: str) -> list[JobEvent]:
+    get_job(session, owner, job_id)
+    return list(
+        session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+    )
+
+
+def job_artifacts(session: Session, owner: User, job_id: str) -> list[Artifact]:
+    get_job(session, owner, job_id)
+    return list_artifacts(session, job_id)
+
+
+def list_artifacts(session: Session, job_id: str) -> list[Artifact]:
+    return list(
+        session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name))
+    )
+
+
+def find_artifact(session: Session, owner: User, job_id: str, name: str) -> Artifact | None:
+    get_job(session, owner, job_id)
+    return session.scalar(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+
+
+def latest_checkpoint(session: Session, job_id: str, step: int | None = None) -> Artifact | None:
+    """The checkpoint artifact at `step`, or the latest one when step is None."""
+    query = select(Artifact).where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
+    if step is not None:
+        query = query.where(Artifact.step == step)
+    return session.scalar(query.order_by(Artifact.step.desc()).limit(1))
+
+
+def record_artifact(
+    session: Session,
+    job_id: str,
+    *,
+    name: str,
+    kind: str,
+    key: str,
+    size: int,
+    sha256: str,
+    step: int | None,
+) -> None:
+    """Insert or replace the row for an artifact that has just been written to storage."""
+    session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+    session.add(
+        Artifact(job_id=job_id, name=name, kind=kind, key=key, size=size, sha256=sha256, step=step)
+    )
+
+
+def report_progress(
+    session: Session, job_id: str, attempt: int, progress: dict[str, Any], metrics: dict[str, Any]
+) -> None:
+    """Store the latest progress of a running attempt (ignored once the attempt is over)."""
+    session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.attempt == attempt,
+            Job.state.in_([s.value for s in ACTIVE]),
+        )
+        .values(progress=progress, metrics=metrics, updated_at=utcnow())
+    )

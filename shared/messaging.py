@@ -1,0 +1,48 @@
+"""The Celery app both sides share: the dispatcher sends by task name, the worker defines it.
+
+A message holds a job id and an attempt number only; the worker reads the spec from the
+database. Redis (or the embedded file-system broker) carries messages, never state.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.config import Settings
+
+RUN_JOB_TASK = "ganforge.run_job"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("ganforge", broker=settings.broker_url, set_as_current=False)
+    transport_options: dict[str, object] = {"visibility_timeout": settings.visibility_timeout_s}
+    if settings.is_embedded_broker:
+        folder = settings.broker_folder
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        transport_options.update(
+            data_folder_in=str(folder),
+            data_folder_out=str(folder),
+            processed_folder=str(folder / "processed"),
+            store_processed=False,
+        )
+    app.conf.update(
+        task_default_queue=settings.queue,
+        # Training runs for hours: ack only after the task returns, give a lost worker's job
+        # back to the broker, and never reserve a second job behind a running one.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        task_serializer="json",
+        accept_content=["json"],
+    )
+    return app
+
+
+def send_run_job(app: Celery, job_id: str, attempt: int, queue: str) -> str:
+    """Send the message that starts `attempt` of `job_id`; returns the broker's task id."""
+    result = app.send_task(RUN_JOB_TASK, kwargs={"job_id": job_id, "attempt": attempt}, queue=queue)
+    return str(result.id)

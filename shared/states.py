@@ -1,0 +1,129 @@
+"""The one job state machine, used by the API, the dispatcher and the worker alike.
+
+    queued ──► scheduled ──► running ──► succeeded | failed | cancelled
+       ▲           │            ├──► cancelling ──► cancelled (succeeded/failed if it ended first)
+       │           │            ├──► preempted ─┐
+       │           │            └──► lost ──────┤
+       └───────────┴────────────────────────────┘  back to queued while attempts remain
+
+Every change is one compare-and-set UPDATE (`WHERE id = :id AND state = :expected`) plus an
+event row, in one transaction: a redelivered or duplicated message that tries to start a job
+twice finds the state already moved and changes nothing.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from shared.models import Job, JobEvent, utcnow
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    PREEMPTED = "preempted"
+    LOST = "lost"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+S = JobState
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    S.QUEUED: frozenset({S.SCHEDULED, S.CANCELLED}),
+    # scheduled -> queued: the message could not be sent, or the node went away before claiming.
+    S.SCHEDULED: frozenset({S.RUNNING, S.QUEUED, S.CANCELLED, S.LOST}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PREEMPTED, S.LOST}),
+    S.CANCELLING: frozenset({S.CANCELLED, S.SUCCEEDED, S.FAILED}),
+    S.PREEMPTED: frozenset({S.QUEUED, S.FAILED, S.CANCELLED}),
+    S.LOST: frozenset({S.QUEUED, S.FAILED, S.CANCELLED}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+TERMINAL: frozenset[JobState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+ACTIVE: frozenset[JobState] = frozenset({S.SCHEDULED, S.RUNNING, S.CANCELLING})
+
+
+class InvalidTransitionError(ValueError):
+    """The state machine has no edge from one state to another."""
+
+
+def check_transition(current: JobState, target: JobState) -> None:
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none (final)"
+        raise InvalidTransitionError(
+            f"a {current.value} job cannot become {target.value}; allowed: {allowed}"
+        )
+
+
+def transition(
+    session: Session,
+    job_id: str,
+    expected: JobState,
+    target: JobState,
+    reason: str,
+    *,
+    attempt: int | None = None,
+    **fields: Any,
+) -> bool:
+    """Move job `job_id` from `expected` to `target` if and only if it is still `expected`
+    (and, when given, still in `attempt`). Records an event; sets `fields` on the row in the
+    same UPDATE. Returns False, changing nothing, when another actor moved the job first.
+    The caller owns the transaction (commit makes the change and its event visible together).
+    """
+    check_transition(expected, target)
+    now = utcnow()
+    values: dict[str, Any] = {"state": target.value, "updated_at": now, **fields}
+    if target in TERMINAL:
+        values.setdefault("finished_at", now)
+    if target == S.RUNNING:
+        values.setdefault("started_at", now)
+    if target == S.QUEUED and expected != S.SCHEDULED:
+        values["attempt"] = Job.attempt + 1
+    where = [Job.id == job_id, Job.state == expected.value]
+    if attempt is not None:
+        where.append(Job.attempt == attempt)
+    result = session.execute(
+        update(Job).where(*where).values(**values).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    current_attempt = session.execute(
+        Job.__table__.select().with_only_columns(Job.attempt).where(Job.id == job_id)
+    ).scalar_one()
+    session.add(
+        JobEvent(
+            job_id=job_id,
+            from_state=expected.value,
+            to_state=target.value,
+            attempt=current_attempt,
+            reason=reason,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return True
+
+
+def record_creation(session: Session, job: Job, reason: str = "submitted") -> None:
+    """The first event of a job: it exists and is queued."""
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            from_state=None,
+            to_state=job.state,
+            attempt=job.attempt,
+            reason=reason,
+            created_at=job.created_at,
+        )
+    )

@@ -1,0 +1,66 @@
+"""The storage interface: put, get, list, delete, url."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+from urllib.parse import urlparse
+
+from shared.config import Settings
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed; the message says which key and why (backend errors wrapped)."""
+
+
+class ObjectNotFoundError(StorageError):
+    """The key does not exist."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class Storage(Protocol):
+    """Objects by key. Keys come from `shared.storage.keys`."""
+
+    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+        """Store bytes or a binary file object under key, replacing what was there."""
+
+    def get(self, key: str) -> bytes:
+        """The whole object; raises ObjectNotFoundError."""
+
+    def open(self, key: str) -> Iterator[bytes]:
+        """The object as chunks, for streaming a large download; raises ObjectNotFoundError."""
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with prefix, sorted by key."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error."""
+
+    def url(self, key: str, expires_s: int = 3600) -> str | None:
+        """A URL a client can download from directly (presigned for S3); None when the backend
+        has no such URL and the API must stream the bytes itself."""
+
+    def check(self) -> None:
+        """Raise StorageError unless the store is reachable and writable (readiness probe)."""
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The backend GANFORGE_STORAGE_URL names: s3://bucket/prefix or file:///path."""
+    parsed = urlparse(settings.storage_url)
+    if parsed.scheme == "s3":
+        from shared.storage.s3 import S3Storage
+
+        return S3Storage(
+            bucket=parsed.netloc,
+            prefix=parsed.path.strip("/"),
+            endpoint_url=settings.s3_endpoint_url,
+        )
+    from shared.storage.local import LocalStorage
+
+    return LocalStorage(parsed.path)

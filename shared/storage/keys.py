@@ -1,0 +1,58 @@
+"""The one place artifact keys are built.
+
+Layout: `jobs/<job_id>/checkpoints/step-000500.pt`, `jobs/<job_id>/samples/step-000500.png`,
+`jobs/<job_id>/metrics.jsonl`, `jobs/<job_id>/log.txt`. Job ids are ours (hex), steps are
+integers, so no user-supplied string ever reaches a key.
+"""
+
+from __future__ import annotations
+
+import re
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+# Zero-padded to 6 digits so that keys sort by step up to a million steps; longer runs
+# still produce valid, unique keys (just wider).
+_STEP_DIGITS = 6
+
+
+class KeyError_(ValueError):
+    """A key was asked for with an id or name that is not ours."""
+
+
+def job_prefix(job_id: str) -> str:
+    if not _JOB_ID.fullmatch(job_id):
+        raise KeyError_(f"not a ganforge job id: {job_id!r}")
+    return f"jobs/{job_id}/"
+
+
+def step_name(step: int) -> str:
+    if step < 0:
+        raise KeyError_(f"step must be non-negative, got {step}")
+    return f"step-{step:0{_STEP_DIGITS}d}"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"checkpoints/{step_name(step)}.pt"
+
+
+def samples_name(step: int) -> str:
+    return f"samples/{step_name(step)}.png"
+
+
+def latents_name(step: int) -> str:
+    return f"samples/{step_name(step)}-latents.npy"
+
+
+METRICS_NAME = "metrics.jsonl"
+LOG_NAME = "log.txt"
+GRID_NAME = "grid.png"
+LATENTS_NAME = "latents.npy"
+
+_ARTIFACT_NAME = re.compile(r"^(?:[a-z]+/)?[a-z0-9][a-z0-9._-]*$")
+
+
+def artifact_key(job_id: str, name: str) -> str:
+    """The key of artifact `name` (one of the names built above) of a job."""
+    if not _ARTIFACT_NAME.fullmatch(name) or ".." in name:
+        raise KeyError_(f"not a ganforge artifact name: {name!r}")
+    return job_prefix(job_id) + name

@@ -1,0 +1,202 @@
+"""Objects in an S3 bucket (AWS, MinIO, or moto in tests) through boto3.
+
+Every boto3/botocore exception stops here and leaves as our `StorageError` (or
+`ObjectNotFoundError`) with the bucket and key in its message, so callers never import botocore.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+import boto3
+from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError
+
+# Used when neither AWS_DEFAULT_REGION nor ~/.aws/config names one: MinIO and moto accept any
+# region, and us-east-1 is the one AWS signs for without a location constraint.
+DEFAULT_REGION = "us-east-1"
+
+# Checkpoints are tens to hundreds of MB: above 8 MiB they go up in 8 MiB parts, which is above
+# S3's 5 MB minimum part size, small enough to retry a part cheaply, and gives 10,000 parts
+# (S3's maximum) = 80 GB before s3transfer has to widen the parts itself.
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+MULTIPART_CHUNKSIZE = 8 * 1024 * 1024
+
+# Streaming download read size, the same as the local backend's.
+CHUNK_SIZE = 1024 * 1024
+
+# S3's own maximum page for ListObjectsV2; tests pass a smaller one to exercise paging.
+LIST_PAGE_SIZE = 1000
+
+# SigV4 presigned URLs are refused by S3 beyond 7 days.
+MAX_URL_EXPIRY_S = 7 * 24 * 3600
+
+# Standard mode retries throttling and 5xx with backoff; 5 attempts rides out a MinIO restart.
+_RETRIES = {"mode": "standard", "max_attempts": 5}
+
+# Codes S3 uses for a missing object or bucket (HEAD has no body, so only the status code
+# comes back).
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class S3Storage:
+    """The `Storage` interface on `s3://bucket/prefix`; `url()` gives presigned GET URLs."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        client: Any | None = None,
+        list_page_size: int = LIST_PAGE_SIZE,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.client = client if client is not None else make_client(endpoint_url)
+        self.list_page_size = list_page_size
+        self._transfer_config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=MULTIPART_CHUNKSIZE,
+            # Not the CRT client, which picks its own part sizes when awscrt is installed.
+            preferred_transfer_client="classic",
+        )
+
+    def __repr__(self) -> str:
+        return f"S3Storage('s3://{self.bucket}/{self.prefix}')"
+
+    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+        fileobj = io.BytesIO(data) if isinstance(data, bytes) else data
+        size = _remaining_size(fileobj)
+        with self._errors("upload", key):
+            self.client.upload_fileobj(
+                fileobj, self.bucket, self._full(key), Config=self._transfer_config
+            )
+            if size is None:
+                size = self.client.head_object(Bucket=self.bucket, Key=self._full(key))[
+                    "ContentLength"
+                ]
+        return ObjectInfo(key=key, size=size)
+
+    def get(self, key: str) -> bytes:
+        return b"".join(self.open(key))
+
+    def open(self, key: str) -> Iterator[bytes]:
+        # get_object runs now, so a missing key raises at the call rather than at the first
+        # chunk (before an HTTP response has started streaming it).
+        with self._errors("download", key):
+            body = self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+        return self._chunks(key, body)
+
+    def list(self, prefix: str) -> builtins.list[ObjectInfo]:
+        found: builtins.list[ObjectInfo] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket,
+            Prefix=self._full(prefix),
+            PaginationConfig={"PageSize": self.list_page_size},
+        )
+        with self._errors("list", prefix):
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    found.append(ObjectInfo(key=key, size=item["Size"]))
+        # S3 already returns UTF-8 binary order (= str order); sorting keeps the promise for
+        # S3-compatible stores that might not.
+        return sorted(found, key=lambda info: info.key)
+
+    def delete(self, key: str) -> None:
+        with self._errors("delete", key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+
+    def url(self, key: str, expires_s: int = 3600) -> str | None:
+        if expires_s <= 0:
+            raise ValueError(f"expires_s must be positive, got {expires_s}")
+        with self._errors("presign", key):
+            return str(
+                self.client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": self._full(key)},
+                    ExpiresIn=min(expires_s, MAX_URL_EXPIRY_S),
+                )
+            )
+
+    def check(self) -> None:
+        """Raise StorageError unless the bucket exists and these credentials may use it."""
+        with self._errors("reach bucket"):
+            self.client.head_bucket(Bucket=self.bucket)
+
+    def _full(self, key: str) -> str:
+        return self.prefix + key
+
+    def _chunks(self, key: str, body: Any) -> Iterator[bytes]:
+        # A connection can also drop mid-stream, so the iteration is wrapped as well.
+        with self._errors("download", key):
+            try:
+                yield from body.iter_chunks(CHUNK_SIZE)
+            finally:
+                body.close()
+
+    @contextmanager
+    def _errors(self, action: str, key: str | None = None) -> Iterator[None]:
+        """Turn boto3/botocore exceptions into StorageError naming bucket and key."""
+        where = (
+            f"s3://{self.bucket}/{self._full(key)}" if key is not None else f"s3://{self.bucket}"
+        )
+        try:
+            yield
+        except ClientError as e:
+            error = e.response.get("Error", {})
+            code = str(error.get("Code", "unknown"))
+            if code == "NoSuchBucket" or (key is None and code in _NOT_FOUND_CODES):
+                raise StorageError(
+                    f"cannot {action} {where}: bucket {self.bucket!r} does not exist"
+                    f" at {self.client.meta.endpoint_url}"
+                ) from e
+            if key is not None and code in _NOT_FOUND_CODES:
+                raise ObjectNotFoundError(f"no object {where}") from e
+            message = error.get("Message") or e
+            raise StorageError(f"cannot {action} {where}: {code}: {message}") from e
+        except (BotoCoreError, Boto3Error) as e:
+            raise StorageError(f"cannot {action} {where}: {e}") from e
+
+
+def make_client(endpoint_url: str | None = None) -> Any:
+    """An S3 client for endpoint_url (None: AWS itself), with retries and SigV4 signing.
+
+    Credentials and region come from boto3's usual chain (environment, ~/.aws, instance role).
+    """
+    session = boto3.session.Session()
+    config = Config(
+        retries=_RETRIES,  # type: ignore[arg-type]
+        signature_version="s3v4",
+        # MinIO and moto serve buckets as paths; virtual-host names (bucket.minio:9000) would
+        # need wildcard DNS that such deployments rarely have.
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=session.region_name or DEFAULT_REGION,
+        config=config,
+    )
+
+
+def _remaining_size(fileobj: BinaryIO) -> int | None:
+    """Bytes left to read in fileobj, or None when it cannot seek (then we ask S3 after)."""
+    try:
+        if not fileobj.seekable():
+            return None
+        start = fileobj.tell()
+        end = fileobj.seek(0, io.SEEK_END)
+        fileobj.seek(start)
+    except (AttributeError, OSError):
+        return None
+    return end - start

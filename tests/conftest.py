@@ -1,0 +1,48 @@
+"""Fixtures shared by all test suites."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+# tests/ has no __init__.py, so pytest puts this folder on sys.path before importing conftest.
+from s3_server import start_moto_server
+
+# Dummy credentials: boto3 refuses to sign without some, and moto accepts any. Set for the whole
+# session so that no test can reach a real AWS account with the developer's own keys.
+_FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """URL of a moto S3 server that runs for the whole test session."""
+    saved = {name: os.environ.get(name) for name in _FAKE_AWS_ENV}
+    os.environ.update(_FAKE_AWS_ENV)
+    endpoint_url, stop = start_moto_server()
+    try:
+        yield endpoint_url
+    finally:
+        stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket on the moto server, named uniquely so tests never share objects."""
+    name = f"test-{uuid.uuid4().hex}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name

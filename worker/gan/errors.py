@@ -1,0 +1,24 @@
+"""Named failures of the GAN engine, each with a message a user can act on."""
+
+
+class GanError(Exception):
+    """Base class, so the worker can turn any engine failure into a failed job."""
+
+
+class DataError(GanError):
+    """Training data is missing or malformed; the message names the file and the problem."""
+
+
+class CheckpointError(GanError):
+    """A checkpoint cannot be read, or does not fit the spec it is resumed with."""
+
+
+class NonFiniteLossError(GanError):
+    """A loss became NaN or infinite; the run cannot recover, so it stops and says when."""
+
+    def __init__(self, step: int):
+        self.step = step
+        super().__init__(
+            f"loss became NaN or infinite at step {step}: "
+            "lower the learning rate or check the training data"
+        )

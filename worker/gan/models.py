@@ -1,0 +1,154 @@
+"""Generator and discriminator networks, built from a `TrainSpec` by model family.
+
+Networks are plain `nn.Sequential`s so their state_dicts have stable keys and load anywhere.
+Discriminators return one logit per sample, shape [B].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from shared.specs import DataSpec, TrainSpec
+
+# Big enough for an 8-mode ring to be learnt in a few thousand steps, small enough to run at
+# well over 100 steps/s on one CPU core.
+DEFAULT_MLP_WIDTH = 128
+# Hidden layers in each MLP: three is what the Unrolled GAN / VEEGAN toy set-ups use.
+MLP_HIDDEN_LAYERS = 3
+# DCGAN's base channel count (ngf / ndf in pytorch/examples).
+DEFAULT_DCGAN_WIDTH = 64
+# Negative slope of the discriminators' LeakyReLU, as in the DCGAN paper.
+LEAKY_SLOPE = 0.2
+# DCGAN paper: all conv weights from N(0, 0.02), batch-norm scales from N(1, 0.02).
+INIT_STD = 0.02
+# The toy data sets are points in the plane.
+POINT_DIM = 2
+
+
+@dataclass(frozen=True)
+class ImageShape:
+    """Channels and side length of square training images."""
+
+    channels: int
+    size: int
+
+
+# Image shape of each image source. 32 and 64 px or 3 channels need only an entry here and
+# in `_DCGAN_PLANS`.
+IMAGE_SHAPES: dict[str, ImageShape] = {"mnist": ImageShape(channels=1, size=28)}
+
+
+@dataclass(frozen=True)
+class _DcganPlan:
+    """How a DCGAN reaches an image size: a first feature map, then stride-2 doublings."""
+
+    start_size: int
+    doublings: int
+
+
+# 28 = 7 * 2 * 2. For later: 32 -> _DcganPlan(4, 3), 64 -> _DcganPlan(4, 4).
+_DCGAN_PLANS: dict[int, _DcganPlan] = {28: _DcganPlan(start_size=7, doublings=2)}
+
+
+def image_shape(data: DataSpec) -> ImageShape:
+    """The shape of the images a data source yields; ValueError for point sources."""
+    if data.source not in IMAGE_SHAPES:
+        raise ValueError(f"{data.source} is not an image source")
+    return IMAGE_SHAPES[data.source]
+
+
+def build_generator(spec: TrainSpec) -> nn.Module:
+    """The generator for `spec`: latent [B, dim] -> points [B, 2] or images [B, C, H, W]."""
+    return _BUILDERS[spec.model.family][0](spec)
+
+
+def build_discriminator(spec: TrainSpec) -> nn.Module:
+    """The discriminator for `spec`: a sample batch -> logits [B]."""
+    return _BUILDERS[spec.model.family][1](spec)
+
+
+def _mlp_width(spec: TrainSpec) -> int:
+    return spec.model.width or DEFAULT_MLP_WIDTH
+
+
+def _mlp_generator(spec: TrainSpec) -> nn.Module:
+    width = _mlp_width(spec)
+    layers: list[nn.Module] = [nn.Linear(spec.latent.dim, width), nn.ReLU()]
+    for _ in range(MLP_HIDDEN_LAYERS - 1):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, POINT_DIM))
+
+
+def _mlp_discriminator(spec: TrainSpec) -> nn.Module:
+    width = _mlp_width(spec)
+    layers: list[nn.Module] = [nn.Linear(POINT_DIM, width), nn.LeakyReLU(LEAKY_SLOPE)]
+    for _ in range(MLP_HIDDEN_LAYERS - 1):
+        layers += [nn.Linear(width, width), nn.LeakyReLU(LEAKY_SLOPE)]
+    return nn.Sequential(*layers, nn.Linear(width, 1), nn.Flatten(0))
+
+
+def _dcgan_layout(spec: TrainSpec) -> tuple[ImageShape, _DcganPlan, int]:
+    shape = image_shape(spec.data)
+    if shape.size not in _DCGAN_PLANS:
+        raise ValueError(f"dcgan has no layout for {shape.size}x{shape.size} images")
+    return shape, _DCGAN_PLANS[shape.size], spec.model.width or DEFAULT_DCGAN_WIDTH
+
+
+def _dcgan_generator(spec: TrainSpec) -> nn.Module:
+    shape, plan, width = _dcgan_layout(spec)
+    channels = width * 2 ** (plan.doublings - 1)
+    layers: list[nn.Module] = [
+        nn.Unflatten(1, (spec.latent.dim, 1, 1)),
+        nn.ConvTranspose2d(spec.latent.dim, channels, plan.start_size, 1, 0, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+    ]
+    for _ in range(plan.doublings - 1):
+        layers += [
+            nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(channels // 2),
+            nn.ReLU(),
+        ]
+        channels //= 2
+    layers += [nn.ConvTranspose2d(channels, shape.channels, 4, 2, 1, bias=False), nn.Tanh()]
+    return _dcgan_init(nn.Sequential(*layers))
+
+
+def _dcgan_discriminator(spec: TrainSpec) -> nn.Module:
+    shape, plan, width = _dcgan_layout(spec)
+    # No batch norm on the first layer, as in the DCGAN paper: it sees raw pixels.
+    layers: list[nn.Module] = [
+        nn.Conv2d(shape.channels, width, 4, 2, 1, bias=False),
+        nn.LeakyReLU(LEAKY_SLOPE),
+    ]
+    channels = width
+    for _ in range(plan.doublings - 1):
+        layers += [
+            nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(channels * 2),
+            nn.LeakyReLU(LEAKY_SLOPE),
+        ]
+        channels *= 2
+    layers += [nn.Conv2d(channels, 1, plan.start_size, 1, 0, bias=False), nn.Flatten(0)]
+    return _dcgan_init(nn.Sequential(*layers))
+
+
+def _dcgan_init(network: nn.Module) -> nn.Module:
+    for module in network.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(module.weight, 0.0, INIT_STD)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.normal_(module.weight, 1.0, INIT_STD)
+            nn.init.zeros_(module.bias)
+    return network
+
+
+_Builder = Callable[[TrainSpec], nn.Module]
+# (generator, discriminator) per `ModelSpec.family`.
+_BUILDERS: dict[str, tuple[_Builder, _Builder]] = {
+    "mlp": (_mlp_generator, _mlp_discriminator),
+    "dcgan": (_dcgan_generator, _dcgan_discriminator),
+}

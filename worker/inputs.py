@@ -1,0 +1,59 @@
+"""What a rank needs before the engine runs: the job row, its data on local disk, and the
+checkpoint to resume or sample from."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+from sqlalchemy import select
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.jobs import latest_checkpoint
+from shared.models import Job
+from shared.specs import DataSpec
+from shared.storage import Storage
+
+
+class JobInputError(RuntimeError):
+    """Something the job refers to is missing or unusable; the message says what."""
+
+
+def load_job(settings: Settings, job_id: str) -> tuple[str, dict]:
+    with session_scope(settings.database_url) as session:
+        kind, spec = session.execute(select(Job.kind, Job.spec).where(Job.id == job_id)).one()
+    return kind, spec
+
+
+def fetch_data(data: DataSpec, store: Storage, workdir: Path) -> Path | None:
+    """A local folder holding the data files: the spec's path, or a copy of the store prefix."""
+    if data.path is not None:
+        path = Path(data.path)
+        if not path.exists():
+            raise JobInputError(f"spec.data.path: {data.path} does not exist on this worker")
+        return path
+    if data.key is None:
+        return None
+    prefix = data.key.rstrip("/") + "/"
+    objects = store.list(prefix) or store.list(data.key)
+    if not objects:
+        raise JobInputError(f"spec.data.key: nothing stored under {data.key!r}")
+    folder = workdir / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for obj in objects:
+        (folder / obj.key.rsplit("/", 1)[-1]).write_bytes(store.get(obj.key))
+    return folder
+
+
+def load_checkpoint_of(
+    settings: Settings, store: Storage, job_id: str, step: int | None, device: torch.device
+) -> dict | None:
+    """The job's checkpoint at `step` (latest when None), loaded with weights_only=True."""
+    with session_scope(settings.database_url) as session:
+        row = latest_checkpoint(session, job_id, step)
+    if row is None:
+        return None
+    data = store.get(row.key)
+    return torch.load(io.BytesIO(data), map_location=device, weights_only=True)

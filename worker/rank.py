@@ -1,0 +1,124 @@
+"""One rank of a job attempt: set up the device and process group, run the engine, report.
+
+Started by the launcher with `spawn`. A failure is written to error-rank<r>.txt (one line a
+person can act on) and to the job's log before the process exits non-zero.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared.artifacts import put_artifact
+from shared.config import Settings
+from shared.specs import SampleSpec, TrainSpec, parse_spec
+from shared.storage import Storage, keys, open_storage
+from worker.gan.distributed import process_group
+from worker.gan.sample import sample_for_seeds
+from worker.gan.train import train
+from worker.inputs import JobInputError, fetch_data, load_checkpoint_of, load_job
+from worker.reporter import JobReporter
+from worker.supervisor import RunFiles
+
+
+@dataclass(frozen=True)
+class RankArgs:
+    job_id: str
+    attempt: int
+    workdir: str
+    world_size: int
+    port: int
+    threads: int
+
+
+def pick_device(device_type: str, rank: int) -> torch.device:
+    wants_cuda = device_type == "cuda" or (device_type == "auto" and torch.cuda.is_available())
+    if wants_cuda:
+        if not torch.cuda.is_available():
+            raise JobInputError("spec.resources.device_type: cuda asked for, none on this node")
+        torch.cuda.set_device(rank)
+        return torch.device("cuda", rank)
+    return torch.device("cpu")
+
+
+def rank_main(rank: int, args: RankArgs) -> None:
+    torch.set_num_threads(args.threads)
+    settings = Settings.from_env()
+    store = open_storage(settings)
+    files = RunFiles(Path(args.workdir))
+    reporter = JobReporter(settings, store, args.job_id, args.attempt, rank, files.stop)
+    try:
+        kind, raw_spec = load_job(settings, args.job_id)
+        spec = parse_spec(kind, raw_spec)
+        device = pick_device(spec.resources.device_type, rank)
+        if isinstance(spec, TrainSpec):
+            status = run_training(settings, store, args, rank, spec, device, reporter)
+        else:
+            status = run_sampling(settings, store, args, spec, device, reporter)
+        if rank == 0:
+            files.result.write_text(json.dumps({"status": status}))
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        (files.workdir / f"error-rank{rank:03d}.txt").write_text(message)
+        reporter.log(f"rank {rank} failed: {message}\n{traceback.format_exc()}")
+        raise
+    finally:
+        reporter.flush()
+
+
+def run_training(
+    settings: Settings,
+    store: Storage,
+    args: RankArgs,
+    rank: int,
+    spec: TrainSpec,
+    device: torch.device,
+    reporter: JobReporter,
+) -> str:
+    data_path = fetch_data(spec.data, store, Path(args.workdir) / f"rank{rank}")
+    resume = load_checkpoint_of(settings, store, args.job_id, None, device)
+    if resume is not None:
+        reporter.log(f"resuming from the checkpoint of step {resume['step']}")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    with process_group(rank, args.world_size, args.port, backend):
+        result = train(
+            spec,
+            hooks=reporter,
+            rank=rank,
+            world_size=args.world_size,
+            device=device,
+            data_path=data_path,
+            resume=resume,
+        )
+    return "cancelled" if result.stopped_early else "succeeded"
+
+
+def run_sampling(
+    settings: Settings,
+    store: Storage,
+    args: RankArgs,
+    spec: SampleSpec,
+    device: torch.device,
+    reporter: JobReporter,
+) -> str:
+    checkpoint = load_checkpoint_of(settings, store, spec.job_id, spec.step, device)
+    if checkpoint is None:
+        at = "any step" if spec.step is None else f"step {spec.step}"
+        raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
+    reporter.log(
+        f"sampling {len(spec.seeds)} seeds from step {checkpoint['step']} of {spec.job_id}"
+    )
+    result = sample_for_seeds(checkpoint, spec.seeds, device)
+    latents = io.BytesIO()
+    np.save(latents, result.latents)
+    put_artifact(settings.database_url, store, args.job_id, keys.GRID_NAME, "samples", result.png)
+    put_artifact(
+        settings.database_url, store, args.job_id, keys.LATENTS_NAME, "latents", latents.getvalue()
+    )
+    return "succeeded"

@@ -1,0 +1,125 @@
+"""The training hooks as the service implements them: the outside world of one rank.
+
+Rank 0 reports progress to the database (at most every few seconds), writes checkpoints,
+sample grids, metrics.jsonl and log.txt through the storage interface; every rank answers
+`should_stop` from the supervisor's stop file. The engine sees only the TrainingHooks protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from shared.artifacts import put_artifact
+from shared.config import Settings
+from shared.db import session_scope
+from shared.jobs import report_progress
+from shared.storage import Storage, keys
+from shared.storage.base import ObjectNotFoundError
+from worker.gan.hooks import ProgressReport
+
+
+class JobReporter:
+    """TrainingHooks for a job attempt. Only rank 0 writes anything."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Storage,
+        job_id: str,
+        attempt: int,
+        rank: int,
+        stop_file: Path,
+    ):
+        self.settings, self.store = settings, store
+        self.job_id, self.attempt, self.rank = job_id, attempt, rank
+        self.stop_file = stop_file
+        self._metrics_lines: list[str] = []
+        self._log_lines: list[str] = []
+        self._last_db_write = 0.0
+        self._history: dict[str, bytes] = {}  # earlier attempts' metrics.jsonl / log.txt
+
+    @property
+    def writes(self) -> bool:
+        return self.rank == 0
+
+    def should_stop(self) -> bool:
+        return self.stop_file.exists()
+
+    def report_progress(self, report: ProgressReport) -> None:
+        if not self.writes:
+            return
+        self._metrics_lines.append(
+            json.dumps({"step": report.step, "time": time.time(), **report.metrics})
+        )
+        now = time.monotonic()
+        last = report.step >= report.total_steps
+        if not last and now - self._last_db_write < self.settings.progress_interval_s:
+            return
+        self._last_db_write = now
+        ips = report.images_per_second
+        remaining = report.total_steps - report.step
+        progress = {
+            "step": report.step,
+            "total_steps": report.total_steps,
+            "fraction": round(report.step / report.total_steps, 6),
+            "images_per_second": round(ips, 3),
+            "eta_seconds": round(remaining * _seconds_per_step(report), 1),
+        }
+        with session_scope(self.settings.database_url) as session:
+            report_progress(session, self.job_id, self.attempt, progress, report.metrics)
+
+    def save_checkpoint(self, step: int, data: bytes) -> None:
+        if self.writes:
+            self._put(keys.checkpoint_name(step), "checkpoint", data, step)
+            self.flush()
+
+    def save_samples(self, step: int, png: bytes) -> None:
+        if self.writes:
+            self._put(keys.samples_name(step), "samples", png, step)
+
+    def log(self, line: str) -> None:
+        if not self.writes:
+            return
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entry = f"{stamp} [attempt {self.attempt}] {line}"
+        self._log_lines.append(entry)
+        print(entry, file=sys.stderr, flush=True)
+
+    def flush(self) -> None:
+        """Upload metrics.jsonl and log.txt as they stand (at checkpoints and at the end).
+
+        Earlier attempts' lines are kept: the files are read back and appended to once per
+        attempt, so a resumed job has one continuous history."""
+        if not self.writes:
+            return
+        self._put(
+            keys.METRICS_NAME,
+            "metrics",
+            self._with_history(keys.METRICS_NAME, self._metrics_lines),
+            None,
+        )
+        self._put(keys.LOG_NAME, "log", self._with_history(keys.LOG_NAME, self._log_lines), None)
+
+    def _with_history(self, name: str, lines: list[str]) -> bytes:
+        history = self._history.get(name)
+        if history is None:
+            history = self._read_previous(name)
+            self._history[name] = history
+        return history + "".join(line + "\n" for line in lines).encode()
+
+    def _read_previous(self, name: str) -> bytes:
+        try:
+            return self.store.get(keys.artifact_key(self.job_id, name))
+        except ObjectNotFoundError:
+            return b""
+
+    def _put(self, name: str, kind: str, data: bytes, step: int | None) -> None:
+        put_artifact(self.settings.database_url, self.store, self.job_id, name, kind, data, step)
+
+
+def _seconds_per_step(report: ProgressReport) -> float:
+    return float(report.metrics.get("Timing/sec_per_step", 0.0))

@@ -1,0 +1,160 @@
+"""Run one attempt of a job as its own process group and watch it.
+
+The Celery task's process never imports CUDA and never forks training: it starts
+`python -m worker.launcher` in a new session (process group), polls the database for a cancel
+request, asks the ranks to stop through a stop file (they agree on the step through a
+collective), and kills the whole group if they have not stopped after the grace period.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.models import Job
+from shared.states import JobState
+
+log = logging.getLogger(__name__)
+
+# Seconds between looks at the child and at the job's state in the database.
+POLL_INTERVAL_S = 0.5
+# After SIGTERM to the group, seconds before SIGKILL (Ray waits 3 s).
+TERM_GRACE_S = 3.0
+# Lines of the launcher's output quoted in the error of a job that died without a word.
+ERROR_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    status: str  # succeeded | cancelled | failed
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files through which the launcher and the supervisor talk."""
+
+    workdir: Path
+
+    @property
+    def stop(self) -> Path:
+        return self.workdir / "stop"
+
+    @property
+    def result(self) -> Path:
+        return self.workdir / "result.json"
+
+    @property
+    def output(self) -> Path:
+        return self.workdir / "launcher.log"
+
+
+def supervise(settings: Settings, job_id: str, attempt: int) -> RunOutcome:
+    files = RunFiles(Path(tempfile.mkdtemp(prefix=f"ganforge-{job_id[:8]}-")))
+    command = [
+        sys.executable,
+        "-m",
+        "worker.launcher",
+        "--job-id",
+        job_id,
+        "--attempt",
+        str(attempt),
+        "--workdir",
+        str(files.workdir),
+    ]
+    try:
+        with files.output.open("wb") as output:
+            process = subprocess.Popen(
+                command, start_new_session=True, stdout=output, stderr=subprocess.STDOUT
+            )
+            killed = _watch(settings, job_id, process, files)
+        return _outcome(process.returncode, files, killed)
+    finally:
+        shutil.rmtree(files.workdir, ignore_errors=True)
+
+
+def _watch(
+    settings: Settings, job_id: str, process: subprocess.Popen[bytes], files: RunFiles
+) -> bool:
+    """Wait for the launcher; on a cancel request, stop it. Returns True if it had to be killed."""
+    stop_asked_at: float | None = None
+    try:
+        while process.poll() is None:
+            time.sleep(POLL_INTERVAL_S)
+            if stop_asked_at is None and _cancel_requested(settings, job_id):
+                log.info("job %s: cancel requested, asking ranks to stop", job_id)
+                files.stop.touch()
+                stop_asked_at = time.monotonic()
+            if (
+                stop_asked_at is not None
+                and time.monotonic() - stop_asked_at > settings.cancel_grace_s
+            ):
+                log.warning(
+                    "job %s did not stop within %.0f s; killing it", job_id, settings.cancel_grace_s
+                )
+                kill_group(process)
+                return True
+        return False
+    finally:
+        kill_group(process)  # leave no orphan rank or data-loader process behind
+
+
+def _cancel_requested(settings: Settings, job_id: str) -> bool:
+    with session_scope(settings.database_url) as session:
+        state = session.scalar(select(Job.state).where(Job.id == job_id))
+    return state == JobState.CANCELLING.value
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the launcher's whole process group, then SIGKILL what is left."""
+    try:
+        pgid = os.getpgid(process.pid)
+    except ProcessLookupError:
+        pgid = process.pid  # the leader is gone; its group may live on under the same id
+    for sig, wait_s in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and _group_alive(pgid):
+            time.sleep(0.05)
+    if process.poll() is None:
+        process.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _outcome(returncode: int, files: RunFiles, killed: bool) -> RunOutcome:
+    if killed:
+        return RunOutcome("cancelled", "killed after the cancel grace period")
+    if files.result.exists():
+        result = json.loads(files.result.read_text())
+        return RunOutcome(result["status"], result.get("error", ""))
+    tail = files.output.read_text(errors="replace").splitlines()[-ERROR_TAIL_LINES:]
+    return RunOutcome(
+        "failed", f"the job's processes exited with code {returncode}: " + "\n".join(tail)
+    )
