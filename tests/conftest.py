@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-# tests/ has no __init__.py, so pytest puts this folder on sys.path before importing conftest.
-from s3_server import start_moto_server
+from tests.s3_server import start_moto_server
 
 # Dummy credentials: boto3 refuses to sign without some, and moto accepts any. Set for the whole
 # session so that no test can reach a real AWS account with the developer's own keys.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from shared.config import Settings
 
@@ -63,4 +63,5 @@ def open_storage(settings: Settings) -> Storage:
         )
     from shared.storage.local import LocalStorage
 
-    return LocalStorage(parsed.path)
+    # Path.as_uri() percent-encodes (a space becomes %20), so decode back to the folder name.
+    return LocalStorage(unquote(parsed.path))

@@ -175,7 +175,7 @@ def make_client(endpoint_url: str | None = None) -> Any:
     """
     session = boto3.session.Session()
     config = Config(
-        retries=_RETRIES,  # type: ignore[arg-type]
+        retries=_RETRIES,
         signature_version="s3v4",
         # MinIO and moto serve buckets as paths; virtual-host names (bucket.minio:9000) would
         # need wildcard DNS that such deployments rarely have.

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.config import Settings
 from shared.storage import local
-from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError
+from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError, open_storage
 from shared.storage.local import LocalStorage
 
 KEY = "jobs/0123456789abcdef0123456789abcdef/checkpoints/step-000500.pt"
@@ -160,3 +161,11 @@ def test_check_raises_storage_error_when_the_root_cannot_be_created(tmp_path: Pa
     blocker.write_bytes(b"")
     with pytest.raises(StorageError, match="not writable"):
         LocalStorage(blocker / "artifacts").check()
+
+
+def test_open_storage_gives_the_local_backend_for_the_default_file_url(tmp_path: Path) -> None:
+    home = tmp_path / "a home with spaces"
+    settings = Settings.from_env({"GANFORGE_HOME": str(home)})
+    backend = open_storage(settings)
+    assert isinstance(backend, LocalStorage)
+    assert backend.root == (home / "artifacts").resolve()

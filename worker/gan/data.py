@@ -148,9 +148,7 @@ def _read_maybe_gzipped(path: Path) -> bytes:
         raise DataError(f"{path}: cannot be read ({exc})") from exc
 
 
-def open_data(
-    spec: TrainSpec, data_path: Path | None, rank: int, world_size: int
-) -> BatchSource:
+def open_data(spec: TrainSpec, data_path: Path | None, rank: int, world_size: int) -> BatchSource:
     """The batch source of `rank` for `spec`; batch size is batch_size // world_size, ≥ 1.
 
     `data_path` is the local folder of a file-based source (the caller fetches store keys);

@@ -36,13 +36,9 @@ def image_grid_png(images: Tensor, columns: int | None = None) -> bytes:
     columns = columns or max(1, math.ceil(math.sqrt(count)))
     rows = max(1, math.ceil(count / columns))
     pixels = _to_uint8(images).permute(0, 2, 3, 1).numpy()
-    canvas = np.full(
-        (rows * (height + GRID_PADDING) + GRID_PADDING,
-         columns * (width + GRID_PADDING) + GRID_PADDING,
-         channels),
-        GRID_PAD_VALUE,
-        dtype=np.uint8,
-    )
+    grid_height = rows * (height + GRID_PADDING) + GRID_PADDING
+    grid_width = columns * (width + GRID_PADDING) + GRID_PADDING
+    canvas = np.full((grid_height, grid_width, channels), GRID_PAD_VALUE, dtype=np.uint8)
     for index, image in enumerate(pixels):
         row, column = divmod(index, columns)
         top = GRID_PADDING + row * (height + GRID_PADDING)

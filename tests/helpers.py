@@ -1,0 +1,33 @@
+"""Small builders the test suites share (factories over hand-built rows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.users import create_token, create_user
+
+RING_SPEC: dict[str, Any] = {
+    "model": {"family": "mlp", "width": 32},
+    "latent": {"dim": 4},
+    "data": {"source": "toy:ring8"},
+    "train": {"steps": 40, "batch_size": 64, "lr": 1e-3, "seed": 1},
+    "checkpoint_every": 20,
+    "sample_every": 20,
+}
+
+
+def user_token(settings: Settings, name: str) -> str:
+    """Create a user and return a bearer token for them."""
+    with session_scope(settings.database_url) as session:
+        create_user(session, name)
+        return create_token(session, name, label="test")
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def train_request(name: str = "ring", **spec_changes: Any) -> dict[str, Any]:
+    return {"kind": "train", "name": name, "spec": {**RING_SPEC, **spec_changes}}

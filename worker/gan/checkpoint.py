@@ -1,0 +1,112 @@
+"""Checkpoints: everything a run needs to resume exactly, as bytes `weights_only` can load.
+
+Only tensors, dicts, lists, tuples, numbers, strings, bools and None go inside; the spec is
+kept as JSON beside the weights, never as pickled code.
+
+Layout (`CHECKPOINT_FORMAT_VERSION` 1)::
+
+    format_version  int
+    step            int, training steps completed
+    spec_json       str, TrainSpec.model_dump_json()
+    latent          {"dim": int, "prior": str}
+    generator, discriminator            state_dicts
+    g_optimizer, d_optimizer            Adam state_dicts
+    fixed_latents   Tensor [n, dim], the latents of every sample snapshot
+    rng_states      list, one `seeding.capture_rng_state` dict per rank, by rank
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from shared.specs import TrainSpec
+from worker.gan.errors import CheckpointError
+
+# Bump when the layout changes, so old workers refuse new checkpoints with a clear message.
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The network inside a DDP wrapper, so state_dict keys carry no `module.` prefix."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def build_checkpoint(
+    *,
+    step: int,
+    spec: TrainSpec,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    g_optimizer: torch.optim.Optimizer,
+    d_optimizer: torch.optim.Optimizer,
+    fixed_latents: torch.Tensor,
+    rng_states: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The checkpoint dict of a run after `step` steps (see the module docstring)."""
+    return {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "step": step,
+        "spec_json": spec.model_dump_json(),
+        "latent": {"dim": spec.latent.dim, "prior": spec.latent.prior},
+        "generator": unwrap(generator).state_dict(),
+        "discriminator": unwrap(discriminator).state_dict(),
+        "g_optimizer": g_optimizer.state_dict(),
+        "d_optimizer": d_optimizer.state_dict(),
+        "fixed_latents": fixed_latents.detach().cpu(),
+        "rng_states": rng_states,
+    }
+
+
+def checkpoint_to_bytes(checkpoint: dict[str, Any]) -> bytes:
+    """Serialise with `torch.save`; the same checkpoint always gives the same bytes."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getvalue()
+
+
+def load_checkpoint(data: bytes, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read checkpoint bytes safely (`weights_only=True`) and check the format version."""
+    try:
+        checkpoint = torch.load(io.BytesIO(data), weights_only=True, map_location=map_location)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"not a readable checkpoint: {exc}") from exc
+    version = checkpoint.get("format_version") if isinstance(checkpoint, dict) else None
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint format {version!r}; this worker reads format {CHECKPOINT_FORMAT_VERSION}"
+        )
+    return checkpoint
+
+
+def checkpoint_spec(checkpoint: dict[str, Any]) -> TrainSpec:
+    """The spec a checkpoint was trained with."""
+    return TrainSpec.model_validate_json(checkpoint["spec_json"])
+
+
+def restore_training_state(
+    checkpoint: dict[str, Any],
+    *,
+    spec: TrainSpec,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    g_optimizer: torch.optim.Optimizer,
+    d_optimizer: torch.optim.Optimizer,
+) -> int:
+    """Load weights and optimiser states into a run built from `spec`; return the step."""
+    trained = checkpoint_spec(checkpoint)
+    for field in ("model", "latent", "loss"):
+        if getattr(trained, field) != getattr(spec, field):
+            raise CheckpointError(f"cannot resume: the checkpoint was trained with another {field}")
+    if trained.data.source != spec.data.source:
+        raise CheckpointError("cannot resume: the checkpoint was trained on another data source")
+    unwrap(generator).load_state_dict(checkpoint["generator"])
+    unwrap(discriminator).load_state_dict(checkpoint["discriminator"])
+    g_optimizer.load_state_dict(checkpoint["g_optimizer"])
+    d_optimizer.load_state_dict(checkpoint["d_optimizer"])
+    return int(checkpoint["step"])

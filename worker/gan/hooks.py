@@ -1,0 +1,48 @@
+"""How the training loop talks to the outside world: a hooks object the caller provides.
+
+The loop knows nothing of Celery, databases or object stores; the worker task implements
+`TrainingHooks` to map a stop flag, progress reports and artifact uploads onto them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """Where training stands; metrics are means since the previous report.
+
+    Metric names follow StyleGAN's statistics: `Loss/D/loss`, `Loss/G/loss`,
+    `Loss/scores/real`, `Loss/scores/fake`, `Timing/sec_per_step`.
+    """
+
+    step: int
+    total_steps: int
+    images_per_second: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class TrainingHooks(Protocol):
+    """The loop's only outlets. All but `should_stop` are called on rank 0 only."""
+
+    def should_stop(self) -> bool:
+        """Asked on every rank every `STOP_CHECK_EVERY` steps; any rank's True stops all."""
+        ...
+
+    def report_progress(self, report: ProgressReport) -> None:
+        """Every `REPORT_EVERY` steps and at the last step."""
+        ...
+
+    def save_checkpoint(self, step: int, data: bytes) -> None:
+        """Every `checkpoint_every` steps, at the last step and when stopped early."""
+        ...
+
+    def save_samples(self, step: int, png: bytes) -> None:
+        """A PNG of the generator on the fixed latents, every `sample_every` and last step."""
+        ...
+
+    def log(self, line: str) -> None:
+        """A human-readable line: the start, every report and the end."""
+        ...

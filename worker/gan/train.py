@@ -1,0 +1,300 @@
+"""The training loop: one function, in numbered sections, that talks out only through hooks.
+
+Determinism: every random draw inside the loop (data, latents) comes from a generator seeded
+by (job seed, stream, step, rank), so on the CPU a run stopped at step s and resumed from its
+checkpoint ends bitwise equal to a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from shared.specs import TrainSpec
+from worker.gan.checkpoint import build_checkpoint, checkpoint_to_bytes, restore_training_state
+from worker.gan.data import open_data
+from worker.gan.distributed import agree_to_stop, gather_to_rank0, min_across_ranks
+from worker.gan.errors import NonFiniteLossError
+from worker.gan.hooks import ProgressReport, TrainingHooks
+from worker.gan.losses import GanLoss, get_loss
+from worker.gan.models import build_discriminator, build_generator
+from worker.gan.priors import sample_latents
+from worker.gan.sample import render_png
+from worker.gan.seeding import (
+    Stream,
+    capture_rng_state,
+    generator_for,
+    restore_rng_state,
+    seed_everything,
+)
+
+# Asking to stop costs an all-reduce, a device sync: every 10 steps keeps that well under 1%
+# of a step's time, yet a cancel lands within a second even for slow image models.
+STOP_CHECK_EVERY = 10
+# Reading losses with `.item()` syncs the device; once per 10 steps is cheap and still fine
+# grained enough for a live loss curve.
+REPORT_EVERY = 10
+# Latents behind every sample snapshot: an 8x8 image grid, or enough points to show how
+# well each of the 8 ring modes is covered.
+FIXED_SAMPLE_COUNTS = {"dcgan": 64, "mlp": 1000}
+# Per-step statistics, in the order `_train_step` returns them.
+STAT_NAMES = ("Loss/D/loss", "Loss/G/loss", "Loss/scores/real", "Loss/scores/fake")
+# Stands for "no bad step yet" in the device-side NaN tracker (larger than any step).
+_NO_BAD_STEP = 2**62
+_CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where training ended, and the metrics of the last report."""
+
+    step: int
+    stopped_early: bool
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Networks:
+    generator: nn.Module  # the networks themselves: checkpoints and samples use these
+    discriminator: nn.Module
+    g_train: nn.Module  # what the training step calls: DDP wrappers when distributed
+    d_train: nn.Module
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+
+
+def train(
+    spec: TrainSpec,
+    *,
+    hooks: TrainingHooks,
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device = _CPU,
+    data_path: Path | None = None,
+    resume: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train `spec` on this rank; with world_size > 1 the caller has set up the process group.
+
+    `resume` is a loaded checkpoint: training continues after its step. Raises
+    `NonFiniteLossError` when a loss turns NaN or infinite, `DataError` for bad data and
+    `CheckpointError` for a checkpoint that does not fit `spec`.
+    """
+    is_main, total = rank == 0, spec.train.steps
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # NCCL's object collectives use the current device
+
+    # 1. Load data.
+    seed_everything(spec.train.seed, rank)
+    source = open_data(spec, data_path, rank, world_size)
+
+    # 2. Build networks.
+    nets = _build_networks(spec, device)
+    fixed_count = FIXED_SAMPLE_COUNTS[spec.model.family]
+    fixed_latents = sample_latents(
+        spec.latent, fixed_count, generator_for(spec.train.seed, Stream.FIXED_SAMPLES)
+    )
+
+    # 3. Distribute: DDP averages gradients, so every rank keeps identical weights.
+    if world_size > 1:
+        nets = _distribute(nets, device)
+
+    # 4. Resume.
+    start = 0
+    if resume is not None:
+        start = restore_training_state(
+            resume,
+            spec=spec,
+            generator=nets.generator,
+            discriminator=nets.discriminator,
+            g_optimizer=nets.g_optimizer,
+            d_optimizer=nets.d_optimizer,
+        )
+        fixed_latents = resume["fixed_latents"]
+        _restore_rank_rng(resume["rng_states"], rank, world_size, device)
+
+    # 5. Train.
+    loss = get_loss(spec.loss)
+    stats = _RunningStats(device, images_per_step=source.batch_size * world_size)
+    snapshot = _Snapshots(spec, hooks, nets, fixed_latents, device, is_main)
+    if is_main:
+        hooks.log(
+            f"{'resuming' if start else 'training'} {spec.model.family} on {spec.data.source}: "
+            f"steps {start + 1}-{total}, batch {source.batch_size} x {world_size} rank(s), {device}"
+        )
+    for step in range(start + 1, total + 1):
+        real = source.batch(step).to(device)
+        latent_generator = generator_for(spec.train.seed, Stream.LATENTS, step, rank)
+        z = sample_latents(spec.latent, len(real), latent_generator).to(device)
+        stats.add(step, _train_step(nets, loss, real, z))
+
+        # 6. Snapshot. Every rank reaches the same collectives in the same order.
+        is_last = step == total
+        checks_stop = step % STOP_CHECK_EVERY == 0 and not is_last
+        saves = is_last or step % spec.checkpoint_every == 0
+        draws = is_last or step % spec.sample_every == 0
+        reports = is_last or step % REPORT_EVERY == 0
+        if not (checks_stop or saves or draws or reports):
+            continue
+        stats.raise_if_nonfinite()
+        if reports and is_main:
+            snapshot.report(step, stats.read())
+        if draws:
+            snapshot.samples(step)
+        if saves:
+            snapshot.checkpoint(step)
+        if checks_stop and agree_to_stop(hooks.should_stop(), device):
+            if not saves:
+                snapshot.checkpoint(step)
+            if is_main:
+                hooks.log(f"stopped on request after step {step}; checkpoint saved")
+            return TrainResult(step=step, stopped_early=True, metrics=snapshot.last_metrics)
+    if is_main:
+        hooks.log(f"finished at step {total}")
+    return TrainResult(step=max(start, total), stopped_early=False, metrics=snapshot.last_metrics)
+
+
+def _train_step(nets: _Networks, loss: GanLoss, real: Tensor, z: Tensor) -> Tensor:
+    """One discriminator step, then one generator step on the same fakes; stats stay on device."""
+    fake = nets.g_train(z)
+    real_logits = nets.d_train(real)
+    fake_logits = nets.d_train(fake.detach())
+    d_loss = loss.discriminator(real_logits, fake_logits)
+    nets.d_optimizer.zero_grad(set_to_none=True)
+    d_loss.backward()
+    nets.d_optimizer.step()
+
+    # D's gradients from this backward are discarded by the next D step's zero_grad.
+    g_loss = loss.generator(nets.d_train(fake))
+    nets.g_optimizer.zero_grad(set_to_none=True)
+    g_loss.backward()
+    nets.g_optimizer.step()
+    return torch.stack([d_loss, g_loss, real_logits.mean(), fake_logits.mean()]).detach()
+
+
+def _build_networks(spec: TrainSpec, device: torch.device) -> _Networks:
+    generator = build_generator(spec).to(device)
+    discriminator = build_discriminator(spec).to(device)
+    lr, betas = spec.train.lr, spec.train.betas
+    return _Networks(
+        generator=generator,
+        discriminator=discriminator,
+        g_train=generator,
+        d_train=discriminator,
+        g_optimizer=torch.optim.Adam(generator.parameters(), lr=lr, betas=betas),
+        d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas),
+    )
+
+
+def _distribute(nets: _Networks, device: torch.device) -> _Networks:
+    device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
+    return replace(
+        nets,
+        g_train=DistributedDataParallel(nets.generator, device_ids=device_ids),
+        d_train=DistributedDataParallel(nets.discriminator, device_ids=device_ids),
+    )
+
+
+def _restore_rank_rng(
+    states: list[dict[str, Any]], rank: int, world_size: int, device: torch.device
+) -> None:
+    """Restore this rank's RNGs; a run resumed on another rank count keeps its fresh seeds."""
+    if len(states) == world_size:
+        restore_rng_state(states[rank], device)
+
+
+class _RunningStats:
+    """Per-step statistics summed on the device; read (one sync) only at report steps."""
+
+    def __init__(self, device: torch.device, images_per_step: int):
+        self.device, self.images_per_step = device, images_per_step
+        self.first_bad_step = torch.tensor(_NO_BAD_STEP, device=device)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums = torch.zeros(len(STAT_NAMES), device=self.device)
+        self.steps, self.since = 0, time.perf_counter()
+
+    def add(self, step: int, values: Tensor) -> None:
+        self.sums += values
+        self.steps += 1
+        bad = ~torch.isfinite(values[:2]).all()
+        self.first_bad_step = torch.where(bad, step, self.first_bad_step).minimum(
+            self.first_bad_step
+        )
+
+    def raise_if_nonfinite(self) -> None:
+        """Raise on every rank, naming the first bad step of any rank (a collective)."""
+        first_bad = int(min_across_ranks(self.first_bad_step).item())
+        if first_bad != _NO_BAD_STEP:
+            raise NonFiniteLossError(first_bad)
+
+    def read(self) -> tuple[dict[str, float], float]:
+        """Means since the last read, with timing; returns (metrics, images per second)."""
+        means = (self.sums / max(1, self.steps)).tolist()
+        elapsed = max(time.perf_counter() - self.since, 1e-9)
+        metrics = dict(zip(STAT_NAMES, means, strict=True))
+        metrics["Timing/sec_per_step"] = elapsed / max(1, self.steps)
+        images_per_second = self.images_per_step * self.steps / elapsed
+        self._reset()
+        return metrics, images_per_second
+
+
+class _Snapshots:
+    """What the loop hands to the hooks: reports, sample pictures and checkpoints."""
+
+    def __init__(
+        self,
+        spec: TrainSpec,
+        hooks: TrainingHooks,
+        nets: _Networks,
+        fixed_latents: Tensor,
+        device: torch.device,
+        is_main: bool,
+    ):
+        self.spec, self.hooks, self.nets = spec, hooks, nets
+        self.fixed_latents, self.device, self.is_main = fixed_latents, device, is_main
+        self.last_metrics: dict[str, float] = {}
+
+    def report(self, step: int, reading: tuple[dict[str, float], float]) -> None:
+        metrics, images_per_second = reading
+        self.last_metrics = metrics
+        total = self.spec.train.steps
+        self.hooks.report_progress(ProgressReport(step, total, images_per_second, metrics))
+        self.hooks.log(
+            f"step {step}/{total}  D {metrics['Loss/D/loss']:.4f}  "
+            f"G {metrics['Loss/G/loss']:.4f}  {images_per_second:.1f} img/s"
+        )
+
+    def samples(self, step: int) -> None:
+        """Rank 0 draws the generator on the fixed latents, in eval mode, without training it."""
+        if not self.is_main:
+            return
+        generator = self.nets.generator
+        generator.eval()
+        with torch.no_grad():
+            generated = generator(self.fixed_latents.to(self.device))
+        generator.train()
+        self.hooks.save_samples(step, render_png(self.spec, generated))
+
+    def checkpoint(self, step: int) -> None:
+        """Every rank sends its RNG states to rank 0, which writes the checkpoint."""
+        rng_states = gather_to_rank0(capture_rng_state(self.device))
+        if not self.is_main or rng_states is None:
+            return
+        checkpoint = build_checkpoint(
+            step=step,
+            spec=self.spec,
+            generator=self.nets.generator,
+            discriminator=self.nets.discriminator,
+            g_optimizer=self.nets.g_optimizer,
+            d_optimizer=self.nets.d_optimizer,
+            fixed_latents=self.fixed_latents,
+            rng_states=rng_states,
+        )
+        self.hooks.save_checkpoint(step, checkpoint_to_bytes(checkpoint))
