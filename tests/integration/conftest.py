@@ -1,0 +1,63 @@
+"""Integration fixtures: the real PostgreSQL, Redis and an S3 endpoint (moto's HTTP server)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api.app import create_app
+from shared.config import Settings
+from shared.migrate import upgrade
+from tests.helpers import user_token
+from tests.services import REDIS_URL, fresh_database, redis_client, truncate_all
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with fresh_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def settings(pg_url: str, s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> Iterator[Settings]:
+    truncate_all(pg_url)
+    queue = f"ganforge-test-{uuid.uuid4().hex[:8]}"
+    yield Settings.from_env(
+        {
+            "GANFORGE_HOME": str(tmp_path / "home"),
+            "GANFORGE_DATABASE_URL": pg_url,
+            "GANFORGE_BROKER_URL": REDIS_URL,
+            "GANFORGE_STORAGE_URL": f"s3://{s3_bucket}/ganforge",
+            "GANFORGE_S3_ENDPOINT_URL": s3_endpoint,
+            "GANFORGE_QUEUE": queue,
+        }
+    )
+    redis_client().delete(queue)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def alice(settings: Settings) -> str:
+    return user_token(settings, "alice")
+
+
+@pytest.fixture
+def bob(settings: Settings) -> str:
+    return user_token(settings, "bob")

@@ -1,0 +1,108 @@
+"""Helpers shared by the GAN tests: recording hooks, tiny spec factories, a ranked runner.
+
+A plain module (not conftest) so `torch.multiprocessing.spawn` children can import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared.specs import TrainSpec
+from worker.gan.checkpoint import load_checkpoint
+from worker.gan.distributed import process_group
+from worker.gan.hooks import ProgressReport
+from worker.gan.train import STOP_CHECK_EVERY, train
+
+MNIST_DIR = Path("/work/shared/datasets/mnist")
+
+
+@dataclass
+class RecordingHooks:
+    """Hooks that remember every call; `stop_at_check` says True from that stop check on."""
+
+    stop_at_check: int | None = None
+    stop_checks: int = 0
+    reports: list[ProgressReport] = field(default_factory=list)
+    checkpoints: list[tuple[int, bytes]] = field(default_factory=list)
+    samples: list[tuple[int, bytes]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def should_stop(self) -> bool:
+        self.stop_checks += 1
+        return self.stop_at_check is not None and self.stop_checks >= self.stop_at_check
+
+    def report_progress(self, report: ProgressReport) -> None:
+        self.reports.append(report)
+
+    def save_checkpoint(self, step: int, data: bytes) -> None:
+        self.checkpoints.append((step, data))
+
+    def save_samples(self, step: int, png: bytes) -> None:
+        self.samples.append((step, png))
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+    @property
+    def last_checkpoint(self) -> dict[str, Any]:
+        return load_checkpoint(self.checkpoints[-1][1])
+
+
+def ring_spec(**overrides: Any) -> TrainSpec:
+    """An mlp on ring8 small enough to train 30 steps in well under a second."""
+    spec: dict[str, Any] = {
+        "model": {"family": "mlp", "width": 16},
+        "data": {"source": "toy:ring8"},
+        "latent": {"dim": 4},
+        "train": {"steps": 30, "batch_size": 32, "seed": 7},
+        "checkpoint_every": 20,
+        "sample_every": 15,
+    }
+    spec.update(overrides)
+    return TrainSpec.model_validate(spec)
+
+
+def mnist_spec(**overrides: Any) -> TrainSpec:
+    """A narrow dcgan on the MNIST test set, a handful of steps."""
+    spec: dict[str, Any] = {
+        "model": {"family": "dcgan", "width": 4},
+        "data": {"source": "mnist", "path": str(MNIST_DIR)},
+        "latent": {"dim": 8},
+        "train": {"steps": 12, "batch_size": 8, "seed": 3},
+        "checkpoint_every": 10,
+        "sample_every": 5,
+    }
+    spec.update(overrides)
+    return TrainSpec.model_validate(spec)
+
+
+def run_two_ranks_with_resume(
+    rank: int, world_size: int, port: int, spec_json: str, out: str, stop_rank: int
+) -> None:
+    """Spawn target: an uninterrupted run, then a stopped one and its resumption.
+
+    Only `stop_rank` asks to stop, so the stop must be agreed across ranks. Rank 0 writes
+    the final checkpoints of both runs to `out` for the parent to compare.
+    """
+    torch.set_num_threads(1)
+    spec = TrainSpec.model_validate_json(spec_json)
+    folder = Path(out)
+    with process_group(rank, world_size, port, "gloo"):
+        whole = RecordingHooks()
+        train(spec, hooks=whole, rank=rank, world_size=world_size)
+        stopping = RecordingHooks(stop_at_check=1 if rank == stop_rank else None)
+        stopped = train(spec, hooks=stopping, rank=rank, world_size=world_size)
+        assert stopped.stopped_early and stopped.step == STOP_CHECK_EVERY
+        if rank == 0:
+            (folder / "stopped.pt").write_bytes(stopping.checkpoints[-1][1])
+        torch.distributed.barrier()
+        resume = load_checkpoint((folder / "stopped.pt").read_bytes())
+        resumed = RecordingHooks()
+        train(spec, hooks=resumed, rank=rank, world_size=world_size, resume=resume)
+        if rank == 0:
+            (folder / "whole.pt").write_bytes(whole.checkpoints[-1][1])
+            (folder / "resumed.pt").write_bytes(resumed.checkpoints[-1][1])
