@@ -44,6 +44,7 @@ DEMO_SPEC: dict[str, Any] = {
 @click.group(help=__doc__)
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _settings() -> Settings:
@@ -273,21 +274,22 @@ def _follow(client: Client, job_id: str) -> dict[str, Any]:
         TextColumn("[bold]{task.fields[state]:<10}"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("step {task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("{task.fields[steps]}"),
         TextColumn("{task.fields[speed]}"),
         TextColumn("{task.fields[losses]}"),
         TimeRemainingColumn(),
     )
     job: dict[str, Any] = {}
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task("job", total=None, state="queued", speed="", losses="")
+        task = bar.add_task("job", total=None, state="queued", steps="", speed="", losses="")
         for job in client.follow(job_id, interval_s=0.5):
             progress = job.get("progress") or {}
             metrics = job.get("metrics") or {}
             losses = " ".join(
-                f"{k.split('/')[1]}={v:.3f}" for k, v in metrics.items() if k.startswith("Loss/")
+                f"{k.split('/')[1]}={v:.3f}" for k, v in metrics.items() if k.endswith("/loss")
             )
             speed = f"{progress['images_per_second']:.0f} img/s" if progress else ""
+            steps = f"step {progress['step']}/{progress['total_steps']}" if progress else ""
             bar.update(
                 task,
                 total=progress.get("total_steps"),

@@ -124,8 +124,8 @@ class ServiceProcesses:
 
     def stop(self, names: tuple[str, ...] | None = None) -> None:
         chosen = [n for n in (names or tuple(self.processes)) if n in self.processes]
-        for name in chosen:
-            _signal_group(self.processes[name], signal.SIGTERM)
+        for name in chosen:  # the leader shuts its own children down (warm shutdown)
+            self.processes[name].send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
         for name in chosen:
             process = self.processes.pop(name)
@@ -134,6 +134,7 @@ class ServiceProcesses:
             except subprocess.TimeoutExpired:
                 _signal_group(process, signal.SIGKILL)
                 process.wait()
+            _signal_group(process, signal.SIGKILL)  # whatever the leader left behind
 
     def __enter__(self) -> ServiceProcesses:
         return self

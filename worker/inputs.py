@@ -3,7 +3,6 @@ checkpoint to resume or sample from."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ from shared.jobs import latest_checkpoint
 from shared.models import Job
 from shared.specs import DataSpec
 from shared.storage import Storage
+from worker.gan.checkpoint import load_checkpoint
 
 
 class JobInputError(RuntimeError):
@@ -55,5 +55,4 @@ def load_checkpoint_of(
         row = latest_checkpoint(session, job_id, step)
     if row is None:
         return None
-    data = store.get(row.key)
-    return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    return load_checkpoint(store.get(row.key), map_location=device)

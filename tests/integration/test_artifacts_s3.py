@@ -21,8 +21,13 @@ def test_artifact_rows_list_and_download_streamed_or_presigned(
     job = client.post("/api/v1/jobs", json=train_request(), headers=auth(alice)).get_json()
     data = b"\x89PNG fake grid bytes" * 1000
     key = put_artifact(
-        settings.database_url, open_storage(settings), job["id"], "samples/step-000020.png",
-        "samples", data, step=20,
+        settings.database_url,
+        open_storage(settings),
+        job["id"],
+        "samples/step-000020.png",
+        "samples",
+        data,
+        step=20,
     )
     assert key == f"jobs/{job['id']}/samples/step-000020.png"
     listed = client.get(f"/api/v1/jobs/{job['id']}/artifacts", headers=auth(alice)).get_json()

@@ -31,7 +31,10 @@ def test_requests_without_a_valid_token_are_refused(client: FlaskClient) -> None
         response = client.get("/api/v1/jobs", headers=headers)
         assert response.status_code == 401
         assert response.mimetype == PROBLEM
-        assert "Bearer" in response.get_json()["detail"] or "not valid" in response.get_json()["detail"]
+        assert (
+            "Bearer" in response.get_json()["detail"]
+            or "not valid" in response.get_json()["detail"]
+        )
 
 
 def test_bad_spec_names_each_field(client: FlaskClient, alice: str) -> None:
@@ -45,7 +48,9 @@ def test_bad_spec_names_each_field(client: FlaskClient, alice: str) -> None:
 
 def test_malformed_json_is_a_400_problem(client: FlaskClient, alice: str) -> None:
     response = client.post(
-        "/api/v1/jobs", data="{not json", headers={**auth(alice), "Content-Type": "application/json"}
+        "/api/v1/jobs",
+        data="{not json",
+        headers={**auth(alice), "Content-Type": "application/json"},
     )
     assert response.status_code == 400
     assert response.mimetype == PROBLEM
@@ -104,7 +109,9 @@ def test_list_filters_and_rejects_bad_parameters(client: FlaskClient, alice: str
         assert response.get_json()["errors"][0]["path"] == query.split("=")[0]
 
 
-def test_cancel_of_a_queued_job_is_immediate_and_idempotent(client: FlaskClient, alice: str) -> None:
+def test_cancel_of_a_queued_job_is_immediate_and_idempotent(
+    client: FlaskClient, alice: str
+) -> None:
     job = submit(client, alice)
     response = client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=auth(alice))
     assert response.status_code == 202 and response.get_json()["state"] == "cancelled"

@@ -46,7 +46,9 @@ def test_final_states_have_no_way_out(final: JobState) -> None:
         check_transition(final, JobState.QUEUED)
 
 
-def test_compare_and_set_moves_only_from_the_expected_state(settings: Settings, job_id: str) -> None:
+def test_compare_and_set_moves_only_from_the_expected_state(
+    settings: Settings, job_id: str
+) -> None:
     with session_scope(settings.database_url) as session:
         assert transition(session, job_id, JobState.QUEUED, JobState.SCHEDULED, "dispatched")
     with session_scope(settings.database_url) as session:

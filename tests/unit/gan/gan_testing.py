@@ -81,28 +81,29 @@ def mnist_spec(**overrides: Any) -> TrainSpec:
 
 
 def run_two_ranks_with_resume(
-    rank: int, world_size: int, port: int, spec_json: str, out: str, stop_rank: int
+    rank: int, world_size: int, port: int, spec_jsons: list[str], out: str, stop_rank: int
 ) -> None:
-    """Spawn target: an uninterrupted run, then a stopped one and its resumption.
+    """Spawn target: per spec, an uninterrupted run, then a stopped one and its resumption.
 
     Only `stop_rank` asks to stop, so the stop must be agreed across ranks. Rank 0 writes
-    the final checkpoints of both runs to `out` for the parent to compare.
+    the final checkpoints of both runs to `out` as `{index}-whole.pt` / `{index}-resumed.pt`.
     """
     torch.set_num_threads(1)
-    spec = TrainSpec.model_validate_json(spec_json)
     folder = Path(out)
     with process_group(rank, world_size, port, "gloo"):
-        whole = RecordingHooks()
-        train(spec, hooks=whole, rank=rank, world_size=world_size)
-        stopping = RecordingHooks(stop_at_check=1 if rank == stop_rank else None)
-        stopped = train(spec, hooks=stopping, rank=rank, world_size=world_size)
-        assert stopped.stopped_early and stopped.step == STOP_CHECK_EVERY
-        if rank == 0:
-            (folder / "stopped.pt").write_bytes(stopping.checkpoints[-1][1])
-        torch.distributed.barrier()
-        resume = load_checkpoint((folder / "stopped.pt").read_bytes())
-        resumed = RecordingHooks()
-        train(spec, hooks=resumed, rank=rank, world_size=world_size, resume=resume)
-        if rank == 0:
-            (folder / "whole.pt").write_bytes(whole.checkpoints[-1][1])
-            (folder / "resumed.pt").write_bytes(resumed.checkpoints[-1][1])
+        for index, spec_json in enumerate(spec_jsons):
+            spec = TrainSpec.model_validate_json(spec_json)
+            whole = RecordingHooks()
+            train(spec, hooks=whole, rank=rank, world_size=world_size)
+            stopping = RecordingHooks(stop_at_check=1 if rank == stop_rank else None)
+            stopped = train(spec, hooks=stopping, rank=rank, world_size=world_size)
+            assert stopped.stopped_early and stopped.step == STOP_CHECK_EVERY
+            if rank == 0:
+                (folder / f"{index}-stopped.pt").write_bytes(stopping.checkpoints[-1][1])
+            torch.distributed.barrier()
+            resume = load_checkpoint((folder / f"{index}-stopped.pt").read_bytes())
+            resumed = RecordingHooks()
+            train(spec, hooks=resumed, rank=rank, world_size=world_size, resume=resume)
+            if rank == 0:
+                (folder / f"{index}-whole.pt").write_bytes(whole.checkpoints[-1][1])
+                (folder / f"{index}-resumed.pt").write_bytes(resumed.checkpoints[-1][1])

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from gan_testing import RecordingHooks, mnist_spec, ring_spec, run_two_ranks_with_resume
+
+from shared.specs import TrainSpec
+from worker.gan.checkpoint import load_checkpoint
+from worker.gan.distributed import find_free_port
+from worker.gan.errors import CheckpointError
+from worker.gan.train import STOP_CHECK_EVERY, train
+
+WEIGHT_KEYS = ("generator", "discriminator", "g_optimizer", "d_optimizer")
+
+
+def _assert_bitwise_equal(a: Any, b: Any) -> None:
+    """Nested containers equal, tensors compared bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            _assert_bitwise_equal(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _assert_bitwise_equal(x, y)
+    else:
+        assert a == b
+
+
+def _stop_then_resume(spec: TrainSpec) -> tuple[RecordingHooks, RecordingHooks]:
+    whole = RecordingHooks()
+    train(spec, hooks=whole)
+    stopping = RecordingHooks(stop_at_check=1)
+    assert train(spec, hooks=stopping).step == STOP_CHECK_EVERY
+    resumed = RecordingHooks()
+    result = train(spec, hooks=resumed, resume=stopping.last_checkpoint)
+    assert (result.step, result.stopped_early) == (spec.train.steps, False)
+    return whole, resumed
+
+
+@pytest.mark.parametrize("make_spec", [ring_spec, mnist_spec], ids=["mlp", "dcgan"])
+def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_unbroken_one(make_spec) -> None:
+    spec = make_spec()
+    whole, resumed = _stop_then_resume(spec)
+    assert resumed.lines[0].startswith("resuming")
+    assert [r.step for r in resumed.reports] == [r.step for r in whole.reports][1:]
+    final_whole, final_resumed = whole.last_checkpoint, resumed.last_checkpoint
+    for key in WEIGHT_KEYS:
+        _assert_bitwise_equal(final_whole[key], final_resumed[key])
+    assert whole.checkpoints[-1] == resumed.checkpoints[-1]
+    assert whole.samples[-1] == resumed.samples[-1]
+
+
+def test_resuming_with_another_model_is_refused(tiny_ring_spec: TrainSpec) -> None:
+    hooks = RecordingHooks(stop_at_check=1)
+    train(tiny_ring_spec, hooks=hooks)
+    wider = tiny_ring_spec.model_copy(update={"model": {"family": "mlp", "width": 32}})
+    wider = TrainSpec.model_validate(wider.model_dump())
+    with pytest.raises(CheckpointError, match="another model"):
+        train(wider, hooks=RecordingHooks(), resume=hooks.last_checkpoint)
+
+
+def test_two_ranks_agree_to_stop_and_resume_bitwise(tmp_path: Path) -> None:
+    specs = [ring_spec(), mnist_spec(train={"steps": 12, "batch_size": 8, "seed": 3})]
+    port = find_free_port()
+    mp.spawn(
+        run_two_ranks_with_resume,
+        args=(2, port, [spec.model_dump_json() for spec in specs], str(tmp_path), 1),
+        nprocs=2,
+    )
+    for index in range(len(specs)):
+        whole = load_checkpoint((tmp_path / f"{index}-whole.pt").read_bytes())
+        resumed = load_checkpoint((tmp_path / f"{index}-resumed.pt").read_bytes())
+        assert len(whole["rng_states"]) == 2
+        for key in (*WEIGHT_KEYS, "rng_states"):
+            _assert_bitwise_equal(whole[key], resumed[key])

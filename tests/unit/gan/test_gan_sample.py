@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec, ring_spec
+from PIL import Image
+
+from shared.specs import LatentSpec
+from worker.gan.priors import latents_for_seeds
+from worker.gan.sample import load_generator, sample_for_seeds
+from worker.gan.train import train
+
+CPU = torch.device("cpu")
+
+
+def _trained(spec: Any) -> dict[str, Any]:
+    hooks = RecordingHooks()
+    train(spec, hooks=hooks)
+    return hooks.last_checkpoint
+
+
+@pytest.fixture(scope="module")
+def dcgan_checkpoint() -> dict[str, Any]:
+    if not MNIST_DIR.is_dir():
+        pytest.skip(f"MNIST test set not found at {MNIST_DIR}")
+    return _trained(mnist_spec(train={"steps": 4, "batch_size": 8}))
+
+
+def test_the_generator_comes_back_in_eval_mode_with_its_spec(
+    dcgan_checkpoint: dict[str, Any],
+) -> None:
+    generator, spec = load_generator(dcgan_checkpoint, CPU)
+    assert not generator.training
+    assert spec.model.family == "dcgan"
+
+
+def test_the_same_seeds_give_identical_png_bytes(dcgan_checkpoint: dict[str, Any]) -> None:
+    first = sample_for_seeds(dcgan_checkpoint, [3, 1, 4, 1, 5], CPU)
+    second = sample_for_seeds(dcgan_checkpoint, [3, 1, 4, 1, 5], CPU)
+    assert first.png == second.png
+    assert np.array_equal(first.latents, second.latents)
+
+
+def test_images_come_in_seed_order_as_a_square_ish_grid(dcgan_checkpoint: dict[str, Any]) -> None:
+    result = sample_for_seeds(dcgan_checkpoint, [10, 20, 30, 40, 50], CPU)
+    assert Image.open(io.BytesIO(result.png)).size == (3 * 30 + 2, 2 * 30 + 2)
+    assert result.latents.dtype == np.float32 and result.latents.shape == (5, 8)
+    expected = latents_for_seeds(LatentSpec(dim=8), [10, 20, 30, 40, 50]).numpy()
+    assert np.array_equal(result.latents, expected)
+
+
+def test_point_models_sample_as_a_scatter_over_real_data() -> None:
+    checkpoint = _trained(ring_spec(train={"steps": 2, "batch_size": 8}))
+    result = sample_for_seeds(checkpoint, [1, 2, 3], CPU)
+    assert Image.open(io.BytesIO(result.png)).size == (512, 512)
+    assert result.png == sample_for_seeds(checkpoint, [1, 2, 3], CPU).png
