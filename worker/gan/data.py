@@ -174,6 +174,6 @@ def _open_mnist(
     return MnistSource(images, spec.train.seed, rank, world_size, batch_size)
 
 
-_Opener = Callable[[TrainSpec, "Path | None", int, int, int], BatchSource]
+_Opener = Callable[[TrainSpec, Path | None, int, int, int], BatchSource]
 # Keyed by `DataSpec.source`.
 _OPENERS: dict[str, _Opener] = {"toy:ring8": _open_ring8, "mnist": _open_mnist}

@@ -77,14 +77,15 @@ def capture_rng_state(device: torch.device) -> dict[str, Any]:
 
 def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
     """Put back the states `capture_rng_state` took."""
-    torch.set_rng_state(state["torch"])
+    # RNG states must be CPU byte tensors, whatever map_location the checkpoint was read with.
+    torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
     numpy_state = state["numpy"]
     np.random.set_state(
         (
             numpy_state["kind"],
-            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["keys"].cpu().numpy().astype(np.uint32),
             numpy_state["pos"],
             numpy_state["has_gauss"],
             numpy_state["cached_gaussian"],

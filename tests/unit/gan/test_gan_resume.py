@@ -50,18 +50,16 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_unbroken_one(make_sp
     whole, resumed = _stop_then_resume(spec)
     assert resumed.lines[0].startswith("resuming")
     assert [r.step for r in resumed.reports] == [r.step for r in whole.reports][1:]
-    final_whole, final_resumed = whole.last_checkpoint, resumed.last_checkpoint
-    for key in WEIGHT_KEYS:
-        _assert_bitwise_equal(final_whole[key], final_resumed[key])
-    assert whole.checkpoints[-1] == resumed.checkpoints[-1]
+    # Every entry, weights and optimiser and RNG states included, bit for bit. (The bytes
+    # themselves may differ: pickle shares repeated strings by object identity.)
+    _assert_bitwise_equal(whole.last_checkpoint, resumed.last_checkpoint)
     assert whole.samples[-1] == resumed.samples[-1]
 
 
 def test_resuming_with_another_model_is_refused(tiny_ring_spec: TrainSpec) -> None:
     hooks = RecordingHooks(stop_at_check=1)
     train(tiny_ring_spec, hooks=hooks)
-    wider = tiny_ring_spec.model_copy(update={"model": {"family": "mlp", "width": 32}})
-    wider = TrainSpec.model_validate(wider.model_dump())
+    wider = ring_spec(model={"family": "mlp", "width": 32})
     with pytest.raises(CheckpointError, match="another model"):
         train(wider, hooks=RecordingHooks(), resume=hooks.last_checkpoint)
 

@@ -1,0 +1,120 @@
+"""End-to-end fixtures: the API (gunicorn), dispatcher and Celery worker as real processes
+against this machine's PostgreSQL and Redis and a moto S3 server, driven over HTTP."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from shared.config import Settings
+from shared.embedded import ServiceProcesses
+from shared.migrate import upgrade
+from tests.helpers import user_token
+from tests.services import REDIS_URL, fresh_database
+
+pytestmark = pytest.mark.e2e
+
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A running ganforge and an authenticated HTTP session against it."""
+
+    settings: Settings
+    processes: ServiceProcesses
+    http: requests.Session
+
+    def url(self, path: str) -> str:
+        return self.settings.api_url + path
+
+    def submit(self, kind: str, spec: dict[str, Any], name: str = "e2e") -> dict[str, Any]:
+        response = self.http.post(
+            self.url("/api/v1/jobs"), json={"kind": kind, "name": name, "spec": spec}, timeout=30
+        )
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.http.get(self.url(f"/api/v1/jobs/{job_id}"), timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def wait_for(
+        self, job_id: str, until: Callable[[dict[str, Any]], bool], timeout_s: float = 240
+    ) -> dict[str, Any]:
+        """Poll the job until `until(job)` holds; fail with the job and logs if it never does."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.processes.check_alive()
+            job = self.job(job_id)
+            if until(job):
+                return job
+            time.sleep(0.25)
+        raise AssertionError(f"job never got there: {job}\n{self.worker_log()[-4000:]}")
+
+    def wait_final(self, job_id: str, timeout_s: float = 240) -> dict[str, Any]:
+        return self.wait_for(job_id, lambda job: job["state"] in FINAL, timeout_s)
+
+    def artifacts(self, job_id: str) -> dict[str, dict[str, Any]]:
+        response = self.http.get(self.url(f"/api/v1/jobs/{job_id}/artifacts"), timeout=30)
+        return {a["name"]: a for a in response.json()["artifacts"]}
+
+    def download(self, job_id: str, name: str) -> bytes:
+        response = self.http.get(self.url(f"/api/v1/jobs/{job_id}/artifacts/{name}"), timeout=60)
+        assert response.status_code == 200, response.text
+        return response.content
+
+    def events(self, job_id: str) -> list[tuple[str | None, str]]:
+        response = self.http.get(self.url(f"/api/v1/jobs/{job_id}/events"), timeout=30)
+        return [(e["from"], e["to"]) for e in response.json()["events"]]
+
+    def worker_log(self) -> str:
+        return (self.processes.log_dir / "worker.log").read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    bucket = f"e2e-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    home = tmp_path_factory.mktemp("ganforge-home")
+    with fresh_database() as database_url:
+        upgrade(database_url)
+        settings = Settings.from_env(
+            {
+                "GANFORGE_HOME": str(home),
+                "GANFORGE_DATABASE_URL": database_url,
+                "GANFORGE_BROKER_URL": REDIS_URL,
+                "GANFORGE_STORAGE_URL": f"s3://{bucket}/lab",
+                "GANFORGE_S3_ENDPOINT_URL": s3_endpoint,
+                "GANFORGE_QUEUE": f"ganforge-e2e-{uuid.uuid4().hex[:8]}",
+                "GANFORGE_API_URL": f"http://127.0.0.1:{free_port()}",
+                # 2 cores: one thread per rank keeps ranks x threads within the machine.
+                "GANFORGE_TORCH_THREADS": "1",
+                "GANFORGE_PROGRESS_INTERVAL_S": "0.5",
+                "GANFORGE_CANCEL_GRACE_S": "60",
+            }
+        )
+        token = user_token(settings, "e2e-user")
+        processes = ServiceProcesses(settings, Path(home) / "logs")
+        with processes:
+            processes.start()
+            processes.wait_ready()
+            http = requests.Session()
+            http.headers["Authorization"] = f"Bearer {token}"
+            yield Service(settings, processes, http)

@@ -1,0 +1,150 @@
+"""The whole path, for real: HTTP -> PostgreSQL -> Redis -> Celery worker -> GAN -> S3 -> HTTP."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from shared.messaging import make_celery, send_run_job
+from tests.e2e.conftest import Service
+from tests.helpers import RING_SPEC
+
+pytestmark = pytest.mark.e2e
+
+MNIST = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mnist"
+
+
+@pytest.fixture(scope="module")
+def ring_job(service: Service) -> dict[str, Any]:
+    job = service.submit("train", RING_SPEC, name="ring8")
+    return service.wait_final(job["id"])
+
+
+def test_ring8_training_runs_to_success_with_progress_events_and_artifacts(
+    service: Service, ring_job: dict[str, Any]
+) -> None:
+    assert ring_job["state"] == "succeeded", ring_job["error"]
+    assert ring_job["progress"]["step"] == 40 and ring_job["progress"]["fraction"] == 1.0
+    assert ring_job["progress"]["images_per_second"] > 0
+    assert {"Loss/D/loss", "Loss/G/loss"} <= set(ring_job["metrics"])
+    assert service.events(ring_job["id"]) == [
+        (None, "queued"),
+        ("queued", "scheduled"),
+        ("scheduled", "running"),
+        ("running", "succeeded"),
+    ]
+    artifacts = service.artifacts(ring_job["id"])
+    assert {
+        "checkpoints/step-000020.pt",
+        "checkpoints/step-000040.pt",
+        "samples/step-000020.png",
+        "samples/step-000040.png",
+        "metrics.jsonl",
+        "log.txt",
+    } <= set(artifacts)
+
+
+def test_grid_and_checkpoint_download_and_load(service: Service, ring_job: dict[str, Any]) -> None:
+    png = service.download(ring_job["id"], "samples/step-000040.png")  # via a presigned URL
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    assert image.format == "PNG" and image.width > 100 and image.height > 100
+    checkpoint = torch.load(
+        io.BytesIO(service.download(ring_job["id"], "checkpoints/step-000040.pt")),
+        weights_only=True,
+    )
+    assert checkpoint["step"] == 40
+    assert '"family":"mlp"' in checkpoint["spec_json"].replace(" ", "")
+    metrics = service.download(ring_job["id"], "metrics.jsonl").decode().splitlines()
+    assert len(metrics) >= 4
+
+
+def test_sampling_the_same_seeds_twice_gives_identical_pngs(
+    service: Service, ring_job: dict[str, Any]
+) -> None:
+    spec = {"job_id": ring_job["id"], "seeds": [3, 1, 4, 1, 5]}
+    first = service.submit("sample", spec, name="sample-a")
+    second = service.submit("sample", spec, name="sample-b")
+    other = service.submit("sample", {**spec, "seeds": [9, 2, 6]}, name="sample-c")
+    pngs = []
+    for job in (first, second, other):
+        done = service.wait_final(job["id"])
+        assert done["state"] == "succeeded", done["error"]
+        pngs.append(service.download(job["id"], "grid.png"))
+    assert pngs[0] == pngs[1], "same checkpoint and seeds must give byte-identical images"
+    assert pngs[0] != pngs[2]
+    latents = np.load(io.BytesIO(service.download(first["id"], "latents.npy")))
+    assert latents.shape == (5, RING_SPEC["latent"]["dim"])
+    np.testing.assert_array_equal(latents[1], latents[3])  # seed 1 twice, the same z
+
+
+def test_mnist_dcgan_job_trains_from_idx_files(service: Service) -> None:
+    spec = {
+        "model": {"family": "dcgan", "width": 8},
+        "latent": {"dim": 16},
+        "data": {"source": "mnist", "path": str(MNIST)},
+        "train": {"steps": 6, "batch_size": 16, "seed": 3},
+        "checkpoint_every": 6,
+        "sample_every": 3,
+    }
+    job = service.wait_final(service.submit("train", spec, name="mnist")["id"])
+    assert job["state"] == "succeeded", job["error"]
+    grid = Image.open(io.BytesIO(service.download(job["id"], "samples/step-000006.png")))
+    assert grid.width == grid.height and grid.width >= 8 * 28
+
+
+def test_a_failing_job_is_failed_with_a_readable_error(service: Service, tmp_path: Path) -> None:
+    spec = {
+        "model": "dcgan",
+        "data": {"source": "mnist", "path": str(tmp_path / "nothing")},
+        "train": {"steps": 2, "batch_size": 4},
+    }
+    job = service.wait_final(service.submit("train", spec, name="no-data")["id"])
+    assert job["state"] == "failed"
+    assert "nothing" in job["error"] and "Traceback" not in job["error"]
+
+
+def test_cancel_of_running_job_stops_training_and_keeps_last_checkpoint(service: Service) -> None:
+    spec = {
+        **RING_SPEC,
+        "train": {**RING_SPEC["train"], "steps": 1_000_000},
+        "checkpoint_every": 100_000,
+        "sample_every": 100_000,
+    }
+    job = service.submit("train", spec, name="long")
+    service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 20)
+    response = service.http.post(service.url(f"/api/v1/jobs/{job['id']}/cancel"), timeout=30)
+    assert response.status_code == 202
+    assert response.json()["state"] == "cancelling"
+    done = service.wait_final(job["id"], timeout_s=60)
+    assert done["state"] == "cancelled"
+    assert service.events(job["id"])[-2:] == [
+        ("running", "cancelling"),
+        ("cancelling", "cancelled"),
+    ]
+    checkpoints = [a for a in service.artifacts(job["id"]).values() if a["kind"] == "checkpoint"]
+    assert len(checkpoints) == 1 and 20 <= checkpoints[0]["step"] < 1_000_000
+    saved = torch.load(
+        io.BytesIO(service.download(job["id"], checkpoints[0]["name"])), weights_only=True
+    )
+    assert saved["step"] == checkpoints[0]["step"]
+
+
+def test_duplicated_messages_never_run_a_job_twice(service: Service) -> None:
+    job = service.submit("train", RING_SPEC, name="dup")
+    service.wait_for(job["id"], lambda j: j["state"] != "queued")
+    celery = make_celery(service.settings)
+    for _ in range(2):  # a redelivery and a plain duplicate of the dispatcher's message
+        send_run_job(celery, job["id"], 1, service.settings.queue)
+    done = service.wait_final(job["id"])
+    assert done["state"] == "succeeded"
+    service.wait_for(
+        job["id"], lambda _j: service.worker_log().count(f"job {job['id']} attempt 1 is not") >= 2
+    )
+    assert [e for e in service.events(job["id"]) if e[1] == "running"] == [("scheduled", "running")]
