@@ -295,6 +295,7 @@ def _follow(client: Client, job_id: str) -> dict[str, Any]:
                 total=progress.get("total_steps"),
                 completed=progress.get("step", 0),
                 state=job["state"],
+                steps=steps,
                 speed=speed,
                 losses=losses,
             )

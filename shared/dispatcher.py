@@ -13,7 +13,7 @@ import threading
 import time
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shared.config import Settings
 from shared.db import session_scope
@@ -63,7 +63,7 @@ def dispatch_once(settings: Settings, celery: Celery) -> int:
                 )
             continue
         with session_scope(settings.database_url) as session:
-            session.execute(Job.__table__.update().where(Job.id == job_id).values(task_id=task_id))
+            session.execute(update(Job).where(Job.id == job_id).values(task_id=task_id))
         sent += 1
     return sent
 

@@ -93,14 +93,15 @@ def transition(
     where = [Job.id == job_id, Job.state == expected.value]
     if attempt is not None:
         where.append(Job.attempt == attempt)
-    result = session.execute(
-        update(Job).where(*where).values(**values).execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
     current_attempt = session.execute(
-        Job.__table__.select().with_only_columns(Job.attempt).where(Job.id == job_id)
-    ).scalar_one()
+        update(Job)
+        .where(*where)
+        .values(**values)
+        .returning(Job.attempt)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if current_attempt is None:
+        return False
     session.add(
         JobEvent(
             job_id=job_id,

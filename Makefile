@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   installs ganforge and runs a GAN training job on the embedded service
+#   make test   installs ganforge with its test tools and runs every test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel of torch that lies on the lab's CI machines; GPU nodes bring their own newer
+# CUDA build and the package accepts it (pyproject: torch>=2.4).
+TORCH_SPEC ?= torch==2.13.0
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+
+.PHONY: install demo up test test-fast lint check clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(FIND_LINKS) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q $(FIND_LINKS) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/ganforge demo
+
+up: install
+	$(VENV)/bin/ganforge up
+
+test: install
+	$(VENV)/bin/pytest -q
+
+# Lint, types and the suites that need no service: the inner loop.
+check: install lint
+	$(VENV)/bin/pytest -q tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
