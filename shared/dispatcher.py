@@ -2,7 +2,8 @@
 
 It moves a job queued -> scheduled with compare-and-set, commits, and only then sends the
 message, so a worker never receives a job the database does not know is scheduled. If the send
-fails, the job goes back to queued for the next pass. The multi-node placement policy (fair
+fails, the job goes back to queued for the next pass. Every few seconds it also runs the
+reconciler, which requeues jobs whose worker went silent. The multi-node placement policy (fair
 share, quotas, gang placement) is a later issue; this loop is where it will plug in.
 """
 
@@ -19,12 +20,15 @@ from shared.config import Settings
 from shared.db import session_scope
 from shared.messaging import send_run_job
 from shared.models import Job
+from shared.reconciler import reconcile
 from shared.states import JobState, transition
 
 log = logging.getLogger(__name__)
 
 # Seconds between passes when nothing was queued: a submitted job waits at most this long.
 POLL_INTERVAL_S = 0.5
+# Seconds between looks for jobs whose worker went silent.
+RECONCILE_INTERVAL_S = 5.0
 # Jobs dispatched per pass, so one pass stays one short transaction per job.
 BATCH = 32
 
@@ -68,11 +72,20 @@ def dispatch_once(settings: Settings, celery: Celery) -> int:
     return sent
 
 
+def reconcile_once(settings: Settings) -> list[str]:
+    with session_scope(settings.database_url) as session:
+        return reconcile(session)
+
+
 def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None = None) -> None:
     """Dispatch until interrupted or until `stop` is set."""
     log.info("dispatcher started (queue %s)", settings.queue)
+    last_reconcile = 0.0
     while stop is None or not stop.is_set():
         try:
+            if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
+                last_reconcile = time.monotonic()
+                reconcile_once(settings)
             if dispatch_once(settings, celery):
                 continue
         except Exception:  # a database hiccup must not kill the loop

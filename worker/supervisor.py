@@ -25,6 +25,7 @@ from sqlalchemy import select
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Job
+from shared.reconciler import HEARTBEAT_INTERVAL_S, heartbeat
 from shared.states import JobState
 
 log = logging.getLogger(__name__)
@@ -84,20 +85,29 @@ def supervise(settings: Settings, job_id: str, attempt: int) -> RunOutcome:
             process = subprocess.Popen(
                 command, start_new_session=True, stdout=output, stderr=subprocess.STDOUT
             )
-            killed = _watch(settings, job_id, process, files)
+            killed = _watch(settings, job_id, attempt, process, files)
         return _outcome(process.returncode, files, killed)
     finally:
         shutil.rmtree(files.workdir, ignore_errors=True)
 
 
 def _watch(
-    settings: Settings, job_id: str, process: subprocess.Popen[bytes], files: RunFiles
+    settings: Settings,
+    job_id: str,
+    attempt: int,
+    process: subprocess.Popen[bytes],
+    files: RunFiles,
 ) -> bool:
     """Wait for the launcher; on a cancel request, stop it. Returns True if it had to be killed."""
     stop_asked_at: float | None = None
+    last_heartbeat = time.monotonic()
     try:
         while process.poll() is None:
             time.sleep(POLL_INTERVAL_S)
+            if time.monotonic() - last_heartbeat > HEARTBEAT_INTERVAL_S:
+                last_heartbeat = time.monotonic()
+                with session_scope(settings.database_url) as session:
+                    heartbeat(session, job_id, attempt)
             if stop_asked_at is None and _cancel_requested(settings, job_id):
                 log.info("job %s: cancel requested, asking ranks to stop", job_id)
                 files.stop.touch()

@@ -24,7 +24,10 @@ def test_demo_runs_a_job_on_sqlite_local_folder_and_file_broker(tmp_path: Path) 
     }
     result = subprocess.run(
         [sys.executable, "-m", "shared.cli", "demo", "--steps", "60"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "succeeded" in result.stdout

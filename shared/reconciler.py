@@ -1,0 +1,62 @@
+"""Moves on the jobs whose worker went silent, so nothing stays "running" forever.
+
+A supervising worker touches its job's `updated_at` every HEARTBEAT_INTERVAL_S (and progress
+reports touch it too). A running or cancelling job silent for LOST_AFTER_S is marked `lost`;
+a lost job goes back to `queued` for its next attempt (it resumes from its last checkpoint) or,
+with its attempts spent, to `failed`. A cancelling job that was lost is simply cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shared.models import Job, utcnow
+from shared.states import JobState, transition
+
+log = logging.getLogger(__name__)
+
+# A worker writes a heartbeat this often while it supervises a job.
+HEARTBEAT_INTERVAL_S = 10.0
+# Silence after which a job counts as lost: several missed heartbeats, so one slow database
+# write or a paused VM does not requeue a healthy run.
+LOST_AFTER_S = 90.0
+
+
+def heartbeat(session: Session, job_id: str, attempt: int) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.attempt == attempt).values(updated_at=utcnow())
+    )
+
+
+def reconcile(session: Session, lost_after_s: float = LOST_AFTER_S) -> list[str]:
+    """Mark silent jobs lost and requeue (or fail) them; returns the ids that moved."""
+    cutoff = utcnow() - timedelta(seconds=lost_after_s)
+    silent = session.execute(
+        select(Job.id, Job.state, Job.attempt, Job.max_attempts).where(
+            Job.state.in_([JobState.RUNNING.value, JobState.CANCELLING.value]),
+            Job.updated_at < cutoff,
+        )
+    ).all()
+    moved = []
+    for job_id, state, attempt, max_attempts in silent:
+        reason = f"no heartbeat for {lost_after_s:.0f} s"
+        if state == JobState.CANCELLING.value:
+            if transition(session, job_id, JobState.CANCELLING, JobState.CANCELLED, reason):
+                moved.append(job_id)
+            continue
+        if not transition(
+            session, job_id, JobState.RUNNING, JobState.LOST, reason, attempt=attempt
+        ):
+            continue
+        if attempt < max_attempts:
+            transition(session, job_id, JobState.LOST, JobState.QUEUED, "requeued after loss")
+        else:
+            error = f"lost {attempt} times; no attempts left"
+            transition(session, job_id, JobState.LOST, JobState.FAILED, error, error=error)
+        log.warning("job %s attempt %s lost: %s", job_id, attempt, reason)
+        moved.append(job_id)
+    return moved
