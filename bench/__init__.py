@@ -1,0 +1,1 @@
+"""Benchmarks: each prints ratios against a plain baseline run side by side in one process."""

@@ -1,0 +1,171 @@
+"""The engine's training step against a plain PyTorch loop: images per second, as a ratio.
+
+    python -m bench.train_overhead [--case dcgan|mlp|all] [--steps N] [--repeats R]
+
+Both sides train the same networks (built by the same functions, same init), with the same
+non-saturating BCE loss, Adam settings, batch size and data, in this one process, alternating
+plain/engine runs R times so that a noisy neighbour hurts both alike. The plain loop is the
+kind the PyTorch DCGAN example runs: data already in memory, shuffled once per epoch,
+`torch.randn` latents, losses read with `.item()` at the same cadence as the engine's
+reports (every 10 steps). Throughput is timed on the same clock for both, from the first
+report (step 10) to the last step, so set-up and the final snapshot are outside the window
+(the engine's periodic snapshots are set beyond the run). The figure is the median of the
+per-pair ratios engine/plain; >= 0.97 is the bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from shared.specs import TrainSpec
+from worker.gan.data import load_mnist_images, ring8_sample
+from worker.gan.hooks import ProgressReport
+from worker.gan.models import build_discriminator, build_generator
+from worker.gan.train import REPORT_EVERY, train
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+# The measured window starts at the first report, after warm-up allocations.
+WINDOW_START = REPORT_EVERY
+
+CASES = {
+    # 28x28 DCGAN at the published example's batch and width (about 0.9 M parameters).
+    "dcgan": {
+        "model": {"family": "dcgan", "width": 64},
+        "latent": {"dim": 100},
+        "data": {"source": "mnist", "path": str(MNIST)},
+        "train": {"batch_size": 64, "lr": 2e-4, "betas": [0.5, 0.999], "seed": 0},
+    },
+    # The 2-D MLP GAN on ring8 at batch 512.
+    "mlp": {
+        "model": {"family": "mlp", "width": 128},
+        "latent": {"dim": 8},
+        "data": {"source": "toy:ring8"},
+        "train": {"batch_size": 512, "lr": 1e-3, "betas": [0.5, 0.999], "seed": 0},
+    },
+}
+DEFAULT_STEPS = {"dcgan": 60, "mlp": 600}
+
+
+class _TimingHooks:
+    """Records when each report arrives; everything else is dropped."""
+
+    def __init__(self) -> None:
+        self.times: dict[int, float] = {}
+
+    def should_stop(self) -> bool:
+        return False
+
+    def report_progress(self, report: ProgressReport) -> None:
+        self.times[report.step] = time.perf_counter()
+
+    def save_checkpoint(self, step: int, data: bytes) -> None:
+        pass
+
+    def save_samples(self, step: int, png: bytes) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+
+def make_spec(case: str, steps: int) -> TrainSpec:
+    raw = CASES[case]
+    beyond = steps + 1  # no periodic snapshot inside the window
+    return TrainSpec.model_validate(
+        {
+            **raw,
+            "train": {**raw["train"], "steps": steps},
+            "checkpoint_every": beyond,
+            "sample_every": beyond,
+        }
+    )
+
+
+def engine_images_per_second(spec: TrainSpec) -> float:
+    hooks = _TimingHooks()
+    train(spec, hooks=hooks)
+    steps = spec.train.steps
+    elapsed = hooks.times[steps] - hooks.times[WINDOW_START]
+    return (steps - WINDOW_START) * spec.train.batch_size / elapsed
+
+
+def plain_images_per_second(spec: TrainSpec) -> float:
+    torch.manual_seed(spec.train.seed)
+    generator, discriminator = build_generator(spec), build_discriminator(spec)
+    lr, betas = spec.train.lr, spec.train.betas
+    g_opt = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
+    d_opt = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+    criterion = nn.BCEWithLogitsLoss()
+    batch, steps = spec.train.batch_size, spec.train.steps
+    data = _plain_data(spec)
+    order = torch.randperm(len(data))
+    times: dict[int, float] = {}
+    for step in range(1, steps + 1):
+        start = ((step - 1) * batch) % (len(data) - batch + 1)
+        real = data[order[start : start + batch]]
+        z = torch.randn(batch, spec.latent.dim)
+        fake = generator(z)
+        real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
+        d_loss = criterion(real_logits, torch.ones_like(real_logits)) + criterion(
+            fake_logits, torch.zeros_like(fake_logits)
+        )
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+        out = discriminator(fake)
+        g_loss = criterion(out, torch.ones_like(out))
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        if step % REPORT_EVERY == 0 or step == steps:
+            d_loss.item(), g_loss.item()
+            times[step] = time.perf_counter()
+    return (steps - WINDOW_START) * batch / (times[steps] - times[WINDOW_START])
+
+
+def _plain_data(spec: TrainSpec) -> torch.Tensor:
+    if spec.data.source == "mnist":
+        images = load_mnist_images(MNIST)
+        return (images.float() / 127.5 - 1.0).unsqueeze(1)
+    return ring8_sample(100_000, torch.Generator().manual_seed(spec.train.seed))
+
+
+def run_case(case: str, steps: int, repeats: int) -> float:
+    spec = make_spec(case, steps)
+    ratios, engines, plains = [], [], []
+    for _ in range(repeats):
+        plain = plain_images_per_second(spec)
+        engine = engine_images_per_second(spec)
+        plains.append(plain)
+        engines.append(engine)
+        ratios.append(engine / plain)
+    print(
+        f"{case:6s} steps={steps} batch={spec.train.batch_size} threads={torch.get_num_threads()}"
+        f"  plain {statistics.median(plains):9.1f} img/s  engine {statistics.median(engines):9.1f}"
+        f" img/s  ratio engine/plain median {statistics.median(ratios):.3f}"
+        f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {repeats} pairs)"
+    )
+    return statistics.median(ratios)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for case in CASES if args.case == "all" else [args.case]:
+        run_case(case, args.steps or DEFAULT_STEPS[case], args.repeats)
+
+
+if __name__ == "__main__":
+    main()
