@@ -23,6 +23,9 @@ def make_celery(settings: Settings) -> Celery:
             data_folder_in=str(folder),
             data_folder_out=str(folder),
             processed_folder=str(folder / "processed"),
+            # Otherwise kombu keeps its exchange table in ./control of whatever folder the
+            # process was started from.
+            control_folder=str(folder / "control"),
             store_processed=False,
         )
     app.conf.update(
