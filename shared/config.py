@@ -46,6 +46,8 @@ class Settings:
     broker_url: str
     storage_url: str
     s3_endpoint_url: str | None = None
+    # Where clients reach S3 when that differs from the service's own endpoint.
+    s3_public_endpoint_url: str | None = None
     queue: str = "ganforge"
     torch_threads: int | None = None
     progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
@@ -65,6 +67,7 @@ class Settings:
             broker_url=env.get("GANFORGE_BROKER_URL") or "filesystem://",
             storage_url=env.get("GANFORGE_STORAGE_URL") or (home / "artifacts").as_uri(),
             s3_endpoint_url=env.get("GANFORGE_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL"),
+            s3_public_endpoint_url=env.get("GANFORGE_S3_PUBLIC_ENDPOINT_URL") or None,
             queue=env.get("GANFORGE_QUEUE") or "ganforge",
             torch_threads=_optional_int(env, "GANFORGE_TORCH_THREADS", minimum=1),
             progress_interval_s=_float(
@@ -127,6 +130,8 @@ class Settings:
         }
         if self.s3_endpoint_url:
             env["GANFORGE_S3_ENDPOINT_URL"] = self.s3_endpoint_url
+        if self.s3_public_endpoint_url:
+            env["GANFORGE_S3_PUBLIC_ENDPOINT_URL"] = self.s3_public_endpoint_url
         if self.torch_threads:
             env["GANFORGE_TORCH_THREADS"] = str(self.torch_threads)
         return env

@@ -60,6 +60,7 @@ def open_storage(settings: Settings) -> Storage:
             bucket=parsed.netloc,
             prefix=parsed.path.strip("/"),
             endpoint_url=settings.s3_endpoint_url,
+            public_endpoint_url=settings.s3_public_endpoint_url,
         )
     from shared.storage.local import LocalStorage
 

@@ -57,10 +57,16 @@ class S3Storage:
         endpoint_url: str | None = None,
         client: Any | None = None,
         list_page_size: int = LIST_PAGE_SIZE,
+        public_endpoint_url: str | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.client = client if client is not None else make_client(endpoint_url)
+        # The host is part of a presigned URL's signature: sign against the endpoint the
+        # *client* will use when it differs from ours (e.g. minio:9000 inside compose).
+        self._presign_client = (
+            make_client(public_endpoint_url) if public_endpoint_url else self.client
+        )
         self.list_page_size = list_page_size
         self._transfer_config = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD,
@@ -121,7 +127,7 @@ class S3Storage:
             raise ValueError(f"expires_s must be positive, got {expires_s}")
         with self._errors("presign", key):
             return str(
-                self.client.generate_presigned_url(
+                self._presign_client.generate_presigned_url(
                     "get_object",
                     Params={"Bucket": self.bucket, "Key": self._full(key)},
                     ExpiresIn=min(expires_s, MAX_URL_EXPIRY_S),

@@ -50,3 +50,18 @@ def test_readiness_reports_each_real_service(client: FlaskClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.get_json()
     assert ready.get_json()["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+
+
+def test_presigned_urls_are_signed_for_the_public_endpoint_when_one_is_set(
+    settings: Settings,
+) -> None:
+    import requests
+
+    internal = settings.s3_endpoint_url
+    assert internal is not None and "127.0.0.1" in internal
+    public = internal.replace("127.0.0.1", "localhost")
+    store = open_storage(settings.with_(s3_public_endpoint_url=public))
+    store.put("jobs/" + "a" * 32 + "/log.txt", b"hello")
+    url = store.url("jobs/" + "a" * 32 + "/log.txt")
+    assert url is not None and url.startswith(public)
+    assert requests.get(url, timeout=10).content == b"hello"
