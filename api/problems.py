@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
+from shared.datasets import DatasetNotFoundError, DatasetUploadError
 from shared.jobs import InvalidCursorError, JobConflictError, JobNotFoundError
 from shared.specs import SpecError
 from shared.states import InvalidTransitionError
@@ -43,6 +44,16 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(JobNotFoundError)
     def _not_found(exc: JobNotFoundError) -> Response:
         return problem(404, "Job not found", f"no job {exc.job_id!r} among your jobs")
+
+    @app.errorhandler(DatasetNotFoundError)
+    def _dataset_not_found(exc: DatasetNotFoundError) -> Response:
+        return problem(404, "Dataset not found", str(exc))
+
+    @app.errorhandler(DatasetUploadError)
+    def _bad_upload(exc: DatasetUploadError) -> Response:
+        title = "Upload too large" if exc.status == 413 else "Invalid upload"
+        errors = [{"path": exc.field, "message": exc.message}]
+        return problem(exc.status, title, f"{exc.field}: {exc.message}", errors=errors)
 
     @app.errorhandler(JobConflictError)
     @app.errorhandler(InvalidTransitionError)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.models import Artifact, Job, JobEvent
+from shared.models import Artifact, Dataset, Job, JobEvent
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -60,4 +60,20 @@ def artifact_json(artifact: Artifact) -> dict[str, Any]:
         "step": artifact.step,
         "created_at": iso(artifact.created_at),
         "url": f"/api/v1/jobs/{artifact.job_id}/artifacts/{artifact.name}",
+    }
+
+
+def dataset_json(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "filename": dataset.filename,
+        "format": dataset.format,
+        "kind": dataset.kind,
+        "items": dataset.items,
+        "shape": dataset.shape,
+        "size": dataset.size,
+        "sha256": dataset.sha256,
+        "created_at": iso(dataset.created_at),
+        "links": {"self": f"/api/v1/datasets/{dataset.id}"},
     }

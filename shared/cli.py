@@ -262,6 +262,37 @@ def download(job_id: str, name: str, output: Path | None) -> None:
     console.print(f"wrote {target}")
 
 
+@main.group()
+def datasets() -> None:
+    """Upload and list datasets (npz, zip/tar of images, MNIST idx files)."""
+
+
+@datasets.command("upload")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="dataset name (default: the file name)")
+def upload_dataset(path: Path, name: str | None) -> None:
+    """Upload PATH; use its id in a spec as {"source": "dataset", "dataset_id": ...}."""
+    dataset = _api(_client().upload_dataset, path, name or path.stem)
+    console.print(
+        f"dataset [bold]{dataset['id']}[/]: {dataset['items']} {dataset['kind']} {dataset['shape']}"
+    )
+
+
+@datasets.command("list")
+def list_datasets() -> None:
+    table = Table("id", "name", "kind", "items", "shape", "bytes")
+    for dataset in _api(_client().datasets):
+        table.add_row(
+            dataset["id"],
+            dataset["name"],
+            dataset["kind"],
+            str(dataset["items"]),
+            str(dataset["shape"]),
+            str(dataset["size"]),
+        )
+    console.print(table)
+
+
 def _api(call: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return call(*args, **kwargs)

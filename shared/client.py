@@ -71,6 +71,16 @@ class Client:
                 out.write(chunk)
         return target
 
+    def upload_dataset(self, path: Path, name: str) -> dict[str, Any]:
+        with path.open("rb") as stream:
+            response = self._call(
+                "POST", "/api/v1/datasets", data={"name": name}, files={"file": (path.name, stream)}
+            )
+        return response.json()  # type: ignore[no-any-return]
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/datasets").json()["datasets"]  # type: ignore[no-any-return]
+
     def ready(self) -> bool:
         try:
             return self.http.get(self.base_url + "/readyz", timeout=5).status_code == 200

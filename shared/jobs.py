@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from shared.datasets import check_spec_fits_dataset
 from shared.models import Artifact, Job, JobEvent, User, utcnow
-from shared.specs import SampleSpec, TrainSpec
+from shared.specs import SampleSpec, SpecError, TrainSpec
 from shared.states import ACTIVE, TERMINAL, JobState, record_creation, transition
 
 # Page size of GET /jobs when the caller gives none, and the most one page may hold.
@@ -51,11 +52,9 @@ def submit_job(
 ) -> Job:
     """Create a queued job. The dispatcher sends it to a worker after this commits."""
     if isinstance(spec, SampleSpec):
-        source = get_job(session, owner, spec.job_id)
-        if source.kind != "train":
-            raise JobConflictError(
-                f"spec.job_id: job {spec.job_id} is a {source.kind} job; sample a train job"
-            )
+        _check_sampling_source(session, owner, spec.job_id)
+    else:
+        check_spec_fits_dataset(session, owner, spec)
     now = utcnow()
     job = Job(
         owner_id=owner.id,
@@ -73,6 +72,19 @@ def submit_job(
     session.flush()
     record_creation(session, job)
     return job
+
+
+def _check_sampling_source(session: Session, owner: User, job_id: str) -> None:
+    """A sampling job must name one of the caller's training jobs (checked at submit, so the
+    mistake is a 422 naming the field, not a failed job later)."""
+    source = session.get(Job, job_id)
+    if source is None or source.owner_id != owner.id:
+        message = f"no job {job_id!r} among your jobs"
+    elif source.kind != "train":
+        message = f"job {job_id} is a {source.kind} job; name a train job"
+    else:
+        return
+    raise SpecError([{"path": "spec.job_id", "message": message}])
 
 
 def get_job(session: Session, owner: User, job_id: str) -> Job:

@@ -1,4 +1,5 @@
-"""ORM models: the database is the source of truth for users, tokens, jobs, events, artifacts.
+"""ORM models: the database is the source of truth for users, tokens, jobs, events, artifacts,
+uploaded datasets.
 
 The schema changes only through an Alembic migration (migrations/); a test compares the two.
 Nobody assigns `Job.state` directly: `shared.states` does, with compare-and-set.
@@ -117,4 +118,28 @@ class Artifact(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Dataset(Base):
+    """An uploaded training-data file (npz, zip, tar or idx3), checked when it was uploaded.
+
+    `kind` is points or images, `items` how many samples it holds, `shape` one sample's
+    shape ([d] or [channels, height, width]; None when the images differ in size).
+    """
+
+    __tablename__ = "datasets"
+    __table_args__ = (Index("ix_datasets_owner_created", "owner_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(400))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    items: Mapped[int] = mapped_column(BigInteger)
+    shape: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

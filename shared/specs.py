@@ -28,15 +28,39 @@ MAX_LATENT_DIM = 4096
 MAX_DEVICES = 8
 # One sampling job makes at most this many images: a 32x32 grid, still one readable PNG.
 MAX_SEEDS = 1024
+# An interpolation is drawn as one row: 64 images of 28 px is a ~1,900 px wide strip, about
+# the widest that still reads on a screen; 2 is just the two endpoints.
+MIN_INTERPOLATION_STEPS = 2
+MAX_INTERPOLATION_STEPS = 64
+# WGAN-GP (Gulrajani et al. 2017, Algorithm 1): penalty weight λ = 10, 5 critic steps per
+# generator step, Adam(1e-4, betas=(0, 0.9)). Every other loss takes one D step per G step.
+WGAN_GP_LAMBDA = 10.0
+WGAN_GP_CRITIC_STEPS = 5
+WGAN_GP_LR = 1e-4
+WGAN_GP_BETAS = (0.0, 0.9)
+# More D steps than this per G step is a typo, not a schedule: every step costs a batch.
+MAX_CRITIC_STEPS = 100
 
 # Data keys are confined to the store's datasets/ area: a spec can never point a job at
 # another job's artifacts, and no "..", spaces or odd characters reach a key.
 _DATASET_KEY = re.compile(r"^datasets/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/?)+$")
 
-ModelFamily = Literal["mlp", "dcgan"]
-LossName = Literal["non_saturating"]
+ModelFamily = Literal["mlp", "dcgan", "vae"]
+LossName = Literal["non_saturating", "least_squares", "hinge", "wgan_gp"]
+Precision = Literal["fp32", "bf16", "fp16"]
 PriorName = Literal["gaussian", "uniform"]
-ToySource = Literal["toy:ring8"]
+ToySource = Literal["toy:ring8", "toy:grid25", "toy:gauss1d"]
+DataSource = ToySource | Literal["mnist", "npz", "images", "dataset"]
+# Image sides the dcgan family has layouts for.
+ImageSize = Literal[28, 32, 64]
+IMAGE_SIZES = (28, 32, 64)
+# Dimension of the points each toy source yields.
+TOY_POINT_DIMS: dict[str, int] = {"toy:ring8": 2, "toy:grid25": 2, "toy:gauss1d": 1}
+# Points live on a line or in the plane: what the mlp family and the scatter plots handle.
+POINT_DIMS = (1, 2)
+MNIST_SIDE = 28
+# Upload ids are ours (shared.models.new_id): 32 hex characters.
+_DATASET_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class _Spec(BaseModel):
@@ -44,10 +68,15 @@ class _Spec(BaseModel):
 
 
 class ModelSpec(_Spec):
-    """Which network family and how wide. `"model": "mlp"` is shorthand for `{"family": "mlp"}`."""
+    """Which network family and how wide. `"model": "mlp"` is shorthand for `{"family": "mlp"}`.
+
+    `vae` is a variational autoencoder baseline for either kind of data: its decoder is the
+    generator (dcgan for images, mlp for points) and it trains the ELBO, not `loss`.
+    """
 
     family: ModelFamily
-    # Hidden units (mlp) or base channel count (dcgan); None picks the family's default.
+    # Hidden units (mlp) or base channel count (dcgan); None picks the family's default. A vae
+    # reads it as the family of its data does.
     width: Annotated[int | None, Field(ge=4, le=4096)] = None
 
     @model_validator(mode="before")
@@ -64,45 +93,151 @@ class LatentSpec(_Spec):
 
 
 class DataSpec(_Spec):
-    """Where the training data comes from.
+    """Where the training data comes from, and what shape one sample has.
 
-    `toy:*` sources are generated in memory from the job seed. `mnist` reads the idx files
-    (gzipped or not) from a local folder (`path`) or from an artifact-store key (`key`).
+    - `toy:ring8`, `toy:grid25` (points in the plane) and `toy:gauss1d` (points on a line)
+      are generated in memory from the job seed;
+    - `mnist` reads idx files (gzipped or not) from a worker folder (`path`) or an
+      artifact-store prefix (`key`);
+    - `npz` reads one .npz file, points or images told apart by the array's rank, and
+      `images` a folder, .zip or .tar(.gz) of PNG/JPEG files, from `path` or `key`;
+    - `dataset` reads an upload (POST /api/v1/datasets) by its `dataset_id`.
+
+    Images may be `resize`d (center-cropped to a square first) and converted to `channels`
+    (1 grey, 3 RGB; default: 1 when every image is grey, else 3); either one says the data
+    is images. `shape` is one sample's shape, `[d]` for points and `[channels, size, size]`
+    for images: the worker fills it in from the data when the spec leaves it open (so
+    checkpoints carry it), and a spec may give it to insist on one.
     """
 
-    source: ToySource | Literal["mnist"]
+    source: DataSource
     path: str | None = None
     key: str | None = None
+    dataset_id: str | None = None
+    resize: ImageSize | None = None
+    channels: Literal[1, 3] | None = None
+    shape: tuple[int, ...] | None = None
 
     @model_validator(mode="after")
     def _location_matches_source(self) -> DataSpec:
         located = (self.path is not None) + (self.key is not None)
-        if self.source.startswith("toy:") and located:
-            raise ValueError(f"{self.source} is generated: give neither path nor key")
-        if self.source == "mnist" and located != 1:
-            raise ValueError("mnist needs exactly one of path (a folder) or key (in the store)")
+        if self.source in TOY_POINT_DIMS:
+            given = [
+                name
+                for name in ("path", "key", "dataset_id", "resize", "channels", "shape")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(f"{self.source} is generated: give none of {', '.join(given)}")
+        elif self.source == "dataset":
+            if self.dataset_id is None or located:
+                raise ValueError("dataset needs dataset_id (an upload's id), and no path or key")
+        else:
+            if self.dataset_id is not None:
+                raise ValueError(f"dataset_id goes with source dataset, not {self.source}")
+            if located != 1:
+                raise ValueError(
+                    f"{self.source} needs exactly one of path (on the worker) or key (in the store)"
+                )
         if self.key is not None and not _DATASET_KEY.match(self.key):
             raise ValueError(
                 f"key must be a store prefix under datasets/ (letters, digits, . _ - /), got "
                 f"{self.key!r}"
             )
+        if self.dataset_id is not None and not _DATASET_ID.match(self.dataset_id):
+            raise ValueError(f"dataset_id must be 32 hex characters, got {self.dataset_id!r}")
+        if self.shape is not None:
+            self._check_shape(self.shape)
         return self
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        if self.source == "mnist":
+            raise ValueError("mnist's shape follows from resize and channels; give no shape")
+        points = len(shape) == 1 and shape[0] in POINT_DIMS
+        images = len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2] in IMAGE_SIZES
+        if not (points or images):
+            raise ValueError(
+                f"shape must be [d] (d = 1 or 2) for points or [channels, size, size] "
+                f"(channels 1 or 3, size 28, 32 or 64) for images, got {list(shape)}"
+            )
+        if points and (self.source == "images" or self.resize or self.channels):
+            raise ValueError(f"shape {list(shape)} is points, but the data here is images")
+        if images and self.channels not in (None, shape[0]):
+            raise ValueError(f"shape {list(shape)} disagrees with channels {self.channels}")
+        if images and self.resize not in (None, shape[1]):
+            raise ValueError(f"shape {list(shape)} disagrees with resize {self.resize}")
+
+    @property
+    def sample_shape(self) -> tuple[int, ...] | None:
+        """One sample's shape when the spec alone tells it, else None (known once loaded)."""
+        if self.source in TOY_POINT_DIMS:
+            return (TOY_POINT_DIMS[self.source],)
+        if self.shape is not None:
+            return self.shape
+        if self.source == "mnist":
+            side = self.resize or MNIST_SIDE
+            return (self.channels or 1, side, side)
+        if self.resize is not None and self.channels is not None:
+            return (self.channels, self.resize, self.resize)
+        return None
 
     @property
     def is_image(self) -> bool:
-        return self.source == "mnist"
+        """Known to be images from the spec alone (an npz may be either until loaded)."""
+        if self.source in ("mnist", "images") or self.resize or self.channels:
+            return True
+        shape = self.sample_shape
+        return shape is not None and len(shape) == 3
+
+    @property
+    def is_points(self) -> bool:
+        """Known to be points from the spec alone."""
+        shape = self.sample_shape
+        return shape is not None and len(shape) == 1
+
+
+class LossSpec(_Spec):
+    """The GAN objective and its parameters. `"loss": "hinge"` is shorthand for `{"name": ...}`.
+
+    `critic_steps` is the number of discriminator steps per generator step, each on its own
+    real batch: 5 for wgan_gp (the paper's), 1 for the others, when not given. `gp_lambda` is
+    the gradient-penalty weight λ and belongs to wgan_gp only: 10 when not given.
+    """
+
+    name: LossName = "non_saturating"
+    gp_lambda: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    critic_steps: Annotated[int, Field(ge=1, le=MAX_CRITIC_STEPS)] = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name_with_defaults(cls, value: Any) -> Any:
+        value = {"name": value} if isinstance(value, str) else value
+        if isinstance(value, dict) and value.get("name") == "wgan_gp":
+            value = {"gp_lambda": WGAN_GP_LAMBDA, "critic_steps": WGAN_GP_CRITIC_STEPS, **value}
+        return value
+
+    @model_validator(mode="after")
+    def _penalty_only_for_wgan_gp(self) -> LossSpec:
+        if self.gp_lambda is not None and self.name != "wgan_gp":
+            raise ValueError(f"gp_lambda is a wgan_gp parameter; loss {self.name} has no penalty")
+        return self
 
 
 class TrainParams(_Spec):
     steps: Annotated[int, Field(ge=1, le=10_000_000)] = 2000
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
     # Adam(2e-4, betas=(0.5, 0.999)): the DCGAN paper's settings, good for both families here.
+    # A wgan_gp spec that leaves them out gets WGAN-GP's instead (see `TrainSpec`).
     lr: Annotated[float, Field(gt=0, le=1)] = 2e-4
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
         0.5,
         0.999,
     )
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    # Decay per generator step of an exponential moving average of G's weights, used for
+    # samples when set (0.999 is common; StyleGAN's 10k-image half-life is about 0.9955 at
+    # batch 32). None: no average, samples come from G itself.
+    ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = None
 
 
 class ResourceSpec(_Spec):
@@ -114,38 +249,131 @@ class ResourceSpec(_Spec):
 class TrainSpec(_Spec):
     model: ModelSpec
     latent: LatentSpec = LatentSpec()
-    loss: LossName = "non_saturating"
+    loss: LossSpec = LossSpec()
     data: DataSpec
     train: TrainParams = TrainParams()
     # Steps between checkpoints / sample grids; the last step always gets both.
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
     sample_every: Annotated[int, Field(ge=1)] = 250
     resources: ResourceSpec = ResourceSpec()
+    # Arithmetic on a GPU: bf16 or fp16 autocast (fp16 with loss scaling); weights stay fp32.
+    # On the CPU only fp32 and bf16 run: fp16 is refused for device_type cpu, and any mixed
+    # precision falls back to fp32 (and says so in the log) when "auto" finds no GPU.
+    precision: Precision = "fp32"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wgan_gp_optimiser_defaults(cls, value: Any) -> Any:
+        """A wgan_gp spec that leaves out `train.lr` or `train.betas` gets Adam(1e-4, (0, 0.9)).
+
+        These are the WGAN-GP paper's settings; the DCGAN ones (2e-4, (0.5, 0.999)) are the
+        defaults of every other loss. Values the spec gives are always kept.
+        """
+        if not isinstance(value, dict) or _loss_name(value.get("loss")) != "wgan_gp":
+            return value
+        train = value.get("train", {})
+        if isinstance(train, TrainParams):
+            train = train.model_dump(exclude_unset=True)
+        if not isinstance(train, dict):
+            return value
+        return {**value, "train": {"lr": WGAN_GP_LR, "betas": WGAN_GP_BETAS, **train}}
+
+    @model_validator(mode="after")
+    def _precision_fits_device(self) -> TrainSpec:
+        if self.precision == "fp16" and self.resources.device_type == "cpu":
+            raise ValueError(
+                "precision fp16 needs a GPU (the CPU has no fast fp16 kernels or loss scaling): "
+                "use fp32 or bf16 with device_type cpu"
+            )
+        return self
 
     @model_validator(mode="after")
     def _family_fits_data(self) -> TrainSpec:
-        if self.model.family == "dcgan" and not self.data.is_image:
+        if self.model.family == "dcgan" and self.data.is_points:
             raise ValueError(f"model dcgan needs image data; {self.data.source} is points")
         if self.model.family == "mlp" and self.data.is_image:
             raise ValueError(f"model mlp needs point data; {self.data.source} is images")
         return self
 
+    @model_validator(mode="after")
+    def _vae_takes_no_gan_options(self) -> TrainSpec:
+        """A vae trains the ELBO in fp32 from its own decoder: GAN-only options are errors."""
+        if self.model.family != "vae":
+            return self
+        if self.latent.prior != "gaussian":
+            raise ValueError(
+                f"latent.prior: model vae has a Gaussian prior by construction (its KL term is "
+                f"against N(0, I)); use prior gaussian, not {self.latent.prior}"
+            )
+        if self.loss != LossSpec():
+            raise ValueError("loss: model vae trains the ELBO; leave loss out")
+        if self.train.ema_decay is not None:
+            raise ValueError("train.ema_decay: model vae samples from its decoder; no average")
+        if self.precision != "fp32":
+            raise ValueError(f"precision: model vae trains in fp32 only, not {self.precision}")
+        return self
+
+
+def _loss_name(loss: Any) -> Any:
+    """The loss name of a raw `loss` value: a name, a dict with one, or a `LossSpec`."""
+    if isinstance(loss, dict):
+        return loss.get("name")
+    return loss.name if isinstance(loss, LossSpec) else loss
+
+
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class InterpolationSpec(_Spec):
+    """A path between the latents of two seeds, drawn as one row of `steps` images.
+
+    `method` None picks slerp for a Gaussian prior and lerp for a uniform one (the prior is
+    the checkpoint's, so this is settled when the job runs).
+    """
+
+    from_seed: Seed
+    to_seed: Seed
+    steps: Annotated[int, Field(ge=MIN_INTERPOLATION_STEPS, le=MAX_INTERPOLATION_STEPS)]
+    method: Literal["lerp", "slerp"] | None = None
+
 
 class SampleSpec(_Spec):
-    """Images from a trained generator: one per seed, in the order given."""
+    """Images from a trained generator: one per seed in the order given, or an interpolation.
+
+    Exactly one of `seeds` and `interpolation`. `truncation` ψ in (0, 1] shrinks every latent
+    towards the origin (z ↦ ψ·z) before it is drawn; None (or 1) leaves latents as drawn.
+    """
 
     job_id: Annotated[str, Field(min_length=1, max_length=64)]
     # None: the latest checkpoint of that job.
     step: Annotated[int | None, Field(ge=0)] = None
-    seeds: Annotated[list[Annotated[int, Field(ge=0, le=2**63 - 1)]], Field(min_length=1)]
+    seeds: Annotated[list[Seed] | None, Field(min_length=1)] = None
+    interpolation: InterpolationSpec | None = None
+    truncation: Annotated[float | None, Field(gt=0, le=1)] = None
     resources: ResourceSpec = ResourceSpec()
 
     @field_validator("seeds")
     @classmethod
-    def _not_too_many(cls, seeds: list[int]) -> list[int]:
-        if len(seeds) > MAX_SEEDS:
+    def _not_too_many(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(seeds) > MAX_SEEDS:
             raise ValueError(f"at most {MAX_SEEDS} seeds per sampling job, got {len(seeds)}")
         return seeds
+
+    @model_validator(mode="after")
+    def _seeds_or_interpolation(self) -> SampleSpec:
+        if (self.seeds is None) == (self.interpolation is None):
+            raise ValueError(
+                "give exactly one of seeds (a list of seeds, one image each) or interpolation "
+                "(from_seed, to_seed, steps)"
+            )
+        return self
+
+    @property
+    def image_count(self) -> int:
+        """How many images the job draws."""
+        if self.interpolation is not None:
+            return self.interpolation.steps
+        return len(self.seeds or [])
 
 
 JobKind = Literal["train", "sample"]

@@ -16,7 +16,7 @@ PG_ADMIN_URL = os.environ.get(
     "GANFORGE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("GANFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
-TABLES = "users, api_tokens, jobs, job_events, artifacts"
+TABLES = "users, api_tokens, jobs, job_events, artifacts, datasets"
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from shared.db import session_scope
 from shared.jobs import latest_checkpoint
 from shared.models import Job
 from shared.specs import DataSpec
-from shared.storage import Storage
+from shared.storage import Storage, keys
 from worker.gan.checkpoint import load_checkpoint
 
 
@@ -34,6 +34,8 @@ def fetch_data(data: DataSpec, store: Storage, workdir: Path) -> Path | None:
         if not path.exists():
             raise JobInputError(f"spec.data.path: {data.path} does not exist on this worker")
         return path
+    if data.dataset_id is not None:
+        return _fetch_dataset(data.dataset_id, store, workdir)
     if data.key is None:
         return None
     prefix = data.key.rstrip("/") + "/"
@@ -44,6 +46,20 @@ def fetch_data(data: DataSpec, store: Storage, workdir: Path) -> Path | None:
     folder.mkdir(parents=True, exist_ok=True)
     for obj in objects:
         (folder / obj.key.rsplit("/", 1)[-1]).write_bytes(store.get(obj.key))
+    return folder
+
+
+def _fetch_dataset(dataset_id: str, store: Storage, workdir: Path) -> Path:
+    """An upload's file, streamed to `<workdir>/data/` (uploads may be gigabytes)."""
+    objects = store.list(keys.dataset_prefix(dataset_id))
+    if not objects:
+        raise JobInputError(f"spec.data.dataset_id: dataset {dataset_id} is no longer stored")
+    folder = workdir / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for obj in objects:
+        with (folder / obj.key.rsplit("/", 1)[-1]).open("wb") as file:
+            for chunk in store.open(obj.key):
+                file.write(chunk)
     return folder
 
 

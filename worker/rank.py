@@ -19,8 +19,9 @@ from shared.artifacts import put_artifact
 from shared.config import Settings
 from shared.specs import SampleSpec, TrainSpec, parse_spec
 from shared.storage import Storage, keys, open_storage
+from worker.gan.data import resolve_data
 from worker.gan.distributed import process_group
-from worker.gan.sample import sample_for_seeds
+from worker.gan.sample import sample_for_spec
 from worker.gan.train import train
 from worker.inputs import JobInputError, fetch_data, load_checkpoint_of, load_job
 from worker.reporter import JobReporter
@@ -82,6 +83,8 @@ def run_training(
     reporter: JobReporter,
 ) -> str:
     data_path = fetch_data(spec.data, store, Path(args.workdir) / f"rank{rank}")
+    # Networks are built from the spec: an .npz or archive's sample shape is read from it now.
+    spec = resolve_data(spec, data_path)
     resume = load_checkpoint_of(settings, store, args.job_id, None, device)
     if resume is not None:
         reporter.log(f"resuming from the checkpoint of step {resume['step']}")
@@ -111,10 +114,11 @@ def run_sampling(
     if checkpoint is None:
         at = "any step" if spec.step is None else f"step {spec.step}"
         raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
+    path = "an interpolation, " if spec.interpolation is not None else ""
     reporter.log(
-        f"sampling {len(spec.seeds)} seeds from step {checkpoint['step']} of {spec.job_id}"
+        f"sampling {path}{spec.image_count} images from step {checkpoint['step']} of {spec.job_id}"
     )
-    result = sample_for_seeds(checkpoint, spec.seeds, device)
+    result = sample_for_spec(checkpoint, spec, device)
     latents = io.BytesIO()
     np.save(latents, result.latents)
     put_artifact(settings.database_url, store, args.job_id, keys.GRID_NAME, "samples", result.png)

@@ -1,8 +1,9 @@
 """The one place artifact keys are built.
 
 Layout: `jobs/<job_id>/checkpoints/step-000500.pt`, `jobs/<job_id>/samples/step-000500.png`,
-`jobs/<job_id>/metrics.jsonl`, `jobs/<job_id>/log.txt`. Job ids are ours (hex), steps are
-integers, so no user-supplied string ever reaches a key.
+`jobs/<job_id>/metrics.jsonl`, `jobs/<job_id>/log.txt`; uploads at
+`uploads/<dataset_id>/<filename>`. Job and dataset ids are ours (hex), steps are integers, and
+an upload's file name is sanitised and checked, so no raw user string ever reaches a key.
 """
 
 from __future__ import annotations
@@ -56,3 +57,23 @@ def artifact_key(job_id: str, name: str) -> str:
     if not _ARTIFACT_NAME.fullmatch(name) or ".." in name:
         raise KeyError_(f"not a ganforge artifact name: {name!r}")
     return job_prefix(job_id) + name
+
+
+# Uploaded datasets live apart from datasets/ (which a spec's `key` may name directly), so the
+# only way a job reaches an upload is by its dataset_id, after the ownership check.
+_DATASET_ID = re.compile(r"^[0-9a-f]{32}$")
+# A stored upload keeps a sanitised form of its name (the extension tells its format).
+DATASET_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    if not _DATASET_ID.fullmatch(dataset_id):
+        raise KeyError_(f"not a ganforge dataset id: {dataset_id!r}")
+    return f"uploads/{dataset_id}/"
+
+
+def dataset_key(dataset_id: str, filename: str) -> str:
+    """The key of an uploaded dataset's file: `uploads/<dataset_id>/<filename>`."""
+    if not DATASET_FILENAME.fullmatch(filename) or ".." in filename:
+        raise KeyError_(f"not a valid dataset file name: {filename!r}")
+    return dataset_prefix(dataset_id) + filename

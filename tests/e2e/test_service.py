@@ -148,3 +148,34 @@ def test_duplicated_messages_never_run_a_job_twice(service: Service) -> None:
         job["id"], lambda _j: service.worker_log().count(f"job {job['id']} attempt 1 is not") >= 2
     )
     assert [e for e in service.events(job["id"]) if e[1] == "running"] == [("scheduled", "running")]
+
+
+def test_a_two_rank_job_trains_over_gloo_through_the_real_worker(service: Service) -> None:
+    spec = {**RING_SPEC, "resources": {"devices": 2}}
+    job = service.wait_final(service.submit("train", spec, name="two-ranks")["id"])
+    assert job["state"] == "succeeded", job["error"]
+    log = service.download(job["id"], "log.txt").decode()
+    assert "x 2 rank(s)" in log
+    checkpoint = torch.load(
+        io.BytesIO(service.download(job["id"], "checkpoints/step-000040.pt")), weights_only=True
+    )
+    assert len(checkpoint["rng_states"]) == 2, "every rank's RNG state is kept for resume"
+
+
+def test_an_uploaded_dataset_trains_a_job(service: Service, tmp_path: Path) -> None:
+    points = np.random.default_rng(0).normal(size=(512, 2)).astype(np.float32)
+    path = tmp_path / "blob.npz"
+    np.savez(path, points=points)
+    with path.open("rb") as stream:
+        response = service.http.post(
+            service.url("/api/v1/datasets"),
+            data={"name": "blob"},
+            files={"file": ("blob.npz", stream)},
+            timeout=60,
+        )
+    assert response.status_code == 201, response.text
+    dataset = response.json()
+    assert dataset["items"] == 512 and dataset["kind"] == "points"
+    spec = {**RING_SPEC, "data": {"source": "dataset", "dataset_id": dataset["id"]}}
+    job = service.wait_final(service.submit("train", spec, name="on-upload")["id"])
+    assert job["state"] == "succeeded", job["error"]

@@ -125,13 +125,21 @@ def test_cancel_of_a_queued_job_is_immediate_and_idempotent(
     assert all(e["at"] for e in events["events"])
 
 
-def test_sampling_a_job_that_is_not_yours_is_not_found(
+def test_sampling_must_name_one_of_your_training_jobs(
     client: FlaskClient, alice: str, bob: str
 ) -> None:
     job = submit(client, alice)
     body = {"kind": "sample", "name": "s", "spec": {"job_id": job["id"], "seeds": [1]}}
-    assert client.post("/api/v1/jobs", json=body, headers=auth(bob)).status_code == 404
-    assert client.post("/api/v1/jobs", json=body, headers=auth(alice)).status_code == 201
+    refused = client.post("/api/v1/jobs", json=body, headers=auth(bob))
+    assert refused.status_code == 422 and refused.mimetype == PROBLEM
+    assert refused.get_json()["errors"] == [
+        {"path": "spec.job_id", "message": f"no job {job['id']!r} among your jobs"}
+    ]
+    sampling = client.post("/api/v1/jobs", json=body, headers=auth(alice))
+    assert sampling.status_code == 201
+    of_a_sample = {**body, "spec": {"job_id": sampling.get_json()["id"], "seeds": [1]}}
+    refused = client.post("/api/v1/jobs", json=of_a_sample, headers=auth(alice))
+    assert "name a train job" in refused.get_json()["errors"][0]["message"]
 
 
 def test_unknown_artifact_is_a_404_problem(client: FlaskClient, alice: str) -> None:

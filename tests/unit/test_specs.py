@@ -1,6 +1,6 @@
 import pytest
 
-from shared.specs import SampleSpec, SpecError, TrainSpec, validate_job_request
+from shared.specs import LossSpec, SampleSpec, SpecError, TrainSpec, validate_job_request
 
 RING = {"model": "mlp", "data": {"source": "toy:ring8"}}
 
@@ -13,7 +13,8 @@ def test_minimal_train_spec_gets_documented_defaults() -> None:
     spec = TrainSpec.model_validate(RING)
     assert spec.model.family == "mlp"
     assert spec.latent.dim == 100 and spec.latent.prior == "gaussian"
-    assert spec.loss == "non_saturating"
+    assert spec.loss == LossSpec(name="non_saturating", gp_lambda=None, critic_steps=1)
+    assert spec.precision == "fp32" and spec.train.ema_decay is None
     assert spec.resources.devices == 1
 
 
@@ -75,6 +76,30 @@ def test_dataset_key_under_datasets_is_accepted() -> None:
         {"model": "dcgan", "data": {"source": "mnist", "key": "datasets/mnist/"}}
     )
     assert spec.data.key == "datasets/mnist/"
+
+
+def test_loss_is_a_name_or_an_object_with_its_parameters() -> None:
+    by_name = TrainSpec.model_validate({**RING, "loss": "hinge"})
+    assert by_name.loss == TrainSpec.model_validate({**RING, "loss": {"name": "hinge"}}).loss
+    wgan = TrainSpec.model_validate({**RING, "loss": {"name": "wgan_gp", "gp_lambda": 0.1}})
+    assert (wgan.loss.gp_lambda, wgan.loss.critic_steps) == (0.1, 5)
+    assert TrainSpec.model_validate_json(wgan.model_dump_json()) == wgan
+
+
+@pytest.mark.parametrize(
+    ("extra", "path", "message"),
+    [
+        ({"loss": {"name": "hinge", "gp_lambda": 10}}, "spec.loss", "gp_lambda is a wgan_gp"),
+        ({"loss": {"name": "wgan_gp", "critic_steps": 0}}, "spec.loss.critic_steps", ""),
+        ({"loss": "wgan"}, "spec.loss.name", ""),
+        ({"train": {"ema_decay": 1.0}}, "spec.train.ema_decay", ""),
+        ({"precision": "fp8"}, "spec.precision", ""),
+    ],
+)
+def test_bad_loss_ema_and_precision_fields_are_named(extra: dict, path: str, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        validate_job_request({"kind": "train", "name": "x", "spec": {**RING, **extra}})
+    assert message in paths(info.value)[path]
 
 
 def test_sampling_spec_limits_seeds() -> None:

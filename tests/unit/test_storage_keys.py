@@ -79,3 +79,12 @@ def test_rejects_artifact_names_outside_the_layout(name: str) -> None:
 def test_rejects_negative_steps() -> None:
     with pytest.raises(keys.KeyError_):
         keys.step_name(-1)
+
+
+def test_dataset_keys_take_our_id_and_a_checked_file_name() -> None:
+    assert keys.dataset_key(JOB_ID, "faces.tar.gz") == f"uploads/{JOB_ID}/faces.tar.gz"
+    for name in ("../x.zip", "a/b.zip", ".hidden.zip", "", "a b.zip", "x" * 200):
+        with pytest.raises(keys.KeyError_):
+            keys.dataset_key(JOB_ID, name)
+    with pytest.raises(keys.KeyError_):
+        keys.dataset_prefix("../jobs")

@@ -1,18 +1,25 @@
 """The GAN engine: everything that turns a `TrainSpec` into weights and weights into images.
 
-It imports torch, numpy, Pillow and `shared.specs` only; the Celery task adapts its hooks
-(stop flag, progress, artifact upload) to the outside world.
+It imports torch, numpy, Pillow and `shared.specs` / `shared.datafiles` only; the Celery task
+adapts its hooks (stop flag, progress, artifact upload) to the outside world.
 
 How it fits together:
 
 - `train.train` is the training loop, in numbered sections; it talks to the outside only
   through `hooks.TrainingHooks`.
-- `data` (ring8 toy points, MNIST idx files), `priors` (latents), `models` (mlp, dcgan),
-  `losses` (by name) are what the loop is made of; `seeding` derives every random stream
-  from the job seed, so runs repeat and resume bitwise.
+- `data` (batches from MNIST, .npz, image archives and uploads; `toydata` generates
+  ring8, grid25, gauss1d), `priors` (latents), `models` (mlp, dcgan),
+  `losses` (by name, with WGAN-GP's gradient penalty) are what the loop is made of;
+  `precision` picks autocast and loss scaling, `ema` keeps the moving average of G;
+  `seeding` derives every random stream from the job seed, so runs repeat and resume
+  bitwise.
+- `vae` is the VAE baseline (the GANs' networks as decoder and encoder, trained on the
+  ELBO): `train.train` hands vae specs to `train_vae.train_vae`, the same sections with an
+  ELBO step, and `vae_checkpoint` stores its decoder where sampling finds a generator.
 - `checkpoint` writes and reads snapshots that load with `torch.load(weights_only=True)`;
   `distributed` pairs process-group set-up with teardown and agrees on stops across ranks.
-- `sample` rebuilds a generator from a checkpoint and renders images per seed; `grids`
+- `sample` rebuilds a generator from a checkpoint and renders images per seed or along an
+  interpolation; `latents` makes those latents (lerp, slerp, truncation); `grids`
   draws image grids and scatter plots as deterministic PNG bytes.
 - `errors` holds the named failures a user can act on.
 """

@@ -3,7 +3,7 @@
 Only tensors, dicts, lists, tuples, numbers, strings, bools and None go inside; the spec is
 kept as JSON beside the weights, never as pickled code.
 
-Layout (`CHECKPOINT_FORMAT_VERSION` 1)::
+Layout (`CHECKPOINT_FORMAT_VERSION` 2; format 1 lacks the last two entries and still loads)::
 
     format_version  int
     step            int, training steps completed
@@ -13,6 +13,8 @@ Layout (`CHECKPOINT_FORMAT_VERSION` 1)::
     g_optimizer, d_optimizer            Adam state_dicts
     fixed_latents   Tensor [n, dim], the latents of every sample snapshot
     rng_states      list, one `seeding.capture_rng_state` dict per rank, by rank
+    generator_ema   state_dict of the generator average (`TrainParams.ema_decay`), or None
+    grad_scalers    {"g": ..., "d": ...} GradScaler state_dicts; empty dicts unless fp16
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from shared.specs import TrainSpec
 from worker.gan.errors import CheckpointError
 
 # Bump when the layout changes, so old workers refuse new checkpoints with a clear message.
-CHECKPOINT_FORMAT_VERSION = 1
+# 2: the loss spec became an object, and generator_ema and grad_scalers were added.
+CHECKPOINT_FORMAT_VERSION = 2
+# Formats this worker reads: older checkpoints keep resuming after an upgrade.
+READABLE_FORMAT_VERSIONS = (1, 2)
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -47,6 +52,8 @@ def build_checkpoint(
     d_optimizer: torch.optim.Optimizer,
     fixed_latents: torch.Tensor,
     rng_states: list[dict[str, Any]],
+    generator_ema: nn.Module | None = None,
+    grad_scalers: dict[str, torch.amp.GradScaler] | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dict of a run after `step` steps (see the module docstring)."""
     return {
@@ -60,6 +67,8 @@ def build_checkpoint(
         "d_optimizer": d_optimizer.state_dict(),
         "fixed_latents": fixed_latents.detach().cpu(),
         "rng_states": rng_states,
+        "generator_ema": None if generator_ema is None else generator_ema.state_dict(),
+        "grad_scalers": {name: s.state_dict() for name, s in (grad_scalers or {}).items()},
     }
 
 
@@ -77,9 +86,10 @@ def load_checkpoint(data: bytes, map_location: str | torch.device = "cpu") -> di
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
         raise CheckpointError(f"not a readable checkpoint: {exc}") from exc
     version = checkpoint.get("format_version") if isinstance(checkpoint, dict) else None
-    if version != CHECKPOINT_FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
+        readable = ", ".join(str(known) for known in READABLE_FORMAT_VERSIONS)
         raise CheckpointError(
-            f"checkpoint format {version!r}; this worker reads format {CHECKPOINT_FORMAT_VERSION}"
+            f"checkpoint format {version!r}; this worker reads formats {readable}"
         )
     return checkpoint
 
@@ -97,16 +107,33 @@ def restore_training_state(
     discriminator: nn.Module,
     g_optimizer: torch.optim.Optimizer,
     d_optimizer: torch.optim.Optimizer,
+    generator_ema: nn.Module | None = None,
+    grad_scalers: dict[str, torch.amp.GradScaler] | None = None,
 ) -> int:
-    """Load weights and optimiser states into a run built from `spec`; return the step."""
+    """Load weights and optimiser states into a run built from `spec`; return the step.
+
+    A generator average the checkpoint lacks (EMA switched on at resume) starts at the
+    restored generator; loss-scaler states are restored where both runs use fp16.
+    """
+    check_resumable(checkpoint, spec)
+    unwrap(generator).load_state_dict(checkpoint["generator"])
+    unwrap(discriminator).load_state_dict(checkpoint["discriminator"])
+    g_optimizer.load_state_dict(checkpoint["g_optimizer"])
+    d_optimizer.load_state_dict(checkpoint["d_optimizer"])
+    if generator_ema is not None:
+        generator_ema.load_state_dict(checkpoint.get("generator_ema") or checkpoint["generator"])
+    saved_scalers = checkpoint.get("grad_scalers") or {}
+    for name, scaler in (grad_scalers or {}).items():
+        if scaler.is_enabled() and saved_scalers.get(name):
+            scaler.load_state_dict(saved_scalers[name])
+    return int(checkpoint["step"])
+
+
+def check_resumable(checkpoint: dict[str, Any], spec: TrainSpec) -> None:
+    """Raise CheckpointError unless `spec` may continue the run `checkpoint` comes from."""
     trained = checkpoint_spec(checkpoint)
     for field in ("model", "latent", "loss"):
         if getattr(trained, field) != getattr(spec, field):
             raise CheckpointError(f"cannot resume: the checkpoint was trained with another {field}")
     if trained.data.source != spec.data.source:
         raise CheckpointError("cannot resume: the checkpoint was trained on another data source")
-    unwrap(generator).load_state_dict(checkpoint["generator"])
-    unwrap(discriminator).load_state_dict(checkpoint["discriminator"])
-    g_optimizer.load_state_dict(checkpoint["g_optimizer"])
-    d_optimizer.load_state_dict(checkpoint["d_optimizer"])
-    return int(checkpoint["step"])

@@ -1,37 +1,45 @@
-"""Training data: the ring8 toy set and MNIST, served as per-rank batches by step number.
+"""Training data as per-rank batches by step number: toy points, MNIST, .npz, image archives.
 
 A `BatchSource` computes the batch of any step from (seed, step, rank, world size) alone, so
-data order repeats exactly and a resumed run needs no saved sampler state.
+data order repeats exactly and a resumed run needs no saved sampler state. Toy distributions
+live in `toydata`; files are read by `shared.datafiles` (numpy and Pillow, shared with the
+API's upload checks) and turned into tensors here.
+
+A spec may leave the data's shape open (an .npz can hold points or images, an archive's image
+size and colour are in its files): `resolve_data` reads it from the data and returns the spec
+with `data.shape` filled in, before networks are built from the spec.
 """
 
 from __future__ import annotations
 
-import gzip
-import math
 import re
-import struct
-import zlib
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import Tensor
 
-from shared.specs import DataSpec, TrainSpec
+from shared import datafiles
+from shared.datafiles import DataFileError
+from shared.imagefiles import IMAGE_SUFFIXES
+from shared.specs import IMAGE_SIZES, MNIST_SIDE, TOY_POINT_DIMS, DataSpec, TrainSpec
 from worker.gan.errors import DataError
 from worker.gan.seeding import Stream, generator_for
+from worker.gan.toydata import (  # noqa: F401 (re-exported: the names tests and bench use)
+    RING8_MODE_COUNT,
+    RING8_RADIUS,
+    RING8_STD,
+    TOY_SOURCES,
+    Ring8Source,
+    ring8_modes,
+    ring8_sample,
+    toy_distribution,
+)
 
-# PacGAN's ring: 8 Gaussians of std 0.01 on the unit circle.
-RING8_MODE_COUNT = 8
-RING8_RADIUS = 1.0
-RING8_STD = 0.01
-# idx3 header: magic 0x00000803 means unsigned bytes, 3 dimensions (images, rows, columns).
-IDX3_MAGIC = 0x00000803
-IDX3_HEADER = struct.Struct(">IIII")
-# MNIST's side; the dcgan layout is built for it.
-MNIST_SIDE = 28
 # Image files we recognise: LeCun's names and the dotted variant common in mirrors.
 _MNIST_IMAGES = re.compile(r"-images[-.]idx3-ubyte(\.gz)?$")
 # uint8 pixels [0, 255] to the generator's tanh range [-1, 1].
@@ -48,65 +56,62 @@ class BatchSource(Protocol):
         ...
 
 
-def ring8_modes() -> Tensor:
-    """The 8 mode centres [8, 2]: angles 2πk/8 for k = 0..7 (linspace(0, 2π, 8) repeats one)."""
-    angles = torch.arange(RING8_MODE_COUNT, dtype=torch.float64) * (2 * math.pi / RING8_MODE_COUNT)
-    return (RING8_RADIUS * torch.stack([angles.cos(), angles.sin()], dim=1)).float()
-
-
-def ring8_sample(n: int, generator: torch.Generator) -> Tensor:
-    """`n` ring8 points [n, 2]: a uniformly chosen mode plus N(0, RING8_STD²) noise."""
-    modes = ring8_modes()[torch.randint(0, RING8_MODE_COUNT, (n,), generator=generator)]
-    return modes + RING8_STD * torch.randn(n, 2, generator=generator)
-
-
-class Ring8Source:
-    """Fresh ring8 points every step, from a generator seeded by (seed, step, rank)."""
-
-    def __init__(self, seed: int, rank: int, batch_size: int):
-        self.seed, self.rank, self.batch_size = seed, rank, batch_size
-
-    def batch(self, step: int) -> Tensor:
-        return ring8_sample(self.batch_size, generator_for(self.seed, Stream.DATA, step, self.rank))
-
-
 def reference_points(data: DataSpec, n: int, seed: int) -> Tensor | None:
-    """A fixed sample of real points to draw generated ones over; None for image sources."""
-    if data.source != "toy:ring8":
+    """A fixed sample of real points to draw generated ones over; None unless a toy source."""
+    if data.source not in TOY_POINT_DIMS:
         return None
-    return ring8_sample(n, generator_for(seed, Stream.REFERENCE))
+    return toy_distribution(data.source).sample(n, generator_for(seed, Stream.REFERENCE))
 
 
-class MnistSource:
-    """MNIST batches in [-1, 1], shape [B, 1, 28, 28], a distributed sampler without state.
+class ArraySource:
+    """Batches of samples held in memory, a distributed sampler without state.
 
-    Each epoch visits a permutation seeded by (seed, epoch); every step takes the next
-    `batch_size * world_size` indices and each rank its own slice of them, so ranks never
-    share a sample within an epoch. The incomplete last global batch of an epoch is dropped.
+    `samples` are uint8 images [N, C, H, W] (served scaled to [-1, 1]) or float points
+    [N, d] (served as they are). Each epoch visits a permutation seeded by (seed, epoch);
+    every step takes the next `batch_size * world_size` indices and each rank its own slice
+    of them, so ranks never share a sample within an epoch. The incomplete last global batch
+    of an epoch is dropped.
     """
 
-    def __init__(self, images: Tensor, seed: int, rank: int, world_size: int, batch_size: int):
+    def __init__(
+        self,
+        samples: Tensor,
+        seed: int,
+        rank: int,
+        world_size: int,
+        batch_size: int,
+        label: str = "the data",
+    ):
         global_batch = batch_size * world_size
-        if len(images) < global_batch:
+        if len(samples) < global_batch:
             raise DataError(
-                f"MNIST has {len(images)} images, fewer than one global batch of {global_batch}"
+                f"{label} has {len(samples)} samples, fewer than one global batch of {global_batch}"
             )
-        self.images, self.seed, self.rank, self.batch_size = images, seed, rank, batch_size
+        self.samples, self.seed, self.rank, self.batch_size = samples, seed, rank, batch_size
         self.global_batch = global_batch
-        self.steps_per_epoch = len(images) // global_batch
+        self.steps_per_epoch = len(samples) // global_batch
         self._epoch, self._order = -1, torch.empty(0, dtype=torch.int64)
 
     def batch(self, step: int) -> Tensor:
         epoch, position = divmod(step - 1, self.steps_per_epoch)
         start = position * self.global_batch + self.rank * self.batch_size
-        indices = self._order_of(epoch)[start : start + self.batch_size]
-        return (self.images[indices].float() / _PIXEL_HALF_RANGE - 1).unsqueeze(1)
+        chosen = self.samples[self._order_of(epoch)[start : start + self.batch_size]]
+        if chosen.dtype == torch.uint8:
+            return chosen.float() / _PIXEL_HALF_RANGE - 1
+        return chosen
 
     def _order_of(self, epoch: int) -> Tensor:
         if epoch != self._epoch:
             generator = generator_for(self.seed, Stream.DATA_ORDER, epoch)
-            self._epoch, self._order = epoch, torch.randperm(len(self.images), generator=generator)
+            self._epoch, self._order = epoch, torch.randperm(len(self.samples), generator=generator)
         return self._order
+
+
+class MnistSource(ArraySource):
+    """MNIST images uint8 [N, 28, 28] as batches [B, 1, 28, 28] in [-1, 1]."""
+
+    def __init__(self, images: Tensor, seed: int, rank: int, world_size: int, batch_size: int):
+        super().__init__(images.unsqueeze(1), seed, rank, world_size, batch_size, "MNIST")
 
 
 def find_mnist_images(folder: Path) -> Path:
@@ -123,57 +128,166 @@ def find_mnist_images(folder: Path) -> Path:
 def load_mnist_images(folder: Path) -> Tensor:
     """MNIST images from the idx3 file in `folder`, as uint8 [N, 28, 28]."""
     path = find_mnist_images(folder)
-    raw = _read_maybe_gzipped(path)
-    if len(raw) < IDX3_HEADER.size:
-        raise DataError(f"{path}: {len(raw)} bytes, too short for an idx3 header")
-    magic, count, rows, columns = IDX3_HEADER.unpack_from(raw)
-    if magic != IDX3_MAGIC:
-        raise DataError(f"{path}: magic number {magic:#010x}, expected {IDX3_MAGIC:#010x} (idx3)")
-    if (rows, columns) != (MNIST_SIDE, MNIST_SIDE) or count == 0:
-        raise DataError(f"{path}: holds {count} images of {rows}x{columns}, expected 28x28")
-    expected = IDX3_HEADER.size + count * rows * columns
-    if len(raw) != expected:
-        raise DataError(f"{path}: {len(raw)} bytes, but its header promises {expected}")
-    pixels = np.frombuffer(raw, dtype=np.uint8, offset=IDX3_HEADER.size)
-    return torch.from_numpy(pixels.reshape(count, rows, columns).copy())
+    with _as_data_error():
+        return torch.from_numpy(datafiles.read_idx3(path, str(path), side=MNIST_SIDE))
 
 
-def _read_maybe_gzipped(path: Path) -> bytes:
+@contextmanager
+def _as_data_error() -> Iterator[None]:
+    """shared.datafiles' errors as the engine's DataError (same message)."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as file:
-                return file.read()
-        return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot be read ({exc})") from exc
+        yield
+    except DataFileError as exc:
+        raise DataError(str(exc)) from None
 
 
 def open_data(spec: TrainSpec, data_path: Path | None, rank: int, world_size: int) -> BatchSource:
     """The batch source of `rank` for `spec`; batch size is batch_size // world_size, ≥ 1.
 
-    `data_path` is the local folder of a file-based source (the caller fetches store keys);
-    without it, `spec.data.path` is used.
+    `data_path` is the local file or folder of a file-based source (the caller fetches store
+    keys and uploads); without it, `spec.data.path` is used.
     """
     batch_size = max(1, spec.train.batch_size // world_size)
-    return _OPENERS[spec.data.source](spec, data_path, rank, world_size, batch_size)
+    if spec.data.source in TOY_SOURCES:
+        return TOY_SOURCES[spec.data.source](spec.train.seed, rank, batch_size)
+    samples, label = load_samples(spec.data, data_path)
+    return ArraySource(samples, spec.train.seed, rank, world_size, batch_size, label)
 
 
-def _open_ring8(
-    spec: TrainSpec, data_path: Path | None, rank: int, world_size: int, batch_size: int
-) -> BatchSource:
-    return Ring8Source(spec.train.seed, rank, batch_size)
+def point_dim(data: DataSpec) -> int:
+    """The dimension of the points a source yields (1 or 2), for the mlp family's layers."""
+    shape = _known_shape(data)
+    if len(shape) != 1:
+        raise ValueError(f"{data.source} is not a point source: its samples are {list(shape)}")
+    return shape[0]
 
 
-def _open_mnist(
-    spec: TrainSpec, data_path: Path | None, rank: int, world_size: int, batch_size: int
-) -> BatchSource:
-    folder = data_path or (Path(spec.data.path) if spec.data.path else None)
-    if folder is None:
-        raise DataError("MNIST from the artifact store must be fetched first: pass data_path")
-    images = load_mnist_images(folder)
-    return MnistSource(images, spec.train.seed, rank, world_size, batch_size)
+def _known_shape(data: DataSpec) -> tuple[int, ...]:
+    shape = data.sample_shape
+    if shape is None:
+        raise DataError(
+            f"the shape of {data.source} data is known once it is read: call "
+            "resolve_data(spec, data_path) before building networks"
+        )
+    return shape
 
 
-_Opener = Callable[[TrainSpec, Path | None, int, int, int], BatchSource]
-# Keyed by `DataSpec.source`.
-_OPENERS: dict[str, _Opener] = {"toy:ring8": _open_ring8, "mnist": _open_mnist}
+def resolve_data(spec: TrainSpec, data_path: Path | None) -> TrainSpec:
+    """`spec` with `data.shape` read from the data (file headers only) where it was open.
+
+    DataError when the data does not fit the spec: an mlp on images, a dcgan on points,
+    images of mixed or unsupported sizes without `resize`.
+    """
+    if spec.data.sample_shape is not None:
+        return spec
+    with _as_data_error():
+        shape = _shape_in_files(spec.data, _local_path(spec.data, data_path))
+    fields = {**spec.data.model_dump(exclude_none=True), "shape": shape}
+    try:
+        return TrainSpec.model_validate({**spec.model_dump(), "data": fields})
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise DataError(f"spec.data: the data's samples are {list(shape)}: {reasons}") from None
+
+
+def _shape_in_files(data: DataSpec, location: Path) -> tuple[int, ...]:
+    path = _data_file(data, location)
+    info = datafiles.inspect_data(path, path.name, decode=False)
+    if info.kind == "points":
+        assert info.shape is not None  # points always have one shape
+        return info.shape
+    channels = data.channels or info.channels or 1
+    if data.resize is not None:
+        return (channels, data.resize, data.resize)
+    sizes = info.sizes or {}
+    (height, width), *others = sizes
+    if others:
+        raise DataFileError(
+            f"{path.name}: images of mixed sizes: {datafiles.describe_sizes(sizes)}; set "
+            "data.resize to one of 28, 32, 64"
+        )
+    _check_image_size(height, width, path.name)
+    return (channels, height, width)
+
+
+def _check_image_size(height: int, width: int, label: str) -> None:
+    if height != width or height not in IMAGE_SIZES:
+        raise DataFileError(
+            f"{label}: images are {width}x{height}; models make 28, 32 or 64 px square "
+            "images: set data.resize to one of those (a center crop comes first)"
+        )
+
+
+def load_samples(data: DataSpec, data_path: Path | None) -> tuple[Tensor, str]:
+    """A file source's samples, uint8 images [N, C, H, W] or float32 points [N, d], and the
+    name of the file they came from. DataError when they do not match `data.shape`."""
+    location = _local_path(data, data_path)
+    with _as_data_error():
+        if data.source == "mnist":
+            path, label = find_mnist_images(location), "MNIST"
+            array = datafiles.read_idx3(path, str(path), side=MNIST_SIDE)[..., np.newaxis]
+            array = datafiles.fit_image_array(array, data.resize, data.channels)
+        else:
+            path = _data_file(data, location)
+            label = path.name
+            array = _read_file(data, path)
+        samples = torch.from_numpy(array)
+        if samples.ndim == 4:  # [N, H, W, C] -> [N, C, H, W]
+            samples = samples.permute(0, 3, 1, 2).contiguous()
+            _check_image_size(samples.shape[2], samples.shape[3], label)
+    expected = data.sample_shape
+    if expected is not None and tuple(samples.shape[1:]) != tuple(expected):
+        raise DataError(
+            f"{label}: samples are {list(samples.shape[1:])}, but spec.data says {list(expected)}"
+        )
+    return samples, label
+
+
+def _read_file(data: DataSpec, path: Path) -> np.ndarray:
+    """Points [N, d] float32 or images [N, H, W, C] uint8, resized and converted per `data`."""
+    fmt = datafiles.detect_format(path.name) if path.is_file() else "folder"
+    if fmt == "npz":
+        kind, array = datafiles.read_npz(path)
+        if kind == "points":
+            return array
+    elif fmt == "idx":
+        array = datafiles.read_idx3(path, path.name)[..., np.newaxis]
+    else:
+        return datafiles.read_images(path, path.name, data.resize, data.channels)
+    return datafiles.fit_image_array(array, data.resize, data.channels)
+
+
+def _local_path(data: DataSpec, data_path: Path | None) -> Path:
+    location = data_path or (Path(data.path) if data.path else None)
+    if location is None:
+        raise DataError(
+            f"{data.source} from the artifact store must be fetched first: pass data_path"
+        )
+    if not location.exists():
+        raise DataError(f"{location}: no such file or folder")
+    return location
+
+
+def _data_file(data: DataSpec, location: Path) -> Path:
+    """The file (or image folder) inside `location` that holds the data.
+
+    A fetched store prefix or upload is a folder: an npz source or an upload takes its one
+    data file; an images source takes its images, or its one archive when it holds no images.
+    """
+    if location.is_file():
+        return location
+    known = sorted(
+        path
+        for path in location.iterdir()
+        if path.is_file() and datafiles.detect_format(path.name) is not None
+    )
+    if data.source == "npz":
+        known = [path for path in known if datafiles.detect_format(path.name) == "npz"]
+    elif data.source == "images":
+        has_images = any(path.suffix.lower() in IMAGE_SUFFIXES for path in location.rglob("*"))
+        if has_images or not known:
+            return location
+    if len(known) != 1:
+        found = ", ".join(path.name for path in known) or "nothing usable"
+        raise DataError(f"{location}: expected one {data.source} data file, found {found}")
+    return known[0]

@@ -24,6 +24,8 @@ REFERENCE_COLOUR = (190, 190, 190)
 GENERATED_COLOUR = (31, 119, 180)
 # Dot radius in pixels: visible at 512 px, small enough that 0.01-std modes stay distinct.
 DOT_RADIUS = 2
+# Room around the outermost reference point when the plot widens to hold them all.
+REFERENCE_MARGIN = 1.1
 # A fixed zlib level: the PNG encoder's output depends on it.
 PNG_COMPRESS_LEVEL = 6
 
@@ -50,7 +52,14 @@ def image_grid_png(images: Tensor, columns: int | None = None) -> bytes:
 def scatter_png(
     points: Tensor, reference: Tensor | None = None, size: int = 512, extent: float = 1.5
 ) -> bytes:
-    """Generated points [N, 2] over optional reference (real) points, in [-extent, extent]²."""
+    """Generated points [N, 2] over optional reference (real) points, in [-extent, extent]²,
+    widened to hold every reference point (grid25 spans ±4). 1-D points [N, 1] lie on the
+    x axis."""
+    points = _in_plane(points)
+    if reference is not None:
+        reference = _in_plane(reference)
+        if len(reference):
+            extent = max(extent, float(reference.abs().max()) * REFERENCE_MARGIN)
     image = Image.new("RGB", (size, size), SCATTER_BACKGROUND)
     draw = ImageDraw.Draw(image)
     middle = _to_pixels(torch.zeros(1, 2), size, extent)[0]
@@ -63,6 +72,13 @@ def scatter_png(
             box = (x - DOT_RADIUS, y - DOT_RADIUS, x + DOT_RADIUS, y + DOT_RADIUS)
             draw.ellipse(box, fill=colour)
     return _png(image)
+
+
+def _in_plane(points: Tensor) -> Tensor:
+    """Points [N, 2] as they are; 1-D points [N, 1] as (x, 0)."""
+    if points.shape[1] == 1:
+        return torch.cat([points, torch.zeros_like(points)], dim=1)
+    return points
 
 
 def _to_uint8(images: Tensor) -> Tensor:

@@ -15,7 +15,8 @@ class ProgressReport:
     """Where training stands; metrics are means since the previous report.
 
     Metric names follow StyleGAN's statistics: `Loss/D/loss`, `Loss/G/loss`,
-    `Loss/scores/real`, `Loss/scores/fake`, `Timing/sec_per_step`.
+    `Loss/scores/real`, `Loss/scores/fake`, `Timing/sec_per_step`; a vae reports
+    `Loss/VAE/elbo`, `Loss/VAE/recon` and `Loss/VAE/kl` in place of the GAN losses.
     """
 
     step: int

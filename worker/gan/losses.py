@@ -1,8 +1,9 @@
-"""GAN losses by name (`TrainSpec.loss`), as a pair of discriminator and generator terms.
+"""GAN losses by name (`TrainSpec.loss.name`), as a pair of discriminator and generator terms.
 
-A new loss (hinge, least squares) is two functions and one `LOSSES` entry. One that needs
-more than logits (WGAN-GP's gradient penalty needs the discriminator and both batches) adds
-its extra term as a regulariser beside these, so the loop keeps one shape.
+A new loss is two functions and one `LOSSES` entry. WGAN-GP's gradient penalty needs more
+than logits (the discriminator and both batches), so it is a separate term,
+`gradient_penalty`, which the loop adds with weight `LossSpec.gp_lambda` when the loss says
+`penalised`; the loop keeps one shape for every loss.
 """
 
 from __future__ import annotations
@@ -10,16 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
 class GanLoss:
-    """The two halves of a GAN objective, each a mean over the batch."""
+    """The two halves of a GAN objective, each a mean over the batch.
+
+    `penalised`: the discriminator's loss also takes the gradient penalty.
+    """
 
     discriminator: Callable[[Tensor, Tensor], Tensor]
     generator: Callable[[Tensor], Tensor]
+    penalised: bool = False
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -35,13 +41,62 @@ def generator_loss(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+def least_squares_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """LSGAN (Mao et al. 2017, labels a = 0, b = c = 1): ½(D(x) - 1)² + ½D(G(z))²."""
+    return 0.5 * ((real_logits - 1) ** 2).mean() + 0.5 * (fake_logits**2).mean()
+
+
+def least_squares_generator_loss(fake_logits: Tensor) -> Tensor:
+    """LSGAN's generator term: ½(D(G(z)) - 1)²."""
+    return 0.5 * ((fake_logits - 1) ** 2).mean()
+
+
+def hinge_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Hinge (Lim & Ye 2017; SAGAN, BigGAN): max(0, 1 - D(x)) + max(0, 1 + D(G(z)))."""
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def critic_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Wasserstein critic: D(G(z)) - D(x), to be lowered (WGAN, WGAN-GP without its penalty)."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+def critic_generator_loss(fake_logits: Tensor) -> Tensor:
+    """-D(G(z)): the generator term of the Wasserstein and hinge losses."""
+    return -fake_logits.mean()
+
+
+def gradient_penalty(
+    discriminator: nn.Module, real: Tensor, fake: Tensor, mix: Tensor, output_scale: float = 1.0
+) -> Tensor:
+    """WGAN-GP's penalty mean((‖∇x̂ D(x̂)‖₂ - 1)²) at x̂ = mix·real + (1 - mix)·fake, without λ.
+
+    `mix` holds one weight in [0, 1] per sample. The gradient is taken with
+    `create_graph=True`, so a backward pass through the penalty reaches D's weights; pass the
+    DDP-wrapped discriminator and those gradients are averaged across ranks like any other.
+    `output_scale` is a GradScaler's scale: D's output is scaled before differentiating, so
+    fp16 gradients do not underflow, and the gradient unscaled after (PyTorch's AMP recipe).
+    """
+    weights = mix.view(-1, *([1] * (real.dim() - 1))).to(real.dtype)
+    interpolates = (weights * real + (1 - weights) * fake).detach().requires_grad_(True)
+    scores = discriminator(interpolates)
+    (gradients,) = torch.autograd.grad(scores.sum() * output_scale, interpolates, create_graph=True)
+    norms = (gradients.float() / output_scale).flatten(1).norm(dim=1)
+    return ((norms - 1) ** 2).mean()
+
+
 LOSSES: dict[str, GanLoss] = {
     "non_saturating": GanLoss(discriminator=discriminator_loss, generator=generator_loss),
+    "least_squares": GanLoss(
+        discriminator=least_squares_discriminator_loss, generator=least_squares_generator_loss
+    ),
+    "hinge": GanLoss(discriminator=hinge_discriminator_loss, generator=critic_generator_loss),
+    "wgan_gp": GanLoss(discriminator=critic_loss, generator=critic_generator_loss, penalised=True),
 }
 
 
 def get_loss(name: str) -> GanLoss:
-    """The loss registered under `name` (a `TrainSpec.loss` value)."""
+    """The loss registered under `name` (a `LossSpec.name` value)."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}")
     return LOSSES[name]

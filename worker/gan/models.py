@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from shared.specs import DataSpec, TrainSpec
+from worker.gan.data import point_dim
 
 # Big enough for an 8-mode ring to be learnt in a few thousand steps, small enough to run at
 # well over 100 steps/s on one CPU core.
@@ -24,8 +25,6 @@ DEFAULT_DCGAN_WIDTH = 64
 LEAKY_SLOPE = 0.2
 # DCGAN paper: all conv weights from N(0, 0.02), batch-norm scales from N(1, 0.02).
 INIT_STD = 0.02
-# The toy data sets are points in the plane.
-POINT_DIM = 2
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,8 @@ class ImageShape:
     size: int
 
 
-# Image shape of each image source. 32 and 64 px or 3 channels need only an entry here and
-# in `_DCGAN_PLANS`.
+# Image shape of a source whose spec does not state one (`DataSpec.sample_shape`); any
+# shape with a `_DCGAN_PLANS` entry (28, 32, 64 px; 1 or 3 channels) builds a dcgan.
 IMAGE_SHAPES: dict[str, ImageShape] = {"mnist": ImageShape(channels=1, size=28)}
 
 
@@ -49,25 +48,45 @@ class _DcganPlan:
     doublings: int
 
 
-# 28 = 7 * 2 * 2. For later: 32 -> _DcganPlan(4, 3), 64 -> _DcganPlan(4, 4).
-_DCGAN_PLANS: dict[int, _DcganPlan] = {28: _DcganPlan(start_size=7, doublings=2)}
+# 28 = 7 * 2 * 2, 32 = 4 * 2 ** 3, 64 = 4 * 2 ** 4; the 64 px plan is pytorch/examples' DCGAN.
+_DCGAN_PLANS: dict[int, _DcganPlan] = {
+    28: _DcganPlan(start_size=7, doublings=2),
+    32: _DcganPlan(start_size=4, doublings=3),
+    64: _DcganPlan(start_size=4, doublings=4),
+}
 
 
 def image_shape(data: DataSpec) -> ImageShape:
     """The shape of the images a data source yields; ValueError for point sources."""
+    shape = data.sample_shape
+    if shape is not None and len(shape) == 3:
+        return ImageShape(channels=shape[0], size=shape[1])
     if data.source not in IMAGE_SHAPES:
         raise ValueError(f"{data.source} is not an image source")
     return IMAGE_SHAPES[data.source]
 
 
 def build_generator(spec: TrainSpec) -> nn.Module:
-    """The generator for `spec`: latent [B, dim] -> points [B, 2] or images [B, C, H, W]."""
-    return _BUILDERS[spec.model.family][0](spec)
+    """The generator for `spec`: latent [B, dim] -> points [B, 2] or images [B, C, H, W].
+
+    For a vae this is its decoder, so sampling treats every family alike.
+    """
+    return _BUILDERS[network_family(spec)][0](spec)
 
 
 def build_discriminator(spec: TrainSpec) -> nn.Module:
-    """The discriminator for `spec`: a sample batch -> logits [B]."""
-    return _BUILDERS[spec.model.family][1](spec)
+    """The discriminator for `spec`: a sample batch -> logits [B]; a vae's encoder trunk."""
+    return _BUILDERS[network_family(spec)][1](spec)
+
+
+def network_family(spec: TrainSpec) -> str:
+    """The GAN family whose networks `spec` builds: its own, or a vae's by its data kind.
+
+    A vae reuses the GAN networks of its data: dcgan for images, mlp for points.
+    """
+    if spec.model.family != "vae":
+        return spec.model.family
+    return "dcgan" if spec.data.is_image else "mlp"
 
 
 def _mlp_width(spec: TrainSpec) -> int:
@@ -79,12 +98,12 @@ def _mlp_generator(spec: TrainSpec) -> nn.Module:
     layers: list[nn.Module] = [nn.Linear(spec.latent.dim, width), nn.ReLU()]
     for _ in range(MLP_HIDDEN_LAYERS - 1):
         layers += [nn.Linear(width, width), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(width, POINT_DIM))
+    return nn.Sequential(*layers, nn.Linear(width, point_dim(spec.data)))
 
 
 def _mlp_discriminator(spec: TrainSpec) -> nn.Module:
     width = _mlp_width(spec)
-    layers: list[nn.Module] = [nn.Linear(POINT_DIM, width), nn.LeakyReLU(LEAKY_SLOPE)]
+    layers: list[nn.Module] = [nn.Linear(point_dim(spec.data), width), nn.LeakyReLU(LEAKY_SLOPE)]
     for _ in range(MLP_HIDDEN_LAYERS - 1):
         layers += [nn.Linear(width, width), nn.LeakyReLU(LEAKY_SLOPE)]
     return nn.Sequential(*layers, nn.Linear(width, 1), nn.Flatten(0))
@@ -128,12 +147,23 @@ def _dcgan_discriminator(spec: TrainSpec) -> nn.Module:
     for _ in range(plan.doublings - 1):
         layers += [
             nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(channels * 2),
+            _discriminator_norm(spec, channels * 2),
             nn.LeakyReLU(LEAKY_SLOPE),
         ]
         channels *= 2
     layers += [nn.Conv2d(channels, 1, plan.start_size, 1, 0, bias=False), nn.Flatten(0)]
     return _dcgan_init(nn.Sequential(*layers))
+
+
+def _discriminator_norm(spec: TrainSpec, channels: int) -> nn.Module:
+    """Batch norm, except for a gradient-penalised critic: layer norm (one group) there.
+
+    The penalty is per sample; batch norm mixes the samples of a batch (and, under DDP, differs
+    between ranks), which is why the WGAN-GP paper swaps it for layer norm.
+    """
+    if spec.loss.name == "wgan_gp":
+        return nn.GroupNorm(1, channels)
+    return nn.BatchNorm2d(channels)
 
 
 def _dcgan_init(network: nn.Module) -> nn.Module:

@@ -29,6 +29,7 @@ class Stream(IntEnum):
     DATA_ORDER = 3
     FIXED_SAMPLES = 4
     REFERENCE = 5
+    PENALTY_MIX = 6  # WGAN-GP's interpolation weights between real and fake
 
 
 def derive_seed(*parts: int) -> int:

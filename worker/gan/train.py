@@ -1,8 +1,9 @@
 """The training loop: one function, in numbered sections, that talks out only through hooks.
 
-Determinism: every random draw inside the loop (data, latents) comes from a generator seeded
-by (job seed, stream, step, rank), so on the CPU a run stopped at step s and resumed from its
-checkpoint ends bitwise equal to a run that never stopped.
+Determinism: every random draw inside the loop (data, latents, WGAN-GP's mixing weights)
+comes from a generator seeded by (job seed, stream, step, critic sub-step, rank), so on the CPU
+a run stopped at step s and resumed from its checkpoint ends bitwise equal to a run that never
+stopped; the generator average and fp16 loss-scaler states travel in the checkpoint.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from shared.specs import TrainSpec
 from worker.gan.checkpoint import build_checkpoint, checkpoint_to_bytes, restore_training_state
-from worker.gan.data import open_data
+from worker.gan.data import BatchSource, open_data
 from worker.gan.distributed import agree_to_stop, gather_to_rank0, min_across_ranks
+from worker.gan.ema import GeneratorEma
 from worker.gan.errors import NonFiniteLossError
 from worker.gan.hooks import ProgressReport, TrainingHooks
-from worker.gan.losses import GanLoss, get_loss
+from worker.gan.losses import GanLoss, get_loss, gradient_penalty
 from worker.gan.models import build_discriminator, build_generator
+from worker.gan.precision import Precision, resolve_precision
 from worker.gan.priors import sample_latents
 from worker.gan.sample import render_png
 from worker.gan.seeding import (
@@ -43,8 +46,15 @@ REPORT_EVERY = 10
 # Latents behind every sample snapshot: an 8x8 image grid, or enough points to show how
 # well each of the 8 ring modes is covered.
 FIXED_SAMPLE_COUNTS = {"dcgan": 64, "mlp": 1000}
-# Per-step statistics, in the order `_train_step` returns them.
-STAT_NAMES = ("Loss/D/loss", "Loss/G/loss", "Loss/scores/real", "Loss/scores/fake")
+# Per-step statistics, in the order `_train_step` returns them. Loss/D/loss is the loss
+# proper, without the regulariser (WGAN-GP's gradient penalty, before λ) in Loss/D/reg.
+STAT_NAMES = (
+    "Loss/D/loss",
+    "Loss/G/loss",
+    "Loss/D/reg",
+    "Loss/scores/real",
+    "Loss/scores/fake",
+)
 # Stands for "no bad step yet" in the device-side NaN tracker (larger than any step).
 _NO_BAD_STEP = 2**62
 _CPU = torch.device("cpu")
@@ -67,6 +77,26 @@ class _Networks:
     d_train: nn.Module
     g_optimizer: torch.optim.Optimizer
     d_optimizer: torch.optim.Optimizer
+    g_scaler: torch.amp.GradScaler  # fp16 loss scaling; pass-throughs at other precisions
+    d_scaler: torch.amp.GradScaler
+    generator_ema: GeneratorEma | None  # None unless `train.ema_decay` is set
+
+    @property
+    def scalers(self) -> dict[str, torch.amp.GradScaler]:
+        return {"g": self.g_scaler, "d": self.d_scaler}
+
+    @property
+    def ema_module(self) -> nn.Module | None:
+        return None if self.generator_ema is None else self.generator_ema.module
+
+
+@dataclass(frozen=True)
+class _Draw:
+    """What one discriminator step trains on."""
+
+    real: Tensor
+    z: Tensor
+    mix: Tensor | None  # WGAN-GP's real/fake mixing weight per sample; None for other losses
 
 
 def train(
@@ -83,8 +113,22 @@ def train(
 
     `resume` is a loaded checkpoint: training continues after its step. Raises
     `NonFiniteLossError` when a loss turns NaN or infinite, `DataError` for bad data and
-    `CheckpointError` for a checkpoint that does not fit `spec`.
+    `CheckpointError` for a checkpoint that does not fit `spec`. A `vae` spec runs
+    `train_vae.train_vae`, the same sections with an ELBO step.
     """
+    if spec.model.family == "vae":
+        # Imported here: train_vae reuses this module's sections, so it imports this module.
+        from worker.gan.train_vae import train_vae
+
+        return train_vae(
+            spec,
+            hooks=hooks,
+            rank=rank,
+            world_size=world_size,
+            device=device,
+            data_path=data_path,
+            resume=resume,
+        )
     is_main, total = rank == 0, spec.train.steps
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)  # NCCL's object collectives use the current device
@@ -94,7 +138,8 @@ def train(
     source = open_data(spec, data_path, rank, world_size)
 
     # 2. Build networks.
-    nets = _build_networks(spec, device)
+    precision, precision_note = resolve_precision(spec, device)
+    nets = _build_networks(spec, device, precision)
     fixed_count = FIXED_SAMPLE_COUNTS[spec.model.family]
     fixed_latents = sample_latents(
         spec.latent, fixed_count, generator_for(spec.train.seed, Stream.FIXED_SAMPLES)
@@ -114,24 +159,34 @@ def train(
             discriminator=nets.discriminator,
             g_optimizer=nets.g_optimizer,
             d_optimizer=nets.d_optimizer,
+            generator_ema=nets.ema_module,
+            grad_scalers=nets.scalers,
         )
         fixed_latents = resume["fixed_latents"]
         _restore_rank_rng(resume["rng_states"], rank, world_size, device)
 
-    # 5. Train.
-    loss = get_loss(spec.loss)
-    stats = _RunningStats(device, images_per_step=source.batch_size * world_size)
+    # 5. Train: critic_steps discriminator steps, one generator step, the average follows G.
+    loss = get_loss(spec.loss.name)
+    gp_lambda = spec.loss.gp_lambda or 0.0
+    inputs = _StepInputs(spec, source, rank, device, penalised=loss.penalised)
+    stats = _RunningStats(
+        device,
+        images_per_step=source.batch_size * world_size * spec.loss.critic_steps,
+        checked=3,  # D loss, G loss and the penalty
+    )
     snapshot = _Snapshots(spec, hooks, nets, fixed_latents, device, is_main)
     if is_main:
         hooks.log(
             f"{'resuming' if start else 'training'} {spec.model.family} on {spec.data.source}: "
-            f"steps {start + 1}-{total}, batch {source.batch_size} x {world_size} rank(s), {device}"
+            f"steps {start + 1}-{total}, batch {source.batch_size} x {world_size} rank(s), "
+            f"{device}, loss {spec.loss.name}, {precision.name}"
         )
+        if precision_note:
+            hooks.log(precision_note)
     for step in range(start + 1, total + 1):
-        real = source.batch(step).to(device)
-        latent_generator = generator_for(spec.train.seed, Stream.LATENTS, step, rank)
-        z = sample_latents(spec.latent, len(real), latent_generator).to(device)
-        stats.add(step, _train_step(nets, loss, real, z))
+        stats.add(step, _train_step(nets, loss, gp_lambda, precision, inputs.of_step(step)))
+        if nets.generator_ema is not None:
+            nets.generator_ema.update(nets.generator)
 
         # 6. Snapshot. Every rank reaches the same collectives in the same order.
         is_last = step == total
@@ -159,28 +214,111 @@ def train(
     return TrainResult(step=max(start, total), stopped_early=False, metrics=snapshot.last_metrics)
 
 
-def _train_step(nets: _Networks, loss: GanLoss, real: Tensor, z: Tensor) -> Tensor:
-    """One discriminator step, then one generator step on the same fakes; stats stay on device."""
-    fake = nets.g_train(z)
-    real_logits = nets.d_train(real)
-    fake_logits = nets.d_train(fake.detach())
-    d_loss = loss.discriminator(real_logits, fake_logits)
-    nets.d_optimizer.zero_grad(set_to_none=True)
-    d_loss.backward()
-    nets.d_optimizer.step()
+def _train_step(
+    nets: _Networks, loss: GanLoss, gp_lambda: float, precision: Precision, draws: list[_Draw]
+) -> Tensor:
+    """A discriminator step per draw, then a generator step on the last draw's fakes.
+
+    Returns the `STAT_NAMES` values of the last D step and the G step, on the device.
+    """
+    for index, draw in enumerate(draws):
+        # Only the last draw's fakes train G; the others need no graph.
+        with torch.set_grad_enabled(index == len(draws) - 1), precision.autocast():
+            fake = nets.g_train(draw.z)
+        d_stats = _discriminator_step(nets, loss, gp_lambda, precision, draw, fake.detach())
 
     # D's gradients from this backward are discarded by the next D step's zero_grad.
-    g_loss = loss.generator(nets.d_train(fake))
+    with precision.autocast():
+        g_loss = loss.generator(nets.d_train(fake).float())
     nets.g_optimizer.zero_grad(set_to_none=True)
-    g_loss.backward()
-    nets.g_optimizer.step()
-    return torch.stack([d_loss, g_loss, real_logits.mean(), fake_logits.mean()]).detach()
+    nets.g_scaler.scale(g_loss).backward()
+    nets.g_scaler.step(nets.g_optimizer)
+    nets.g_scaler.update()
+    d_loss, penalty, real_score, fake_score = d_stats
+    return torch.stack([d_loss, g_loss.detach(), penalty, real_score, fake_score])
 
 
-def _build_networks(spec: TrainSpec, device: torch.device) -> _Networks:
-    generator = build_generator(spec).to(device)
-    discriminator = build_discriminator(spec).to(device)
-    lr, betas = spec.train.lr, spec.train.betas
+def _discriminator_step(
+    nets: _Networks,
+    loss: GanLoss,
+    gp_lambda: float,
+    precision: Precision,
+    draw: _Draw,
+    fake: Tensor,
+) -> Tensor:
+    """One D update; returns (loss, penalty, mean real score, mean fake score), detached."""
+    with precision.autocast():
+        # Losses in fp32 whatever the precision: logits are cheap, and softplus and squares
+        # of fp16 values overflow.
+        real_logits = nets.d_train(draw.real).float()
+        fake_logits = nets.d_train(fake).float()
+        d_loss = loss.discriminator(real_logits, fake_logits)
+        penalty = torch.zeros((), device=d_loss.device)
+        if draw.mix is not None:
+            scale = nets.d_scaler.get_scale() if nets.d_scaler.is_enabled() else 1.0
+            penalty = gradient_penalty(nets.d_train, draw.real, fake, draw.mix, scale)
+    total = d_loss + gp_lambda * penalty if draw.mix is not None else d_loss
+    nets.d_optimizer.zero_grad(set_to_none=True)
+    nets.d_scaler.scale(total).backward()
+    nets.d_scaler.step(nets.d_optimizer)
+    nets.d_scaler.update()
+    if nets.d_scaler.is_enabled():
+        # fp16: the penalty comes from loss-scaled gradients, which overflow now and then by
+        # design; the scaler has just skipped such a step. Its penalty counts as 0, so only a
+        # non-finite loss proper stops the run.
+        penalty = torch.nan_to_num(penalty.detach(), nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.stack([d_loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
+
+
+class _StepInputs:
+    """The draws of every step, computed from (job seed, stream, draw, rank) alone.
+
+    Draw d = (step - 1)·critic_steps + k + 1 numbers the discriminator steps from 1, so each
+    critic sub-step k of a step gets its own real batch, latents and penalty mix, and a data
+    source walks its epochs one D step at a time. With one critic step d is the step itself.
+    """
+
+    def __init__(
+        self,
+        spec: TrainSpec,
+        source: BatchSource,
+        rank: int,
+        device: torch.device,
+        penalised: bool,
+    ):
+        self.spec, self.source, self.rank, self.device = spec, source, rank, device
+        self.penalised = penalised
+        self.memory_format = _memory_format(spec, device)
+
+    def of_step(self, step: int) -> list[_Draw]:
+        critic_steps = self.spec.loss.critic_steps
+        return [self._draw((step - 1) * critic_steps + k + 1) for k in range(critic_steps)]
+
+    def _draw(self, draw: int) -> _Draw:
+        seed, rank = self.spec.train.seed, self.rank
+        real = self.source.batch(draw).to(self.device, memory_format=self.memory_format)
+        latent_generator = generator_for(seed, Stream.LATENTS, draw, rank)
+        z = sample_latents(self.spec.latent, len(real), latent_generator).to(self.device)
+        mix = None
+        if self.penalised:
+            mix_generator = generator_for(seed, Stream.PENALTY_MIX, draw, rank)
+            mix = torch.rand(len(real), generator=mix_generator).to(self.device)
+        return _Draw(real=real, z=z, mix=mix)
+
+
+def _memory_format(spec: TrainSpec, device: torch.device) -> torch.memory_format:
+    """channels_last for dcgan on CUDA, where cuDNN's NHWC convolutions (tensor cores under
+    autocast) are faster; the default layout everywhere else."""
+    if spec.model.family == "dcgan" and device.type == "cuda":
+        return torch.channels_last
+    return torch.preserve_format
+
+
+def _build_networks(spec: TrainSpec, device: torch.device, precision: Precision) -> _Networks:
+    memory_format = _memory_format(spec, device)
+    generator = _place(build_generator(spec), device, memory_format)
+    discriminator = _place(build_discriminator(spec), device, memory_format)
+    lr, betas, ema_decay = spec.train.lr, spec.train.betas, spec.train.ema_decay
     return _Networks(
         generator=generator,
         discriminator=discriminator,
@@ -188,16 +326,28 @@ def _build_networks(spec: TrainSpec, device: torch.device) -> _Networks:
         d_train=discriminator,
         g_optimizer=torch.optim.Adam(generator.parameters(), lr=lr, betas=betas),
         d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas),
+        g_scaler=precision.grad_scaler(),
+        d_scaler=precision.grad_scaler(),
+        generator_ema=None if ema_decay is None else GeneratorEma(generator, ema_decay),
     )
+
+
+def _place(
+    network: nn.Module, device: torch.device, memory_format: torch.memory_format
+) -> nn.Module:
+    # Module.to takes memory_format (4-D weights only); torch's type stubs leave it out.
+    return network.to(device, memory_format=memory_format)  # type: ignore[call-overload]
 
 
 def _distribute(nets: _Networks, device: torch.device) -> _Networks:
     device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
-    return replace(
-        nets,
-        g_train=DistributedDataParallel(nets.generator, device_ids=device_ids),
-        d_train=DistributedDataParallel(nets.discriminator, device_ids=device_ids),
-    )
+    g_train = DistributedDataParallel(nets.generator, device_ids=device_ids)
+    d_train = DistributedDataParallel(nets.discriminator, device_ids=device_ids)
+    # DDP has just copied rank 0's weights to every rank: the average starts again from those.
+    ema = nets.generator_ema
+    if ema is not None:
+        ema = GeneratorEma(nets.generator, ema.decay)
+    return replace(nets, g_train=g_train, d_train=d_train, generator_ema=ema)
 
 
 def _restore_rank_rng(
@@ -209,21 +359,32 @@ def _restore_rank_rng(
 
 
 class _RunningStats:
-    """Per-step statistics summed on the device; read (one sync) only at report steps."""
+    """Per-step statistics summed on the device; read (one sync) only at report steps.
 
-    def __init__(self, device: torch.device, images_per_step: int):
-        self.device, self.images_per_step = device, images_per_step
+    `names` label the values `add` gets, in order; the first `checked` are losses, checked for
+    NaN.
+    """
+
+    def __init__(
+        self,
+        device: torch.device,
+        images_per_step: int,
+        names: tuple[str, ...] = STAT_NAMES,
+        checked: int = 2,
+    ):
+        self.device, self.images_per_step, self.names = device, images_per_step, names
+        self.checked = checked
         self.first_bad_step = torch.tensor(_NO_BAD_STEP, device=device)
         self._reset()
 
     def _reset(self) -> None:
-        self.sums = torch.zeros(len(STAT_NAMES), device=self.device)
+        self.sums = torch.zeros(len(self.names), device=self.device)
         self.steps, self.since = 0, time.perf_counter()
 
     def add(self, step: int, values: Tensor) -> None:
         self.sums += values
         self.steps += 1
-        bad = ~torch.isfinite(values[:2]).all()
+        bad = ~torch.isfinite(values[: self.checked]).all()
         self.first_bad_step = torch.where(bad, step, self.first_bad_step).minimum(
             self.first_bad_step
         )
@@ -238,7 +399,7 @@ class _RunningStats:
         """Means since the last read, with timing; returns (metrics, images per second)."""
         means = (self.sums / max(1, self.steps)).tolist()
         elapsed = max(time.perf_counter() - self.since, 1e-9)
-        metrics = dict(zip(STAT_NAMES, means, strict=True))
+        metrics = dict(zip(self.names, means, strict=True))
         metrics["Timing/sec_per_step"] = elapsed / max(1, self.steps)
         images_per_second = self.images_per_step * self.steps / elapsed
         self._reset()
@@ -272,14 +433,15 @@ class _Snapshots:
         )
 
     def samples(self, step: int) -> None:
-        """Rank 0 draws the generator on the fixed latents, in eval mode, without training it."""
+        """Rank 0 draws G (its average when kept) on the fixed latents, in eval mode, in fp32."""
         if not self.is_main:
             return
-        generator = self.nets.generator
+        generator = self.nets.ema_module or self.nets.generator
+        was_training = generator.training
         generator.eval()
         with torch.no_grad():
             generated = generator(self.fixed_latents.to(self.device))
-        generator.train()
+        generator.train(was_training)
         self.hooks.save_samples(step, render_png(self.spec, generated))
 
     def checkpoint(self, step: int) -> None:
@@ -296,5 +458,7 @@ class _Snapshots:
             d_optimizer=self.nets.d_optimizer,
             fixed_latents=self.fixed_latents,
             rng_states=rng_states,
+            generator_ema=self.nets.ema_module,
+            grad_scalers=self.nets.scalers,
         )
         self.hooks.save_checkpoint(step, checkpoint_to_bytes(checkpoint))

@@ -14,7 +14,7 @@ from worker.gan.distributed import find_free_port
 from worker.gan.errors import CheckpointError
 from worker.gan.train import STOP_CHECK_EVERY, train
 
-WEIGHT_KEYS = ("generator", "discriminator", "g_optimizer", "d_optimizer")
+WEIGHT_KEYS = ("generator", "discriminator", "g_optimizer", "d_optimizer", "generator_ema")
 
 
 def _assert_bitwise_equal(a: Any, b: Any) -> None:
@@ -44,7 +44,20 @@ def _stop_then_resume(spec: TrainSpec) -> tuple[RecordingHooks, RecordingHooks]:
     return whole, resumed
 
 
-@pytest.mark.parametrize("make_spec", [ring_spec, mnist_spec], ids=["mlp", "dcgan"])
+def _wgan_gp_with_ema() -> TrainSpec:
+    loss = {"name": "wgan_gp", "critic_steps": 2}  # more than one, fewer than 5 for speed
+    return ring_spec(loss=loss, train={"steps": 20, "batch_size": 32, "ema_decay": 0.9})
+
+
+def _hinge_dcgan_with_ema() -> TrainSpec:
+    return mnist_spec(loss="hinge", train={"steps": 12, "batch_size": 8, "ema_decay": 0.99})
+
+
+@pytest.mark.parametrize(
+    "make_spec",
+    [ring_spec, mnist_spec, _wgan_gp_with_ema, _hinge_dcgan_with_ema],
+    ids=["mlp", "dcgan", "mlp-wgan_gp-ema", "dcgan-hinge-ema"],
+)
 def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_unbroken_one(make_spec) -> None:
     spec = make_spec()
     whole, resumed = _stop_then_resume(spec)
@@ -65,7 +78,11 @@ def test_resuming_with_another_model_is_refused(tiny_ring_spec: TrainSpec) -> No
 
 
 def test_two_ranks_agree_to_stop_and_resume_bitwise(tmp_path: Path) -> None:
-    specs = [ring_spec(), mnist_spec(train={"steps": 12, "batch_size": 8, "seed": 3})]
+    specs = [
+        ring_spec(),
+        mnist_spec(train={"steps": 12, "batch_size": 8, "seed": 3}),
+        _wgan_gp_with_ema(),  # the penalty and critic steps under DDP, the average on rank 0
+    ]
     port = find_free_port()
     mp.spawn(
         run_two_ranks_with_resume,

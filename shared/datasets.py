@@ -1,0 +1,218 @@
+"""Uploaded datasets: check an upload, store it, record it; list, read and delete them.
+
+An upload is checked with `shared.datafiles` (the same reader the worker trains from) before
+anything is stored, so a broken archive fails at upload with a message naming the problem, not
+hours later on a GPU node. Datasets belong to their uploader: other users' are not found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.datafiles import DataFileError, DataInfo, describe_sizes, detect_format, inspect_data
+from shared.models import Dataset, User, new_id
+from shared.specs import IMAGE_SIZES, SpecError, TrainSpec, problems_from
+from shared.storage import Storage
+from shared.storage.keys import DATASET_FILENAME, dataset_key
+
+# 2 GiB: MNIST's training set as PNGs is ~20 MB and CIFAR-10 ~150 MB, so this leaves room for
+# real lab data sets while keeping one upload a minutes-long transfer, not an hours-long one.
+MAX_UPLOAD_BYTES = 2 * 1024**3
+MAX_NAME_LENGTH = 200
+# Copy and hash uploads in 1 MiB reads: memory stays flat however large the file.
+_CHUNK = 1024 * 1024
+_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class DatasetNotFoundError(LookupError):
+    """No dataset with that id belongs to the caller."""
+
+    def __init__(self, dataset_id: str):
+        super().__init__(f"no dataset {dataset_id!r} among your datasets")
+        self.dataset_id = dataset_id
+
+
+class DatasetUploadError(ValueError):
+    """An upload was refused; `field` is the form field at fault (file or name)."""
+
+    def __init__(self, field: str, message: str, status: int = 422):
+        super().__init__(message)
+        self.field, self.message, self.status = field, message, status
+
+
+def safe_filename(raw: str) -> str:
+    """A client's file name as we store it: its last path part, odd characters as `_`.
+
+    DatasetUploadError when nothing usable is left or the name says no known format.
+    """
+    base = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE_CHARACTERS.sub("_", base).lstrip("._-")
+    if len(cleaned) > 128:  # keep the end: it carries the format (.tar.gz)
+        cleaned = cleaned[-128:].lstrip("._-")
+    if not cleaned or not DATASET_FILENAME.fullmatch(cleaned) or ".." in cleaned:
+        raise DatasetUploadError("file", f"the file name {raw!r} has no usable characters")
+    if detect_format(cleaned) is None:
+        raise DatasetUploadError(
+            "file",
+            f"{raw!r}: upload an .npz, a .zip, .tar, .tar.gz or .tgz of PNG/JPEG images, or "
+            "an idx3 file (*-idx3-ubyte, optionally .gz)",
+        )
+    return cleaned
+
+
+def check_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise DatasetUploadError("name", "give the dataset a name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise DatasetUploadError("name", f"at most {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def create_dataset(
+    session: Session,
+    store: Storage,
+    owner: User,
+    *,
+    name: str | None,
+    filename: str,
+    stream: IO[bytes],
+    max_bytes: int = MAX_UPLOAD_BYTES,
+) -> Dataset:
+    """Check an uploaded file, store it under `uploads/<id>/<filename>`, and record it."""
+    name = check_name(name)
+    filename = safe_filename(filename)
+    with tempfile.TemporaryDirectory(prefix="ganforge-upload-") as folder:
+        path = Path(folder) / filename
+        size, sha256 = _copy_and_hash(stream, path, max_bytes)
+        if size == 0:
+            raise DatasetUploadError("file", f"{filename}: the file is empty")
+        try:
+            info = inspect_data(path, filename)
+        except DataFileError as exc:
+            raise DatasetUploadError("file", str(exc)) from None
+        dataset_id = new_id()
+        dataset = Dataset(
+            id=dataset_id,
+            owner_id=owner.id,
+            name=name,
+            filename=filename,
+            key=dataset_key(dataset_id, filename),
+        )
+        _describe(dataset, info, size, sha256)
+        with path.open("rb") as file:
+            store.put(dataset.key, file)
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def _copy_and_hash(stream: IO[bytes], path: Path, max_bytes: int) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("wb") as out:
+        while chunk := stream.read(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise DatasetUploadError(
+                    "file", f"uploads are limited to {max_bytes} bytes", status=413
+                )
+            digest.update(chunk)
+            out.write(chunk)
+    return size, digest.hexdigest()
+
+
+def _describe(dataset: Dataset, info: DataInfo, size: int, sha256: str) -> None:
+    dataset.size, dataset.sha256 = size, sha256
+    dataset.format, dataset.kind, dataset.items = info.format, info.kind, info.count
+    dataset.shape = list(info.shape) if info.shape is not None else None
+
+
+def get_dataset(session: Session, owner: User, dataset_id: str) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None or dataset.owner_id != owner.id:
+        raise DatasetNotFoundError(dataset_id)
+    return dataset
+
+
+def list_datasets(session: Session, owner: User) -> list[Dataset]:
+    """The owner's datasets, newest first."""
+    query = (
+        select(Dataset)
+        .where(Dataset.owner_id == owner.id)
+        .order_by(Dataset.created_at.desc(), Dataset.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+def delete_dataset(session: Session, store: Storage, owner: User, dataset_id: str) -> None:
+    """Remove the row and the stored file. Jobs already queued on it will fail to fetch it."""
+    dataset = get_dataset(session, owner, dataset_id)
+    store.delete(dataset.key)
+    session.delete(dataset)
+    session.flush()
+
+
+def check_spec_fits_dataset(session: Session, owner: User, spec: TrainSpec) -> None:
+    """For `source: dataset`: the dataset must be the owner's and fit the model family and
+    image options; otherwise SpecError naming spec.data... (422, as for a sampling job that
+    names a job that is not the caller's)."""
+    data = spec.data
+    if data.dataset_id is None:
+        return
+    path = "spec.data.dataset_id"
+    try:
+        dataset = get_dataset(session, owner, data.dataset_id)
+    except DatasetNotFoundError:
+        _refuse(path, f"no dataset {data.dataset_id!r} among your datasets")
+    if dataset.kind == "points" and (data.resize or data.channels):
+        _refuse(path, f"dataset {dataset.id} holds points; resize and channels apply to images")
+    shape = _shape_after_options(spec, dataset)
+    if shape is None:
+        return
+    if data.shape is not None and tuple(data.shape) != shape:
+        _refuse("spec.data.shape", f"dataset {dataset.id} yields {list(shape)}")
+    try:
+        TrainSpec.model_validate(
+            {**spec.model_dump(), "data": {**data.model_dump(exclude_none=True), "shape": shape}}
+        )
+    except ValidationError as exc:
+        yields = f"dataset {dataset.id} yields {list(shape)}"
+        problems = [
+            {"path": path, "message": f"{yields}: {p['message']}"} for p in problems_from(exc)
+        ]
+        raise SpecError(problems) from None
+
+
+def _shape_after_options(spec: TrainSpec, dataset: Dataset) -> tuple[int, ...] | None:
+    """One sample's shape once resize and channels apply; None when unknown until loaded."""
+    data = spec.data
+    if dataset.kind == "points":
+        return tuple(dataset.shape) if dataset.shape else None
+    if dataset.shape is None and data.resize is None:
+        _refuse(
+            "spec.data.resize",
+            f"dataset {dataset.id} holds images of mixed sizes; set resize to 28, 32 or 64",
+        )
+    if dataset.shape is None:
+        return None
+    channels, height, width = dataset.shape
+    if data.resize is None and (height != width or height not in IMAGE_SIZES):
+        _refuse(
+            "spec.data.resize",
+            f"dataset {dataset.id} holds {describe_sizes({(height, width): dataset.items})}; "
+            "dcgan makes 28, 32 or 64 px square images: set resize",
+        )
+    side = data.resize or height
+    return (data.channels or channels, side, side)
+
+
+def _refuse(path: str, message: str) -> None:
+    raise SpecError([{"path": path, "message": message}])

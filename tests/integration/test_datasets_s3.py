@@ -1,0 +1,36 @@
+"""Uploads on the real services: a row in PostgreSQL, the file in S3, fetched back by a worker."""
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from shared.config import Settings
+from shared.specs import DataSpec
+from shared.storage import open_storage
+from tests.data_builders import grey_pngs, write_tar
+from tests.helpers import auth
+from worker.inputs import fetch_data
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_upload_lands_in_s3_and_a_worker_fetches_it(
+    client: FlaskClient, alice: str, bob: str, settings: Settings, tmp_path: Path
+) -> None:
+    archive = write_tar(tmp_path / "digits.tar.gz", grey_pngs(3, 28))
+    form = {"file": (io.BytesIO(archive.read_bytes()), "digits.tar.gz"), "name": "digits"}
+    response = client.post(
+        "/api/v1/datasets", data=form, headers=auth(alice), content_type="multipart/form-data"
+    )
+    assert response.status_code == 201, response.get_json()
+    dataset = response.get_json()
+    assert dataset["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert client.get(f"/api/v1/datasets/{dataset['id']}", headers=auth(bob)).status_code == 404
+
+    data = DataSpec(source="dataset", dataset_id=dataset["id"])
+    folder = fetch_data(data, open_storage(settings), tmp_path / "rank0")
+    assert folder is not None
+    assert (folder / "digits.tar.gz").read_bytes() == archive.read_bytes()

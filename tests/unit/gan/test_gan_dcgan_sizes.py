@@ -1,0 +1,70 @@
+"""dcgan at every image size and channel count a data source may have: 28, 32, 64 px; 1 or 3."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pytest
+import torch
+from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec
+from PIL import Image
+
+from shared.specs import TrainSpec
+from worker.gan import train as train_module
+from worker.gan.models import build_discriminator, build_generator, image_shape
+from worker.gan.train import train
+
+
+def _image_spec(channels: int, size: int, **overrides: Any) -> TrainSpec:
+    """A tiny dcgan spec whose data states its image shape (the spec is all the model needs)."""
+    data = {"source": "mnist", "path": str(MNIST_DIR), "resize": size, "channels": channels}
+    return mnist_spec(data=data, **overrides)
+
+
+class _RandomImages:
+    """Stand-in data of any image shape: uniform noise in [-1, 1], a fresh batch per draw."""
+
+    def __init__(self, shape: tuple[int, int, int], batch_size: int):
+        self.shape, self.batch_size = shape, batch_size
+
+    def batch(self, step: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(step)
+        return torch.rand(self.batch_size, *self.shape, generator=generator) * 2 - 1
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", [28, 32, 64])
+def test_dcgan_follows_the_datas_image_shape(size: int, channels: int) -> None:
+    spec = _image_spec(channels, size)
+    assert (image_shape(spec.data).channels, image_shape(spec.data).size) == (channels, size)
+    images = build_generator(spec)(torch.randn(2, spec.latent.dim))
+    assert images.shape == (2, channels, size, size)
+    assert build_discriminator(spec)(images).shape == (2,)
+
+
+def test_default_64px_dcgan_is_the_pytorch_example_network() -> None:
+    spec = _image_spec(3, 64, model="dcgan", latent={"dim": 100})
+    generator, discriminator = build_generator(spec), build_discriminator(spec)
+    assert generator[1].weight.shape == (100, 512, 4, 4)  # ngf * 8 at 4x4
+    assert discriminator[0].weight.shape == (64, 3, 4, 4)
+    count = sum(p.numel() for p in generator.parameters())
+    assert count == 3_576_704  # pytorch/examples' DCGAN generator for nz = 100, nc = 3
+
+
+@pytest.mark.parametrize(("size", "channels"), [(32, 3), (64, 1)])
+def test_dcgan_trains_a_few_steps_at_32_and_64_px(
+    size: int, channels: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shape = (channels, size, size)
+    monkeypatch.setattr(
+        train_module, "open_data", lambda spec, *_: _RandomImages(shape, spec.train.batch_size)
+    )
+    spec = _image_spec(channels, size, train={"steps": 3, "batch_size": 4}, sample_every=3)
+    hooks = RecordingHooks()
+    train(spec, hooks=hooks)
+    assert all(math.isfinite(value) for value in hooks.reports[-1].metrics.values())
+    grid = Image.open(io.BytesIO(hooks.samples[-1][1]))
+    assert grid.size == (8 * (size + 2) + 2,) * 2
+    assert grid.mode == ("L" if channels == 1 else "RGB")

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from gan_testing import RecordingHooks, mnist_spec, ring_spec
+
+from worker.gan.checkpoint import checkpoint_to_bytes, load_checkpoint
+from worker.gan.ema import GeneratorEma
+from worker.gan.sample import load_generator
+from worker.gan.train import STOP_CHECK_EVERY, train
+
+CPU = torch.device("cpu")
+
+
+def test_the_average_moves_towards_g_by_one_minus_decay_and_copies_buffers() -> None:
+    generator = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    ema = GeneratorEma(generator, decay=0.75)
+    assert not ema.module.training
+    assert not any(parameter.requires_grad for parameter in ema.module.parameters())
+    before = generator[0].weight.detach().clone()
+    with torch.no_grad():
+        generator[0].weight.add_(4.0)
+        generator[1].running_mean.fill_(2.0)
+    ema.update(generator)
+    assert torch.allclose(ema.module[0].weight, before + 0.25 * 4.0)
+    assert torch.equal(ema.module[1].running_mean, torch.full((3,), 2.0))
+
+
+def test_checkpoints_keep_the_average_and_sampling_prefers_it() -> None:
+    hooks = RecordingHooks()
+    train(ring_spec(train={"steps": 20, "batch_size": 16, "ema_decay": 0.5}), hooks=hooks)
+    checkpoint = hooks.last_checkpoint
+    average, current = checkpoint["generator_ema"], checkpoint["generator"]
+    assert average.keys() == current.keys()
+    assert not torch.equal(average["0.weight"], current["0.weight"])
+    generator, _ = load_generator(checkpoint, CPU)
+    assert torch.equal(generator[0].weight, average["0.weight"])
+
+
+def test_without_ema_checkpoints_have_no_average_and_sampling_uses_g() -> None:
+    hooks = RecordingHooks()
+    train(ring_spec(train={"steps": 2, "batch_size": 8}), hooks=hooks)
+    checkpoint = hooks.last_checkpoint
+    assert checkpoint["generator_ema"] is None
+    generator, _ = load_generator(checkpoint, CPU)
+    assert torch.equal(generator[0].weight, checkpoint["generator"]["0.weight"])
+
+
+@pytest.mark.parametrize("make_spec", [ring_spec, mnist_spec], ids=["mlp", "dcgan"])
+def test_switching_ema_on_at_resume_starts_the_average_at_the_restored_g(make_spec) -> None:
+    plain = make_spec(train={"steps": 12, "batch_size": 8})
+    stopping = RecordingHooks(stop_at_check=1)
+    train(plain, hooks=stopping)
+    with_ema = make_spec(train={"steps": STOP_CHECK_EVERY + 1, "batch_size": 8, "ema_decay": 0.9})
+    resumed = RecordingHooks()
+    train(with_ema, hooks=resumed, resume=stopping.last_checkpoint)
+    average = resumed.last_checkpoint["generator_ema"]
+    restored = stopping.last_checkpoint["generator"]
+    assert average is not None and average.keys() == restored.keys()
+
+
+def test_format_1_checkpoints_still_load_and_resume() -> None:
+    stopping = RecordingHooks(stop_at_check=1)
+    spec = ring_spec()
+    train(spec, hooks=stopping)
+    old = dict(stopping.last_checkpoint)
+    del old["generator_ema"], old["grad_scalers"]
+    old["format_version"] = 1
+    old["spec_json"] = old["spec_json"].replace(
+        '{"name":"non_saturating","gp_lambda":null,"critic_steps":1}', '"non_saturating"'
+    )
+    assert '"loss":"non_saturating"' in old["spec_json"]
+    loaded = load_checkpoint(checkpoint_to_bytes(old))
+    load_generator(loaded, CPU)
+    assert train(spec, hooks=RecordingHooks(), resume=loaded).step == spec.train.steps

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec, ring_spec
+
+from shared.specs import TrainSpec
+from worker.gan import train as train_module
+from worker.gan.data import BatchSource, open_data
+from worker.gan.errors import NonFiniteLossError
+from worker.gan.models import build_discriminator
+from worker.gan.train import train
+
+LOSS_NAMES = ["non_saturating", "least_squares", "hinge", "wgan_gp"]
+METRICS = ("Loss/D/loss", "Loss/G/loss", "Loss/D/reg", "Loss/scores/real", "Loss/scores/fake")
+
+
+def _assert_finite_metrics(hooks: RecordingHooks) -> None:
+    assert hooks.reports
+    for report in hooks.reports:
+        assert all(math.isfinite(report.metrics[name]) for name in METRICS)
+
+
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_every_loss_trains_an_mlp_on_ring8_with_finite_losses(loss: str) -> None:
+    hooks = RecordingHooks()
+    spec = ring_spec(loss=loss, train={"steps": 10, "batch_size": 32, "seed": 7})
+    assert train(spec, hooks=hooks).step == 10
+    _assert_finite_metrics(hooks)
+    reg = hooks.reports[-1].metrics["Loss/D/reg"]
+    assert reg > 0 if loss == "wgan_gp" else reg == 0
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST test set not found at {MNIST_DIR}")
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_every_loss_trains_a_dcgan_on_mnist_with_finite_losses(loss: str) -> None:
+    hooks = RecordingHooks()
+    spec = mnist_spec(loss={"name": loss, "critic_steps": 2} if loss == "wgan_gp" else loss)
+    spec = spec.model_copy(update={"train": spec.train.model_copy(update={"steps": 4})})
+    assert train(spec, hooks=hooks).step == 4
+    _assert_finite_metrics(hooks)
+    assert hooks.lines[0].endswith(f"loss {loss}, fp32")
+
+
+def test_a_wgan_gp_dcgan_critic_uses_layer_norm_not_batch_norm() -> None:
+    critic = build_discriminator(mnist_spec(loss="wgan_gp"))
+    kinds = {type(module) for module in critic.modules()}
+    assert torch.nn.GroupNorm in kinds and torch.nn.BatchNorm2d not in kinds
+    assert torch.nn.BatchNorm2d in {type(m) for m in build_discriminator(mnist_spec()).modules()}
+
+
+class _WatchedSource:
+    """A batch source that records which draws were asked for and can poison one."""
+
+    def __init__(self, source: BatchSource, asked: list[int], poisoned_draw: int | None):
+        self.source, self.asked, self.poisoned_draw = source, asked, poisoned_draw
+        self.batch_size = source.batch_size
+
+    def batch(self, step: int) -> torch.Tensor:
+        self.asked.append(step)
+        batch = self.source.batch(step)
+        return batch * float("nan") if step == self.poisoned_draw else batch
+
+
+def _watch_data(monkeypatch: pytest.MonkeyPatch, poisoned_draw: int | None = None) -> list[int]:
+    """Wrap the loop's data source; returns the list of draws it is asked for."""
+    asked: list[int] = []
+
+    def watched_open(*args: Any, **kwargs: Any) -> BatchSource:
+        return _WatchedSource(open_data(*args, **kwargs), asked, poisoned_draw)
+
+    monkeypatch.setattr(train_module, "open_data", watched_open)
+    return asked
+
+
+def test_each_critic_step_trains_on_its_own_real_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _watch_data(monkeypatch)
+    spec = ring_spec(loss={"name": "hinge", "critic_steps": 3}, train={"steps": 4, "seed": 1})
+    train(spec, hooks=RecordingHooks())
+    assert asked == list(range(1, 13))  # 4 steps x 3 critic steps, each batch drawn once
+
+
+def test_a_nan_in_a_later_critic_step_names_its_training_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _watch_data(monkeypatch, poisoned_draw=15)  # step 3's fifth and last critic step
+    with pytest.raises(NonFiniteLossError, match="at step 3"):
+        train(ring_spec(loss="wgan_gp"), hooks=RecordingHooks())
+
+
+def test_wgan_gp_gets_the_papers_optimiser_unless_the_spec_sets_one() -> None:
+    spec = ring_spec(loss="wgan_gp")
+    assert (spec.train.lr, spec.train.betas) == (1e-4, (0.0, 0.9))
+    assert (spec.loss.gp_lambda, spec.loss.critic_steps) == (10.0, 5)
+    own = ring_spec(loss="wgan_gp", train={"lr": 3e-4})
+    assert (own.train.lr, own.train.betas) == (3e-4, (0.0, 0.9))
+    assert TrainSpec.model_validate_json(spec.model_dump_json()) == spec
