@@ -6,7 +6,8 @@ adapts its hooks (stop flag, progress, artifact upload) to the outside world.
 How it fits together:
 
 - `train.train` is the training loop, in numbered sections; it talks to the outside only
-  through `hooks.TrainingHooks`.
+  through `hooks.TrainingHooks`. `step.train_step` is one step of it: `critic_steps`
+  discriminator updates, then one generator update.
 - `data` (batches from MNIST, .npz, image archives and uploads; `toydata` generates
   ring8, grid25, gauss1d), `priors` (latents), `models` (mlp, dcgan),
   `losses` (by name, with WGAN-GP's gradient penalty) are what the loop is made of;

@@ -14,8 +14,9 @@ from typing import Protocol
 class ProgressReport:
     """Where training stands; metrics are means since the previous report.
 
-    Metric names follow StyleGAN's statistics: `Loss/D/loss`, `Loss/G/loss`,
-    `Loss/scores/real`, `Loss/scores/fake`, `Timing/sec_per_step`; a vae reports
+    Metric names follow StyleGAN's statistics: `Loss/D/loss`, `Loss/G/loss`, `Loss/D/reg`
+    (WGAN-GP's gradient penalty before λ, else 0), `Loss/scores/real`, `Loss/scores/fake`,
+    `Timing/sec_per_step`; a vae reports
     `Loss/VAE/elbo`, `Loss/VAE/recon` and `Loss/VAE/kl` in place of the GAN losses.
     """
 

@@ -19,12 +19,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from shared.specs import TrainSpec
 from worker.gan.checkpoint import build_checkpoint, checkpoint_to_bytes, restore_training_state
-from worker.gan.data import BatchSource, open_data
+from worker.gan.data import open_data
 from worker.gan.distributed import agree_to_stop, gather_to_rank0, min_across_ranks
 from worker.gan.ema import GeneratorEma
 from worker.gan.errors import NonFiniteLossError
 from worker.gan.hooks import ProgressReport, TrainingHooks
-from worker.gan.losses import GanLoss, get_loss, gradient_penalty
+from worker.gan.losses import get_loss
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.precision import Precision, resolve_precision
 from worker.gan.priors import sample_latents
@@ -36,6 +36,7 @@ from worker.gan.seeding import (
     restore_rng_state,
     seed_everything,
 )
+from worker.gan.step import STAT_NAMES, Networks, StepInputs, memory_format_for, train_step
 
 # Asking to stop costs an all-reduce, a device sync: every 10 steps keeps that well under 1%
 # of a step's time, yet a cancel lands within a second even for slow image models.
@@ -46,15 +47,6 @@ REPORT_EVERY = 10
 # Latents behind every sample snapshot: an 8x8 image grid, or enough points to show how
 # well each of the 8 ring modes is covered.
 FIXED_SAMPLE_COUNTS = {"dcgan": 64, "mlp": 1000}
-# Per-step statistics, in the order `_train_step` returns them. Loss/D/loss is the loss
-# proper, without the regulariser (WGAN-GP's gradient penalty, before λ) in Loss/D/reg.
-STAT_NAMES = (
-    "Loss/D/loss",
-    "Loss/G/loss",
-    "Loss/D/reg",
-    "Loss/scores/real",
-    "Loss/scores/fake",
-)
 # Stands for "no bad step yet" in the device-side NaN tracker (larger than any step).
 _NO_BAD_STEP = 2**62
 _CPU = torch.device("cpu")
@@ -67,36 +59,6 @@ class TrainResult:
     step: int
     stopped_early: bool
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Networks:
-    generator: nn.Module  # the networks themselves: checkpoints and samples use these
-    discriminator: nn.Module
-    g_train: nn.Module  # what the training step calls: DDP wrappers when distributed
-    d_train: nn.Module
-    g_optimizer: torch.optim.Optimizer
-    d_optimizer: torch.optim.Optimizer
-    g_scaler: torch.amp.GradScaler  # fp16 loss scaling; pass-throughs at other precisions
-    d_scaler: torch.amp.GradScaler
-    generator_ema: GeneratorEma | None  # None unless `train.ema_decay` is set
-
-    @property
-    def scalers(self) -> dict[str, torch.amp.GradScaler]:
-        return {"g": self.g_scaler, "d": self.d_scaler}
-
-    @property
-    def ema_module(self) -> nn.Module | None:
-        return None if self.generator_ema is None else self.generator_ema.module
-
-
-@dataclass(frozen=True)
-class _Draw:
-    """What one discriminator step trains on."""
-
-    real: Tensor
-    z: Tensor
-    mix: Tensor | None  # WGAN-GP's real/fake mixing weight per sample; None for other losses
 
 
 def train(
@@ -168,7 +130,7 @@ def train(
     # 5. Train: critic_steps discriminator steps, one generator step, the average follows G.
     loss = get_loss(spec.loss.name)
     gp_lambda = spec.loss.gp_lambda or 0.0
-    inputs = _StepInputs(spec, source, rank, device, penalised=loss.penalised)
+    inputs = StepInputs(spec, source, rank, device, penalised=loss.penalised)
     stats = _RunningStats(
         device,
         images_per_step=source.batch_size * world_size * spec.loss.critic_steps,
@@ -184,7 +146,7 @@ def train(
         if precision_note:
             hooks.log(precision_note)
     for step in range(start + 1, total + 1):
-        stats.add(step, _train_step(nets, loss, gp_lambda, precision, inputs.of_step(step)))
+        stats.add(step, train_step(nets, loss, gp_lambda, precision, inputs.of_step(step)))
         if nets.generator_ema is not None:
             nets.generator_ema.update(nets.generator)
 
@@ -214,112 +176,12 @@ def train(
     return TrainResult(step=max(start, total), stopped_early=False, metrics=snapshot.last_metrics)
 
 
-def _train_step(
-    nets: _Networks, loss: GanLoss, gp_lambda: float, precision: Precision, draws: list[_Draw]
-) -> Tensor:
-    """A discriminator step per draw, then a generator step on the last draw's fakes.
-
-    Returns the `STAT_NAMES` values of the last D step and the G step, on the device.
-    """
-    for index, draw in enumerate(draws):
-        # Only the last draw's fakes train G; the others need no graph.
-        with torch.set_grad_enabled(index == len(draws) - 1), precision.autocast():
-            fake = nets.g_train(draw.z)
-        d_stats = _discriminator_step(nets, loss, gp_lambda, precision, draw, fake.detach())
-
-    # D's gradients from this backward are discarded by the next D step's zero_grad.
-    with precision.autocast():
-        g_loss = loss.generator(nets.d_train(fake).float())
-    nets.g_optimizer.zero_grad(set_to_none=True)
-    nets.g_scaler.scale(g_loss).backward()
-    nets.g_scaler.step(nets.g_optimizer)
-    nets.g_scaler.update()
-    d_loss, penalty, real_score, fake_score = d_stats
-    return torch.stack([d_loss, g_loss.detach(), penalty, real_score, fake_score])
-
-
-def _discriminator_step(
-    nets: _Networks,
-    loss: GanLoss,
-    gp_lambda: float,
-    precision: Precision,
-    draw: _Draw,
-    fake: Tensor,
-) -> Tensor:
-    """One D update; returns (loss, penalty, mean real score, mean fake score), detached."""
-    with precision.autocast():
-        # Losses in fp32 whatever the precision: logits are cheap, and softplus and squares
-        # of fp16 values overflow.
-        real_logits = nets.d_train(draw.real).float()
-        fake_logits = nets.d_train(fake).float()
-        d_loss = loss.discriminator(real_logits, fake_logits)
-        penalty = torch.zeros((), device=d_loss.device)
-        if draw.mix is not None:
-            scale = nets.d_scaler.get_scale() if nets.d_scaler.is_enabled() else 1.0
-            penalty = gradient_penalty(nets.d_train, draw.real, fake, draw.mix, scale)
-    total = d_loss + gp_lambda * penalty if draw.mix is not None else d_loss
-    nets.d_optimizer.zero_grad(set_to_none=True)
-    nets.d_scaler.scale(total).backward()
-    nets.d_scaler.step(nets.d_optimizer)
-    nets.d_scaler.update()
-    if nets.d_scaler.is_enabled():
-        # fp16: the penalty comes from loss-scaled gradients, which overflow now and then by
-        # design; the scaler has just skipped such a step. Its penalty counts as 0, so only a
-        # non-finite loss proper stops the run.
-        penalty = torch.nan_to_num(penalty.detach(), nan=0.0, posinf=0.0, neginf=0.0)
-    return torch.stack([d_loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
-
-
-class _StepInputs:
-    """The draws of every step, computed from (job seed, stream, draw, rank) alone.
-
-    Draw d = (step - 1)·critic_steps + k + 1 numbers the discriminator steps from 1, so each
-    critic sub-step k of a step gets its own real batch, latents and penalty mix, and a data
-    source walks its epochs one D step at a time. With one critic step d is the step itself.
-    """
-
-    def __init__(
-        self,
-        spec: TrainSpec,
-        source: BatchSource,
-        rank: int,
-        device: torch.device,
-        penalised: bool,
-    ):
-        self.spec, self.source, self.rank, self.device = spec, source, rank, device
-        self.penalised = penalised
-        self.memory_format = _memory_format(spec, device)
-
-    def of_step(self, step: int) -> list[_Draw]:
-        critic_steps = self.spec.loss.critic_steps
-        return [self._draw((step - 1) * critic_steps + k + 1) for k in range(critic_steps)]
-
-    def _draw(self, draw: int) -> _Draw:
-        seed, rank = self.spec.train.seed, self.rank
-        real = self.source.batch(draw).to(self.device, memory_format=self.memory_format)
-        latent_generator = generator_for(seed, Stream.LATENTS, draw, rank)
-        z = sample_latents(self.spec.latent, len(real), latent_generator).to(self.device)
-        mix = None
-        if self.penalised:
-            mix_generator = generator_for(seed, Stream.PENALTY_MIX, draw, rank)
-            mix = torch.rand(len(real), generator=mix_generator).to(self.device)
-        return _Draw(real=real, z=z, mix=mix)
-
-
-def _memory_format(spec: TrainSpec, device: torch.device) -> torch.memory_format:
-    """channels_last for dcgan on CUDA, where cuDNN's NHWC convolutions (tensor cores under
-    autocast) are faster; the default layout everywhere else."""
-    if spec.model.family == "dcgan" and device.type == "cuda":
-        return torch.channels_last
-    return torch.preserve_format
-
-
-def _build_networks(spec: TrainSpec, device: torch.device, precision: Precision) -> _Networks:
-    memory_format = _memory_format(spec, device)
+def _build_networks(spec: TrainSpec, device: torch.device, precision: Precision) -> Networks:
+    memory_format = memory_format_for(spec, device)
     generator = _place(build_generator(spec), device, memory_format)
     discriminator = _place(build_discriminator(spec), device, memory_format)
     lr, betas, ema_decay = spec.train.lr, spec.train.betas, spec.train.ema_decay
-    return _Networks(
+    return Networks(
         generator=generator,
         discriminator=discriminator,
         g_train=generator,
@@ -339,7 +201,7 @@ def _place(
     return network.to(device, memory_format=memory_format)  # type: ignore[call-overload]
 
 
-def _distribute(nets: _Networks, device: torch.device) -> _Networks:
+def _distribute(nets: Networks, device: torch.device) -> Networks:
     device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
     g_train = DistributedDataParallel(nets.generator, device_ids=device_ids)
     d_train = DistributedDataParallel(nets.discriminator, device_ids=device_ids)
@@ -413,7 +275,7 @@ class _Snapshots:
         self,
         spec: TrainSpec,
         hooks: TrainingHooks,
-        nets: _Networks,
+        nets: Networks,
         fixed_latents: Tensor,
         device: torch.device,
         is_main: bool,

@@ -68,13 +68,10 @@ def test_the_gradient_penalty_under_ddp_matches_one_process_on_the_whole_batch(
 ) -> None:
     # An mlp critic and a dcgan one (convolutions, layer norm); no data is read.
     specs = [ring_spec(loss="wgan_gp"), mnist_spec(loss="wgan_gp")]
-    # fork, not spawn: the children start in milliseconds instead of importing torch again,
-    # and nothing here has touched CUDA or started a process group before the fork.
-    mp.start_processes(
+    mp.spawn(
         penalty_rank,
         args=(find_free_port(), [spec.model_dump_json() for spec in specs], str(tmp_path)),
         nprocs=WORLD_SIZE,
-        start_method="fork",
     )
     for index, spec in enumerate(specs):
         distributed = torch.load(tmp_path / f"{index}.pt", weights_only=True)

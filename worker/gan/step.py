@@ -1,0 +1,162 @@
+"""One training step: discriminator updates, one per draw, then a generator update.
+
+`StepInputs` makes every random input of a step from (job seed, stream, draw, rank) alone;
+`train_step` runs the step under the run's precision and returns its statistics on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from shared.specs import TrainSpec
+from worker.gan.data import BatchSource
+from worker.gan.ema import GeneratorEma
+from worker.gan.losses import GanLoss, gradient_penalty
+from worker.gan.precision import Precision
+from worker.gan.priors import sample_latents
+from worker.gan.seeding import Stream, generator_for
+
+# Per-step statistics, in the order `train_step` returns them. Loss/D/loss is the loss
+# proper, without the regulariser (WGAN-GP's gradient penalty, before λ) in Loss/D/reg.
+STAT_NAMES = (
+    "Loss/D/loss",
+    "Loss/G/loss",
+    "Loss/D/reg",
+    "Loss/scores/real",
+    "Loss/scores/fake",
+)
+
+
+@dataclass(frozen=True)
+class Networks:
+    """Both networks of a run, what trains them, and the average of G."""
+
+    generator: nn.Module  # the networks themselves: checkpoints and samples use these
+    discriminator: nn.Module
+    g_train: nn.Module  # what the training step calls: DDP wrappers when distributed
+    d_train: nn.Module
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+    g_scaler: torch.amp.GradScaler  # fp16 loss scaling; pass-throughs at other precisions
+    d_scaler: torch.amp.GradScaler
+    generator_ema: GeneratorEma | None  # None unless `train.ema_decay` is set
+
+    @property
+    def scalers(self) -> dict[str, torch.amp.GradScaler]:
+        return {"g": self.g_scaler, "d": self.d_scaler}
+
+    @property
+    def ema_module(self) -> nn.Module | None:
+        return None if self.generator_ema is None else self.generator_ema.module
+
+
+@dataclass(frozen=True)
+class Draw:
+    """What one discriminator step trains on."""
+
+    real: Tensor
+    z: Tensor
+    mix: Tensor | None  # WGAN-GP's real/fake mixing weight per sample; None for other losses
+
+
+def train_step(
+    nets: Networks, loss: GanLoss, gp_lambda: float, precision: Precision, draws: list[Draw]
+) -> Tensor:
+    """A discriminator step per draw, then a generator step on the last draw's fakes.
+
+    Returns the `STAT_NAMES` values of the last D step and the G step, on the device.
+    """
+    for index, draw in enumerate(draws):
+        # Only the last draw's fakes train G; the others need no graph.
+        with torch.set_grad_enabled(index == len(draws) - 1), precision.autocast():
+            fake = nets.g_train(draw.z)
+        d_stats = _discriminator_step(nets, loss, gp_lambda, precision, draw, fake.detach())
+
+    # D's gradients from this backward are discarded by the next D step's zero_grad.
+    with precision.autocast():
+        g_loss = loss.generator(nets.d_train(fake).float())
+    nets.g_optimizer.zero_grad(set_to_none=True)
+    nets.g_scaler.scale(g_loss).backward()
+    nets.g_scaler.step(nets.g_optimizer)
+    nets.g_scaler.update()
+    d_loss, penalty, real_score, fake_score = d_stats
+    return torch.stack([d_loss, g_loss.detach(), penalty, real_score, fake_score])
+
+
+def _discriminator_step(
+    nets: Networks,
+    loss: GanLoss,
+    gp_lambda: float,
+    precision: Precision,
+    draw: Draw,
+    fake: Tensor,
+) -> Tensor:
+    """One D update; returns (loss, penalty, mean real score, mean fake score), detached."""
+    with precision.autocast():
+        # Losses in fp32 whatever the precision: logits are cheap, and softplus and squares
+        # of fp16 values overflow.
+        real_logits = nets.d_train(draw.real).float()
+        fake_logits = nets.d_train(fake).float()
+        d_loss = loss.discriminator(real_logits, fake_logits)
+        penalty = torch.zeros((), device=d_loss.device)
+        if draw.mix is not None:
+            scale = nets.d_scaler.get_scale() if nets.d_scaler.is_enabled() else 1.0
+            penalty = gradient_penalty(nets.d_train, draw.real, fake, draw.mix, scale)
+    total = d_loss + gp_lambda * penalty if draw.mix is not None else d_loss
+    nets.d_optimizer.zero_grad(set_to_none=True)
+    nets.d_scaler.scale(total).backward()
+    nets.d_scaler.step(nets.d_optimizer)
+    nets.d_scaler.update()
+    if nets.d_scaler.is_enabled():
+        # fp16: the penalty comes from loss-scaled gradients, which overflow now and then by
+        # design; the scaler has just skipped such a step. Its penalty counts as 0, so only a
+        # non-finite loss proper stops the run.
+        penalty = torch.nan_to_num(penalty.detach(), nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.stack([d_loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
+
+
+class StepInputs:
+    """The draws of every step, computed from (job seed, stream, draw, rank) alone.
+
+    Draw d = (step - 1)·critic_steps + k + 1 numbers the discriminator steps from 1, so each
+    critic sub-step k of a step gets its own real batch, latents and penalty mix, and a data
+    source walks its epochs one D step at a time. With one critic step d is the step itself.
+    """
+
+    def __init__(
+        self,
+        spec: TrainSpec,
+        source: BatchSource,
+        rank: int,
+        device: torch.device,
+        penalised: bool,
+    ):
+        self.spec, self.source, self.rank, self.device = spec, source, rank, device
+        self.penalised = penalised
+        self.memory_format = memory_format_for(spec, device)
+
+    def of_step(self, step: int) -> list[Draw]:
+        critic_steps = self.spec.loss.critic_steps
+        return [self._draw((step - 1) * critic_steps + k + 1) for k in range(critic_steps)]
+
+    def _draw(self, draw: int) -> Draw:
+        seed, rank = self.spec.train.seed, self.rank
+        real = self.source.batch(draw).to(self.device, memory_format=self.memory_format)
+        latent_generator = generator_for(seed, Stream.LATENTS, draw, rank)
+        z = sample_latents(self.spec.latent, len(real), latent_generator).to(self.device)
+        mix = None
+        if self.penalised:
+            mix_generator = generator_for(seed, Stream.PENALTY_MIX, draw, rank)
+            mix = torch.rand(len(real), generator=mix_generator).to(self.device)
+        return Draw(real=real, z=z, mix=mix)
+
+
+def memory_format_for(spec: TrainSpec, device: torch.device) -> torch.memory_format:
+    """channels_last for dcgan on CUDA, where cuDNN's NHWC convolutions (tensor cores under
+    autocast) are faster; the default layout everywhere else."""
+    if spec.model.family == "dcgan" and device.type == "cuda":
+        return torch.channels_last
+    return torch.preserve_format
