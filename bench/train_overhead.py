@@ -26,8 +26,9 @@ from torch import nn
 from shared.specs import TrainSpec
 from worker.gan.data import load_mnist_images, ring8_sample
 from worker.gan.hooks import ProgressReport
+from worker.gan.loop import REPORT_EVERY
 from worker.gan.models import build_discriminator, build_generator
-from worker.gan.train import REPORT_EVERY, train
+from worker.gan.train import train
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 # The measured window starts at the first report, after warm-up allocations.

@@ -8,8 +8,7 @@ stopped; the generator average and fp16 loss-scaler states travel in the checkpo
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,15 @@ from torch.nn.parallel import DistributedDataParallel
 from shared.specs import TrainSpec
 from worker.gan.checkpoint import build_checkpoint, checkpoint_to_bytes, restore_training_state
 from worker.gan.data import open_data
-from worker.gan.distributed import agree_to_stop, gather_to_rank0, min_across_ranks
+from worker.gan.distributed import gather_to_rank0
 from worker.gan.ema import GeneratorEma
-from worker.gan.errors import NonFiniteLossError
 from worker.gan.hooks import ProgressReport, TrainingHooks
+from worker.gan.loop import (
+    RunningStats,
+    TrainResult,
+    end_of_step,
+    restore_rank_rng,
+)
 from worker.gan.losses import get_loss
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.precision import Precision, resolve_precision
@@ -33,32 +37,14 @@ from worker.gan.seeding import (
     Stream,
     capture_rng_state,
     generator_for,
-    restore_rng_state,
     seed_everything,
 )
-from worker.gan.step import STAT_NAMES, Networks, StepInputs, memory_format_for, train_step
+from worker.gan.step import Networks, StepInputs, memory_format_for, train_step
 
-# Asking to stop costs an all-reduce, a device sync: every 10 steps keeps that well under 1%
-# of a step's time, yet a cancel lands within a second even for slow image models.
-STOP_CHECK_EVERY = 10
-# Reading losses with `.item()` syncs the device; once per 10 steps is cheap and still fine
-# grained enough for a live loss curve.
-REPORT_EVERY = 10
 # Latents behind every sample snapshot: an 8x8 image grid, or enough points to show how
 # well each of the 8 ring modes is covered.
 FIXED_SAMPLE_COUNTS = {"dcgan": 64, "mlp": 1000}
-# Stands for "no bad step yet" in the device-side NaN tracker (larger than any step).
-_NO_BAD_STEP = 2**62
 _CPU = torch.device("cpu")
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Where training ended, and the metrics of the last report."""
-
-    step: int
-    stopped_early: bool
-    metrics: dict[str, float] = field(default_factory=dict)
 
 
 def train(
@@ -125,13 +111,13 @@ def train(
             grad_scalers=nets.scalers,
         )
         fixed_latents = resume["fixed_latents"]
-        _restore_rank_rng(resume["rng_states"], rank, world_size, device)
+        restore_rank_rng(resume["rng_states"], rank, world_size, device)
 
     # 5. Train: critic_steps discriminator steps, one generator step, the average follows G.
     loss = get_loss(spec.loss.name)
     gp_lambda = spec.loss.gp_lambda or 0.0
     inputs = StepInputs(spec, source, rank, device, penalised=loss.penalised)
-    stats = _RunningStats(
+    stats = RunningStats(
         device,
         images_per_step=source.batch_size * world_size * spec.loss.critic_steps,
         checked=3,  # D loss, G loss and the penalty
@@ -151,26 +137,9 @@ def train(
             nets.generator_ema.update(nets.generator)
 
         # 6. Snapshot. Every rank reaches the same collectives in the same order.
-        is_last = step == total
-        checks_stop = step % STOP_CHECK_EVERY == 0 and not is_last
-        saves = is_last or step % spec.checkpoint_every == 0
-        draws = is_last or step % spec.sample_every == 0
-        reports = is_last or step % REPORT_EVERY == 0
-        if not (checks_stop or saves or draws or reports):
-            continue
-        stats.raise_if_nonfinite()
-        if reports and is_main:
-            snapshot.report(step, stats.read())
-        if draws:
-            snapshot.samples(step)
-        if saves:
-            snapshot.checkpoint(step)
-        if checks_stop and agree_to_stop(hooks.should_stop(), device):
-            if not saves:
-                snapshot.checkpoint(step)
-            if is_main:
-                hooks.log(f"stopped on request after step {step}; checkpoint saved")
-            return TrainResult(step=step, stopped_early=True, metrics=snapshot.last_metrics)
+        stopped = end_of_step(step, spec, stats, snapshot, hooks, device, is_main)
+        if stopped is not None:
+            return stopped
     if is_main:
         hooks.log(f"finished at step {total}")
     return TrainResult(step=max(start, total), stopped_early=False, metrics=snapshot.last_metrics)
@@ -210,62 +179,6 @@ def _distribute(nets: Networks, device: torch.device) -> Networks:
     if ema is not None:
         ema = GeneratorEma(nets.generator, ema.decay)
     return replace(nets, g_train=g_train, d_train=d_train, generator_ema=ema)
-
-
-def _restore_rank_rng(
-    states: list[dict[str, Any]], rank: int, world_size: int, device: torch.device
-) -> None:
-    """Restore this rank's RNGs; a run resumed on another rank count keeps its fresh seeds."""
-    if len(states) == world_size:
-        restore_rng_state(states[rank], device)
-
-
-class _RunningStats:
-    """Per-step statistics summed on the device; read (one sync) only at report steps.
-
-    `names` label the values `add` gets, in order; the first `checked` are losses, checked for
-    NaN.
-    """
-
-    def __init__(
-        self,
-        device: torch.device,
-        images_per_step: int,
-        names: tuple[str, ...] = STAT_NAMES,
-        checked: int = 2,
-    ):
-        self.device, self.images_per_step, self.names = device, images_per_step, names
-        self.checked = checked
-        self.first_bad_step = torch.tensor(_NO_BAD_STEP, device=device)
-        self._reset()
-
-    def _reset(self) -> None:
-        self.sums = torch.zeros(len(self.names), device=self.device)
-        self.steps, self.since = 0, time.perf_counter()
-
-    def add(self, step: int, values: Tensor) -> None:
-        self.sums += values
-        self.steps += 1
-        bad = ~torch.isfinite(values[: self.checked]).all()
-        self.first_bad_step = torch.where(bad, step, self.first_bad_step).minimum(
-            self.first_bad_step
-        )
-
-    def raise_if_nonfinite(self) -> None:
-        """Raise on every rank, naming the first bad step of any rank (a collective)."""
-        first_bad = int(min_across_ranks(self.first_bad_step).item())
-        if first_bad != _NO_BAD_STEP:
-            raise NonFiniteLossError(first_bad)
-
-    def read(self) -> tuple[dict[str, float], float]:
-        """Means since the last read, with timing; returns (metrics, images per second)."""
-        means = (self.sums / max(1, self.steps)).tolist()
-        elapsed = max(time.perf_counter() - self.since, 1e-9)
-        metrics = dict(zip(self.names, means, strict=True))
-        metrics["Timing/sec_per_step"] = elapsed / max(1, self.steps)
-        images_per_second = self.images_per_step * self.steps / elapsed
-        self._reset()
-        return metrics, images_per_second
 
 
 class _Snapshots:

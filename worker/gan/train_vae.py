@@ -18,20 +18,14 @@ from torch.nn.parallel import DistributedDataParallel
 from shared.specs import TrainSpec
 from worker.gan.checkpoint import checkpoint_to_bytes
 from worker.gan.data import open_data
-from worker.gan.distributed import agree_to_stop, gather_to_rank0
+from worker.gan.distributed import gather_to_rank0
 from worker.gan.hooks import ProgressReport, TrainingHooks
+from worker.gan.loop import RunningStats, TrainResult, end_of_step, restore_rank_rng
 from worker.gan.models import network_family
 from worker.gan.priors import sample_latents
 from worker.gan.sample import render_png
 from worker.gan.seeding import Stream, capture_rng_state, generator_for, seed_everything
-from worker.gan.train import (
-    FIXED_SAMPLE_COUNTS,
-    REPORT_EVERY,
-    STOP_CHECK_EVERY,
-    TrainResult,
-    _restore_rank_rng,
-    _RunningStats,
-)
+from worker.gan.train import FIXED_SAMPLE_COUNTS
 from worker.gan.vae import Vae, build_vae, elbo_terms
 from worker.gan.vae_checkpoint import build_vae_checkpoint, restore_vae_state
 
@@ -79,10 +73,10 @@ def train_vae(
     if resume is not None:
         start = restore_vae_state(resume, spec=spec, vae=vae, optimizer=optimizer)
         fixed_latents = resume["fixed_latents"]
-        _restore_rank_rng(resume["rng_states"], rank, world_size, device)
+        restore_rank_rng(resume["rng_states"], rank, world_size, device)
 
     # 5. Train.
-    stats = _RunningStats(
+    stats = RunningStats(
         device, source.batch_size * world_size, names=VAE_STAT_NAMES, checked=len(VAE_STAT_NAMES)
     )
     snapshot = _VaeSnapshots(spec, hooks, vae, optimizer, fixed_latents, device, is_main)
@@ -98,26 +92,9 @@ def train_vae(
         stats.add(step, _vae_step(vae_train, optimizer, real, noise, vae.decoder_std))
 
         # 6. Snapshot. Every rank reaches the same collectives in the same order.
-        is_last = step == total
-        checks_stop = step % STOP_CHECK_EVERY == 0 and not is_last
-        saves = is_last or step % spec.checkpoint_every == 0
-        draws = is_last or step % spec.sample_every == 0
-        reports = is_last or step % REPORT_EVERY == 0
-        if not (checks_stop or saves or draws or reports):
-            continue
-        stats.raise_if_nonfinite()
-        if reports and is_main:
-            snapshot.report(step, stats.read())
-        if draws and is_main:
-            snapshot.samples(step)
-        if saves:
-            snapshot.checkpoint(step)
-        if checks_stop and agree_to_stop(hooks.should_stop(), device):
-            if not saves:
-                snapshot.checkpoint(step)
-            if is_main:
-                hooks.log(f"stopped on request after step {step}; checkpoint saved")
-            return TrainResult(step=step, stopped_early=True, metrics=snapshot.last_metrics)
+        stopped = end_of_step(step, spec, stats, snapshot, hooks, device, is_main)
+        if stopped is not None:
+            return stopped
     if is_main:
         hooks.log(f"finished at step {total}")
     return TrainResult(step=max(start, total), stopped_early=False, metrics=snapshot.last_metrics)

@@ -15,7 +15,8 @@ from shared.specs import TrainSpec
 from worker.gan.checkpoint import load_checkpoint
 from worker.gan.distributed import process_group
 from worker.gan.hooks import ProgressReport
-from worker.gan.train import STOP_CHECK_EVERY, train
+from worker.gan.loop import STOP_CHECK_EVERY
+from worker.gan.train import train
 
 MNIST_DIR = Path("/work/shared/datasets/mnist")
 
