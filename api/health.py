@@ -7,8 +7,7 @@ from typing import Any
 from flask import Blueprint
 from sqlalchemy import text
 
-from api.state import db_session, settings, storage
-from shared.messaging import make_celery
+from api.state import celery, db_session, storage
 
 bp = Blueprint("health", __name__)
 
@@ -31,8 +30,7 @@ def readyz() -> tuple[dict[str, Any], int]:
     except Exception as exc:
         checks["database"] = f"error: {exc}"
     try:
-        celery = make_celery(settings())
-        with celery.connection_for_write() as connection:
+        with celery().connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=BROKER_PROBE_TIMEOUT_S)
         checks["broker"] = "ok"
     except Exception as exc:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from celery import Celery
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.db import get_engine
+from shared.messaging import make_celery
 from shared.storage import Storage
 
 
@@ -16,6 +18,11 @@ def settings() -> Settings:
 
 def storage() -> Storage:
     return current_app.extensions["ganforge.storage"]  # type: ignore[no-any-return]
+
+
+def celery() -> Celery:
+    """The broker connection settings, built once per app (the API only probes the broker)."""
+    return current_app.extensions["ganforge.celery"]  # type: ignore[no-any-return]
 
 
 def db_session() -> Session:
@@ -28,6 +35,7 @@ def db_session() -> Session:
 def init_app(app: Flask, app_settings: Settings, app_storage: Storage) -> None:
     app.extensions["ganforge.settings"] = app_settings
     app.extensions["ganforge.storage"] = app_storage
+    app.extensions["ganforge.celery"] = make_celery(app_settings)
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
