@@ -45,6 +45,9 @@ MAX_CRITIC_STEPS = 100
 # another job's artifacts, and no "..", spaces or odd characters reach a key.
 _DATASET_KEY = re.compile(r"^datasets/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/?)+$")
 
+# PacGAN's paper packs 2 to 4; 8 leaves room to experiment without absurd batches.
+MAX_PACK = 8
+
 ModelFamily = Literal["mlp", "dcgan", "vae"]
 LossName = Literal["non_saturating", "least_squares", "hinge", "wgan_gp"]
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -78,11 +81,20 @@ class ModelSpec(_Spec):
     # Hidden units (mlp) or base channel count (dcgan); None picks the family's default. A vae
     # reads it as the family of its data does.
     width: Annotated[int | None, Field(ge=4, le=4096)] = None
+    # PacGAN packing: the discriminator sees this many samples at once (1 = plain GAN).
+    # PacGAN2 covers 7.9 of ring8's 8 modes at 95.6% high quality in the paper.
+    pack: Annotated[int, Field(ge=1, le=MAX_PACK)] = 1
 
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value: Any) -> Any:
         return {"family": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _pack_is_for_gans(self) -> ModelSpec:
+        if self.family == "vae" and self.pack != 1:
+            raise ValueError("pack: a vae has no discriminator to pack for")
+        return self
 
 
 class LatentSpec(_Spec):
@@ -284,6 +296,16 @@ class TrainSpec(_Spec):
             raise ValueError(
                 "precision fp16 needs a GPU (the CPU has no fast fp16 kernels or loss scaling): "
                 "use fp32 or bf16 with device_type cpu"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _batch_splits_into_packs(self) -> TrainSpec:
+        per_rank = max(1, self.train.batch_size // self.resources.devices)
+        if per_rank % self.model.pack:
+            raise ValueError(
+                f"model.pack: each rank's batch ({per_rank} = train.batch_size / "
+                f"resources.devices) must split into packs of {self.model.pack}"
             )
         return self
 

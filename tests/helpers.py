@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from shared.config import Settings
 from shared.db import session_scope
 from shared.users import create_token, create_user
+
+# The official MNIST test set in the team's shared folder beside the checkout (read-only).
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 
 RING_SPEC: dict[str, Any] = {
     "model": {"family": "mlp", "width": 32},

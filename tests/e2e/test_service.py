@@ -13,11 +13,10 @@ from PIL import Image
 
 from shared.messaging import make_celery, send_run_job
 from tests.e2e.conftest import Service
+from tests.helpers import MNIST_DIR as MNIST
 from tests.helpers import RING_SPEC
 
 pytestmark = pytest.mark.e2e
-
-MNIST = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mnist"
 
 
 @pytest.fixture(scope="module")

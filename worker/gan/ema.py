@@ -13,6 +13,10 @@ import copy
 import torch
 from torch import nn
 
+# Ramp-up constant of the decay: after step s the decay is at most (1 + s) / (10 + s), so
+# the first updates follow G closely (0.1 weight for the initial weights after one step).
+EMA_RAMP_STEPS = 10
+
 
 class GeneratorEma:
     """A frozen, eval-mode copy of G whose weights follow G's: ema ← decay·ema + (1 - decay)·G.
@@ -24,10 +28,19 @@ class GeneratorEma:
         self.decay = decay
         self.module = copy.deepcopy(generator).eval().requires_grad_(False)
 
+    def decay_at(self, step: int | None) -> float:
+        """The decay for the update after `step`: ramped up as (1 + step) / (10 + step) early on
+        (as TensorFlow's ExponentialMovingAverage does with num_updates), so the average is not
+        held back by the random initial weights for thousands of steps; `decay` afterwards."""
+        if step is None:
+            return self.decay
+        return min(self.decay, (1 + step) / (EMA_RAMP_STEPS + step))
+
     @torch.no_grad()
-    def update(self, generator: nn.Module) -> None:
+    def update(self, generator: nn.Module, step: int | None = None) -> None:
         """Move the average one step towards `generator`'s current weights."""
+        weight = 1 - self.decay_at(step)
         for averaged, current in zip(self.module.parameters(), generator.parameters(), strict=True):
-            averaged.lerp_(current, 1 - self.decay)
+            averaged.lerp_(current, weight)
         for copied, buffer in zip(self.module.buffers(), generator.buffers(), strict=True):
             copied.copy_(buffer)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from torch import nn
+from torch import Tensor, nn
 
 from shared.specs import DataSpec, TrainSpec
 from worker.gan.data import point_dim
@@ -75,8 +75,29 @@ def build_generator(spec: TrainSpec) -> nn.Module:
 
 
 def build_discriminator(spec: TrainSpec) -> nn.Module:
-    """The discriminator for `spec`: a sample batch -> logits [B]; a vae's encoder trunk."""
-    return _BUILDERS[network_family(spec)][1](spec)
+    """The discriminator for `spec`: a sample batch -> logits [B / pack]; a vae's encoder trunk."""
+    network = _BUILDERS[network_family(spec)][1](spec)
+    return Packed(network, spec.model.pack) if spec.model.pack > 1 else network
+
+
+class Packed(nn.Module):
+    """PacGAN: the discriminator judges `pack` samples at once, concatenated along the feature
+    (points) or channel (images) axis. A collapsed generator's packs look alike, which the
+    discriminator learns to spot, so packing fights mode collapse (Lin et al., 2018).
+    """
+
+    def __init__(self, network: nn.Module, pack: int):
+        super().__init__()
+        self.network, self.pack = network, pack
+
+    def forward(self, samples: Tensor) -> Tensor:
+        count = samples.shape[0]
+        if count % self.pack:
+            raise ValueError(f"a batch of {count} cannot be cut into packs of {self.pack}")
+        grouped = samples.reshape(
+            count // self.pack, self.pack * samples.shape[1], *samples.shape[2:]
+        )
+        return self.network(grouped)  # type: ignore[no-any-return]
 
 
 def network_family(spec: TrainSpec) -> str:
@@ -103,7 +124,8 @@ def _mlp_generator(spec: TrainSpec) -> nn.Module:
 
 def _mlp_discriminator(spec: TrainSpec) -> nn.Module:
     width = _mlp_width(spec)
-    layers: list[nn.Module] = [nn.Linear(point_dim(spec.data), width), nn.LeakyReLU(LEAKY_SLOPE)]
+    inputs = point_dim(spec.data) * spec.model.pack
+    layers: list[nn.Module] = [nn.Linear(inputs, width), nn.LeakyReLU(LEAKY_SLOPE)]
     for _ in range(MLP_HIDDEN_LAYERS - 1):
         layers += [nn.Linear(width, width), nn.LeakyReLU(LEAKY_SLOPE)]
     return nn.Sequential(*layers, nn.Linear(width, 1), nn.Flatten(0))
@@ -140,7 +162,7 @@ def _dcgan_discriminator(spec: TrainSpec) -> nn.Module:
     shape, plan, width = _dcgan_layout(spec)
     # No batch norm on the first layer, as in the DCGAN paper: it sees raw pixels.
     layers: list[nn.Module] = [
-        nn.Conv2d(shape.channels, width, 4, 2, 1, bias=False),
+        nn.Conv2d(shape.channels * spec.model.pack, width, 4, 2, 1, bias=False),
         nn.LeakyReLU(LEAKY_SLOPE),
     ]
     channels = width

@@ -134,7 +134,7 @@ def train(
     for step in range(start + 1, total + 1):
         stats.add(step, train_step(nets, loss, gp_lambda, precision, inputs.of_step(step)))
         if nets.generator_ema is not None:
-            nets.generator_ema.update(nets.generator)
+            nets.generator_ema.update(nets.generator, step)
 
         # 6. Snapshot. Every rank reaches the same collectives in the same order.
         stopped = end_of_step(step, spec, stats, snapshot, hooks, device, is_main)

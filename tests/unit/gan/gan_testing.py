@@ -12,13 +12,12 @@ from typing import Any
 import torch
 
 from shared.specs import TrainSpec
+from tests.helpers import MNIST_DIR
 from worker.gan.checkpoint import load_checkpoint
 from worker.gan.distributed import process_group
 from worker.gan.hooks import ProgressReport
 from worker.gan.loop import STOP_CHECK_EVERY
 from worker.gan.train import train
-
-MNIST_DIR = Path("/work/shared/datasets/mnist")
 
 
 @dataclass

@@ -74,3 +74,14 @@ def test_format_1_checkpoints_still_load_and_resume() -> None:
     loaded = load_checkpoint(checkpoint_to_bytes(old))
     load_generator(loaded, CPU)
     assert train(spec, hooks=RecordingHooks(), resume=loaded).step == spec.train.steps
+
+
+def test_the_decay_ramps_up_so_the_initial_weights_fade_fast() -> None:
+    ema = GeneratorEma(torch.nn.Linear(2, 2), decay=0.999)
+    assert ema.decay_at(1) == pytest.approx(2 / 11)
+    assert ema.decay_at(100) == pytest.approx(101 / 110)
+    assert ema.decay_at(100_000) == 0.999
+    initial_weight_left = 1.0
+    for step in range(1, 2001):
+        initial_weight_left *= ema.decay_at(step)
+    assert initial_weight_left < 1e-3, "without a ramp 0.999**2000 = 13% of the init would remain"
