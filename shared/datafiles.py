@@ -32,12 +32,12 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from shared.data_spec import POINT_DIMS
 from shared.imagefiles import GREY_MODES, ImageMember, archive_format, decode_image, image_members
 from shared.imagefiles import DataFileError as DataFileError
 from shared.imagefiles import describe_sizes as describe_sizes
 from shared.imagefiles import fit_image_array as fit_image_array
 from shared.imagefiles import read_images as read_images
-from shared.specs import POINT_DIMS
 
 DataKind = Literal["points", "images"]
 

@@ -17,9 +17,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.data_spec import IMAGE_SIZES
 from shared.datafiles import DataFileError, DataInfo, describe_sizes, detect_format, inspect_data
 from shared.models import Dataset, User, new_id
-from shared.specs import IMAGE_SIZES, SpecError, TrainSpec, problems_from
+from shared.specs import SpecError, TrainSpec, problems_from
 from shared.storage import Storage
 from shared.storage.keys import DATASET_FILENAME, dataset_key
 

@@ -9,10 +9,10 @@ import torch
 from sqlalchemy import select
 
 from shared.config import Settings
+from shared.data_spec import DataSpec
 from shared.db import session_scope
 from shared.jobs import latest_checkpoint
 from shared.models import Job
-from shared.specs import DataSpec
 from shared.storage import Storage, keys
 from worker.gan.checkpoint import load_checkpoint
 

@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from shared.config import Settings
-from shared.specs import DataSpec
+from shared.data_spec import DataSpec
 from shared.storage import open_storage
 from tests.data_builders import grey_pngs, write_tar
 from tests.helpers import auth

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from shared.specs import DataSpec, TrainSpec
+from shared.data_spec import DataSpec
+from shared.specs import TrainSpec
 
 DATASET_ID = "0123456789abcdef0123456789abcdef"
 

@@ -24,9 +24,10 @@ from pydantic import ValidationError
 from torch import Tensor
 
 from shared import datafiles
+from shared.data_spec import IMAGE_SIZES, MNIST_SIDE, TOY_POINT_DIMS, DataSpec
 from shared.datafiles import DataFileError
 from shared.imagefiles import IMAGE_SUFFIXES
-from shared.specs import IMAGE_SIZES, MNIST_SIDE, TOY_POINT_DIMS, DataSpec, TrainSpec
+from shared.specs import TrainSpec
 from worker.gan.errors import DataError
 from worker.gan.seeding import Stream, generator_for
 from worker.gan.toydata import (  # noqa: F401 (re-exported: the names tests and bench use)

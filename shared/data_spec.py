@@ -1,0 +1,139 @@
+"""The `data` part of a training spec: where the samples come from and what shape they have.
+
+Its own module because data sources are their own seam: the API validates them, the dataset
+upload checks and the worker's loaders read them, and none of that needs the rest of a spec.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+# Data keys are confined to the store's datasets/ area: a spec can never point a job at
+# another job's artifacts, and no "..", spaces or odd characters reach a key.
+_DATASET_KEY = re.compile(r"^datasets/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/?)+$")
+
+ToySource = Literal["toy:ring8", "toy:grid25", "toy:gauss1d"]
+DataSource = ToySource | Literal["mnist", "npz", "images", "dataset"]
+# Image sides the dcgan family has layouts for.
+ImageSize = Literal[28, 32, 64]
+IMAGE_SIZES = (28, 32, 64)
+# Dimension of the points each toy source yields.
+TOY_POINT_DIMS: dict[str, int] = {"toy:ring8": 2, "toy:grid25": 2, "toy:gauss1d": 1}
+# Points live on a line or in the plane: what the mlp family and the scatter plots handle.
+POINT_DIMS = (1, 2)
+MNIST_SIDE = 28
+# Upload ids are ours (shared.models.new_id): 32 hex characters.
+_DATASET_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class StrictModel(BaseModel):
+    """Base of every spec model: unknown fields are errors, and specs are immutable values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(StrictModel):
+    """Where the training data comes from, and what shape one sample has.
+
+    - `toy:ring8`, `toy:grid25` (points in the plane) and `toy:gauss1d` (points on a line)
+      are generated in memory from the job seed;
+    - `mnist` reads idx files (gzipped or not) from a worker folder (`path`) or an
+      artifact-store prefix (`key`);
+    - `npz` reads one .npz file, points or images told apart by the array's rank, and
+      `images` a folder, .zip or .tar(.gz) of PNG/JPEG files, from `path` or `key`;
+    - `dataset` reads an upload (POST /api/v1/datasets) by its `dataset_id`.
+
+    Images may be `resize`d (center-cropped to a square first) and converted to `channels`
+    (1 grey, 3 RGB; default: 1 when every image is grey, else 3); either one says the data
+    is images. `shape` is one sample's shape, `[d]` for points and `[channels, size, size]`
+    for images: the worker fills it in from the data when the spec leaves it open (so
+    checkpoints carry it), and a spec may give it to insist on one.
+    """
+
+    source: DataSource
+    path: str | None = None
+    key: str | None = None
+    dataset_id: str | None = None
+    resize: ImageSize | None = None
+    channels: Literal[1, 3] | None = None
+    shape: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _location_matches_source(self) -> DataSpec:
+        located = (self.path is not None) + (self.key is not None)
+        if self.source in TOY_POINT_DIMS:
+            given = [
+                name
+                for name in ("path", "key", "dataset_id", "resize", "channels", "shape")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(f"{self.source} is generated: give none of {', '.join(given)}")
+        elif self.source == "dataset":
+            if self.dataset_id is None or located:
+                raise ValueError("dataset needs dataset_id (an upload's id), and no path or key")
+        else:
+            if self.dataset_id is not None:
+                raise ValueError(f"dataset_id goes with source dataset, not {self.source}")
+            if located != 1:
+                raise ValueError(
+                    f"{self.source} needs exactly one of path (on the worker) or key (in the store)"
+                )
+        if self.key is not None and not _DATASET_KEY.match(self.key):
+            raise ValueError(
+                f"key must be a store prefix under datasets/ (letters, digits, . _ - /), got "
+                f"{self.key!r}"
+            )
+        if self.dataset_id is not None and not _DATASET_ID.match(self.dataset_id):
+            raise ValueError(f"dataset_id must be 32 hex characters, got {self.dataset_id!r}")
+        if self.shape is not None:
+            self._check_shape(self.shape)
+        return self
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        if self.source == "mnist":
+            raise ValueError("mnist's shape follows from resize and channels; give no shape")
+        points = len(shape) == 1 and shape[0] in POINT_DIMS
+        images = len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2] in IMAGE_SIZES
+        if not (points or images):
+            raise ValueError(
+                f"shape must be [d] (d = 1 or 2) for points or [channels, size, size] "
+                f"(channels 1 or 3, size 28, 32 or 64) for images, got {list(shape)}"
+            )
+        if points and (self.source == "images" or self.resize or self.channels):
+            raise ValueError(f"shape {list(shape)} is points, but the data here is images")
+        if images and self.channels not in (None, shape[0]):
+            raise ValueError(f"shape {list(shape)} disagrees with channels {self.channels}")
+        if images and self.resize not in (None, shape[1]):
+            raise ValueError(f"shape {list(shape)} disagrees with resize {self.resize}")
+
+    @property
+    def sample_shape(self) -> tuple[int, ...] | None:
+        """One sample's shape when the spec alone tells it, else None (known once loaded)."""
+        if self.source in TOY_POINT_DIMS:
+            return (TOY_POINT_DIMS[self.source],)
+        if self.shape is not None:
+            return self.shape
+        if self.source == "mnist":
+            side = self.resize or MNIST_SIDE
+            return (self.channels or 1, side, side)
+        if self.resize is not None and self.channels is not None:
+            return (self.channels, self.resize, self.resize)
+        return None
+
+    @property
+    def is_image(self) -> bool:
+        """Known to be images from the spec alone (an npz may be either until loaded)."""
+        if self.source in ("mnist", "images") or self.resize or self.channels:
+            return True
+        shape = self.sample_shape
+        return shape is not None and len(shape) == 3
+
+    @property
+    def is_points(self) -> bool:
+        """Known to be points from the spec alone."""
+        shape = self.sample_shape
+        return shape is not None and len(shape) == 1
