@@ -8,7 +8,12 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
+from api.app import create_app
+from shared.config import Settings
+from tests.helpers import user_token
 from tests.s3_server import start_moto_server
 
 # Dummy credentials: boto3 refuses to sign without some, and moto accepts any. Set for the whole
@@ -45,3 +50,27 @@ def s3_bucket(s3_endpoint: str) -> str:
     name = f"test-{uuid.uuid4().hex}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return name
+
+
+# The app fixtures below run on whatever `settings` the suite's own conftest provides: the
+# embedded defaults in unit/, the real PostgreSQL, Redis and S3 in integration/.
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def alice(settings: Settings) -> str:
+    return user_token(settings, "alice")
+
+
+@pytest.fixture
+def bob(settings: Settings) -> str:
+    return user_token(settings, "bob")

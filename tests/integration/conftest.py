@@ -7,13 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
 
-from api.app import create_app
 from shared.config import Settings
 from shared.migrate import upgrade
-from tests.helpers import user_token
 from tests.services import REDIS_URL, fresh_database, redis_client, truncate_all
 
 pytestmark = pytest.mark.integration
@@ -41,23 +37,3 @@ def settings(pg_url: str, s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> I
         }
     )
     redis_client().delete(queue)
-
-
-@pytest.fixture
-def app(settings: Settings) -> Flask:
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def alice(settings: Settings) -> str:
-    return user_token(settings, "alice")
-
-
-@pytest.fixture
-def bob(settings: Settings) -> str:
-    return user_token(settings, "bob")
