@@ -1,21 +1,27 @@
-"""What every training loop (GAN and VAE) does around its step: running statistics, the
-end-of-step schedule of reports, samples, checkpoints and the cooperative stop, and the result.
+"""What every training loop (GAN and VAE) does around its step: the rank's device, seeds and
+data, the fixed sample latents, DDP wrapping, running statistics, the end-of-step schedule of
+reports, samples, checkpoints and the cooperative stop, and the result.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from shared.specs import TrainSpec
+from worker.gan.data import BatchSource, open_data
 from worker.gan.distributed import agree_to_stop, min_across_ranks
 from worker.gan.errors import NonFiniteLossError
 from worker.gan.hooks import TrainingHooks
-from worker.gan.seeding import restore_rng_state
+from worker.gan.models import network_family
+from worker.gan.priors import sample_latents
+from worker.gan.seeding import Stream, generator_for, restore_rng_state, seed_everything
 from worker.gan.step import STAT_NAMES
 
 # Asking to stop costs an all-reduce, a device sync: every 10 steps keeps that well under 1%
@@ -24,6 +30,9 @@ STOP_CHECK_EVERY = 10
 # Reading losses with `.item()` syncs the device; once per 10 steps is cheap and still fine
 # grained enough for a live loss curve.
 REPORT_EVERY = 10
+# Latents behind every sample snapshot: an 8x8 image grid, or enough points to show how
+# well each of the 8 ring modes is covered.
+FIXED_SAMPLE_COUNTS = {"dcgan": 64, "mlp": 1000}
 # Stands for "no bad step yet" in the device-side NaN tracker (larger than any step).
 _NO_BAD_STEP = 2**62
 
@@ -35,6 +44,31 @@ class TrainResult:
     step: int
     stopped_early: bool
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+def open_rank(
+    spec: TrainSpec, rank: int, world_size: int, device: torch.device, data_path: Path | None
+) -> BatchSource:
+    """Section 1 of every loop: select the device, seed this rank, open its share of the data."""
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # NCCL's object collectives use the current device
+    seed_everything(spec.train.seed, rank)
+    return open_data(spec, data_path, rank, world_size)
+
+
+def fixed_sample_latents(spec: TrainSpec) -> Tensor:
+    """The latents every sample snapshot draws, the same on every rank and every resume."""
+    return sample_latents(
+        spec.latent,
+        FIXED_SAMPLE_COUNTS[network_family(spec)],
+        generator_for(spec.train.seed, Stream.FIXED_SAMPLES),
+    )
+
+
+def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module` under DistributedDataParallel: gradients averaged, rank 0's weights copied."""
+    device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
+    return DistributedDataParallel(module, device_ids=device_ids)
 
 
 class Snapshots(Protocol):

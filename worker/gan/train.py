@@ -14,11 +14,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
 from shared.specs import TrainSpec
 from worker.gan.checkpoint import build_checkpoint, checkpoint_to_bytes, restore_training_state
-from worker.gan.data import open_data
 from worker.gan.distributed import gather_to_rank0
 from worker.gan.ema import GeneratorEma
 from worker.gan.hooks import ProgressReport, TrainingHooks
@@ -26,24 +24,21 @@ from worker.gan.loop import (
     RunningStats,
     TrainResult,
     end_of_step,
+    fixed_sample_latents,
+    open_rank,
     restore_rank_rng,
+    wrap_ddp,
 )
 from worker.gan.losses import get_loss
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.precision import Precision, resolve_precision
-from worker.gan.priors import sample_latents
 from worker.gan.sample import render_png
 from worker.gan.seeding import (
-    Stream,
     capture_rng_state,
-    generator_for,
-    seed_everything,
 )
 from worker.gan.step import Networks, StepInputs, memory_format_for, train_step
+from worker.gan.train_vae import train_vae
 
-# Latents behind every sample snapshot: an 8x8 image grid, or enough points to show how
-# well each of the 8 ring modes is covered.
-FIXED_SAMPLE_COUNTS = {"dcgan": 64, "mlp": 1000}
 _CPU = torch.device("cpu")
 
 
@@ -65,9 +60,6 @@ def train(
     `train_vae.train_vae`, the same sections with an ELBO step.
     """
     if spec.model.family == "vae":
-        # Imported here: train_vae reuses this module's sections, so it imports this module.
-        from worker.gan.train_vae import train_vae
-
         return train_vae(
             spec,
             hooks=hooks,
@@ -78,20 +70,14 @@ def train(
             resume=resume,
         )
     is_main, total = rank == 0, spec.train.steps
-    if device.type == "cuda" and device.index is not None:
-        torch.cuda.set_device(device)  # NCCL's object collectives use the current device
 
     # 1. Load data.
-    seed_everything(spec.train.seed, rank)
-    source = open_data(spec, data_path, rank, world_size)
+    source = open_rank(spec, rank, world_size, device, data_path)
 
     # 2. Build networks.
     precision, precision_note = resolve_precision(spec, device)
     nets = _build_networks(spec, device, precision)
-    fixed_count = FIXED_SAMPLE_COUNTS[spec.model.family]
-    fixed_latents = sample_latents(
-        spec.latent, fixed_count, generator_for(spec.train.seed, Stream.FIXED_SAMPLES)
-    )
+    fixed_latents = fixed_sample_latents(spec)
 
     # 3. Distribute: DDP averages gradients, so every rank keeps identical weights.
     if world_size > 1:
@@ -171,9 +157,8 @@ def _place(
 
 
 def _distribute(nets: Networks, device: torch.device) -> Networks:
-    device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
-    g_train = DistributedDataParallel(nets.generator, device_ids=device_ids)
-    d_train = DistributedDataParallel(nets.discriminator, device_ids=device_ids)
+    g_train = wrap_ddp(nets.generator, device)
+    d_train = wrap_ddp(nets.discriminator, device)
     # DDP has just copied rank 0's weights to every rank: the average starts again from those.
     ema = nets.generator_ema
     if ema is not None:

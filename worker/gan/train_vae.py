@@ -13,19 +13,23 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
 from shared.specs import TrainSpec
 from worker.gan.checkpoint import checkpoint_to_bytes
-from worker.gan.data import open_data
 from worker.gan.distributed import gather_to_rank0
 from worker.gan.hooks import ProgressReport, TrainingHooks
-from worker.gan.loop import RunningStats, TrainResult, end_of_step, restore_rank_rng
-from worker.gan.models import network_family
+from worker.gan.loop import (
+    RunningStats,
+    TrainResult,
+    end_of_step,
+    fixed_sample_latents,
+    open_rank,
+    restore_rank_rng,
+    wrap_ddp,
+)
 from worker.gan.priors import sample_latents
 from worker.gan.sample import render_png
-from worker.gan.seeding import Stream, capture_rng_state, generator_for, seed_everything
-from worker.gan.train import FIXED_SAMPLE_COUNTS
+from worker.gan.seeding import Stream, capture_rng_state, generator_for
 from worker.gan.vae import Vae, build_vae, elbo_terms
 from worker.gan.vae_checkpoint import build_vae_checkpoint, restore_vae_state
 
@@ -44,29 +48,20 @@ def train_vae(
     data_path: Path | None = None,
     resume: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train a `vae` spec on this rank; arguments, errors and result as for `train.train`."""
+    """Train a `vae` spec on this rank; arguments, errors and result as for `train.train`,
+    which delegates here."""
     is_main, total = rank == 0, spec.train.steps
-    if device.type == "cuda" and device.index is not None:
-        torch.cuda.set_device(device)  # NCCL's object collectives use the current device
 
     # 1. Load data.
-    seed_everything(spec.train.seed, rank)
-    source = open_data(spec, data_path, rank, world_size)
+    source = open_rank(spec, rank, world_size, device, data_path)
 
     # 2. Build networks: one Adam over encoder and decoder.
     vae = build_vae(spec).to(device)
     optimizer = torch.optim.Adam(vae.parameters(), lr=spec.train.lr, betas=spec.train.betas)
-    fixed_latents = sample_latents(
-        spec.latent,
-        FIXED_SAMPLE_COUNTS[network_family(spec)],
-        generator_for(spec.train.seed, Stream.FIXED_SAMPLES),
-    )
+    fixed_latents = fixed_sample_latents(spec)
 
     # 3. Distribute: DDP averages gradients, so every rank keeps identical weights.
-    vae_train: nn.Module = vae
-    if world_size > 1:
-        device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
-        vae_train = DistributedDataParallel(vae, device_ids=device_ids)
+    vae_train: nn.Module = wrap_ddp(vae, device) if world_size > 1 else vae
 
     # 4. Resume.
     start = 0

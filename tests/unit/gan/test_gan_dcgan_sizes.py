@@ -12,7 +12,7 @@ from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec
 from PIL import Image
 
 from shared.specs import TrainSpec
-from worker.gan import train as train_module
+from worker.gan import loop as loop_module
 from worker.gan.models import build_discriminator, build_generator, image_shape
 from worker.gan.train import train
 
@@ -59,7 +59,7 @@ def test_dcgan_trains_a_few_steps_at_32_and_64_px(
 ) -> None:
     shape = (channels, size, size)
     monkeypatch.setattr(
-        train_module, "open_data", lambda spec, *_: _RandomImages(shape, spec.train.batch_size)
+        loop_module, "open_data", lambda spec, *_: _RandomImages(shape, spec.train.batch_size)
     )
     spec = _image_spec(channels, size, train={"steps": 3, "batch_size": 4}, sample_every=3)
     hooks = RecordingHooks()

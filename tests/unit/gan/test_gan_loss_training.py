@@ -8,7 +8,7 @@ import torch
 from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec, ring_spec
 
 from shared.specs import TrainSpec
-from worker.gan import train as train_module
+from worker.gan import loop as loop_module
 from worker.gan.data import BatchSource, open_data
 from worker.gan.errors import NonFiniteLossError
 from worker.gan.models import build_discriminator
@@ -72,7 +72,7 @@ def _watch_data(monkeypatch: pytest.MonkeyPatch, poisoned_draw: int | None = Non
     def watched_open(*args: Any, **kwargs: Any) -> BatchSource:
         return _WatchedSource(open_data(*args, **kwargs), asked, poisoned_draw)
 
-    monkeypatch.setattr(train_module, "open_data", watched_open)
+    monkeypatch.setattr(loop_module, "open_data", watched_open)
     return asked
 
 

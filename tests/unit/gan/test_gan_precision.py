@@ -8,6 +8,7 @@ import torch
 from gan_testing import RecordingHooks, mnist_spec, ring_spec
 
 from shared.specs import SpecError, TrainSpec, validate_job_request
+from worker.gan import loop as loop_module
 from worker.gan import train as train_module
 from worker.gan.errors import NonFiniteLossError
 from worker.gan.loop import STOP_CHECK_EVERY
@@ -88,7 +89,7 @@ def test_a_nan_loss_under_fp16_still_stops_the_run_naming_the_step(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _force_precision(monkeypatch, "fp16")
-    real_open = train_module.open_data
+    real_open = loop_module.open_data
 
     class Poisoned:
         def __init__(self, *args: Any) -> None:
@@ -99,7 +100,7 @@ def test_a_nan_loss_under_fp16_still_stops_the_run_naming_the_step(
             batch = self.source.batch(step)
             return batch * float("nan") if step == 6 else batch
 
-    monkeypatch.setattr(train_module, "open_data", Poisoned)
+    monkeypatch.setattr(loop_module, "open_data", Poisoned)
     with pytest.raises(NonFiniteLossError, match="at step 6"):
         train(ring_spec(loss="hinge"), hooks=RecordingHooks())
 
