@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -29,12 +28,6 @@ from worker.supervisor import RunFiles
 PORT_TRIES = 3
 # Seconds between checks that the supervising worker is still alive.
 PARENT_CHECK_S = 1.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def threads_per_rank(settings: Settings, world_size: int) -> int:
@@ -74,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch.multiprocessing as mp  # imported late: the argument errors above are instant
 
+    from worker.gan.distributed import find_free_port
     from worker.rank import RankArgs, rank_main
 
     for try_number in range(PORT_TRIES):
@@ -82,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             attempt=args.attempt,
             workdir=str(args.workdir),
             world_size=world_size,
-            port=free_port(),
+            port=find_free_port(),
             threads=threads_per_rank(settings, world_size),
         )
         try:

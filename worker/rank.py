@@ -20,7 +20,7 @@ from shared.config import Settings
 from shared.specs import SampleSpec, TrainSpec, parse_spec
 from shared.storage import Storage, keys, open_storage
 from worker.gan.data import resolve_data
-from worker.gan.distributed import process_group
+from worker.gan.distributed import backend_for, process_group
 from worker.gan.sample import sample_for_spec
 from worker.gan.train import train
 from worker.inputs import JobInputError, fetch_data, load_checkpoint_of, load_job
@@ -43,7 +43,6 @@ def pick_device(device_type: str, rank: int) -> torch.device:
     if wants_cuda:
         if not torch.cuda.is_available():
             raise JobInputError("spec.resources.device_type: cuda asked for, none on this node")
-        torch.cuda.set_device(rank)
         return torch.device("cuda", rank)
     return torch.device("cpu")
 
@@ -88,8 +87,7 @@ def run_training(
     resume = load_checkpoint_of(settings, store, args.job_id, None, device)
     if resume is not None:
         reporter.log(f"resuming from the checkpoint of step {resume['step']}")
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    with process_group(rank, args.world_size, args.port, backend):
+    with process_group(rank, args.world_size, args.port, backend_for(device)):
         result = train(
             spec,
             hooks=reporter,

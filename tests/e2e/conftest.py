@@ -3,7 +3,6 @@ against this machine's PostgreSQL and Redis and a moto S3 server, driven over HT
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,16 +19,11 @@ from shared.embedded import ServiceProcesses
 from shared.migrate import upgrade
 from tests.helpers import user_token
 from tests.services import REDIS_URL, fresh_database
+from worker.gan.distributed import find_free_port
 
 pytestmark = pytest.mark.e2e
 
 FINAL = ("succeeded", "failed", "cancelled")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -103,7 +97,7 @@ def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 "GANFORGE_STORAGE_URL": f"s3://{bucket}/lab",
                 "GANFORGE_S3_ENDPOINT_URL": s3_endpoint,
                 "GANFORGE_QUEUE": f"ganforge-e2e-{uuid.uuid4().hex[:8]}",
-                "GANFORGE_API_URL": f"http://127.0.0.1:{free_port()}",
+                "GANFORGE_API_URL": f"http://127.0.0.1:{find_free_port()}",
                 # 2 cores: one thread per rank keeps ranks x threads within the machine.
                 "GANFORGE_TORCH_THREADS": "1",
                 "GANFORGE_PROGRESS_INTERVAL_S": "0.5",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import free_port
+from worker.gan.distributed import find_free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,7 @@ def test_demo_runs_a_job_on_sqlite_local_folder_and_file_broker(tmp_path: Path) 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("GANFORGE_", "AWS_"))},
         "GANFORGE_HOME": str(home),
-        "GANFORGE_API_URL": f"http://127.0.0.1:{free_port()}",
+        "GANFORGE_API_URL": f"http://127.0.0.1:{find_free_port()}",
         "GANFORGE_TORCH_THREADS": "1",
     }
     result = subprocess.run(
