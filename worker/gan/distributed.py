@@ -40,6 +40,11 @@ def process_group(
     )
     try:
         yield
+        # Every rank is done with the group before any tears it down: rank 0 hosts the
+        # rendezvous store, and a rank leaving while a peer still talks to it aborts that
+        # peer ("terminate called without an active exception"). Skipped on an error, where
+        # the launcher stops the other ranks anyway.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
