@@ -24,12 +24,17 @@ demo: install
 up: install
 	$(VENV)/bin/ganforge up
 
+# Every suite. The tests start their own PostgreSQL (initdb + postgres), redis-server and moto S3
+# servers; see README "Tests" for the binaries they need.
 test: install
 	$(VENV)/bin/pytest -q
 
-# Lint, types and the suites that need no service: the inner loop.
-check: install lint
+# The unit suite alone (no servers, no processes): the inner loop, under 2 minutes.
+test-fast: install
 	$(VENV)/bin/pytest -q tests/unit
+
+# Lint, types and the suites that need no service: the inner loop.
+check: install lint test-fast
 
 lint: install
 	$(VENV)/bin/ruff check .

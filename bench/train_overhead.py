@@ -18,19 +18,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from shared.specs import TrainSpec
+from tests.helpers import MNIST_DIR
 from worker.gan.data import load_mnist_images, ring8_sample
 from worker.gan.hooks import ProgressReport
 from worker.gan.loop import REPORT_EVERY
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.train import train
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 # The measured window starts at the first report, after warm-up allocations.
 WINDOW_START = REPORT_EVERY
 
@@ -39,7 +38,7 @@ CASES = {
     "dcgan": {
         "model": {"family": "dcgan", "width": 64},
         "latent": {"dim": 100},
-        "data": {"source": "mnist", "path": str(MNIST)},
+        "data": {"source": "mnist", "path": str(MNIST_DIR)},
         "train": {"batch_size": 64, "lr": 2e-4, "betas": [0.5, 0.999], "seed": 0},
     },
     # The 2-D MLP GAN on ring8 at batch 512.
@@ -132,7 +131,7 @@ def plain_images_per_second(spec: TrainSpec) -> float:
 
 def _plain_data(spec: TrainSpec) -> torch.Tensor:
     if spec.data.source == "mnist":
-        images = load_mnist_images(MNIST)
+        images = load_mnist_images(MNIST_DIR)
         return (images.float() / 127.5 - 1.0).unsqueeze(1)
     return ring8_sample(100_000, torch.Generator().manual_seed(spec.train.seed))
 

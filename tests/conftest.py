@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 
 import boto3
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -15,6 +17,7 @@ from api.app import create_app
 from shared.config import Settings
 from tests.helpers import user_token
 from tests.s3_server import start_moto_server
+from tests.servers import ServerUnavailableError, TestServer, postgres_server, redis_server
 
 # Dummy credentials: boto3 refuses to sign without some, and moto accepts any. Set for the whole
 # session so that no test can reach a real AWS account with the developer's own keys.
@@ -25,6 +28,24 @@ _FAKE_AWS_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+# The one reason a test may skip: hardware this machine lacks. Any other skip is a missing
+# prerequisite that must fail loudly, naming what to install, or CI would pass by skipping.
+_HARDWARE_SKIP = re.compile(r"\b(GPU|CUDA|NCCL)\b")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
+    if not _HARDWARE_SKIP.search(reason):
+        report.outcome = "failed"
+        report.longrepr = f"skipped for a reason other than missing hardware (GPU): {reason}"
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +63,32 @@ def s3_endpoint() -> Iterator[str]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TestServer]:
+    """The suite's PostgreSQL server (its own throwaway cluster unless one is named); its `url`
+    is a libpq URL with rights to create databases."""
+    try:
+        with postgres_server() as server:
+            yield server
+    except ServerUnavailableError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[TestServer]:
+    """The suite's Redis server (its own throwaway redis-server unless one is named)."""
+    try:
+        with redis_server() as server:
+            yield server
+    except ServerUnavailableError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+def redis_client(redis_service: TestServer) -> redis.Redis:
+    return redis.Redis.from_url(redis_service.url)
 
 
 @pytest.fixture

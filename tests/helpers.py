@@ -9,8 +9,9 @@ from shared.config import Settings
 from shared.db import session_scope
 from shared.users import create_token, create_user
 
-# The official MNIST test set in the team's shared folder beside the checkout (read-only).
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+# The first 4,000 digits of the official MNIST test set, shipped in the repository (see its
+# README for the source, licence and checksums).
+MNIST_DIR = Path(__file__).resolve().parent / "data" / "mnist"
 
 RING_SPEC: dict[str, Any] = {
     "model": {"family": "mlp", "width": 32},

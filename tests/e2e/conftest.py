@@ -1,5 +1,5 @@
 """End-to-end fixtures: the API (gunicorn), dispatcher and Celery worker as real processes
-against this machine's PostgreSQL and Redis and a moto S3 server, driven over HTTP."""
+against the suite's PostgreSQL, Redis and moto S3 servers, driven over HTTP."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from shared.config import Settings
 from shared.embedded import ServiceProcesses
 from shared.migrate import upgrade
 from tests.helpers import user_token
-from tests.services import REDIS_URL, fresh_database
+from tests.servers import TestServer
+from tests.services import fresh_database
 from worker.gan.distributed import find_free_port
 
 pytestmark = pytest.mark.e2e
@@ -83,17 +84,22 @@ class Service:
 
 
 @pytest.fixture(scope="session")
-def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(
+    postgres: TestServer,
+    redis_service: TestServer,
+    s3_endpoint: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Service]:
     bucket = f"e2e-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     home = tmp_path_factory.mktemp("ganforge-home")
-    with fresh_database() as database_url:
+    with fresh_database(postgres.url) as database_url:
         upgrade(database_url)
         settings = Settings.from_env(
             {
                 "GANFORGE_HOME": str(home),
                 "GANFORGE_DATABASE_URL": database_url,
-                "GANFORGE_BROKER_URL": REDIS_URL,
+                "GANFORGE_BROKER_URL": redis_service.url,
                 "GANFORGE_STORAGE_URL": f"s3://{bucket}/lab",
                 "GANFORGE_S3_ENDPOINT_URL": s3_endpoint,
                 "GANFORGE_QUEUE": f"ganforge-e2e-{uuid.uuid4().hex[:8]}",

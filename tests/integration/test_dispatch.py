@@ -4,6 +4,7 @@ import json
 import threading
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -14,7 +15,6 @@ from shared.messaging import make_celery
 from shared.models import Job, JobEvent
 from shared.states import JobState, transition
 from tests.helpers import auth, train_request
-from tests.services import redis_client
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +26,14 @@ def submit(client: FlaskClient, token: str) -> str:
 
 
 def test_dispatch_schedules_the_job_and_sends_only_its_id_and_attempt(
-    client: FlaskClient, alice: str, settings: Settings
+    client: FlaskClient, alice: str, settings: Settings, redis_client: redis.Redis
 ) -> None:
     job_id = submit(client, alice)
     assert dispatch_once(settings, make_celery(settings)) == 1
     with session_scope(settings.database_url) as session:
         job = session.get(Job, job_id)
         assert job.state == "scheduled" and job.task_id
-    messages = redis_client().lrange(settings.queue, 0, -1)
+    messages = redis_client.lrange(settings.queue, 0, -1)
     assert len(messages) == 1
     envelope = json.loads(messages[0])
     args, kwargs, _ = json.loads(__import__("base64").b64decode(envelope["body"]))

@@ -7,13 +7,14 @@ from sqlalchemy import create_engine, inspect
 
 from shared.migrate import alembic_config, upgrade
 from shared.models import Base
+from tests.servers import TestServer
 from tests.services import fresh_database
 
 pytestmark = pytest.mark.integration
 
 
-def test_upgrade_head_builds_exactly_the_models_schema() -> None:
-    with fresh_database() as url:
+def test_upgrade_head_builds_exactly_the_models_schema(postgres: TestServer) -> None:
+    with fresh_database(postgres.url) as url:
         upgrade(url)
         engine = create_engine(url)
         with engine.connect() as connection:
@@ -22,10 +23,10 @@ def test_upgrade_head_builds_exactly_the_models_schema() -> None:
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
 
 
-def test_downgrade_to_base_and_back() -> None:
+def test_downgrade_to_base_and_back(postgres: TestServer) -> None:
     from alembic import command
 
-    with fresh_database() as url:
+    with fresh_database(postgres.url) as url:
         upgrade(url)
         command.downgrade(alembic_config(url), "base")
         engine = create_engine(url)

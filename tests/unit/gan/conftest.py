@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec, ring_spec
+from gan_testing import RecordingHooks, mnist_spec, ring_spec
 
 from shared.specs import TrainSpec
 
@@ -24,6 +24,4 @@ def tiny_ring_spec() -> TrainSpec:
 
 @pytest.fixture
 def tiny_mnist_spec() -> TrainSpec:
-    if not MNIST_DIR.is_dir():
-        pytest.skip(f"MNIST test set not found at {MNIST_DIR}")
     return mnist_spec()

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 import torch
-from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec, ring_spec
+from gan_testing import RecordingHooks, mnist_spec, ring_spec
 
 from shared.specs import TrainSpec
 from worker.gan import loop as loop_module
@@ -34,7 +34,6 @@ def test_every_loss_trains_an_mlp_on_ring8_with_finite_losses(loss: str) -> None
     assert reg > 0 if loss == "wgan_gp" else reg == 0
 
 
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST test set not found at {MNIST_DIR}")
 @pytest.mark.parametrize("loss", LOSS_NAMES)
 def test_every_loss_trains_a_dcgan_on_mnist_with_finite_losses(loss: str) -> None:
     hooks = RecordingHooks()

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec, ring_spec
+from gan_testing import RecordingHooks, mnist_spec, ring_spec
 from PIL import Image
 
 from shared.specs import LatentSpec
@@ -25,8 +25,6 @@ def _trained(spec: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def dcgan_checkpoint() -> dict[str, Any]:
-    if not MNIST_DIR.is_dir():
-        pytest.skip(f"MNIST test set not found at {MNIST_DIR}")
     return _trained(mnist_spec(train={"steps": 4, "batch_size": 8}))
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec, ring_spec
+from gan_testing import RecordingHooks, mnist_spec, ring_spec
 from PIL import Image
 
 from shared.specs import LatentSpec, SampleSpec
@@ -26,8 +26,6 @@ def _trained(spec: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module", params=["dcgan", "vae"])
 def image_checkpoint(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if not MNIST_DIR.is_dir():
-        pytest.skip(f"MNIST test set not found at {MNIST_DIR}")
     return _trained(
         mnist_spec(model={"family": request.param, "width": 4}, train={"steps": 2, "batch_size": 8})
     )

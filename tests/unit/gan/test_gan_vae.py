@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 import torch.multiprocessing as mp
-from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec, ring_spec, run_two_ranks_with_resume
+from gan_testing import RecordingHooks, mnist_spec, ring_spec, run_two_ranks_with_resume
 from PIL import Image
 
 from shared.specs import TrainSpec
@@ -29,8 +29,6 @@ def vae_ring_spec(**overrides: Any) -> TrainSpec:
 
 
 def vae_mnist_spec(**overrides: Any) -> TrainSpec:
-    if not MNIST_DIR.is_dir():
-        pytest.skip(f"MNIST test set not found at {MNIST_DIR}")
     return mnist_spec(model={"family": "vae", "width": 4}, **overrides)
 
 
