@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api import datasets, health, jobs, state
+from api import datasets, health, jobs, pool, state
 from api.problems import register_error_handlers
 from shared.config import Settings
 from shared.datasets import MAX_UPLOAD_BYTES
@@ -27,5 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(datasets.bp)
+    app.register_blueprint(pool.pool_bp)
+    app.register_blueprint(pool.admin_bp)
     logging.basicConfig(level=logging.INFO)
     return app

@@ -11,6 +11,7 @@ from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
 from api.state import db_session, settings, storage
 from shared import jobs
+from shared.scheduler.reservations import held_devices
 from shared.specs import validate_job_request
 from shared.states import JobState
 
@@ -18,6 +19,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 bp.before_request(require_user)
 
 KINDS = ("train", "sample")
+# Priorities are small integers: a few levels are all a lab uses; the bound catches typos.
+MAX_PRIORITY = 1000
 
 
 @bp.post("")
@@ -82,7 +85,28 @@ def _int_arg(name: str, default: int, low: int, high: int, problems: list[dict[s
 
 @bp.get("/<job_id>")
 def get(job_id: str) -> dict[str, Any]:
-    return job_json(jobs.get_job(db_session(), current_user(), job_id))
+    session = db_session()
+    job = jobs.get_job(session, current_user(), job_id)
+    return job_json(job, held_devices(session, job.id, job.attempt))
+
+
+@bp.post("/<job_id>/priority")
+def set_priority(job_id: str) -> dict[str, Any]:
+    """`{"priority": n}`: admins set any; owners may lower their own job's."""
+    body = request.get_json(silent=True)
+    priority = body.get("priority") if isinstance(body, dict) else None
+    if not isinstance(priority, int) or isinstance(priority, bool) or abs(priority) > MAX_PRIORITY:
+        message = f"must be an integer between -{MAX_PRIORITY} and {MAX_PRIORITY}"
+        raise ApiProblem(
+            422,
+            "Invalid priority",
+            f"priority: {message}",
+            errors=[{"path": "priority", "message": message}],
+        )
+    session = db_session()
+    job = jobs.set_priority(session, current_user(), job_id, priority)
+    session.commit()
+    return job_json(job)
 
 
 @bp.post("/<job_id>/cancel")

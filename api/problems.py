@@ -9,7 +9,14 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from shared.datasets import DatasetNotFoundError, DatasetUploadError
-from shared.jobs import InvalidCursorError, JobConflictError, JobNotFoundError
+from shared.jobs import (
+    InvalidCursorError,
+    JobConflictError,
+    JobNotFoundError,
+    PermissionDeniedError,
+)
+from shared.scheduler.nodes import NodeBusyError, NodeNotFoundError
+from shared.scheduler.overview import QuotaExceededError
 from shared.specs import SpecError
 from shared.states import InvalidTransitionError
 from shared.storage import StorageError
@@ -55,7 +62,20 @@ def register_error_handlers(app: Flask) -> None:
         errors = [{"path": exc.field, "message": exc.message}]
         return problem(exc.status, title, f"{exc.field}: {exc.message}", errors=errors)
 
+    @app.errorhandler(NodeNotFoundError)
+    def _node_not_found(exc: NodeNotFoundError) -> Response:
+        return problem(404, "Node not found", str(exc))
+
+    @app.errorhandler(QuotaExceededError)
+    def _over_quota(exc: QuotaExceededError) -> Response:
+        return problem(429, "Over quota", str(exc))
+
+    @app.errorhandler(PermissionDeniedError)
+    def _forbidden(exc: PermissionDeniedError) -> Response:
+        return problem(403, "Forbidden", str(exc))
+
     @app.errorhandler(JobConflictError)
+    @app.errorhandler(NodeBusyError)
     @app.errorhandler(InvalidTransitionError)
     def _conflict(exc: Exception) -> Response:
         return problem(409, "Conflict", str(exc))

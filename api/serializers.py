@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from shared.models import Artifact, Dataset, Job, JobEvent
+from shared.models import Artifact, Dataset, Job, JobEvent, as_utc
 
 
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only ever store UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.isoformat()
+    return as_utc(moment).isoformat()
 
 
-def job_json(job: Job) -> dict[str, Any]:
-    return {
+def job_json(job: Job, placement: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """A job; `placement` (the devices it holds, by node) is shown by the single-job view."""
+    queued = job.state == "queued"
+    body = {
         "id": job.id,
         "kind": job.kind,
         "name": job.name,
         "state": job.state,
         "attempt": job.attempt,
         "max_attempts": job.max_attempts,
+        "priority": job.priority,
+        "queue": (
+            {"position": job.queue_position, "waiting_reason": job.waiting_reason}
+            if queued
+            else None
+        ),
         "error": job.error,
         "spec": job.spec,
         "progress": job.progress,
@@ -39,6 +45,9 @@ def job_json(job: Job) -> dict[str, Any]:
             "cancel": f"/api/v1/jobs/{job.id}/cancel",
         },
     }
+    if placement is not None:
+        body["placement"] = [{"node": n, "devices": d} for n, d in sorted(placement.items())]
+    return body
 
 
 def event_json(event: JobEvent) -> dict[str, Any]:

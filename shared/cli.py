@@ -1,8 +1,8 @@
 """The `ganforge` command: run the service's processes, administer users, and drive jobs.
 
 ganforge demo                      embedded service + a small training job, start to end
-ganforge up                        the embedded service (API, dispatcher, worker) until Ctrl-C
-ganforge api | dispatcher | worker one process of a real deployment
+ganforge up                        the embedded service (API, scheduler, worker) until Ctrl-C
+ganforge api | scheduler | worker  one process of a real deployment
 ganforge db upgrade                apply migrations
 ganforge admin create-user NAME    / create-token NAME
 ganforge submit SPEC.json | jobs | show ID | watch ID | cancel ID | download ID NAME
@@ -70,18 +70,22 @@ def api(workers: int) -> None:
 
 
 @main.command()
-def dispatcher() -> None:
-    """Send queued jobs to workers, until interrupted."""
-    from shared.dispatcher import run_forever
+def scheduler() -> None:
+    """Place queued jobs on the pool's nodes, until interrupted (one leads, others stand by)."""
     from shared.messaging import make_celery
+    from shared.scheduler.loop import run_forever
 
     settings = _settings()
     run_forever(settings, make_celery(settings))
 
 
+# The scheduler's name before it placed jobs on nodes; deploy files of that time still call it.
+main.add_command(scheduler, "dispatcher")
+
+
 @main.command()
 def worker() -> None:
-    """Run a Celery worker for GANFORGE_QUEUE (one job at a time)."""
+    """Run this node's Celery worker: one job slot per GPU, or GANFORGE_CPU_SLOTS CPU slots."""
     from shared.embedded import service_commands
 
     command = service_commands(_settings())["worker"]

@@ -29,6 +29,14 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
 # (torchrun waits 30 s, Ray 3 s; a training step here is far below a second).
 DEFAULT_CANCEL_GRACE_S = 15.0
 
+# A node silent this long is dead and its jobs are requeued. Workers heartbeat every few
+# seconds (a third of this at most), so 30 s is several missed beats, not one slow write.
+DEFAULT_NODE_TIMEOUT_S = 30.0
+
+# Fair share looks back over recent use: a device-second counts half after this many seconds.
+# A day: yesterday's week-long run weighs on today's queue, last month's does not.
+DEFAULT_USAGE_HALF_LIFE_S = 24 * 3600.0
+
 # A job is tried this many times in all (first run plus requeues after lost/preempted).
 DEFAULT_MAX_ATTEMPTS = 3
 
@@ -56,6 +64,13 @@ class Settings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     api_url: str = "http://127.0.0.1:8765"
     api_token: str | None = None
+    # The worker's node: its name (default: the host name), CPU slots offered when it has no
+    # GPU, and labels jobs can ask for ("gpu=a100,zone=b").
+    node_name: str | None = None
+    cpu_slots: int = 1
+    node_labels: str = ""
+    node_timeout_s: float = DEFAULT_NODE_TIMEOUT_S
+    usage_half_life_s: float = DEFAULT_USAGE_HALF_LIFE_S
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -81,6 +96,11 @@ class Settings:
             or DEFAULT_MAX_ATTEMPTS,
             api_url=(env.get("GANFORGE_API_URL") or "http://127.0.0.1:8765").rstrip("/"),
             api_token=env.get("GANFORGE_TOKEN") or None,
+            node_name=env.get("GANFORGE_NODE_NAME") or None,
+            cpu_slots=_optional_int(env, "GANFORGE_CPU_SLOTS", minimum=1) or 1,
+            node_labels=env.get("GANFORGE_NODE_LABELS", ""),
+            node_timeout_s=_float(env, "GANFORGE_NODE_TIMEOUT_S", DEFAULT_NODE_TIMEOUT_S),
+            usage_half_life_s=_float(env, "GANFORGE_USAGE_HALF_LIFE_S", DEFAULT_USAGE_HALF_LIFE_S),
         )
         settings.validate()
         return settings
@@ -97,6 +117,12 @@ class Settings:
             )
         if "://" not in self.database_url:
             raise ConfigError(f"GANFORGE_DATABASE_URL is not a URL: {self.database_url!r}")
+        for item in filter(str.strip, self.node_labels.split(",")):
+            if "=" not in item:
+                raise ConfigError(
+                    f"GANFORGE_NODE_LABELS must be name=value pairs separated by commas, "
+                    f"got {item!r}"
+                )
         if "://" not in self.broker_url:
             raise ConfigError(f"GANFORGE_BROKER_URL is not a URL: {self.broker_url!r}")
 
@@ -127,7 +153,13 @@ class Settings:
             "GANFORGE_CANCEL_GRACE_S": str(self.cancel_grace_s),
             "GANFORGE_MAX_ATTEMPTS": str(self.max_attempts),
             "GANFORGE_API_URL": self.api_url,
+            "GANFORGE_CPU_SLOTS": str(self.cpu_slots),
+            "GANFORGE_NODE_LABELS": self.node_labels,
+            "GANFORGE_NODE_TIMEOUT_S": str(self.node_timeout_s),
+            "GANFORGE_USAGE_HALF_LIFE_S": str(self.usage_half_life_s),
         }
+        if self.node_name:
+            env["GANFORGE_NODE_NAME"] = self.node_name
         if self.s3_endpoint_url:
             env["GANFORGE_S3_ENDPOINT_URL"] = self.s3_endpoint_url
         if self.s3_public_endpoint_url:
@@ -143,6 +175,12 @@ class Settings:
         if self.token_file.exists():
             return self.token_file.read_text().strip()
         return None
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """GANFORGE_NODE_LABELS as a mapping (checked by `validate`)."""
+        pairs = (item.split("=", 1) for item in self.node_labels.split(",") if item.strip())
+        return {name.strip(): value.strip() for name, value in pairs}
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

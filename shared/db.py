@@ -1,7 +1,7 @@
 """Database engine and sessions.
 
 One engine per process and URL. SQLite (the embedded mode) gets WAL and a busy timeout so the
-API, dispatcher and worker processes can share one file; PostgreSQL is used as is.
+API, scheduler and worker processes can share one file; PostgreSQL is used as is.
 """
 
 from __future__ import annotations

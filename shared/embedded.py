@@ -1,4 +1,4 @@
-"""The service as processes: API (gunicorn), dispatcher and one Celery worker.
+"""The service as processes: API (gunicorn), scheduler and one Celery worker.
 
 `ServiceProcesses` starts them with the environment of one `Settings`, waits until the API
 says it is ready, and stops them all (process groups, SIGTERM then SIGKILL). The embedded mode
@@ -63,7 +63,8 @@ def service_commands(settings: Settings, api_workers: int = 2) -> dict[str, list
             "-",
             "api.app:create_app()",
         ],
-        "dispatcher": [python, "-m", "shared.cli", "dispatcher"],
+        "scheduler": [python, "-m", "shared.cli", "scheduler"],
+        # Queue and pool size follow the node's devices (worker/celery_app.py).
         "worker": [
             python,
             "-m",
@@ -71,14 +72,10 @@ def service_commands(settings: Settings, api_workers: int = 2) -> dict[str, list
             "-A",
             "worker.celery_app",
             "worker",
-            "--queues",
-            settings.queue,
-            "--concurrency",
-            "1",
             "--loglevel",
             "INFO",
             "--hostname",
-            f"ganforge-{os.getpid()}@%h",
+            f"ganforge-{settings.node_name or os.getpid()}@%h",
         ],
     }
 
@@ -89,7 +86,7 @@ class ServiceProcesses:
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, names: tuple[str, ...] = ("api", "dispatcher", "worker")) -> None:
+    def start(self, names: tuple[str, ...] = ("api", "scheduler", "worker")) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.settings.to_env()}
         commands = service_commands(self.settings)

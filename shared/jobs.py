@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from shared.datasets import check_spec_fits_dataset
 from shared.models import Artifact, Job, JobEvent, User, utcnow
+from shared.scheduler.overview import check_admission, check_queued_quota
+from shared.scheduler.policy import QueuedJob
 from shared.specs import SampleSpec, SpecError, TrainSpec
 from shared.states import ACTIVE, TERMINAL, JobState, record_creation, transition
 
@@ -37,6 +39,10 @@ class JobConflictError(RuntimeError):
     """The job is in a state where the request makes no sense (e.g. cancel a finished job)."""
 
 
+class PermissionDeniedError(PermissionError):
+    """The caller may not do this (an admin may)."""
+
+
 class InvalidCursorError(ValueError):
     """The pagination cursor was not one we issued."""
 
@@ -50,12 +56,29 @@ def submit_job(
     *,
     max_attempts: int,
 ) -> Job:
-    """Create a queued job. The dispatcher sends it to a worker after this commits."""
+    """Create a queued job. The scheduler places it on a node after this commits."""
     if isinstance(spec, SampleSpec):
         _check_sampling_source(session, owner, spec.job_id)
     else:
         check_spec_fits_dataset(session, owner, spec)
+    check_queued_quota(session, owner)
     now = utcnow()
+    resources = spec.resources
+    unfit = check_admission(
+        session,
+        owner,
+        QueuedJob(
+            id="",
+            owner=owner.id,
+            devices=resources.devices,
+            created_at=now,
+            kind=kind,
+            device_type=resources.device_type,
+            labels=resources.labels,
+        ),
+    )
+    if unfit is not None:
+        raise SpecError([{"path": "spec.resources", "message": f"can never run here: {unfit}"}])
     job = Job(
         owner_id=owner.id,
         kind=kind,
@@ -88,9 +111,22 @@ def _check_sampling_source(session: Session, owner: User, job_id: str) -> None:
 
 
 def get_job(session: Session, owner: User, job_id: str) -> Job:
+    """The job, if `owner` may see it: their own, or any job for an admin."""
     job = session.get(Job, job_id)
-    if job is None or job.owner_id != owner.id:
+    if job is None or (job.owner_id != owner.id and not owner.is_admin):
         raise JobNotFoundError(job_id)
+    return job
+
+
+def set_priority(session: Session, user: User, job_id: str, priority: int) -> Job:
+    """Admins set any priority; owners may only lower their own job's (to let others go first)."""
+    job = get_job(session, user, job_id)
+    if not user.is_admin and priority > job.priority:
+        raise PermissionDeniedError(
+            f"only an admin can raise a priority; you may lower it below {job.priority}"
+        )
+    job.priority = priority
+    session.flush()
     return job
 
 

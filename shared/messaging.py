@@ -1,4 +1,4 @@
-"""The Celery app both sides share: the dispatcher sends by task name, the worker defines it.
+"""The Celery app both sides share: the scheduler sends by task name, the worker defines it.
 
 A message holds a job id and an attempt number only; the worker reads the spec from the
 database. Redis (or the embedded file-system broker) carries messages, never state.

@@ -30,6 +30,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite hands back naive ones (we store UTC)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
 def new_id() -> str:
     """Our ids: 32 hex characters, safe in URLs and storage keys."""
     return uuid.uuid4().hex
@@ -45,6 +50,9 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Quotas set by admins; None means no limit beyond the pool's size.
+    max_devices: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_queued_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -74,6 +82,12 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     devices: Mapped[int] = mapped_column(Integer, default=1)
+    # Higher runs first; admins set any value, owners may only lower their own.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Written by the scheduler on every pass while the job is queued: its place in the queue
+    # (1 = next) and why it is not running yet; cleared once it is placed.
+    queue_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    waiting_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -84,6 +98,55 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Node(Base):
+    """A worker's machine and its devices (GPUs, or CPU slots where there is none).
+
+    `state` is `up`, `draining` (finishes its jobs, takes no new ones) or `dead` (silent past
+    the node timeout; its jobs were requeued). `devices` lists {index, kind, model, memory_mb}.
+    """
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    # The Celery queue only this node consumes: the scheduler, not the broker, picks the node.
+    queue: Mapped[str] = mapped_column(String(300))
+    address: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # A new id each time the worker starts: a node that comes back is told apart from one that
+    # never left.
+    boot_id: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Reservation(Base):
+    """One device held by one job attempt. The primary key (node, device) is what makes an
+    over-commit impossible: a second job cannot hold the same device, whatever races."""
+
+    __tablename__ = "reservations"
+
+    node_name: Mapped[str] = mapped_column(
+        ForeignKey("nodes.name", ondelete="CASCADE"), primary_key=True
+    )
+    device_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SchedulerLease(Base):
+    """Who schedules now. Only the holder of an unexpired lease runs a pass; a second scheduler
+    takes over once the lease of a dead one runs out (a row, so SQLite and PostgreSQL alike)."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class JobEvent(Base):

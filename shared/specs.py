@@ -127,10 +127,17 @@ class TrainParams(StrictModel):
     ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = None
 
 
+LabelText = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+
+
 class ResourceSpec(StrictModel):
+    """What a job needs from the pool; the scheduler places it on one node that has it all."""
+
     devices: Annotated[int, Field(ge=1, le=MAX_DEVICES)] = 1
-    # auto: CUDA when the node has it, else CPU.
+    # auto: CUDA when the node has it, else CPU. cuda needs a GPU node, cpu a CPU-slot node.
     device_type: Literal["auto", "cpu", "cuda"] = "auto"
+    # Node labels the job needs, e.g. {"gpu": "a100"}: only nodes with all of them qualify.
+    labels: Annotated[dict[LabelText, LabelText], Field(max_length=16)] = {}
 
 
 class TrainSpec(StrictModel):

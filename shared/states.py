@@ -1,4 +1,4 @@
-"""The one job state machine, used by the API, the dispatcher and the worker alike.
+"""The one job state machine, used by the API, the scheduler and the worker alike.
 
     queued ──► scheduled ──► running ──► succeeded | failed | cancelled
        ▲           │            ├──► cancelling ──► cancelled (succeeded/failed if it ended first)

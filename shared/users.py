@@ -64,3 +64,15 @@ def ensure_local_user(session: Session) -> str | None:
         return None
     create_user(session, LOCAL_USER, is_admin=True)
     return create_token(session, LOCAL_USER, label="embedded")
+
+
+def set_quota(
+    session: Session, user_name: str, max_devices: int | None, max_queued_jobs: int | None
+) -> User:
+    """Set a user's quotas (None lifts a limit)."""
+    user = session.scalar(select(User).where(User.name == user_name))
+    if user is None:
+        raise UnknownUserError(f"no user named {user_name!r}")
+    user.max_devices, user.max_queued_jobs = max_devices, max_queued_jobs
+    session.flush()
+    return user

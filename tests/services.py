@@ -12,7 +12,9 @@ from sqlalchemy import text
 
 from shared.db import get_engine
 
-TABLES = "users, api_tokens, jobs, job_events, artifacts, datasets"
+TABLES = (
+    "users, api_tokens, jobs, job_events, artifacts, datasets, nodes, reservations, scheduler_lease"
+)
 
 
 def sqlalchemy_url(postgres_url: str) -> str:

@@ -1,10 +1,34 @@
-"""The Celery application the `celery worker` command loads: `celery -A worker.celery_app`."""
+"""The Celery application the `celery worker` command loads: `celery -A worker.celery_app`.
+
+The worker consumes only its node's own queue, with one pool process per device: the scheduler
+sends a job here only once it has reserved devices on this node, so the pool never waits.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+
 from shared.config import Settings
 from shared.messaging import make_celery
+from worker.node import NodeAgent, detect_devices
 
 settings = Settings.from_env()
+agent = NodeAgent(settings, detect_devices(settings))
 app = make_celery(settings)
-app.conf.update(include=["worker.tasks"], worker_concurrency=1)
+app.conf.update(
+    include=["worker.tasks"],
+    worker_concurrency=len(agent.devices),
+    task_default_queue=agent.queue,
+)
+
+
+@worker_ready.connect
+def _announce_node(**_: Any) -> None:
+    agent.start()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    agent.stop()

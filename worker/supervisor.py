@@ -25,7 +25,7 @@ from sqlalchemy import select
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Job
-from shared.reconciler import HEARTBEAT_INTERVAL_S, heartbeat
+from shared.scheduler.reconciler import HEARTBEAT_INTERVAL_S, heartbeat
 from shared.states import JobState
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ ERROR_TAIL_LINES = 20
 
 @dataclass(frozen=True)
 class RunOutcome:
-    status: str  # succeeded | cancelled | failed
+    # succeeded | cancelled | failed, or fenced: the database gave the job to another attempt
+    # (this node was declared dead meanwhile), so this attempt may record nothing.
+    status: str
     error: str = ""
 
     @property
@@ -67,7 +69,10 @@ class RunFiles:
         return self.workdir / "launcher.log"
 
 
-def supervise(settings: Settings, job_id: str, attempt: int) -> RunOutcome:
+def supervise(
+    settings: Settings, job_id: str, attempt: int, env: dict[str, str] | None = None
+) -> RunOutcome:
+    """Run the attempt's launcher to its end; `env` adds to its environment (device pinning)."""
     files = RunFiles(Path(tempfile.mkdtemp(prefix=f"ganforge-{job_id[:8]}-")))
     command = [
         sys.executable,
@@ -83,10 +88,16 @@ def supervise(settings: Settings, job_id: str, attempt: int) -> RunOutcome:
     try:
         with files.output.open("wb") as output:
             process = subprocess.Popen(
-                command, start_new_session=True, stdout=output, stderr=subprocess.STDOUT
+                command,
+                start_new_session=True,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
             )
-            killed = _watch(settings, job_id, attempt, process, files)
-        return _outcome(process.returncode, files, killed)
+            ending = _watch(settings, job_id, attempt, process, files)
+        if ending == "fenced":
+            return RunOutcome("fenced", "the job moved on to another attempt")
+        return _outcome(process.returncode, files, killed=ending == "killed")
     finally:
         shutil.rmtree(files.workdir, ignore_errors=True)
 
@@ -97,8 +108,10 @@ def _watch(
     attempt: int,
     process: subprocess.Popen[bytes],
     files: RunFiles,
-) -> bool:
-    """Wait for the launcher; on a cancel request, stop it. Returns True if it had to be killed."""
+) -> str:
+    """Wait for the launcher; on a cancel request, stop it. Returns how the wait ended:
+    "exited", "killed" (it ignored the stop past the grace period) or "fenced" (the job is no
+    longer this attempt's, so its processes were killed at once)."""
     stop_asked_at: float | None = None
     last_heartbeat = time.monotonic()
     try:
@@ -108,7 +121,12 @@ def _watch(
                 last_heartbeat = time.monotonic()
                 with session_scope(settings.database_url) as session:
                     heartbeat(session, job_id, attempt)
-            if stop_asked_at is None and _cancel_requested(settings, job_id):
+            status = _job_status(settings, job_id, attempt)
+            if status == "fenced":
+                log.warning("job %s attempt %s was given away; killing it", job_id, attempt)
+                kill_group(process)
+                return "fenced"
+            if stop_asked_at is None and status == "cancel":
                 log.info("job %s: cancel requested, asking ranks to stop", job_id)
                 files.stop.touch()
                 stop_asked_at = time.monotonic()
@@ -120,16 +138,22 @@ def _watch(
                     "job %s did not stop within %.0f s; killing it", job_id, settings.cancel_grace_s
                 )
                 kill_group(process)
-                return True
-        return False
+                return "killed"
+        return "exited"
     finally:
         kill_group(process)  # leave no orphan rank or data-loader process behind
 
 
-def _cancel_requested(settings: Settings, job_id: str) -> bool:
+def _job_status(settings: Settings, job_id: str, attempt: int) -> str:
+    """ "cancel" when a cancel was asked, "fenced" when the job is not this attempt's to run
+    any more, else "run"."""
     with session_scope(settings.database_url) as session:
-        state = session.scalar(select(Job.state).where(Job.id == job_id))
-    return state == JobState.CANCELLING.value
+        state, current = session.execute(
+            select(Job.state, Job.attempt).where(Job.id == job_id)
+        ).one()
+    if current != attempt or state not in (JobState.RUNNING.value, JobState.CANCELLING.value):
+        return "fenced"
+    return "cancel" if state == JobState.CANCELLING.value else "run"
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:

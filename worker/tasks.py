@@ -8,12 +8,12 @@ outcome to the state machine. A duplicated or redelivered message finds the job 
 from __future__ import annotations
 
 import logging
-import socket
 
 from shared.db import session_scope
 from shared.messaging import RUN_JOB_TASK
+from shared.scheduler.reservations import held_devices, release
 from shared.states import JobState, transition
-from worker.celery_app import app, settings
+from worker.celery_app import agent, app, settings
 from worker.supervisor import RunOutcome, supervise
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,11 @@ def run_job(job_id: str, attempt: int) -> str:
             job_id,
             JobState.SCHEDULED,
             JobState.RUNNING,
-            f"started on {socket.gethostname()}",
+            f"started on {agent.name}",
             attempt=attempt,
-            worker=socket.gethostname(),
+            worker=agent.name,
         )
+        devices = held_devices(session, job_id, attempt).get(agent.name, [])
     if not claimed:
         log.info(
             "job %s attempt %s is not scheduled any more; duplicate message dropped",
@@ -38,14 +39,23 @@ def run_job(job_id: str, attempt: int) -> str:
             attempt,
         )
         return "duplicate"
-    outcome = supervise(settings, job_id, attempt)
-    finish(job_id, attempt, outcome)
+    outcome = supervise(settings, job_id, attempt, device_environment(devices))
+    if outcome.status != "fenced":
+        finish(job_id, attempt, outcome)
     return outcome.status
+
+
+def device_environment(indexes: list[int]) -> dict[str, str]:
+    """Pin the ranks to the reserved GPUs; CPU slots need no pinning."""
+    if any(d["kind"] == "gpu" for d in agent.devices):
+        return {"CUDA_VISIBLE_DEVICES": ",".join(map(str, indexes))}
+    return {}
 
 
 def finish(job_id: str, attempt: int, outcome: RunOutcome) -> None:
     """Record how the attempt ended. A job asked to cancel that stopped early, or died while
-    stopping, is cancelled; one that finished before it saw the request has succeeded."""
+    stopping, is cancelled; one that finished before it saw the request has succeeded. The
+    devices are freed in the same transaction: the attempt's processes are gone by now."""
     with session_scope(settings.database_url) as session:
         if not outcome.ok and transition(
             session,
@@ -55,6 +65,7 @@ def finish(job_id: str, attempt: int, outcome: RunOutcome) -> None:
             "stopped on request",
             attempt=attempt,
         ):
+            release(session, job_id)
             return
         if outcome.ok:
             target, reason, fields = JobState.SUCCEEDED, "finished", {}
@@ -63,6 +74,7 @@ def finish(job_id: str, attempt: int, outcome: RunOutcome) -> None:
             target, reason, fields = JobState.FAILED, error, {"error": error}
         for current in (JobState.RUNNING, JobState.CANCELLING):
             if transition(session, job_id, current, target, reason, attempt=attempt, **fields):
+                release(session, job_id)
                 return
         log.warning(
             "job %s attempt %s ended (%s) but was moved on meanwhile",

@@ -106,6 +106,9 @@ def service(
                 "GANFORGE_API_URL": f"http://127.0.0.1:{find_free_port()}",
                 # 2 cores: one thread per rank keeps ranks x threads within the machine.
                 "GANFORGE_TORCH_THREADS": "1",
+                # One node with two CPU slots: two one-rank jobs or one two-rank job at a time.
+                "GANFORGE_NODE_NAME": "e2e-node",
+                "GANFORGE_CPU_SLOTS": "2",
                 "GANFORGE_PROGRESS_INTERVAL_S": "0.5",
                 "GANFORGE_CANCEL_GRACE_S": "60",
             }

@@ -139,8 +139,8 @@ def test_duplicated_messages_never_run_a_job_twice(service: Service) -> None:
     job = service.submit("train", RING_SPEC, name="dup")
     service.wait_for(job["id"], lambda j: j["state"] != "queued")
     celery = make_celery(service.settings)
-    for _ in range(2):  # a redelivery and a plain duplicate of the dispatcher's message
-        send_run_job(celery, job["id"], 1, service.settings.queue)
+    for _ in range(2):  # a redelivery and a plain duplicate of the scheduler's message
+        send_run_job(celery, job["id"], 1, f"{service.settings.queue}.node.e2e-node")
     done = service.wait_final(job["id"])
     assert done["state"] == "succeeded"
     service.wait_for(

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Job, utcnow
-from shared.reconciler import heartbeat, reconcile
+from shared.scheduler.reconciler import heartbeat, reconcile
 from shared.states import JobState, transition
 from tests.helpers import auth, train_request
 

@@ -41,22 +41,28 @@ def reconcile(session: Session, lost_after_s: float = LOST_AFTER_S) -> list[str]
             Job.updated_at < cutoff,
         )
     ).all()
-    moved = []
-    for job_id, state, attempt, max_attempts in silent:
-        reason = f"no heartbeat for {lost_after_s:.0f} s"
-        if state == JobState.CANCELLING.value:
-            if transition(session, job_id, JobState.CANCELLING, JobState.CANCELLED, reason):
-                moved.append(job_id)
-            continue
-        if not transition(
-            session, job_id, JobState.RUNNING, JobState.LOST, reason, attempt=attempt
-        ):
-            continue
-        if attempt < max_attempts:
-            transition(session, job_id, JobState.LOST, JobState.QUEUED, "requeued after loss")
-        else:
-            error = f"lost {attempt} times; no attempts left"
-            transition(session, job_id, JobState.LOST, JobState.FAILED, error, error=error)
-        log.warning("job %s attempt %s lost: %s", job_id, attempt, reason)
-        moved.append(job_id)
-    return moved
+    reason = f"no heartbeat for {lost_after_s:.0f} s"
+    return [
+        job_id
+        for job_id, state, attempt, max_attempts in silent
+        if requeue_after_loss(session, job_id, JobState(state), attempt, max_attempts, reason)
+    ]
+
+
+def requeue_after_loss(
+    session: Session, job_id: str, state: JobState, attempt: int, max_attempts: int, reason: str
+) -> bool:
+    """A job whose processes are gone (silent worker, dead node): a cancelling one is cancelled;
+    a scheduled or running one is `lost`, then queued for its next attempt (which resumes from
+    the last checkpoint) or, with its attempts spent, failed. False if it moved meanwhile."""
+    if state == JobState.CANCELLING:
+        return transition(session, job_id, JobState.CANCELLING, JobState.CANCELLED, reason)
+    if not transition(session, job_id, state, JobState.LOST, reason, attempt=attempt):
+        return False
+    if attempt < max_attempts:
+        transition(session, job_id, JobState.LOST, JobState.QUEUED, "requeued after loss")
+    else:
+        error = f"lost {attempt} times; no attempts left"
+        transition(session, job_id, JobState.LOST, JobState.FAILED, error, error=error)
+    log.warning("job %s attempt %s lost: %s", job_id, attempt, reason)
+    return True

@@ -1,0 +1,97 @@
+"""/api/v1/pool (everyone: nodes, devices and their holders, the queue with reasons) and
+/api/v1/admin (admins: drain, undrain and remove nodes; users' quotas)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+
+from api.auth import current_user, require_user
+from api.problems import ApiProblem
+from api.state import db_session
+from shared.models import User
+from shared.scheduler.nodes import remove_node, set_draining
+from shared.scheduler.overview import pool_overview
+from shared.users import UnknownUserError, set_quota
+
+pool_bp = Blueprint("pool", __name__, url_prefix="/api/v1/pool")
+pool_bp.before_request(require_user)
+admin_bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
+admin_bp.before_request(require_user)
+
+# The largest quota a person would set: more devices than any lab pool has, far fewer than a
+# typo's 1e9.
+MAX_QUOTA = 100_000
+
+
+@admin_bp.before_request
+def _require_admin() -> None:
+    if not current_user().is_admin:
+        raise ApiProblem(403, "Forbidden", "this route is for admins")
+
+
+@pool_bp.get("")
+def overview() -> dict[str, Any]:
+    return pool_overview(db_session())
+
+
+@admin_bp.post("/nodes/<name>/drain")
+def drain(name: str) -> dict[str, Any]:
+    return _node_state(name, draining=True)
+
+
+@admin_bp.post("/nodes/<name>/undrain")
+def undrain(name: str) -> dict[str, Any]:
+    return _node_state(name, draining=False)
+
+
+def _node_state(name: str, *, draining: bool) -> dict[str, Any]:
+    session = db_session()
+    node = set_draining(session, name, draining)
+    session.commit()
+    return {"name": node.name, "state": node.state}
+
+
+@admin_bp.delete("/nodes/<name>")
+def delete_node(name: str) -> tuple[str, int]:
+    session = db_session()
+    remove_node(session, name)
+    session.commit()
+    return "", 204
+
+
+@admin_bp.put("/users/<name>/quota")
+def quota(name: str) -> dict[str, Any]:
+    """`{"max_devices": n | null, "max_queued_jobs": n | null}`; null lifts the limit."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "Malformed request", "the body must be a JSON object")
+    problems = [
+        {"path": field, "message": f"must be null or an integer from 0 to {MAX_QUOTA}"}
+        for field in ("max_devices", "max_queued_jobs")
+        if not _is_quota(body.get(field))
+    ]
+    problems += [{"path": f, "message": "unknown field"} for f in body if f not in _QUOTA_FIELDS]
+    if problems:
+        raise ApiProblem(422, "Invalid quota", problems[0]["message"], errors=problems)
+    session = db_session()
+    try:
+        user: User = set_quota(session, name, body.get("max_devices"), body.get("max_queued_jobs"))
+    except UnknownUserError as exc:
+        raise ApiProblem(404, "User not found", str(exc)) from None
+    session.commit()
+    return {
+        "user": user.name,
+        "max_devices": user.max_devices,
+        "max_queued_jobs": user.max_queued_jobs,
+    }
+
+
+_QUOTA_FIELDS = ("max_devices", "max_queued_jobs")
+
+
+def _is_quota(value: object) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_QUOTA

@@ -1,0 +1,270 @@
+"""The scheduler: one loop, holding a lease, that places queued jobs on nodes and sends them.
+
+Each pass: (1) find dead nodes and silent jobs and requeue their work, free stale reservations;
+(2) read the queue, the nodes and their free devices, and each user's recent usage, and ask the
+policy (`shared.scheduler.policy`) for placements; (3) for each placement, in one transaction,
+move the job queued → scheduled and reserve its devices, commit, and only then send the message
+to that node's own queue, so a worker never receives a job the database does not hold devices
+for (if the send fails, the job goes back to queued and its devices are freed); (4) write every
+waiting job's position and reason.
+
+Only the holder of the lease row runs passes; a second scheduler waits and takes over within
+LEASE_S of the first one's death.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery import Celery
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.messaging import send_run_job
+from shared.models import Job, Node, Reservation, SchedulerLease, User, as_utc, utcnow
+from shared.scheduler.nodes import NodeState, mark_dead_nodes
+from shared.scheduler.policy import NodeView, Placement, Plan, QueuedJob, plan
+from shared.scheduler.reconciler import reconcile
+from shared.scheduler.reservations import devices_in_use, release, release_stale, reserve
+from shared.states import JobState, transition
+
+log = logging.getLogger(__name__)
+
+# Seconds between passes when nothing changed: a submitted job waits at most about this long.
+POLL_INTERVAL_S = 0.5
+# Seconds between looks for dead nodes and silent jobs.
+RECONCILE_INTERVAL_S = 2.0
+# A scheduler holds the lease this long past its last pass; a stand-by takes over after it.
+LEASE_S = 10.0
+LEASE_NAME = "scheduler"
+# Usage older than this many half-lives weighs under 1/16 and is not read at all.
+USAGE_HALF_LIVES = 4
+
+
+def scheduler_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def acquire_lease(session: Session, holder: str, lease_s: float = LEASE_S) -> bool:
+    """Take or renew the scheduling lease; False while another live scheduler holds it."""
+    now = utcnow()
+    expires = now + timedelta(seconds=lease_s)
+    if session.get(SchedulerLease, LEASE_NAME) is None:
+        try:
+            with session.begin_nested():
+                session.add(SchedulerLease(name=LEASE_NAME, holder=holder, expires_at=expires))
+            return True
+        except IntegrityError:
+            pass  # another scheduler created it first; compete below
+    taken = session.execute(
+        update(SchedulerLease)
+        .where(
+            SchedulerLease.name == LEASE_NAME,
+            or_(SchedulerLease.holder == holder, SchedulerLease.expires_at < now),
+        )
+        .values(holder=holder, expires_at=expires)
+    )
+    return taken.rowcount == 1  # type: ignore[attr-defined]
+
+
+def reconcile_once(settings: Settings) -> list[str]:
+    """Requeue the work of dead nodes and silent jobs; free reservations nobody holds."""
+    with session_scope(settings.database_url) as session:
+        dead = mark_dead_nodes(session, settings.node_timeout_s)
+        if dead:
+            log.warning("nodes declared dead: %s", ", ".join(dead))
+        moved = reconcile(session)
+        release_stale(session)
+    return moved
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """What one pass decides on: the queue in a form the policy reads, and the pool."""
+
+    queue: list[QueuedJob]
+    attempts: dict[str, int]
+    nodes: list[NodeView]
+    queues: dict[str, str]
+    usage: dict[str, float]
+    held: dict[str, int]
+    quotas: dict[str, int | None]
+
+
+def read_pool(session: Session, half_life_s: float) -> PoolState:
+    columns = (Job.owner_id, Job.devices, Job.created_at, Job.priority, Job.kind, Job.spec)
+    queued = session.execute(
+        select(Job.id, Job.attempt, *columns).where(Job.state == JobState.QUEUED.value)
+    ).all()
+    queue = [
+        QueuedJob(
+            id=job_id,
+            owner=owner,
+            devices=devices,
+            created_at=as_utc(created_at),
+            priority=priority,
+            kind=kind,
+            device_type=spec.get("resources", {}).get("device_type", "auto"),
+            labels=spec.get("resources", {}).get("labels", {}),
+        )
+        for job_id, _, owner, devices, created_at, priority, kind, spec in queued
+    ]
+    attempts = {row[0]: row[1] for row in queued}
+    used = devices_in_use(session)
+    nodes, queues = [], {}
+    for node in session.scalars(select(Node).order_by(Node.name)):
+        indexes = [int(device["index"]) for device in node.devices]
+        kind = "gpu" if any(d.get("kind") == "gpu" for d in node.devices) else "cpu"
+        nodes.append(
+            NodeView(
+                name=node.name,
+                kind=kind,
+                total=len(indexes),
+                free=tuple(i for i in indexes if i not in used.get(node.name, set())),
+                labels=node.labels or {},
+                accepting=node.state == NodeState.UP.value,
+            )
+        )
+        queues[node.name] = node.queue
+    return PoolState(
+        queue=queue,
+        attempts=attempts,
+        nodes=nodes,
+        queues=queues,
+        usage=recent_usage(session, half_life_s),
+        held=held_by_owner(session),
+        quotas={user: limit for user, limit in session.execute(select(User.id, User.max_devices))},
+    )
+
+
+def recent_usage(
+    session: Session, half_life_s: float, now: datetime | None = None
+) -> dict[str, float]:
+    """Device-seconds per owner, each run's weight halving every `half_life_s` since it ended
+    (running jobs count in full up to now)."""
+    now = now or utcnow()
+    horizon = now - timedelta(seconds=USAGE_HALF_LIVES * half_life_s)
+    rows = session.execute(
+        select(Job.owner_id, Job.devices, Job.started_at, Job.finished_at).where(
+            Job.started_at.is_not(None),
+            or_(Job.finished_at.is_(None), Job.finished_at > horizon),
+        )
+    )
+    usage: dict[str, float] = defaultdict(float)
+    for owner, devices, started, finished in rows:
+        end = as_utc(finished) if finished else now
+        seconds = max(0.0, (end - as_utc(started or end)).total_seconds())
+        age = (now - end).total_seconds()
+        usage[owner] += devices * seconds * 0.5 ** (age / half_life_s)
+    return dict(usage)
+
+
+def held_by_owner(session: Session) -> dict[str, int]:
+    held: dict[str, int] = defaultdict(int)
+    rows = session.execute(select(Job.owner_id).join(Reservation, Reservation.job_id == Job.id))
+    for (owner,) in rows:
+        held[owner] += 1
+    return dict(held)
+
+
+def schedule_once(settings: Settings, celery: Celery) -> int:
+    """One placement pass; returns how many jobs were sent to nodes."""
+    with session_scope(settings.database_url) as session:
+        pool = read_pool(session, settings.usage_half_life_s)
+    decided = plan(pool.queue, pool.nodes, usage=pool.usage, held=pool.held, quotas=pool.quotas)
+    sent = sum(_start(settings, celery, pool, placement) for placement in decided.placements)
+    _write_waiting(settings, decided)
+    return sent
+
+
+def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Placement) -> bool:
+    job_id, attempt = placement.job_id, pool.attempts[placement.job_id]
+    where = f"{placement.node} device{'s' if len(placement.devices) > 1 else ''} " + ",".join(
+        map(str, placement.devices)
+    )
+    try:
+        with session_scope(settings.database_url) as session:
+            if not transition(
+                session,
+                job_id,
+                JobState.QUEUED,
+                JobState.SCHEDULED,
+                f"placed on {where}",
+                attempt=attempt,
+                queue_position=None,
+                waiting_reason=None,
+            ):
+                return False  # cancelled meanwhile
+            reserve(session, job_id, attempt, placement.node, placement.devices)
+    except IntegrityError:  # a device was taken since we read the pool: next pass
+        return False
+    try:
+        task_id = send_run_job(celery, job_id, attempt, pool.queues[placement.node])
+    except Exception as exc:  # the broker is down: give the job back for the next pass
+        log.warning("could not send job %s: %s", job_id, exc)
+        with session_scope(settings.database_url) as session:
+            transition(
+                session,
+                job_id,
+                JobState.SCHEDULED,
+                JobState.QUEUED,
+                f"broker unavailable: {exc}",
+                attempt=attempt,
+            )
+            release(session, job_id)
+        return False
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(task_id=task_id))
+    return True
+
+
+def _write_waiting(settings: Settings, decided: Plan) -> None:
+    """Store each waiting job's position and reason, touching only rows that changed."""
+    if not decided.waiting:
+        return
+    with session_scope(settings.database_url) as session:
+        current: dict[str, tuple[int | None, str | None]] = {
+            job_id: (position, reason)
+            for job_id, position, reason in session.execute(
+                select(Job.id, Job.queue_position, Job.waiting_reason).where(
+                    Job.id.in_(list(decided.waiting)), Job.state == JobState.QUEUED.value
+                )
+            )
+        }
+        for job_id, waiting in decided.waiting.items():
+            if job_id in current and current[job_id] != (waiting.position, waiting.reason):
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == JobState.QUEUED.value)
+                    .values(queue_position=waiting.position, waiting_reason=waiting.reason)
+                )
+
+
+def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None = None) -> None:
+    """Schedule until interrupted or until `stop` is set; stand by while another holds the lease."""
+    holder = scheduler_id()
+    log.info("scheduler %s started", holder)
+    last_reconcile = 0.0
+    while stop is None or not stop.is_set():
+        try:
+            with session_scope(settings.database_url) as session:
+                leading = acquire_lease(session, holder)
+            if leading:
+                if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
+                    last_reconcile = time.monotonic()
+                    reconcile_once(settings)
+                if schedule_once(settings, celery):
+                    continue
+        except Exception:  # a database hiccup must not kill the loop
+            log.exception("scheduler pass failed")
+        time.sleep(POLL_INTERVAL_S)

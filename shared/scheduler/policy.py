@@ -1,0 +1,199 @@
+"""The placement policy: queued jobs + nodes + usage → placements and reasons. Pure: no database,
+no clock, so tests and `bench/scheduler` call it directly.
+
+Order. Jobs are taken by priority (higher first), then sampling before training (the short
+lane: a sampling job takes one device for seconds, so it never waits behind hour-long runs of
+the same priority), then the user furthest below their fair share, then age. Every user with
+work has an equal share, so "furthest below" is the smallest recent usage in device-seconds
+(decayed by a half-life, computed by the caller); devices a user holds now, or was given
+earlier in this pass, break ties, so one pass hands devices out round-robin between users.
+
+Placement. A job takes `devices` devices on one node that is up, has every label it asks for,
+and has the device kind it asks for (cuda: GPUs; cpu: CPU slots; auto: either). Among the nodes
+that can take it now it picks the one with the fewest free devices that suffice (best fit), so
+large holes stay for large jobs.
+
+Waiting. A job that cannot start gets a reason and keeps its place. A job over its owner's
+device quota, or one that no node could ever hold, does not block anyone. A job that waits for
+devices holds the free devices of the node it will start on (the eligible node with the most
+free devices) against every job after it: this is the backfill guarantee. Smaller jobs may
+start around a waiting larger one, but only on devices it is not waiting for, so backfill never
+delays it (without runtime estimates, it cannot promise more).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Queue lanes, in the order they are served within one priority.
+SHORT_LANE, LONG_LANE = 0, 1
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    id: str
+    owner: str
+    devices: int
+    created_at: datetime
+    priority: int = 0
+    kind: str = "train"
+    device_type: str = "auto"
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def lane(self) -> int:
+        return SHORT_LANE if self.kind == "sample" else LONG_LANE
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """A node as the policy sees it: its free device indexes now."""
+
+    name: str
+    kind: str  # gpu | cpu
+    total: int
+    free: tuple[int, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # False for a draining or dead node: it takes no new jobs.
+    accepting: bool = True
+
+
+@dataclass(frozen=True)
+class Placement:
+    job_id: str
+    node: str
+    devices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    position: int
+    reason: str
+
+
+@dataclass
+class Plan:
+    placements: list[Placement] = field(default_factory=list)
+    waiting: dict[str, Waiting] = field(default_factory=dict)
+
+
+def plan(
+    queue: Iterable[QueuedJob],
+    nodes: Iterable[NodeView],
+    *,
+    usage: Mapping[str, float] | None = None,
+    held: Mapping[str, int] | None = None,
+    quotas: Mapping[str, int | None] | None = None,
+) -> Plan:
+    """Decide which queued jobs start now and where; why the others wait.
+
+    `usage`: each owner's recent device-seconds; `held`: devices each owner holds now;
+    `quotas`: each owner's most concurrent devices (None or absent: no limit).
+    """
+    usage, quotas = usage or {}, quotas or {}
+    holding: dict[str, int] = defaultdict(int, held or {})
+    free = {node.name: list(node.free) for node in nodes if node.accepting}
+    views = {node.name: node for node in nodes}
+    result = Plan()
+    ahead = 0
+    for job in _fair_order(queue, usage, holding):
+        candidates = [n for n in views.values() if _qualifies(n, job)]
+        reason = _refusal(job, candidates, holding, quotas)
+        if reason is None:
+            fitting = [n for n in candidates if n.name in free and len(free[n.name]) >= job.devices]
+            if fitting:
+                node = min(fitting, key=lambda n: (len(free[n.name]), n.name))
+                taken = tuple(sorted(free[node.name])[: job.devices])
+                free[node.name] = [d for d in free[node.name] if d not in taken]
+                holding[job.owner] += job.devices
+                result.placements.append(Placement(job.id, node.name, taken))
+                continue
+            reason = _hold_devices_for(job, candidates, free, ahead)
+        ahead += 1
+        result.waiting[job.id] = Waiting(position=ahead, reason=reason)
+    return result
+
+
+def _fair_order(
+    queue: Iterable[QueuedJob], usage: Mapping[str, float], holding: Mapping[str, int]
+) -> Iterable[QueuedJob]:
+    """Jobs in service order. Each owner's jobs stay in their own order; between owners, the
+    next job comes from the owner whose head job ranks first (see the module docstring).
+    `holding` is read at each step, so devices given out earlier in the pass count."""
+    per_owner: dict[str, deque[QueuedJob]] = defaultdict(deque)
+    for job in sorted(queue, key=lambda j: (-j.priority, j.lane, j.created_at, j.id)):
+        per_owner[job.owner].append(job)
+
+    def key(owner: str) -> tuple[object, ...]:
+        head = per_owner[owner][0]
+        share = (usage.get(owner, 0.0), holding.get(owner, 0))
+        return (-head.priority, head.lane, share, head.created_at, head.id)
+
+    heap = [(key(owner), owner) for owner in per_owner]
+    heapq.heapify(heap)
+    while heap:
+        _, owner = heapq.heappop(heap)
+        yield per_owner[owner].popleft()
+        if per_owner[owner]:
+            heapq.heappush(heap, (key(owner), owner))
+
+
+def _qualifies(node: NodeView, job: QueuedJob) -> bool:
+    if job.device_type == "cuda" and node.kind != "gpu":
+        return False
+    if job.device_type == "cpu" and node.kind != "cpu":
+        return False
+    return all(node.labels.get(name) == value for name, value in job.labels.items())
+
+
+def describe_need(job: QueuedJob) -> str:
+    """'2 devices (gpu) with gpu=a100', as a person would say what the job waits for."""
+    kind = {"cuda": " (gpu)", "cpu": " (cpu slots)"}.get(job.device_type, "")
+    labels = ",".join(f"{k}={v}" for k, v in sorted(job.labels.items()))
+    noun = "device" if job.devices == 1 else "devices"
+    return f"{job.devices} {noun}{kind}" + (f" with {labels}" if labels else "")
+
+
+def never_fits(job: QueuedJob, nodes: Iterable[NodeView]) -> str | None:
+    """Why no node of the pool could ever hold the job, or None when one could."""
+    candidates = [n for n in nodes if _qualifies(n, job)]
+    if not candidates:
+        return f"no node in the pool offers {describe_need(job)}"
+    largest = max(n.total for n in candidates)
+    if largest < job.devices:
+        return f"asks for {describe_need(job)}; the largest fitting node has {largest}"
+    return None
+
+
+def _refusal(
+    job: QueuedJob,
+    candidates: list[NodeView],
+    holding: Mapping[str, int],
+    quotas: Mapping[str, int | None],
+) -> str | None:
+    """A reason the job cannot start that does not hold anyone else up, or None."""
+    quota = quotas.get(job.owner)
+    if quota is not None and holding.get(job.owner, 0) + job.devices > quota:
+        return f"over your quota of {quota} devices (holding {holding.get(job.owner, 0)})"
+    if not candidates:
+        return f"no node offers {describe_need(job)}"
+    if max(n.total for n in candidates) < job.devices:
+        return f"no node has {describe_need(job)}"
+    if not any(n.accepting and n.total >= job.devices for n in candidates):
+        return f"every node with {describe_need(job)} is draining or down"
+    return None
+
+
+def _hold_devices_for(
+    job: QueuedJob, candidates: list[NodeView], free: dict[str, list[int]], ahead: int
+) -> str:
+    """Keep the free devices of the job's future node from the jobs after it; say why it waits."""
+    open_nodes = [n for n in candidates if n.name in free and n.total >= job.devices]
+    target = max(open_nodes, key=lambda n: (len(free[n.name]), n.name))
+    free[target.name] = []
+    jobs_ahead = f"; {ahead} job{'s' if ahead != 1 else ''} ahead" if ahead else ""
+    return f"waiting for {describe_need(job)} to free up{jobs_ahead}"

@@ -1,0 +1,159 @@
+"""The scheduler over the real PostgreSQL and Redis: placement with reservations, messages to
+each node's own queue, waiting reasons, dead nodes, the lease; compare-and-set under real
+concurrency."""
+
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.messaging import make_celery
+from shared.models import Job, JobEvent, Node, Reservation, utcnow
+from shared.scheduler.loop import acquire_lease, reconcile_once, schedule_once
+from shared.scheduler.nodes import register_node
+from shared.states import JobState, transition
+from tests.helpers import auth, train_request
+
+pytestmark = pytest.mark.integration
+
+
+def submit(client: FlaskClient, token: str, **spec: Any) -> str:
+    response = client.post("/api/v1/jobs", json=train_request(**spec), headers=auth(token))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def add_node(settings: Settings, name: str, slots: int = 2) -> str:
+    queue = f"{settings.queue}.node.{name}"
+    devices = [{"index": i, "kind": "cpu", "model": "cpu slot"} for i in range(slots)]
+    with session_scope(settings.database_url) as session:
+        register_node(session, name=name, queue=queue, devices=devices, labels={})
+    return queue
+
+
+def job_row(settings: Settings, job_id: str) -> Job:
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def test_a_placed_job_holds_its_devices_and_its_message_goes_to_that_nodes_queue(
+    client: FlaskClient, alice: str, settings: Settings, redis_client: redis.Redis
+) -> None:
+    queue = add_node(settings, "n1")
+    job_id = submit(client, alice, resources={"devices": 2})
+    assert schedule_once(settings, make_celery(settings)) == 1
+    job = job_row(settings, job_id)
+    assert job.state == "scheduled" and job.task_id and job.waiting_reason is None
+    with session_scope(settings.database_url) as session:
+        held = session.execute(select(Reservation.node_name, Reservation.device_index)).all()
+    assert sorted(held) == [("n1", 0), ("n1", 1)]
+    messages = redis_client.lrange(queue, 0, -1)
+    assert len(messages) == 1
+    envelope = json.loads(messages[0])
+    args, kwargs, _ = json.loads(__import__("base64").b64decode(envelope["body"]))
+    assert args == [] and kwargs == {"job_id": job_id, "attempt": 1}
+    assert schedule_once(settings, make_celery(settings)) == 0, "a scheduled job is not resent"
+
+
+def test_a_job_without_free_devices_stays_queued_with_its_position_and_reason(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    add_node(settings, "n1", slots=1)
+    first, second, third = (submit(client, alice) for _ in range(3))
+    assert schedule_once(settings, make_celery(settings)) == 1
+    assert job_row(settings, first).state == "scheduled"
+    waiting = job_row(settings, third)
+    assert (waiting.state, waiting.queue_position) == ("queued", 2)
+    assert waiting.waiting_reason == "waiting for 1 device to free up; 1 job ahead"
+    body = client.get(f"/api/v1/jobs/{second}", headers=auth(alice)).get_json()
+    assert body["queue"] == {"position": 1, "waiting_reason": "waiting for 1 device to free up"}
+
+
+def test_the_scheduler_with_the_broker_down_leaves_the_job_queued_and_frees_its_devices(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    add_node(settings, "n1")
+    job_id = submit(client, alice)
+    unreachable = settings.with_(broker_url="redis://127.0.0.1:1/0")
+    celery = make_celery(unreachable)
+    celery.conf.broker_connection_max_retries = 1
+    celery.conf.task_publish_retry_policy = {"max_retries": 0}
+    assert schedule_once(unreachable, celery) == 0
+    with session_scope(settings.database_url) as session:
+        assert session.get(Job, job_id).state == "queued"
+        reasons = list(session.scalars(select(JobEvent.reason).where(JobEvent.job_id == job_id)))
+        assert session.scalar(select(func.count()).select_from(Reservation)) == 0
+    assert any(r.startswith("broker unavailable") for r in reasons)
+
+
+def test_a_silent_node_is_dead_and_its_running_job_is_requeued_for_its_next_attempt(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    add_node(settings, "n1")
+    job_id = submit(client, alice)
+    schedule_once(settings, make_celery(settings))
+    with session_scope(settings.database_url) as session:
+        assert transition(session, job_id, JobState.SCHEDULED, JobState.RUNNING, "go", attempt=1)
+        stale = utcnow() - timedelta(seconds=settings.node_timeout_s + 1)
+        session.execute(update(Node).values(heartbeat_at=stale))
+    reconcile_once(settings)
+    job = job_row(settings, job_id)
+    assert (job.state, job.attempt) == ("queued", 2)
+    with session_scope(settings.database_url) as session:
+        assert session.get(Node, "n1").state == "dead"
+        assert session.scalar(select(func.count()).select_from(Reservation)) == 0
+        path = [
+            e.to_state
+            for e in session.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+            )
+        ]
+    assert path == ["queued", "scheduled", "running", "lost", "queued"]
+
+
+def test_only_one_scheduler_holds_the_lease_until_it_expires(settings: Settings) -> None:
+    with session_scope(settings.database_url) as session:
+        assert acquire_lease(session, "first", lease_s=60)
+    with session_scope(settings.database_url) as session:
+        assert not acquire_lease(session, "second", lease_s=60)
+        assert acquire_lease(session, "first", lease_s=-1), "the holder renews (here: expires it)"
+    with session_scope(settings.database_url) as session:
+        assert acquire_lease(session, "second", lease_s=60), "a stand-by takes an expired lease"
+
+
+def test_only_one_of_many_racing_claims_wins(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    job_id = submit(client, alice)
+    with session_scope(settings.database_url) as session:
+        transition(session, job_id, JobState.QUEUED, JobState.SCHEDULED, "dispatched")
+    barrier = threading.Barrier(6)
+    wins: list[bool] = []
+
+    def claim() -> None:
+        barrier.wait()
+        with session_scope(settings.database_url) as session:
+            wins.append(
+                transition(session, job_id, JobState.SCHEDULED, JobState.RUNNING, "go", attempt=1)
+            )
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == [False] * 5 + [True]
+    with session_scope(settings.database_url) as session:
+        running_events = session.scalars(
+            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.to_state == "running")
+        ).all()
+    assert len(running_events) == 1
