@@ -87,19 +87,33 @@ class ServiceProcesses:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, names: tuple[str, ...] = ("api", "scheduler", "worker")) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.settings.to_env()}
         commands = service_commands(self.settings)
         for name in names:
-            log_file = (self.log_dir / f"{name}.log").open("ab")
+            self._launch(name, commands[name], self.settings)
+
+    def start_worker(self, node_name: str, cpu_slots: int) -> str:
+        """Start one more worker, as its own node; returns its process name (`worker-<node>`)."""
+        node_settings = self.settings.with_(node_name=node_name, cpu_slots=cpu_slots)
+        name = f"worker-{node_name}"
+        self._launch(name, service_commands(node_settings)["worker"], node_settings)
+        return name
+
+    def _launch(self, name: str, command: list[str], settings: Settings) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as log_file:
             self.processes[name] = subprocess.Popen(
-                commands[name],
-                env=env,
+                command,
+                env={**os.environ, **settings.to_env()},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            log_file.close()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process's whole group at once, as when its machine dies."""
+        process = self.processes.pop(name)
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         from shared.client import Client

@@ -23,10 +23,10 @@ RING_SPEC: dict[str, Any] = {
 }
 
 
-def user_token(settings: Settings, name: str) -> str:
+def user_token(settings: Settings, name: str, *, admin: bool = False) -> str:
     """Create a user and return a bearer token for them."""
     with session_scope(settings.database_url) as session:
-        create_user(session, name)
+        create_user(session, name, is_admin=admin)
         return create_token(session, name, label="test")
 
 

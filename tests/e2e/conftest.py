@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,19 +81,28 @@ class Service:
         return [(e["from"], e["to"]) for e in response.json()["events"]]
 
     def worker_log(self) -> str:
-        return (self.processes.log_dir / "worker.log").read_text(errors="replace")
+        """Every worker's log (one file per worker process), concatenated."""
+        logs = sorted(self.processes.log_dir.glob("worker*.log"))
+        return "".join(path.read_text(errors="replace") for path in logs)
+
+    def pool(self) -> dict[str, Any]:
+        response = self.http.get(self.url("/api/v1/pool"), timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="session")
-def service(
+@contextmanager
+def running_service(
     postgres: TestServer,
     redis_service: TestServer,
     s3_endpoint: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    home: Path,
+    env: dict[str, str],
+    processes: tuple[str, ...] = ("api", "scheduler", "worker"),
 ) -> Iterator[Service]:
+    """A ganforge on its own database, bucket and queue; `env` adds to its settings."""
     bucket = f"e2e-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
-    home = tmp_path_factory.mktemp("ganforge-home")
     with fresh_database(postgres.url) as database_url:
         upgrade(database_url)
         settings = Settings.from_env(
@@ -106,18 +116,29 @@ def service(
                 "GANFORGE_API_URL": f"http://127.0.0.1:{find_free_port()}",
                 # 2 cores: one thread per rank keeps ranks x threads within the machine.
                 "GANFORGE_TORCH_THREADS": "1",
-                # One node with two CPU slots: two one-rank jobs or one two-rank job at a time.
-                "GANFORGE_NODE_NAME": "e2e-node",
-                "GANFORGE_CPU_SLOTS": "2",
                 "GANFORGE_PROGRESS_INTERVAL_S": "0.5",
                 "GANFORGE_CANCEL_GRACE_S": "60",
+                **env,
             }
         )
         token = user_token(settings, "e2e-user")
-        processes = ServiceProcesses(settings, Path(home) / "logs")
-        with processes:
-            processes.start()
-            processes.wait_ready()
+        with ServiceProcesses(settings, home / "logs") as service_processes:
+            service_processes.start(processes)
+            service_processes.wait_ready()
             http = requests.Session()
             http.headers["Authorization"] = f"Bearer {token}"
-            yield Service(settings, processes, http)
+            yield Service(settings, service_processes, http)
+
+
+@pytest.fixture(scope="session")
+def service(
+    postgres: TestServer,
+    redis_service: TestServer,
+    s3_endpoint: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Service]:
+    home = tmp_path_factory.mktemp("ganforge-home")
+    # One node with two CPU slots: two one-rank jobs or one two-rank job at a time.
+    node = {"GANFORGE_NODE_NAME": "e2e-node", "GANFORGE_CPU_SLOTS": "2"}
+    with running_service(postgres, redis_service, s3_endpoint, home, node) as running:
+        yield running

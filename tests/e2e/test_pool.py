@@ -1,0 +1,143 @@
+"""The pool through real processes: three workers, each a node with two CPU slots, one
+scheduler. A node killed outright is found dead and its job resumes on another node; a job no
+node can hold is refused; a drained node takes no new work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.conftest import Service, running_service
+from tests.helpers import user_token
+from tests.servers import TestServer
+
+pytestmark = pytest.mark.e2e
+
+NODES = ("node-a", "node-b", "node-c")
+# Short enough that a test sees a dead node within seconds; five heartbeats fit in it.
+NODE_TIMEOUT_S = 6
+
+SLOW_RING: dict[str, Any] = {
+    "model": {"family": "mlp", "width": 32},
+    "latent": {"dim": 4},
+    "data": {"source": "toy:ring8"},
+    "train": {"steps": 600, "batch_size": 64, "seed": 5},
+    "checkpoint_every": 50,
+    "sample_every": 600,
+}
+
+
+@pytest.fixture(scope="module")
+def pool_service(
+    postgres: TestServer,
+    redis_service: TestServer,
+    s3_endpoint: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Service]:
+    home = tmp_path_factory.mktemp("ganforge-pool")
+    env = {"GANFORGE_NODE_TIMEOUT_S": str(NODE_TIMEOUT_S)}
+    with running_service(
+        postgres, redis_service, s3_endpoint, home, env, processes=("api", "scheduler")
+    ) as service:
+        for node in NODES:
+            service.processes.start_worker(node, cpu_slots=2)
+        _wait_until(service, lambda: {n["name"] for n in service.pool()["nodes"]} == set(NODES))
+        yield service
+
+
+def _wait_until(service: Service, condition: Any, timeout_s: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        service.processes.check_alive()
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"never happened; pool: {service.pool()}\n{service.worker_log()[-3000:]}")
+
+
+def _node_of(service: Service, job_id: str) -> str:
+    placement = service.job(job_id)["placement"]
+    assert len(placement) == 1, placement
+    return str(placement[0]["node"])
+
+
+def test_every_node_announces_its_slots_and_the_pool_shows_them(pool_service: Service) -> None:
+    nodes = {n["name"]: n for n in pool_service.pool()["nodes"]}
+    assert set(nodes) == set(NODES)
+    for node in nodes.values():
+        assert node["state"] == "up"
+        assert [d["index"] for d in node["devices"]] == [0, 1]
+        assert all(d["kind"] == "cpu" and d["job_id"] is None for d in node["devices"])
+
+
+def test_a_job_no_node_can_hold_is_refused_at_submission_naming_resources(
+    pool_service: Service,
+) -> None:
+    spec = {**SLOW_RING, "resources": {"devices": 4}}
+    response = pool_service.http.post(
+        pool_service.url("/api/v1/jobs"), json={"kind": "train", "name": "big", "spec": spec}
+    )
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["path"] == "spec.resources"
+    assert "the largest fitting node has 2" in error["message"]
+
+
+def test_a_killed_worker_is_found_dead_and_its_job_resumes_on_another_node(
+    pool_service: Service,
+) -> None:
+    job = pool_service.submit("train", SLOW_RING, name="survivor")
+    pool_service.wait_for(
+        job["id"],
+        lambda j: any(a["kind"] == "checkpoint" for a in pool_service.artifacts(j["id"]).values()),
+    )
+    first_node = _node_of(pool_service, job["id"])
+    pool_service.processes.kill(f"worker-{first_node}")
+
+    done = pool_service.wait_final(job["id"], timeout_s=240)
+    assert done["state"] == "succeeded", done["error"]
+    assert done["attempt"] == 2
+    events = pool_service.http.get(pool_service.url(f"/api/v1/jobs/{job['id']}/events")).json()
+    path = [e["to"] for e in events["events"]]
+    assert path == ["queued", "scheduled", "running", "lost", "queued", "scheduled", "running",
+                    "succeeded"]  # fmt: skip
+    lost = next(e for e in events["events"] if e["to"] == "lost")
+    assert lost["reason"] == f"node {first_node} silent for {NODE_TIMEOUT_S} s"
+    second_start = [e for e in events["events"] if e["to"] == "running"][1]
+    assert first_node not in second_start["reason"]
+    log = pool_service.download(job["id"], "log.txt").decode()
+    assert "resuming from the checkpoint of step" in log
+    dead = {n["name"]: n["state"] for n in pool_service.pool()["nodes"]}[first_node]
+    assert dead == "dead"
+
+
+def test_a_drained_node_takes_no_new_jobs_until_undrained(pool_service: Service) -> None:
+    settings = pool_service.settings
+    user_route = pool_service.url("/api/v1/admin/nodes/node-c/drain")
+    assert pool_service.http.post(user_route).status_code == 403, "admins only"
+    admin = requests.Session()
+    admin.headers["Authorization"] = f"Bearer {user_token(settings, 'pool-admin', admin=True)}"
+    live = [n["name"] for n in pool_service.pool()["nodes"] if n["state"] != "dead"]
+    for name in live:
+        response = admin.post(pool_service.url(f"/api/v1/admin/nodes/{name}/drain"))
+        assert response.json() == {"name": name, "state": "draining"}
+
+    job = pool_service.submit("train", {**SLOW_RING, "train": {"steps": 20}}, name="drained")
+    waiting = pool_service.wait_for(job["id"], lambda j: j["queue"]["waiting_reason"] is not None)
+    assert waiting["state"] == "queued"
+    assert waiting["queue"]["waiting_reason"] == "every node with 1 device is draining or down"
+
+    admin.post(pool_service.url(f"/api/v1/admin/nodes/{live[-1]}/undrain"))
+    done = pool_service.wait_final(job["id"])
+    assert done["state"] == "succeeded", done["error"]
+    assert ("running", f"started on {live[-1]}") in _reasons(pool_service, job["id"])
+
+
+def _reasons(service: Service, job_id: str) -> list[tuple[str, str]]:
+    events = service.http.get(service.url(f"/api/v1/jobs/{job_id}/events")).json()["events"]
+    return [(e["to"], e["reason"]) for e in events]
