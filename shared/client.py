@@ -81,6 +81,23 @@ class Client:
     def datasets(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v1/datasets").json()["datasets"]  # type: ignore[no-any-return]
 
+    def pool(self) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/pool").json()  # type: ignore[no-any-return]
+
+    def set_priority(self, job_id: str, priority: int) -> dict[str, Any]:
+        body = {"priority": priority}
+        return self._call("POST", f"/api/v1/jobs/{job_id}/priority", json=body).json()  # type: ignore[no-any-return]
+
+    def drain(self, node: str, draining: bool = True) -> dict[str, Any]:
+        action = "drain" if draining else "undrain"
+        return self._call("POST", f"/api/v1/admin/nodes/{node}/{action}").json()  # type: ignore[no-any-return]
+
+    def set_quota(
+        self, user: str, max_devices: int | None, max_queued_jobs: int | None
+    ) -> dict[str, Any]:
+        body = {"max_devices": max_devices, "max_queued_jobs": max_queued_jobs}
+        return self._call("PUT", f"/api/v1/admin/users/{user}/quota", json=body).json()  # type: ignore[no-any-return]
+
     def ready(self) -> bool:
         try:
             return self.http.get(self.base_url + "/readyz", timeout=5).status_code == 200

@@ -4,6 +4,9 @@ node can hold is refused; a drained node takes no new work."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,3 +144,19 @@ def test_a_drained_node_takes_no_new_jobs_until_undrained(pool_service: Service)
 def _reasons(service: Service, job_id: str) -> list[tuple[str, str]]:
     events = service.http.get(service.url(f"/api/v1/jobs/{job_id}/events")).json()["events"]
     return [(e["to"], e["reason"]) for e in events]
+
+
+def test_the_cli_shows_the_pool_and_the_queue(pool_service: Service) -> None:
+    token = pool_service.http.headers["Authorization"].removeprefix("Bearer ")
+    env = {**os.environ, **pool_service.settings.to_env(), "GANFORGE_TOKEN": token,
+           "COLUMNS": "200"}  # fmt: skip
+    pool = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "pool"], env=env, capture_output=True, text=True
+    )
+    assert pool.returncode == 0, pool.stderr
+    assert all(name in pool.stdout for name in NODES)
+    queue = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "queue"], env=env, capture_output=True, text=True
+    )
+    assert queue.returncode == 0, queue.stderr
+    assert "waiting for" in queue.stdout

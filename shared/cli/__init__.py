@@ -6,6 +6,9 @@ ganforge api | scheduler | worker  one process of a real deployment
 ganforge db upgrade                apply migrations
 ganforge admin create-user NAME    / create-token NAME
 ganforge submit SPEC.json | jobs | show ID | watch ID | cancel ID | download ID NAME
+ganforge pool | queue              the pool's nodes and devices; every user's queue, in order
+ganforge priority ID N             set (admins) or lower (owners) a job's priority
+ganforge admin drain|undrain NODE  / quota USER --max-devices N --max-queued-jobs N
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def upgrade() -> None:
 
 @main.group()
 def admin() -> None:
-    """Users and tokens."""
+    """Users, tokens, nodes and quotas."""
 
 
 @admin.command("create-user")
@@ -359,5 +362,5 @@ def _print_artifacts(client: Client, job: dict[str, Any], settings: Settings) ->
     )
 
 
-if __name__ == "__main__":
-    main()
+# The pool commands live in their own module; importing it registers them on `main`.
+from shared.cli import pool as _pool  # noqa: E402,F401

@@ -1,0 +1,5 @@
+"""`python -m shared.cli`: the `ganforge` command."""
+
+from shared.cli import main
+
+main()
