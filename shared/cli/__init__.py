@@ -82,8 +82,10 @@ def scheduler() -> None:
     run_forever(settings, make_celery(settings))
 
 
-# The scheduler's name before it placed jobs on nodes; deploy files of that time still call it.
-main.add_command(scheduler, "dispatcher")
+@main.command(hidden=True)
+def dispatcher() -> None:
+    """The scheduler's name before it placed jobs on nodes; older deploy files still call it."""
+    scheduler.callback()  # type: ignore[misc]
 
 
 @main.command()
