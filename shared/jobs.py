@@ -66,7 +66,6 @@ def submit_job(
     resources = spec.resources
     unfit = check_admission(
         session,
-        owner,
         QueuedJob(
             id="",
             owner=owner.id,

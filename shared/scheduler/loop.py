@@ -32,7 +32,7 @@ from shared.config import Settings
 from shared.db import session_scope
 from shared.messaging import send_run_job
 from shared.models import Job, Node, Reservation, SchedulerLease, User, as_utc, utcnow
-from shared.scheduler.nodes import NodeState, mark_dead_nodes
+from shared.scheduler.nodes import NodeState, device_kind, mark_dead_nodes
 from shared.scheduler.policy import NodeView, Placement, Plan, QueuedJob, plan
 from shared.scheduler.reconciler import reconcile
 from shared.scheduler.reservations import devices_in_use, release, release_stale, reserve
@@ -124,11 +124,10 @@ def read_pool(session: Session, half_life_s: float) -> PoolState:
     nodes, queues = [], {}
     for node in session.scalars(select(Node).order_by(Node.name)):
         indexes = [int(device["index"]) for device in node.devices]
-        kind = "gpu" if any(d.get("kind") == "gpu" for d in node.devices) else "cpu"
         nodes.append(
             NodeView(
                 name=node.name,
-                kind=kind,
+                kind=device_kind(node.devices),
                 total=len(indexes),
                 free=tuple(i for i in indexes if i not in used.get(node.name, set())),
                 labels=node.labels or {},

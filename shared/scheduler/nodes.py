@@ -36,6 +36,11 @@ class NodeBusyError(RuntimeError):
     """The node still holds jobs; drain it and wait for them to end first."""
 
 
+def device_kind(devices: list[dict[str, Any]]) -> str:
+    """ "gpu" for a node with GPUs, "cpu" for one offering CPU slots."""
+    return "gpu" if any(device.get("kind") == "gpu" for device in devices) else "cpu"
+
+
 def heartbeat_interval_s(node_timeout_s: float) -> float:
     return min(MAX_HEARTBEAT_INTERVAL_S, node_timeout_s * HEARTBEAT_FRACTION_OF_TIMEOUT)
 

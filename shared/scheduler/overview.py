@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.models import Job, Node, Reservation, User, as_utc
+from shared.scheduler.nodes import NodeState, device_kind
 from shared.scheduler.policy import NodeView, QueuedJob, never_fits
 from shared.scheduler.reservations import HOLDING_STATES
 from shared.states import JobState
@@ -76,18 +77,18 @@ def _public_job(job: Job, names: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def check_admission(session: Session, owner: User, job: QueuedJob) -> str | None:
+def check_admission(session: Session, job: QueuedJob) -> str | None:
     """Why the pool could never run the job, or None. With no node registered yet (a pool
     starting up) every job is admitted and waits for one."""
     views = [
         NodeView(
             name=node.name,
-            kind="gpu" if any(d.get("kind") == "gpu" for d in node.devices) else "cpu",
+            kind=device_kind(node.devices),
             total=len(node.devices),
             free=(),
             labels=node.labels or {},
         )
-        for node in session.scalars(select(Node).where(Node.state != "dead"))
+        for node in session.scalars(select(Node).where(Node.state != NodeState.DEAD.value))
     ]
     if not views:
         return None
