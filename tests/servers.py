@@ -299,12 +299,7 @@ def postgres_server() -> Iterator[TestServer]:
         return
     bindir, account = postgres_bindir(), _unprivileged_account()
     with _scratch_folder("ganforge-test-pg-", account) as folder:
-        server = PostgresServer(folder, bindir, account)
-        try:
-            server.start()
-            yield server
-        finally:
-            server.stop()
+        yield from _running(PostgresServer(folder, bindir, account))
 
 
 @contextmanager
@@ -316,9 +311,13 @@ def redis_server() -> Iterator[TestServer]:
         return
     binary = redis_binary()
     with _scratch_folder("ganforge-test-redis-") as folder:
-        server = RedisServer(folder, binary)
-        try:
-            server.start()
-            yield server
-        finally:
-            server.stop()
+        yield from _running(RedisServer(folder, binary))
+
+
+def _running(server: OwnedServer) -> Iterator[TestServer]:
+    """Start `server`, hand it out, and stop it however the session ends."""
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -37,12 +37,7 @@ def pool_overview(session: Session) -> dict[str, Any]:
             "labels": node.labels,
             "heartbeat_at": as_utc(node.heartbeat_at).isoformat(),
             "devices": [
-                {
-                    **device,
-                    "job_id": holders.get((node.name, device["index"]), (None, None))[0],
-                    "owner": holders.get((node.name, device["index"]), (None, None))[1],
-                }
-                for device in node.devices
+                _held(device, holders.get((node.name, device["index"]))) for device in node.devices
             ],
         }
         for node in session.scalars(select(Node).order_by(Node.name))
@@ -60,6 +55,12 @@ def pool_overview(session: Session) -> dict[str, Any]:
         "queue": [_public_job(job, names) for job in waiting],
         "active": [_public_job(job, names) for job in active],
     }
+
+
+def _held(device: dict[str, Any], holder: tuple[str, str] | None) -> dict[str, Any]:
+    """A device with the job and owner holding it (None, None when free)."""
+    job_id, owner = holder or (None, None)
+    return {**device, "job_id": job_id, "owner": owner}
 
 
 def _public_job(job: Job, names: dict[str, str]) -> dict[str, Any]:

@@ -51,18 +51,31 @@ class Service:
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    def wait_for(
-        self, job_id: str, until: Callable[[dict[str, Any]], bool], timeout_s: float = 240
-    ) -> dict[str, Any]:
-        """Poll the job until `until(job)` holds; fail with the job and logs if it never does."""
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 240) -> None:
+        """Poll `condition` until it holds; fail with the pool and the workers' logs if never."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.processes.check_alive()
-            job = self.job(job_id)
-            if until(job):
-                return job
+            if condition():
+                return
             time.sleep(0.25)
-        raise AssertionError(f"job never got there: {job}\n{self.worker_log()[-4000:]}")
+        raise AssertionError(f"never happened; pool: {self.pool()}\n{self.worker_log()[-4000:]}")
+
+    def wait_for(
+        self, job_id: str, until: Callable[[dict[str, Any]], bool], timeout_s: float = 240
+    ) -> dict[str, Any]:
+        """Poll the job until `until(job)` holds, and return it."""
+        seen: list[dict[str, Any]] = []
+
+        def reached() -> bool:
+            seen[:] = [self.job(job_id)]
+            return until(seen[0])
+
+        try:
+            self.wait_until(reached, timeout_s)
+        except AssertionError as never:
+            raise AssertionError(f"job never got there: {seen}\n{never}") from None
+        return seen[0]
 
     def wait_final(self, job_id: str, timeout_s: float = 240) -> dict[str, Any]:
         return self.wait_for(job_id, lambda job: job["state"] in FINAL, timeout_s)

@@ -47,20 +47,8 @@ def pool_service(
     ) as service:
         for node in NODES:
             service.processes.start_worker(node, cpu_slots=2)
-        _wait_until(service, lambda: {n["name"] for n in service.pool()["nodes"]} == set(NODES))
+        service.wait_until(lambda: {n["name"] for n in service.pool()["nodes"]} == set(NODES))
         yield service
-
-
-def _wait_until(service: Service, condition: Any, timeout_s: float = 120) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        service.processes.check_alive()
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"never happened; pool: {service.pool()}\n{service.worker_log()[-3000:]}")
 
 
 def _node_of(service: Service, job_id: str) -> str:
