@@ -88,6 +88,9 @@ class Job(Base):
     # (1 = next) and why it is not running yet; cleared once it is placed.
     queue_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
     waiting_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Set while the job is asked to checkpoint and give its devices back (a higher-priority job
+    # needs them, or its worker is stopping); the attempt then ends `preempted` and requeues.
+    preempt_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

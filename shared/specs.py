@@ -138,6 +138,9 @@ class ResourceSpec(StrictModel):
     device_type: Literal["auto", "cpu", "cuda"] = "auto"
     # Node labels the job needs, e.g. {"gpu": "a100"}: only nodes with all of them qualify.
     labels: Annotated[dict[LabelText, LabelText], Field(max_length=16)] = {}
+    # A preemptible job yields its devices to a higher-priority job that cannot start: it
+    # checkpoints, becomes `preempted`, and resumes from that checkpoint when devices free up.
+    preemptible: bool = False
 
 
 class TrainSpec(StrictModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from shared.config import Settings
 from shared.messaging import make_celery
@@ -29,6 +29,13 @@ def _announce_node(**_: Any) -> None:
     agent.start()
 
 
+@worker_shutting_down.connect
+def _give_jobs_back(**_: Any) -> None:
+    """SIGTERM (a warm shutdown): the running jobs checkpoint, end `preempted` and resume on
+    another node; Celery waits for their tasks to return before it exits."""
+    agent.give_jobs_back()
+
+
 @worker_shutdown.connect
-def _stop_heartbeat(**_: Any) -> None:
+def _retire_node(**_: Any) -> None:
     agent.stop()

@@ -19,7 +19,14 @@ from typing import Any
 
 from shared.config import Settings
 from shared.db import session_scope
-from shared.scheduler.nodes import heartbeat_interval_s, heartbeat_node, register_node
+from shared.scheduler.nodes import (
+    heartbeat_interval_s,
+    heartbeat_node,
+    register_node,
+    retire_node,
+    stop_taking_work,
+)
+from shared.scheduler.preemption import request_preemption, running_on
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +104,24 @@ class NodeAgent:
         self.register()
         threading.Thread(target=self._beat, name="node-heartbeat", daemon=True).start()
 
+    def give_jobs_back(self) -> None:
+        """The worker was told to stop: take no more work, and ask every job it runs to
+        checkpoint and be requeued (elsewhere, since this node is now `stopped`)."""
+        self._stop.set()  # a heartbeat would bring the node back up
+        with session_scope(self.settings.database_url) as session:
+            stop_taking_work(session, self.name, self.boot_id)
+            jobs = running_on(session, self.name)
+            request_preemption(session, jobs, f"worker on {self.name} stopping")
+        log.info(
+            "node %s stopping: %d job(s) asked to checkpoint and requeue", self.name, len(jobs)
+        )
+
     def stop(self) -> None:
+        """Stop heartbeating and mark the node stopped (its jobs are gone by now)."""
         self._stop.set()
+        if self.boot_id:
+            with session_scope(self.settings.database_url) as session:
+                retire_node(session, self.name, self.boot_id)
 
     def _beat(self) -> None:
         interval = heartbeat_interval_s(self.settings.node_timeout_s)
@@ -106,7 +129,7 @@ class NodeAgent:
             try:
                 with session_scope(self.settings.database_url) as session:
                     alive = heartbeat_node(session, self.name, self.boot_id)
-                if not alive:
+                if not alive and not self._stop.is_set():
                     log.warning("node %s was declared dead; registering again", self.name)
                     self.register()
             except Exception:  # the database may be down for a while: beat again later

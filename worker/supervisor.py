@@ -109,7 +109,8 @@ def _watch(
     process: subprocess.Popen[bytes],
     files: RunFiles,
 ) -> str:
-    """Wait for the launcher; on a cancel request, stop it. Returns how the wait ended:
+    """Wait for the launcher; on a cancel or preemption request, stop it. Returns how the
+    wait ended:
     "exited", "killed" (it ignored the stop past the grace period) or "fenced" (the job is no
     longer this attempt's, so its processes were killed at once)."""
     stop_asked_at: float | None = None
@@ -126,8 +127,8 @@ def _watch(
                 log.warning("job %s attempt %s was given away; killing it", job_id, attempt)
                 kill_group(process)
                 return "fenced"
-            if stop_asked_at is None and status == "cancel":
-                log.info("job %s: cancel requested, asking ranks to stop", job_id)
+            if stop_asked_at is None and status == "stop":
+                log.info("job %s: asked to stop (cancel or preemption); telling ranks", job_id)
                 files.stop.touch()
                 stop_asked_at = time.monotonic()
             if (
@@ -145,15 +146,16 @@ def _watch(
 
 
 def _job_status(settings: Settings, job_id: str, attempt: int) -> str:
-    """ "cancel" when a cancel was asked, "fenced" when the job is not this attempt's to run
-    any more, else "run"."""
+    """What the attempt should do now: "stop" (a cancel or a preemption was asked), "fenced"
+    (the job is not this attempt's to run any more) or "run"."""
     with session_scope(settings.database_url) as session:
-        state, current = session.execute(
-            select(Job.state, Job.attempt).where(Job.id == job_id)
+        state, current, preempt_reason = session.execute(
+            select(Job.state, Job.attempt, Job.preempt_reason).where(Job.id == job_id)
         ).one()
     if current != attempt or state not in (JobState.RUNNING.value, JobState.CANCELLING.value):
         return "fenced"
-    return "cancel" if state == JobState.CANCELLING.value else "run"
+    stopping = state == JobState.CANCELLING.value or preempt_reason is not None
+    return "stop" if stopping else "run"
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:

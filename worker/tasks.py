@@ -11,6 +11,7 @@ import logging
 
 from shared.db import session_scope
 from shared.messaging import RUN_JOB_TASK
+from shared.scheduler.preemption import requeue_preempted
 from shared.scheduler.reservations import held_devices, release
 from shared.states import JobState, transition
 from worker.celery_app import agent, app, settings
@@ -54,8 +55,9 @@ def device_environment(indexes: list[int]) -> dict[str, str]:
 
 def finish(job_id: str, attempt: int, outcome: RunOutcome) -> None:
     """Record how the attempt ended. A job asked to cancel that stopped early, or died while
-    stopping, is cancelled; one that finished before it saw the request has succeeded. The
-    devices are freed in the same transaction: the attempt's processes are gone by now."""
+    stopping, is cancelled; one asked to give way is preempted and requeued; one that finished
+    before it saw the request has succeeded. The devices are freed in the same transaction:
+    the attempt's processes are gone by now."""
     with session_scope(settings.database_url) as session:
         if not outcome.ok and transition(
             session,
@@ -65,6 +67,9 @@ def finish(job_id: str, attempt: int, outcome: RunOutcome) -> None:
             "stopped on request",
             attempt=attempt,
         ):
+            release(session, job_id)
+            return
+        if outcome.status == "cancelled" and requeue_preempted(session, job_id, attempt):
             release(session, job_id)
             return
         if outcome.ok:

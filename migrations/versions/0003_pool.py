@@ -55,6 +55,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("queue_position", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("waiting_reason", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("preempt_reason", sa.Text(), nullable=True))
 
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("max_devices", sa.Integer(), nullable=True))
@@ -67,6 +68,7 @@ def downgrade() -> None:
         batch_op.drop_column("max_devices")
 
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("preempt_reason")
         batch_op.drop_column("waiting_reason")
         batch_op.drop_column("queue_position")
         batch_op.drop_column("priority")

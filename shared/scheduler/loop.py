@@ -6,7 +6,7 @@ policy (`shared.scheduler.policy`) for placements; (3) for each placement, in on
 move the job queued → scheduled and reserve its devices, commit, and only then send the message
 to that node's own queue, so a worker never receives a job the database does not hold devices
 for (if the send fails, the job goes back to queued and its devices are freed); (4) write every
-waiting job's position and reason.
+waiting job's position and reason, and ask the running jobs the policy preempts to stop.
 
 Only the holder of the lease row runs passes; a second scheduler waits and takes over within
 LEASE_S of the first one's death.
@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from celery import Celery
@@ -33,7 +33,8 @@ from shared.db import session_scope
 from shared.messaging import send_run_job
 from shared.models import Job, Node, Reservation, SchedulerLease, User, as_utc, utcnow
 from shared.scheduler.nodes import NodeState, device_kind, mark_dead_nodes
-from shared.scheduler.policy import NodeView, Placement, Plan, QueuedJob, plan
+from shared.scheduler.policy import NodeView, Placement, Plan, QueuedJob, RunningJob, plan
+from shared.scheduler.preemption import request_preemption
 from shared.scheduler.reconciler import reconcile
 from shared.scheduler.reservations import devices_in_use, release, release_stale, reserve
 from shared.states import JobState, transition
@@ -99,6 +100,7 @@ class PoolState:
     usage: dict[str, float]
     held: dict[str, int]
     quotas: dict[str, int | None]
+    running: list[RunningJob]
 
 
 def read_pool(session: Session, half_life_s: float) -> PoolState:
@@ -143,7 +145,30 @@ def read_pool(session: Session, half_life_s: float) -> PoolState:
         usage=recent_usage(session, half_life_s),
         held=held_by_owner(session),
         quotas={user: limit for user, limit in session.execute(select(User.id, User.max_devices))},
+        running=running_jobs(session),
     )
+
+
+def running_jobs(session: Session) -> list[RunningJob]:
+    """Jobs holding devices on one node, as preemption sees them."""
+    rows = session.execute(
+        select(Job.id, Reservation.node_name, Job.priority, Job.spec, Job.preempt_reason)
+        .join(Reservation, Reservation.job_id == Job.id)
+        .where(Job.state == JobState.RUNNING.value)
+    )
+    devices: dict[str, int] = defaultdict(int)
+    seen: dict[str, RunningJob] = {}
+    for job_id, node, priority, spec, preempt_reason in rows:
+        devices[job_id] += 1
+        seen[job_id] = RunningJob(
+            id=job_id,
+            node=node,
+            devices=0,
+            priority=priority,
+            preemptible=bool(spec.get("resources", {}).get("preemptible", False)),
+            stopping=preempt_reason is not None,
+        )
+    return [replace(job, devices=devices[job.id]) for job in seen.values()]
 
 
 def recent_usage(
@@ -180,9 +205,20 @@ def schedule_once(settings: Settings, celery: Celery) -> int:
     """One placement pass; returns how many jobs were sent to nodes."""
     with session_scope(settings.database_url) as session:
         pool = read_pool(session, settings.usage_half_life_s)
-    decided = plan(pool.queue, pool.nodes, usage=pool.usage, held=pool.held, quotas=pool.quotas)
+    decided = plan(
+        pool.queue,
+        pool.nodes,
+        usage=pool.usage,
+        held=pool.held,
+        quotas=pool.quotas,
+        running=pool.running,
+    )
     sent = sum(_start(settings, celery, pool, placement) for placement in decided.placements)
     _write_waiting(settings, decided)
+    if decided.preemptions:
+        with session_scope(settings.database_url) as session:
+            for preemption in decided.preemptions:
+                request_preemption(session, [preemption.job_id], preemption.reason)
     return sent
 
 

@@ -25,7 +25,13 @@ MAX_HEARTBEAT_INTERVAL_S = 5.0
 class NodeState(str, Enum):
     UP = "up"
     DRAINING = "draining"
+    # Its worker stopped cleanly (SIGTERM), after giving its jobs back.
+    STOPPED = "stopped"
     DEAD = "dead"
+
+
+# States whose node heartbeats; silence in them means death.
+LIVE_STATES = (NodeState.UP.value, NodeState.DRAINING.value)
 
 
 class NodeNotFoundError(LookupError):
@@ -65,7 +71,7 @@ def register_node(
     if node is None:
         node = Node(name=name, state=NodeState.UP.value)
         session.add(node)
-    elif node.state == NodeState.DEAD.value:
+    elif node.state not in LIVE_STATES:
         node.state = NodeState.UP.value
     node.queue, node.devices, node.labels, node.address = queue, devices, labels, address
     node.boot_id, node.started_at, node.heartbeat_at = boot_id, now, now
@@ -79,7 +85,7 @@ def heartbeat_node(session: Session, name: str, boot_id: str) -> bool:
     or registered by another boot: the worker must stop those jobs and register again."""
     result = session.execute(
         update(Node)
-        .where(Node.name == name, Node.boot_id == boot_id, Node.state != NodeState.DEAD.value)
+        .where(Node.name == name, Node.boot_id == boot_id, Node.state.in_(LIVE_STATES))
         .values(heartbeat_at=utcnow())
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
@@ -90,13 +96,31 @@ def mark_dead_nodes(session: Session, timeout_s: float) -> list[str]:
     cutoff = utcnow() - timedelta(seconds=timeout_s)
     silent = list(
         session.scalars(
-            select(Node.name).where(Node.state != NodeState.DEAD.value, Node.heartbeat_at < cutoff)
+            select(Node.name).where(Node.state.in_(LIVE_STATES), Node.heartbeat_at < cutoff)
         )
     )
     for name in silent:
         session.execute(update(Node).where(Node.name == name).values(state=NodeState.DEAD.value))
         _requeue_jobs_running_on(session, name, reason=f"node {name} silent for {timeout_s:.0f} s")
     return silent
+
+
+def stop_taking_work(session: Session, name: str, boot_id: str) -> bool:
+    """A worker begins a clean exit: its node is `stopped` at once, so the scheduler sends it
+    nothing more while its running jobs give their devices back."""
+    result = session.execute(
+        update(Node)
+        .where(Node.name == name, Node.boot_id == boot_id)
+        .values(state=NodeState.STOPPED.value)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def retire_node(session: Session, name: str, boot_id: str) -> None:
+    """A worker's clean exit is done: jobs sent to it but never started go back to the queue
+    at once rather than after the node timeout."""
+    if stop_taking_work(session, name, boot_id):
+        _requeue_jobs_running_on(session, name, reason=f"node {name} stopped")
 
 
 def _requeue_jobs_running_on(session: Session, name: str, reason: str) -> None:
@@ -117,7 +141,7 @@ def _requeue_jobs_running_on(session: Session, name: str, reason: str) -> None:
 
 def set_draining(session: Session, name: str, draining: bool) -> Node:
     node = _get(session, name)
-    if node.state != NodeState.DEAD.value:
+    if node.state in LIVE_STATES:  # a dead or stopped node comes back up when it registers
         node.state = (NodeState.DRAINING if draining else NodeState.UP).value
     session.flush()
     return node

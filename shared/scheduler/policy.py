@@ -19,6 +19,11 @@ devices holds the free devices of the node it will start on (the eligible node w
 free devices) against every job after it: this is the backfill guarantee. Smaller jobs may
 start around a waiting larger one, but only on devices it is not waiting for, so backfill never
 delays it (without runtime estimates, it cannot promise more).
+
+Preemption. A job waiting for devices may take them from running jobs marked `preemptible`
+with a lower priority: on the node where the fewest such devices make room, the lowest
+priority victims are asked to checkpoint and stop; the waiting job holds that
+node's free devices meanwhile. Victims already stopping count once, for one waiting job.
 """
 
 from __future__ import annotations
@@ -63,6 +68,25 @@ class NodeView:
 
 
 @dataclass(frozen=True)
+class RunningJob:
+    """A job holding devices, as preemption sees it."""
+
+    id: str
+    node: str
+    devices: int
+    priority: int = 0
+    preemptible: bool = False
+    # Already asked to give its devices back.
+    stopping: bool = False
+
+
+@dataclass(frozen=True)
+class Preemption:
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Placement:
     job_id: str
     node: str
@@ -79,6 +103,7 @@ class Waiting:
 class Plan:
     placements: list[Placement] = field(default_factory=list)
     waiting: dict[str, Waiting] = field(default_factory=dict)
+    preemptions: list[Preemption] = field(default_factory=list)
 
 
 def plan(
@@ -88,17 +113,21 @@ def plan(
     usage: Mapping[str, float] | None = None,
     held: Mapping[str, int] | None = None,
     quotas: Mapping[str, int | None] | None = None,
+    running: Iterable[RunningJob] = (),
 ) -> Plan:
-    """Decide which queued jobs start now and where; why the others wait.
+    """Decide which queued jobs start now and where, which running jobs must make room, and
+    why the others wait.
 
     `usage`: each owner's recent device-seconds; `held`: devices each owner holds now;
-    `quotas`: each owner's most concurrent devices (None or absent: no limit).
+    `quotas`: each owner's most concurrent devices (None or absent: no limit); `running`: the
+    jobs holding devices, for preemption.
     """
     usage, quotas = usage or {}, quotas or {}
     holding: dict[str, int] = defaultdict(int, held or {})
     free = {node.name: list(node.free) for node in nodes if node.accepting}
     views = {node.name: node for node in nodes}
     result = Plan()
+    victims = [job for job in running if job.preemptible or job.stopping]
     ahead = 0
     for job in _fair_order(queue, usage, holding):
         candidates = [n for n in views.values() if _qualifies(n, job)]
@@ -112,7 +141,9 @@ def plan(
                 holding[job.owner] += job.devices
                 result.placements.append(Placement(job.id, node.name, taken))
                 continue
-            reason = _hold_devices_for(job, candidates, free, ahead)
+            reason = _preempt_for(job, candidates, free, victims, result) or _hold_devices_for(
+                job, candidates, free, ahead
+            )
         ahead += 1
         result.waiting[job.id] = Waiting(position=ahead, reason=reason)
     return result
@@ -197,3 +228,45 @@ def _hold_devices_for(
     free[target.name] = []
     jobs_ahead = f"; {ahead} job{'s' if ahead != 1 else ''} ahead" if ahead else ""
     return f"waiting for {describe_need(job)} to free up{jobs_ahead}"
+
+
+def _preempt_for(
+    job: QueuedJob,
+    candidates: list[NodeView],
+    free: dict[str, list[int]],
+    victims: list[RunningJob],
+    result: Plan,
+) -> str | None:
+    """Make room for `job` by stopping lower-priority preemptible jobs; None if none can."""
+    best: tuple[int, str, list[RunningJob]] | None = None
+    for node in candidates:
+        if node.name not in free or node.total < job.devices:
+            continue
+        missing = job.devices - len(free[node.name])
+        chosen: list[RunningJob] = []
+        # Jobs already stopping cost nothing; then the lowest priority goes first.
+        for victim in sorted(
+            (v for v in victims if v.node == node.name and v.priority < job.priority),
+            key=lambda v: (not v.stopping, v.priority),
+        ):
+            if missing <= 0:
+                break
+            chosen.append(victim)
+            missing -= victim.devices
+        if missing > 0 or not chosen:
+            continue
+        cost = sum(v.devices for v in chosen if not v.stopping)
+        if best is None or (cost, node.name) < (best[0], best[1]):
+            best = (cost, node.name, chosen)
+    if best is None:
+        return None
+    _, node_name, chosen = best
+    free[node_name] = []
+    for victim in chosen:
+        victims.remove(victim)
+        if not victim.stopping:
+            result.preemptions.append(
+                Preemption(victim.id, f"preempted for job {job.id} (priority {job.priority})")
+            )
+    jobs = f"{len(chosen)} preemptible job{'s' if len(chosen) > 1 else ''}"
+    return f"waiting for {describe_need(job)}: {jobs} stopping"

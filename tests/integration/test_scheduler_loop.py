@@ -157,3 +157,20 @@ def test_only_one_of_many_racing_claims_wins(
             select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.to_state == "running")
         ).all()
     assert len(running_events) == 1
+
+
+def test_a_waiting_higher_priority_job_asks_a_preemptible_running_job_to_stop(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    add_node(settings, "n1", slots=1)
+    low = submit(client, alice, resources={"devices": 1, "preemptible": True})
+    schedule_once(settings, make_celery(settings))
+    with session_scope(settings.database_url) as session:
+        assert transition(session, low, JobState.SCHEDULED, JobState.RUNNING, "go", attempt=1)
+    urgent = submit(client, alice)
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Job).where(Job.id == urgent).values(priority=3))
+    assert schedule_once(settings, make_celery(settings)) == 0
+    assert job_row(settings, low).preempt_reason == f"preempted for job {urgent} (priority 3)"
+    waiting = job_row(settings, urgent)
+    assert waiting.waiting_reason == "waiting for 1 device: 1 preemptible job stopping"

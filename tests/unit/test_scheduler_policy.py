@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from itertools import count
 from typing import Any
 
-from shared.scheduler.policy import NodeView, QueuedJob, never_fits, plan
+from shared.scheduler.policy import NodeView, QueuedJob, RunningJob, never_fits, plan
 
 T0 = datetime(2026, 11, 30, tzinfo=timezone.utc)
 _ids = count()
@@ -120,3 +120,29 @@ def test_a_job_that_can_never_fit_is_named_so() -> None:
         "no node in the pool offers 1 device (gpu) with gpu=a100"
     )
     assert never_fits(job(devices=2), nodes) is None
+
+
+def test_a_higher_priority_job_preempts_the_lowest_priority_preemptible_jobs_it_needs() -> None:
+    running = [
+        RunningJob("keep", node="a", devices=1, priority=0),  # not preemptible
+        RunningJob("low", node="a", devices=1, priority=-1, preemptible=True),
+        RunningJob("mid", node="b", devices=2, priority=1, preemptible=True),
+    ]
+    nodes = [node("a", 2, free=()), node("b", 2, free=())]
+    result = plan([job(id="urgent", priority=5)], nodes, running=running)
+    assert [p.job_id for p in result.preemptions] == ["low"]
+    assert result.preemptions[0].reason == "preempted for job urgent (priority 5)"
+    assert result.waiting["urgent"].reason == "waiting for 1 device: 1 preemptible job stopping"
+
+
+def test_nothing_is_preempted_for_an_equal_priority_or_twice_for_the_same_job() -> None:
+    running = [RunningJob("victim", node="a", devices=1, priority=0, preemptible=True)]
+    nodes = [node("a", 1, free=())]
+    assert plan([job(id="peer")], nodes, running=running).preemptions == []
+    stopping = [RunningJob("victim", node="a", devices=1, preemptible=True, stopping=True)]
+    result = plan(
+        [job(id="first", priority=2), job(id="second", priority=2)], nodes, running=stopping
+    )
+    assert result.preemptions == [], "a victim already stopping is not asked again"
+    assert result.waiting["first"].reason == "waiting for 1 device: 1 preemptible job stopping"
+    assert result.waiting["second"].reason.startswith("waiting for 1 device to free up")
