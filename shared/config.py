@@ -69,6 +69,9 @@ class Settings:
     node_name: str | None = None
     cpu_slots: int = 1
     node_labels: str = ""
+    # Where other nodes reach this one for a multi-node job's rendezvous (default: the address
+    # the host name resolves to).
+    node_address: str | None = None
     node_timeout_s: float = DEFAULT_NODE_TIMEOUT_S
     usage_half_life_s: float = DEFAULT_USAGE_HALF_LIFE_S
 
@@ -99,6 +102,7 @@ class Settings:
             node_name=env.get("GANFORGE_NODE_NAME") or None,
             cpu_slots=_optional_int(env, "GANFORGE_CPU_SLOTS", minimum=1) or 1,
             node_labels=env.get("GANFORGE_NODE_LABELS", ""),
+            node_address=env.get("GANFORGE_NODE_ADDRESS") or None,
             node_timeout_s=_float(env, "GANFORGE_NODE_TIMEOUT_S", DEFAULT_NODE_TIMEOUT_S),
             usage_half_life_s=_float(env, "GANFORGE_USAGE_HALF_LIFE_S", DEFAULT_USAGE_HALF_LIFE_S),
         )
@@ -160,6 +164,8 @@ class Settings:
         }
         if self.node_name:
             env["GANFORGE_NODE_NAME"] = self.node_name
+        if self.node_address:
+            env["GANFORGE_NODE_ADDRESS"] = self.node_address
         if self.s3_endpoint_url:
             env["GANFORGE_S3_ENDPOINT_URL"] = self.s3_endpoint_url
         if self.s3_public_endpoint_url:

@@ -74,6 +74,7 @@ def submit_job(
             kind=kind,
             device_type=resources.device_type,
             labels=resources.labels,
+            nodes=resources.nodes,
         ),
     )
     if unfit is not None:

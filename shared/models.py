@@ -91,6 +91,9 @@ class Job(Base):
     # Set while the job is asked to checkpoint and give its devices back (a higher-priority job
     # needs them, or its worker is stopping); the attempt then ends `preempted` and requeues.
     preempt_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A multi-node attempt's rendezvous, "<attempt>@<host>:<port>", published by the node that
+    # hosts rank 0 for the others to join.
+    rendezvous: Mapped[str | None] = mapped_column(String(300), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -138,6 +141,10 @@ class Reservation(Base):
     device_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     attempt: Mapped[int] = mapped_column(Integer)
+    # The node's place in the job's gang (0 hosts the rendezvous and rank 0).
+    node_rank: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when the node's worker took the attempt's message: each node starts its ranks once.
+    claimed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

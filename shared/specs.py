@@ -23,8 +23,10 @@ DEFAULT_LATENT_DIM = 100
 # Largest latent we accept: far beyond any published GAN, small enough to keep a typo
 # (dim: 1000000) from allocating gigabytes on a shared node.
 MAX_LATENT_DIM = 4096
-# The devices one job may ask for: one node's worth.
-MAX_DEVICES = 8
+# The devices one node gives one job: the most GPUs a node has in practice.
+MAX_DEVICES_PER_NODE = 8
+# The nodes one job may span; a gang of 8 full 8-GPU nodes is beyond any lab pool's share.
+MAX_NODES = 8
 # One sampling job makes at most this many images: a 32x32 grid, still one readable PNG.
 MAX_SEEDS = 1024
 # An interpolation is drawn as one row: 64 images of 28 px is a ~1,900 px wide strip, about
@@ -133,7 +135,11 @@ LabelText = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-
 class ResourceSpec(StrictModel):
     """What a job needs from the pool; the scheduler places it on one node that has it all."""
 
-    devices: Annotated[int, Field(ge=1, le=MAX_DEVICES)] = 1
+    # Devices in all; with `nodes` > 1 they are split evenly, one share per node.
+    devices: Annotated[int, Field(ge=1, le=MAX_DEVICES_PER_NODE * MAX_NODES)] = 1
+    # Nodes the job spans: its ranks on each node join one torch.distributed group whose
+    # rendezvous is on the first node (gloo on CPU, NCCL on GPU).
+    nodes: Annotated[int, Field(ge=1, le=MAX_NODES)] = 1
     # auto: CUDA when the node has it, else CPU. cuda needs a GPU node, cpu a CPU-slot node.
     device_type: Literal["auto", "cpu", "cuda"] = "auto"
     # Node labels the job needs, e.g. {"gpu": "a100"}: only nodes with all of them qualify.
@@ -141,6 +147,23 @@ class ResourceSpec(StrictModel):
     # A preemptible job yields its devices to a higher-priority job that cannot start: it
     # checkpoints, becomes `preempted`, and resumes from that checkpoint when devices free up.
     preemptible: bool = False
+
+    @model_validator(mode="after")
+    def _devices_split_over_nodes(self) -> ResourceSpec:
+        if self.devices % self.nodes:
+            raise ValueError(
+                f"devices ({self.devices}) must split evenly over nodes ({self.nodes})"
+            )
+        if self.devices // self.nodes > MAX_DEVICES_PER_NODE:
+            raise ValueError(
+                f"at most {MAX_DEVICES_PER_NODE} devices per node; use more nodes for "
+                f"{self.devices} devices"
+            )
+        return self
+
+    @property
+    def devices_per_node(self) -> int:
+        return self.devices // self.nodes
 
 
 class TrainSpec(StrictModel):

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shared.config import Settings
 from shared.db import session_scope
@@ -28,6 +28,10 @@ from worker.supervisor import RunFiles
 PORT_TRIES = 3
 # Seconds between checks that the supervising worker is still alive.
 PARENT_CHECK_S = 1.0
+# A gang's other nodes wait this long for node rank 0 to publish its rendezvous: its worker
+# may be busy starting (torch import, data download) or its message still in flight.
+RENDEZVOUS_TIMEOUT_S = 300.0
+RENDEZVOUS_POLL_S = 0.2
 
 
 def threads_per_rank(settings: Settings, world_size: int) -> int:
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-id", required=True)
     parser.add_argument("--attempt", type=int, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--node-rank", type=int, default=0, help="this node's place in a gang")
+    parser.add_argument("--local-ranks", type=int, default=None, help="ranks on this node")
     args = parser.parse_args(argv)
     exit_with_parent()
     settings = Settings.from_env()
@@ -64,38 +70,85 @@ def main(argv: list[str] | None = None) -> int:
             select(Job.kind, Job.devices).where(Job.id == args.job_id)
         ).one()
     world_size = devices if kind == "train" else 1
+    local_ranks = min(args.local_ranks or world_size, world_size)
 
     import torch.multiprocessing as mp  # imported late: the argument errors above are instant
 
-    from worker.gan.distributed import find_free_port
+    from worker.gan.distributed import LOCALHOST, find_free_port
     from worker.rank import RankArgs, rank_main
 
-    for try_number in range(PORT_TRIES):
+    def start(address: str, port: int) -> None:
         rank_args = RankArgs(
             job_id=args.job_id,
             attempt=args.attempt,
             workdir=str(args.workdir),
             world_size=world_size,
-            port=find_free_port(),
-            threads=threads_per_rank(settings, world_size),
+            port=port,
+            threads=threads_per_rank(settings, local_ranks),
+            rank_offset=args.node_rank * local_ranks,
+            master_addr=address,
         )
-        try:
-            mp.start_processes(
-                rank_main, args=(rank_args,), nprocs=world_size, start_method="spawn"
-            )
-            break
-        except mp.ProcessRaisedException as exc:
-            if "address already in use" in str(exc).lower() and try_number + 1 < PORT_TRIES:
-                continue
-            _write_failure(files, _first_error(files) or str(exc).strip().splitlines()[-1])
-            return 1
-        except mp.ProcessExitedException as exc:
-            _write_failure(files, _first_error(files) or f"a rank process died: {exc}")
-            return 1
+        mp.start_processes(rank_main, args=(rank_args,), nprocs=local_ranks, start_method="spawn")
+
+    try:
+        if local_ranks == world_size:  # one node: rendezvous here, retried on a port race
+            for try_number in range(PORT_TRIES):
+                try:
+                    start(LOCALHOST, find_free_port())
+                    break
+                except mp.ProcessRaisedException as exc:
+                    if "address already in use" in str(exc).lower() and try_number + 1 < PORT_TRIES:
+                        continue
+                    raise
+        else:
+            address, port = rendezvous(settings, args.job_id, args.attempt, args.node_rank)
+            start(address, port)
+    except mp.ProcessRaisedException as exc:
+        _write_failure(files, _first_error(files) or str(exc).strip().splitlines()[-1])
+        return 1
+    except mp.ProcessExitedException as exc:
+        _write_failure(files, _first_error(files) or f"a rank process died: {exc}")
+        return 1
+    except RendezvousError as exc:
+        _write_failure(files, str(exc))
+        return 1
     if not files.result.exists():
         _write_failure(files, "the ranks exited without reporting a result")
         return 1
     return 0
+
+
+class RendezvousError(RuntimeError):
+    """The gang's rank-0 node never published where to meet."""
+
+
+def rendezvous(settings: Settings, job_id: str, attempt: int, node_rank: int) -> tuple[str, int]:
+    """Where a gang's ranks meet: node rank 0 picks its address and a free port and publishes
+    them with the attempt; the other nodes wait for them (rank 0's process group store accepts
+    their connections as soon as it starts)."""
+    from worker.gan.distributed import find_free_port
+    from worker.node import node_address
+
+    if node_rank == 0:
+        address, port = node_address(settings), find_free_port()
+        with session_scope(settings.database_url) as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.attempt == attempt)
+                .values(rendezvous=f"{attempt}@{address}:{port}")
+            )
+        return address, port
+    deadline = time.monotonic() + RENDEZVOUS_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with session_scope(settings.database_url) as session:
+            published = session.scalar(select(Job.rendezvous).where(Job.id == job_id))
+        if published and published.startswith(f"{attempt}@"):
+            address, _, port = published.partition("@")[2].rpartition(":")
+            return address, int(port)
+        time.sleep(RENDEZVOUS_POLL_S)
+    raise RendezvousError(
+        f"node rank 0 of attempt {attempt} published no rendezvous in {RENDEZVOUS_TIMEOUT_S:.0f} s"
+    )
 
 
 def _first_error(files: RunFiles) -> str | None:

@@ -38,6 +38,11 @@ def node_name(settings: Settings) -> str:
     return settings.node_name or socket.gethostname()
 
 
+def node_address(settings: Settings) -> str:
+    """The address other nodes reach this one at (a gang's rendezvous)."""
+    return settings.node_address or socket.gethostbyname(socket.gethostname())
+
+
 def node_queue(settings: Settings, name: str) -> str:
     """The Celery queue only this node consumes."""
     return f"{settings.queue}.node.{name}"
@@ -96,7 +101,7 @@ class NodeAgent:
                 queue=self.queue,
                 devices=self.devices,
                 labels=self.settings.labels,
-                address=socket.gethostname(),
+                address=node_address(self.settings),
             )
         log.info("node %s registered with %d device(s)", self.name, len(self.devices))
 

@@ -36,6 +36,9 @@ class RankArgs:
     world_size: int
     port: int
     threads: int
+    # This node's first global rank, and where rank 0's process group store listens.
+    rank_offset: int = 0
+    master_addr: str = "127.0.0.1"
 
 
 def pick_device(device_type: str, rank: int) -> torch.device:
@@ -47,7 +50,9 @@ def pick_device(device_type: str, rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def rank_main(rank: int, args: RankArgs) -> None:
+def rank_main(local_rank: int, args: RankArgs) -> None:
+    """One rank: `local_rank` on this node, `args.rank_offset + local_rank` in the job."""
+    rank = args.rank_offset + local_rank
     torch.set_num_threads(args.threads)
     settings = Settings.from_env()
     store = open_storage(settings)
@@ -56,12 +61,12 @@ def rank_main(rank: int, args: RankArgs) -> None:
     try:
         kind, raw_spec = load_job(settings, args.job_id)
         spec = parse_spec(kind, raw_spec)
-        device = pick_device(spec.resources.device_type, rank)
+        device = pick_device(spec.resources.device_type, local_rank)
         if isinstance(spec, TrainSpec):
             status = run_training(settings, store, args, rank, spec, device, reporter)
         else:
             status = run_sampling(settings, store, args, spec, device, reporter)
-        if rank == 0:
+        if local_rank == 0:  # each node's supervisor reads its own node's result
             files.result.write_text(json.dumps({"status": status}))
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
@@ -87,7 +92,7 @@ def run_training(
     resume = load_checkpoint_of(settings, store, args.job_id, None, device)
     if resume is not None:
         reporter.log(f"resuming from the checkpoint of step {resume['step']}")
-    with process_group(rank, args.world_size, args.port, backend_for(device)):
+    with process_group(rank, args.world_size, args.port, backend_for(device), args.master_addr):
         result = train(
             spec,
             hooks=reporter,

@@ -70,9 +70,14 @@ class RunFiles:
 
 
 def supervise(
-    settings: Settings, job_id: str, attempt: int, env: dict[str, str] | None = None
+    settings: Settings,
+    job_id: str,
+    attempt: int,
+    env: dict[str, str] | None = None,
+    launch_args: list[str] | None = None,
 ) -> RunOutcome:
-    """Run the attempt's launcher to its end; `env` adds to its environment (device pinning)."""
+    """Run the attempt's launcher to its end; `env` adds to its environment (device pinning),
+    `launch_args` to its command line (this node's place in a gang)."""
     files = RunFiles(Path(tempfile.mkdtemp(prefix=f"ganforge-{job_id[:8]}-")))
     command = [
         sys.executable,
@@ -84,6 +89,7 @@ def supervise(
         str(attempt),
         "--workdir",
         str(files.workdir),
+        *(launch_args or []),
     ]
     try:
         with files.output.open("wb") as output:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from shared.db import session_scope
 from shared.messaging import RUN_JOB_TASK
+from shared.models import Job
 from shared.scheduler.preemption import requeue_preempted
-from shared.scheduler.reservations import held_devices, release
+from shared.scheduler.reservations import NodeShare, claim_share, release
 from shared.states import JobState, transition
 from worker.celery_app import agent, app, settings
 from worker.supervisor import RunOutcome, supervise
@@ -22,28 +26,49 @@ log = logging.getLogger(__name__)
 
 @app.task(name=RUN_JOB_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_job(job_id: str, attempt: int) -> str:
-    with session_scope(settings.database_url) as session:
-        claimed = transition(
-            session,
-            job_id,
-            JobState.SCHEDULED,
-            JobState.RUNNING,
-            f"started on {agent.name}",
-            attempt=attempt,
-            worker=agent.name,
-        )
-        devices = held_devices(session, job_id, attempt).get(agent.name, [])
-    if not claimed:
+    share = claim(job_id, attempt)
+    if share is None:
         log.info(
             "job %s attempt %s is not scheduled any more; duplicate message dropped",
             job_id,
             attempt,
         )
         return "duplicate"
-    outcome = supervise(settings, job_id, attempt, device_environment(devices))
-    if outcome.status != "fenced":
-        finish(job_id, attempt, outcome)
+    gang = ["--node-rank", str(share.node_rank), "--local-ranks", str(len(share.devices))]
+    outcome = supervise(settings, job_id, attempt, device_environment(share.devices), gang)
+    with session_scope(settings.database_url) as session:
+        if outcome.status != "fenced":
+            finish(session, job_id, attempt, outcome, share)
+        # This node's devices, in the transaction that records the outcome: its processes are
+        # gone by now. Other nodes of a gang free theirs as their own processes end.
+        release(session, job_id, node=agent.name, attempt=attempt)
     return outcome.status
+
+
+def claim(job_id: str, attempt: int) -> NodeShare | None:
+    """Take this node's share of the attempt, once, and mark the job running (the first node
+    of a gang to start does; the others join it). None: nothing for us to run."""
+    with session_scope(settings.database_url) as session:
+        share = claim_share(session, job_id, attempt, agent.name)
+        if share is None:
+            return None
+        of = f" (node {share.node_rank + 1} of {share.nodes})" if share.nodes > 1 else ""
+        started = transition(
+            session,
+            job_id,
+            JobState.SCHEDULED,
+            JobState.RUNNING,
+            f"started on {agent.name}{of}",
+            attempt=attempt,
+            worker=agent.name,
+        )
+        if not started:
+            state = session.scalar(
+                select(Job.state).where(Job.id == job_id, Job.attempt == attempt)
+            )
+            if state != JobState.RUNNING.value:  # cancelled or given away meanwhile
+                return None
+    return share
 
 
 def device_environment(indexes: list[int]) -> dict[str, str]:
@@ -53,37 +78,37 @@ def device_environment(indexes: list[int]) -> dict[str, str]:
     return {}
 
 
-def finish(job_id: str, attempt: int, outcome: RunOutcome) -> None:
+def finish(
+    session: Session, job_id: str, attempt: int, outcome: RunOutcome, share: NodeShare
+) -> None:
     """Record how the attempt ended. A job asked to cancel that stopped early, or died while
     stopping, is cancelled; one asked to give way is preempted and requeued; one that finished
-    before it saw the request has succeeded. The devices are freed in the same transaction:
-    the attempt's processes are gone by now."""
-    with session_scope(settings.database_url) as session:
-        if not outcome.ok and transition(
-            session,
-            job_id,
-            JobState.CANCELLING,
-            JobState.CANCELLED,
-            "stopped on request",
-            attempt=attempt,
-        ):
-            release(session, job_id)
+    before it saw the request has succeeded. In a gang, success is the rendezvous node's to
+    record (its rank 0 wrote the last checkpoint); any node records a failure."""
+    if outcome.ok and share.node_rank > 0:
+        return
+    if not outcome.ok and transition(
+        session,
+        job_id,
+        JobState.CANCELLING,
+        JobState.CANCELLED,
+        "stopped on request",
+        attempt=attempt,
+    ):
+        return
+    if outcome.status == "cancelled" and requeue_preempted(session, job_id, attempt):
+        return
+    if outcome.ok:
+        target, reason, fields = JobState.SUCCEEDED, "finished", {}
+    else:
+        error = outcome.error or "stopped without a cancel request"
+        target, reason, fields = JobState.FAILED, error, {"error": error}
+    for current in (JobState.RUNNING, JobState.CANCELLING):
+        if transition(session, job_id, current, target, reason, attempt=attempt, **fields):
             return
-        if outcome.status == "cancelled" and requeue_preempted(session, job_id, attempt):
-            release(session, job_id)
-            return
-        if outcome.ok:
-            target, reason, fields = JobState.SUCCEEDED, "finished", {}
-        else:
-            error = outcome.error or "stopped without a cancel request"
-            target, reason, fields = JobState.FAILED, error, {"error": error}
-        for current in (JobState.RUNNING, JobState.CANCELLING):
-            if transition(session, job_id, current, target, reason, attempt=attempt, **fields):
-                release(session, job_id)
-                return
-        log.warning(
-            "job %s attempt %s ended (%s) but was moved on meanwhile",
-            job_id,
-            attempt,
-            outcome.status,
-        )
+    log.warning(
+        "job %s attempt %s ended (%s) but was moved on meanwhile",
+        job_id,
+        attempt,
+        outcome.status,
+    )

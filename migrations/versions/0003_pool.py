@@ -43,6 +43,8 @@ def upgrade() -> None:
         sa.Column("device_index", sa.Integer(), nullable=False),
         sa.Column("job_id", sa.String(length=32), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("node_rank", sa.Integer(), nullable=False),
+        sa.Column("claimed", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["node_name"], ["nodes.name"], ondelete="CASCADE"),
@@ -56,6 +58,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("queue_position", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("waiting_reason", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("preempt_reason", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("rendezvous", sa.String(length=300), nullable=True))
 
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("max_devices", sa.Integer(), nullable=True))
@@ -68,6 +71,7 @@ def downgrade() -> None:
         batch_op.drop_column("max_devices")
 
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("rendezvous")
         batch_op.drop_column("preempt_reason")
         batch_op.drop_column("waiting_reason")
         batch_op.drop_column("queue_position")

@@ -118,6 +118,7 @@ def read_pool(session: Session, half_life_s: float) -> PoolState:
             kind=kind,
             device_type=spec.get("resources", {}).get("device_type", "auto"),
             labels=spec.get("resources", {}).get("labels", {}),
+            nodes=spec.get("resources", {}).get("nodes", 1),
         )
         for job_id, _, owner, devices, created_at, priority, kind, spec in queued
     ]
@@ -224,8 +225,9 @@ def schedule_once(settings: Settings, celery: Celery) -> int:
 
 def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Placement) -> bool:
     job_id, attempt = placement.job_id, pool.attempts[placement.job_id]
-    where = f"{placement.node} device{'s' if len(placement.devices) > 1 else ''} " + ",".join(
-        map(str, placement.devices)
+    where = " + ".join(
+        f"{node} device{'s' if len(devices) > 1 else ''} {','.join(map(str, devices))}"
+        for node, devices in placement.parts
     )
     try:
         with session_scope(settings.database_url) as session:
@@ -240,11 +242,14 @@ def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Place
                 waiting_reason=None,
             ):
                 return False  # cancelled meanwhile
-            reserve(session, job_id, attempt, placement.node, placement.devices)
+            reserve(session, job_id, attempt, placement.parts)
     except IntegrityError:  # a device was taken since we read the pool: next pass
         return False
     try:
-        task_id = send_run_job(celery, job_id, attempt, pool.queues[placement.node])
+        # One message per node of the gang; each node's worker starts its own ranks.
+        task_ids = [
+            send_run_job(celery, job_id, attempt, pool.queues[node]) for node, _ in placement.parts
+        ]
     except Exception as exc:  # the broker is down: give the job back for the next pass
         log.warning("could not send job %s: %s", job_id, exc)
         with session_scope(settings.database_url) as session:
@@ -259,7 +264,7 @@ def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Place
             release(session, job_id)
         return False
     with session_scope(settings.database_url) as session:
-        session.execute(update(Job).where(Job.id == job_id).values(task_id=task_id))
+        session.execute(update(Job).where(Job.id == job_id).values(task_id=task_ids[0]))
     return True
 
 

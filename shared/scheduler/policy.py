@@ -11,7 +11,8 @@ earlier in this pass, break ties, so one pass hands devices out round-robin betw
 Placement. A job takes `devices` devices on one node that is up, has every label it asks for,
 and has the device kind it asks for (cuda: GPUs; cpu: CPU slots; auto: either). Among the nodes
 that can take it now it picks the one with the fewest free devices that suffice (best fit), so
-large holes stay for large jobs.
+large holes stay for large jobs. A gang of `nodes` > 1 takes devices/nodes devices on each of
+that many distinct nodes, all at once or not at all, again best fit.
 
 Waiting. A job that cannot start gets a reason and keeps its place. A job over its owner's
 device quota, or one that no node could ever hold, does not block anyone. A job that waits for
@@ -48,6 +49,12 @@ class QueuedJob:
     kind: str = "train"
     device_type: str = "auto"
     labels: Mapping[str, str] = field(default_factory=dict)
+    nodes: int = 1
+
+    @property
+    def per_node(self) -> int:
+        """Devices the job takes on each of its nodes."""
+        return self.devices // self.nodes
 
     @property
     def lane(self) -> int:
@@ -88,9 +95,18 @@ class Preemption:
 
 @dataclass(frozen=True)
 class Placement:
+    """Where a job starts: (node, device indexes) per node, the rendezvous node first."""
+
     job_id: str
-    node: str
-    devices: tuple[int, ...]
+    parts: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @property
+    def node(self) -> str:
+        return self.parts[0][0]
+
+    @property
+    def devices(self) -> tuple[int, ...]:
+        return self.parts[0][1]
 
 
 @dataclass(frozen=True)
@@ -133,17 +149,21 @@ def plan(
         candidates = [n for n in views.values() if _qualifies(n, job)]
         reason = _refusal(job, candidates, holding, quotas)
         if reason is None:
-            fitting = [n for n in candidates if n.name in free and len(free[n.name]) >= job.devices]
-            if fitting:
-                node = min(fitting, key=lambda n: (len(free[n.name]), n.name))
-                taken = tuple(sorted(free[node.name])[: job.devices])
-                free[node.name] = [d for d in free[node.name] if d not in taken]
+            fitting = [
+                n for n in candidates if n.name in free and len(free[n.name]) >= job.per_node
+            ]
+            if len(fitting) >= job.nodes:
+                chosen = sorted(fitting, key=lambda n: (len(free[n.name]), n.name))[: job.nodes]
+                parts = []
+                for node in chosen:
+                    taken = tuple(sorted(free[node.name])[: job.per_node])
+                    free[node.name] = [d for d in free[node.name] if d not in taken]
+                    parts.append((node.name, taken))
                 holding[job.owner] += job.devices
-                result.placements.append(Placement(job.id, node.name, taken))
+                result.placements.append(Placement(job.id, tuple(parts)))
                 continue
-            reason = _preempt_for(job, candidates, free, victims, result) or _hold_devices_for(
-                job, candidates, free, ahead
-            )
+            preempting = _preempt_for(job, candidates, free, victims, result)
+            reason = preempting or _hold_devices_for(job, candidates, free, ahead)
         ahead += 1
         result.waiting[job.id] = Waiting(position=ahead, reason=reason)
     return result
@@ -186,7 +206,8 @@ def describe_need(job: QueuedJob) -> str:
     kind = {"cuda": " (gpu)", "cpu": " (cpu slots)"}.get(job.device_type, "")
     labels = ",".join(f"{k}={v}" for k, v in sorted(job.labels.items()))
     noun = "device" if job.devices == 1 else "devices"
-    return f"{job.devices} {noun}{kind}" + (f" with {labels}" if labels else "")
+    spread = f" on {job.nodes} nodes" if job.nodes > 1 else ""
+    return f"{job.devices} {noun}{kind}{spread}" + (f" with {labels}" if labels else "")
 
 
 def never_fits(job: QueuedJob, nodes: Iterable[NodeView]) -> str | None:
@@ -194,6 +215,14 @@ def never_fits(job: QueuedJob, nodes: Iterable[NodeView]) -> str | None:
     candidates = [n for n in nodes if _qualifies(n, job)]
     if not candidates:
         return f"no node in the pool offers {describe_need(job)}"
+    if job.nodes > 1:
+        big_enough = sum(n.total >= job.per_node for n in candidates)
+        if big_enough < job.nodes:
+            return (
+                f"asks for {describe_need(job)}; {big_enough} node(s) have "
+                f"{job.per_node} such devices"
+            )
+        return None
     largest = max(n.total for n in candidates)
     if largest < job.devices:
         return f"asks for {describe_need(job)}; the largest fitting node has {largest}"
@@ -212,20 +241,28 @@ def _refusal(
         return f"over your quota of {quota} devices (holding {holding.get(job.owner, 0)})"
     if not candidates:
         return f"no node offers {describe_need(job)}"
-    if max(n.total for n in candidates) < job.devices:
-        return f"no node has {describe_need(job)}"
-    if not any(n.accepting and n.total >= job.devices for n in candidates):
-        return f"every node with {describe_need(job)} is draining or down"
+    if sum(n.total >= job.per_node for n in candidates) < job.nodes:
+        return (
+            f"no node has {describe_need(job)}"
+            if job.nodes == 1
+            else (f"fewer than {job.nodes} nodes have {job.per_node} devices each")
+        )
+    if sum(n.accepting and n.total >= job.per_node for n in candidates) < job.nodes:
+        return (
+            f"every node with {describe_need(job)} is draining or down"
+            if job.nodes == 1
+            else (f"fewer than {job.nodes} nodes with {job.per_node} devices each are up")
+        )
     return None
 
 
 def _hold_devices_for(
     job: QueuedJob, candidates: list[NodeView], free: dict[str, list[int]], ahead: int
 ) -> str:
-    """Keep the free devices of the job's future node from the jobs after it; say why it waits."""
-    open_nodes = [n for n in candidates if n.name in free and n.total >= job.devices]
-    target = max(open_nodes, key=lambda n: (len(free[n.name]), n.name))
-    free[target.name] = []
+    """Keep the free devices of the job's future nodes from the jobs after it; say why it waits."""
+    open_nodes = [n for n in candidates if n.name in free and n.total >= job.per_node]
+    for target in sorted(open_nodes, key=lambda n: (-len(free[n.name]), n.name))[: job.nodes]:
+        free[target.name] = []
     jobs_ahead = f"; {ahead} job{'s' if ahead != 1 else ''} ahead" if ahead else ""
     return f"waiting for {describe_need(job)} to free up{jobs_ahead}"
 
@@ -237,7 +274,10 @@ def _preempt_for(
     victims: list[RunningJob],
     result: Plan,
 ) -> str | None:
-    """Make room for `job` by stopping lower-priority preemptible jobs; None if none can."""
+    """Make room for `job` by stopping lower-priority preemptible jobs; None if none can.
+    (Single-node jobs only: a gang waits for its devices to free up.)"""
+    if job.nodes > 1:
+        return None
     best: tuple[int, str, list[RunningJob]] | None = None
     for node in candidates:
         if node.name not in free or node.total < job.devices:

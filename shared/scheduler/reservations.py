@@ -4,8 +4,9 @@ as the job's queued → scheduled change and deleted once its processes are gone
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.models import Job, Reservation
@@ -16,18 +17,66 @@ HOLDING_STATES = (JobState.SCHEDULED.value, JobState.RUNNING.value, JobState.CAN
 
 
 def reserve(
-    session: Session, job_id: str, attempt: int, node: str, devices: tuple[int, ...]
+    session: Session, job_id: str, attempt: int, parts: tuple[tuple[str, tuple[int, ...]], ...]
 ) -> None:
-    """Hold `devices` of `node` for the attempt. The primary key refuses a device held twice."""
+    """Hold, for the attempt, the devices of each (node, indexes) part; the first part's node
+    is node rank 0. The primary key refuses a device held twice."""
     session.add_all(
-        Reservation(node_name=node, device_index=index, job_id=job_id, attempt=attempt)
+        Reservation(
+            node_name=node, device_index=index, job_id=job_id, attempt=attempt, node_rank=rank
+        )
+        for rank, (node, devices) in enumerate(parts)
         for index in devices
     )
     session.flush()
 
 
-def release(session: Session, job_id: str) -> None:
-    session.execute(delete(Reservation).where(Reservation.job_id == job_id))
+def release(
+    session: Session, job_id: str, node: str | None = None, attempt: int | None = None
+) -> None:
+    """Free the job's devices: all of them, or those of one node and attempt (a gang member's
+    exit; the attempt, so a later attempt placed on the same node keeps its own)."""
+    where = [Reservation.job_id == job_id]
+    if node is not None:
+        where.append(Reservation.node_name == node)
+    if attempt is not None:
+        where.append(Reservation.attempt == attempt)
+    session.execute(delete(Reservation).where(*where))
+
+
+@dataclass(frozen=True)
+class NodeShare:
+    """One node's part of an attempt: its place in the gang and the devices it holds."""
+
+    node_rank: int
+    nodes: int
+    devices: list[int]
+
+
+def claim_share(session: Session, job_id: str, attempt: int, node: str) -> NodeShare | None:
+    """Take the attempt's share of `node`, once: None when there is none, or it was taken
+    already (a duplicated or redelivered message)."""
+    taken = session.execute(
+        update(Reservation)
+        .where(
+            Reservation.job_id == job_id,
+            Reservation.attempt == attempt,
+            Reservation.node_name == node,
+            Reservation.claimed.is_(False),
+        )
+        .values(claimed=True)
+        .execution_options(synchronize_session=False)
+    )
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        return None
+    rows = session.execute(
+        select(Reservation.node_name, Reservation.node_rank, Reservation.device_index).where(
+            Reservation.job_id == job_id, Reservation.attempt == attempt
+        )
+    ).all()
+    mine = sorted(index for name, _, index in rows if name == node)
+    node_rank = next(rank for name, rank, _ in rows if name == node)
+    return NodeShare(node_rank=node_rank, nodes=len({name for name, _, _ in rows}), devices=mine)
 
 
 def release_stale(session: Session) -> int:

@@ -4,6 +4,7 @@ node can hold is refused; a drained node takes no new work."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+import torch
 
 from tests.e2e.conftest import Service, running_service
 from tests.helpers import user_token
@@ -19,7 +21,9 @@ from tests.servers import TestServer
 
 pytestmark = pytest.mark.e2e
 
-NODES = ("node-a", "node-b", "node-c")
+# Three nodes of two CPU slots, and one of four for the one-node run of a four-rank job.
+SLOTS = {"node-a": 2, "node-b": 2, "node-c": 2, "node-d": 4}
+NODES = tuple(SLOTS)
 # Short enough that a test sees a dead node within seconds; five heartbeats fit in it.
 NODE_TIMEOUT_S = 6
 
@@ -45,8 +49,8 @@ def pool_service(
     with running_service(
         postgres, redis_service, s3_endpoint, home, env, processes=("api", "scheduler")
     ) as service:
-        for node in NODES:
-            service.processes.start_worker(node, cpu_slots=2)
+        for node, slots in SLOTS.items():
+            service.processes.start_worker(node, cpu_slots=slots)
         service.wait_until(lambda: {n["name"] for n in service.pool()["nodes"]} == set(NODES))
         yield service
 
@@ -62,21 +66,49 @@ def test_every_node_announces_its_slots_and_the_pool_shows_them(pool_service: Se
     assert set(nodes) == set(NODES)
     for node in nodes.values():
         assert node["state"] == "up"
-        assert [d["index"] for d in node["devices"]] == [0, 1]
+        assert [d["index"] for d in node["devices"]] == list(range(SLOTS[node["name"]]))
         assert all(d["kind"] == "cpu" and d["job_id"] is None for d in node["devices"])
 
 
 def test_a_job_no_node_can_hold_is_refused_at_submission_naming_resources(
     pool_service: Service,
 ) -> None:
-    spec = {**SLOW_RING, "resources": {"devices": 4}}
+    spec = {**SLOW_RING, "resources": {"devices": 8}}
     response = pool_service.http.post(
         pool_service.url("/api/v1/jobs"), json={"kind": "train", "name": "big", "spec": spec}
     )
     assert response.status_code == 422
     (error,) = response.json()["errors"]
     assert error["path"] == "spec.resources"
-    assert "the largest fitting node has 2" in error["message"]
+    assert "the largest fitting node has 4" in error["message"]
+
+
+def test_a_four_rank_job_across_two_nodes_trains_like_the_same_job_on_one_node(
+    pool_service: Service,
+) -> None:
+    spec = {**SLOW_RING, "train": {"steps": 40, "batch_size": 64, "seed": 11},
+            "checkpoint_every": 20, "sample_every": 40}  # fmt: skip
+    spread = pool_service.submit("train", {**spec, "resources": {"devices": 4, "nodes": 2}})
+    spread = pool_service.wait_final(spread["id"])
+    assert spread["state"] == "succeeded", spread["error"]
+    reasons = _reasons(pool_service, spread["id"])
+    assert ("scheduled", "placed on node-a devices 0,1 + node-b devices 0,1") in reasons
+    assert [to for to, _ in reasons].count("running") == 1
+
+    single = pool_service.wait_final(
+        pool_service.submit("train", {**spec, "resources": {"devices": 4}})["id"]
+    )
+    assert single["state"] == "succeeded", single["error"]
+    assert ("scheduled", "placed on node-d devices 0,1,2,3") in _reasons(pool_service, single["id"])
+
+    def generator(job_id: str) -> dict[str, torch.Tensor]:
+        data = pool_service.download(job_id, "checkpoints/step-000040.pt")
+        return torch.load(io.BytesIO(data), weights_only=True)["generator"]  # type: ignore[no-any-return]
+
+    across, alone = generator(spread["id"]), generator(single["id"])
+    assert across.keys() == alone.keys()
+    assert all(torch.equal(across[name], alone[name]) for name in across)
+    assert "x 4 rank(s)" in pool_service.download(spread["id"], "log.txt").decode()
 
 
 def test_a_killed_worker_is_found_dead_and_its_job_resumes_on_another_node(

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from shared.config import Settings
 from shared.db import session_scope
 from shared.messaging import make_celery
-from shared.models import Job, JobEvent, Node, Reservation, utcnow
+from shared.models import Job, JobEvent, Node, Reservation, User, utcnow
 from shared.scheduler.loop import acquire_lease, reconcile_once, schedule_once
 from shared.scheduler.nodes import register_node
 from shared.states import JobState, transition
@@ -174,3 +174,54 @@ def test_a_waiting_higher_priority_job_asks_a_preemptible_running_job_to_stop(
     assert job_row(settings, low).preempt_reason == f"preempted for job {urgent} (priority 3)"
     waiting = job_row(settings, urgent)
     assert waiting.waiting_reason == "waiting for 1 device: 1 preemptible job stopping"
+
+
+def _finish_running(settings: Settings, seconds: float) -> None:
+    """Every scheduled job runs for `seconds` (back-dated) and succeeds, freeing its devices."""
+    with session_scope(settings.database_url) as session:
+        for job_id in session.scalars(select(Job.id).where(Job.state == "scheduled")).all():
+            transition(session, job_id, JobState.SCHEDULED, JobState.RUNNING, "go", attempt=1)
+            transition(session, job_id, JobState.RUNNING, JobState.SUCCEEDED, "done", attempt=1)
+            ended = utcnow()
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(started_at=ended - timedelta(seconds=seconds), finished_at=ended)
+            )
+        session.execute(Reservation.__table__.delete())
+
+
+def test_fair_share_alternates_two_users_over_a_sequence_of_passes(
+    client: FlaskClient, alice: str, bob: str, settings: Settings
+) -> None:
+    add_node(settings, "n1", slots=1)
+    owner = {submit(client, alice): "alice" for _ in range(4)}
+    owner |= {submit(client, bob): "bob" for _ in range(4)}  # all of bob's come later
+    served = []
+    for _ in range(8):
+        schedule_once(settings, make_celery(settings))
+        with session_scope(settings.database_url) as session:
+            (placed,) = session.scalars(select(Job.id).where(Job.state == "scheduled")).all()
+        served.append(owner[placed])
+        _finish_running(settings, seconds=60)
+    assert served == ["alice", "bob"] * 4
+
+
+def test_a_device_quota_holds_and_says_why_the_job_waits(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    add_node(settings, "n1", slots=2)
+    response = client.put(
+        "/api/v1/admin/users/alice/quota", json={"max_devices": 1}, headers=auth(alice)
+    )
+    assert response.status_code == 403, "admins only"
+    with session_scope(settings.database_url) as session:
+        session.execute(update(User).where(User.name == "alice").values(max_devices=1))
+    first, second = submit(client, alice), submit(client, alice)
+    assert schedule_once(settings, make_celery(settings)) == 1
+    assert job_row(settings, first).state == "scheduled"
+    waiting = job_row(settings, second)
+    assert (waiting.state, waiting.waiting_reason) == (
+        "queued",
+        "over your quota of 1 devices (holding 1)",
+    )

@@ -146,3 +146,25 @@ def test_nothing_is_preempted_for_an_equal_priority_or_twice_for_the_same_job() 
     assert result.preemptions == [], "a victim already stopping is not asked again"
     assert result.waiting["first"].reason == "waiting for 1 device: 1 preemptible job stopping"
     assert result.waiting["second"].reason.startswith("waiting for 1 device to free up")
+
+
+def test_a_multi_node_gang_takes_its_share_on_distinct_nodes_all_at_once() -> None:
+    gang = job(devices=4, nodes=2, id="gang")
+    result = plan([gang], [node("a", 2), node("b", 2), node("c", 4)])
+    (placement,) = result.placements
+    assert placement.parts == (("a", (0, 1)), ("b", (0, 1))), "best fit keeps node c whole"
+
+
+def test_a_gang_that_finds_too_few_nodes_waits_and_holds_what_it_will_use() -> None:
+    jobs = [job(devices=4, nodes=2, id="gang"), job(id="small")]
+    result = plan(jobs, [node("a", 2), node("b", 2, free=(1,)), node("c", 1)])
+    assert [(p.job_id, p.node) for p in result.placements] == [("small", "c")]
+    assert result.waiting["gang"].reason == "waiting for 4 devices on 2 nodes to free up"
+
+
+def test_a_gang_no_set_of_nodes_could_hold_is_named_so() -> None:
+    nodes = [node("a", 2), node("b", 1)]
+    assert never_fits(job(devices=4, nodes=2), nodes) == (
+        "asks for 4 devices on 2 nodes; 1 node(s) have 2 such devices"
+    )
+    assert never_fits(job(devices=2, nodes=2), nodes) is None

@@ -28,12 +28,17 @@ def backend_for(device: torch.device) -> Backend:
 
 @contextmanager
 def process_group(
-    rank: int, world_size: int, master_port: int, backend: Backend = "gloo"
+    rank: int,
+    world_size: int,
+    master_port: int,
+    backend: Backend = "gloo",
+    master_addr: str = LOCALHOST,
 ) -> Iterator[None]:
-    """Join the job's process group on this node, and always leave it on exit."""
+    """Join the job's process group (rank 0's store at master_addr:master_port), and always
+    leave it on exit."""
     dist.init_process_group(
         backend,
-        init_method=f"tcp://{LOCALHOST}:{master_port}",
+        init_method=f"tcp://{master_addr}:{master_port}",
         rank=rank,
         world_size=world_size,
         timeout=COLLECTIVE_TIMEOUT,
