@@ -65,6 +65,7 @@ def list_jobs() -> dict[str, Any]:
         kind=kind,
         limit=limit,
         cursor=args.get("cursor") or None,
+        every_user=args.get("all", "").lower() in ("1", "true", "yes"),
     )
     return {"jobs": [job_json(job) for job in page.jobs], "next_cursor": page.next_cursor}
 

@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from shared.datasets import DatasetNotFoundError, DatasetUploadError
+from shared.db import is_unreachable
 from shared.jobs import (
     InvalidCursorError,
     JobConflictError,
@@ -24,6 +26,9 @@ from shared.storage import StorageError
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Seconds a client should wait before retrying while the database is unreachable: about one
+# PostgreSQL restart; clients back off further themselves.
+RETRY_AFTER_S = 5
 
 
 class ApiProblem(Exception):
@@ -93,6 +98,19 @@ def register_error_handlers(app: Flask) -> None:
     def _storage(exc: StorageError) -> Response:
         log.error("storage error: %s", exc)
         return problem(503, "Storage unavailable", str(exc))
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError) -> Response:
+        if not is_unreachable(exc):
+            return _unexpected(exc)
+        log.warning("database unreachable: %s", exc.orig)
+        response = problem(
+            503,
+            "Database unavailable",
+            "the job database cannot be reached right now; nothing was changed, try again",
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from shared.db import session_scope
+from shared.db import session_scope, through_outages
 from shared.jobs import record_artifact
 from shared.storage import Storage
 from shared.storage.keys import artifact_key
@@ -26,15 +26,16 @@ def put_artifact(
     """Store `data` as artifact `name` of the job; returns its key."""
     key = artifact_key(job_id, name)
     store.put(key, data)
-    with session_scope(database_url) as session:
-        record_artifact(
-            session,
-            job_id,
-            name=name,
-            kind=kind,
-            key=key,
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            step=step,
-        )
+    for attempt in through_outages():  # the bytes are stored; their row must follow
+        with attempt, session_scope(database_url) as session:
+            record_artifact(
+                session,
+                job_id,
+                name=name,
+                kind=kind,
+                key=key,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                step=step,
+            )
     return key

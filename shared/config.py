@@ -33,6 +33,11 @@ DEFAULT_CANCEL_GRACE_S = 15.0
 # seconds (a third of this at most), so 30 s is several missed beats, not one slow write.
 DEFAULT_NODE_TIMEOUT_S = 30.0
 
+# A job placed on a node whose worker has not taken its message after this long (the broker
+# lost it, the scheduler died between commit and send) is requeued. An idle worker takes a
+# message within milliseconds; a busy broker or a worker still starting, within seconds.
+DEFAULT_CLAIM_TIMEOUT_S = 60.0
+
 # Fair share looks back over recent use: a device-second counts half after this many seconds.
 # A day: yesterday's week-long run weighs on today's queue, last month's does not.
 DEFAULT_USAGE_HALF_LIFE_S = 24 * 3600.0
@@ -73,6 +78,7 @@ class Settings:
     # the host name resolves to).
     node_address: str | None = None
     node_timeout_s: float = DEFAULT_NODE_TIMEOUT_S
+    claim_timeout_s: float = DEFAULT_CLAIM_TIMEOUT_S
     usage_half_life_s: float = DEFAULT_USAGE_HALF_LIFE_S
 
     @classmethod
@@ -104,6 +110,7 @@ class Settings:
             node_labels=env.get("GANFORGE_NODE_LABELS", ""),
             node_address=env.get("GANFORGE_NODE_ADDRESS") or None,
             node_timeout_s=_float(env, "GANFORGE_NODE_TIMEOUT_S", DEFAULT_NODE_TIMEOUT_S),
+            claim_timeout_s=_float(env, "GANFORGE_CLAIM_TIMEOUT_S", DEFAULT_CLAIM_TIMEOUT_S),
             usage_half_life_s=_float(env, "GANFORGE_USAGE_HALF_LIFE_S", DEFAULT_USAGE_HALF_LIFE_S),
         )
         settings.validate()
@@ -160,6 +167,7 @@ class Settings:
             "GANFORGE_CPU_SLOTS": str(self.cpu_slots),
             "GANFORGE_NODE_LABELS": self.node_labels,
             "GANFORGE_NODE_TIMEOUT_S": str(self.node_timeout_s),
+            "GANFORGE_CLAIM_TIMEOUT_S": str(self.claim_timeout_s),
             "GANFORGE_USAGE_HALF_LIFE_S": str(self.usage_half_life_s),
         }
         if self.node_name:

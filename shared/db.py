@@ -6,16 +6,35 @@ API, scheduler and worker processes can share one file; PostgreSQL is used as is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
+
+log = logging.getLogger(__name__)
 
 # SQLite: how long a writer waits for another process's lock before failing. Progress writes
 # are tiny, so a few seconds covers any real contention.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Seconds to wait for a PostgreSQL connection: a server that is gone should say so quickly
+# (the API answers 503, a worker retries) rather than hang a thread.
+CONNECT_TIMEOUT_S = 5
+# How long the writes a running job cannot do without (an artifact's row, its final state)
+# keep retrying while the database is unreachable: a restart or failover takes minutes, a
+# longer outage fails the attempt, which the reconciler then requeues.
+OUTAGE_RETRY_S = 15 * 60.0
 
 
 @lru_cache(maxsize=8)
@@ -24,7 +43,13 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -52,3 +77,27 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """True for a database that cannot be reached now (down, restarting, network), as opposed
+    to a query it refused."""
+    if isinstance(error, OperationalError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def through_outages(seconds: float = OUTAGE_RETRY_S) -> Retrying:
+    """Retry a block while the database is unreachable, backing off to 10 s between tries:
+
+    for attempt in through_outages():
+        with attempt, session_scope(url) as session:
+            ...
+    """
+    return Retrying(
+        retry=retry_if_exception(is_unreachable),
+        wait=wait_exponential(multiplier=0.5, max=10) + wait_random(0, 0.5),
+        stop=stop_after_delay(seconds),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )

@@ -144,9 +144,13 @@ def list_jobs(
     kind: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
+    every_user: bool = False,
 ) -> JobPage:
-    """The owner's jobs, newest first, `limit` at a time; pass `next_cursor` for the next page."""
-    query = select(Job).where(Job.owner_id == owner.id)
+    """The owner's jobs (every user's for an admin who asks), newest first, `limit` at a time;
+    pass `next_cursor` for the next page."""
+    if every_user and not owner.is_admin:
+        raise PermissionDeniedError("only an admin can list every user's jobs")
+    query = select(Job) if every_user else select(Job).where(Job.owner_id == owner.id)
     if state:
         query = query.where(Job.state == state)
     if kind:

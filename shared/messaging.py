@@ -35,6 +35,9 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # A broker that drops and comes back must not cost a running job: its training never
+        # touches the broker, and its claim in the database keeps it from running twice.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_ignore_result=True,
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
@@ -45,7 +48,10 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def send_run_job(app: Celery, job_id: str, attempt: int, queue: str) -> str:
+def send_run_job(
+    app: Celery, job_id: str, attempt: int, queue: str, task_id: str | None = None
+) -> str:
     """Send the message that starts `attempt` of `job_id`; returns the broker's task id."""
-    result = app.send_task(RUN_JOB_TASK, kwargs={"job_id": job_id, "attempt": attempt}, queue=queue)
+    kwargs = {"job_id": job_id, "attempt": attempt}
+    result = app.send_task(RUN_JOB_TASK, kwargs=kwargs, queue=queue, task_id=task_id)
     return str(result.id)

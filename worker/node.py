@@ -15,10 +15,11 @@ import shutil
 import socket
 import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 from shared.config import Settings
-from shared.db import session_scope
+from shared.db import is_unreachable, session_scope
 from shared.scheduler.nodes import (
     heartbeat_interval_s,
     heartbeat_node,
@@ -41,6 +42,13 @@ def node_name(settings: Settings) -> str:
 def node_address(settings: Settings) -> str:
     """The address other nodes reach this one at (a gang's rendezvous)."""
     return settings.node_address or socket.gethostbyname(socket.gethostname())
+
+
+def work_root(settings: Settings) -> Path:
+    """Where this node's attempts keep their work folders (stop and result files, fetched
+    data): one folder per node, emptied when its worker starts, so nothing a killed worker
+    left behind outlives it."""
+    return settings.home / "work" / node_name(settings)
 
 
 def node_queue(settings: Settings, name: str) -> str:
@@ -106,8 +114,18 @@ class NodeAgent:
         log.info("node %s registered with %d device(s)", self.name, len(self.devices))
 
     def start(self) -> None:
+        self.clear_work_folders()
         self.register()
         threading.Thread(target=self._beat, name="node-heartbeat", daemon=True).start()
+
+    def clear_work_folders(self) -> None:
+        """Remove what attempts of this node's previous life left (no job runs here yet)."""
+        root = work_root(self.settings)
+        stale = list(root.iterdir()) if root.is_dir() else []
+        for folder in stale:
+            shutil.rmtree(folder, ignore_errors=True)
+        if stale:
+            log.info("node %s: removed %d stale work folder(s)", self.name, len(stale))
 
     def give_jobs_back(self) -> None:
         """The worker was told to stop: take no more work, and ask every job it runs to
@@ -137,5 +155,8 @@ class NodeAgent:
                 if not alive and not self._stop.is_set():
                     log.warning("node %s was declared dead; registering again", self.name)
                     self.register()
-            except Exception:  # the database may be down for a while: beat again later
-                log.exception("node heartbeat failed")
+            except Exception as error:  # the database may be down a while: beat again later
+                if not is_unreachable(error):
+                    log.exception("node heartbeat failed")
+                else:
+                    log.warning("node heartbeat failed, database unreachable: %s", error.orig)

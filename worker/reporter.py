@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shared.artifacts import put_artifact
 from shared.config import Settings
-from shared.db import session_scope
+from shared.db import is_unreachable, session_scope
 from shared.jobs import report_progress
 from shared.storage import Storage, keys
 from shared.storage.base import ObjectNotFoundError
@@ -69,8 +69,14 @@ class JobReporter:
             "images_per_second": round(ips, 3),
             "eta_seconds": round(remaining * _seconds_per_step(report), 1),
         }
-        with session_scope(self.settings.database_url) as session:
-            report_progress(session, self.job_id, self.attempt, progress, report.metrics)
+        try:
+            with session_scope(self.settings.database_url) as session:
+                report_progress(session, self.job_id, self.attempt, progress, report.metrics)
+        except Exception as error:
+            if not is_unreachable(error):
+                raise
+            # Training goes on through a database outage; the next report catches up.
+            self._last_db_write = 0.0
 
     def save_checkpoint(self, step: int, data: bytes) -> None:
         if self.writes:

@@ -23,10 +23,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from shared.config import Settings
-from shared.db import session_scope
+from shared.db import is_unreachable, session_scope
 from shared.models import Job
 from shared.scheduler.reconciler import HEARTBEAT_INTERVAL_S, heartbeat
 from shared.states import JobState
+from worker.node import work_root
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,9 @@ def supervise(
 ) -> RunOutcome:
     """Run the attempt's launcher to its end; `env` adds to its environment (device pinning),
     `launch_args` to its command line (this node's place in a gang)."""
-    files = RunFiles(Path(tempfile.mkdtemp(prefix=f"ganforge-{job_id[:8]}-")))
+    root = work_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    files = RunFiles(Path(tempfile.mkdtemp(prefix=f"{job_id[:8]}-{attempt}-", dir=root)))
     command = [
         sys.executable,
         "-m",
@@ -124,11 +127,17 @@ def _watch(
     try:
         while process.poll() is None:
             time.sleep(POLL_INTERVAL_S)
-            if time.monotonic() - last_heartbeat > HEARTBEAT_INTERVAL_S:
-                last_heartbeat = time.monotonic()
-                with session_scope(settings.database_url) as session:
-                    heartbeat(session, job_id, attempt)
-            status = _job_status(settings, job_id, attempt)
+            try:
+                if time.monotonic() - last_heartbeat > HEARTBEAT_INTERVAL_S:
+                    with session_scope(settings.database_url) as session:
+                        heartbeat(session, job_id, attempt)
+                    last_heartbeat = time.monotonic()
+                status = _job_status(settings, job_id, attempt)
+            except Exception as error:
+                if not is_unreachable(error):
+                    raise
+                # The database is away: training goes on, and we look again next poll.
+                status = "unknown"
             if status == "fenced":
                 log.warning("job %s attempt %s was given away; killing it", job_id, attempt)
                 kill_group(process)

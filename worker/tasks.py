@@ -12,7 +12,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db import session_scope
+from shared.db import session_scope, through_outages
 from shared.messaging import RUN_JOB_TASK
 from shared.models import Job
 from shared.scheduler.preemption import requeue_preempted
@@ -36,18 +36,26 @@ def run_job(job_id: str, attempt: int) -> str:
         return "duplicate"
     gang = ["--node-rank", str(share.node_rank), "--local-ranks", str(len(share.devices))]
     outcome = supervise(settings, job_id, attempt, device_environment(share.devices), gang)
-    with session_scope(settings.database_url) as session:
-        if outcome.status != "fenced":
-            finish(session, job_id, attempt, outcome, share)
-        # This node's devices, in the transaction that records the outcome: its processes are
-        # gone by now. Other nodes of a gang free theirs as their own processes end.
-        release(session, job_id, node=agent.name, attempt=attempt)
+    for retry in through_outages():  # the outcome is written once the database is back
+        with retry, session_scope(settings.database_url) as session:
+            if outcome.status != "fenced":
+                finish(session, job_id, attempt, outcome, share)
+            # This node's devices, in the transaction that records the outcome: its processes
+            # are gone by now. Other nodes of a gang free theirs as their own processes end.
+            release(session, job_id, node=agent.name, attempt=attempt)
     return outcome.status
 
 
 def claim(job_id: str, attempt: int) -> NodeShare | None:
     """Take this node's share of the attempt, once, and mark the job running (the first node
     of a gang to start does; the others join it). None: nothing for us to run."""
+    for retry in through_outages():
+        with retry:
+            return _claim_once(job_id, attempt)
+    return None  # not reached: through_outages re-raises when it gives up
+
+
+def _claim_once(job_id: str, attempt: int) -> NodeShare | None:
     with session_scope(settings.database_url) as session:
         share = claim_share(session, job_id, attempt, agent.name)
         if share is None:

@@ -19,12 +19,13 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +36,7 @@ from shared.models import Job, Node, Reservation, SchedulerLease, User, as_utc, 
 from shared.scheduler.nodes import NodeState, device_kind, mark_dead_nodes
 from shared.scheduler.policy import NodeView, Placement, Plan, QueuedJob, RunningJob, plan
 from shared.scheduler.preemption import request_preemption
-from shared.scheduler.reconciler import reconcile
+from shared.scheduler.reconciler import reconcile, requeue_unclaimed
 from shared.scheduler.reservations import devices_in_use, release, release_stale, reserve
 from shared.states import JobState, transition
 
@@ -78,13 +79,18 @@ def acquire_lease(session: Session, holder: str, lease_s: float = LEASE_S) -> bo
     return taken.rowcount == 1  # type: ignore[attr-defined]
 
 
-def reconcile_once(settings: Settings) -> list[str]:
-    """Requeue the work of dead nodes and silent jobs; free reservations nobody holds."""
+def reconcile_once(settings: Settings, judge_silence: bool = True) -> list[str]:
+    """Requeue the work of dead nodes and silent jobs, and jobs placed whose message was never
+    taken; free reservations nobody holds. `judge_silence=False` skips the first two (right
+    after the scheduler itself could not reach the database, silence proves nothing)."""
+    moved: list[str] = []
     with session_scope(settings.database_url) as session:
-        dead = mark_dead_nodes(session, settings.node_timeout_s)
-        if dead:
-            log.warning("nodes declared dead: %s", ", ".join(dead))
-        moved = reconcile(session)
+        if judge_silence:
+            dead = mark_dead_nodes(session, settings.node_timeout_s)
+            if dead:
+                log.warning("nodes declared dead: %s", ", ".join(dead))
+            moved += reconcile(session)
+        moved += requeue_unclaimed(session, settings.claim_timeout_s)
         release_stale(session)
     return moved
 
@@ -229,6 +235,8 @@ def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Place
         f"{node} device{'s' if len(devices) > 1 else ''} {','.join(map(str, devices))}"
         for node, devices in placement.parts
     )
+    # Our own id for the first message, stored with the state change: one commit per job.
+    task_id = uuid.uuid4().hex
     try:
         with session_scope(settings.database_url) as session:
             if not transition(
@@ -240,6 +248,7 @@ def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Place
                 attempt=attempt,
                 queue_position=None,
                 waiting_reason=None,
+                task_id=task_id,
             ):
                 return False  # cancelled meanwhile
             reserve(session, job_id, attempt, placement.parts)
@@ -247,9 +256,8 @@ def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Place
         return False
     try:
         # One message per node of the gang; each node's worker starts its own ranks.
-        task_ids = [
-            send_run_job(celery, job_id, attempt, pool.queues[node]) for node, _ in placement.parts
-        ]
+        for rank, (node, _) in enumerate(placement.parts):
+            send_run_job(celery, job_id, attempt, pool.queues[node], task_id if rank == 0 else None)
     except Exception as exc:  # the broker is down: give the job back for the next pass
         log.warning("could not send job %s: %s", job_id, exc)
         with session_scope(settings.database_url) as session:
@@ -263,8 +271,6 @@ def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Place
             )
             release(session, job_id)
         return False
-    with session_scope(settings.database_url) as session:
-        session.execute(update(Job).where(Job.id == job_id).values(task_id=task_ids[0]))
     return True
 
 
@@ -281,28 +287,42 @@ def _write_waiting(settings: Settings, decided: Plan) -> None:
                 )
             )
         }
-        for job_id, waiting in decided.waiting.items():
-            if job_id in current and current[job_id] != (waiting.position, waiting.reason):
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.state == JobState.QUEUED.value)
-                    .values(queue_position=waiting.position, waiting_reason=waiting.reason)
-                )
+        changed = [
+            {"job": job_id, "position": waiting.position, "reason": waiting.reason}
+            for job_id, waiting in decided.waiting.items()
+            if job_id in current and current[job_id] != (waiting.position, waiting.reason)
+        ]
+        if changed:  # one statement, many parameter sets: a round trip, not one per job
+            jobs = Job.__table__
+            session.execute(
+                update(jobs)  # type: ignore[arg-type]
+                .where(jobs.c.id == bindparam("job"), jobs.c.state == JobState.QUEUED.value)
+                .values(queue_position=bindparam("position"), waiting_reason=bindparam("reason")),
+                changed,
+            )
 
 
 def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None = None) -> None:
     """Schedule until interrupted or until `stop` is set; stand by while another holds the lease."""
     holder = scheduler_id()
     log.info("scheduler %s started", holder)
-    last_reconcile = 0.0
+    last_reconcile, last_contact = 0.0, float("-inf")
+    # Nodes heartbeat every few seconds: after our own start or our own outage, give them one
+    # node timeout to be heard before anyone is declared dead for a silence we could not see.
+    grace = settings.node_timeout_s
+    judge_after = time.monotonic() + grace
     while stop is None or not stop.is_set():
         try:
             with session_scope(settings.database_url) as session:
                 leading = acquire_lease(session, holder)
+            now = time.monotonic()
+            if now - last_contact > grace / 2:
+                judge_after = max(judge_after, now + grace)
+            last_contact = now
             if leading:
-                if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
-                    last_reconcile = time.monotonic()
-                    reconcile_once(settings)
+                if now - last_reconcile > RECONCILE_INTERVAL_S:
+                    last_reconcile = now
+                    reconcile_once(settings, judge_silence=now >= judge_after)
                 if schedule_once(settings, celery):
                     continue
         except Exception:  # a database hiccup must not kill the loop

@@ -140,24 +140,28 @@ def plan(
     """
     usage, quotas = usage or {}, quotas or {}
     holding: dict[str, int] = defaultdict(int, held or {})
-    free = {node.name: list(node.free) for node in nodes if node.accepting}
-    views = {node.name: node for node in nodes}
+    nodes = list(nodes)
+    free = {node.name: sorted(node.free) for node in nodes if node.accepting}
     result = Plan()
     victims = [job for job in running if job.preemptible or job.stopping]
+    # Jobs asking for the same kind and labels see the same nodes: found once per kind.
+    eligible: dict[tuple[str, frozenset[tuple[str, str]]], list[NodeView]] = {}
     ahead = 0
     for job in _fair_order(queue, usage, holding):
-        candidates = [n for n in views.values() if _qualifies(n, job)]
+        kind = (job.device_type, frozenset(job.labels.items()))
+        if kind not in eligible:
+            eligible[kind] = [n for n in nodes if _qualifies(n, job)]
+        candidates = eligible[kind]
         reason = _refusal(job, candidates, holding, quotas)
         if reason is None:
-            fitting = [
-                n for n in candidates if n.name in free and len(free[n.name]) >= job.per_node
-            ]
+            per_node = job.per_node
+            fitting = [n for n in candidates if len(free.get(n.name, ())) >= per_node]
             if len(fitting) >= job.nodes:
                 chosen = sorted(fitting, key=lambda n: (len(free[n.name]), n.name))[: job.nodes]
                 parts = []
                 for node in chosen:
-                    taken = tuple(sorted(free[node.name])[: job.per_node])
-                    free[node.name] = [d for d in free[node.name] if d not in taken]
+                    taken = tuple(free[node.name][:per_node])
+                    free[node.name] = free[node.name][per_node:]
                     parts.append((node.name, taken))
                 holding[job.owner] += job.devices
                 result.placements.append(Placement(job.id, tuple(parts)))
@@ -276,7 +280,7 @@ def _preempt_for(
 ) -> str | None:
     """Make room for `job` by stopping lower-priority preemptible jobs; None if none can.
     (Single-node jobs only: a gang waits for its devices to free up.)"""
-    if job.nodes > 1:
+    if job.nodes > 1 or not any(v.priority < job.priority for v in victims):
         return None
     best: tuple[int, str, list[RunningJob]] | None = None
     for node in candidates:

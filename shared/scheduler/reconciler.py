@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.models import Job, utcnow
+from shared.models import Job, Reservation, utcnow
 from shared.states import JobState, transition
 
 log = logging.getLogger(__name__)
@@ -66,3 +66,28 @@ def requeue_after_loss(
         transition(session, job_id, JobState.LOST, JobState.FAILED, error, error=error)
     log.warning("job %s attempt %s lost: %s", job_id, attempt, reason)
     return True
+
+
+def requeue_unclaimed(session: Session, claim_timeout_s: float) -> list[str]:
+    """Jobs placed more than `claim_timeout_s` ago whose node never took the message (a broker
+    that lost it, a send that died with its scheduler) go back to the queue in the same
+    attempt: every node claims its share of an attempt at most once, so a message that still
+    turns up later starts nothing twice."""
+    cutoff = utcnow() - timedelta(seconds=claim_timeout_s)
+    claimed = select(Reservation.job_id).where(Reservation.claimed.is_(True))
+    stale = session.scalars(
+        select(Job.id).where(
+            Job.state == JobState.SCHEDULED.value,
+            Job.updated_at < cutoff,
+            Job.id.not_in(claimed),
+        )
+    ).all()
+    reason = f"no node started it within {claim_timeout_s:.0f} s of its placement; requeued"
+    moved = [
+        job_id
+        for job_id in stale
+        if transition(session, job_id, JobState.SCHEDULED, JobState.QUEUED, reason)
+    ]
+    for job_id in moved:
+        log.warning("job %s: %s", job_id, reason)
+    return moved

@@ -18,6 +18,7 @@ from shared.messaging import make_celery
 from shared.models import Job, JobEvent, Node, Reservation, User, utcnow
 from shared.scheduler.loop import acquire_lease, reconcile_once, schedule_once
 from shared.scheduler.nodes import register_node
+from shared.scheduler.reservations import claim_share
 from shared.states import JobState, transition
 from tests.helpers import auth, train_request
 
@@ -225,3 +226,27 @@ def test_a_device_quota_holds_and_says_why_the_job_waits(
         "queued",
         "over your quota of 1 devices (holding 1)",
     )
+
+
+def test_a_placed_job_whose_message_was_lost_is_requeued_and_runs_once(
+    client: FlaskClient, alice: str, settings: Settings, redis_client: redis.Redis
+) -> None:
+    queue = add_node(settings, "n1")
+    job_id = submit(client, alice)
+    schedule_once(settings, make_celery(settings))
+    lost_message = redis_client.lrange(queue, 0, -1)
+    redis_client.delete(queue)  # the broker lost it (a restart without persistence)
+
+    assert reconcile_once(settings) == [], "within the claim timeout nothing moves"
+    with session_scope(settings.database_url) as session:
+        stale = utcnow() - timedelta(seconds=settings.claim_timeout_s + 1)
+        session.execute(update(Job).where(Job.id == job_id).values(updated_at=stale))
+    assert reconcile_once(settings) == [job_id]
+    job = job_row(settings, job_id)
+    assert (job.state, job.attempt) == ("queued", 1)
+
+    assert schedule_once(settings, make_celery(settings)) == 1
+    assert len(redis_client.lrange(queue, 0, -1)) == 1 and lost_message
+    with session_scope(settings.database_url) as session:
+        assert claim_share(session, job_id, 1, "n1") is not None
+        assert claim_share(session, job_id, 1, "n1") is None, "the late old message starts nothing"

@@ -3,7 +3,8 @@ tests/integration."""
 
 from flask.testing import FlaskClient
 
-from tests.helpers import auth, train_request
+from shared.config import Settings
+from tests.helpers import auth, train_request, user_token
 
 PROBLEM = "application/problem+json"
 
@@ -153,3 +154,39 @@ def test_health_and_readiness(client: FlaskClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.get_json()
     assert ready.get_json()["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+
+
+def test_admins_see_and_cancel_every_users_jobs_and_users_only_their_own(
+    client: FlaskClient, alice: str, bob: str, settings: Settings
+) -> None:
+    admin = user_token(settings, "root", admin=True)
+    job_id = client.post("/api/v1/jobs", json=train_request(), headers=auth(alice)).get_json()["id"]
+    assert client.get("/api/v1/jobs?all=true", headers=auth(bob)).status_code == 403
+    listed = client.get("/api/v1/jobs?all=true", headers=auth(admin)).get_json()["jobs"]
+    assert [job["id"] for job in listed] == [job_id]
+    assert client.get("/api/v1/jobs", headers=auth(admin)).get_json()["jobs"] == []
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=auth(admin)).status_code == 200
+    cancelled = client.post(f"/api/v1/jobs/{job_id}/cancel", headers=auth(admin))
+    assert cancelled.get_json()["state"] == "cancelled"
+
+
+def test_the_pool_is_public_and_its_admin_routes_are_not(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    client.post("/api/v1/jobs", json=train_request(), headers=auth(alice))
+    pool = client.get("/api/v1/pool", headers=auth(alice)).get_json()
+    assert pool["nodes"] == [] and [job["owner"] for job in pool["queue"]] == ["alice"]
+    assert client.post("/api/v1/admin/nodes/x/drain", headers=auth(alice)).status_code == 403
+    admin = user_token(settings, "root", admin=True)
+    missing = client.post("/api/v1/admin/nodes/x/drain", headers=auth(admin))
+    assert missing.status_code == 404 and missing.get_json()["detail"] == "no node named 'x'"
+    quota = client.put(
+        "/api/v1/admin/users/alice/quota", json={"max_devices": -1}, headers=auth(admin)
+    )
+    assert quota.status_code == 422 and quota.get_json()["errors"][0]["path"] == "max_devices"
+    ok = client.put(
+        "/api/v1/admin/users/alice/quota", json={"max_queued_jobs": 1}, headers=auth(admin)
+    )
+    assert ok.get_json() == {"user": "alice", "max_devices": None, "max_queued_jobs": 1}
+    over = client.post("/api/v1/jobs", json=train_request(), headers=auth(alice))
+    assert over.status_code == 429 and "your quota is 1" in over.get_json()["detail"]

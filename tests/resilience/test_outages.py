@@ -1,0 +1,79 @@
+"""A running job rides out its infrastructure: PostgreSQL stopped for 30 s mid-training, Redis
+killed and restarted empty. Every job ends once, in its first attempt, with a valid path."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+from tests.resilience.conftest import FaultLab
+
+# About 12 ms a step on one thread. The outage starts near step 50, so the checkpoint of step
+# 1000 falls inside it: its row waits for the database while the job goes on.
+STEADY_RING: dict[str, Any] = {
+    "model": {"family": "mlp", "width": 256},
+    "latent": {"dim": 4},
+    "data": {"source": "toy:ring8"},
+    "train": {"steps": 1500, "batch_size": 1024, "seed": 3},
+    "checkpoint_every": 1000,
+    "sample_every": 1500,
+}
+OUTAGE_S = 30
+HAPPY_PATH = ["queued", "scheduled", "running", "succeeded"]
+
+
+def _path(lab: FaultLab, job_id: str) -> list[str]:
+    events = lab.service.http.get(lab.service.url(f"/api/v1/jobs/{job_id}/events")).json()
+    return [event["to"] for event in events["events"]]
+
+
+def test_training_rides_out_postgres_stopped_for_30_s_and_the_api_answers_503(
+    lab: FaultLab,
+) -> None:
+    service = lab.service
+    job = service.submit("train", STEADY_RING, name="through-an-outage")
+    service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 50)
+
+    lab.postgres.stop()
+    stopped_at = time.monotonic()
+    answer = service.http.get(service.url(f"/api/v1/jobs/{job['id']}"), timeout=30)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.headers["Retry-After"] == "5"
+    assert answer.json()["title"] == "Database unavailable"
+    assert requests.get(service.url("/healthz"), timeout=5).status_code == 200
+    ready = requests.get(service.url("/readyz"), timeout=10)
+    assert ready.status_code == 503 and ready.json()["checks"]["broker"] == "ok"
+    time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
+    lab.postgres.start()
+
+    done = service.wait_final(job["id"], timeout_s=300)
+    assert done["state"] == "succeeded", done["error"]
+    assert done["attempt"] == 1, "the outage cost no attempt"
+    assert done["progress"]["step"] == 1500
+    assert _path(lab, job["id"]) == HAPPY_PATH
+    artifacts = service.artifacts(job["id"]).values()
+    assert sorted(a["step"] for a in artifacts if a["kind"] == "checkpoint") == [1000, 1500]
+
+
+def test_redis_killed_and_restarted_empty_loses_no_job(lab: FaultLab) -> None:
+    service = lab.service
+    running = service.submit("train", STEADY_RING, name="running")
+    service.wait_for(running["id"], lambda j: j["state"] == "running")
+
+    lab.redis.kill()
+    during = service.submit("train", {**STEADY_RING, "train": {"steps": 100}}, name="during")
+    time.sleep(3)
+    # Placed and given back while the send fails, never started.
+    assert service.job(during["id"])["state"] in ("queued", "scheduled")
+    lab.redis.start()
+
+    done = service.wait_final(running["id"], timeout_s=240)
+    assert (done["state"], done["attempt"]) == ("succeeded", 1), done["error"]
+    assert _path(lab, running["id"]) == HAPPY_PATH, "training does not touch the broker"
+    done = service.wait_final(during["id"], timeout_s=240)
+    assert (done["state"], done["attempt"]) == ("succeeded", 1), done["error"]
+    path = _path(lab, during["id"])
+    assert path[-3:] == ["scheduled", "running", "succeeded"] and path.count("running") == 1
