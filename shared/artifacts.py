@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import hashlib
 
+from sqlalchemy.orm import Session
+
 from shared.db import session_scope, through_outages
-from shared.jobs import record_artifact
+from shared.jobs import attempt_in_progress, record_artifact
 from shared.storage import Storage
 from shared.storage.keys import artifact_key
+
+
+class FencedError(RuntimeError):
+    """The attempt writing is no longer the job's current one (its node was declared dead and
+    the job moved on): it may write nothing more."""
 
 
 def put_artifact(
@@ -22,12 +29,22 @@ def put_artifact(
     kind: str,
     data: bytes,
     step: int | None = None,
+    *,
+    attempt: int | None = None,
 ) -> str:
-    """Store `data` as artifact `name` of the job; returns its key."""
+    """Store `data` as artifact `name` of the job; returns its key. Given `attempt`, a
+    superseded attempt (a zombie of a node declared dead) is refused with FencedError, before
+    its bytes are stored and again with its row."""
     key = artifact_key(job_id, name)
+    if attempt is not None:
+        for retry in through_outages():
+            with retry, session_scope(database_url) as session:
+                _check_current(session, job_id, attempt, name)
     store.put(key, data)
-    for attempt in through_outages():  # the bytes are stored; their row must follow
-        with attempt, session_scope(database_url) as session:
+    for retry in through_outages():  # the bytes are stored; their row must follow
+        with retry, session_scope(database_url) as session:
+            if attempt is not None:
+                _check_current(session, job_id, attempt, name)
             record_artifact(
                 session,
                 job_id,
@@ -39,3 +56,12 @@ def put_artifact(
                 step=step,
             )
     return key
+
+
+def _check_current(session: Session, job_id: str, attempt: int, name: str) -> None:
+    current = attempt_in_progress(session, job_id)
+    if current != attempt:
+        raise FencedError(
+            f"attempt {attempt} of job {job_id} was superseded (current: {current}); "
+            f"not writing {name}"
+        )

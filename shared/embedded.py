@@ -109,6 +109,10 @@ class ServiceProcesses:
                 start_new_session=True,
             )
 
+    def pause(self, name: str, paused: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) a process's group: a machine that hangs, then comes back."""
+        _signal_group(self.processes[name], signal.SIGSTOP if paused else signal.SIGCONT)
+
     def kill(self, name: str) -> None:
         """SIGKILL a process's whole group at once, as when its machine dies."""
         process = self.processes.pop(name)

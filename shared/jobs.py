@@ -255,6 +255,14 @@ def record_artifact(
     )
 
 
+def attempt_in_progress(session: Session, job_id: str) -> int | None:
+    """The attempt that may write for the job now: its current one while it is scheduled,
+    running or stopping; None once it is queued again or finished."""
+    return session.scalar(
+        select(Job.attempt).where(Job.id == job_id, Job.state.in_([s.value for s in ACTIVE]))
+    )
+
+
 def report_progress(
     session: Session, job_id: str, attempt: int, progress: dict[str, Any], metrics: dict[str, Any]
 ) -> None:

@@ -124,8 +124,22 @@ def run_sampling(
     result = sample_for_spec(checkpoint, spec, device)
     latents = io.BytesIO()
     np.save(latents, result.latents)
-    put_artifact(settings.database_url, store, args.job_id, keys.GRID_NAME, "samples", result.png)
     put_artifact(
-        settings.database_url, store, args.job_id, keys.LATENTS_NAME, "latents", latents.getvalue()
+        settings.database_url,
+        store,
+        args.job_id,
+        keys.GRID_NAME,
+        "samples",
+        result.png,
+        attempt=args.attempt,
+    )
+    put_artifact(
+        settings.database_url,
+        store,
+        args.job_id,
+        keys.LATENTS_NAME,
+        "latents",
+        latents.getvalue(),
+        attempt=args.attempt,
     )
     return "succeeded"

@@ -124,7 +124,16 @@ class JobReporter:
             return b""
 
     def _put(self, name: str, kind: str, data: bytes, step: int | None) -> None:
-        put_artifact(self.settings.database_url, self.store, self.job_id, name, kind, data, step)
+        put_artifact(
+            self.settings.database_url,
+            self.store,
+            self.job_id,
+            name,
+            kind,
+            data,
+            step,
+            attempt=self.attempt,
+        )
 
 
 def _seconds_per_step(report: ProgressReport) -> float:

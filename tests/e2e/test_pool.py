@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,6 +110,50 @@ def test_a_four_rank_job_across_two_nodes_trains_like_the_same_job_on_one_node(
     assert across.keys() == alone.keys()
     assert all(torch.equal(across[name], alone[name]) for name in across)
     assert "x 4 rank(s)" in pool_service.download(spread["id"], "log.txt").decode()
+
+
+def test_a_node_that_hangs_past_the_timeout_loses_its_job_and_its_zombie_is_stopped(
+    pool_service: Service,
+) -> None:
+    spec = {**SLOW_RING, "model": {"family": "mlp", "width": 256},
+            "train": {"steps": 1000, "batch_size": 1024, "seed": 5},
+            "checkpoint_every": 100}  # fmt: skip
+    job = pool_service.submit("train", spec, name="zombie")
+    pool_service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 20)
+    node = _node_of(pool_service, job["id"])
+    # The worker and its supervisors freeze; the ranks (their own process group) train on.
+    pool_service.processes.pause(f"worker-{node}")
+    moved = pool_service.wait_for(
+        job["id"], lambda j: j["attempt"] == 2 and j["state"] == "running"
+    )
+    assert _node_of(pool_service, moved["id"]) != node
+    pool_service.processes.pause(f"worker-{node}", paused=False)
+
+    done = pool_service.wait_final(job["id"], timeout_s=240)
+    assert (done["state"], done["attempt"]) == ("succeeded", 2), done["error"]
+    reasons = _reasons(pool_service, job["id"])
+    assert ("lost", f"node {node} silent for {NODE_TIMEOUT_S} s") in reasons
+    assert [to for to, _ in reasons].count("succeeded") == 1
+    pool_service.wait_until(lambda: not _processes_of(job["id"], attempt=1), timeout_s=30)
+    log = pool_service.download(job["id"], "log.txt").decode()
+    assert "[attempt 2] resuming from the checkpoint of step" in log
+    pool_service.wait_until(
+        lambda: {n["name"]: n["state"] for n in pool_service.pool()["nodes"]}[node] == "up"
+    )
+
+
+def _processes_of(job_id: str, attempt: int) -> list[int]:
+    """Pids of the launchers of an attempt (their ranks share its process group and die with
+    it), found by their command line: `... --job-id ID --attempt N ...`."""
+    wanted = f"--job-id\0{job_id}\0--attempt\0{attempt}\0".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if wanted in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_a_killed_worker_is_found_dead_and_its_job_resumes_on_another_node(

@@ -5,8 +5,10 @@ import hashlib
 import pytest
 from flask.testing import FlaskClient
 
-from shared.artifacts import put_artifact
+from shared.artifacts import FencedError, put_artifact
 from shared.config import Settings
+from shared.db import session_scope
+from shared.states import JobState, transition
 from shared.storage import open_storage
 from tests.helpers import auth, train_request
 
@@ -65,3 +67,26 @@ def test_presigned_urls_are_signed_for_the_public_endpoint_when_one_is_set(
     url = store.url("jobs/" + "a" * 32 + "/log.txt")
     assert url is not None and url.startswith(public)
     assert requests.get(url, timeout=10).content == b"hello"
+
+
+def test_a_superseded_attempt_can_write_no_artifact(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    job_id = client.post("/api/v1/jobs", json=train_request(), headers=auth(alice)).get_json()["id"]
+    with session_scope(settings.database_url) as session:
+        transition(session, job_id, JobState.QUEUED, JobState.SCHEDULED, "placed", attempt=1)
+        transition(session, job_id, JobState.SCHEDULED, JobState.RUNNING, "go", attempt=1)
+        transition(session, job_id, JobState.RUNNING, JobState.LOST, "node dead", attempt=1)
+        transition(session, job_id, JobState.LOST, JobState.QUEUED, "requeued")
+        transition(session, job_id, JobState.QUEUED, JobState.SCHEDULED, "placed", attempt=2)
+        transition(session, job_id, JobState.SCHEDULED, JobState.RUNNING, "go", attempt=2)
+    store = open_storage(settings)
+    name = "checkpoints/step-000020.pt"
+
+    with pytest.raises(FencedError, match=r"attempt 1 of job \w+ was superseded"):
+        put_artifact(settings.database_url, store, job_id, name, "checkpoint", b"zombie", attempt=1)
+    assert store.list(f"jobs/{job_id}/") == [], "the zombie's bytes never reached the store"
+
+    put_artifact(settings.database_url, store, job_id, name, "checkpoint", b"current", attempt=2)
+    listed = client.get(f"/api/v1/jobs/{job_id}/artifacts", headers=auth(alice)).get_json()
+    assert [a["name"] for a in listed["artifacts"]] == [name]
