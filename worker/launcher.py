@@ -104,13 +104,16 @@ def main(argv: list[str] | None = None) -> int:
             address, port = rendezvous(settings, args.job_id, args.attempt, args.node_rank)
             start(address, port)
     except mp.ProcessRaisedException as exc:
-        _write_failure(files, _first_error(files) or str(exc).strip().splitlines()[-1])
+        # A rank's own error fails the job, unless a rank saw the machinery fail (a peer
+        # gone, storage away): then the attempt is lost and requeued.
+        status = "lost" if any(files.workdir.glob("lost-rank*.txt")) else "failed"
+        _write_failure(files, _first_error(files) or str(exc).strip().splitlines()[-1], status)
         return 1
-    except mp.ProcessExitedException as exc:
-        _write_failure(files, _first_error(files) or f"a rank process died: {exc}")
+    except mp.ProcessExitedException as exc:  # killed by a signal (OOM killer, kill -9)
+        _write_failure(files, f"a rank process died: {exc}", "lost")
         return 1
     except RendezvousError as exc:
-        _write_failure(files, str(exc))
+        _write_failure(files, str(exc), "lost")
         return 1
     if not files.result.exists():
         _write_failure(files, "the ranks exited without reporting a result")
@@ -156,8 +159,9 @@ def _first_error(files: RunFiles) -> str | None:
     return errors[0].read_text() if errors else None
 
 
-def _write_failure(files: RunFiles, error: str) -> None:
-    files.result.write_text(json.dumps({"status": "failed", "error": error}))
+def _write_failure(files: RunFiles, error: str, status: str = "failed") -> None:
+    """`failed` (the job's fault, final) or `lost` (the machinery's: requeued)."""
+    files.result.write_text(json.dumps({"status": status, "error": error}))
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from shared.artifacts import put_artifact
 from shared.config import Settings
+from shared.db import is_unreachable
 from shared.specs import SampleSpec, TrainSpec, parse_spec
-from shared.storage import Storage, keys, open_storage
+from shared.storage import Storage, StorageError, keys, open_storage
 from worker.gan.data import resolve_data
 from worker.gan.distributed import backend_for, process_group
 from worker.gan.sample import sample_for_spec
@@ -71,10 +73,21 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
         (files.workdir / f"error-rank{rank:03d}.txt").write_text(message)
+        if is_infrastructure_fault(exc):  # the attempt is lost, not the job's fault
+            (files.workdir / f"lost-rank{rank:03d}.txt").write_text(message)
         reporter.log(f"rank {rank} failed: {message}\n{traceback.format_exc()}")
         raise
     finally:
         reporter.flush()
+
+
+def is_infrastructure_fault(error: BaseException) -> bool:
+    """Faults of the machinery, not of the job: a peer rank or node gone (collectives fail),
+    storage or the database unreachable past their retries, a network error. Such an attempt
+    is requeued; anything else (bad data, a bad spec, a NaN loss) fails the job with its reason."""
+    return isinstance(
+        error, (dist.DistError, StorageError, ConnectionError, TimeoutError)
+    ) or is_unreachable(error)
 
 
 def run_training(

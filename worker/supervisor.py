@@ -41,8 +41,8 @@ ERROR_TAIL_LINES = 20
 
 @dataclass(frozen=True)
 class RunOutcome:
-    # succeeded | cancelled | failed, or fenced: the database gave the job to another attempt
-    # (this node was declared dead meanwhile), so this attempt may record nothing.
+    # succeeded | cancelled | failed | lost (the machinery failed: requeued), or fenced: the
+    # database gave the job to another attempt, so this attempt may record nothing.
     status: str
     error: str = ""
 
@@ -206,6 +206,9 @@ def _outcome(returncode: int, files: RunFiles, killed: bool) -> RunOutcome:
         result = json.loads(files.result.read_text())
         return RunOutcome(result["status"], result.get("error", ""))
     tail = files.output.read_text(errors="replace").splitlines()[-ERROR_TAIL_LINES:]
+    # Killed by a signal before writing a word (the OOM killer, kill -9): the machinery's
+    # fault, requeued; any other silent exit fails the job.
+    status = "lost" if returncode < 0 else "failed"
     return RunOutcome(
-        "failed", f"the job's processes exited with code {returncode}: " + "\n".join(tail)
+        status, f"the job's processes exited with code {returncode}: " + "\n".join(tail)
     )

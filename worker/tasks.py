@@ -16,6 +16,7 @@ from shared.db import session_scope, through_outages
 from shared.messaging import RUN_JOB_TASK
 from shared.models import Job
 from shared.scheduler.preemption import requeue_preempted
+from shared.scheduler.reconciler import requeue_after_loss
 from shared.scheduler.reservations import NodeShare, claim_share, release
 from shared.states import JobState, transition
 from worker.celery_app import agent, app, settings
@@ -94,6 +95,15 @@ def finish(
     before it saw the request has succeeded. In a gang, success is the rendezvous node's to
     record (its rank 0 wrote the last checkpoint); any node records a failure."""
     if outcome.ok and share.node_rank > 0:
+        return
+    if outcome.status == "lost":
+        found = session.execute(
+            select(Job.state, Job.max_attempts).where(Job.id == job_id, Job.attempt == attempt)
+        ).one_or_none()
+        if found is not None and found.state in (JobState.RUNNING, JobState.CANCELLING):
+            requeue_after_loss(
+                session, job_id, JobState(found.state), attempt, found.max_attempts, outcome.error
+            )
         return
     if not outcome.ok and transition(
         session,

@@ -60,7 +60,7 @@ def test_training_rides_out_postgres_stopped_for_30_s_and_the_api_answers_503(
 
 def test_redis_killed_and_restarted_empty_loses_no_job(lab: FaultLab) -> None:
     service = lab.service
-    running = service.submit("train", STEADY_RING, name="running")
+    running = service.submit("train", {**STEADY_RING, "train": {"steps": 600}}, name="running")
     service.wait_for(running["id"], lambda j: j["state"] == "running")
 
     lab.redis.kill()

@@ -1,0 +1,60 @@
+"""A rank killed outright is the machinery's fault: the attempt is lost and requeued, and the
+job resumes from its checkpoint. A job's own error fails it at once, with the reason."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from tests.resilience.conftest import FaultLab
+from tests.resilience.test_outages import STEADY_RING
+
+
+def _rank_pids(job_id: str, attempt: int) -> list[int]:
+    """The rank processes of an attempt: children of its launcher (found by its command line)
+    that run multiprocessing's spawn entry point."""
+    wanted = f"--job-id\0{job_id}\0--attempt\0{attempt}\0".encode()
+    commands, parents = {}, {}
+    for proc in Path("/proc").iterdir():
+        try:
+            commands[int(proc.name)] = (proc / "cmdline").read_bytes()
+            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    launchers = {pid for pid, command in commands.items() if wanted in command}
+    return [
+        pid
+        for pid, parent in parents.items()
+        if parent in launchers and b"spawn_main" in commands.get(pid, b"")
+    ]
+
+
+def test_a_rank_killed_with_sigkill_loses_the_attempt_and_the_job_resumes(lab: FaultLab) -> None:
+    service = lab.service
+    # Small and quick (a few ms a step); a checkpoint every 200 steps to resume from.
+    spec = {
+        **STEADY_RING,
+        "model": {"family": "mlp", "width": 64},
+        "train": {"steps": 800, "batch_size": 256, "seed": 4},
+        "checkpoint_every": 200,
+    }
+    job = service.submit("train", spec, name="rank-killed")
+    service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 250)
+    (rank,) = _rank_pids(job["id"], attempt=1)
+    os.kill(rank, signal.SIGKILL)
+
+    done = service.wait_final(job["id"], timeout_s=240)
+    assert (done["state"], done["attempt"]) == ("succeeded", 2), done["error"]
+    events = service.http.get(service.url(f"/api/v1/jobs/{job['id']}/events")).json()["events"]
+    lost = next(e for e in events if e["to"] == "lost")
+    assert lost["attempt"] == 1 and "a rank process died" in lost["reason"]
+    log = service.download(job["id"], "log.txt").decode()
+    assert "[attempt 2] resuming from the checkpoint of step" in log
+
+
+def test_a_jobs_own_error_fails_it_at_once_with_the_reason(lab: FaultLab) -> None:
+    spec = {**STEADY_RING, "data": {"source": "npz", "key": "datasets/none-such.npz"}}
+    done = lab.service.wait_final(lab.service.submit("train", spec, name="bad-data")["id"])
+    assert (done["state"], done["attempt"]) == ("failed", 1)
+    assert "none-such.npz" in done["error"]
