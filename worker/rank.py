@@ -22,7 +22,7 @@ from shared.db import is_unreachable
 from shared.specs import SampleSpec, TrainSpec, parse_spec
 from shared.storage import Storage, StorageError, keys, open_storage
 from worker.gan.data import resolve_data
-from worker.gan.distributed import backend_for, process_group
+from worker.gan.distributed import backend_for, leave_without_finalizers, process_group
 from worker.gan.sample import sample_for_spec
 from worker.gan.train import train
 from worker.inputs import JobInputError, fetch_data, load_checkpoint_of, load_job
@@ -79,6 +79,7 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
         raise
     finally:
         reporter.flush()
+    leave_without_finalizers()
 
 
 def is_infrastructure_fault(error: BaseException) -> bool:

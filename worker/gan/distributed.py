@@ -5,11 +5,13 @@ Every helper also works without a process group (one rank), so the loop has one 
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -95,3 +97,16 @@ def find_free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOCALHOST, 0))
         return int(probe.getsockname()[1])
+
+
+def leave_without_finalizers() -> NoReturn:
+    """End a rank process whose work is done, skipping the interpreter's finalization.
+
+    gloo's worker threads can still hold work objects that reference Python tensors after
+    the group is destroyed; freeing them while the interpreter is torn down aborts the process
+    now and then (SIGABRT, "terminate called without an active exception", discussed in
+    pytorch/pytorch#179291), which would turn a finished rank into a failed one.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -14,7 +14,7 @@ import torch
 from shared.specs import TrainSpec
 from tests.helpers import MNIST_DIR
 from worker.gan.checkpoint import load_checkpoint
-from worker.gan.distributed import process_group
+from worker.gan.distributed import leave_without_finalizers, process_group
 from worker.gan.hooks import ProgressReport
 from worker.gan.loop import STOP_CHECK_EVERY
 from worker.gan.train import train
@@ -107,3 +107,4 @@ def run_two_ranks_with_resume(
             if rank == 0:
                 (folder / f"{index}-whole.pt").write_bytes(whole.checkpoints[-1][1])
                 (folder / f"{index}-resumed.pt").write_bytes(resumed.checkpoints[-1][1])
+    leave_without_finalizers()

@@ -11,7 +11,7 @@ from gan_testing import mnist_spec, ring_spec
 from torch.nn.parallel import DistributedDataParallel
 
 from shared.specs import TrainSpec
-from worker.gan.distributed import find_free_port, process_group
+from worker.gan.distributed import find_free_port, leave_without_finalizers, process_group
 from worker.gan.losses import get_loss, gradient_penalty
 from worker.gan.models import build_discriminator
 
@@ -61,6 +61,7 @@ def penalty_rank(rank: int, port: int, spec_jsons: list[str], out: str) -> None:
             gradients = _critic_gradients(critic, spec, real[mine], fake[mine], mix[mine])
             if rank == 0:
                 torch.save(gradients, Path(out) / f"{index}.pt")
+    leave_without_finalizers()
 
 
 def test_the_gradient_penalty_under_ddp_matches_one_process_on_the_whole_batch(
