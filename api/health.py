@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from threading import Lock
 from typing import Any
 
 from celery import Celery
@@ -24,6 +27,25 @@ READY_TIMEOUT_S = 2.5
 # The probes run here, not in request threads: a check stuck on a paused server ties up one of
 # these, never a gunicorn thread. Checks still waiting simply report no answer.
 _PROBES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="readyz")
+# At most one probe of each part in flight: while a paused server holds one, later /readyz
+# calls share it (and its deadline) instead of queueing more behind it, so a flood of probes
+# never fills the pool nor holds request threads for long. A probe that ended less than
+# RESULT_TTL_S ago answers for the part without a new one.
+RESULT_TTL_S = 1.0
+
+
+@dataclass
+class _Probe:
+    future: Future[None]
+    started: float
+    finished: float | None = None
+
+    def fresh(self, now: float) -> bool:
+        return self.finished is None or now - self.finished < RESULT_TTL_S
+
+
+_IN_FLIGHT: dict[str, _Probe] = {}
+_IN_FLIGHT_LOCK = Lock()
 
 
 @bp.get("/healthz")
@@ -41,18 +63,34 @@ def readyz() -> tuple[dict[str, Any], int]:
         "broker": lambda: _reach_broker(broker),
         "storage": store.check,
     }
-    futures = {name: _PROBES.submit(probe) for name, probe in probes.items()}
-    done, _ = wait(futures.values(), timeout=READY_TIMEOUT_S)
+    running = {name: _probe(name, probe) for name, probe in probes.items()}
+    deadline = max(probe.started for probe in running.values()) + READY_TIMEOUT_S
+    wait([p.future for p in running.values()], timeout=max(0.0, deadline - time.monotonic()))
     checks = {}
-    for name, future in futures.items():
-        if future not in done:
-            checks[name] = f"error: no answer within {READY_TIMEOUT_S:.1f} s"
-        elif future.exception() is not None:
-            checks[name] = f"error: {future.exception()}"
+    for name, probe in running.items():
+        if not probe.future.done():
+            waited = time.monotonic() - probe.started
+            checks[name] = f"error: no answer after {waited:.1f} s"
+        elif probe.future.exception() is not None:
+            checks[name] = f"error: {probe.future.exception()}"
         else:
             checks[name] = "ok"
     ready = all(v == "ok" for v in checks.values())
     return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+
+
+def _probe(name: str, check: Callable[[], None]) -> _Probe:
+    """The probe of `name` running or just ended, or a new one."""
+    with _IN_FLIGHT_LOCK:
+        probe = _IN_FLIGHT.get(name)
+        if probe is None or not probe.fresh(time.monotonic()):
+            probe = _IN_FLIGHT[name] = _Probe(_PROBES.submit(check), time.monotonic())
+            probe.future.add_done_callback(lambda _, p=probe: _finished(p))
+        return probe
+
+
+def _finished(probe: _Probe) -> None:
+    probe.finished = time.monotonic()
 
 
 def _select_one(engine: Engine) -> None:

@@ -21,7 +21,7 @@ from shared.scheduler.nodes import NodeBusyError, NodeNotFoundError
 from shared.scheduler.overview import QuotaExceededError
 from shared.specs import SpecError
 from shared.states import InvalidTransitionError
-from shared.storage import StorageError
+from shared.storage import StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StorageError)
     def _storage(exc: StorageError) -> Response:
         log.error("storage error: %s", exc)
-        return problem(503, "Storage unavailable", str(exc))
+        response = problem(503, "Storage unavailable", str(exc))
+        if isinstance(exc, StorageUnavailableError):  # worth a retry, unlike a missing bucket
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     @app.errorhandler(DBAPIError)
     def _database(exc: DBAPIError) -> Response:

@@ -38,6 +38,15 @@ DEFAULT_NODE_TIMEOUT_S = 30.0
 # message within milliseconds; a busy broker or a worker still starting, within seconds.
 DEFAULT_CLAIM_TIMEOUT_S = 60.0
 
+# A running job whose supervisor has written nothing (heartbeat, progress) for this long is
+# lost and requeued. A dead *node* is found sooner (GANFORGE_NODE_TIMEOUT_S); this catches a
+# supervisor that hangs while its node still heartbeats. Heartbeats come every 10 s.
+DEFAULT_JOB_SILENCE_S = 90.0
+
+# How long a worker retries a store that cannot be reached (refused, timed out, 5xx) before
+# the attempt is lost: an S3 restart or failover takes seconds to minutes.
+DEFAULT_STORAGE_RETRY_S = 15 * 60.0
+
 # Fair share looks back over recent use: a device-second counts half after this many seconds.
 # A day: yesterday's week-long run weighs on today's queue, last month's does not.
 DEFAULT_USAGE_HALF_LIFE_S = 24 * 3600.0
@@ -80,6 +89,8 @@ class Settings:
     node_timeout_s: float = DEFAULT_NODE_TIMEOUT_S
     claim_timeout_s: float = DEFAULT_CLAIM_TIMEOUT_S
     usage_half_life_s: float = DEFAULT_USAGE_HALF_LIFE_S
+    job_silence_s: float = DEFAULT_JOB_SILENCE_S
+    storage_retry_s: float = DEFAULT_STORAGE_RETRY_S
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -112,6 +123,8 @@ class Settings:
             node_timeout_s=_float(env, "GANFORGE_NODE_TIMEOUT_S", DEFAULT_NODE_TIMEOUT_S),
             claim_timeout_s=_float(env, "GANFORGE_CLAIM_TIMEOUT_S", DEFAULT_CLAIM_TIMEOUT_S),
             usage_half_life_s=_float(env, "GANFORGE_USAGE_HALF_LIFE_S", DEFAULT_USAGE_HALF_LIFE_S),
+            job_silence_s=_float(env, "GANFORGE_JOB_SILENCE_S", DEFAULT_JOB_SILENCE_S),
+            storage_retry_s=_float(env, "GANFORGE_STORAGE_RETRY_S", DEFAULT_STORAGE_RETRY_S),
         )
         settings.validate()
         return settings
@@ -169,6 +182,8 @@ class Settings:
             "GANFORGE_NODE_TIMEOUT_S": str(self.node_timeout_s),
             "GANFORGE_CLAIM_TIMEOUT_S": str(self.claim_timeout_s),
             "GANFORGE_USAGE_HALF_LIFE_S": str(self.usage_half_life_s),
+            "GANFORGE_JOB_SILENCE_S": str(self.job_silence_s),
+            "GANFORGE_STORAGE_RETRY_S": str(self.storage_retry_s),
         }
         if self.node_name:
             env["GANFORGE_NODE_NAME"] = self.node_name

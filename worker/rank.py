@@ -21,6 +21,7 @@ from shared.config import Settings
 from shared.db import is_unreachable
 from shared.specs import SampleSpec, TrainSpec, parse_spec
 from shared.storage import Storage, StorageError, keys, open_storage
+from shared.storage.retrying import RetryingStorage
 from worker.gan.data import resolve_data
 from worker.gan.distributed import backend_for, leave_without_finalizers, process_group
 from worker.gan.sample import sample_for_spec
@@ -57,9 +58,11 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
     rank = args.rank_offset + local_rank
     torch.set_num_threads(args.threads)
     settings = Settings.from_env()
-    store = open_storage(settings)
+    store = open_storage(settings, patient=True)
     files = RunFiles(Path(args.workdir))
     reporter = JobReporter(settings, store, args.job_id, args.attempt, rank, files.stop)
+    if isinstance(store, RetryingStorage):  # the job's log tells of outages it waited through
+        store.on_retry = reporter.log
     try:
         kind, raw_spec = load_job(settings, args.job_id)
         spec = parse_spec(kind, raw_spec)

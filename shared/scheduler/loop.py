@@ -89,7 +89,7 @@ def reconcile_once(settings: Settings, judge_silence: bool = True) -> list[str]:
             dead = mark_dead_nodes(session, settings.node_timeout_s)
             if dead:
                 log.warning("nodes declared dead: %s", ", ".join(dead))
-            moved += reconcile(session)
+            moved += reconcile(session, settings.job_silence_s)
         moved += requeue_unclaimed(session, settings.claim_timeout_s)
         release_stale(session)
     return moved

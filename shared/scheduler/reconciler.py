@@ -1,9 +1,10 @@
 """Moves on the jobs whose worker went silent, so nothing stays "running" forever.
 
 A supervising worker touches its job's `updated_at` every HEARTBEAT_INTERVAL_S (and progress
-reports touch it too). A running or cancelling job silent for LOST_AFTER_S is marked `lost`;
-a lost job goes back to `queued` for its next attempt (it resumes from its last checkpoint) or,
-with its attempts spent, to `failed`. A cancelling job that was lost is simply cancelled.
+reports touch it too). A running or cancelling job silent for GANFORGE_JOB_SILENCE_S is marked
+`lost`; a lost job goes back to `queued` for its next attempt (it resumes from its last
+checkpoint) or, with its attempts spent, to `failed`. A cancelling job that was lost is
+simply cancelled.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shared.config import DEFAULT_JOB_SILENCE_S
 from shared.models import Job, Reservation, utcnow
 from shared.states import JobState, transition
 
@@ -21,9 +23,6 @@ log = logging.getLogger(__name__)
 
 # A worker writes a heartbeat this often while it supervises a job.
 HEARTBEAT_INTERVAL_S = 10.0
-# Silence after which a job counts as lost: several missed heartbeats, so one slow database
-# write or a paused VM does not requeue a healthy run.
-LOST_AFTER_S = 90.0
 
 
 def heartbeat(session: Session, job_id: str, attempt: int) -> None:
@@ -32,7 +31,7 @@ def heartbeat(session: Session, job_id: str, attempt: int) -> None:
     )
 
 
-def reconcile(session: Session, lost_after_s: float = LOST_AFTER_S) -> list[str]:
+def reconcile(session: Session, lost_after_s: float = DEFAULT_JOB_SILENCE_S) -> list[str]:
     """Mark silent jobs lost and requeue (or fail) them; returns the ids that moved."""
     cutoff = utcnow() - timedelta(seconds=lost_after_s)
     silent = session.execute(

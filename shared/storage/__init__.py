@@ -4,6 +4,20 @@ Use `open_storage(settings)` to get the backend the config names, and `keys` to 
 key: keys are never assembled from user strings anywhere else.
 """
 
-from shared.storage.base import ObjectInfo, Storage, StorageError, open_storage
+from shared.storage.base import (
+    ObjectInfo,
+    ObjectNotFoundError,
+    Storage,
+    StorageError,
+    StorageUnavailableError,
+    open_storage,
+)
 
-__all__ = ["ObjectInfo", "Storage", "StorageError", "open_storage"]
+__all__ = [
+    "ObjectInfo",
+    "ObjectNotFoundError",
+    "Storage",
+    "StorageError",
+    "StorageUnavailableError",
+    "open_storage",
+]

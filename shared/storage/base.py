@@ -18,6 +18,11 @@ class ObjectNotFoundError(StorageError):
     """The key does not exist."""
 
 
+class StorageUnavailableError(StorageError):
+    """The store cannot be reached now (refused, timed out, 5xx): worth retrying, unlike a
+    missing bucket or a refused credential, which no wait will fix."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -50,8 +55,21 @@ class Storage(Protocol):
         """Raise StorageError unless the store is reachable and writable (readiness probe)."""
 
 
-def open_storage(settings: Settings) -> Storage:
-    """The backend GANFORGE_STORAGE_URL names: s3://bucket/prefix or file:///path."""
+def open_storage(settings: Settings, *, patient: bool = False) -> Storage:
+    """The backend GANFORGE_STORAGE_URL names: s3://bucket/prefix or file:///path.
+
+    `patient` (workers) rides out a store that is briefly unreachable, retrying for
+    GANFORGE_STORAGE_RETRY_S; the API is not patient: it answers 503 at once and lets its
+    client retry, rather than hold a request thread for minutes."""
+    store = _open_backend(settings)
+    if patient and settings.storage_retry_s > 0:
+        from shared.storage.retrying import RetryingStorage
+
+        return RetryingStorage(store, settings.storage_retry_s)
+    return store
+
+
+def _open_backend(settings: Settings) -> Storage:
     parsed = urlparse(settings.storage_url)
     if parsed.scheme == "s3":
         from shared.storage.s3 import S3Storage

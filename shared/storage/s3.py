@@ -16,9 +16,15 @@ import boto3
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError
+from shared.storage.base import (
+    ObjectInfo,
+    ObjectNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+)
 
 # Used when neither AWS_DEFAULT_REGION nor ~/.aws/config names one: MinIO and moto accept any
 # region, and us-east-1 is the one AWS signs for without a location constraint.
@@ -39,8 +45,20 @@ LIST_PAGE_SIZE = 1000
 # SigV4 presigned URLs are refused by S3 beyond 7 days.
 MAX_URL_EXPIRY_S = 7 * 24 * 3600
 
-# Standard mode retries throttling and 5xx with backoff; 5 attempts rides out a MinIO restart.
-_RETRIES = {"mode": "standard", "max_attempts": 5}
+# Standard mode retries throttling, 5xx and dropped connections a few times with backoff; a
+# longer outage is ridden out above this (shared/storage/retrying.py, in workers).
+MAX_ATTEMPTS = 5
+# Every call is bounded: a server that does not accept within CONNECT_TIMEOUT_S is down, and
+# one that accepts but sends nothing for READ_TIMEOUT_S (paused, wedged) is treated the same.
+# 60 s covers the slowest legitimate wait, S3 assembling a large multipart upload.
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 60.0
+PROBE_TIMEOUT_S = 2.0
+
+# Error codes that mean "the service, not the request": retried by RetryingStorage.
+_UNAVAILABLE_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500", "502"}
+)
 
 # Codes S3 uses for a missing object or bucket (HEAD has no body, so only the status code
 # comes back).
@@ -62,6 +80,13 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.client = client if client is not None else make_client(endpoint_url)
+        # Readiness probes ask once and give up fast: a probe reports the state now, and one
+        # stuck behind a paused server for retries x read timeout would report it minutes late.
+        self._probe_client = (
+            client
+            if client is not None
+            else make_client(endpoint_url, read_timeout_s=PROBE_TIMEOUT_S, max_attempts=1)
+        )
         # The host is part of a presigned URL's signature: sign against the endpoint the
         # *client* will use when it differs from ours (e.g. minio:9000 inside compose).
         self._presign_client = (
@@ -79,7 +104,9 @@ class S3Storage:
         return f"S3Storage('s3://{self.bucket}/{self.prefix}')"
 
     def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
-        fileobj = io.BytesIO(data) if isinstance(data, bytes) else data
+        # s3transfer closes the file object it is given; the caller owns `data` (and may
+        # send it again after a failed try), so it gets a view whose close() does nothing.
+        fileobj = io.BytesIO(data) if isinstance(data, bytes) else _KeptOpen(data)
         size = _remaining_size(fileobj)
         with self._errors("upload", key):
             self.client.upload_fileobj(
@@ -137,7 +164,7 @@ class S3Storage:
     def check(self) -> None:
         """Raise StorageError unless the bucket exists and these credentials may use it."""
         with self._errors("reach bucket"):
-            self.client.head_bucket(Bucket=self.bucket)
+            self._probe_client.head_bucket(Bucket=self.bucket)
 
     def _full(self, key: str) -> str:
         return self.prefix + key
@@ -169,19 +196,31 @@ class S3Storage:
             if key is not None and code in _NOT_FOUND_CODES:
                 raise ObjectNotFoundError(f"no object {where}") from e
             message = error.get("Message") or e
-            raise StorageError(f"cannot {action} {where}: {code}: {message}") from e
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            unavailable = code in _UNAVAILABLE_CODES or status >= 500
+            kind = StorageUnavailableError if unavailable else StorageError
+            raise kind(f"cannot {action} {where}: {code}: {message}") from e
+        except (BotoConnectionError, HTTPClientError) as e:  # refused, timed out, dropped
+            raise StorageUnavailableError(f"cannot {action} {where}: {e}") from e
         except (BotoCoreError, Boto3Error) as e:
             raise StorageError(f"cannot {action} {where}: {e}") from e
 
 
-def make_client(endpoint_url: str | None = None) -> Any:
-    """An S3 client for endpoint_url (None: AWS itself), with retries and SigV4 signing.
+def make_client(
+    endpoint_url: str | None = None,
+    *,
+    read_timeout_s: float = READ_TIMEOUT_S,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Any:
+    """An S3 client for endpoint_url (None: AWS itself), with retries, timeouts and SigV4.
 
     Credentials and region come from boto3's usual chain (environment, ~/.aws, instance role).
     """
     session = boto3.session.Session()
     config = Config(
-        retries=_RETRIES,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        connect_timeout=min(CONNECT_TIMEOUT_S, read_timeout_s),
+        read_timeout=read_timeout_s,
         signature_version="s3v4",
         # MinIO and moto serve buckets as paths; virtual-host names (bucket.minio:9000) would
         # need wildcard DNS that such deployments rarely have.
@@ -193,6 +232,36 @@ def make_client(endpoint_url: str | None = None) -> Any:
         region_name=session.region_name or DEFAULT_REGION,
         config=config,
     )
+
+
+class _KeptOpen(io.RawIOBase):
+    """A file object forwarding reads and seeks to `inner`, whose close() leaves it open."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        try:
+            return self.inner.seekable()
+        except AttributeError:
+            return False
+
+    def read(self, size: int = -1) -> bytes:
+        return self.inner.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
 
 
 def _remaining_size(fileobj: BinaryIO) -> int | None:
