@@ -12,6 +12,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from shared.artifacts import put_artifact
 from shared.config import Settings
@@ -40,6 +41,8 @@ class JobReporter:
         self._metrics_lines: list[str] = []
         self._log_lines: list[str] = []
         self._last_db_write = 0.0
+        # The latest progress not yet in the database (reports are throttled).
+        self._unwritten: tuple[dict[str, Any], dict[str, float]] | None = None
         self._history: dict[str, bytes] = {}  # earlier attempts' metrics.jsonl / log.txt
 
     @property
@@ -55,28 +58,40 @@ class JobReporter:
         self._metrics_lines.append(
             json.dumps({"step": report.step, "time": time.time(), **report.metrics})
         )
-        now = time.monotonic()
-        last = report.step >= report.total_steps
-        if not last and now - self._last_db_write < self.settings.progress_interval_s:
-            return
-        self._last_db_write = now
         ips = report.images_per_second
         remaining = report.total_steps - report.step
-        progress = {
-            "step": report.step,
-            "total_steps": report.total_steps,
-            "fraction": round(report.step / report.total_steps, 6),
-            "images_per_second": round(ips, 3),
-            "eta_seconds": round(remaining * _seconds_per_step(report), 1),
-        }
+        self._unwritten = (
+            {
+                "step": report.step,
+                "total_steps": report.total_steps,
+                "fraction": round(report.step / report.total_steps, 6),
+                "images_per_second": round(ips, 3),
+                "eta_seconds": round(remaining * _seconds_per_step(report), 1),
+            },
+            report.metrics,
+        )
+        last = report.step >= report.total_steps
+        if last or time.monotonic() - self._last_db_write >= self.settings.progress_interval_s:
+            self._write_progress()
+
+    def _write_progress(self) -> None:
+        """Write the latest report to the job row. Reports in between are throttled, so the
+        end of a run (finished, cancelled, failed) writes the one still unwritten: the job's
+        progress always names the last step done."""
+        if self._unwritten is None:
+            return
+        progress, metrics = self._unwritten
+        self._last_db_write = time.monotonic()
         try:
             with session_scope(self.settings.database_url) as session:
-                report_progress(session, self.job_id, self.attempt, progress, report.metrics)
+                report_progress(session, self.job_id, self.attempt, progress, metrics)
         except Exception as error:
             if not is_unreachable(error):
                 raise
             # Training goes on through a database outage; the next report catches up.
             self._last_db_write = 0.0
+            return
+        self._unwritten = None
 
     def save_checkpoint(self, step: int, data: bytes) -> None:
         if self.writes:
@@ -99,9 +114,11 @@ class JobReporter:
         """Upload metrics.jsonl and log.txt as they stand (at checkpoints and at the end).
 
         Earlier attempts' lines are kept: the files are read back and appended to once per
-        attempt, so a resumed job has one continuous history."""
+        attempt, so a resumed job has one continuous history. The latest progress is written
+        first, so a checkpoint's step and the job's progress agree."""
         if not self.writes:
             return
+        self._write_progress()
         self._put(
             keys.METRICS_NAME,
             "metrics",

@@ -230,6 +230,17 @@ def schedule_once(settings: Settings, celery: Celery) -> int:
 
 
 def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Placement) -> bool:
+    """Commit the placement, then send its messages. A scheduler that dies between the two
+    leaves a `scheduled` job nobody was told of: the claim timeout requeues it."""
+    task_id = commit_placement(settings, pool, placement)
+    if task_id is None:
+        return False
+    return _send(settings, celery, pool, placement, task_id)
+
+
+def commit_placement(settings: Settings, pool: PoolState, placement: Placement) -> str | None:
+    """Move the job queued -> scheduled and reserve its devices in one commit; returns the
+    id its first message will carry, or None if the job or a device moved meanwhile."""
     job_id, attempt = placement.job_id, pool.attempts[placement.job_id]
     where = " + ".join(
         f"{node} device{'s' if len(devices) > 1 else ''} {','.join(map(str, devices))}"
@@ -250,10 +261,17 @@ def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Place
                 waiting_reason=None,
                 task_id=task_id,
             ):
-                return False  # cancelled meanwhile
+                return None  # cancelled meanwhile
             reserve(session, job_id, attempt, placement.parts)
     except IntegrityError:  # a device was taken since we read the pool: next pass
-        return False
+        return None
+    return task_id
+
+
+def _send(
+    settings: Settings, celery: Celery, pool: PoolState, placement: Placement, task_id: str
+) -> bool:
+    job_id, attempt = placement.job_id, pool.attempts[placement.job_id]
     try:
         # One message per node of the gang; each node's worker starts its own ranks.
         for rank, (node, _) in enumerate(placement.parts):

@@ -129,6 +129,7 @@ def test_cancel_of_running_job_stops_training_and_keeps_last_checkpoint(service:
     ]
     checkpoints = [a for a in service.artifacts(job["id"]).values() if a["kind"] == "checkpoint"]
     assert len(checkpoints) == 1 and 20 <= checkpoints[0]["step"] < 1_000_000
+    assert done["progress"]["step"] == checkpoints[0]["step"], "progress names the last step"
     saved = torch.load(
         io.BytesIO(service.download(job["id"], checkpoints[0]["name"])), weights_only=True
     )

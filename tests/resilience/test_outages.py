@@ -30,11 +30,12 @@ def _path(lab: FaultLab, job_id: str) -> list[str]:
 
 
 def test_training_rides_out_postgres_stopped_for_30_s_and_the_api_answers_503(
-    lab: FaultLab,
+    lab: FaultLab, recovery: Any
 ) -> None:
     service = lab.service
     job = service.submit("train", STEADY_RING, name="through-an-outage")
     service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 50)
+    at_stop = service.job(job["id"])["progress"]["step"]
 
     lab.postgres.stop()
     stopped_at = time.monotonic()
@@ -48,6 +49,10 @@ def test_training_rides_out_postgres_stopped_for_30_s_and_the_api_answers_503(
     assert ready.status_code == 503 and ready.json()["checks"]["broker"] == "ok"
     time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
     lab.postgres.start()
+    back = time.monotonic()
+    seen = service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) > at_stop)
+    recovery("PostgreSQL back -> API answers and the job's progress moves", time.monotonic() - back)
+    assert seen["attempt"] == 1
 
     done = service.wait_final(job["id"], timeout_s=300)
     assert done["state"] == "succeeded", done["error"]
@@ -58,7 +63,7 @@ def test_training_rides_out_postgres_stopped_for_30_s_and_the_api_answers_503(
     assert sorted(a["step"] for a in artifacts if a["kind"] == "checkpoint") == [1000, 1500]
 
 
-def test_redis_killed_and_restarted_empty_loses_no_job(lab: FaultLab) -> None:
+def test_redis_killed_and_restarted_empty_loses_no_job(lab: FaultLab, recovery: Any) -> None:
     service = lab.service
     running = service.submit("train", {**STEADY_RING, "train": {"steps": 600}}, name="running")
     service.wait_for(running["id"], lambda j: j["state"] == "running")
@@ -69,6 +74,9 @@ def test_redis_killed_and_restarted_empty_loses_no_job(lab: FaultLab) -> None:
     # Placed and given back while the send fails, never started.
     assert service.job(during["id"])["state"] in ("queued", "scheduled")
     lab.redis.start()
+    back = time.monotonic()
+    service.wait_for(during["id"], lambda j: j["state"] in ("running", "succeeded"))
+    recovery("Redis back -> the job submitted during the outage running", time.monotonic() - back)
 
     done = service.wait_final(running["id"], timeout_s=240)
     assert (done["state"], done["attempt"]) == ("succeeded", 1), done["error"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 from tests.resilience.conftest import FaultLab
 from tests.resilience.test_outages import STEADY_RING
@@ -30,7 +32,9 @@ def _rank_pids(job_id: str, attempt: int) -> list[int]:
     ]
 
 
-def test_a_rank_killed_with_sigkill_loses_the_attempt_and_the_job_resumes(lab: FaultLab) -> None:
+def test_a_rank_killed_with_sigkill_loses_the_attempt_and_the_job_resumes(
+    lab: FaultLab, recovery: Any
+) -> None:
     service = lab.service
     # Small and quick (a few ms a step); a checkpoint every 200 steps to resume from.
     spec = {
@@ -43,6 +47,9 @@ def test_a_rank_killed_with_sigkill_loses_the_attempt_and_the_job_resumes(lab: F
     service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 250)
     (rank,) = _rank_pids(job["id"], attempt=1)
     os.kill(rank, signal.SIGKILL)
+    killed = time.monotonic()
+    service.wait_for(job["id"], lambda j: j["attempt"] == 2 and j["state"] == "running")
+    recovery("rank killed -> the next attempt running", time.monotonic() - killed)
 
     done = service.wait_final(job["id"], timeout_s=240)
     assert (done["state"], done["attempt"]) == ("succeeded", 2), done["error"]
