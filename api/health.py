@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from threading import Lock
 from typing import Any
 
@@ -85,11 +86,11 @@ def _probe(name: str, check: Callable[[], None]) -> _Probe:
         probe = _IN_FLIGHT.get(name)
         if probe is None or not probe.fresh(time.monotonic()):
             probe = _IN_FLIGHT[name] = _Probe(_PROBES.submit(check), time.monotonic())
-            probe.future.add_done_callback(lambda _, p=probe: _finished(p))
+            probe.future.add_done_callback(partial(_finished, probe))
         return probe
 
 
-def _finished(probe: _Probe) -> None:
+def _finished(probe: _Probe, _future: Future[None]) -> None:
     probe.finished = time.monotonic()
 
 

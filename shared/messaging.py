@@ -16,6 +16,11 @@ RUN_JOB_TASK = "ganforge.run_job"
 def make_celery(settings: Settings) -> Celery:
     app = Celery("ganforge", broker=settings.broker_url, set_as_current=False)
     transport_options: dict[str, object] = {"visibility_timeout": settings.visibility_timeout_s}
+    if not settings.is_embedded_broker:
+        # Bounded like every other network call: a Redis that does not accept within 5 s is
+        # down; one that accepts and then says nothing for 30 s (well above the worker's 1 s
+        # BRPOP poll) is treated the same, and the connection is retried.
+        transport_options.update(socket_connect_timeout=5, socket_timeout=30)
     if settings.is_embedded_broker:
         folder = settings.broker_folder
         (folder / "processed").mkdir(parents=True, exist_ok=True)

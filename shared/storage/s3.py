@@ -264,7 +264,7 @@ class _KeptOpen(io.RawIOBase):
         return self.inner.tell()
 
 
-def _remaining_size(fileobj: BinaryIO) -> int | None:
+def _remaining_size(fileobj: BinaryIO | io.IOBase) -> int | None:
     """Bytes left to read in fileobj, or None when it cannot seek (then we ask S3 after)."""
     try:
         if not fileobj.seekable():
