@@ -7,9 +7,9 @@ upload checks and the worker's loaders read them, and none of that needs the res
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, StrictInt, field_validator, model_validator
 
 # Data keys are confined to the store's datasets/ area: a spec can never point a job at
 # another job's artifacts, and no "..", spaces or odd characters reach a key.
@@ -30,9 +30,17 @@ _DATASET_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class StrictModel(BaseModel):
-    """Base of every spec model: unknown fields are errors, and specs are immutable values."""
+    """Base of every spec model: unknown fields are errors, specs are immutable values, and
+    no string holds a NUL (PostgreSQL cannot store one, and no name or path needs it)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\0" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 class DataSpec(StrictModel):
@@ -59,7 +67,7 @@ class DataSpec(StrictModel):
     dataset_id: str | None = None
     resize: ImageSize | None = None
     channels: Literal[1, 3] | None = None
-    shape: tuple[int, ...] | None = None
+    shape: tuple[StrictInt, ...] | None = None
 
     @model_validator(mode="after")
     def _location_matches_source(self) -> DataSpec:

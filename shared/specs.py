@@ -7,10 +7,17 @@ the field rather than a silently ignored option.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import difflib
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    BaseModel,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -61,10 +68,10 @@ class ModelSpec(StrictModel):
     family: ModelFamily
     # Hidden units (mlp) or base channel count (dcgan); None picks the family's default. A vae
     # reads it as the family of its data does.
-    width: Annotated[int | None, Field(ge=4, le=4096)] = None
+    width: Annotated[StrictInt | None, Field(ge=4, le=4096)] = None
     # PacGAN packing: the discriminator sees this many samples at once (1 = plain GAN).
     # PacGAN2 covers 7.9 of ring8's 8 modes at 95.6% high quality in the paper.
-    pack: Annotated[int, Field(ge=1, le=MAX_PACK)] = 1
+    pack: Annotated[StrictInt, Field(ge=1, le=MAX_PACK)] = 1
 
     @model_validator(mode="before")
     @classmethod
@@ -81,7 +88,7 @@ class ModelSpec(StrictModel):
 class LatentSpec(StrictModel):
     """The prior z is drawn from, saved with every checkpoint and used by every sampling path."""
 
-    dim: Annotated[int, Field(ge=1, le=MAX_LATENT_DIM)] = DEFAULT_LATENT_DIM
+    dim: Annotated[StrictInt, Field(ge=1, le=MAX_LATENT_DIM)] = DEFAULT_LATENT_DIM
     prior: PriorName = "gaussian"
 
 
@@ -94,8 +101,8 @@ class LossSpec(StrictModel):
     """
 
     name: LossName = "non_saturating"
-    gp_lambda: Annotated[float, Field(ge=0, le=1e6)] | None = None
-    critic_steps: Annotated[int, Field(ge=1, le=MAX_CRITIC_STEPS)] = 1
+    gp_lambda: Annotated[StrictFloat, Field(ge=0, le=1e6)] | None = None
+    critic_steps: Annotated[StrictInt, Field(ge=1, le=MAX_CRITIC_STEPS)] = 1
 
     @model_validator(mode="before")
     @classmethod
@@ -112,21 +119,25 @@ class LossSpec(StrictModel):
         return self
 
 
+# Adam's decay rates: in [0, 1).
+Beta = Annotated[StrictFloat, Field(ge=0, lt=1)]
+
+
 class TrainParams(StrictModel):
-    steps: Annotated[int, Field(ge=1, le=10_000_000)] = 2000
-    batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
+    steps: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 2000
+    batch_size: Annotated[StrictInt, Field(ge=1, le=65536)] = 64
     # Adam(2e-4, betas=(0.5, 0.999)): the DCGAN paper's settings, good for both families here.
     # A wgan_gp spec that leaves them out gets WGAN-GP's instead (see `TrainSpec`).
-    lr: Annotated[float, Field(gt=0, le=1)] = 2e-4
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+    lr: Annotated[StrictFloat, Field(gt=0, le=1)] = 2e-4
+    betas: tuple[Beta, Beta] = (
         0.5,
         0.999,
     )
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    seed: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] = 0
     # Decay per generator step of an exponential moving average of G's weights, used for
     # samples when set (0.999 is common; StyleGAN's 10k-image half-life is about 0.9955 at
     # batch 32). None: no average, samples come from G itself.
-    ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = None
+    ema_decay: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
 
 
 LabelText = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")]
@@ -136,17 +147,17 @@ class ResourceSpec(StrictModel):
     """What a job needs from the pool; the scheduler places it on one node that has it all."""
 
     # Devices in all; with `nodes` > 1 they are split evenly, one share per node.
-    devices: Annotated[int, Field(ge=1, le=MAX_DEVICES_PER_NODE * MAX_NODES)] = 1
+    devices: Annotated[StrictInt, Field(ge=1, le=MAX_DEVICES_PER_NODE * MAX_NODES)] = 1
     # Nodes the job spans: its ranks on each node join one torch.distributed group whose
     # rendezvous is on the first node (gloo on CPU, NCCL on GPU).
-    nodes: Annotated[int, Field(ge=1, le=MAX_NODES)] = 1
+    nodes: Annotated[StrictInt, Field(ge=1, le=MAX_NODES)] = 1
     # auto: CUDA when the node has it, else CPU. cuda needs a GPU node, cpu a CPU-slot node.
     device_type: Literal["auto", "cpu", "cuda"] = "auto"
     # Node labels the job needs, e.g. {"gpu": "a100"}: only nodes with all of them qualify.
     labels: Annotated[dict[LabelText, LabelText], Field(max_length=16)] = {}
     # A preemptible job yields its devices to a higher-priority job that cannot start: it
     # checkpoints, becomes `preempted`, and resumes from that checkpoint when devices free up.
-    preemptible: bool = False
+    preemptible: StrictBool = False
 
     @model_validator(mode="after")
     def _devices_split_over_nodes(self) -> ResourceSpec:
@@ -173,8 +184,8 @@ class TrainSpec(StrictModel):
     data: DataSpec
     train: TrainParams = TrainParams()
     # Steps between checkpoints / sample grids; the last step always gets both.
-    checkpoint_every: Annotated[int, Field(ge=1)] = 500
-    sample_every: Annotated[int, Field(ge=1)] = 250
+    checkpoint_every: Annotated[StrictInt, Field(ge=1)] = 500
+    sample_every: Annotated[StrictInt, Field(ge=1)] = 250
     resources: ResourceSpec = ResourceSpec()
     # Arithmetic on a GPU: bf16 or fp16 autocast (fp16 with loss scaling); weights stay fp32.
     # On the CPU only fp32 and bf16 run: fp16 is refused for device_type cpu, and any mixed
@@ -251,7 +262,7 @@ def _loss_name(loss: Any) -> Any:
     return loss.name if isinstance(loss, LossSpec) else loss
 
 
-Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
 
 
 class InterpolationSpec(StrictModel):
@@ -263,7 +274,7 @@ class InterpolationSpec(StrictModel):
 
     from_seed: Seed
     to_seed: Seed
-    steps: Annotated[int, Field(ge=MIN_INTERPOLATION_STEPS, le=MAX_INTERPOLATION_STEPS)]
+    steps: Annotated[StrictInt, Field(ge=MIN_INTERPOLATION_STEPS, le=MAX_INTERPOLATION_STEPS)]
     method: Literal["lerp", "slerp"] | None = None
 
 
@@ -276,10 +287,10 @@ class SampleSpec(StrictModel):
 
     job_id: Annotated[str, Field(min_length=1, max_length=64)]
     # None: the latest checkpoint of that job.
-    step: Annotated[int | None, Field(ge=0)] = None
+    step: Annotated[StrictInt | None, Field(ge=0)] = None
     seeds: Annotated[list[Seed] | None, Field(min_length=1)] = None
     interpolation: InterpolationSpec | None = None
-    truncation: Annotated[float | None, Field(gt=0, le=1)] = None
+    truncation: Annotated[StrictFloat | None, Field(gt=0, le=1)] = None
     resources: ResourceSpec = ResourceSpec()
 
     @field_validator("seeds")
@@ -327,28 +338,96 @@ class SpecError(ValueError):
 
 
 def validate_job_request(body: Any) -> tuple[JobRequest, TrainSpec | SampleSpec]:
-    """Validate a request body; raise SpecError naming every bad field by its JSON path."""
+    """Validate a request body; raise SpecError naming every bad field by its JSON path.
+
+    Numbers and flags are strict types: `"10"`, `true` or `1000.0` where an integer belongs
+    are errors, not coerced (a `"steps": true` that ran one step was a bug report)."""
     try:
-        request = JobRequest.model_validate(body)
+        request = JobRequest.model_validate(body, strict=True)
     except ValidationError as exc:
         raise SpecError(problems_from(exc)) from None
+    model = SPEC_MODELS[request.kind]
     try:
-        spec = SPEC_MODELS[request.kind].model_validate(request.spec)
+        spec = model.model_validate(request.spec)
     except ValidationError as exc:
-        raise SpecError(problems_from(exc, prefix=("spec",))) from None
+        raise SpecError(problems_from(exc, prefix=("spec",), model=model)) from None
+    if isinstance(spec, TrainSpec):
+        _check_cadences(spec)
     return request, spec  # type: ignore[return-value]
 
 
-def problems_from(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
-    """Turn pydantic's errors into {path, message} pairs a person can act on."""
+def _check_cadences(spec: TrainSpec) -> None:
+    """A cadence the request gives must fall within the run (the last step always gets a
+    checkpoint and a grid, so a longer one is a typo); the defaults simply clip. Checked at
+    submission only, so that specs stored before this rule still load."""
+    problems = [
+        {
+            "path": f"spec.{name}",
+            "message": f"{getattr(spec, name)} is more than train.steps ({spec.train.steps}); "
+            f"the last step always gets one, so give at most {spec.train.steps}",
+        }
+        for name in ("checkpoint_every", "sample_every")
+        if name in spec.model_fields_set and getattr(spec, name) > spec.train.steps
+    ]
+    if problems:
+        raise SpecError(problems)
+
+
+def problems_from(
+    exc: ValidationError, prefix: tuple[str, ...] = (), model: type[BaseModel] | None = None
+) -> list[dict[str, str]]:
+    """Turn pydantic's errors into {path, message} pairs a person can act on, suggesting the
+    closest valid name for an unknown field or value."""
     problems = []
     for error in exc.errors(include_url=False):
         loc = [str(part) for part in (*prefix, *error["loc"])]
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown field"
+            name = str(error["loc"][-1])
+            known = _field_names(model) if model is not None else set()
+            message = f"unknown field `{name}`" + _did_you_mean(name, known)
+        elif error["type"] == "value_error":
+            # Our checks across fields start with the field they blame ("model.pack: ...").
+            message = str(error.get("ctx", {}).get("error", message))
+            blamed = _BLAMED_FIELD.match(message)
+            if blamed:
+                loc.append(blamed.group(1))
+                message = message[blamed.end() :]
+        elif error["type"] == "literal_error" and isinstance(error.get("input"), str):
+            allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+            message += _did_you_mean(error["input"], allowed)
         problems.append({"path": ".".join(loc) or "(body)", "message": message})
     return problems
+
+
+_BLAMED_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): ")
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    """Every field name of `model` and the models nested in it (the vocabulary a typo is
+    matched against; a typo's closest name is almost always one of its siblings)."""
+    names: set[str] = set()
+    todo, seen = [model], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for name, field in current.model_fields.items():
+            names.add(name)
+            todo.extend(_models_in(field.annotation))
+    return names
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def parse_spec(kind: str, spec: dict[str, Any]) -> TrainSpec | SampleSpec:

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from shared.specs import LossSpec, SampleSpec, SpecError, TrainSpec, validate_job_request
@@ -35,7 +37,8 @@ def test_request_errors_name_each_bad_field_by_path() -> None:
     assert "spec.latent.dim" in found
     assert "spec.latent.prior" in found
     assert "spec.train.steps" in found
-    assert found["spec.train.batch_sise"] == "unknown field"
+    unknown = found["spec.train.batch_sise"]
+    assert unknown == "unknown field `batch_sise`; did you mean `batch_size`?"
 
 
 def test_envelope_errors_are_reported_before_the_spec() -> None:
@@ -108,3 +111,43 @@ def test_sampling_spec_limits_seeds() -> None:
         SampleSpec.model_validate({"job_id": "a" * 32, "seeds": list(range(5000))})
     with pytest.raises(ValueError):
         SampleSpec.model_validate({"job_id": "a" * 32, "seeds": []})
+
+
+@pytest.mark.parametrize("steps", ["10", True, 1000.0, None])
+def test_numbers_are_not_coerced(steps: Any) -> None:
+    body = {"kind": "train", "name": "n", "spec": {**RING, "train": {"steps": steps}}}
+    with pytest.raises(SpecError) as raised:
+        validate_job_request(body)
+    assert [p["path"] for p in raised.value.problems] == ["spec.train.steps"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "message"),
+    [
+        ({"checkpoint_every": 1e19}, "spec.checkpoint_every", "valid integer"),
+        ({"checkpoint_every": 101}, "spec.checkpoint_every", "more than train.steps (100)"),
+        ({"sample_every": 500}, "spec.sample_every", "more than train.steps (100)"),
+        ({"train": {"steps": 100, "lr": "0.1"}}, "spec.train.lr", "valid number"),
+        ({"resources": {"preemptible": 1}}, "spec.resources.preemptible", "valid boolean"),
+        ({"trian": {}}, "spec.trian", "did you mean `train`?"),
+        ({"model": "mpl"}, "spec.model.family", "did you mean `mlp`?"),
+        ({"data": {"source": "toy:ring8", "path": "/a\0b"}}, "spec.data.path", "NUL"),
+    ],
+)
+def test_bad_values_are_named_with_the_reason(
+    spec: dict[str, Any], path: str, message: str
+) -> None:
+    body = {"kind": "train", "name": "n", "spec": {**RING, "train": {"steps": 100}, **spec}}
+    with pytest.raises(SpecError) as raised:
+        validate_job_request(body)
+    found = {p["path"]: p["message"] for p in raised.value.problems}
+    assert message in found[path], found
+
+
+def test_a_nul_in_the_name_is_refused_and_the_default_cadences_clip_to_short_runs() -> None:
+    with pytest.raises(SpecError, match="name: must not contain a NUL"):
+        validate_job_request({"kind": "train", "name": "a\0", "spec": RING})
+    _, spec = validate_job_request(
+        {"kind": "train", "name": "short", "spec": {**RING, "train": {"steps": 10}}}
+    )
+    assert spec.checkpoint_every == 500  # the default: the last step gets the only one
