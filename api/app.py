@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api import datasets, health, jobs, pool, state
+from api import datasets, guards, health, jobs, pool, state
 from api.problems import register_error_handlers
 from shared.config import Settings
 from shared.datasets import MAX_UPLOAD_BYTES
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     state.init_app(app, settings, open_storage(settings))
     register_error_handlers(app)
+    guards.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(datasets.bp)

@@ -54,12 +54,12 @@ def list_datasets() -> dict[str, Any]:
     return {"datasets": [dataset_json(row) for row in rows]}
 
 
-@bp.get("/<dataset_id>")
+@bp.get("/<id:dataset_id>")
 def get(dataset_id: str) -> dict[str, Any]:
     return dataset_json(datasets.get_dataset(db_session(), current_user(), dataset_id))
 
 
-@bp.delete("/<dataset_id>")
+@bp.delete("/<id:dataset_id>")
 def delete(dataset_id: str) -> tuple[str, int]:
     session = db_session()
     datasets.delete_dataset(session, storage(), current_user(), dataset_id)

@@ -41,6 +41,7 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]]:
         job_request.name,
         spec,
         max_attempts=settings().max_attempts,
+        data_roots=settings().data_roots,
     )
     session.commit()
     return job_json(job), 201, {"Location": f"/api/v1/jobs/{job.id}"}
@@ -84,14 +85,14 @@ def _int_arg(name: str, default: int, low: int, high: int, problems: list[dict[s
     return value
 
 
-@bp.get("/<job_id>")
+@bp.get("/<id:job_id>")
 def get(job_id: str) -> dict[str, Any]:
     session = db_session()
     job = jobs.get_job(session, current_user(), job_id)
     return job_json(job, held_devices(session, job.id, job.attempt))
 
 
-@bp.post("/<job_id>/priority")
+@bp.post("/<id:job_id>/priority")
 def set_priority(job_id: str) -> dict[str, Any]:
     """`{"priority": n}`: admins set any; owners may lower their own job's."""
     body = request.get_json(silent=True)
@@ -110,7 +111,7 @@ def set_priority(job_id: str) -> dict[str, Any]:
     return job_json(job)
 
 
-@bp.post("/<job_id>/cancel")
+@bp.post("/<id:job_id>/cancel")
 def cancel(job_id: str) -> tuple[dict[str, Any], int]:
     session = db_session()
     job = jobs.cancel_job(session, current_user(), job_id)
@@ -118,20 +119,20 @@ def cancel(job_id: str) -> tuple[dict[str, Any], int]:
     return job_json(job), 202
 
 
-@bp.get("/<job_id>/events")
+@bp.get("/<id:job_id>/events")
 def events(job_id: str) -> dict[str, Any]:
     return {
         "events": [event_json(e) for e in jobs.job_events(db_session(), current_user(), job_id)]
     }
 
 
-@bp.get("/<job_id>/artifacts")
+@bp.get("/<id:job_id>/artifacts")
 def artifacts(job_id: str) -> dict[str, Any]:
     rows = jobs.job_artifacts(db_session(), current_user(), job_id)
     return {"artifacts": [artifact_json(a) for a in rows]}
 
 
-@bp.get("/<job_id>/artifacts/<path:name>")
+@bp.get("/<id:job_id>/artifacts/<path:name>")
 def artifact(job_id: str, name: str) -> Response:
     """The artifact's bytes, streamed; or, from S3, a redirect to a presigned URL
     (pass ?redirect=false to have the API stream S3 objects too)."""

@@ -36,12 +36,12 @@ def overview() -> dict[str, Any]:
     return pool_overview(db_session())
 
 
-@admin_bp.post("/nodes/<name>/drain")
+@admin_bp.post("/nodes/<name:name>/drain")
 def drain(name: str) -> dict[str, Any]:
     return _node_state(name, draining=True)
 
 
-@admin_bp.post("/nodes/<name>/undrain")
+@admin_bp.post("/nodes/<name:name>/undrain")
 def undrain(name: str) -> dict[str, Any]:
     return _node_state(name, draining=False)
 
@@ -53,7 +53,7 @@ def _node_state(name: str, *, draining: bool) -> dict[str, Any]:
     return {"name": node.name, "state": node.state}
 
 
-@admin_bp.delete("/nodes/<name>")
+@admin_bp.delete("/nodes/<name:name>")
 def delete_node(name: str) -> tuple[str, int]:
     session = db_session()
     remove_node(session, name)
@@ -61,7 +61,7 @@ def delete_node(name: str) -> tuple[str, int]:
     return "", 204
 
 
-@admin_bp.put("/users/<name>/quota")
+@admin_bp.put("/users/<name:name>/quota")
 def quota(name: str) -> dict[str, Any]:
     """`{"max_devices": n | null, "max_queued_jobs": n | null}`; null lifts the limit."""
     body = request.get_json(silent=True)

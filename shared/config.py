@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+from shared.data_roots import parse_roots
+
 # Where the embedded mode keeps its database, artifacts, broker folder and local token, when
 # GANFORGE_HOME is not set: a per-user folder, so two checkouts share one local service.
 DEFAULT_HOME = Path.home() / ".ganforge"
@@ -91,6 +93,8 @@ class Settings:
     usage_half_life_s: float = DEFAULT_USAGE_HALF_LIFE_S
     job_silence_s: float = DEFAULT_JOB_SILENCE_S
     storage_retry_s: float = DEFAULT_STORAGE_RETRY_S
+    # Worker folders a spec's data.path may name (none by default; see shared/data_roots.py).
+    data_roots: tuple[Path, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -125,6 +129,7 @@ class Settings:
             usage_half_life_s=_float(env, "GANFORGE_USAGE_HALF_LIFE_S", DEFAULT_USAGE_HALF_LIFE_S),
             job_silence_s=_float(env, "GANFORGE_JOB_SILENCE_S", DEFAULT_JOB_SILENCE_S),
             storage_retry_s=_float(env, "GANFORGE_STORAGE_RETRY_S", DEFAULT_STORAGE_RETRY_S),
+            data_roots=parse_roots(env.get("GANFORGE_DATA_ROOTS", "")),
         )
         settings.validate()
         return settings
@@ -184,6 +189,7 @@ class Settings:
             "GANFORGE_USAGE_HALF_LIFE_S": str(self.usage_half_life_s),
             "GANFORGE_JOB_SILENCE_S": str(self.job_silence_s),
             "GANFORGE_STORAGE_RETRY_S": str(self.storage_retry_s),
+            "GANFORGE_DATA_ROOTS": os.pathsep.join(str(root) for root in self.data_roots),
         }
         if self.node_name:
             env["GANFORGE_NODE_NAME"] = self.node_name

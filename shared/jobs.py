@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from shared.data_roots import DataPathRefusedError, check_data_path
 from shared.datasets import check_spec_fits_dataset
 from shared.models import Artifact, Job, JobEvent, User, utcnow
 from shared.scheduler.overview import check_admission, check_queued_quota
@@ -55,11 +58,18 @@ def submit_job(
     spec: TrainSpec | SampleSpec,
     *,
     max_attempts: int,
+    data_roots: Sequence[Path] = (),
 ) -> Job:
-    """Create a queued job. The scheduler places it on a node after this commits."""
+    """Create a queued job. The scheduler places it on a node after this commits.
+    `data_roots`: the folders a spec's data.path may name (GANFORGE_DATA_ROOTS)."""
     if isinstance(spec, SampleSpec):
-        _check_sampling_source(session, owner, spec.job_id)
+        _check_sampling_source(session, owner, spec)
     else:
+        if spec.data.path is not None:
+            try:
+                check_data_path(spec.data.path, data_roots)
+            except DataPathRefusedError as refused:
+                raise SpecError([{"path": "spec.data.path", "message": str(refused)}]) from None
         check_spec_fits_dataset(session, owner, spec)
     check_queued_quota(session, owner)
     now = utcnow()
@@ -97,17 +107,27 @@ def submit_job(
     return job
 
 
-def _check_sampling_source(session: Session, owner: User, job_id: str) -> None:
-    """A sampling job must name one of the caller's training jobs (checked at submit, so the
-    mistake is a 422 naming the field, not a failed job later)."""
+def _check_sampling_source(session: Session, owner: User, spec: SampleSpec) -> None:
+    """A sampling job must name one of the caller's training jobs and, when it gives a step,
+    a checkpoint that job has (checked at submit, so the mistake is a 422 naming the field,
+    not a failed job later)."""
+    job_id = spec.job_id
     source = session.get(Job, job_id)
     if source is None or source.owner_id != owner.id:
-        message = f"no job {job_id!r} among your jobs"
+        path, message = "spec.job_id", f"no job {job_id!r} among your jobs"
     elif source.kind != "train":
-        message = f"job {job_id} is a {source.kind} job; name a train job"
+        path, message = "spec.job_id", f"job {job_id} is a {source.kind} job; name a train job"
+    elif spec.step is not None and latest_checkpoint(session, job_id, spec.step) is None:
+        steps = session.scalars(
+            select(Artifact.step)
+            .where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
+            .order_by(Artifact.step)
+        ).all()
+        have = ", ".join(str(s) for s in steps[-10:]) or "none yet"
+        path, message = "spec.step", f"job {job_id} has no checkpoint at step {spec.step} ({have})"
     else:
         return
-    raise SpecError([{"path": "spec.job_id", "message": message}])
+    raise SpecError([{"path": path, "message": message}])
 
 
 def get_job(session: Session, owner: User, job_id: str) -> Job:

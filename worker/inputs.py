@@ -3,12 +3,14 @@ checkpoint to resume or sample from."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from sqlalchemy import select
 
 from shared.config import Settings
+from shared.data_roots import DataPathRefusedError, check_data_path
 from shared.data_spec import DataSpec
 from shared.db import session_scope
 from shared.jobs import latest_checkpoint
@@ -27,10 +29,16 @@ def load_job(settings: Settings, job_id: str) -> tuple[str, dict]:
     return kind, spec
 
 
-def fetch_data(data: DataSpec, store: Storage, workdir: Path) -> Path | None:
-    """A local folder holding the data files: the spec's path, or a copy of the store prefix."""
+def fetch_data(
+    data: DataSpec, store: Storage, workdir: Path, data_roots: Sequence[Path] = ()
+) -> Path | None:
+    """A local folder holding the data files: the spec's path (checked against the data
+    roots again here, on the disk that counts), or a copy of the store prefix."""
     if data.path is not None:
-        path = Path(data.path)
+        try:
+            path = check_data_path(data.path, data_roots)
+        except DataPathRefusedError as refused:
+            raise JobInputError(f"spec.data.path: {refused}") from None
         if not path.exists():
             raise JobInputError(f"spec.data.path: {data.path} does not exist on this worker")
         return path

@@ -103,7 +103,9 @@ def run_training(
     device: torch.device,
     reporter: JobReporter,
 ) -> str:
-    data_path = fetch_data(spec.data, store, Path(args.workdir) / f"rank{rank}")
+    data_path = fetch_data(
+        spec.data, store, Path(args.workdir) / f"rank{rank}", settings.data_roots
+    )
     # Networks are built from the spec: an .npz or archive's sample shape is read from it now.
     spec = resolve_data(spec, data_path)
     resume = load_checkpoint_of(settings, store, args.job_id, None, device)

@@ -18,7 +18,7 @@ import requests
 from shared.config import Settings
 from shared.embedded import ServiceProcesses
 from shared.migrate import upgrade
-from tests.helpers import user_token
+from tests.helpers import MNIST_DIR, user_token
 from tests.servers import TestServer
 from tests.services import fresh_database
 from worker.gan.distributed import find_free_port
@@ -131,6 +131,8 @@ def running_service(
                 "GANFORGE_TORCH_THREADS": "1",
                 "GANFORGE_PROGRESS_INTERVAL_S": "0.5",
                 "GANFORGE_CANCEL_GRACE_S": "60",
+                # The repo's test data is the one worker folder jobs may name by path.
+                "GANFORGE_DATA_ROOTS": str(MNIST_DIR.parent),
                 **env,
             }
         )

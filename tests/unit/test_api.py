@@ -4,6 +4,8 @@ tests/integration."""
 from flask.testing import FlaskClient
 
 from shared.config import Settings
+from shared.db import session_scope
+from shared.jobs import record_artifact
 from tests.helpers import auth, train_request, user_token
 
 PROBLEM = "application/problem+json"
@@ -141,6 +143,25 @@ def test_sampling_must_name_one_of_your_training_jobs(
     of_a_sample = {**body, "spec": {"job_id": sampling.get_json()["id"], "seeds": [1]}}
     refused = client.post("/api/v1/jobs", json=of_a_sample, headers=auth(alice))
     assert "name a train job" in refused.get_json()["errors"][0]["message"]
+
+
+def test_a_sampling_step_must_name_a_checkpoint_the_job_has(
+    client: FlaskClient, settings: Settings, alice: str
+) -> None:
+    job = submit(client, alice)
+    with session_scope(settings.database_url) as session:
+        record_artifact(
+            session, job["id"], name="checkpoints/step-000100.pt", kind="checkpoint",
+            key="k", size=1, sha256="0" * 64, step=100,
+        )  # fmt: skip
+    body = {"kind": "sample", "name": "s", "spec": {"job_id": job["id"], "step": 50, "seeds": [1]}}
+    refused = client.post("/api/v1/jobs", json=body, headers=auth(alice))
+    assert refused.status_code == 422
+    assert refused.get_json()["errors"] == [
+        {"path": "spec.step", "message": f"job {job['id']} has no checkpoint at step 50 (100)"}
+    ]
+    body["spec"]["step"] = 100
+    assert client.post("/api/v1/jobs", json=body, headers=auth(alice)).status_code == 201
 
 
 def test_unknown_artifact_is_a_404_problem(client: FlaskClient, alice: str) -> None:
