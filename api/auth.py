@@ -7,7 +7,7 @@ from flask import g, request
 from api.problems import ApiProblem
 from api.state import db_session
 from shared.models import User
-from shared.users import user_for_token
+from shared.users import authenticate
 
 
 def require_user() -> None:
@@ -21,10 +21,12 @@ def require_user() -> None:
             "send 'Authorization: Bearer <token>'; an admin creates tokens with "
             "'ganforge admin create-token'",
         )
-    user = user_for_token(db_session(), token.strip())
-    if user is None:
-        raise ApiProblem(401, "Unauthorized", "the bearer token is not valid")
-    g.user = user
+    session = db_session()
+    found = authenticate(session, token.strip())
+    if found.user is None:
+        raise ApiProblem(401, "Unauthorized", found.refused)
+    session.commit()  # its last use, when that was recorded
+    g.user, g.token = found.user, found.token
 
 
 def current_user() -> User:

@@ -22,6 +22,7 @@ from shared.scheduler.overview import QuotaExceededError
 from shared.specs import SpecError
 from shared.states import InvalidTransitionError
 from shared.storage import StorageError, StorageUnavailableError
+from shared.users import TokenNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SpecError)
     def _spec_error(exc: SpecError) -> Response:
         return problem(422, "Invalid job request", str(exc), errors=exc.problems)
+
+    @app.errorhandler(TokenNotFoundError)
+    def _token_not_found(exc: TokenNotFoundError) -> Response:
+        return problem(404, "Token not found", str(exc))
 
     @app.errorhandler(JobNotFoundError)
     def _not_found(exc: JobNotFoundError) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.models import Artifact, Dataset, Job, JobEvent, as_utc
+from shared.models import ApiToken, Artifact, Dataset, Job, JobEvent, as_utc, utcnow
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -86,3 +86,24 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
         "created_at": iso(dataset.created_at),
         "links": {"self": f"/api/v1/datasets/{dataset.id}"},
     }
+
+
+def token_json(token: ApiToken, owner: str | None) -> dict[str, Any]:
+    """A token's description; never its value or hash."""
+    now = utcnow()
+    if token.revoked_at is not None:
+        state = "revoked"
+    elif token.expires_at is not None and as_utc(token.expires_at) <= now:
+        state = "expired"
+    else:
+        state = "active"
+    described = {
+        "id": token.id,
+        "name": token.label,
+        "state": state,
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.expires_at),
+        "revoked_at": iso(token.revoked_at),
+        "last_used_at": iso(token.last_used_at),
+    }
+    return described if owner is None else {**described, "owner": owner}

@@ -98,6 +98,20 @@ class Client:
         body = {"max_devices": max_devices, "max_queued_jobs": max_queued_jobs}
         return self._call("PUT", f"/api/v1/admin/users/{user}/quota", json=body).json()  # type: ignore[no-any-return]
 
+    def tokens(self, every_user: bool = False) -> list[dict[str, Any]]:
+        params = {"all": "true"} if every_user else {}
+        return self._call("GET", "/api/v1/tokens", params=params).json()["tokens"]  # type: ignore[no-any-return]
+
+    def create_token(self, name: str, expires_in_days: int | None = None) -> dict[str, Any]:
+        """A new token of yours; the answer's `token` is its value, shown this once."""
+        body: dict[str, Any] = {"name": name}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        return self._call("POST", "/api/v1/tokens", json=body).json()  # type: ignore[no-any-return]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/api/v1/tokens/{token_id}").json()  # type: ignore[no-any-return]
+
     def ready(self) -> bool:
         try:
             return self.http.get(self.base_url + "/readyz", timeout=5).status_code == 200

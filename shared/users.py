@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.models import ApiToken, User
+from shared.models import ApiToken, User, utcnow
 
 # Prefix so a leaked token is recognisable (secret scanners, logs); 32 random bytes after it.
 TOKEN_PREFIX = "gf_"
 LOCAL_USER = "local"
+# A token's last use is written when the stored one is older than this.
+LAST_USE_RESOLUTION = timedelta(minutes=1)
 
 
 class UserExistsError(ValueError):
@@ -24,6 +28,14 @@ class UserExistsError(ValueError):
 
 class UnknownUserError(LookupError):
     """No user has that name."""
+
+
+class TokenNotFoundError(LookupError):
+    """No token with that id among those the caller may see."""
+
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"no token {token_id!r} among your tokens")
+        self.token_id = token_id
 
 
 def hash_token(token: str) -> str:
@@ -39,23 +51,87 @@ def create_user(session: Session, name: str, *, is_admin: bool = False) -> User:
     return user
 
 
-def create_token(session: Session, user_name: str, label: str = "") -> str:
+def create_token(
+    session: Session, user_name: str, label: str = "", expires_at: datetime | None = None
+) -> str:
     """A new token for the user; the plain token is returned once and never stored."""
     user = session.scalar(select(User).where(User.name == user_name))
     if user is None:
         raise UnknownUserError(f"no user named {user_name!r}")
+    return issue_token(session, user, label, expires_at)[0]
+
+
+def issue_token(
+    session: Session, user: User, label: str = "", expires_at: datetime | None = None
+) -> tuple[str, ApiToken]:
+    """A new token of `user`: (the plain token, shown once; its stored row)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), label=label))
+    row = ApiToken(user_id=user.id, token_hash=hash_token(token), label=label)
+    row.expires_at = expires_at
+    session.add(row)
     session.flush()
-    return token
+    return token, row
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """Who a bearer token speaks for, or why it speaks for no one (`refused`)."""
+
+    user: User | None
+    token: ApiToken | None
+    refused: str = ""
+
+
+def authenticate(session: Session, token: str) -> Authentication:
+    """Resolve a bearer token: unknown, revoked and expired tokens are refused, saying which
+    (the caller holds the token, so this reveals nothing it does not know); last use is
+    recorded at most once a minute."""
+    found = session.execute(
+        select(ApiToken, User)
+        .join(User, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == hash_token(token))
+    ).first()
+    if found is None:
+        return Authentication(None, None, "the bearer token is not valid")
+    row, user = found
+    now = utcnow()
+    if row.revoked_at is not None:
+        return Authentication(None, row, "the bearer token was revoked")
+    if row.expires_at is not None and _aware(row.expires_at) <= now:
+        return Authentication(None, row, "the bearer token has expired")
+    if row.last_used_at is None or now - _aware(row.last_used_at) > LAST_USE_RESOLUTION:
+        session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+    return Authentication(user, row)
 
 
 def user_for_token(session: Session, token: str) -> User | None:
-    return session.scalar(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token))
-    )
+    return authenticate(session, token).user
+
+
+def list_tokens(session: Session, user: User | None) -> list[tuple[ApiToken, str]]:
+    """(token, owner name) of `user`, or of everyone when None, newest first."""
+    query = select(ApiToken, User.name).join(User, ApiToken.user_id == User.id)
+    if user is not None:
+        query = query.where(ApiToken.user_id == user.id)
+    rows = session.execute(query.order_by(ApiToken.created_at.desc(), ApiToken.id))
+    return [(token, name) for token, name in rows]
+
+
+def revoke_token(session: Session, caller: User, token_id: str) -> ApiToken:
+    """Revoke one of the caller's tokens (an admin: anyone's); idempotent. Raises
+    TokenNotFoundError for a token the caller may not see."""
+    row = session.get(ApiToken, token_id)
+    if row is None or (row.user_id != caller.id and not caller.is_admin):
+        raise TokenNotFoundError(token_id)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; they are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def ensure_local_user(session: Session) -> str | None:

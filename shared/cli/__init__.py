@@ -366,3 +366,4 @@ def _print_artifacts(client: Client, job: dict[str, Any], settings: Settings) ->
 
 # The pool commands live in their own module; importing it registers them on `main`.
 from shared.cli import pool as _pool  # noqa: E402,F401
+from shared.cli import tokens as _tokens  # noqa: E402,F401

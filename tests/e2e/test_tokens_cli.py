@@ -1,0 +1,48 @@
+"""`ganforge token create / list / revoke` against the running service (gunicorn on
+PostgreSQL): a token made from the CLI works, then stops working once revoked."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import requests
+
+from tests.e2e.conftest import Service
+
+
+def _cli(service: Service, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **service.settings.to_env(), "GANFORGE_TOKEN": token, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", "token", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_token_made_with_the_cli_works_until_it_is_revoked(service: Service) -> None:
+    mine = service.http.headers["Authorization"].removeprefix("Bearer ")
+    created = _cli(service, mine, "create", "ci-runner", "--expires-in", "7")
+    assert created.returncode == 0, created.stderr
+    new_token = created.stdout.strip().splitlines()[-1]
+    assert new_token.startswith("gf_")
+    url = service.url("/api/v1/jobs")
+    headers = {"Authorization": f"Bearer {new_token}"}
+    assert requests.get(url, headers=headers, timeout=30).status_code == 200
+
+    listed = _cli(service, mine, "list")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [row for row in listed.stdout.splitlines() if "ci-runner" in row]
+    (token_id,) = re.findall(r"\b[0-9a-f]{32}\b", line)
+    assert "active" in line and new_token not in listed.stdout
+
+    revoked = _cli(service, mine, "revoke", token_id)
+    assert revoked.returncode == 0, revoked.stderr
+    refused = requests.get(url, headers=headers, timeout=30)
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+    again = _cli(service, new_token, "list")
+    assert again.returncode != 0 and "revoked" in again.stderr
