@@ -27,13 +27,21 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from shared.data_spec import POINT_DIMS
-from shared.imagefiles import GREY_MODES, ImageMember, archive_format, decode_image, image_members
+from shared.imagefiles import (
+    GREY_MODES,
+    MAX_DECOMPRESSED_BYTES,
+    MAX_IMAGE_PIXELS,
+    ImageMember,
+    archive_format,
+    decode_image,
+    image_members,
+)
 from shared.imagefiles import DataFileError as DataFileError
 from shared.imagefiles import describe_sizes as describe_sizes
 from shared.imagefiles import fit_image_array as fit_image_array
@@ -46,6 +54,8 @@ NPZ_DATA_ARRAY = "data"
 # idx3 header: magic 0x00000803 means unsigned bytes, 3 dimensions (images, rows, columns).
 IDX3_MAGIC = 0x00000803
 IDX3_HEADER = struct.Struct(">IIII")
+# Read size when streaming through a file to check it.
+_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -87,9 +97,7 @@ def inspect_data(path: Path, name: str | None = None, *, decode: bool = True) ->
     if fmt == "npz":
         return _inspect_npz(path, label)
     if fmt == "idx":
-        images = read_idx3(path, label)
-        size = (images.shape[1], images.shape[2])
-        return DataInfo("idx", "images", len(images), (1, *size), {size: len(images)}, 1)
+        return _inspect_idx(path, label)
     if fmt in ("zip", "tar"):
         return _inspect_images(image_members(path, label), fmt, label, decode)
     raise DataFileError(f"{label}: not a known data format (.npz, .zip, .tar, .tar.gz, idx3)")
@@ -207,10 +215,36 @@ def read_idx3(path: Path, label: str | None = None, side: int | None = None) -> 
     With `side`, the images must be side x side.
     """
     label = label or str(path)
-    raw = _read_maybe_gzipped(path, label)
-    if len(raw) < IDX3_HEADER.size:
-        raise DataFileError(f"{label}: {len(raw)} bytes, too short for an idx3 header")
-    magic, count, rows, columns = IDX3_HEADER.unpack_from(raw)
+    with _open_maybe_gzipped(path, label) as file:
+        count, rows, columns = _idx3_header(file, label, side)
+        raw = _read_exactly(file, count * rows * columns, label)
+    pixels = np.frombuffer(raw, dtype=np.uint8)
+    return pixels.reshape(count, rows, columns).copy()
+
+
+def _inspect_idx(path: Path, label: str) -> DataInfo:
+    """Check an idx3 file by streaming through it: memory stays at one chunk however large
+    the file expands (a 1 MB gzip can hold gigabytes of zeros)."""
+    with _open_maybe_gzipped(path, label) as file:
+        count, rows, columns = _idx3_header(file, label, None)
+        expected = count * rows * columns
+        seen = 0
+        while chunk := file.read(min(_CHUNK, expected + 1 - seen)):
+            seen += len(chunk)
+            if seen > expected:
+                break
+        _check_length(seen, expected, label)
+    size = (rows, columns)
+    return DataInfo("idx", "images", count, (1, *size), {size: count}, 1)
+
+
+def _idx3_header(file: IO[bytes], label: str, side: int | None) -> tuple[int, int, int]:
+    """(count, rows, columns) from the 16-byte header, refusing a file whose header promises
+    more than MAX_DECOMPRESSED_BYTES before a byte of pixels is read."""
+    header = _read(file, IDX3_HEADER.size, label)
+    if len(header) < IDX3_HEADER.size:
+        raise DataFileError(f"{label}: {len(header)} bytes, too short for an idx3 header")
+    magic, count, rows, columns = IDX3_HEADER.unpack(header)
     if magic != IDX3_MAGIC:
         raise DataFileError(
             f"{label}: magic number {magic:#010x}, expected {IDX3_MAGIC:#010x} (idx3)"
@@ -218,20 +252,42 @@ def read_idx3(path: Path, label: str | None = None, side: int | None = None) -> 
     if count == 0 or rows == 0 or (side is not None and (rows, columns) != (side, side)):
         expected = f", expected {side}x{side}" if side is not None else ""
         raise DataFileError(f"{label}: holds {count} images of {rows}x{columns}{expected}")
-    expected_size = IDX3_HEADER.size + count * rows * columns
-    if len(raw) != expected_size:
-        raise DataFileError(f"{label}: {len(raw)} bytes, but its header promises {expected_size}")
-    pixels = np.frombuffer(raw, dtype=np.uint8, offset=IDX3_HEADER.size)
-    return pixels.reshape(count, rows, columns).copy()
+    if count * rows * columns > MAX_DECOMPRESSED_BYTES:
+        raise DataFileError(
+            f"{label}: its header promises {count} images of {rows}x{columns}, more than "
+            f"{MAX_DECOMPRESSED_BYTES} bytes of pixels"
+        )
+    return count, rows, columns
 
 
-def _read_maybe_gzipped(path: Path, label: str) -> bytes:
+def _read_exactly(file: IO[bytes], expected: int, label: str) -> bytes:
+    """The `expected` bytes after the header, and proof that nothing follows them."""
+    raw = _read(file, expected + 1, label)
+    _check_length(len(raw), expected, label)
+    return raw
+
+
+def _check_length(seen: int, expected: int, label: str) -> None:
+    if seen != expected:
+        what = "more" if seen > expected else f"{seen + IDX3_HEADER.size}"
+        raise DataFileError(
+            f"{label}: {what} bytes, but its header promises {expected + IDX3_HEADER.size}"
+        )
+
+
+def _read(file: IO[bytes], size: int, label: str) -> bytes:
+    try:
+        return file.read(size)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataFileError(f"{label}: cannot be read ({exc})") from exc
+
+
+def _open_maybe_gzipped(path: Path, label: str) -> IO[bytes]:
     try:
         if path.name.endswith(".gz") or label.endswith(".gz"):
-            with gzip.open(path, "rb") as file:
-                return file.read()
-        return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
+            return gzip.open(path, "rb")
+        return path.open("rb")
+    except OSError as exc:
         raise DataFileError(f"{label}: cannot be read ({exc})") from exc
 
 
@@ -257,6 +313,15 @@ def _size_and_mode(member: ImageMember, label: str, decode: bool) -> tuple[tuple
         return (image.height, image.width), image.mode
     try:
         with Image.open(io.BytesIO(member.data)) as opened:
+            if opened.width * opened.height > MAX_IMAGE_PIXELS:
+                raise DataFileError(
+                    f"{label}: image {member.name!r} is {opened.width}x{opened.height}, more "
+                    f"than {MAX_IMAGE_PIXELS} pixels"
+                )
             return (opened.height, opened.width), "L" if opened.mode in GREY_MODES else "RGB"
+    except Image.DecompressionBombError:
+        raise DataFileError(
+            f"{label}: image {member.name!r} claims more than {MAX_IMAGE_PIXELS} pixels"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataFileError(f"{label}: image {member.name!r} cannot be decoded ({exc})") from exc

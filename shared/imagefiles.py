@@ -28,6 +28,13 @@ MAX_MEMBER_BYTES = 64 * 1024 * 1024
 # Pixels of one decoded image: 4096² covers any camera photo someone might resize; Pillow's
 # own bomb limit is larger and only warns below twice its value.
 MAX_IMAGE_PIXELS = 4096 * 4096
+# What one data file may expand to (an idx file's pixels, an archive's members together):
+# 4 GiB is 5 million MNIST digits or 300,000 64 px colour images, far beyond a test set,
+# and a compressed file claiming more is refused before anything is expanded.
+MAX_DECOMPRESSED_BYTES = 4 * 1024**3
+# Members of one archive: a 100,000-image zip is checked in well under a minute; one with
+# more files is refused from its directory alone (pack the images into an .npz instead).
+MAX_ARCHIVE_MEMBERS = 100_000
 # ITU-R 601-2 luma, what Pillow's convert("L") uses: npz colour images go grey the same way.
 _LUMA = np.array([0.299, 0.587, 0.114])
 # Pillow modes read as grey; every other 8-bit mode (P, RGBA, CMYK, ...) is read as RGB.
@@ -91,6 +98,21 @@ def _is_image_name(name: str, label: str) -> bool:
     return not hidden and path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def _check_archive(members: int, expanded: int, label: str) -> None:
+    """Refuse, from its directory alone, an archive with too many members or too many bytes
+    once expanded (zip and tar directories state both; zipfile and tarfile stop a member
+    at its stated size, so a directory that lies cannot expand further)."""
+    if members > MAX_ARCHIVE_MEMBERS:
+        raise DataFileError(
+            f"{label}: {members} members, more than {MAX_ARCHIVE_MEMBERS}; pack the images "
+            "into an .npz instead"
+        )
+    if expanded > MAX_DECOMPRESSED_BYTES:
+        raise DataFileError(
+            f"{label}: expands to {expanded} bytes, more than {MAX_DECOMPRESSED_BYTES}"
+        )
+
+
 def _check_member_size(name: str, size: int, label: str) -> None:
     if size > MAX_MEMBER_BYTES:
         raise DataFileError(
@@ -112,6 +134,7 @@ def _zip_members(path: Path, label: str) -> Iterator[ImageMember]:
             infos = sorted(
                 (i for i in archive.infolist() if not i.is_dir()), key=lambda i: i.filename
             )
+            _check_archive(len(infos), sum(i.file_size for i in infos), label)
             wanted = [i for i in infos if _is_image_name(i.filename, label)]
             for info in wanted:
                 _check_member_size(info.filename, info.file_size, label)
@@ -124,6 +147,7 @@ def _tar_members(path: Path, label: str) -> Iterator[ImageMember]:
     try:
         with tarfile.open(path, "r:*") as archive:
             infos = sorted((i for i in archive.getmembers() if not i.isdir()), key=lambda i: i.name)
+            _check_archive(len(infos), sum(i.size for i in infos), label)
             for info in infos:
                 if not _is_image_name(info.name, label):
                     continue
@@ -156,6 +180,10 @@ def decode_image(member: ImageMember, label: str) -> Image.Image:
             return opened.convert("L" if opened.mode in GREY_MODES else "RGB")
     except DataFileError:
         raise
+    except Image.DecompressionBombError:
+        raise DataFileError(
+            f"{label}: image {member.name!r} claims more than {MAX_IMAGE_PIXELS} pixels"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataFileError(f"{label}: image {member.name!r} cannot be decoded ({exc})") from exc
 

@@ -1,0 +1,103 @@
+"""Uploads that expand far beyond their size are refused with a 4xx, and checking them keeps
+the API's memory bounded: the gzip, the lying header, the many-member zip, the PNG that
+claims 60000 x 60000."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import tracemalloc
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from shared import imagefiles
+from tests.data_builders import grey_pngs, write_zip
+from tests.helpers import auth
+
+# What checking one bomb may allocate in the API process (Python allocations, measured with
+# tracemalloc): a few 1 MiB read chunks and the request's own buffers.
+MEMORY_BOUND = 48 * 1024 * 1024
+
+
+def _upload(client: FlaskClient, token: str, name: str, data: bytes) -> tuple[int, dict, int]:
+    """(status, body, peak bytes allocated while the API handled the upload)."""
+    form = {"file": (io.BytesIO(data), name), "name": "bomb"}
+    tracemalloc.start()
+    try:
+        response = client.post(
+            "/api/v1/datasets", data=form, headers=auth(token), content_type="multipart/form-data"
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return response.status_code, response.get_json(), peak
+
+
+def _idx3_gz(count: int, side: int, pixels: int) -> bytes:
+    """A gzipped idx3 whose header says `count` images of side x side, followed by `pixels`
+    zero bytes (compressed ~1000:1)."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9) as file:
+        file.write(struct.pack(">IIII", 0x803, count, side, side))
+        block = bytes(1024 * 1024)
+        for _ in range(pixels // len(block)):
+            file.write(block)
+    return out.getvalue()
+
+
+def test_an_idx_whose_header_promises_too_much_is_refused_before_expanding(
+    client: FlaskClient, alice: str
+) -> None:
+    claims = _idx3_gz(6_000_000, 28, 0)  # 4.7 GB of pixels promised
+    status, body, peak = _upload(client, alice, "t10k-images-idx3-ubyte.gz", claims)
+    assert status == 422, body
+    assert "more than 4294967296 bytes of pixels" in body["detail"]
+    assert peak < MEMORY_BOUND
+
+
+def test_an_idx_gzip_bomb_is_streamed_through_and_refused_with_memory_bounded(
+    client: FlaskClient, alice: str
+) -> None:
+    bomb = _idx3_gz(1000, 28, 512 * 1024 * 1024)  # 512 MiB of zeros behind a 1000-image header
+    assert len(bomb) < 1024 * 1024
+    status, body, peak = _upload(client, alice, "t10k-images-idx3-ubyte.gz", bomb)
+    assert status == 422, body
+    assert "header promises 784016" in body["detail"]
+    assert peak < MEMORY_BOUND, f"{peak / 2**20:.0f} MiB allocated"
+
+
+def test_a_zip_with_too_many_members_is_refused_from_its_directory(
+    client: FlaskClient, alice: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imagefiles, "MAX_ARCHIVE_MEMBERS", 200)
+    archive = write_zip(tmp_path / "many.zip", grey_pngs(201, 8))
+    status, body, _ = _upload(client, alice, "many.zip", archive.read_bytes())
+    assert status == 422 and "201 members, more than 200" in body["detail"], body
+
+
+def test_a_png_claiming_60000_by_60000_is_a_422_not_a_500(
+    client: FlaskClient, alice: str, tmp_path: Path
+) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("huge.png", _png_header(60_000, 60_000))
+    status, body, peak = _upload(client, alice, "huge.zip", archive.getvalue())
+    assert status == 422, body
+    assert "huge.png" in body["detail"] and "pixels" in body["detail"]
+    assert peak < MEMORY_BOUND
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk (8-bit grey) with no pixels after it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
