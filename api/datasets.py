@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import IO, Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from api import idempotency
 from api.auth import current_user, require_user
 from api.serializers import dataset_json
 from api.state import db_session, storage
@@ -24,7 +27,7 @@ _FORM_OVERHEAD = 64 * 1024
 
 
 @bp.post("")
-def upload() -> tuple[dict[str, Any], int, dict[str, str]]:
+def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
     """Form fields: `file` (the data file) and `name`."""
     limit = int(current_app.config.get(MAX_UPLOAD_CONFIG, datasets.MAX_UPLOAD_BYTES))
     request.max_content_length = limit + _FORM_OVERHEAD
@@ -34,18 +37,45 @@ def upload() -> tuple[dict[str, Any], int, dict[str, str]]:
         raise DatasetUploadError("file", f"uploads are limited to {limit} bytes", 413) from None
     if file is None or not file.filename:
         raise DatasetUploadError("file", "send the data as a multipart form field named 'file'")
-    session = db_session()
+    session, user, key = db_session(), current_user(), idempotency.requested_key()
+    if key is not None:  # a retry is recognised by what it sends: name, file name, bytes
+        digest = _upload_hash(name, file.filename, file.stream)
+        first = idempotency.replay(session, user, key, UPLOAD_ROUTE, digest)
+        if first is not None:
+            return first
+        file.stream.seek(0)
     dataset = datasets.create_dataset(
         session,
         storage(),
-        current_user(),
+        user,
         name=name,
         filename=file.filename,
         stream=file.stream,
         max_bytes=limit,
     )
-    session.commit()
-    return dataset_json(dataset), 201, {"Location": f"/api/v1/datasets/{dataset.id}"}
+    answer = dataset_json(dataset)
+    if key is not None:
+        idempotency.remember(session, user, key, UPLOAD_ROUTE, digest, 201, answer)
+    try:
+        session.commit()
+    except IntegrityError:  # a copy of this request with the same key won the race
+        session.rollback()
+        storage().delete(dataset.key)
+        first = idempotency.replay(session, user, key, UPLOAD_ROUTE, digest) if key else None
+        if first is None:
+            raise
+        return first
+    return answer, 201, {"Location": f"/api/v1/datasets/{dataset.id}"}
+
+
+UPLOAD_ROUTE = "POST /api/v1/datasets"
+
+
+def _upload_hash(name: str | None, filename: str, stream: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(1024 * 1024):
+        digest.update(chunk)
+    return idempotency.request_hash(name, filename, digest.hexdigest())
 
 
 @bp.get("")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, redirect, request, stream_with_context
+from sqlalchemy.exc import IntegrityError
 
+from api import idempotency
 from api.auth import current_user, require_user
 from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
@@ -23,8 +25,11 @@ KINDS = ("train", "sample")
 MAX_PRIORITY = 1000
 
 
+SUBMIT_ROUTE = "POST /api/v1/jobs"
+
+
 @bp.post("")
-def submit() -> tuple[dict[str, Any], int, dict[str, str]]:
+def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
     body = request.get_json(silent=True)
     if body is None:
         raise ApiProblem(
@@ -33,18 +38,35 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]]:
             "the body must be a JSON object (Content-Type: application/json)",
         )
     job_request, spec = validate_job_request(body)
-    session = db_session()
+    session, user = db_session(), current_user()
+    key, digest = idempotency.requested_key(), idempotency.request_hash(body)
+    if key is not None:
+        first = idempotency.replay(session, user, key, SUBMIT_ROUTE, digest)
+        if first is not None:
+            return first
     job = jobs.submit_job(
         session,
-        current_user(),
+        user,
         job_request.kind,
         job_request.name,
         spec,
         max_attempts=settings().max_attempts,
         data_roots=settings().data_roots,
     )
-    session.commit()
-    return job_json(job), 201, {"Location": f"/api/v1/jobs/{job.id}"}
+    answer = job_json(job)
+    if key is not None:
+        idempotency.remember(session, user, key, SUBMIT_ROUTE, digest, 201, answer)
+    try:
+        session.commit()
+    except IntegrityError:  # the same key, committed by a copy of this request meanwhile
+        session.rollback()
+        if key is None:
+            raise
+        first = idempotency.replay(session, user, key, SUBMIT_ROUTE, digest)
+        if first is None:
+            raise
+        return first
+    return answer, 201, {"Location": f"/api/v1/jobs/{job.id}"}
 
 
 @bp.get("")

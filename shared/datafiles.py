@@ -285,7 +285,7 @@ def _read(file: IO[bytes], size: int, label: str) -> bytes:
 def _open_maybe_gzipped(path: Path, label: str) -> IO[bytes]:
     try:
         if path.name.endswith(".gz") or label.endswith(".gz"):
-            return gzip.open(path, "rb")
+            return gzip.open(path, "rb")  # type: ignore[return-value]
         return path.open("rb")
     except OSError as exc:
         raise DataFileError(f"{label}: cannot be read ({exc})") from exc
