@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, request
 
 from api.problems import ApiProblem
+from api.ratelimit import check_rate
 from api.state import db_session
 from shared.models import User
 from shared.users import authenticate
@@ -27,6 +28,7 @@ def require_user() -> None:
         raise ApiProblem(401, "Unauthorized", found.refused)
     session.commit()  # its last use, when that was recorded
     g.user, g.token = found.user, found.token
+    check_rate()
 
 
 def current_user() -> User:

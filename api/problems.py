@@ -35,9 +35,17 @@ RETRY_AFTER_S = 5
 class ApiProblem(Exception):
     """Raise from a view to answer with a problem document."""
 
-    def __init__(self, status: int, title: str, detail: str, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(detail)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.headers = headers or {}
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
@@ -48,7 +56,9 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiProblem)
     def _api_problem(exc: ApiProblem) -> Response:
-        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+        response = problem(exc.status, exc.title, exc.detail, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(SpecError)
     def _spec_error(exc: SpecError) -> Response:

@@ -49,6 +49,10 @@ DEFAULT_JOB_SILENCE_S = 90.0
 # the attempt is lost: an S3 restart or failover takes seconds to minutes.
 DEFAULT_STORAGE_RETRY_S = 15 * 60.0
 
+# Requests per minute per token: a CLI polling every second or a dashboard uses well under
+# 100; 1,200 lets scripts burst while a runaway loop is cut off before it starves the API.
+DEFAULT_RATE_LIMIT_PER_MINUTE = 1200
+
 # Fair share looks back over recent use: a device-second counts half after this many seconds.
 # A day: yesterday's week-long run weighs on today's queue, last month's does not.
 DEFAULT_USAGE_HALF_LIFE_S = 24 * 3600.0
@@ -95,11 +99,14 @@ class Settings:
     storage_retry_s: float = DEFAULT_STORAGE_RETRY_S
     # Worker folders a spec's data.path may name (none by default; see shared/data_roots.py).
     data_roots: tuple[Path, ...] = ()
+    # Requests per minute one token may make (0: no limit); counted in Redis.
+    rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("GANFORGE_HOME") or DEFAULT_HOME).expanduser()
+        rate = _optional_int(env, "GANFORGE_RATE_LIMIT", minimum=0)
         settings = cls(
             home=home,
             database_url=env.get("GANFORGE_DATABASE_URL") or f"sqlite:///{home / 'ganforge.db'}",
@@ -130,6 +137,7 @@ class Settings:
             job_silence_s=_float(env, "GANFORGE_JOB_SILENCE_S", DEFAULT_JOB_SILENCE_S),
             storage_retry_s=_float(env, "GANFORGE_STORAGE_RETRY_S", DEFAULT_STORAGE_RETRY_S),
             data_roots=parse_roots(env.get("GANFORGE_DATA_ROOTS", "")),
+            rate_limit_per_minute=DEFAULT_RATE_LIMIT_PER_MINUTE if rate is None else rate,
         )
         settings.validate()
         return settings
@@ -190,6 +198,7 @@ class Settings:
             "GANFORGE_JOB_SILENCE_S": str(self.job_silence_s),
             "GANFORGE_STORAGE_RETRY_S": str(self.storage_retry_s),
             "GANFORGE_DATA_ROOTS": os.pathsep.join(str(root) for root in self.data_roots),
+            "GANFORGE_RATE_LIMIT": str(self.rate_limit_per_minute),
         }
         if self.node_name:
             env["GANFORGE_NODE_NAME"] = self.node_name
