@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api import datasets, guards, health, jobs, pool, state, tokens
+from api import datasets, guards, health, jobs, openapi, pool, state, tokens
 from api.problems import register_error_handlers
 from shared.config import Settings
 from shared.datasets import MAX_UPLOAD_BYTES
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(jobs.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(tokens.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(pool.pool_bp)
     app.register_blueprint(pool.admin_bp)
     logging.basicConfig(level=logging.INFO)

@@ -1,0 +1,316 @@
+"""The OpenAPI 3.1 document, built from the pydantic models that validate requests
+(shared/specs.py, api/tokens.py) and describe answers (api/schemas.py); served at
+/api/v1/openapi.json with a reading page at /api/v1/docs.
+
+Each operation is one line of OPERATIONS; a test checks that the list and the app's routes
+are the same set, so a route cannot be added without its entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from flask import Blueprint, Response
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from api import schemas
+from api.tokens import TokenRequest
+from shared.specs import JobRequest, SampleSpec, TrainSpec
+
+bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+
+REF = "#/components/schemas/{model}"
+ID_PATTERN = "^[0-9a-f]{32}$"
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    answer: type[BaseModel] | None  # None: no JSON body (204, a download)
+    status: int = 200
+    body: type[BaseModel] | str | None = None  # a model, "multipart", or None
+    query: tuple[dict[str, Any], ...] = ()
+    public: bool = False
+    extra_statuses: tuple[int, ...] = field(default=())
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+JOB = "/api/v1/jobs/{job_id}"
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("get", "/healthz", "Liveness: the process answers", schemas.Health, public=True),
+    Operation(
+        "get",
+        "/readyz",
+        "Readiness: database, broker and storage, each with its status",
+        schemas.Readiness,
+        public=True,
+        extra_statuses=(503,),
+    ),
+    Operation(
+        "post", "/api/v1/jobs", "Submit a training or sampling job", schemas.Job, 201, JobRequest
+    ),
+    Operation(
+        "get",
+        "/api/v1/jobs",
+        "Your jobs, newest first, a page at a time",
+        schemas.JobPage,
+        query=(
+            _query("state", {"type": "string"}, "only jobs in this state"),
+            _query("kind", {"type": "string", "enum": ["train", "sample"]}, "only this kind"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
+            _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+            _query("all", {"type": "string", "enum": ["true", "false"]}, "admins: every user's"),
+        ),
+    ),
+    Operation("get", JOB, "One job, with the devices it holds", schemas.Job),
+    Operation(
+        "post",
+        JOB + "/priority",
+        "Change a job's priority (owners may only lower it)",
+        schemas.Job,
+        body=schemas.PriorityRequest,
+    ),
+    Operation("post", JOB + "/cancel", "Cancel a job (idempotent)", schemas.Job, 202),
+    Operation("get", JOB + "/events", "Every state change of the job", schemas.EventList),
+    Operation(
+        "get",
+        JOB + "/artifacts",
+        "The job's checkpoints, grids, metrics and log",
+        schemas.ArtifactList,
+    ),
+    Operation(
+        "get",
+        JOB + "/artifacts/{name}",
+        "An artifact's bytes (or a redirect to S3)",
+        None,
+        query=(
+            _query(
+                "redirect",
+                {"type": "string", "enum": ["true", "false"]},
+                "false: stream the bytes through the API",
+            ),
+        ),
+        extra_statuses=(302,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/datasets",
+        "Upload training data (multipart: file, name)",
+        schemas.Dataset,
+        201,
+        "multipart",
+        extra_statuses=(413,),
+    ),
+    Operation("get", "/api/v1/datasets", "Your uploaded datasets", schemas.DatasetList),
+    Operation("get", "/api/v1/datasets/{dataset_id}", "One dataset", schemas.Dataset),
+    Operation("delete", "/api/v1/datasets/{dataset_id}", "Delete a dataset", None, 204),
+    Operation(
+        "get",
+        "/api/v1/tokens",
+        "Your tokens (admins: ?all=true for everyone's)",
+        schemas.TokenList,
+        query=(_query("all", {"type": "string", "enum": ["true", "false"]}, "admins"),),
+    ),
+    Operation(
+        "post",
+        "/api/v1/tokens",
+        "Create a token; its value is in this answer only",
+        schemas.CreatedToken,
+        201,
+        TokenRequest,
+    ),
+    Operation(
+        "delete", "/api/v1/tokens/{token_id}", "Revoke a token (admins: anyone's)", schemas.Token
+    ),
+    Operation("get", "/api/v1/pool", "The pool: nodes, devices, queue", schemas.Pool, public=True),
+    Operation(
+        "post",
+        "/api/v1/admin/nodes/{name}/drain",
+        "Admins: stop placing work on a node",
+        schemas.NodeState,
+    ),
+    Operation(
+        "post",
+        "/api/v1/admin/nodes/{name}/undrain",
+        "Admins: place work on it again",
+        schemas.NodeState,
+    ),
+    Operation("delete", "/api/v1/admin/nodes/{name}", "Admins: forget a stopped node", None, 204),
+    Operation(
+        "put",
+        "/api/v1/admin/users/{name}/quota",
+        "Admins: set a user's quotas",
+        schemas.Quota,
+        body=schemas.QuotaRequest,
+    ),
+)
+
+_PATH_PARAMETERS = {
+    "job_id": ID_PATTERN,
+    "dataset_id": ID_PATTERN,
+    "token_id": ID_PATTERN,
+    "name": NAME_PATTERN,
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    models: list[type[BaseModel]] = [JobRequest, TrainSpec, SampleSpec, schemas.Problem]
+    models += [op.answer for op in OPERATIONS if op.answer is not None]
+    models += [op.body for op in OPERATIONS if isinstance(op.body, type)]
+    unique = list(dict.fromkeys(models))
+    modes = [
+        (m, "serialization" if m.__module__ == schemas.__name__ else "validation") for m in unique
+    ]
+    keys, defs = models_json_schema(modes, ref_template=REF)  # type: ignore[arg-type]
+    components = defs.get("$defs", {})
+    # A job request's spec is a train or a sample spec, as `kind` says.
+    request_schema = components[JobRequest.__name__]
+    request_schema["properties"]["spec"] = {
+        "oneOf": [{"$ref": REF.format(model="TrainSpec")}, {"$ref": REF.format(model="SampleSpec")}]
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, keys)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ganforge",
+            "version": "1",
+            "description": "Train and sample GANs on a shared GPU pool. Errors are RFC 9457 "
+            "problem documents naming each bad field.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _operation(op: Operation, keys: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    def ref(model: type[BaseModel]) -> dict[str, Any]:
+        return {"$ref": REF.format(model=model.__name__)}
+
+    problem = {"application/problem+json": {"schema": ref(schemas.Problem)}}
+    responses: dict[str, Any] = {}
+    if op.answer is not None:
+        responses[str(op.status)] = {
+            "description": op.summary,
+            "content": {"application/json": {"schema": ref(op.answer)}},
+        }
+    elif op.status == 204:
+        responses["204"] = {"description": "done"}
+    else:  # a download
+        responses["200"] = {
+            "description": "the artifact's bytes",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    for status in op.extra_statuses:
+        if status == 302:
+            responses["302"] = {"description": "a presigned URL to download from"}
+        elif status == 503 and op.answer is not None:
+            responses["503"] = {
+                "description": "not ready",
+                "content": {"application/json": {"schema": ref(op.answer)}},
+            }
+    responses["default"] = {
+        "description": "a problem: 4xx for the request, 503 for an outage",
+        "content": problem,
+    }
+    parameters = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": _PATH_PARAMETERS[name]},
+        }
+        for name in _PATH_PARAMETERS
+        if "{" + name + "}" in op.path
+    ] + list(op.query)
+    operation: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": f"{op.method}_{op.path}".replace("/", "_").replace("{", "").replace("}", ""),
+        "responses": responses,
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if op.public:
+        operation["security"] = []
+    if op.body == "multipart":
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "name": {"type": "string", "maxLength": 200},
+                        },
+                    }
+                }
+            },
+        }
+    elif isinstance(op.body, type):
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": ref(op.body)}},
+        }
+    return operation
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> dict[str, Any]:
+    return document()
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ganforge API</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}
+code{background:#f3f3f3;padding:0 .25rem}h2{margin-top:2rem}td{padding:.2rem .6rem;
+vertical-align:top}tr:nth-child(odd){background:#fafafa}</style></head><body>
+<h1>ganforge API v1</h1>
+<p>The machine-readable contract is <a href="openapi.json"><code>openapi.json</code></a>
+(OpenAPI 3.1). Send <code>Authorization: Bearer &lt;token&gt;</code>; errors are
+<code>application/problem+json</code> with an <code>errors</code> list naming each bad field.</p>
+<table id="ops"></table>
+<script>
+fetch("openapi.json").then(r => r.json()).then(doc => {
+  const table = document.getElementById("ops");
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const row = table.insertRow();
+      row.insertCell().innerHTML = "<code>" + method.toUpperCase() + "</code>";
+      row.insertCell().innerHTML = "<code>" + path + "</code>";
+      row.insertCell().textContent = op.summary;
+    }
+  }
+});
+</script></body></html>
+"""
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    """A page listing the operations, drawn from the document itself (no CDN, offline)."""
+    return Response(DOCS_PAGE, mimetype="text/html")

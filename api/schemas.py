@@ -1,0 +1,188 @@
+"""Pydantic models of what the API answers, for the OpenAPI document (api/openapi.py).
+
+Requests are validated by the spec models in shared/specs.py; these describe responses, so
+that the published document says exactly what comes back (schemathesis checks every answer
+of the live API against it in tests/e2e/test_openapi_contract.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.jobs import MAX_PRIORITY
+from api.pool import MAX_QUOTA
+from shared.states import JobState
+
+
+class Answer(BaseModel):
+    """Answers may gain fields in a minor version; clients ignore the ones they do not know."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class FieldError(Answer):
+    path: str
+    message: str
+
+
+class Problem(Answer):
+    """RFC 9457 problem details: every 4xx and 5xx answer (application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class JobLinks(Answer):
+    self: str
+    events: str
+    artifacts: str
+    cancel: str
+
+
+class QueuePlace(Answer):
+    position: int | None
+    waiting_reason: str | None
+
+
+class Placement(Answer):
+    node: str
+    devices: list[int]
+
+
+class Job(Answer):
+    id: str = Field(pattern="^[0-9a-f]{32}$")
+    kind: Literal["train", "sample"]
+    name: str
+    state: JobState
+    attempt: int
+    max_attempts: int
+    priority: int
+    queue: QueuePlace | None
+    error: str | None
+    spec: dict[str, Any]
+    progress: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    created_at: str
+    updated_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    links: JobLinks
+    placement: list[Placement] | None = None
+
+
+class JobPage(Answer):
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class Event(Answer):
+    from_: str | None = Field(alias="from")
+    to: str
+    attempt: int
+    reason: str
+    at: str
+
+
+class EventList(Answer):
+    events: list[Event]
+
+
+class Artifact(Answer):
+    name: str
+    kind: str
+    size: int
+    sha256: str
+    step: int | None
+    created_at: str
+    url: str
+
+
+class ArtifactList(Answer):
+    artifacts: list[Artifact]
+
+
+class DatasetLinks(Answer):
+    self: str
+
+
+class Dataset(Answer):
+    id: str = Field(pattern="^[0-9a-f]{32}$")
+    name: str
+    filename: str
+    format: str
+    kind: str
+    items: int
+    shape: list[int] | None
+    size: int
+    sha256: str
+    created_at: str
+    links: DatasetLinks
+
+
+class DatasetList(Answer):
+    datasets: list[Dataset]
+
+
+class Token(Answer):
+    id: str = Field(pattern="^[0-9a-f]{32}$")
+    name: str
+    state: Literal["active", "expired", "revoked"]
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None
+    owner: str | None = None
+
+
+class CreatedToken(Token):
+    token: str = Field(description="the token itself: shown in this answer only")
+
+
+class TokenList(Answer):
+    tokens: list[Token]
+
+
+class Pool(Answer):
+    nodes: list[dict[str, Any]]
+    queue: list[dict[str, Any]]
+    active: list[dict[str, Any]]
+
+
+class NodeState(Answer):
+    name: str
+    state: str
+
+
+class Quota(Answer):
+    user: str
+    max_devices: int | None
+    max_queued_jobs: int | None
+
+
+class QuotaRequest(BaseModel):
+    """null (or left out) lifts the limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_devices: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
+    max_queued_jobs: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
+
+
+class PriorityRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority: int = Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+
+
+class Health(Answer):
+    status: str
+
+
+class Readiness(Answer):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]

@@ -1,0 +1,51 @@
+"""The published contract covers every route, and what the API answers matches it."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+from jsonschema_rs import validator_for
+
+from api.openapi import document
+from tests.helpers import auth, train_request
+
+UNDOCUMENTED = {"/api/v1/openapi.json", "/api/v1/docs", "/static/<path:filename>"}
+
+
+def test_every_route_is_in_the_document_and_nothing_else(app: Flask) -> None:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule in UNDOCUMENTED:
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        routes |= {(m.lower(), path) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(m, p) for p, ops in document()["paths"].items() for m in ops}
+    assert routes == documented
+
+
+def test_the_document_is_served_with_a_reading_page(client: FlaskClient) -> None:
+    served = client.get("/api/v1/openapi.json")
+    assert served.status_code == 200 and served.get_json()["openapi"] == "3.1.0"
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200 and b"openapi.json" in page.data
+
+
+def _schema(name: str) -> dict:
+    doc = document()
+    return {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+
+
+def test_answers_match_their_schemas(client: FlaskClient, alice: str) -> None:
+    job = client.post("/api/v1/jobs", json=train_request("c"), headers=auth(alice))
+    job_schema = {**_schema("Job")}
+    validator_for(job_schema).validate(job.get_json())
+    page = client.get("/api/v1/jobs", headers=auth(alice)).get_json()
+    validator_for(_schema("JobPage")).validate(page)
+    events = client.get(f"/api/v1/jobs/{job.get_json()['id']}/events", headers=auth(alice))
+    validator_for(_schema("EventList")).validate(events.get_json())
+    token = client.post("/api/v1/tokens", json={"name": "t"}, headers=auth(alice)).get_json()
+    validator_for(_schema("CreatedToken")).validate(token)
+    problem = client.post("/api/v1/jobs", json={"kind": "x"}, headers=auth(alice)).get_json()
+    validator_for(_schema("Problem")).validate(problem)
