@@ -11,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import idempotency
 from api.auth import current_user, require_user
+from api.problems import ApiProblem
 from api.serializers import dataset_json
 from api.state import db_session, storage
 from shared import datasets
@@ -87,6 +88,25 @@ def list_datasets() -> dict[str, Any]:
 @bp.get("/<id:dataset_id>")
 def get(dataset_id: str) -> dict[str, Any]:
     return dataset_json(datasets.get_dataset(db_session(), current_user(), dataset_id))
+
+
+@bp.post("/<id:dataset_id>/share")
+def share(dataset_id: str) -> dict[str, Any]:
+    """Admins: `{"shared": true}` lets the whole lab read and train on the dataset (read-only:
+    only its owner or an admin may delete it); `false` takes it back."""
+    body = request.get_json(silent=True)
+    shared = body.get("shared") if isinstance(body, dict) else None
+    if not isinstance(shared, bool) or set(body) != {"shared"}:  # type: ignore[arg-type]
+        raise ApiProblem(
+            422,
+            "Invalid request",
+            'send {"shared": true} or {"shared": false}',
+            errors=[{"path": "shared", "message": "must be true or false"}],
+        )
+    session = db_session()
+    dataset = datasets.share_dataset(session, current_user(), dataset_id, shared)
+    session.commit()
+    return dataset_json(dataset)
 
 
 @bp.delete("/<id:dataset_id>")

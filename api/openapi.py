@@ -118,6 +118,13 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("get", "/api/v1/datasets", "Your uploaded datasets", schemas.DatasetList),
     Operation("get", "/api/v1/datasets/{dataset_id}", "One dataset", schemas.Dataset),
+    Operation(
+        "post",
+        "/api/v1/datasets/{dataset_id}/share",
+        "Admins: share a dataset with the whole lab, read-only (or stop)",
+        schemas.Dataset,
+        body=schemas.ShareRequest,
+    ),
     Operation("delete", "/api/v1/datasets/{dataset_id}", "Delete a dataset", None, 204),
     Operation(
         "get",

@@ -121,6 +121,7 @@ class Dataset(Answer):
     size: int
     sha256: str
     created_at: str
+    shared: bool
     links: DatasetLinks
 
 
@@ -171,6 +172,12 @@ class QuotaRequest(BaseModel):
 
     max_devices: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
     max_queued_jobs: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shared: bool
 
 
 class PriorityRequest(BaseModel):

@@ -84,6 +84,7 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
         "size": dataset.size,
         "sha256": dataset.sha256,
         "created_at": iso(dataset.created_at),
+        "shared": dataset.shared,
         "links": {"self": f"/api/v1/datasets/{dataset.id}"},
     }
 

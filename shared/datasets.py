@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shared.data_spec import IMAGE_SIZES
@@ -23,6 +23,7 @@ from shared.models import Dataset, User, new_id
 from shared.specs import SpecError, TrainSpec, problems_from
 from shared.storage import Storage
 from shared.storage.keys import DATASET_FILENAME, dataset_key
+from shared.users import PermissionDeniedError
 
 # 2 GiB: MNIST's training set as PNGs is ~20 MB and CIFAR-10 ~150 MB, so this leaves room for
 # real lab data sets while keeping one upload a minutes-long transfer, not an hours-long one.
@@ -136,18 +137,37 @@ def _describe(dataset: Dataset, info: DataInfo, size: int, sha256: str) -> None:
     dataset.shape = list(info.shape) if info.shape is not None else None
 
 
-def get_dataset(session: Session, owner: User, dataset_id: str) -> Dataset:
+def get_dataset(
+    session: Session, owner: User, dataset_id: str, *, to_change: bool = False
+) -> Dataset:
+    """The dataset, if `owner` may read it (theirs, or shared with the lab) or, with
+    `to_change`, change it (theirs; an admin: any)."""
     dataset = session.get(Dataset, dataset_id)
-    if dataset is None or dataset.owner_id != owner.id:
+    if dataset is None:
+        raise DatasetNotFoundError(dataset_id)
+    mine = dataset.owner_id == owner.id
+    if to_change and not (mine or owner.is_admin):
+        raise DatasetNotFoundError(dataset_id)
+    if not to_change and not (mine or dataset.shared):
         raise DatasetNotFoundError(dataset_id)
     return dataset
 
 
+def share_dataset(session: Session, admin: User, dataset_id: str, shared: bool) -> Dataset:
+    """Share a dataset with the whole lab, read-only, or stop sharing it (admins only)."""
+    if not admin.is_admin:
+        raise PermissionDeniedError("only admins share datasets with the lab")
+    dataset = get_dataset(session, admin, dataset_id, to_change=True)
+    dataset.shared = shared
+    session.flush()
+    return dataset
+
+
 def list_datasets(session: Session, owner: User) -> list[Dataset]:
-    """The owner's datasets, newest first."""
+    """The owner's datasets and those shared with the lab, newest first."""
     query = (
         select(Dataset)
-        .where(Dataset.owner_id == owner.id)
+        .where(or_(Dataset.owner_id == owner.id, Dataset.shared.is_(True)))
         .order_by(Dataset.created_at.desc(), Dataset.id.desc())
     )
     return list(session.scalars(query))
@@ -155,7 +175,7 @@ def list_datasets(session: Session, owner: User) -> list[Dataset]:
 
 def delete_dataset(session: Session, store: Storage, owner: User, dataset_id: str) -> None:
     """Remove the row and the stored file. Jobs already queued on it will fail to fetch it."""
-    dataset = get_dataset(session, owner, dataset_id)
+    dataset = get_dataset(session, owner, dataset_id, to_change=True)
     store.delete(dataset.key)
     session.delete(dataset)
     session.flush()

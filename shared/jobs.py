@@ -24,6 +24,7 @@ from shared.scheduler.overview import check_admission, check_queued_quota
 from shared.scheduler.policy import QueuedJob
 from shared.specs import SampleSpec, SpecError, TrainSpec
 from shared.states import ACTIVE, TERMINAL, JobState, record_creation, transition
+from shared.users import PermissionDeniedError as PermissionDeniedError
 
 # Page size of GET /jobs when the caller gives none, and the most one page may hold.
 DEFAULT_PAGE_SIZE = 50
@@ -40,10 +41,6 @@ class JobNotFoundError(LookupError):
 
 class JobConflictError(RuntimeError):
     """The job is in a state where the request makes no sense (e.g. cancel a finished job)."""
-
-
-class PermissionDeniedError(PermissionError):
-    """The caller may not do this (an admin may)."""
 
 
 class InvalidCursorError(ValueError):

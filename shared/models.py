@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 
 def utcnow() -> datetime:
@@ -240,3 +241,6 @@ class Dataset(Base):
     items: Mapped[int] = mapped_column(BigInteger)
     shape: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Shared by an admin with the whole lab: everyone may read and train on it; only its
+    # owner (or an admin) may delete it.
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

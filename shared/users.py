@@ -30,6 +30,10 @@ class UnknownUserError(LookupError):
     """No user has that name."""
 
 
+class PermissionDeniedError(PermissionError):
+    """The caller may not do this (an admin may)."""
+
+
 class TokenNotFoundError(LookupError):
     """No token with that id among those the caller may see."""
 

@@ -1,4 +1,4 @@
-"""trust: token expiry, revocation and last use; idempotency keys
+"""trust: token expiry, revocation and last use; idempotency keys; lab-shared datasets
 
 Revision ID: 0004
 Revises: 0003
@@ -21,6 +21,10 @@ def upgrade() -> None:
         table.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
         table.add_column(sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True))
         table.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("datasets") as table:
+        table.add_column(
+            sa.Column("shared", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     op.create_table(
         "idempotency_keys",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -39,6 +43,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("idempotency_keys")
+    with op.batch_alter_table("datasets") as table:
+        table.drop_column("shared")
     with op.batch_alter_table("api_tokens") as table:
         table.drop_column("last_used_at")
         table.drop_column("revoked_at")

@@ -15,7 +15,7 @@ from api.datasets import MAX_UPLOAD_CONFIG
 from shared.config import Settings
 from shared.storage import open_storage
 from tests.data_builders import grey_pngs, image_bytes, write_npz, write_zip
-from tests.helpers import auth
+from tests.helpers import auth, user_token
 
 PROBLEM = "application/problem+json"
 
@@ -192,3 +192,28 @@ def test_a_dataset_must_fit_the_model_family(
     assert client.post("/api/v1/jobs", json=ok, headers=auth(alice)).status_code == 201
     ok = train_on(points["id"], "mlp")
     assert client.post("/api/v1/jobs", json=ok, headers=auth(alice)).status_code == 201
+
+
+def test_an_admin_shares_a_dataset_with_the_lab_read_only(
+    client: FlaskClient, alice: str, bob: str, settings: Settings, tmp_path: Path
+) -> None:
+    admin = user_token(settings, "root", admin=True)
+    dataset = uploaded(client, alice, write_zip(tmp_path / "d.zip", grey_pngs(4, 28)))
+    share = f"/api/v1/datasets/{dataset['id']}/share"
+    refused = client.post(share, json={"shared": True}, headers=auth(alice))
+    assert refused.status_code == 403, "owners do not share with the lab; admins do"
+    assert (
+        client.post("/api/v1/jobs", json=train_on(dataset["id"]), headers=auth(bob)).status_code
+        == 422
+    )
+    shared = client.post(share, json={"shared": True}, headers=auth(admin))
+    assert shared.status_code == 200 and shared.get_json()["shared"] is True
+    listed = client.get("/api/v1/datasets", headers=auth(bob)).get_json()["datasets"]
+    assert [d["id"] for d in listed] == [dataset["id"]]
+    job = client.post("/api/v1/jobs", json=train_on(dataset["id"]), headers=auth(bob))
+    assert job.status_code == 201, job.get_json()
+    gone = client.delete(f"/api/v1/datasets/{dataset['id']}", headers=auth(bob))
+    assert gone.status_code == 404, "read-only for the lab"
+    assert client.post(share, json={"shared": "yes"}, headers=auth(admin)).status_code == 422
+    client.post(share, json={"shared": False}, headers=auth(admin))
+    assert client.get("/api/v1/datasets", headers=auth(bob)).get_json()["datasets"] == []
