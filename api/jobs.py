@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Response, redirect, request, stream_with_context
@@ -16,6 +17,7 @@ from shared import jobs
 from shared.scheduler.reservations import held_devices
 from shared.specs import validate_job_request
 from shared.states import JobState
+from shared.storage import keys
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 bp.before_request(require_user)
@@ -146,6 +148,29 @@ def events(job_id: str) -> dict[str, Any]:
     return {
         "events": [event_json(e) for e in jobs.job_events(db_session(), current_user(), job_id)]
     }
+
+
+@bp.get("/<id:job_id>/metrics")
+def metrics(job_id: str) -> dict[str, Any]:
+    """The job's metric series: `?kind=train|eval` (both by default), `?from_step=&to_step=`
+    (inclusive), read from its metrics.jsonl as uploaded so far."""
+    problems: list[dict[str, str]] = []
+    low = _int_arg("from_step", 0, 0, 10**9, problems)
+    high = _int_arg("to_step", 10**9, 0, 10**9, problems)
+    kind = request.args.get("kind")
+    if kind not in (None, "train", "eval"):
+        problems.append({"path": "kind", "message": "must be train or eval"})
+    if problems:
+        raise ApiProblem(400, "Invalid query parameter", problems[0]["message"], errors=problems)
+    row = jobs.find_artifact(db_session(), current_user(), job_id, keys.METRICS_NAME)
+    lines = storage().get(row.key).decode().splitlines() if row is not None else []
+    series = []
+    for line in lines:
+        entry = json.loads(line)
+        entry_kind = "eval" if "eval" in entry else "train"
+        if (kind is None or kind == entry_kind) and low <= entry.get("step", 0) <= high:
+            series.append({"kind": entry_kind, **entry})
+    return {"metrics": series}
 
 
 @bp.get("/<id:job_id>/artifacts")

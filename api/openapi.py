@@ -89,6 +89,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", JOB + "/events", "Every state change of the job", schemas.EventList),
     Operation(
         "get",
+        JOB + "/metrics",
+        "The job's metric series (training reports and quality evaluations)",
+        schemas.MetricsSeries,
+        query=(
+            _query("kind", {"type": "string", "enum": ["train", "eval"]}, "only this kind"),
+            _query("from_step", {"type": "integer", "minimum": 0}, "first step, inclusive"),
+            _query("to_step", {"type": "integer", "minimum": 0}, "last step, inclusive"),
+        ),
+    ),
+    Operation(
+        "get",
         JOB + "/artifacts",
         "The job's checkpoints, grids, metrics and log",
         schemas.ArtifactList,

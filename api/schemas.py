@@ -54,6 +54,20 @@ class Placement(Answer):
     devices: list[int]
 
 
+class JobWarning(Answer):
+    step: int
+    attempt: int
+    message: str
+    at: str
+
+
+class MetricsSeries(Answer):
+    """Lines of the job's metrics.jsonl: training reports (`kind` train: losses, timing) and
+    evaluations (`kind` eval: modes, W1, spread)."""
+
+    metrics: list[dict[str, Any]]
+
+
 class Job(Answer):
     id: str = Field(pattern="^[0-9a-f]{32}$")
     kind: Literal["train", "sample"]
@@ -67,6 +81,8 @@ class Job(Answer):
     spec: dict[str, Any]
     progress: dict[str, Any] | None
     metrics: dict[str, Any] | None
+    evaluation: dict[str, Any] | None
+    warnings: list[JobWarning]
     created_at: str
     updated_at: str | None
     started_at: str | None

@@ -34,6 +34,8 @@ def job_json(job: Job, placement: dict[str, list[int]] | None = None) -> dict[st
         "spec": job.spec,
         "progress": job.progress,
         "metrics": job.metrics,
+        "evaluation": job.evaluation,
+        "warnings": job.warnings or [],
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at),

@@ -73,6 +73,12 @@ class _TimingHooks:
     def log(self, line: str) -> None:
         pass
 
+    def report_evaluation(self, step: int, metrics: dict[str, object]) -> None:
+        pass
+
+    def warn(self, message: str, stop: bool) -> None:
+        pass
+
 
 def make_spec(case: str, steps: int) -> TrainSpec:
     raw = CASES[case]

@@ -280,6 +280,29 @@ def attempt_in_progress(session: Session, job_id: str) -> int | None:
     )
 
 
+def report_evaluation(
+    session: Session, job_id: str, attempt: int, step: int, metrics: dict[str, Any]
+) -> None:
+    """Store the latest quality evaluation of a running attempt (the series is in
+    metrics.jsonl)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempt == attempt, Job.state.in_([s.value for s in ACTIVE]))
+        .values(evaluation={"step": step, **metrics}, updated_at=utcnow())
+    )
+
+
+def add_warning(session: Session, job_id: str, attempt: int, step: int, message: str) -> None:
+    """Append a warning to the job (read, extended and written under a row lock)."""
+    job = session.scalar(
+        select(Job).where(Job.id == job_id, Job.attempt == attempt).with_for_update()
+    )
+    if job is None:
+        return
+    entry = {"step": step, "attempt": attempt, "message": message, "at": utcnow().isoformat()}
+    job.warnings = [*(job.warnings or []), entry]
+
+
 def report_progress(
     session: Session, job_id: str, attempt: int, progress: dict[str, Any], metrics: dict[str, Any]
 ) -> None:

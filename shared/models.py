@@ -122,6 +122,10 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The latest quality evaluation (worker/gan/evaluation.py) with its step, and the run's
+    # warnings ([{step, message, at}], mode collapse so far); both None until there are any.
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # Internal: the broker's id of the current attempt's message. Never shown in the API.
     task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -186,6 +186,12 @@ class TrainSpec(StrictModel):
     # Steps between checkpoints / sample grids; the last step always gets both.
     checkpoint_every: Annotated[StrictInt, Field(ge=1)] = 500
     sample_every: Annotated[StrictInt, Field(ge=1)] = 250
+    # Steps between quality evaluations (modes, W1, spread; worker/gan/evaluation.py), which
+    # also run at the last step. None: with every sample grid.
+    eval_every: Annotated[StrictInt, Field(ge=1)] | None = None
+    # What a mode-collapse warning does: "warn" records it on the job and in its log; "stop"
+    # also stops the run at once (its last checkpoint kept) and fails the job with the reason.
+    on_collapse: Literal["warn", "stop"] = "warn"
     resources: ResourceSpec = ResourceSpec()
     # Arithmetic on a GPU: bf16 or fp16 autocast (fp16 with loss scaling); weights stay fp32.
     # On the CPU only fp32 and bf16 run: fp16 is refused for device_type cpu, and any mixed
@@ -208,6 +214,10 @@ class TrainSpec(StrictModel):
         if not isinstance(train, dict):
             return value
         return {**value, "train": {"lr": WGAN_GP_LR, "betas": WGAN_GP_BETAS, **train}}
+
+    @property
+    def evaluation_every(self) -> int:
+        return self.eval_every or self.sample_every
 
     @model_validator(mode="after")
     def _precision_fits_device(self) -> TrainSpec:
@@ -366,8 +376,8 @@ def _check_cadences(spec: TrainSpec) -> None:
             "message": f"{getattr(spec, name)} is more than train.steps ({spec.train.steps}); "
             f"the last step always gets one, so give at most {spec.train.steps}",
         }
-        for name in ("checkpoint_every", "sample_every")
-        if name in spec.model_fields_set and getattr(spec, name) > spec.train.steps
+        for name in ("checkpoint_every", "sample_every", "eval_every")
+        if name in spec.model_fields_set and (getattr(spec, name) or 0) > spec.train.steps
     ]
     if problems:
         raise SpecError(problems)

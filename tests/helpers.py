@@ -36,3 +36,13 @@ def auth(token: str) -> dict[str, str]:
 
 def train_request(name: str = "ring", **spec_changes: Any) -> dict[str, Any]:
     return {"kind": "train", "name": name, "spec": {**RING_SPEC, **spec_changes}}
+
+
+def with_steps(spec: dict[str, Any], steps: int, **train: Any) -> dict[str, Any]:
+    """`spec` with `train` replaced by {"steps": steps, **train}, and the cadences it gives
+    brought within the run (the API refuses a checkpoint_every or sample_every > steps)."""
+    shorter: dict[str, Any] = {**spec, "train": {"steps": steps, **train}}
+    for cadence in ("checkpoint_every", "sample_every", "eval_every"):
+        if cadence in spec:
+            shorter[cadence] = min(spec[cadence], steps)
+    return shorter

@@ -72,7 +72,8 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
         else:
             status = run_sampling(settings, store, args, spec, device, reporter)
         if local_rank == 0:  # each node's supervisor reads its own node's result
-            files.result.write_text(json.dumps({"status": status}))
+            status, _, error = status.partition(": ")  # "failed: <reason>" carries its reason
+            files.result.write_text(json.dumps({"status": status, "error": error}))
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
         (files.workdir / f"error-rank{rank:03d}.txt").write_text(message)
@@ -121,6 +122,8 @@ def run_training(
             data_path=data_path,
             resume=resume,
         )
+    if result.stopped_early and reporter.stop_reason is not None:
+        return f"failed: stopped at step {result.step}: {reporter.stop_reason}"
     return "cancelled" if result.stopped_early else "succeeded"
 
 

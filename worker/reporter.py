@@ -16,8 +16,8 @@ from typing import Any
 
 from shared.artifacts import put_artifact
 from shared.config import Settings
-from shared.db import is_unreachable, session_scope
-from shared.jobs import report_progress
+from shared.db import is_unreachable, session_scope, through_outages
+from shared.jobs import add_warning, report_evaluation, report_progress
 from shared.storage import Storage, keys
 from shared.storage.base import ObjectNotFoundError
 from worker.gan.hooks import ProgressReport
@@ -41,6 +41,9 @@ class JobReporter:
         self._metrics_lines: list[str] = []
         self._log_lines: list[str] = []
         self._last_db_write = 0.0
+        # Why the run asked itself to stop (a collapse warning with on_collapse: stop).
+        self.stop_reason: str | None = None
+        self._last_eval_step = 0
         # The latest progress not yet in the database (reports are throttled).
         self._unwritten: tuple[dict[str, Any], dict[str, float]] | None = None
         self._history: dict[str, bytes] = {}  # earlier attempts' metrics.jsonl / log.txt
@@ -92,6 +95,36 @@ class JobReporter:
             self._last_db_write = 0.0
             return
         self._unwritten = None
+
+    def report_evaluation(self, step: int, metrics: dict[str, Any]) -> None:
+        """One line of metrics.jsonl (`"eval": {...}`) and the job's latest evaluation."""
+        if not self.writes:
+            return
+        self._metrics_lines.append(json.dumps({"step": step, "time": time.time(), "eval": metrics}))
+        self._last_eval_step = step
+        shown = {k: v for k, v in metrics.items() if not isinstance(v, list)}
+        self.log(
+            f"evaluation at step {step}: " + ", ".join(f"{k} {_short(v)}" for k, v in shown.items())
+        )
+        try:
+            with session_scope(self.settings.database_url) as session:
+                report_evaluation(session, self.job_id, self.attempt, step, metrics)
+        except Exception as error:
+            if not is_unreachable(error):
+                raise  # a database outage skips this one; the next evaluation catches up
+
+    def warn(self, message: str, stop: bool) -> None:
+        """A warning on the job and in its log; `stop` also ends the run (the supervisor
+        records the job failed with `message` once the ranks have stopped)."""
+        if not self.writes:
+            return
+        self.log(f"WARNING: {message}" + ("; stopping (on_collapse: stop)" if stop else ""))
+        for retry in through_outages():
+            with retry, session_scope(self.settings.database_url) as session:
+                add_warning(session, self.job_id, self.attempt, self._last_eval_step, message)
+        if stop and self.stop_reason is None:
+            self.stop_reason = message
+            self.stop_file.touch()
 
     def save_checkpoint(self, step: int, data: bytes) -> None:
         if self.writes:
@@ -151,6 +184,10 @@ class JobReporter:
             step,
             attempt=self.attempt,
         )
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _seconds_per_step(report: ProgressReport) -> float:

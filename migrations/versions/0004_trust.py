@@ -1,4 +1,5 @@
-"""trust: token expiry, revocation and last use; idempotency keys; lab-shared datasets
+"""trust and evaluation: token expiry, revocation and last use; idempotency keys; lab-shared
+datasets; job evaluations and warnings
 
 Revision ID: 0004
 Revises: 0003
@@ -25,6 +26,9 @@ def upgrade() -> None:
         table.add_column(
             sa.Column("shared", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    with op.batch_alter_table("jobs") as table:
+        table.add_column(sa.Column("evaluation", sa.JSON(), nullable=True))
+        table.add_column(sa.Column("warnings", sa.JSON(), nullable=True))
     op.create_table(
         "idempotency_keys",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -43,6 +47,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("idempotency_keys")
+    with op.batch_alter_table("jobs") as table:
+        table.drop_column("warnings")
+        table.drop_column("evaluation")
     with op.batch_alter_table("datasets") as table:
         table.drop_column("shared")
     with op.batch_alter_table("api_tokens") as table:

@@ -179,7 +179,13 @@ def demo(steps: int) -> None:
 
     settings = _settings()
     token = prepare(settings)
-    spec = {**DEMO_SPEC, "train": {**DEMO_SPEC["train"], "steps": steps}}
+    spec = {
+        **DEMO_SPEC,
+        "train": {**DEMO_SPEC["train"], "steps": steps},
+        # Cadences within the run (the API refuses longer ones).
+        "checkpoint_every": min(DEMO_SPEC["checkpoint_every"], steps),
+        "sample_every": min(DEMO_SPEC["sample_every"], steps),
+    }
     with ServiceProcesses(settings, settings.home / "logs") as services:
         console.print(f"starting the embedded service in {settings.home} ...")
         services.start()

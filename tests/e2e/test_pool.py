@@ -17,7 +17,7 @@ import requests
 import torch
 
 from tests.e2e.conftest import Service, running_service
-from tests.helpers import user_token
+from tests.helpers import user_token, with_steps
 from tests.servers import TestServer
 
 pytestmark = pytest.mark.e2e
@@ -218,7 +218,7 @@ def test_a_drained_node_takes_no_new_jobs_until_undrained(pool_service: Service)
         response = admin.post(pool_service.url(f"/api/v1/admin/nodes/{name}/drain"))
         assert response.json() == {"name": name, "state": "draining"}
 
-    job = pool_service.submit("train", {**SLOW_RING, "train": {"steps": 20}}, name="drained")
+    job = pool_service.submit("train", with_steps(SLOW_RING, 20), name="drained")
     waiting = pool_service.wait_for(job["id"], lambda j: j["queue"]["waiting_reason"] is not None)
     assert waiting["state"] == "queued"
     assert waiting["queue"]["waiting_reason"] == "every node with 1 device is draining or down"

@@ -30,6 +30,8 @@ SHORT_RING: dict[str, Any] = {
     **LONG_RING,
     "model": {"family": "mlp", "width": 32},
     "train": {"steps": 20},
+    "checkpoint_every": 20,
+    "sample_every": 20,
     "resources": {"devices": 1},
 }
 

@@ -101,7 +101,8 @@ def test_mnist_dcgan_job_trains_from_idx_files(service: Service) -> None:
 def test_a_failing_job_is_failed_with_a_readable_error(service: Service, tmp_path: Path) -> None:
     spec = {
         "model": "dcgan",
-        "data": {"source": "mnist", "path": str(tmp_path / "nothing")},
+        # Under the data root (MNIST_DIR's parent) and missing: the worker's own error.
+        "data": {"source": "mnist", "path": str(MNIST.parent / "nothing")},
         "train": {"steps": 2, "batch_size": 4},
     }
     job = service.wait_final(service.submit("train", spec, name="no-data")["id"])
@@ -213,3 +214,13 @@ def test_ring8_through_the_service_covers_every_mode_with_high_quality_samples(
     coverage = mode_coverage(points, ring8_modes(), RING8_STD)
     assert coverage.modes_covered == 8, coverage
     assert coverage.high_quality_fraction >= 0.8, coverage
+    # The service reports the same figures itself (on its own evaluation latents).
+    evaluation = job["evaluation"]
+    assert evaluation["step"] == 10_000 and evaluation["modes_covered"] == 8, evaluation
+    assert evaluation["high_quality"] >= 0.8 and evaluation["kl_from_uniform"] < 0.1, evaluation
+    assert job["warnings"] == []
+    series = service.http.get(service.url(f"/api/v1/jobs/{job['id']}/metrics?kind=eval"))
+    steps = [entry["step"] for entry in series.json()["metrics"]]
+    assert steps == [2_500, 5_000, 7_500, 10_000]
+    late = service.http.get(service.url(f"/api/v1/jobs/{job['id']}/metrics?from_step=9990"))
+    assert {e["kind"] for e in late.json()["metrics"]} == {"train", "eval"}

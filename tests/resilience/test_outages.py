@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from tests.helpers import with_steps
 from tests.resilience.conftest import FaultLab
 
 # About 12 ms a step on one thread. The outage starts near step 50, so the checkpoint of step
@@ -65,11 +66,11 @@ def test_training_rides_out_postgres_stopped_for_30_s_and_the_api_answers_503(
 
 def test_redis_killed_and_restarted_empty_loses_no_job(lab: FaultLab, recovery: Any) -> None:
     service = lab.service
-    running = service.submit("train", {**STEADY_RING, "train": {"steps": 600}}, name="running")
+    running = service.submit("train", with_steps(STEADY_RING, 600), name="running")
     service.wait_for(running["id"], lambda j: j["state"] == "running")
 
     lab.redis.kill()
-    during = service.submit("train", {**STEADY_RING, "train": {"steps": 100}}, name="during")
+    during = service.submit("train", with_steps(STEADY_RING, 100), name="during")
     time.sleep(3)
     # Placed and given back while the send fails, never started.
     assert service.job(during["id"])["state"] in ("queued", "scheduled")

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 from shared.db import session_scope
 from shared.scheduler.loop import commit_placement, read_pool
 from shared.scheduler.policy import plan
+from tests.helpers import with_steps
 from tests.resilience.conftest import FaultLab
 from tests.resilience.test_outages import HAPPY_PATH, STEADY_RING
 
@@ -74,7 +75,7 @@ def test_the_scheduler_killed_between_commit_and_send_the_job_still_runs_once(
 ) -> None:
     service, settings = lab.service, lab.service.settings
     service.processes.kill("scheduler")
-    job = service.submit("train", {**QUICK_RING, "train": {"steps": 100}}, name="never-sent")
+    job = service.submit("train", with_steps(QUICK_RING, 100), name="never-sent")
     # What the scheduler did before it died: the same pass, the same commit, and no send.
     with session_scope(settings.database_url) as session:
         pool = read_pool(session, settings.usage_half_life_s)
@@ -109,7 +110,7 @@ def test_the_api_killed_mid_upload_leaves_no_dataset_and_running_jobs_never_noti
     lab: FaultLab, recovery: Any
 ) -> None:
     service = lab.service
-    running = service.submit("train", {**QUICK_RING, "train": {"steps": 2000}}, name="api-dies")
+    running = service.submit("train", with_steps(QUICK_RING, 2000), name="api-dies")
     service.wait_for(running["id"], lambda j: j["state"] == "running")
     before = service.http.get(service.url("/api/v1/datasets")).json()["datasets"]
 

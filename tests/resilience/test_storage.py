@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from tests.helpers import with_steps
 from tests.resilience.conftest import FaultLab
 from tests.resilience.test_outages import HAPPY_PATH, STEADY_RING
 
@@ -63,7 +64,7 @@ def test_readyz_answers_within_3_s_while_s3_hangs_and_other_routes_do_not_notice
     lab: FaultLab, recovery: Any
 ) -> None:
     service = lab.service
-    job = service.submit("train", {**STEADY_RING, "train": {"steps": 20}}, name="before")
+    job = service.submit("train", with_steps(STEADY_RING, 20), name="before")
     service.wait_final(job["id"])
     lab.s3.pause()
     try:

@@ -7,7 +7,7 @@ The loop knows nothing of Celery, databases or object stores; the worker task im
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -47,4 +47,13 @@ class TrainingHooks(Protocol):
 
     def log(self, line: str) -> None:
         """A human-readable line: the start, every report and the end."""
+        ...
+
+    def report_evaluation(self, step: int, metrics: dict[str, Any]) -> None:
+        """Quality metrics (worker/gan/evaluation.py), every `eval_every` and last step."""
+        ...
+
+    def warn(self, message: str, stop: bool) -> None:
+        """A warning about the run (mode collapse); `stop`: end the run at the next stop
+        check, its checkpoint kept, and fail the job with `message`."""
         ...

@@ -82,6 +82,8 @@ class Snapshots(Protocol):
 
     def checkpoint(self, step: int) -> None: ...
 
+    def evaluate(self, step: int) -> None: ...
+
 
 def end_of_step(
     step: int,
@@ -99,13 +101,16 @@ def end_of_step(
     saves = is_last or step % spec.checkpoint_every == 0
     draws = is_last or step % spec.sample_every == 0
     reports = is_last or step % REPORT_EVERY == 0
-    if not (checks_stop or saves or draws or reports):
+    evaluates = is_last or step % spec.evaluation_every == 0
+    if not (checks_stop or saves or draws or reports or evaluates):
         return None
     stats.raise_if_nonfinite()
     if reports and is_main:
         snapshot.report(step, stats.read())
     if draws and is_main:
         snapshot.samples(step)
+    if evaluates and is_main:
+        snapshot.evaluate(step)
     if saves:
         snapshot.checkpoint(step)
     if checks_stop and agree_to_stop(hooks.should_stop(), device):

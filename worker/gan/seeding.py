@@ -30,6 +30,7 @@ class Stream(IntEnum):
     FIXED_SAMPLES = 4
     REFERENCE = 5
     PENALTY_MIX = 6  # WGAN-GP's interpolation weights between real and fake
+    EVALUATION = 7  # the latents and reference data of quality evaluations
 
 
 def derive_seed(*parts: int) -> int:

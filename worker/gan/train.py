@@ -19,6 +19,7 @@ from shared.specs import TrainSpec
 from worker.gan.checkpoint import build_checkpoint, checkpoint_to_bytes, restore_training_state
 from worker.gan.distributed import gather_to_rank0
 from worker.gan.ema import GeneratorEma
+from worker.gan.evaluation import RunEvaluation
 from worker.gan.hooks import ProgressReport, TrainingHooks
 from worker.gan.loop import (
     RunningStats,
@@ -181,6 +182,7 @@ class _Snapshots:
         self.spec, self.hooks, self.nets = spec, hooks, nets
         self.fixed_latents, self.device, self.is_main = fixed_latents, device, is_main
         self.last_metrics: dict[str, float] = {}
+        self.evaluation = RunEvaluation(spec, hooks, device) if is_main else None
 
     def report(self, step: int, reading: tuple[dict[str, float], float]) -> None:
         metrics, images_per_second = reading
@@ -203,6 +205,11 @@ class _Snapshots:
             generated = generator(self.fixed_latents.to(self.device))
         generator.train(was_training)
         self.hooks.save_samples(step, render_png(self.spec, generated))
+
+    def evaluate(self, step: int) -> None:
+        """Rank 0 scores G (its average when kept) on the run's evaluation latents."""
+        if self.evaluation is not None:
+            self.evaluation(step, self.nets.ema_module or self.nets.generator)
 
     def checkpoint(self, step: int) -> None:
         """Every rank sends its RNG states to rank 0, which writes the checkpoint."""

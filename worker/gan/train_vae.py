@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from shared.specs import TrainSpec
 from worker.gan.checkpoint import checkpoint_to_bytes
 from worker.gan.distributed import gather_to_rank0
+from worker.gan.evaluation import RunEvaluation
 from worker.gan.hooks import ProgressReport, TrainingHooks
 from worker.gan.loop import (
     RunningStats,
@@ -127,6 +128,7 @@ class _VaeSnapshots:
         self.spec, self.hooks, self.vae, self.optimizer = spec, hooks, vae, optimizer
         self.fixed_latents, self.device, self.is_main = fixed_latents, device, is_main
         self.last_metrics: dict[str, float] = {}
+        self.evaluation = RunEvaluation(spec, hooks, device) if is_main else None
 
     def report(self, step: int, reading: tuple[dict[str, float], float]) -> None:
         metrics, images_per_second = reading
@@ -147,6 +149,11 @@ class _VaeSnapshots:
             generated = decoder(self.fixed_latents.to(self.device))
         decoder.train()
         self.hooks.save_samples(step, render_png(self.spec, generated))
+
+    def evaluate(self, step: int) -> None:
+        """The decoder is the VAE's generator: scored like a GAN's, for comparison."""
+        if self.evaluation is not None:
+            self.evaluation(step, self.vae.decoder)
 
     def checkpoint(self, step: int) -> None:
         """Every rank sends its RNG states to rank 0, which writes the checkpoint."""

@@ -30,10 +30,20 @@ class RecordingHooks:
     checkpoints: list[tuple[int, bytes]] = field(default_factory=list)
     samples: list[tuple[int, bytes]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    evaluations: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    warnings: list[tuple[str, bool]] = field(default_factory=list)
 
     def should_stop(self) -> bool:
         self.stop_checks += 1
+        if any(stop for _, stop in self.warnings):
+            return True
         return self.stop_at_check is not None and self.stop_checks >= self.stop_at_check
+
+    def report_evaluation(self, step: int, metrics: dict[str, Any]) -> None:
+        self.evaluations.append((step, metrics))
+
+    def warn(self, message: str, stop: bool) -> None:
+        self.warnings.append((message, stop))
 
     def report_progress(self, report: ProgressReport) -> None:
         self.reports.append(report)

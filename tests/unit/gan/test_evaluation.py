@@ -1,0 +1,127 @@
+"""Quality metrics with known answers: real samples score every mode with ~100% high quality,
+a one-mode generator scores one mode and fires the alarm, uniform noise scores near chance,
+and the 1-D distance of two known Gaussians matches its closed form."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from shared.specs import TrainSpec
+from tests.unit.gan.gan_testing import RecordingHooks, ring_spec
+from worker.gan.evaluation import (
+    EVAL_SAMPLES,
+    KL_ALARM,
+    CollapseWatch,
+    EvalInput,
+    RunEvaluation,
+    evaluate,
+    mode_figures,
+    w1_between,
+)
+from worker.gan.toydata import toy_distribution
+
+
+def _spec(source: str) -> TrainSpec:
+    return TrainSpec.model_validate({"model": "mlp", "data": {"source": source}})
+
+
+def _figures(source: str, samples: Tensor) -> dict:
+    return mode_figures(EvalInput(_spec(source), samples.double(), toy_distribution(source)))
+
+
+@pytest.mark.parametrize(("source", "modes"), [("toy:ring8", 8), ("toy:grid25", 25)])
+def test_real_samples_cover_every_mode_evenly(source: str, modes: int) -> None:
+    real = toy_distribution(source).sample(EVAL_SAMPLES, torch.Generator().manual_seed(1))
+    figures = _figures(source, real)
+    assert figures["modes_covered"] == figures["mode_count"] == modes
+    # A 2-D Gaussian puts 1 - exp(-9/2) = 98.9% of its mass within 3 std.
+    assert figures["high_quality"] == pytest.approx(1 - math.exp(-4.5), abs=0.006)
+    assert figures["kl_from_uniform"] < 0.02 and figures["jsd_from_uniform"] < 0.005
+    assert sum(figures["mode_counts"]) == pytest.approx(figures["high_quality"] * EVAL_SAMPLES)
+
+
+def test_a_one_mode_generator_scores_one_mode_and_fires_the_alarm() -> None:
+    ring = toy_distribution("toy:ring8")
+    one_mode = ring.modes[3] + ring.std * torch.randn(EVAL_SAMPLES, 2)
+    figures = _figures("toy:ring8", one_mode)
+    assert figures["modes_covered"] == 1
+    assert figures["kl_from_uniform"] == pytest.approx(math.log(8), abs=1e-6)
+    watch = CollapseWatch()
+    assert watch.check(100, {**figures, "modes_covered": 8, "kl_from_uniform": 0.0}) == []
+    warnings = watch.check(200, figures)
+    assert len(warnings) == 2 and all("step 200" in w for w in warnings)
+    assert any("1/8 modes covered, down from 8" in w for w in warnings)
+    assert any(f"> {KL_ALARM}" in w for w in warnings)
+    assert watch.check(300, figures) == [], "each kind of warning is given once"
+
+
+def test_uniform_noise_scores_near_chance() -> None:
+    noise = torch.rand(EVAL_SAMPLES, 2, generator=torch.Generator().manual_seed(2)) * 3 - 1.5
+    figures = _figures("toy:ring8", noise)
+    # 8 discs of radius 0.03 in a 3 x 3 square: 0.25% of it.
+    assert figures["high_quality"] < 0.01
+
+
+def test_w1_matches_the_closed_form_for_known_gaussians() -> None:
+    generator = torch.Generator().manual_seed(3)
+    a = torch.randn(200_000, generator=generator)
+    b = torch.randn(200_000, generator=generator)
+    assert w1_between(a, b + 1.0) == pytest.approx(1.0, abs=0.01)  # a shift: its size
+    # Same mean, std 1 vs 2: (2 - 1) * E|Z| = sqrt(2 / pi).
+    assert w1_between(a, 2 * b) == pytest.approx(math.sqrt(2 / math.pi), abs=0.01)
+    assert w1_between(a, a) == 0.0
+    # Different sample sizes are fine (the quantile breaks of both are used).
+    assert w1_between(a[:1000], b + 1.0) == pytest.approx(1.0, abs=0.1)
+
+
+class _Constant(nn.Module):
+    """A 'generator' that ignores z and always outputs one point: total collapse."""
+
+    def __init__(self, point: Tensor) -> None:
+        super().__init__()
+        self.point = nn.Parameter(point, requires_grad=False)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.point.expand(len(z), -1)
+
+
+def test_a_collapsed_generator_is_warned_about_and_can_stop_the_run() -> None:
+    spec = ring_spec(on_collapse="stop")
+    hooks = RecordingHooks()
+    evaluation = RunEvaluation(spec, hooks, torch.device("cpu"))
+    ring = toy_distribution("toy:ring8")
+    stuck = _Constant(ring.modes[0])
+    metrics = evaluation(10, stuck)
+    assert metrics["modes_covered"] == 1 and metrics["spread"] == 0.0
+    assert hooks.evaluations == [(10, metrics)]
+    assert hooks.warnings and all(stop for _, stop in hooks.warnings)
+    assert "mode collapse at step 10" in hooks.warnings[0][0]
+
+
+def test_the_1d_source_gets_w1_and_images_get_only_the_spread() -> None:
+    line = _spec("toy:gauss1d")
+    shifted = _Constant(torch.tensor([3.5]))
+    metrics = evaluate(line, shifted, torch.zeros(100, 4), torch.device("cpu"))
+    # E|X - 3.5| for X ~ N(3, 0.5²) = 0.5 E|Z - 1| = 0.5 (2 φ(1) + 2 Φ(1) - 1).
+    phi, cdf = math.exp(-0.5) / math.sqrt(2 * math.pi), 0.5 * (1 + math.erf(1 / math.sqrt(2)))
+    assert metrics["w1"] == pytest.approx(0.5 * (2 * phi + 2 * cdf - 1), abs=0.01)
+    assert {"modes_covered", "w1", "spread"} <= set(metrics)
+
+
+def test_training_evaluates_at_every_sample_step_and_the_last() -> None:
+    from worker.gan.train import train
+
+    hooks = RecordingHooks()
+    train(ring_spec(), hooks=hooks)
+    steps = [step for step, _ in hooks.evaluations]
+    spec = ring_spec()
+    expected = sorted(
+        {s for s in range(1, spec.train.steps + 1) if s % spec.sample_every == 0}
+        | {spec.train.steps}
+    )
+    assert steps == expected
+    assert all("modes_covered" in metrics for _, metrics in hooks.evaluations)
