@@ -73,7 +73,7 @@ class _TimingHooks:
     def log(self, line: str) -> None:
         pass
 
-    def report_evaluation(self, step: int, metrics: dict[str, object]) -> None:
+    def report_evaluation(self, step: int, metrics: dict[str, object], png: bytes | None) -> None:
         pass
 
     def warn(self, message: str, stop: bool) -> None:

@@ -98,24 +98,40 @@ class LossSpec(StrictModel):
     `critic_steps` is the number of discriminator steps per generator step, each on its own
     real batch: 5 for wgan_gp (the paper's), 1 for the others, when not given. `gp_lambda` is
     the gradient-penalty weight λ and belongs to wgan_gp only: 10 when not given.
+
+    `penalty` (wgan_gp only) is how the critic's gradient norm is held near 1: `two_sided`,
+    the paper's (‖∇D‖ - 1)², or `one_sided`, max(0, ‖∇D‖ - 1)² (WGAN-LP, Petzka et al. 2018;
+    Gulrajani et al. report it performs alike). One-sided is the default: on data on a line
+    the two-sided penalty traps a critic whose slope starts with the wrong sign, since
+    turning round means passing through slope 0, which it penalises by λ; that critic then
+    scores fakes above real points and pushes the generator away from the data.
     """
 
     name: LossName = "non_saturating"
     gp_lambda: Annotated[StrictFloat, Field(ge=0, le=1e6)] | None = None
     critic_steps: Annotated[StrictInt, Field(ge=1, le=MAX_CRITIC_STEPS)] = 1
+    penalty: Literal["one_sided", "two_sided"] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _from_name_with_defaults(cls, value: Any) -> Any:
         value = {"name": value} if isinstance(value, str) else value
         if isinstance(value, dict) and value.get("name") == "wgan_gp":
-            value = {"gp_lambda": WGAN_GP_LAMBDA, "critic_steps": WGAN_GP_CRITIC_STEPS, **value}
+            value = {
+                "gp_lambda": WGAN_GP_LAMBDA,
+                "critic_steps": WGAN_GP_CRITIC_STEPS,
+                "penalty": "one_sided",
+                **value,
+            }
         return value
 
     @model_validator(mode="after")
     def _penalty_only_for_wgan_gp(self) -> LossSpec:
-        if self.gp_lambda is not None and self.name != "wgan_gp":
-            raise ValueError(f"gp_lambda is a wgan_gp parameter; loss {self.name} has no penalty")
+        for option in ("gp_lambda", "penalty"):
+            if getattr(self, option) is not None and self.name != "wgan_gp":
+                raise ValueError(
+                    f"{option} is a wgan_gp parameter; loss {self.name} has no penalty"
+                )
         return self
 
 

@@ -96,10 +96,13 @@ class JobReporter:
             return
         self._unwritten = None
 
-    def report_evaluation(self, step: int, metrics: dict[str, Any]) -> None:
-        """One line of metrics.jsonl (`"eval": {...}`) and the job's latest evaluation."""
+    def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
+        """One line of metrics.jsonl (`"eval": {...}`), the job's latest evaluation, and its
+        picture as the artifact `evaluations/step-NNNNNN.png`."""
         if not self.writes:
             return
+        if png is not None:
+            self._put(keys.evaluation_name(step), "evaluation", png, step)
         self._metrics_lines.append(json.dumps({"step": step, "time": time.time(), "eval": metrics}))
         self._last_eval_step = step
         shown = {k: v for k, v in metrics.items() if not isinstance(v, list)}

@@ -40,6 +40,10 @@ def samples_name(step: int) -> str:
     return f"samples/{step_name(step)}.png"
 
 
+def evaluation_name(step: int) -> str:
+    return f"evaluations/{step_name(step)}.png"
+
+
 def latents_name(step: int) -> str:
     return f"samples/{step_name(step)}-latents.npy"
 

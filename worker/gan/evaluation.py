@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from shared.specs import TrainSpec
-from worker.gan.mode_coverage import QUALITY_STDS
+from worker.gan.mode_coverage import kl_from_uniform, mode_histogram
 from worker.gan.priors import sample_latents
 from worker.gan.seeding import Stream, generator_for
 from worker.gan.toydata import ToyDistribution, toy_distribution
@@ -55,11 +55,8 @@ def mode_figures(given: EvalInput) -> Metrics:
     """Modes covered, % high quality, per-mode counts, KL and JSD of the high-quality samples'
     mode histogram from uniform (0 for perfectly even, ln K when one mode takes everything)."""
     assert given.distribution is not None
-    modes = given.distribution.modes.double()
-    distances = torch.cdist(given.samples.reshape(len(given.samples), -1), modes)
-    nearest_distance, nearest = distances.min(dim=1)
-    good = nearest_distance <= QUALITY_STDS * given.distribution.std
-    counts = torch.bincount(nearest[good], minlength=len(modes)).double()
+    modes = given.distribution.modes
+    counts, good = mode_histogram(given.samples, modes, given.distribution.std)
     return {
         "modes_covered": int((counts > 0).sum()),
         "mode_count": len(modes),
@@ -129,30 +126,55 @@ def evaluation_latents(spec: TrainSpec) -> Tensor:
     return sample_latents(spec.latent, count, generator_for(EVAL_SEED, Stream.EVALUATION, 0))
 
 
-def evaluate(
-    spec: TrainSpec, generator: nn.Module, latents: Tensor, device: torch.device
-) -> Metrics:
-    """Run every evaluator that applies to `spec` on G(latents), in eval mode, without grads."""
+def generate(generator: nn.Module, latents: Tensor, device: torch.device) -> Tensor:
+    """G(latents) in eval mode, without grads, as float64 on the CPU; G's mode is restored."""
     was_training = generator.training
     generator.eval()
     with torch.no_grad():
         samples = generator(latents.to(device)).detach().to("cpu", torch.float64)
     generator.train(was_training)
+    return samples
+
+
+def score(spec: TrainSpec, samples: Tensor) -> Metrics:
+    """Run every evaluator that applies to `spec` on generated samples."""
     distribution = toy_distribution(spec.data.source) if _is_toy(spec) else None
     given = EvalInput(spec, samples, distribution)
     results: Metrics = {}
     for evaluator in evaluators_for(spec):
         results.update(evaluator.run(given))
-    return results
+    # Stored as JSON (PostgreSQL refuses NaN and infinity): a non-finite figure is null.
+    return {
+        name: None if isinstance(value, float) and not math.isfinite(value) else value
+        for name, value in results.items()
+    }
 
 
-def kl_from_uniform(counts: Tensor) -> float:
-    total = float(counts.sum())
-    if total == 0:
-        return math.inf
-    p = counts / total
-    nonzero = p > 0
-    return float((p[nonzero] * (p[nonzero] * len(counts)).log()).sum())
+def evaluate(
+    spec: TrainSpec, generator: nn.Module, latents: Tensor, device: torch.device
+) -> Metrics:
+    """Score G(latents): every evaluator that applies to `spec`."""
+    return score(spec, generate(generator, latents, device))
+
+
+def picture(
+    spec: TrainSpec,
+    samples: Tensor,
+    metrics: Metrics,
+    step: int,
+    critic: Callable[[Tensor], Tensor] | None = None,
+) -> bytes | None:
+    """The evaluation's PNG for toy data (worker/gan/plots.py); None for images, whose sample
+    grid is their picture."""
+    if not _is_toy(spec):
+        return None
+    from worker.gan import plots  # matplotlib loads only where a picture is drawn
+
+    distribution = toy_distribution(spec.data.source)
+    real = distribution.sample(EVAL_SAMPLES, generator_for(EVAL_SEED, Stream.EVALUATION, 2))
+    if _is_line(spec):
+        return plots.line_png(samples, real, critic, metrics, step)
+    return plots.plane_png(samples, real, distribution, metrics, step)
 
 
 def jsd_from_uniform(counts: Tensor) -> float:
@@ -262,9 +284,30 @@ class RunEvaluation:
         self.latents = evaluation_latents(spec)
         self.watch = CollapseWatch()
 
-    def __call__(self, step: int, generator: nn.Module) -> Metrics:
-        metrics = evaluate(self.spec, generator, self.latents, self.device)
-        self.hooks.report_evaluation(step, metrics)
+    def __call__(self, step: int, generator: nn.Module, critic: nn.Module | None = None) -> Metrics:
+        """Score G, draw the picture (with the critic's curve for 1-D data when given), report
+        both, and warn when diversity falls."""
+        samples = generate(generator, self.latents, self.device)
+        metrics = score(self.spec, samples)
+        png = picture(self.spec, samples, metrics, step, self._critic(critic))
+        self.hooks.report_evaluation(step, metrics, png)
         for warning in self.watch.check(step, metrics):
             self.hooks.warn(warning, stop=self.spec.on_collapse == "stop")
         return metrics
+
+    def _critic(self, critic: nn.Module | None) -> Callable[[Tensor], Tensor] | None:
+        """D over single points, in fp32 on the CPU copy of x (a packed D reads several
+        points at once, so it has no curve over x)."""
+        if critic is None or self.spec.model.pack != 1:
+            return None
+        device = self.device
+
+        def scores(x: Tensor) -> Tensor:
+            was_training = critic.training
+            critic.eval()
+            try:
+                return critic(x.to(device)).float().cpu()
+            finally:
+                critic.train(was_training)
+
+        return scores

@@ -49,8 +49,9 @@ class TrainingHooks(Protocol):
         """A human-readable line: the start, every report and the end."""
         ...
 
-    def report_evaluation(self, step: int, metrics: dict[str, Any]) -> None:
-        """Quality metrics (worker/gan/evaluation.py), every `eval_every` and last step."""
+    def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
+        """Quality metrics (worker/gan/evaluation.py) and their picture (toy data), every
+        `eval_every` steps and at the last step."""
         ...
 
     def warn(self, message: str, stop: bool) -> None:

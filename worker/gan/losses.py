@@ -67,9 +67,16 @@ def critic_generator_loss(fake_logits: Tensor) -> Tensor:
 
 
 def gradient_penalty(
-    discriminator: nn.Module, real: Tensor, fake: Tensor, mix: Tensor, output_scale: float = 1.0
+    discriminator: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    mix: Tensor,
+    output_scale: float = 1.0,
+    *,
+    one_sided: bool = False,
 ) -> Tensor:
-    """WGAN-GP's penalty mean((‖∇x̂ D(x̂)‖₂ - 1)²) at x̂ = mix·real + (1 - mix)·fake, without λ.
+    """WGAN-GP's penalty mean((‖∇x̂ D(x̂)‖₂ - 1)²) at x̂ = mix·real + (1 - mix)·fake, without λ;
+    `one_sided`: mean(max(0, ‖∇x̂ D(x̂)‖₂ - 1)²), WGAN-LP's (see `LossSpec.penalty`).
 
     `mix` holds one weight in [0, 1] per sample. The gradient is taken with
     `create_graph=True`, so a backward pass through the penalty reaches D's weights; pass the
@@ -82,7 +89,8 @@ def gradient_penalty(
     scores = discriminator(interpolates)
     (gradients,) = torch.autograd.grad(scores.sum() * output_scale, interpolates, create_graph=True)
     norms = (gradients.float() / output_scale).flatten(1).norm(dim=1)
-    return ((norms - 1) ** 2).mean()
+    excess = torch.clamp(norms - 1, min=0) if one_sided else norms - 1
+    return (excess**2).mean()
 
 
 LOSSES: dict[str, GanLoss] = {

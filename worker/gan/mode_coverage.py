@@ -26,20 +26,28 @@ class ModeCoverage:
 
 
 def mode_coverage(samples: Tensor, modes: Tensor, std: float) -> ModeCoverage:
-    distances = torch.cdist(samples.double(), modes.double())
-    nearest_distance, nearest_mode = distances.min(dim=1)
-    good = nearest_distance <= QUALITY_STDS * std
-    counts = torch.bincount(nearest_mode[good], minlength=len(modes)).double()
+    counts, good = mode_histogram(samples, modes, std)
     covered = int((counts > 0).sum())
     fraction = float(good.double().mean()) if len(samples) else 0.0
-    return ModeCoverage(covered, len(modes), fraction, _kl_from_uniform(counts))
+    kl = kl_from_uniform(counts)
+    return ModeCoverage(covered, len(modes), fraction, math.inf if kl is None else kl)
 
 
-def _kl_from_uniform(counts: Tensor) -> float:
+def mode_histogram(samples: Tensor, modes: Tensor, std: float) -> tuple[Tensor, Tensor]:
+    """(high-quality samples per mode [K], which samples are high quality [n])."""
+    flat = samples.double().reshape(len(samples), -1)
+    distances = torch.cdist(flat, modes.double())
+    nearest_distance, nearest_mode = distances.min(dim=1)
+    good = nearest_distance <= QUALITY_STDS * std
+    return torch.bincount(nearest_mode[good], minlength=len(modes)).double(), good
+
+
+def kl_from_uniform(counts: Tensor) -> float | None:
+    """KL (nats) of the histogram from uniform: 0 when even, ln K when one mode takes all;
+    None when it is empty (no high-quality sample: undefined)."""
     total = float(counts.sum())
     if total == 0:
-        return math.inf
+        return None
     p = counts / total
-    uniform = 1.0 / len(counts)
     nonzero = p > 0
-    return float((p[nonzero] * (p[nonzero] / uniform).log()).sum())
+    return float((p[nonzero] * (p[nonzero] * len(counts)).log()).sum())

@@ -62,8 +62,20 @@ class Draw:
     mix: Tensor | None  # WGAN-GP's real/fake mixing weight per sample; None for other losses
 
 
+@dataclass(frozen=True)
+class Penalty:
+    """The critic's gradient penalty: its weight λ (0: none) and whether it is one-sided."""
+
+    weight: float = 0.0
+    one_sided: bool = False
+
+    @classmethod
+    def of(cls, spec: TrainSpec) -> Penalty:
+        return cls(spec.loss.gp_lambda or 0.0, spec.loss.penalty == "one_sided")
+
+
 def train_step(
-    nets: Networks, loss: GanLoss, gp_lambda: float, precision: Precision, draws: list[Draw]
+    nets: Networks, loss: GanLoss, penalty: Penalty, precision: Precision, draws: list[Draw]
 ) -> Tensor:
     """A discriminator step per draw, then a generator step on the last draw's fakes.
 
@@ -73,7 +85,7 @@ def train_step(
         # Only the last draw's fakes train G; the others need no graph.
         with torch.set_grad_enabled(index == len(draws) - 1), precision.autocast():
             fake = nets.g_train(draw.z)
-        d_stats = _discriminator_step(nets, loss, gp_lambda, precision, draw, fake.detach())
+        d_stats = _discriminator_step(nets, loss, penalty, precision, draw, fake.detach())
 
     # D's gradients from this backward are discarded by the next D step's zero_grad.
     with precision.autocast():
@@ -89,7 +101,7 @@ def train_step(
 def _discriminator_step(
     nets: Networks,
     loss: GanLoss,
-    gp_lambda: float,
+    gp: Penalty,
     precision: Precision,
     draw: Draw,
     fake: Tensor,
@@ -104,8 +116,10 @@ def _discriminator_step(
         penalty = torch.zeros((), device=d_loss.device)
         if draw.mix is not None:
             scale = nets.d_scaler.get_scale() if nets.d_scaler.is_enabled() else 1.0
-            penalty = gradient_penalty(nets.d_train, draw.real, fake, draw.mix, scale)
-    total = d_loss + gp_lambda * penalty if draw.mix is not None else d_loss
+            penalty = gradient_penalty(
+                nets.d_train, draw.real, fake, draw.mix, scale, one_sided=gp.one_sided
+            )
+    total = d_loss + gp.weight * penalty if draw.mix is not None else d_loss
     nets.d_optimizer.zero_grad(set_to_none=True)
     nets.d_scaler.scale(total).backward()
     nets.d_scaler.step(nets.d_optimizer)

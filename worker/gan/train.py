@@ -37,7 +37,7 @@ from worker.gan.sample import render_png
 from worker.gan.seeding import (
     capture_rng_state,
 )
-from worker.gan.step import Networks, StepInputs, memory_format_for, train_step
+from worker.gan.step import Networks, Penalty, StepInputs, memory_format_for, train_step
 from worker.gan.train_vae import train_vae
 
 _CPU = torch.device("cpu")
@@ -102,7 +102,7 @@ def train(
 
     # 5. Train: critic_steps discriminator steps, one generator step, the average follows G.
     loss = get_loss(spec.loss.name)
-    gp_lambda = spec.loss.gp_lambda or 0.0
+    penalty = Penalty.of(spec)
     inputs = StepInputs(spec, source, rank, device, penalised=loss.penalised)
     stats = RunningStats(
         device,
@@ -119,7 +119,7 @@ def train(
         if precision_note:
             hooks.log(precision_note)
     for step in range(start + 1, total + 1):
-        stats.add(step, train_step(nets, loss, gp_lambda, precision, inputs.of_step(step)))
+        stats.add(step, train_step(nets, loss, penalty, precision, inputs.of_step(step)))
         if nets.generator_ema is not None:
             nets.generator_ema.update(nets.generator, step)
 
@@ -209,7 +209,8 @@ class _Snapshots:
     def evaluate(self, step: int) -> None:
         """Rank 0 scores G (its average when kept) on the run's evaluation latents."""
         if self.evaluation is not None:
-            self.evaluation(step, self.nets.ema_module or self.nets.generator)
+            generator = self.nets.ema_module or self.nets.generator
+            self.evaluation(step, generator, critic=self.nets.discriminator)
 
     def checkpoint(self, step: int) -> None:
         """Every rank sends its RNG states to rank 0, which writes the checkpoint."""

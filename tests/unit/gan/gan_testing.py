@@ -31,6 +31,7 @@ class RecordingHooks:
     samples: list[tuple[int, bytes]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     evaluations: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    pictures: list[tuple[int, bytes]] = field(default_factory=list)
     warnings: list[tuple[str, bool]] = field(default_factory=list)
 
     def should_stop(self) -> bool:
@@ -39,8 +40,10 @@ class RecordingHooks:
             return True
         return self.stop_at_check is not None and self.stop_checks >= self.stop_at_check
 
-    def report_evaluation(self, step: int, metrics: dict[str, Any]) -> None:
+    def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
         self.evaluations.append((step, metrics))
+        if png is not None:
+            self.pictures.append((step, png))
 
     def warn(self, message: str, stop: bool) -> None:
         self.warnings.append((message, stop))

@@ -4,6 +4,7 @@ and the 1-D distance of two known Gaussians matches its closed form."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -125,3 +126,68 @@ def test_training_evaluates_at_every_sample_step_and_the_last() -> None:
     )
     assert steps == expected
     assert all("modes_covered" in metrics for _, metrics in hooks.evaluations)
+    assert [step for step, _ in hooks.pictures] == expected
+
+
+def test_the_pictures_are_pngs_with_the_figures_in_them() -> None:
+    from PIL import Image
+
+    from worker.gan.evaluation import picture
+
+    ring = _spec("toy:ring8")
+    real = toy_distribution("toy:ring8").sample(EVAL_SAMPLES, torch.Generator().manual_seed(4))
+    far = torch.full((10, 2), 50.0)  # outside any sensible view: counted, not dropped
+    samples = torch.cat([real, far]).double()
+    plane = picture(ring, samples, _figures("toy:ring8", samples), 500)
+    assert plane is not None
+    with Image.open(io.BytesIO(plane)) as image:
+        assert image.format == "PNG" and image.size == (700, 700)
+
+    line = _spec("toy:gauss1d")
+    points = toy_distribution("toy:gauss1d").sample(EVAL_SAMPLES, torch.Generator().manual_seed(5))
+    critic = nn.Linear(1, 1)
+    metrics = {"w1": 0.01}
+    drawn = picture(line, points.double(), metrics, 100, lambda x: critic(x))
+    assert drawn is not None
+    with Image.open(io.BytesIO(drawn)) as image:
+        assert image.format == "PNG" and image.size == (800, 450)
+    images = TrainSpec.model_validate(
+        {"model": "dcgan", "data": {"source": "mnist", "key": "datasets/m"}}
+    )
+    assert picture(images, torch.zeros(4, 1, 28, 28), {}, 1) is None
+
+
+def test_wgan_gp_learns_the_1d_gaussian_and_its_critic_ranks_real_above_fake() -> None:
+    """The classic 1-D picture: the generator moves onto N(3, 0.5²). With the paper's
+    two-sided penalty this run's critic started with the wrong slope and stayed there,
+    scoring fakes above real points (worker/gan/losses.py, `LossSpec.penalty`)."""
+    from worker.gan.train import train
+
+    spec = TrainSpec.model_validate(
+        {
+            "model": {"family": "mlp", "width": 64},
+            "latent": {"dim": 4},
+            "data": {"source": "toy:gauss1d"},
+            "loss": "wgan_gp",
+            "train": {"steps": 800, "batch_size": 256, "seed": 1},
+            "sample_every": 400,
+            "checkpoint_every": 800,
+        }
+    )
+    assert spec.loss.penalty == "one_sided"
+    hooks = RecordingHooks()
+    train(spec, hooks=hooks)
+    w1 = [metrics["w1"] for _, metrics in hooks.evaluations]
+    assert w1[-1] < 0.08, w1
+    last = hooks.reports[-1].metrics
+    assert last["Loss/scores/real"] > last["Loss/scores/fake"]
+
+
+def test_with_no_high_quality_sample_the_kl_is_null_not_infinity() -> None:
+    nowhere = torch.full((100, 2), 7.0)
+    metrics = evaluate(_spec("toy:ring8"), _Constant(nowhere[0]), torch.zeros(100, 4), _CPU)
+    assert metrics["modes_covered"] == 0 and metrics["kl_from_uniform"] is None
+    assert CollapseWatch().check(1, metrics) == [], "no KL alarm on an undefined KL"
+
+
+_CPU = torch.device("cpu")

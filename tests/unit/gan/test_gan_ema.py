@@ -68,7 +68,8 @@ def test_format_1_checkpoints_still_load_and_resume() -> None:
     del old["generator_ema"], old["grad_scalers"]
     old["format_version"] = 1
     old["spec_json"] = old["spec_json"].replace(
-        '{"name":"non_saturating","gp_lambda":null,"critic_steps":1}', '"non_saturating"'
+        '{"name":"non_saturating","gp_lambda":null,"critic_steps":1,"penalty":null}',
+        '"non_saturating"',
     )
     assert '"loss":"non_saturating"' in old["spec_json"]
     loaded = load_checkpoint(checkpoint_to_bytes(old))

@@ -64,3 +64,20 @@ def test_gradient_penalty_undoes_a_loss_scale() -> None:
     plain = gradient_penalty(critic, real, fake, mix)
     scaled = gradient_penalty(critic, real, fake, mix, output_scale=1024.0)
     assert scaled.item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def test_the_one_sided_penalty_spares_gentle_slopes_and_matches_above_one() -> None:
+    real, fake, mix = torch.ones(4, 1), torch.zeros(4, 1), torch.full((4,), 0.5)
+    gentle = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        gentle.weight.fill_(0.5)
+    assert gradient_penalty(gentle, real, fake, mix, one_sided=True).item() == 0.0
+    assert gradient_penalty(gentle, real, fake, mix).item() == pytest.approx(0.25)
+    steep = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        steep.weight.fill_(-3.0)
+    both = (
+        gradient_penalty(steep, real, fake, mix),
+        gradient_penalty(steep, real, fake, mix, one_sided=True),
+    )
+    assert both[0].item() == pytest.approx(4.0) and both[1].item() == pytest.approx(4.0)
