@@ -208,8 +208,8 @@ def held_by_owner(session: Session) -> dict[str, int]:
     return dict(held)
 
 
-def schedule_once(settings: Settings, celery: Celery) -> int:
-    """One placement pass; returns how many jobs were sent to nodes."""
+def plan_pass(settings: Settings) -> tuple[PoolState, Plan]:
+    """Read the pool and decide: what one pass would place, preempt and leave waiting."""
     with session_scope(settings.database_url) as session:
         pool = read_pool(session, settings.usage_half_life_s)
     decided = plan(
@@ -220,6 +220,12 @@ def schedule_once(settings: Settings, celery: Celery) -> int:
         quotas=pool.quotas,
         running=pool.running,
     )
+    return pool, decided
+
+
+def schedule_once(settings: Settings, celery: Celery) -> int:
+    """One placement pass; returns how many jobs were sent to nodes."""
+    pool, decided = plan_pass(settings)
     sent = sum(_start(settings, celery, pool, placement) for placement in decided.placements)
     _write_waiting(settings, decided)
     if decided.preemptions:

@@ -9,9 +9,7 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-from shared.db import session_scope
-from shared.scheduler.loop import commit_placement, read_pool
-from shared.scheduler.policy import plan
+from shared.scheduler.loop import commit_placement, plan_pass
 from tests.helpers import with_steps
 from tests.resilience.conftest import FaultLab
 from tests.resilience.test_outages import HAPPY_PATH, STEADY_RING
@@ -77,16 +75,7 @@ def test_the_scheduler_killed_between_commit_and_send_the_job_still_runs_once(
     service.processes.kill("scheduler")
     job = service.submit("train", with_steps(QUICK_RING, 100), name="never-sent")
     # What the scheduler did before it died: the same pass, the same commit, and no send.
-    with session_scope(settings.database_url) as session:
-        pool = read_pool(session, settings.usage_half_life_s)
-    decided = plan(
-        pool.queue,
-        pool.nodes,
-        usage=pool.usage,
-        held=pool.held,
-        quotas=pool.quotas,
-        running=pool.running,
-    )
+    pool, decided = plan_pass(settings)
     (placement,) = [p for p in decided.placements if p.job_id == job["id"]]
     assert commit_placement(settings, pool, placement) is not None
     time.sleep(2)
