@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -78,6 +79,9 @@ class _TimingHooks:
 
     def warn(self, message: str, stop: bool) -> None:
         pass
+
+    def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
+        return make()
 
 
 def make_spec(case: str, steps: int) -> TrainSpec:

@@ -54,6 +54,8 @@ NPZ_DATA_ARRAY = "data"
 # idx3 header: magic 0x00000803 means unsigned bytes, 3 dimensions (images, rows, columns).
 IDX3_MAGIC = 0x00000803
 IDX3_HEADER = struct.Struct(">IIII")
+IDX1_MAGIC = 0x00000801
+IDX1_HEADER = struct.Struct(">II")
 # Read size when streaming through a file to check it.
 _CHUNK = 1024 * 1024
 
@@ -220,6 +222,27 @@ def read_idx3(path: Path, label: str | None = None, side: int | None = None) -> 
         raw = _read_exactly(file, count * rows * columns, label)
     pixels = np.frombuffer(raw, dtype=np.uint8)
     return pixels.reshape(count, rows, columns).copy()
+
+
+def read_idx1(path: Path, label: str | None = None) -> np.ndarray:
+    """The labels of an idx1 file (MNIST's labels; gzipped when its name ends in .gz) as
+    uint8 [N]."""
+    label = label or str(path)
+    with _open_maybe_gzipped(path, label) as file:
+        header = _read(file, IDX1_HEADER.size, label)
+        if len(header) < IDX1_HEADER.size:
+            raise DataFileError(f"{label}: {len(header)} bytes, too short for an idx1 header")
+        magic, count = IDX1_HEADER.unpack(header)
+        if magic != IDX1_MAGIC:
+            raise DataFileError(
+                f"{label}: magic number {magic:#010x}, expected {IDX1_MAGIC:#010x} (idx1)"
+            )
+        if count > MAX_DECOMPRESSED_BYTES:
+            raise DataFileError(f"{label}: its header promises {count} labels")
+        raw = _read(file, count + 1, label)
+    if len(raw) != count:
+        raise DataFileError(f"{label}: {len(raw)} labels, but its header promises {count}")
+    return np.frombuffer(raw, dtype=np.uint8).copy()
 
 
 def _inspect_idx(path: Path, label: str) -> DataInfo:

@@ -148,16 +148,17 @@ def get_dataset(
     mine = dataset.owner_id == owner.id
     if to_change and not (mine or owner.is_admin):
         raise DatasetNotFoundError(dataset_id)
-    if not to_change and not (mine or dataset.shared):
+    if not to_change and not (mine or dataset.shared or owner.is_admin):
         raise DatasetNotFoundError(dataset_id)
     return dataset
 
 
 def share_dataset(session: Session, admin: User, dataset_id: str, shared: bool) -> Dataset:
-    """Share a dataset with the whole lab, read-only, or stop sharing it (admins only)."""
+    """Share a dataset with the whole lab, read-only, or stop sharing it (admins only; a
+    dataset the caller cannot see is not found rather than forbidden)."""
+    dataset = get_dataset(session, admin, dataset_id)
     if not admin.is_admin:
         raise PermissionDeniedError("only admins share datasets with the lab")
-    dataset = get_dataset(session, admin, dataset_id, to_change=True)
     dataset.shared = shared
     session.flush()
     return dataset

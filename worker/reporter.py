@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,17 @@ class JobReporter:
         except Exception as error:
             if not is_unreachable(error):
                 raise  # a database outage skips this one; the next evaluation catches up
+
+    def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """Shared by every job through the store (`cache/<name>`); made and stored when
+        missing. Any rank may ask; writes are whole objects, so a race stores one copy."""
+        key = keys.cache_key(name)
+        try:
+            return self.store.get(key)
+        except ObjectNotFoundError:
+            data = make()
+            self.store.put(key, data)
+            return data
 
     def warn(self, message: str, stop: bool) -> None:
         """A warning on the job and in its log; `stop` also ends the run (the supervisor

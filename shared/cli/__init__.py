@@ -195,8 +195,31 @@ def demo(steps: int) -> None:
         console.print(f"submitted job {job['id']}")
         job = _follow(client, job["id"])
         _print_artifacts(client, job, settings)
+        _print_quality(job, settings)
         if job["state"] != "succeeded":
             raise click.ClickException(f"job ended {job['state']}: {job.get('error')}")
+
+
+def _print_quality(job: dict[str, Any], settings: Settings) -> None:
+    """The run's own verdict: its last evaluation, its warnings, and its picture's path."""
+    evaluation = job.get("evaluation")
+    if not evaluation or "modes_covered" not in evaluation:
+        return
+    kl = evaluation.get("kl_from_uniform")
+    console.print(
+        f"quality at step {evaluation['step']}: {evaluation['modes_covered']}/"
+        f"{evaluation['mode_count']} modes, {100 * evaluation['high_quality']:.1f}% high quality, "
+        + (f"KL from uniform {kl:.3f}" if kl is not None else "no high-quality sample"),
+        highlight=False,
+    )
+    for warning in job.get("warnings") or []:
+        console.print(f"[yellow]warning:[/] {warning['message']}", highlight=False)
+    from urllib.parse import urlparse
+
+    storage = urlparse(settings.storage_url)
+    name = f"evaluations/step-{evaluation['step']:06d}.png"
+    if storage.scheme == "file":
+        console.print(f"picture: {Path(storage.path) / 'jobs' / job['id'] / name}")
 
 
 # --- jobs ------------------------------------------------------------------------------------

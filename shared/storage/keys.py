@@ -63,6 +63,16 @@ def artifact_key(job_id: str, name: str) -> str:
     return job_prefix(job_id) + name
 
 
+_CACHE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+
+
+def cache_key(name: str) -> str:
+    """`cache/<name>`: what jobs share (trained evaluation classifiers), made by workers."""
+    if not _CACHE_NAME.fullmatch(name):
+        raise KeyError_(f"not a ganforge cache name: {name!r}")
+    return f"cache/{name}"
+
+
 # Uploaded datasets live apart from datasets/ (which a spec's `key` may name directly), so the
 # only way a job reaches an upload is by its dataset_id, after the ownership check.
 _DATASET_ID = re.compile(r"^[0-9a-f]{32}$")

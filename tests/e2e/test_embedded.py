@@ -34,6 +34,9 @@ def test_demo_runs_a_job_on_sqlite_local_folder_and_file_broker(tmp_path: Path) 
     (job_folder,) = (home / "artifacts" / "jobs").iterdir()
     assert (job_folder / "checkpoints" / "step-000060.pt").stat().st_size > 0
     assert (job_folder / "samples" / "step-000060.png").read_bytes()[:4] == b"\x89PNG"
+    # The run's own verdict and the path of its picture.
+    assert "quality at step 60: " in result.stdout and " modes, " in result.stdout
+    assert (job_folder / "evaluations" / "step-000060.png").read_bytes()[:4] == b"\x89PNG"
     assert str(job_folder) in result.stdout.replace("\n", "")
     assert (home / "token").read_text().startswith("gf_")
     assert (home / "ganforge.db").exists()

@@ -63,7 +63,7 @@ def test_every_route_refuses_missing_wrong_expired_and_revoked_tokens(
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     client.delete(f"/api/v1/tokens/{revoked['id']}", headers=auth(alice))
-    public = {("GET", "/api/v1/pool")}
+    public = {("GET", "/api/v1/pool"), ("GET", "/api/v1/openapi.json"), ("GET", "/api/v1/docs")}
     routes = [r for r in _routes(app, objects) if r not in public]
     assert len(routes) >= 15
     for headers in (
@@ -85,7 +85,8 @@ def test_every_route_naming_alices_objects_is_404_to_bob(
     named = [(m, p) for m, p in _routes(app, objects) if any(v in p for v in objects.values())]
     assert len(named) >= 8
     for method, path in named:
-        body = {"priority": 1} if path.endswith("/priority") else None
+        bodies = {"/priority": {"priority": 1}, "/share": {"shared": True}}
+        body = next((b for end, b in bodies.items() if path.endswith(end)), None)
         response = client.open(path, method=method, headers=auth(bob), json=body)
         assert response.status_code == 404, (method, path, response.get_json())
 

@@ -126,6 +126,25 @@ def find_mnist_images(folder: Path) -> Path:
     return (train or found)[0]
 
 
+def load_mnist_labelled(folder: Path) -> tuple[Tensor, Tensor] | None:
+    """(images uint8 [N, 28, 28], labels int64 [N]) when the labels file sits beside the
+    images (`...-labels-idx1-ubyte[.gz]` for `...-images-idx3-ubyte[.gz]`); else None."""
+    images_path = find_mnist_images(folder)
+    labels_path = images_path.with_name(
+        images_path.name.replace("-images-idx3", "-labels-idx1").replace(
+            "-images.idx3", "-labels.idx1"
+        )
+    )
+    if not labels_path.is_file():
+        return None
+    with _as_data_error():
+        images = datafiles.read_idx3(images_path, str(images_path), side=MNIST_SIDE)
+        labels = datafiles.read_idx1(labels_path, str(labels_path))
+    if len(labels) != len(images):
+        return None
+    return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+
+
 def load_mnist_images(folder: Path) -> Tensor:
     """MNIST images from the idx3 file in `folder`, as uint8 [N, 28, 28]."""
     path = find_mnist_images(folder)

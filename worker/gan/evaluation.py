@@ -17,12 +17,15 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from shared.specs import TrainSpec
+from worker.gan.classifier import CLASSES, EVAL_IMAGES, DigitScorer
+from worker.gan.data import load_mnist_labelled
 from worker.gan.mode_coverage import kl_from_uniform, mode_histogram
 from worker.gan.priors import sample_latents
 from worker.gan.seeding import Stream, generator_for
@@ -118,12 +121,31 @@ def evaluators_for(spec: TrainSpec) -> list[Evaluator]:
     return [e for e in EVALUATORS if e.applies(spec)]
 
 
-def evaluation_latents(spec: TrainSpec) -> Tensor:
+def evaluation_latents(spec: TrainSpec, count: int | None = None) -> Tensor:
     """The latents every evaluation of the run uses (fixed by EVAL_SEED, not the job seed):
-    EVAL_SAMPLES for toy data, SPREAD_SAMPLES for images (only the spread applies to them,
-    and a DCGAN pass over 2,500 images would cost seconds on a CPU)."""
-    count = EVAL_SAMPLES if _is_toy(spec) else SPREAD_SAMPLES
+    `count`, else EVAL_SAMPLES for toy data and SPREAD_SAMPLES for images (a DCGAN pass over
+    2,500 images would cost seconds on a CPU)."""
+    count = count or (EVAL_SAMPLES if _is_toy(spec) else SPREAD_SAMPLES)
     return sample_latents(spec.latent, count, generator_for(EVAL_SEED, Stream.EVALUATION, 0))
+
+
+def _digit_scorer(spec: TrainSpec, data_path: Path | None, hooks: Any) -> DigitScorer | None:
+    """A classifier-based scorer for 28 px grey MNIST data with its labels file beside the
+    images; None for anything else (or when the labels are missing)."""
+    data = spec.data
+    if data.source != "mnist" or data.resize not in (None, 28) or data.channels not in (None, 1):
+        return None
+    folder = data_path or (Path(data.path) if data.path else None)
+    if folder is None or not folder.is_dir():
+        return None
+    labelled = load_mnist_labelled(folder)
+    if labelled is None:
+        return None
+    # Building (or training) the classifier draws random numbers: from a forked global RNG,
+    # so a run's own random stream, and with it bitwise resumption, does not depend on
+    # whether the classifier came from the cache.
+    with torch.random.fork_rng(devices=[]):
+        return DigitScorer(*labelled, hooks.cached)
 
 
 def generate(generator: nn.Module, latents: Tensor, device: torch.device) -> Tensor:
@@ -230,21 +252,23 @@ class CollapseWatch:
     """Remembers the best figures of a run and says when diversity falls: each kind of
     warning is given once per run, naming the step and the numbers."""
 
-    best_covered: int = 0
+    best_covered: dict[str, int] = field(default_factory=dict)
     best_spread: float = 0.0
     raised: set[str] = field(default_factory=set)
 
     def check(self, step: int, metrics: Metrics) -> list[str]:
         warnings = []
-        covered, count = metrics.get("modes_covered"), metrics.get("mode_count")
-        if covered is not None and count:
-            self.best_covered = max(self.best_covered, covered)
-            if self.best_covered - covered >= max(1, MODE_DROP_ALARM * count):
+        for kind, count in (("modes", metrics.get("mode_count")), ("classes", CLASSES)):
+            covered = metrics.get(f"{kind}_covered")
+            if covered is None or not count:
+                continue
+            best = self.best_covered[kind] = max(self.best_covered.get(kind, 0), covered)
+            if best - covered >= max(1, MODE_DROP_ALARM * count):
                 warnings.append(
                     self._once(
-                        "modes",
-                        f"mode collapse at step {step}: {covered}/{count} modes covered, down "
-                        f"from {self.best_covered}",
+                        kind,
+                        f"mode collapse at step {step}: {covered}/{count} {kind} covered, down "
+                        f"from {best}",
                     )
                 )
         kl = metrics.get("kl_from_uniform")
@@ -279,9 +303,13 @@ class CollapseWatch:
 class RunEvaluation:
     """A run's evaluations: fixed latents, the collapse watch, and where results go."""
 
-    def __init__(self, spec: TrainSpec, hooks: Any, device: torch.device) -> None:
+    def __init__(
+        self, spec: TrainSpec, hooks: Any, device: torch.device, data_path: Path | None = None
+    ) -> None:
         self.spec, self.hooks, self.device = spec, hooks, device
-        self.latents = evaluation_latents(spec)
+        self.digits = _digit_scorer(spec, data_path, hooks)
+        count = EVAL_IMAGES if self.digits is not None else None
+        self.latents = evaluation_latents(spec, count)
         self.watch = CollapseWatch()
 
     def __call__(self, step: int, generator: nn.Module, critic: nn.Module | None = None) -> Metrics:
@@ -289,6 +317,8 @@ class RunEvaluation:
         both, and warn when diversity falls."""
         samples = generate(generator, self.latents, self.device)
         metrics = score(self.spec, samples)
+        if self.digits is not None:
+            metrics.update(self.digits.figures(samples))
         png = picture(self.spec, samples, metrics, step, self._critic(critic))
         self.hooks.report_evaluation(step, metrics, png)
         for warning in self.watch.check(step, metrics):

@@ -6,6 +6,7 @@ The loop knows nothing of Celery, databases or object stores; the worker task im
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +53,11 @@ class TrainingHooks(Protocol):
     def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
         """Quality metrics (worker/gan/evaluation.py) and their picture (toy data), every
         `eval_every` steps and at the last step."""
+        ...
+
+    def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """Bytes kept between jobs under `name` (a trained evaluation classifier): the stored
+        copy, or `make()`'s, stored for the next job."""
         ...
 
     def warn(self, message: str, stop: bool) -> None:

@@ -109,7 +109,8 @@ def train(
         images_per_step=source.batch_size * world_size * spec.loss.critic_steps,
         checked=3,  # D loss, G loss and the penalty
     )
-    snapshot = _Snapshots(spec, hooks, nets, fixed_latents, device, is_main)
+    evaluation = RunEvaluation(spec, hooks, device, data_path) if is_main else None
+    snapshot = _Snapshots(spec, hooks, nets, fixed_latents, device, is_main, evaluation)
     if is_main:
         hooks.log(
             f"{'resuming' if start else 'training'} {spec.model.family} on {spec.data.source}: "
@@ -178,11 +179,12 @@ class _Snapshots:
         fixed_latents: Tensor,
         device: torch.device,
         is_main: bool,
+        evaluation: RunEvaluation | None,
     ):
         self.spec, self.hooks, self.nets = spec, hooks, nets
         self.fixed_latents, self.device, self.is_main = fixed_latents, device, is_main
         self.last_metrics: dict[str, float] = {}
-        self.evaluation = RunEvaluation(spec, hooks, device) if is_main else None
+        self.evaluation = evaluation
 
     def report(self, step: int, reading: tuple[dict[str, float], float]) -> None:
         metrics, images_per_second = reading

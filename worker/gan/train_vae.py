@@ -75,7 +75,10 @@ def train_vae(
     stats = RunningStats(
         device, source.batch_size * world_size, names=VAE_STAT_NAMES, checked=len(VAE_STAT_NAMES)
     )
-    snapshot = _VaeSnapshots(spec, hooks, vae, optimizer, fixed_latents, device, is_main)
+    evaluation = RunEvaluation(spec, hooks, device, data_path) if is_main else None
+    snapshot = _VaeSnapshots(
+        spec, hooks, vae, optimizer, fixed_latents, device, is_main, evaluation
+    )
     if is_main:
         hooks.log(
             f"{'resuming' if start else 'training'} vae on {spec.data.source}: "
@@ -124,11 +127,12 @@ class _VaeSnapshots:
         fixed_latents: Tensor,
         device: torch.device,
         is_main: bool,
+        evaluation: RunEvaluation | None,
     ):
         self.spec, self.hooks, self.vae, self.optimizer = spec, hooks, vae, optimizer
         self.fixed_latents, self.device, self.is_main = fixed_latents, device, is_main
         self.last_metrics: dict[str, float] = {}
-        self.evaluation = RunEvaluation(spec, hooks, device) if is_main else None
+        self.evaluation = evaluation
 
     def report(self, step: int, reading: tuple[dict[str, float], float]) -> None:
         metrics, images_per_second = reading

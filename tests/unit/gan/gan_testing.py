@@ -5,6 +5,7 @@ A plain module (not conftest) so `torch.multiprocessing.spawn` children can impo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from worker.gan.distributed import leave_without_finalizers, process_group
 from worker.gan.hooks import ProgressReport
 from worker.gan.loop import STOP_CHECK_EVERY
 from worker.gan.train import train
+
+# What RecordingHooks.cached keeps: one copy for the whole test session.
+_SESSION_CACHE: dict[str, bytes] = {}
 
 
 @dataclass
@@ -47,6 +51,12 @@ class RecordingHooks:
 
     def warn(self, message: str, stop: bool) -> None:
         self.warnings.append((message, stop))
+
+    def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """Kept for the whole test session: the digit classifier trains once."""
+        if name not in _SESSION_CACHE:
+            _SESSION_CACHE[name] = make()
+        return _SESSION_CACHE[name]
 
     def report_progress(self, report: ProgressReport) -> None:
         self.reports.append(report)
