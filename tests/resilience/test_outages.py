@@ -51,8 +51,10 @@ def test_training_rides_out_postgres_stopped_for_30_s_and_the_api_answers_503(
     time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
     lab.postgres.start()
     back = time.monotonic()
+    job_url = service.url(f"/api/v1/jobs/{job['id']}")
+    service.wait_until(lambda: service.http.get(job_url, timeout=10).status_code == 200, 60)
+    recovery("PostgreSQL back -> the API answers 200 again", time.monotonic() - back)
     seen = service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) > at_stop)
-    recovery("PostgreSQL back -> API answers and the job's progress moves", time.monotonic() - back)
     assert seen["attempt"] == 1
 
     done = service.wait_final(job["id"], timeout_s=300)

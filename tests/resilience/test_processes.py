@@ -37,7 +37,9 @@ def test_the_worker_killed_twice_in_a_row_the_job_resumes_twice(
     service = lab.service
     job = service.submit("train", QUICK_RING, name="killed-twice")
     waits = []
-    for attempt, past in ((1, 250), (2, 450)):
+    # Past a checkpoint of each attempt's own (every 200 steps; attempt 2 resumes from 200
+    # or 400): its log lines reach the store with its checkpoints.
+    for attempt, past in ((1, 250), (2, 650)):
         service.wait_for(
             job["id"],
             lambda j, a=attempt, s=past: (

@@ -42,6 +42,7 @@ def test_a_rank_killed_with_sigkill_loses_the_attempt_and_the_job_resumes(
         "model": {"family": "mlp", "width": 64},
         "train": {"steps": 800, "batch_size": 256, "seed": 4},
         "checkpoint_every": 200,
+        "sample_every": 800,
     }
     job = service.submit("train", spec, name="rank-killed")
     service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 250)
