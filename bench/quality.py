@@ -1,0 +1,147 @@
+"""Quality over seeds: train each setup on 3 seeds with the engine and print the service's own
+final evaluation (modes, % high quality, KL from uniform; W1 for 1-D), next to the published
+figures, as a table and as JSON.
+
+    .venv/bin/python -m bench.quality                      # every setup, seeds 0 1 2
+    .venv/bin/python -m bench.quality --setups ring8-pacgan2-20k --seeds 0 --workers 1
+
+Each run is its own process with one torch thread (`--workers` at a time, 2 on this 2-core
+machine); the figures are those the job itself reports (worker/gan/evaluation.py on the
+generator's EMA, 2,500 samples on fixed latents), so they are what a user of the service sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+# Setups: the spec each seed trains (train.seed is set per run).
+SETUPS: dict[str, dict[str, Any]] = {
+    "ring8-pacgan2-20k": {
+        "model": {"family": "mlp", "width": 128, "pack": 2},
+        "latent": {"dim": 8},
+        "data": {"source": "toy:ring8"},
+        "train": {"steps": 20_000, "batch_size": 512, "lr": 2e-4, "ema_decay": 0.999},
+    },
+    "grid25-pacgan2-30k": {
+        "model": {"family": "mlp", "width": 128, "pack": 2},
+        "latent": {"dim": 8},
+        "data": {"source": "toy:grid25"},
+        "train": {"steps": 30_000, "batch_size": 512, "lr": 2e-4, "ema_decay": 0.999},
+    },
+    "gauss1d-wgan-gp-1k": {
+        "model": {"family": "mlp", "width": 64},
+        "latent": {"dim": 4},
+        "data": {"source": "toy:gauss1d"},
+        "loss": "wgan_gp",
+        "train": {"steps": 1_000, "batch_size": 256},
+    },
+}
+
+# Published (modes / % high quality), from the papers' tables (ring: PacGAN's; grid: PacGAN's
+# and WGAN-GP's as reported there); baselines vary between papers.
+PUBLISHED = {
+    "toy:ring8": "GAN 6.3 / 98.2%, WGAN-GP 6.8 / 59.6%, PacGAN2 7.9 / 95.6%",
+    "toy:grid25": "GAN 17.3 / 94.8%, WGAN-GP 24.2 / 28.7%, PacGAN4 24.8 / 93.6%",
+    "toy:gauss1d": "",
+}
+
+
+class _Collect:
+    """Hooks that keep the evaluations and drop everything else."""
+
+    def __init__(self) -> None:
+        self.evaluations: list[tuple[int, dict[str, Any]]] = []
+
+    def should_stop(self) -> bool:
+        return False
+
+    def report_progress(self, report: Any) -> None:
+        pass
+
+    def save_checkpoint(self, step: int, data: bytes) -> None:
+        pass
+
+    def save_samples(self, step: int, png: bytes) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+    def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
+        self.evaluations.append((step, metrics))
+
+    def warn(self, message: str, stop: bool) -> None:
+        pass
+
+    def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
+        return make()
+
+
+def run_one(setup: str, seed: int) -> dict[str, Any]:
+    """Train `setup` with `seed` on one thread; its final evaluation and the minutes taken."""
+    import torch
+
+    from shared.specs import TrainSpec
+    from worker.gan.train import train
+
+    torch.set_num_threads(1)
+    raw = SETUPS[setup]
+    steps = raw["train"]["steps"]
+    spec = TrainSpec.model_validate(
+        {
+            **raw,
+            "train": {**raw["train"], "seed": seed},
+            "checkpoint_every": steps,
+            "sample_every": steps,
+        }
+    )
+    hooks = _Collect()
+    started = time.perf_counter()
+    train(spec, hooks=hooks)
+    minutes = (time.perf_counter() - started) / 60
+    step, metrics = hooks.evaluations[-1]
+    return {"setup": setup, "seed": seed, "step": step, "minutes": minutes, **metrics}
+
+
+def _figures(result: dict[str, Any]) -> str:
+    if "w1" in result and result.get("mode_count") == 1:
+        return f"W1 {result['w1']:.3f}"
+    kl = result.get("kl_from_uniform")
+    kl_text = f"{kl:.3f}" if kl is not None else "n/a"
+    return (
+        f"{result['modes_covered']}/{result['mode_count']}, "
+        f"{100 * result['high_quality']:.1f}%, KL {kl_text}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--setups", nargs="*", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=Path("bench-quality.json"))
+    args = parser.parse_args()
+    runs = [(setup, seed) for setup in args.setups for seed in args.seeds]
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        results = list(pool.map(run_one, *zip(*runs, strict=True)))
+    args.json.write_text(json.dumps(results, indent=2))
+    print(
+        f"| setup | steps | {' | '.join(f'seed {s}' for s in args.seeds)} | minutes | published |"
+    )
+    print("| --- | --- |" + " --- |" * len(args.seeds) + " --- | --- |")
+    for setup in args.setups:
+        rows = [r for r in results if r["setup"] == setup]
+        source = SETUPS[setup]["data"]["source"]
+        minutes = sum(r["minutes"] for r in rows) / len(rows)
+        cells = " | ".join(_figures(r) for r in rows)
+        print(f"| {setup} | {rows[0]['step']:,} | {cells} | {minutes:.1f} | {PUBLISHED[source]} |")
+
+
+if __name__ == "__main__":
+    main()
