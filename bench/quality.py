@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from bench.hooks import QuietHooks
 
 # Setups: the spec each seed trains (train.seed is set per run).
 SETUPS: dict[str, dict[str, Any]] = {
@@ -52,35 +53,14 @@ PUBLISHED = {
 }
 
 
-class _Collect:
+class _Collect(QuietHooks):
     """Hooks that keep the evaluations and drop everything else."""
 
     def __init__(self) -> None:
         self.evaluations: list[tuple[int, dict[str, Any]]] = []
 
-    def should_stop(self) -> bool:
-        return False
-
-    def report_progress(self, report: Any) -> None:
-        pass
-
-    def save_checkpoint(self, step: int, data: bytes) -> None:
-        pass
-
-    def save_samples(self, step: int, png: bytes) -> None:
-        pass
-
-    def log(self, line: str) -> None:
-        pass
-
     def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
         self.evaluations.append((step, metrics))
-
-    def warn(self, message: str, stop: bool) -> None:
-        pass
-
-    def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
-        return make()
 
 
 def run_one(setup: str, seed: int) -> dict[str, Any]:

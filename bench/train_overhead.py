@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from bench.hooks import QuietHooks
 from shared.specs import TrainSpec
 from tests.helpers import MNIST_DIR
 from worker.gan.data import load_mnist_images, ring8_sample
@@ -53,35 +53,14 @@ CASES = {
 DEFAULT_STEPS = {"dcgan": 60, "mlp": 600}
 
 
-class _TimingHooks:
+class _TimingHooks(QuietHooks):
     """Records when each report arrives; everything else is dropped."""
 
     def __init__(self) -> None:
         self.times: dict[int, float] = {}
 
-    def should_stop(self) -> bool:
-        return False
-
     def report_progress(self, report: ProgressReport) -> None:
         self.times[report.step] = time.perf_counter()
-
-    def save_checkpoint(self, step: int, data: bytes) -> None:
-        pass
-
-    def save_samples(self, step: int, png: bytes) -> None:
-        pass
-
-    def log(self, line: str) -> None:
-        pass
-
-    def report_evaluation(self, step: int, metrics: dict[str, object], png: bytes | None) -> None:
-        pass
-
-    def warn(self, message: str, stop: bool) -> None:
-        pass
-
-    def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
-        return make()
 
 
 def make_spec(case: str, steps: int) -> TrainSpec:
