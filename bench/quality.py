@@ -29,6 +29,48 @@ SETUPS: dict[str, dict[str, Any]] = {
         "data": {"source": "toy:ring8"},
         "train": {"steps": 20_000, "batch_size": 512, "lr": 2e-4, "ema_decay": 0.999},
     },
+    "ring8-pacgan2-ema9999-20k": {
+        "model": {"family": "mlp", "width": 128, "pack": 2},
+        "latent": {"dim": 8},
+        "data": {"source": "toy:ring8"},
+        "train": {"steps": 20_000, "batch_size": 512, "lr": 2e-4, "ema_decay": 0.9999},
+    },
+    "ring8-pacgan2-b2048-20k": {
+        "model": {"family": "mlp", "width": 128, "pack": 2},
+        "latent": {"dim": 8},
+        "data": {"source": "toy:ring8"},
+        "train": {"steps": 20_000, "batch_size": 2048, "lr": 2e-4, "ema_decay": 0.999},
+    },
+    "grid25-pacgan4-ema9999-30k": {
+        "model": {"family": "mlp", "width": 256, "pack": 4},
+        "latent": {"dim": 8},
+        "data": {"source": "toy:grid25"},
+        "train": {"steps": 30_000, "batch_size": 512, "lr": 2e-4, "ema_decay": 0.9999},
+    },
+    "ring8-pacgan2-linear-20k": {
+        "model": {"family": "mlp", "width": 128, "pack": 2},
+        "latent": {"dim": 8},
+        "data": {"source": "toy:ring8"},
+        "train": {
+            "steps": 20_000,
+            "batch_size": 512,
+            "lr": 2e-4,
+            "ema_decay": 0.999,
+            "lr_schedule": "linear",
+        },
+    },
+    "grid25-pacgan4-linear-30k": {
+        "model": {"family": "mlp", "width": 256, "pack": 4},
+        "latent": {"dim": 8},
+        "data": {"source": "toy:grid25"},
+        "train": {
+            "steps": 30_000,
+            "batch_size": 512,
+            "lr": 2e-4,
+            "ema_decay": 0.999,
+            "lr_schedule": "linear",
+        },
+    },
     "grid25-pacgan2-30k": {
         "model": {"family": "mlp", "width": 128, "pack": 2},
         "latent": {"dim": 8},

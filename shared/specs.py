@@ -152,6 +152,9 @@ class TrainParams(StrictModel):
     # samples when set (0.999 is common; StyleGAN's 10k-image half-life is about 0.9955 at
     # batch 32). None: no average, samples come from G itself.
     ema_decay: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
+    # How both learning rates move over the run: `constant`, or down to 0 at the last step
+    # (`linear`, `cosine`), which lets the generator settle onto narrow modes.
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
 
 
 LabelText = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")]

@@ -77,6 +77,8 @@ def test_every_route_refuses_missing_wrong_expired_and_revoked_tokens(
             response = client.open(path, method=method, headers=headers)
             assert response.status_code == 401, (method, path, headers, response.get_json())
             assert response.mimetype == "application/problem+json"
+            sent = headers.get("Authorization", "").partition(" ")[2]
+            assert not sent or sent not in response.get_data(as_text=True), "token echoed"
 
 
 def test_every_route_naming_alices_objects_is_404_to_bob(

@@ -8,6 +8,7 @@ stopped; the generator average and fp16 loss-scaler states travel in the checkpo
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,7 @@ def train(
         if precision_note:
             hooks.log(precision_note)
     for step in range(start + 1, total + 1):
+        set_learning_rate(nets, spec, step)
         stats.add(step, train_step(nets, loss, penalty, precision, inputs.of_step(step)))
         if nets.generator_ema is not None:
             nets.generator_ema.update(nets.generator, step)
@@ -131,6 +133,26 @@ def train(
     if is_main:
         hooks.log(f"finished at step {total}")
     return TrainResult(step=max(start, total), stopped_early=False, metrics=snapshot.last_metrics)
+
+
+def learning_rate(spec: TrainSpec, step: int) -> float:
+    """The learning rate of `step` (1-based) under `train.lr_schedule`: a function of the step
+    alone, so a resumed run picks up exactly where it stopped."""
+    base, progress = spec.train.lr, (step - 1) / max(1, spec.train.steps)
+    if spec.train.lr_schedule == "linear":
+        return base * (1 - progress)
+    if spec.train.lr_schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * progress))
+    return base
+
+
+def set_learning_rate(nets: Networks, spec: TrainSpec, step: int) -> None:
+    if spec.train.lr_schedule == "constant":
+        return
+    rate = learning_rate(spec, step)
+    for optimizer in (nets.g_optimizer, nets.d_optimizer):
+        for group in optimizer.param_groups:
+            group["lr"] = rate
 
 
 def _build_networks(spec: TrainSpec, device: torch.device, precision: Precision) -> Networks:

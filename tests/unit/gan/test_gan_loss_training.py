@@ -105,3 +105,31 @@ def test_the_two_sided_penalty_is_charged_from_the_start() -> None:
     two_sided = {"name": "wgan_gp", "penalty": "two_sided"}
     train(ring_spec(loss=two_sided, train={"steps": 10, "batch_size": 32, "seed": 7}), hooks=hooks)
     assert hooks.reports[-1].metrics["Loss/D/reg"] > 0
+
+
+def test_learning_rate_schedules_are_a_function_of_the_step() -> None:
+    from worker.gan.train import learning_rate
+
+    constant = ring_spec()
+    linear = ring_spec(train={"steps": 100, "batch_size": 32, "lr": 1e-3, "lr_schedule": "linear"})
+    cosine = ring_spec(train={"steps": 100, "batch_size": 32, "lr": 1e-3, "lr_schedule": "cosine"})
+    assert learning_rate(constant, 30) == constant.train.lr
+    assert learning_rate(linear, 1) == 1e-3 and learning_rate(linear, 51) == pytest.approx(5e-4)
+    assert learning_rate(linear, 100) == pytest.approx(1e-5)
+    assert learning_rate(cosine, 51) == pytest.approx(5e-4)
+    assert learning_rate(cosine, 100) < 1e-6
+
+
+def test_a_resumed_run_with_a_schedule_ends_bitwise_equal_to_an_unbroken_one() -> None:
+    from worker.gan.checkpoint import load_checkpoint
+
+    train_params = {"steps": 30, "batch_size": 32, "seed": 7, "lr_schedule": "cosine"}
+    whole = RecordingHooks()
+    train(ring_spec(train=train_params), hooks=whole)
+    stopped = RecordingHooks(stop_at_check=1)
+    train(ring_spec(train=train_params), hooks=stopped)
+    resumed = RecordingHooks()
+    train(ring_spec(train=train_params), hooks=resumed, resume=stopped.last_checkpoint)
+    a = load_checkpoint(whole.checkpoints[-1][1])["generator"]
+    b = load_checkpoint(resumed.checkpoints[-1][1])["generator"]
+    assert all(torch.equal(a[name], b[name]) for name in a)
