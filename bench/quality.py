@@ -23,7 +23,12 @@ from bench.hooks import QuietHooks
 
 
 def _pacgan(
-    source: str, steps: int, width: int = 128, pack: int = 2, **train: Any
+    source: str,
+    steps: int,
+    width: int = 128,
+    pack: int = 2,
+    loss: dict[str, Any] | None = None,
+    **train: Any,
 ) -> dict[str, Any]:
     """An mlp PacGAN on a 2-D mixture: latent 8, batch 512, Adam 2e-4, EMA 0.999, with
     `train` overriding any of those."""
@@ -31,6 +36,7 @@ def _pacgan(
         "model": {"family": "mlp", "width": width, "pack": pack},
         "latent": {"dim": 8},
         "data": {"source": source},
+        "loss": loss or {"name": "non_saturating"},
         "train": {"steps": steps, "batch_size": 512, "lr": 2e-4, "ema_decay": 0.999, **train},
     }
 
@@ -44,6 +50,13 @@ SETUPS: dict[str, dict[str, Any]] = {
     "grid25-pacgan2-30k": _pacgan("toy:grid25", 30_000),
     "grid25-pacgan4-ema9999-30k": _pacgan("toy:grid25", 30_000, 256, 4, ema_decay=0.9999),
     "grid25-pacgan4-linear-30k": _pacgan("toy:grid25", 30_000, 256, 4, lr_schedule="linear"),
+    "ring8-pacgan2-topk-20k": _pacgan("toy:ring8", 20_000, loss={"top_k": 0.5}),
+    "ring8-pacpaper-20k": {
+        "model": {"family": "mlp", "width": 400, "depth": 4, "generator_norm": "batch", "pack": 2},
+        "latent": {"dim": 2},
+        "data": {"source": "toy:ring8"},
+        "train": {"steps": 20_000, "batch_size": 100, "lr": 1e-4, "betas": [0.8, 0.999]},
+    },
     "gauss1d-wgan-gp-1k": {
         "model": {"family": "mlp", "width": 64},
         "latent": {"dim": 4},

@@ -70,6 +70,11 @@ class ModelSpec(StrictModel):
     # PacGAN packing: the discriminator sees this many samples at once (1 = plain GAN).
     # PacGAN2 covers 7.9 of ring8's 8 modes at 95.6% high quality in the paper.
     pack: Annotated[StrictInt, Field(ge=1, le=MAX_PACK)] = 1
+    # mlp only: hidden layers in each network (None: 3, the Unrolled GAN / VEEGAN toy nets;
+    # PacGAN's 2-D generator has 4 of 400 units), and batch norm after each of the
+    # generator's hidden layers, as in PacGAN's.
+    depth: Annotated[StrictInt, Field(ge=1, le=16)] | None = None
+    generator_norm: Literal["none", "batch"] = "none"
 
     @model_validator(mode="before")
     @classmethod
@@ -80,6 +85,8 @@ class ModelSpec(StrictModel):
     def _pack_is_for_gans(self) -> ModelSpec:
         if self.family == "vae" and self.pack != 1:
             raise ValueError("pack: a vae has no discriminator to pack for")
+        if self.family != "mlp" and (self.depth is not None or self.generator_norm != "none"):
+            raise ValueError("depth and generator_norm are mlp options")
         return self
 
 
@@ -109,6 +116,10 @@ class LossSpec(StrictModel):
     gp_lambda: Annotated[StrictFloat, Field(ge=0, le=1e6)] | None = None
     critic_steps: Annotated[StrictInt, Field(ge=1, le=MAX_CRITIC_STEPS)] = 1
     penalty: Literal["one_sided", "two_sided"] | None = None
+    # Top-k training (Sinha et al. 2020): the generator learns only from the fraction of its
+    # fakes the discriminator rates most real, annealed from all of them down to this fraction
+    # (see worker/gan/losses.top_k_fraction); off-mode fakes then stop pulling G between modes.
+    top_k: Annotated[StrictFloat, Field(gt=0, le=1)] | None = None
 
     @model_validator(mode="before")
     @classmethod

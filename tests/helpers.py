@@ -46,3 +46,36 @@ def with_steps(spec: dict[str, Any], steps: int, **train: Any) -> dict[str, Any]
         if cadence in spec:
             shorter[cadence] = min(spec[cadence], steps)
     return shorter
+
+
+def tensorboard_events(event_file: bytes) -> list[Any]:
+    """The Event protobufs of a TensorBoard event file, read record by record (TFRecord
+    framing: an 8-byte length, its 4-byte CRC, the Event bytes, their 4-byte CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    events, offset = [], 0
+    while offset < len(event_file):
+        length = int.from_bytes(event_file[offset : offset + 8], "little")
+        events.append(Event.FromString(event_file[offset + 12 : offset + 12 + length]))
+        offset += 12 + length + 4
+    return events
+
+
+def tensorboard_scalars(event_file: bytes) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] of the scalars in a TensorBoard event file."""
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for event in tensorboard_events(event_file):
+        for value in event.summary.value:
+            if value.HasField("simple_value"):
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def tensorboard_image_tags(event_file: bytes) -> set[str]:
+    """The tags of the images in a TensorBoard event file."""
+    return {
+        value.tag
+        for event in tensorboard_events(event_file)
+        for value in event.summary.value
+        if value.HasField("image")
+    }

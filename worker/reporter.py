@@ -1,8 +1,10 @@
 """The training hooks as the service implements them: the outside world of one rank.
 
 Rank 0 reports progress to the database (at most every few seconds), writes checkpoints,
-sample grids, metrics.jsonl and log.txt through the storage interface; every rank answers
-`should_stop` from the supervisor's stop file. The engine sees only the TrainingHooks protocol.
+sample grids, metrics.jsonl and log.txt through the storage interface, and with each flush
+the run's pictures of itself: TensorBoard events, the fixed-noise timeline and the loss and
+metric curves. Every rank answers `should_stop` from the supervisor's stop file. The engine
+sees only the TrainingHooks protocol.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from shared.jobs import add_warning, report_evaluation, report_progress
 from shared.storage import Storage, keys
 from shared.storage.base import ObjectNotFoundError
 from worker.gan.hooks import ProgressReport
+from worker.tensorboard_log import EVAL_PREFIX, TensorBoardLog
+from worker.timeline import Timeline
 
 
 class JobReporter:
@@ -48,6 +52,8 @@ class JobReporter:
         # The latest progress not yet in the database (reports are throttled).
         self._unwritten: tuple[dict[str, Any], dict[str, float]] | None = None
         self._history: dict[str, bytes] = {}  # earlier attempts' metrics.jsonl / log.txt
+        self._tensorboard: TensorBoardLog | None = None
+        self._timeline: Timeline | None = None
 
     @property
     def writes(self) -> bool:
@@ -63,6 +69,7 @@ class JobReporter:
             json.dumps({"step": report.step, "time": time.time(), **report.metrics})
         )
         ips = report.images_per_second
+        self.tensorboard.scalars(report.step, {**report.metrics, "Timing/images_per_second": ips})
         remaining = report.total_steps - report.step
         self._unwritten = (
             {
@@ -104,6 +111,8 @@ class JobReporter:
             return
         if png is not None:
             self._put(keys.evaluation_name(step), "evaluation", png, step)
+            self.tensorboard.image("evaluation", step, png)
+        self.tensorboard.scalars(step, metrics, prefix=EVAL_PREFIX)
         self._metrics_lines.append(json.dumps({"step": step, "time": time.time(), "eval": metrics}))
         self._last_eval_step = step
         shown = {k: v for k, v in metrics.items() if not isinstance(v, list)}
@@ -149,6 +158,20 @@ class JobReporter:
     def save_samples(self, step: int, png: bytes) -> None:
         if self.writes:
             self._put(keys.samples_name(step), "samples", png, step)
+            self.tensorboard.image("samples", step, png)
+            if self._timeline is None:
+                self._timeline = Timeline(self._read_previous(keys.TIMELINE_NAME))
+            self._timeline.add(step, png)
+
+    @property
+    def tensorboard(self) -> TensorBoardLog:
+        """This attempt's event file, opened on first use (rank 0 only), in the attempt's work
+        folder beside the stop file."""
+        if self._tensorboard is None:
+            self._tensorboard = TensorBoardLog(
+                self.stop_file.parent / f"tensorboard-{self.attempt}"
+            )
+        return self._tensorboard
 
     def log(self, line: str) -> None:
         if not self.writes:
@@ -167,13 +190,26 @@ class JobReporter:
         if not self.writes:
             return
         self._write_progress()
-        self._put(
-            keys.METRICS_NAME,
-            "metrics",
-            self._with_history(keys.METRICS_NAME, self._metrics_lines),
-            None,
-        )
+        metrics = self._with_history(keys.METRICS_NAME, self._metrics_lines)
+        self._put(keys.METRICS_NAME, "metrics", metrics, None)
         self._put(keys.LOG_NAME, "log", self._with_history(keys.LOG_NAME, self._log_lines), None)
+        self._put_pictures(metrics)
+
+    def _put_pictures(self, metrics_jsonl: bytes) -> None:
+        """The run's own pictures, redrawn from everything so far: TensorBoard's event file
+        for this attempt, the fixed-noise timeline GIF, and the loss and metric curves."""
+        from worker.gan.plots import curves_png  # matplotlib loads on rank 0 only
+
+        if self._tensorboard is not None:
+            events = self._tensorboard.event_file()
+            self._put(keys.tensorboard_name(self.attempt), "tensorboard", events, None)
+        timeline = self._timeline.gif() if self._timeline is not None else None
+        if timeline:
+            self._put(keys.TIMELINE_NAME, "timeline", timeline, None)
+        records = [json.loads(line) for line in metrics_jsonl.decode().splitlines() if line]
+        curves = curves_png(records)
+        if curves:
+            self._put(keys.CURVES_NAME, "curves", curves, None)
 
     def _with_history(self, name: str, lines: list[str]) -> bytes:
         history = self._history.get(name)

@@ -48,7 +48,14 @@ def latents_name(step: int) -> str:
     return f"samples/{step_name(step)}-latents.npy"
 
 
+def tensorboard_name(attempt: int) -> str:
+    """One TensorBoard event file per attempt; `tensorboard --logdir` reads them as one run."""
+    return f"tensorboard/events.out.tfevents.attempt-{attempt}"
+
+
 METRICS_NAME = "metrics.jsonl"
+TIMELINE_NAME = "timeline.gif"
+CURVES_NAME = "curves.png"
 LOG_NAME = "log.txt"
 GRID_NAME = "grid.png"
 LATENTS_NAME = "latents.npy"

@@ -14,7 +14,7 @@ from PIL import Image
 from shared.messaging import make_celery, send_run_job
 from tests.e2e.conftest import Service
 from tests.helpers import MNIST_DIR as MNIST
-from tests.helpers import RING_SPEC
+from tests.helpers import RING_SPEC, tensorboard_image_tags, tensorboard_scalars
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +46,25 @@ def test_ring8_training_runs_to_success_with_progress_events_and_artifacts(
         "samples/step-000040.png",
         "metrics.jsonl",
         "log.txt",
+        "evaluations/step-000040.png",
+        "timeline.gif",
+        "curves.png",
+        "tensorboard/events.out.tfevents.attempt-1",
     } <= set(artifacts)
+
+
+def test_a_run_draws_its_timeline_curves_and_tensorboard_events(
+    service: Service, ring_job: dict[str, Any]
+) -> None:
+    timeline = Image.open(io.BytesIO(service.download(ring_job["id"], "timeline.gif")))
+    assert timeline.format == "GIF" and timeline.n_frames == 2  # the grids of steps 20 and 40
+    curves = Image.open(io.BytesIO(service.download(ring_job["id"], "curves.png")))
+    assert curves.format == "PNG" and curves.width >= 600
+    events = service.download(ring_job["id"], "tensorboard/events.out.tfevents.attempt-1")
+    scalars = tensorboard_scalars(events)
+    assert [step for step, _ in scalars["Loss/D/loss"]][-1] == 40
+    assert [step for step, _ in scalars["Eval/high_quality"]] == [20, 40]
+    assert {"samples", "evaluation"} <= tensorboard_image_tags(events)
 
 
 def test_grid_and_checkpoint_download_and_load(service: Service, ring_job: dict[str, Any]) -> None:

@@ -196,7 +196,7 @@ def picture(
     real = distribution.sample(EVAL_SAMPLES, generator_for(EVAL_SEED, Stream.EVALUATION, 2))
     if _is_line(spec):
         return plots.line_png(samples, real, critic, metrics, step)
-    return plots.plane_png(samples, real, distribution, metrics, step)
+    return plots.plane_png(samples, real, distribution, metrics, step, critic)
 
 
 def jsd_from_uniform(counts: Tensor) -> float:
@@ -326,17 +326,18 @@ class RunEvaluation:
         return metrics
 
     def _critic(self, critic: nn.Module | None) -> Callable[[Tensor], Tensor] | None:
-        """D over single points, in fp32 on the CPU copy of x (a packed D reads several
-        points at once, so it has no curve over x)."""
-        if critic is None or self.spec.model.pack != 1:
+        """D over single points, in fp32 on the CPU copy of x. A packed D reads `pack` points
+        at once; it is shown scoring a pack of copies of x (what it says of a generator that
+        put every sample of a pack at x)."""
+        if critic is None:
             return None
-        device = self.device
+        device, pack = self.device, self.spec.model.pack
 
         def scores(x: Tensor) -> Tensor:
             was_training = critic.training
             critic.eval()
             try:
-                return critic(x.to(device)).float().cpu()
+                return critic(x.repeat_interleave(pack, dim=0).to(device)).float().cpu()
             finally:
                 critic.train(was_training)
 

@@ -8,6 +8,7 @@ than logits (the discriminator and both batches), so it is a separate term,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -91,6 +92,28 @@ def gradient_penalty(
     norms = (gradients.float() / output_scale).flatten(1).norm(dim=1)
     excess = torch.clamp(norms - 1, min=0) if one_sided else norms - 1
     return (excess**2).mean()
+
+
+# Top-k annealing: the kept fraction starts at 1 and shrinks by this factor every
+# TOP_K_DECAY_EVERY steps until it reaches `LossSpec.top_k` (the paper's 0.99 per epoch, with
+# an "epoch" of 100 steps for data that has none).
+TOP_K_DECAY = 0.99
+TOP_K_DECAY_EVERY = 100
+
+
+def top_k_fraction(top_k: float | None, step: int) -> float:
+    """The fraction of fakes that train G at `step` (1-based): 1 without top-k."""
+    if top_k is None:
+        return 1.0
+    return max(top_k, TOP_K_DECAY ** (step // TOP_K_DECAY_EVERY))
+
+
+def best_scored(fake_logits: Tensor, fraction: float) -> Tensor:
+    """The `fraction` of logits the discriminator rates most real (at least one)."""
+    if fraction >= 1:
+        return fake_logits
+    keep = max(1, math.ceil(fraction * fake_logits.shape[0]))
+    return fake_logits.topk(keep).values
 
 
 LOSSES: dict[str, GanLoss] = {

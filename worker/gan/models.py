@@ -115,11 +115,20 @@ def _mlp_width(spec: TrainSpec) -> int:
     return spec.model.width or DEFAULT_MLP_WIDTH
 
 
+def _mlp_depth(spec: TrainSpec) -> int:
+    return spec.model.depth or MLP_HIDDEN_LAYERS
+
+
 def _mlp_generator(spec: TrainSpec) -> nn.Module:
-    width = _mlp_width(spec)
-    layers: list[nn.Module] = [nn.Linear(spec.latent.dim, width), nn.ReLU()]
-    for _ in range(MLP_HIDDEN_LAYERS - 1):
-        layers += [nn.Linear(width, width), nn.ReLU()]
+    width, batch_norm = _mlp_width(spec), spec.model.generator_norm == "batch"
+    layers: list[nn.Module] = []
+    inputs = spec.latent.dim
+    for _ in range(_mlp_depth(spec)):
+        layers.append(nn.Linear(inputs, width))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(width))
+        layers.append(nn.ReLU())
+        inputs = width
     return nn.Sequential(*layers, nn.Linear(width, point_dim(spec.data)))
 
 
@@ -127,7 +136,7 @@ def _mlp_discriminator(spec: TrainSpec) -> nn.Module:
     width = _mlp_width(spec)
     inputs = point_dim(spec.data) * spec.model.pack
     layers: list[nn.Module] = [nn.Linear(inputs, width), nn.LeakyReLU(LEAKY_SLOPE)]
-    for _ in range(MLP_HIDDEN_LAYERS - 1):
+    for _ in range(_mlp_depth(spec) - 1):
         layers += [nn.Linear(width, width), nn.LeakyReLU(LEAKY_SLOPE)]
     return nn.Sequential(*layers, nn.Linear(width, 1), nn.Flatten(0))
 

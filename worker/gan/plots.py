@@ -38,13 +38,17 @@ def plane_png(
     distribution: ToyDistribution,
     metrics: dict[str, Any],
     step: int,
+    critic: Callable[[Tensor], Tensor] | None = None,
 ) -> bytes:
-    """The 2-D picture of one evaluation (see the module docstring)."""
+    """The 2-D picture of one evaluation (see the module docstring), over the discriminator's
+    decision surface when `critic` is given."""
     points, reference = samples.double().numpy(), real.double().numpy()
     modes = distribution.modes.double().numpy()
     margin = 0.35 * (modes.max() - modes.min()) + 10 * distribution.std
     low, high = modes.min() - margin, modes.max() + margin
-    figure, axes = plt.subplots(figsize=(7, 7), dpi=DPI)
+    figure, axes = plt.subplots(figsize=(8.2 if critic else 7, 7), dpi=DPI)
+    if critic is not None:
+        _decision_surface(figure, axes, critic, low, high)
     axes.hist2d(
         reference[:, 0], reference[:, 1], bins=160, range=[[low, high], [low, high]],
         cmap="Greys", cmin=1, alpha=0.6,
@@ -74,6 +78,28 @@ def plane_png(
         fontsize=10,
     )
     return _png(figure)
+
+
+# Points per side of the grid the decision surface is drawn from.
+SURFACE_POINTS = 160
+
+
+def _decision_surface(
+    figure: Any, axes: Any, critic: Callable[[Tensor], Tensor], low: float, high: float
+) -> None:
+    """D's logit over the view as filled contours beneath the points, with a colour bar:
+    where the discriminator believes real data lies, and so where it pulls the generator."""
+    ticks = torch.linspace(float(low), float(high), SURFACE_POINTS, dtype=torch.float32)
+    ys, xs = torch.meshgrid(ticks, ticks, indexing="ij")
+    with torch.no_grad():
+        scores = critic(torch.stack([xs.flatten(), ys.flatten()], dim=1)).reshape(xs.shape)
+    values = scores.double().numpy()
+    bound = float(np.nanpercentile(np.abs(values), 99)) or 1.0
+    filled = axes.contourf(
+        xs.numpy(), ys.numpy(), values, levels=np.linspace(-bound, bound, 21),
+        cmap="PuOr_r", alpha=0.35, extend="both", zorder=0,
+    )  # fmt: skip
+    figure.colorbar(filled, ax=axes, fraction=0.046, pad=0.04, label="discriminator logit D(x)")
 
 
 def line_png(
@@ -126,3 +152,66 @@ def _png(figure: Any) -> bytes:
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
+
+
+# Evaluation figures drawn as curves, in this order, when a run has them.
+CURVE_METRICS = (
+    ("high_quality", "high quality (fraction)"),
+    ("modes_covered", "modes covered"),
+    ("kl_from_uniform", "KL of modes from uniform"),
+    ("w1", "W1 to the data"),
+    ("classes_covered", "digit classes covered"),
+    ("class_kl", "class KL from the data's"),
+    ("frechet_distance", "Fréchet distance (classifier features)"),
+    ("spread", "spread of samples"),
+)
+# Loss statistics drawn together on the first panel, then the scores on the second.
+LOSS_CURVES = ("Loss/D/loss", "Loss/G/loss", "Loss/VAE/elbo", "Loss/VAE/recon", "Loss/VAE/kl")
+SCORE_CURVES = ("Loss/scores/real", "Loss/scores/fake", "Loss/D/reg")
+MAX_CURVE_PANELS = 6
+
+
+def curves_png(records: list[dict[str, Any]]) -> bytes | None:
+    """Loss and metric curves over steps from a run's metrics.jsonl records (progress lines
+    and `eval` lines); None when there is nothing to draw yet."""
+    progress = [r for r in records if "eval" not in r]
+    evaluations = [(r["step"], r["eval"]) for r in records if isinstance(r.get("eval"), dict)]
+    panels: list[tuple[str, list[tuple[str, list[int], list[float]]]]] = []
+    for title, names in (("losses", LOSS_CURVES), ("discriminator scores", SCORE_CURVES)):
+        lines = [_series(progress, name) for name in names]
+        lines = [line for line in lines if line[1]]
+        if lines:
+            panels.append((title, lines))
+    for name, title in CURVE_METRICS:
+        steps = [step for step, e in evaluations if _is_number(e.get(name))]
+        values = [float(e[name]) for _, e in evaluations if _is_number(e.get(name))]
+        if steps:
+            panels.append((title, [(name, steps, values)]))
+    panels = panels[:MAX_CURVE_PANELS]
+    if not panels:
+        return None
+    columns = 2 if len(panels) > 1 else 1
+    rows = -(-len(panels) // columns)
+    figure, grid = plt.subplots(
+        rows, columns, figsize=(6 * columns, 3 * rows), dpi=DPI, squeeze=False
+    )
+    for axes, (title, lines) in zip(grid.flat, panels, strict=False):
+        for name, steps, values in lines:
+            axes.plot(steps, values, lw=1, marker="." if len(steps) < 30 else None, label=name)
+        axes.set_title(title, fontsize=10)
+        axes.set_xlabel("step")
+        axes.grid(alpha=0.3)
+        if len(lines) > 1:
+            axes.legend(fontsize=8)
+    for axes in list(grid.flat)[len(panels) :]:
+        axes.set_visible(False)
+    return _png(figure)
+
+
+def _series(records: list[dict[str, Any]], name: str) -> tuple[str, list[int], list[float]]:
+    kept = [(r["step"], float(r[name])) for r in records if _is_number(r.get(name))]
+    return name, [s for s, _ in kept], [v for _, v in kept]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)

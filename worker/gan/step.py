@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from shared.specs import TrainSpec
 from worker.gan.data import BatchSource
 from worker.gan.ema import GeneratorEma
-from worker.gan.losses import GanLoss, gradient_penalty
+from worker.gan.losses import GanLoss, best_scored, gradient_penalty
 from worker.gan.precision import Precision
 from worker.gan.priors import sample_latents
 from worker.gan.seeding import Stream, generator_for
@@ -75,9 +75,15 @@ class Penalty:
 
 
 def train_step(
-    nets: Networks, loss: GanLoss, penalty: Penalty, precision: Precision, draws: list[Draw]
+    nets: Networks,
+    loss: GanLoss,
+    penalty: Penalty,
+    precision: Precision,
+    draws: list[Draw],
+    g_fraction: float = 1.0,
 ) -> Tensor:
-    """A discriminator step per draw, then a generator step on the last draw's fakes.
+    """A discriminator step per draw, then a generator step on the last draw's fakes (only
+    the `g_fraction` D rates best: top-k training).
 
     Returns the `STAT_NAMES` values of the last D step and the G step, on the device.
     """
@@ -89,7 +95,7 @@ def train_step(
 
     # D's gradients from this backward are discarded by the next D step's zero_grad.
     with precision.autocast():
-        g_loss = loss.generator(nets.d_train(fake).float())
+        g_loss = loss.generator(best_scored(nets.d_train(fake).float(), g_fraction))
     nets.g_optimizer.zero_grad(set_to_none=True)
     nets.g_scaler.scale(g_loss).backward()
     nets.g_scaler.step(nets.g_optimizer)

@@ -31,7 +31,7 @@ from worker.gan.loop import (
     restore_rank_rng,
     wrap_ddp,
 )
-from worker.gan.losses import get_loss
+from worker.gan.losses import get_loss, top_k_fraction
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.precision import Precision, resolve_precision
 from worker.gan.sample import render_png
@@ -122,7 +122,10 @@ def train(
             hooks.log(precision_note)
     for step in range(start + 1, total + 1):
         set_learning_rate(nets, spec, step)
-        stats.add(step, train_step(nets, loss, penalty, precision, inputs.of_step(step)))
+        g_fraction = top_k_fraction(spec.loss.top_k, step)
+        stats.add(
+            step, train_step(nets, loss, penalty, precision, inputs.of_step(step), g_fraction)
+        )
         if nets.generator_ema is not None:
             nets.generator_ema.update(nets.generator, step)
 

@@ -1,0 +1,92 @@
+"""The fixed-noise timeline: every sample grid of a run, one frame per snapshot, as an
+animated GIF (`timeline.gif`) a researcher can play or scrub through.
+
+The grids are drawn on the same fixed latents all run long, so the frames show one set of
+images growing out of noise (or a collapse setting in). Each frame carries its step in a
+strip above the grid. A resumed attempt starts from the previous attempt's GIF, so the
+timeline stays one history.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw, ImageSequence
+
+# Past this many frames every other old frame is dropped: a 100k-step run sampled every 500
+# steps stays a GIF of a few MB that plays in about 20 s.
+MAX_FRAMES = 120
+FRAME_MS = 150
+LAST_FRAME_MS = 1500
+LABEL_HEIGHT = 14
+LABEL_BACKGROUND = (255, 255, 255)
+LABEL_COLOUR = (0, 0, 0)
+
+
+class Timeline:
+    """Frames of (step, image); `gif()` encodes them all."""
+
+    def __init__(self, previous: bytes | None = None) -> None:
+        self.frames: list[tuple[int, Image.Image]] = []
+        if previous:
+            self.frames = _frames_of(previous)
+
+    def add(self, step: int, png: bytes) -> None:
+        """One sample grid; a step already in the timeline (a resumed attempt redrawing it)
+        replaces its frame."""
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        self.frames = [(s, f) for s, f in self.frames if s != step]
+        self.frames.append((step, _labelled(image, step)))
+        self.frames.sort(key=lambda frame: frame[0])
+        if len(self.frames) > MAX_FRAMES:
+            # Keep the first and last; thin the rest evenly.
+            self.frames = self.frames[:-1:2] + self.frames[-1:]
+
+    def gif(self) -> bytes | None:
+        """The animated GIF of every frame (None before the first); the step of each frame is
+        kept in its GIF comment so a later attempt can read the timeline back."""
+        if not self.frames:
+            return None
+        size = max(f.size[0] for _, f in self.frames), max(f.size[1] for _, f in self.frames)
+        images = [_padded(f, size) for _, f in self.frames]
+        durations = [FRAME_MS] * (len(images) - 1) + [LAST_FRAME_MS]
+        out = io.BytesIO()
+        images[0].save(
+            out,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=durations,
+            loop=0,
+            comment=",".join(str(step) for step, _ in self.frames).encode(),
+        )
+        return out.getvalue()
+
+
+def _labelled(image: Image.Image, step: int) -> Image.Image:
+    framed = Image.new("RGB", (image.width, image.height + LABEL_HEIGHT), LABEL_BACKGROUND)
+    framed.paste(image, (0, LABEL_HEIGHT))
+    ImageDraw.Draw(framed).text((2, 1), f"step {step:,}", fill=LABEL_COLOUR)
+    return framed
+
+
+def _padded(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    canvas = Image.new("RGB", size, LABEL_BACKGROUND)
+    canvas.paste(image, (0, 0))
+    return canvas
+
+
+def _frames_of(gif: bytes) -> list[tuple[int, Image.Image]]:
+    """The frames of a timeline GIF this module wrote, with their steps (from its comment);
+    an unreadable GIF gives no frames rather than failing the run."""
+    try:
+        image = Image.open(io.BytesIO(gif))
+        steps = [int(s) for s in image.info.get("comment", b"").decode().split(",") if s]
+        frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(image)]
+    except (OSError, ValueError):
+        return []
+    if len(steps) != len(frames):
+        return []
+    return list(zip(steps, frames, strict=True))
