@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 from flask import Blueprint, Response, redirect, request, stream_with_context
 from sqlalchemy.exc import IntegrityError
@@ -15,14 +15,14 @@ from api.serializers import artifact_json, event_json, job_json
 from api.state import db_session, settings, storage
 from shared import jobs
 from shared.scheduler.reservations import held_devices
-from shared.specs import validate_job_request
+from shared.specs import JobKind, validate_job_request
 from shared.states import JobState
 from shared.storage import keys
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 bp.before_request(require_user)
 
-KINDS = ("train", "sample")
+KINDS = get_args(JobKind)
 # Priorities are small integers: a few levels are all a lab uses; the bound catches typos.
 MAX_PRIORITY = 1000
 

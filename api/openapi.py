@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from flask import Blueprint, Response
 from pydantic import BaseModel
@@ -18,7 +18,7 @@ from pydantic.json_schema import models_json_schema
 
 from api import schemas
 from api.tokens import TokenRequest
-from shared.specs import JobRequest, SampleSpec, TrainSpec
+from shared.specs import SPEC_MODELS, JobKind, JobRequest
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 
@@ -71,7 +71,7 @@ OPERATIONS: tuple[Operation, ...] = (
         schemas.JobPage,
         query=(
             _query("state", {"type": "string"}, "only jobs in this state"),
-            _query("kind", {"type": "string", "enum": ["train", "sample"]}, "only this kind"),
+            _query("kind", {"type": "string", "enum": list(get_args(JobKind))}, "only this kind"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
             _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
             _query("all", {"type": "string", "enum": ["true", "false"]}, "admins: every user's"),
@@ -188,7 +188,7 @@ _PATH_PARAMETERS = {
 
 @cache
 def document() -> dict[str, Any]:
-    models: list[type[BaseModel]] = [JobRequest, TrainSpec, SampleSpec, schemas.Problem]
+    models: list[type[BaseModel]] = [JobRequest, *SPEC_MODELS.values(), schemas.Problem]
     models += [op.answer for op in OPERATIONS if op.answer is not None]
     models += [op.body for op in OPERATIONS if isinstance(op.body, type)]
     unique = list(dict.fromkeys(models))
@@ -197,10 +197,10 @@ def document() -> dict[str, Any]:
     ]
     keys, defs = models_json_schema(modes, ref_template=REF)  # type: ignore[arg-type]
     components = defs.get("$defs", {})
-    # A job request's spec is a train or a sample spec, as `kind` says.
+    # A job request's spec is the spec of its `kind`.
     request_schema = components[JobRequest.__name__]
     request_schema["properties"]["spec"] = {
-        "oneOf": [{"$ref": REF.format(model="TrainSpec")}, {"$ref": REF.format(model="SampleSpec")}]
+        "oneOf": [{"$ref": REF.format(model=m.__name__)} for m in SPEC_MODELS.values()]
     }
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.jobs import MAX_PRIORITY
 from api.pool import MAX_QUOTA
+from shared.specs import JobKind
 from shared.states import JobState
 
 
@@ -70,7 +71,7 @@ class MetricsSeries(Answer):
 
 class Job(Answer):
     id: str = Field(pattern="^[0-9a-f]{32}$")
-    kind: Literal["train", "sample"]
+    kind: JobKind
     name: str
     state: JobState
     attempt: int

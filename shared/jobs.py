@@ -22,7 +22,7 @@ from shared.datasets import check_spec_fits_dataset
 from shared.models import Artifact, Job, JobEvent, User, utcnow
 from shared.scheduler.overview import check_admission, check_queued_quota
 from shared.scheduler.policy import QueuedJob
-from shared.specs import SampleSpec, SpecError, TrainSpec
+from shared.specs import CheckpointReader, JobSpec, SpecError
 from shared.states import ACTIVE, TERMINAL, JobState, record_creation, transition
 from shared.users import PermissionDeniedError as PermissionDeniedError
 
@@ -52,15 +52,15 @@ def submit_job(
     owner: User,
     kind: str,
     name: str,
-    spec: TrainSpec | SampleSpec,
+    spec: JobSpec,
     *,
     max_attempts: int,
     data_roots: Sequence[Path] = (),
 ) -> Job:
     """Create a queued job. The scheduler places it on a node after this commits.
     `data_roots`: the folders a spec's data.path may name (GANFORGE_DATA_ROOTS)."""
-    if isinstance(spec, SampleSpec):
-        _check_sampling_source(session, owner, spec)
+    if isinstance(spec, CheckpointReader):
+        _check_checkpoint_source(session, owner, spec)
     else:
         if spec.data.path is not None:
             try:
@@ -104,10 +104,10 @@ def submit_job(
     return job
 
 
-def _check_sampling_source(session: Session, owner: User, spec: SampleSpec) -> None:
-    """A sampling job must name one of the caller's training jobs and, when it gives a step,
-    a checkpoint that job has (checked at submit, so the mistake is a 422 naming the field,
-    not a failed job later)."""
+def _check_checkpoint_source(session: Session, owner: User, spec: CheckpointReader) -> None:
+    """A sampling or evaluation job must name one of the caller's training jobs and, when it
+    gives a step, a checkpoint that job has (checked at submit, so the mistake is a 422
+    naming the field, not a failed job later)."""
     job_id = spec.job_id
     source = session.get(Job, job_id)
     if source is None or source.owner_id != owner.id:

@@ -355,8 +355,28 @@ class SampleSpec(StrictModel):
         return len(self.seeds or [])
 
 
-JobKind = Literal["train", "sample"]
-SPEC_MODELS: dict[str, type[StrictModel]] = {"train": TrainSpec, "sample": SampleSpec}
+class EvaluateSpec(StrictModel):
+    """Score a checkpoint of one of your training jobs with the quality evaluators its data
+    has (worker/gan/evaluation.py), as training does every `eval_every` steps: the figures
+    become the job's `evaluation`, the picture its `evaluations/step-NNNNNN.png`."""
+
+    job_id: Annotated[str, Field(min_length=1, max_length=64)]
+    # None: the latest checkpoint of that job.
+    step: Annotated[StrictInt | None, Field(ge=0)] = None
+    resources: ResourceSpec = ResourceSpec()
+
+
+# What a job of each kind runs from; `sample` and `evaluate` read a training job's checkpoint.
+JobKind = Literal["train", "sample", "evaluate"]
+JobSpec = TrainSpec | SampleSpec | EvaluateSpec
+CheckpointReader = SampleSpec | EvaluateSpec
+SPEC_MODELS: dict[str, type[StrictModel]] = {
+    "train": TrainSpec,
+    "sample": SampleSpec,
+    "evaluate": EvaluateSpec,
+}
+# Kinds that run briefly on a trained checkpoint: the scheduler's short lane.
+SHORT_KINDS = ("sample", "evaluate")
 
 
 class JobRequest(StrictModel):
@@ -367,7 +387,7 @@ class JobRequest(StrictModel):
     spec: dict[str, Any]
 
 
-def validate_job_request(body: Any) -> tuple[JobRequest, TrainSpec | SampleSpec]:
+def validate_job_request(body: Any) -> tuple[JobRequest, JobSpec]:
     """Validate a request body; raise SpecError naming every bad field by its JSON path.
 
     Numbers and flags are strict types: `"10"`, `true` or `1000.0` where an integer belongs
@@ -403,6 +423,6 @@ def _check_cadences(spec: TrainSpec) -> None:
         raise SpecError(problems)
 
 
-def parse_spec(kind: str, spec: dict[str, Any]) -> TrainSpec | SampleSpec:
+def parse_spec(kind: str, spec: dict[str, Any]) -> JobSpec:
     """Rebuild the typed spec of a stored job (the worker's entry point)."""
     return SPEC_MODELS[kind].model_validate(spec)  # type: ignore[return-value]

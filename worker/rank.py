@@ -19,11 +19,13 @@ import torch.distributed as dist
 from shared.artifacts import put_artifact
 from shared.config import Settings
 from shared.db import is_unreachable
-from shared.specs import SampleSpec, TrainSpec, parse_spec
+from shared.specs import EvaluateSpec, SampleSpec, TrainSpec, parse_spec
 from shared.storage import Storage, StorageError, keys, open_storage
 from shared.storage.retrying import RetryingStorage
+from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import resolve_data
 from worker.gan.distributed import backend_for, leave_without_finalizers, process_group
+from worker.gan.evaluation import evaluate_checkpoint, needs_data
 from worker.gan.sample import sample_for_spec
 from worker.gan.train import train
 from worker.inputs import JobInputError, fetch_data, load_checkpoint_of, load_job
@@ -69,6 +71,8 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
         device = pick_device(spec.resources.device_type, local_rank)
         if isinstance(spec, TrainSpec):
             status = run_training(settings, store, args, rank, spec, device, reporter)
+        elif isinstance(spec, EvaluateSpec):
+            status = run_evaluation(settings, store, args, spec, device, reporter)
         else:
             status = run_sampling(settings, store, args, spec, device, reporter)
         if local_rank == 0:  # each node's supervisor reads its own node's result
@@ -125,6 +129,30 @@ def run_training(
     if result.stopped_early and reporter.stop_reason is not None:
         return f"failed: stopped at step {result.step}: {reporter.stop_reason}"
     return "cancelled" if result.stopped_early else "succeeded"
+
+
+def run_evaluation(
+    settings: Settings,
+    store: Storage,
+    args: RankArgs,
+    spec: EvaluateSpec,
+    device: torch.device,
+    reporter: JobReporter,
+) -> str:
+    """Score a training job's checkpoint: the figures, warnings and picture land on this
+    job as a training job's evaluations land on it."""
+    checkpoint = load_checkpoint_of(settings, store, spec.job_id, spec.step, device)
+    if checkpoint is None:
+        at = "any step" if spec.step is None else f"step {spec.step}"
+        raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
+    trained = checkpoint_spec(checkpoint)
+    data_path = None
+    if needs_data(trained):
+        workdir = Path(args.workdir) / "rank0"
+        data_path = fetch_data(trained.data, store, workdir, settings.data_roots)
+    reporter.log(f"evaluating step {checkpoint['step']} of {spec.job_id} ({trained.data.source})")
+    evaluate_checkpoint(checkpoint, reporter, device, data_path)
+    return "succeeded"
 
 
 def run_sampling(

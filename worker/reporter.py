@@ -115,7 +115,7 @@ class JobReporter:
         self.tensorboard.scalars(step, metrics, prefix=EVAL_PREFIX)
         self._metrics_lines.append(json.dumps({"step": step, "time": time.time(), "eval": metrics}))
         self._last_eval_step = step
-        shown = {k: v for k, v in metrics.items() if not isinstance(v, list)}
+        shown = {k: v for k, v in metrics.items() if not isinstance(v, (list, str))}
         self.log(
             f"evaluation at step {step}: " + ", ".join(f"{k} {_short(v)}" for k, v in shown.items())
         )

@@ -35,6 +35,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.specs import SHORT_KINDS
+
 # Queue lanes, in the order they are served within one priority.
 SHORT_LANE, LONG_LANE = 0, 1
 
@@ -58,7 +60,7 @@ class QueuedJob:
 
     @property
     def lane(self) -> int:
-        return SHORT_LANE if self.kind == "sample" else LONG_LANE
+        return SHORT_LANE if self.kind in SHORT_KINDS else LONG_LANE
 
 
 @dataclass(frozen=True)

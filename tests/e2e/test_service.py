@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,33 @@ def test_a_run_draws_its_timeline_curves_and_tensorboard_events(
     assert [step for step, _ in scalars["Loss/D/loss"]][-1] == 40
     assert [step for step, _ in scalars["Eval/high_quality"]] == [20, 40]
     assert {"samples", "evaluation"} <= tensorboard_image_tags(events)
+
+
+def test_an_evaluate_job_scores_a_checkpoint_as_training_did_at_its_step(
+    service: Service, ring_job: dict[str, Any]
+) -> None:
+    evaluation = service.submit("evaluate", {"job_id": ring_job["id"], "step": 20})
+    done = service.wait_final(evaluation["id"])
+    assert done["state"] == "succeeded", done["error"]
+    assert done["kind"] == "evaluate" and done["evaluation"]["step"] == 20
+    # The same generator on the same fixed latents: the figures training reported at step 20.
+    lines = [
+        json.loads(line) for line in service.download(ring_job["id"], "metrics.jsonl").splitlines()
+    ]
+    at_20 = next(line["eval"] for line in lines if line["step"] == 20 and "eval" in line)
+    assert {k: v for k, v in done["evaluation"].items() if k != "step"} == at_20
+    assert at_20["path_length"] > 0 and at_20["mode_count"] == 8
+    picture = Image.open(
+        io.BytesIO(service.download(evaluation["id"], "evaluations/step-000020.png"))
+    )
+    assert picture.format == "PNG"
+    missing = service.http.post(
+        service.url("/api/v1/jobs"),
+        json={"kind": "evaluate", "name": "x", "spec": {"job_id": ring_job["id"], "step": 7}},
+        timeout=30,
+    )
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["path"] == "spec.step", missing.text
 
 
 def test_grid_and_checkpoint_download_and_load(service: Service, ring_job: dict[str, Any]) -> None:

@@ -99,7 +99,10 @@ def _decision_surface(
         xs.numpy(), ys.numpy(), values, levels=np.linspace(-bound, bound, 21),
         cmap="PuOr_r", alpha=0.35, extend="both", zorder=0,
     )  # fmt: skip
-    figure.colorbar(filled, ax=axes, fraction=0.046, pad=0.04, label="discriminator logit D(x)")
+    figure.colorbar(
+        filled, ax=axes, fraction=0.046, pad=0.04, label="discriminator logit D(x)",
+        ticks=np.linspace(-bound, bound, 5), format="%.2g",
+    )  # fmt: skip
 
 
 def line_png(

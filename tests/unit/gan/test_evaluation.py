@@ -21,6 +21,7 @@ from worker.gan.evaluation import (
     RunEvaluation,
     evaluate,
     mode_figures,
+    score,
     w1_between,
 )
 from worker.gan.toydata import toy_distribution
@@ -155,6 +156,21 @@ def test_the_pictures_are_pngs_with_the_figures_in_them() -> None:
         {"model": "dcgan", "data": {"source": "mnist", "key": "datasets/m"}}
     )
     assert picture(images, torch.zeros(4, 1, 28, 28), {}, 1) is None
+    # With a discriminator, the plane is drawn over its decision surface, with a colour bar.
+    surface = picture(ring, samples, _figures("toy:ring8", samples), 500, lambda x: x[:, 0])
+    assert surface is not None
+    with Image.open(io.BytesIO(surface)) as image:
+        assert image.size == (820, 700)
+
+
+def test_images_get_an_inception_answer_that_says_why_it_is_missing() -> None:
+    images = TrainSpec.model_validate(
+        {"model": "dcgan", "data": {"source": "mnist", "key": "datasets/m"}}
+    )
+    metrics = score(images, torch.zeros(8, 1, 28, 28, dtype=torch.float64))
+    assert metrics["inception_fid"] is None and metrics["inception_kid"] is None
+    assert metrics["inception"].startswith("not available: ")
+    assert "inception" not in score(_spec("toy:ring8"), torch.zeros(8, 2, dtype=torch.float64))
 
 
 def test_wgan_gp_learns_the_1d_gaussian_and_its_critic_ranks_real_above_fake() -> None:
