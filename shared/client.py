@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,18 @@ class ApiError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
+class ServiceUnreachableError(RuntimeError):
+    """No answer from the service at all: refused, timed out, unknown host, broken TLS."""
+
+    def __init__(self, url: str, reason: str):
+        self.url, self.reason = url, reason
+        super().__init__(f"cannot reach the service at {url}: {reason}")
+
+
+# States a job never leaves; `follow` stops at them.
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
 class Client:
     def __init__(self, base_url: str, token: str | None):
         self.base_url = base_url.rstrip("/")
@@ -33,9 +46,12 @@ class Client:
             self.http.headers["Authorization"] = f"Bearer {token}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        response = self.http.request(
-            method, self.base_url + path, timeout=REQUEST_TIMEOUT_S, **kwargs
-        )
+        try:
+            response = self.http.request(
+                method, self.base_url + path, timeout=REQUEST_TIMEOUT_S, **kwargs
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise ServiceUnreachableError(self.base_url, _reason(error)) from None
         if response.status_code >= 400:
             try:
                 problem = response.json()
@@ -123,6 +139,16 @@ class Client:
         while True:
             job = self.job(job_id)
             yield job
-            if job["state"] in ("succeeded", "failed", "cancelled"):
+            if job["state"] in FINAL_STATES:
                 return
             time.sleep(interval_s)
+
+
+def _reason(error: requests.RequestException) -> str:
+    """The cause in a few words ("[Errno 111] Connection refused"), not urllib3's whole chain."""
+    if isinstance(error, requests.Timeout):
+        return f"no answer within {REQUEST_TIMEOUT_S} s"
+    cause = error.args[0] if error.args else error
+    cause = getattr(cause, "reason", None) or cause  # urllib3's MaxRetryError wraps it
+    # urllib3 prefixes the connection object: "HTTPConnection(host=..., port=...): ...".
+    return re.sub(r"^(?:<[^>]*>|\w+\([^)]*\)): ", "", str(cause))

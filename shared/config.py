@@ -8,15 +8,33 @@ defaults (SQLite, a local artifact folder, a file-system broker) and a real depl
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from shared.data_roots import parse_roots
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 reads TOML with the backport
+    import tomli as tomllib
+
 # Where the embedded mode keeps its database, artifacts, broker folder and local token, when
 # GANFORGE_HOME is not set: a per-user folder, so two checkouts share one local service.
 DEFAULT_HOME = Path.home() / ".ganforge"
+
+# Where the embedded mode's API listens and where the CLI looks when nothing else says.
+DEFAULT_API_URL = "http://127.0.0.1:8765"
+
+# The CLI's own settings, in GANFORGE_HOME: `url` and `token`, for a laptop that talks to the
+# lab's service without exporting variables in every shell.
+CLIENT_CONFIG_FILE = "config.toml"
+CLIENT_CONFIG_KEYS = ("url", "token")
+# The embedded mode's local token, in GANFORGE_HOME, that the CLI finds by itself.
+TOKEN_FILE = "token"
 
 # Seconds between progress writes to the database: often enough that a poller sees movement,
 # rare enough that a 100-steps/s job does not turn the database into its bottleneck.
@@ -82,7 +100,7 @@ class Settings:
     visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
     cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    api_url: str = "http://127.0.0.1:8765"
+    api_url: str = DEFAULT_API_URL
     api_token: str | None = None
     # The worker's node: its name (default: the host name), CPU slots offered when it has no
     # GPU, and labels jobs can ask for ("gpu=a100,zone=b").
@@ -105,7 +123,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        home = Path(env.get("GANFORGE_HOME") or DEFAULT_HOME).expanduser()
+        home = _home(env)
         rate = _optional_int(env, "GANFORGE_RATE_LIMIT", minimum=0)
         settings = cls(
             home=home,
@@ -125,7 +143,7 @@ class Settings:
             cancel_grace_s=_float(env, "GANFORGE_CANCEL_GRACE_S", DEFAULT_CANCEL_GRACE_S),
             max_attempts=_optional_int(env, "GANFORGE_MAX_ATTEMPTS", minimum=1)
             or DEFAULT_MAX_ATTEMPTS,
-            api_url=(env.get("GANFORGE_API_URL") or "http://127.0.0.1:8765").rstrip("/"),
+            api_url=(env.get("GANFORGE_API_URL") or DEFAULT_API_URL).rstrip("/"),
             api_token=env.get("GANFORGE_TOKEN") or None,
             node_name=env.get("GANFORGE_NODE_NAME") or None,
             cpu_slots=_optional_int(env, "GANFORGE_CPU_SLOTS", minimum=1) or 1,
@@ -173,9 +191,14 @@ class Settings:
         return self.home / "broker"
 
     @property
+    def scheduler_heartbeat_file(self) -> Path:
+        """Touched by the scheduler loop on every turn; `ganforge health scheduler` reads it."""
+        return self.home / "scheduler.alive"
+
+    @property
     def token_file(self) -> Path:
         """Where the embedded mode writes the local user's token for the CLI to find."""
-        return self.home / "token"
+        return self.home / TOKEN_FILE
 
     def to_env(self) -> dict[str, str]:
         """The environment that rebuilds these settings in a child process."""
@@ -212,14 +235,6 @@ class Settings:
             env["GANFORGE_TORCH_THREADS"] = str(self.torch_threads)
         return env
 
-    def client_token(self) -> str | None:
-        """The CLI's token: GANFORGE_TOKEN, else the one the embedded mode wrote."""
-        if self.api_token:
-            return self.api_token
-        if self.token_file.exists():
-            return self.token_file.read_text().strip()
-        return None
-
     @property
     def labels(self) -> dict[str, str]:
         """GANFORGE_NODE_LABELS as a mapping (checked by `validate`)."""
@@ -228,6 +243,61 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where the CLI sends its requests, and with which token.
+
+    Each comes from the first that gives it: the command line (`--url`, `--token`), the
+    environment (GANFORGE_API_URL, GANFORGE_TOKEN), `$GANFORGE_HOME/config.toml` (`url`,
+    `token`), and last the embedded defaults (127.0.0.1:8765 and the token file `ganforge up`
+    writes)."""
+
+    url: str
+    token: str | None
+
+    @classmethod
+    def resolve(
+        cls,
+        url: str | None = None,
+        token: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> ClientConfig:
+        env = os.environ if environ is None else environ
+        home = _home(env)
+        saved = read_client_file(home / CLIENT_CONFIG_FILE)
+        url = url or env.get("GANFORGE_API_URL") or saved.get("url") or DEFAULT_API_URL
+        token = token or env.get("GANFORGE_TOKEN") or saved.get("token") or _embedded_token(home)
+        return cls(url=url.rstrip("/"), token=token)
+
+
+def read_client_file(path: Path) -> dict[str, str]:
+    """The CLI's config file as {key: value}; {} when there is none, ConfigError when it is
+    not TOML or holds a key or value the CLI does not know."""
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{path} is not a readable TOML file: {error}") from None
+    for key, value in raw.items():
+        if key not in CLIENT_CONFIG_KEYS:
+            known = ", ".join(CLIENT_CONFIG_KEYS)
+            raise ConfigError(f"{path}: unknown key {key!r} (known: {known})")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{path}: {key} must be a non-empty string")
+    return {key: value.strip() for key, value in raw.items()}
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env.get("GANFORGE_HOME") or DEFAULT_HOME).expanduser()
+
+
+def _embedded_token(home: Path) -> str | None:
+    """The local user's token that `ganforge up` / `demo` wrote (Settings.token_file)."""
+    token_file = home / TOKEN_FILE
+    return token_file.read_text().strip() if token_file.is_file() else None
 
 
 def _optional_int(env: dict[str, str], name: str, minimum: int) -> int | None:

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from shared.config import Settings
 from shared.db import session_scope
+from shared.messaging import worker_nodename
 from shared.migrate import upgrade
 from shared.users import LOCAL_USER, create_token, ensure_local_user
 
@@ -75,7 +76,7 @@ def service_commands(settings: Settings, api_workers: int = 2) -> dict[str, list
             "--loglevel",
             "INFO",
             "--hostname",
-            f"ganforge-{settings.node_name or os.getpid()}@%h",
+            worker_nodename(settings),
         ],
     }
 

@@ -6,11 +6,20 @@ database. Redis (or the embedded file-system broker) carries messages, never sta
 
 from __future__ import annotations
 
+import os
+from enum import Enum
+
 from celery import Celery
+from celery.utils.nodenames import host_format
+from kombu.exceptions import OperationalError
 
 from shared.config import Settings
 
 RUN_JOB_TASK = "ganforge.run_job"
+
+# Celery node names of ganforge workers start with this; the rest is the ganforge node's name
+# and, after the "@", the host's.
+WORKER_NAME_PREFIX = "ganforge-"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -60,3 +69,36 @@ def send_run_job(
     kwargs = {"job_id": job_id, "attempt": attempt}
     result = app.send_task(RUN_JOB_TASK, kwargs=kwargs, queue=queue, task_id=task_id)
     return str(result.id)
+
+
+def worker_nodename(settings: Settings) -> str:
+    """The Celery node name a worker runs under (`%h`: the host name, as Celery expands it)."""
+    return f"{WORKER_NAME_PREFIX}{settings.node_name or os.getpid()}@%h"
+
+
+class WorkerAnswer(str, Enum):
+    ANSWERED = "answered"
+    SILENT = "silent"  # the broker is up, the worker did not answer
+    BROKER_DOWN = "broker unreachable"
+
+
+def ping_local_worker(settings: Settings, timeout_s: float) -> WorkerAnswer:
+    """Whether this host's ganforge worker answers a Celery ping over the broker (a container
+    health check: the worker's main process serves pings while its pool trains)."""
+    app = make_celery(settings)
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_s)
+        if settings.node_name:
+            names = [host_format(worker_nodename(settings))]
+            replies = app.control.ping(destination=names, timeout=timeout_s, limit=1)
+        else:  # the worker's name holds its pid: ask every worker, keep this host's
+            replies = app.control.ping(timeout=timeout_s)
+    except (OperationalError, OSError):
+        return WorkerAnswer.BROKER_DOWN
+    host = host_format("%h")
+    for reply in replies:
+        for name in reply:
+            if name.startswith(WORKER_NAME_PREFIX) and name.endswith(f"@{host}"):
+                return WorkerAnswer.ANSWERED
+    return WorkerAnswer.SILENT

@@ -1,35 +1,25 @@
-"""The `ganforge` command: run the service's processes, administer users, and drive jobs.
+"""The `ganforge` command: drive jobs over the HTTP API, and run the service's processes.
 
-ganforge demo                      embedded service + a small training job, start to end
-ganforge up                        the embedded service (API, scheduler, worker) until Ctrl-C
-ganforge api | scheduler | worker  one process of a real deployment
-ganforge db upgrade                apply migrations
-ganforge admin create-user NAME    / create-token NAME
-ganforge submit SPEC.json | jobs | show ID | watch ID | cancel ID | download ID NAME
-ganforge pool | queue              the pool's nodes and devices; every user's queue, in order
-ganforge priority ID N             set (admins) or lower (owners) a job's priority
-ganforge admin drain|undrain NODE  / quota USER --max-devices N --max-queued-jobs N
+This module holds the root group, its connection options and the service's own processes
+(`up`, `demo`, `api`, `scheduler`, `worker`, `db`, `admin create-*`); the commands that talk to
+the API live beside it, one module per topic (`jobs`, `datasets`, `pool`, `tokens`, `health`).
+`group` maps failures to exit statuses; `output` prints tables, JSON and ids.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from shared.client import ApiError, Client
-from shared.config import Settings
-
-console = Console()
+from shared.cli.group import CliError, GanforgeGroup
+from shared.cli.output import console
+from shared.client import Client
+from shared.config import ClientConfig, Settings
 
 # The README demo: a 2-D MLP GAN on 8 Gaussians on a ring; about half a minute on two CPU cores.
 DEMO_SPEC: dict[str, Any] = {
@@ -44,8 +34,24 @@ DEMO_SPEC: dict[str, Any] = {
 }
 
 
-@click.group(help=__doc__)
-def main() -> None:
+HELP = """Train and sample GANs on the lab's GPU pool.
+
+\b
+Where to connect: --url and --token, else GANFORGE_API_URL and GANFORGE_TOKEN,
+else url and token in $GANFORGE_HOME/config.toml (~/.ganforge/config.toml),
+else the embedded service (`ganforge up`) on this machine.
+
+\b
+Exit status: 0 ok, 1 error, 2 bad usage, 3 not authorised (HTTP 401/403),
+4 not found (404), 5 service unreachable, 6 the followed job failed or was
+cancelled.
+"""
+
+
+@click.group(cls=GanforgeGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", metavar="URL", help="The API, e.g. https://ganforge.lab.example.")
+@click.option("--token", metavar="TOKEN", help="Your bearer token.")
+def main(url: str | None, token: str | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -54,9 +60,11 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def _client() -> Client:
-    settings = _settings()
-    return Client(settings.api_url, settings.client_token())
+def api_client() -> Client:
+    """A client of the API that `--url` / `--token`, the environment or the config file name."""
+    flags = click.get_current_context().find_root().params
+    config = ClientConfig.resolve(url=flags.get("url"), token=flags.get("token"))
+    return Client(config.url, config.token)
 
 
 # --- processes -------------------------------------------------------------------------------
@@ -65,7 +73,9 @@ def _client() -> Client:
 @main.command()
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
 def api(workers: int) -> None:
-    """Serve the HTTP API with gunicorn on GANFORGE_API_URL's host and port."""
+    """Serve the HTTP API (gunicorn).
+
+    It binds GANFORGE_API_URL's host and port."""
     from shared.embedded import service_commands
 
     command = service_commands(_settings(), api_workers=workers)["api"]
@@ -74,7 +84,9 @@ def api(workers: int) -> None:
 
 @main.command()
 def scheduler() -> None:
-    """Place queued jobs on the pool's nodes, until interrupted (one leads, others stand by)."""
+    """Place queued jobs on the pool's nodes, until stopped.
+
+    Several may run: one holds the lease and schedules, the others stand by."""
     from shared.messaging import make_celery
     from shared.scheduler.loop import run_forever
 
@@ -90,7 +102,9 @@ def dispatcher() -> None:
 
 @main.command()
 def worker() -> None:
-    """Run this node's Celery worker: one job slot per GPU, or GANFORGE_CPU_SLOTS CPU slots."""
+    """Run this node's Celery worker.
+
+    One job slot per GPU, or GANFORGE_CPU_SLOTS slots on a node without one."""
     from shared.embedded import service_commands
 
     command = service_commands(_settings())["worker"]
@@ -99,7 +113,7 @@ def worker() -> None:
 
 @main.group()
 def db() -> None:
-    """Database schema."""
+    """Database schema: `ganforge db upgrade`."""
 
 
 @db.command()
@@ -120,6 +134,7 @@ def admin() -> None:
 @click.argument("name")
 @click.option("--admin", "is_admin", is_flag=True, help="may administer the pool")
 def create_user(name: str, is_admin: bool) -> None:
+    """Create user NAME (run it where the database is)."""
     from shared.db import session_scope
     from shared.users import UserExistsError
     from shared.users import create_user as make_user
@@ -128,7 +143,7 @@ def create_user(name: str, is_admin: bool) -> None:
         with session_scope(_settings().database_url) as session:
             make_user(session, name, is_admin=is_admin)
     except UserExistsError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     console.print(f"created user {name}")
 
 
@@ -136,7 +151,9 @@ def create_user(name: str, is_admin: bool) -> None:
 @click.argument("name")
 @click.option("--label", default="", help="what the token is for")
 def create_token(name: str, label: str) -> None:
-    """Print a new bearer token for user NAME (shown once; stored hashed)."""
+    """Print a new bearer token for user NAME.
+
+    It is shown once; only its SHA-256 is stored."""
     from shared.db import session_scope
     from shared.users import UnknownUserError
     from shared.users import create_token as make_token
@@ -145,7 +162,7 @@ def create_token(name: str, label: str) -> None:
         with session_scope(_settings().database_url) as session:
             token = make_token(session, name, label)
     except UnknownUserError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     click.echo(token)
 
 
@@ -154,7 +171,9 @@ def create_token(name: str, label: str) -> None:
 
 @main.command()
 def up() -> None:
-    """Run the embedded service (SQLite, local artifacts, file-system broker) until Ctrl-C."""
+    """Run the embedded service here until Ctrl-C.
+
+    SQLite, a local artifact folder and a file-system broker in GANFORGE_HOME."""
     from shared.embedded import ServiceProcesses, prepare
 
     settings = _settings()
@@ -174,7 +193,10 @@ def up() -> None:
 @main.command()
 @click.option("--steps", default=DEMO_SPEC["train"]["steps"], show_default=True)
 def demo(steps: int) -> None:
-    """Start the embedded service, train a small GAN on 8 Gaussians, show where it all went."""
+    """Train a small GAN on the embedded service, start to end.
+
+    Starts the embedded service, trains an MLP GAN on 8 Gaussians, shows where it all went."""
+    from shared.cli.jobs import finish, follow, print_artifacts
     from shared.embedded import ServiceProcesses, prepare
 
     settings = _settings()
@@ -193,11 +215,11 @@ def demo(steps: int) -> None:
         client = Client(settings.api_url, token)
         job = client.submit("train", "demo: mlp on ring8", spec)
         console.print(f"submitted job {job['id']}")
-        job = _follow(client, job["id"])
-        _print_artifacts(client, job, settings)
+        job = follow(client, job["id"])
+        print_artifacts(client.artifacts(job["id"]), title=f"artifacts of job {job['id']}")
+        _print_locations(job, settings)
         _print_quality(job, settings)
-        if job["state"] != "succeeded":
-            raise click.ClickException(f"job ended {job['state']}: {job.get('error')}")
+        finish(job)
 
 
 def _print_quality(job: dict[str, Any], settings: Settings) -> None:
@@ -222,168 +244,9 @@ def _print_quality(job: dict[str, Any], settings: Settings) -> None:
         console.print(f"picture: {Path(storage.path) / 'jobs' / job['id'] / name}")
 
 
-# --- jobs ------------------------------------------------------------------------------------
-
-
-@main.command()
-@click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--kind", type=click.Choice(["train", "sample"]), default="train", show_default=True)
-@click.option("--name", default=None, help="job name (default: the file name)")
-@click.option("--watch/--no-watch", default=False, help="follow the job to its end")
-def submit(spec_file: Path, kind: str, name: str | None, watch: bool) -> None:
-    """Submit the job spec in SPEC_FILE (JSON)."""
-    try:
-        spec = json.loads(spec_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"{spec_file} is not JSON: {exc}") from None
-    client = _client()
-    job = _api(client.submit, kind, name or spec_file.stem, spec)
-    console.print(f"submitted {job['kind']} job [bold]{job['id']}[/] ({job['state']})")
-    if watch:
-        _follow(client, job["id"])
-
-
-@main.command()
-@click.option("--state", default=None)
-@click.option("--kind", default=None)
-@click.option("--limit", default=20, show_default=True)
-def jobs(state: str | None, kind: str | None, limit: int) -> None:
-    """List your newest jobs."""
-    page = _api(_client().jobs, state=state, kind=kind, limit=limit)
-    table = Table("id", "kind", "name", "state", "progress", "created")
-    for job in page["jobs"]:
-        fraction = (job.get("progress") or {}).get("fraction")
-        shown = f"{fraction:.0%}" if fraction is not None else ""
-        table.add_row(job["id"], job["kind"], job["name"], job["state"], shown, job["created_at"])
-    console.print(table)
-
-
-@main.command()
-@click.argument("job_id")
-def show(job_id: str) -> None:
-    """Print a job, its events and its artifacts."""
-    client = _client()
-    console.print_json(data=_api(client.job, job_id))
-    for event in _api(client.events, job_id):
-        console.print(
-            f"{event['at']}  {event['from'] or '-':>10} -> {event['to']:<10} {event['reason']}"
-        )
-    for artifact in _api(client.artifacts, job_id):
-        console.print(f"  {artifact['name']:<40} {artifact['size']:>10} B")
-
-
-@main.command()
-@click.argument("job_id")
-def watch(job_id: str) -> None:
-    """Follow a job with a progress bar until it ends."""
-    job = _follow(_client(), job_id)
-    if job["state"] != "succeeded":
-        sys.exit(1)
-
-
-@main.command()
-@click.argument("job_id")
-def cancel(job_id: str) -> None:
-    """Cancel a job (a running one stops at its next check and keeps its last checkpoint)."""
-    job = _api(_client().cancel, job_id)
-    console.print(f"job {job_id} is {job['state']}")
-
-
-@main.command()
-@click.argument("job_id")
-@click.argument("name")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None)
-def download(job_id: str, name: str, output: Path | None) -> None:
-    """Download artifact NAME of a job (e.g. samples/step-000500.png)."""
-    target = output or Path(name.rsplit("/", 1)[-1])
-    _api(_client().download, job_id, name, target)
-    console.print(f"wrote {target}")
-
-
-@main.group()
-def datasets() -> None:
-    """Upload and list datasets (npz, zip/tar of images, MNIST idx files)."""
-
-
-@datasets.command("upload")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--name", default=None, help="dataset name (default: the file name)")
-def upload_dataset(path: Path, name: str | None) -> None:
-    """Upload PATH; use its id in a spec as {"source": "dataset", "dataset_id": ...}."""
-    dataset = _api(_client().upload_dataset, path, name or path.stem)
-    console.print(
-        f"dataset [bold]{dataset['id']}[/]: {dataset['items']} {dataset['kind']} {dataset['shape']}"
-    )
-
-
-@datasets.command("list")
-def list_datasets() -> None:
-    table = Table("id", "name", "kind", "items", "shape", "bytes")
-    for dataset in _api(_client().datasets):
-        table.add_row(
-            dataset["id"],
-            dataset["name"],
-            dataset["kind"],
-            str(dataset["items"]),
-            str(dataset["shape"]),
-            str(dataset["size"]),
-        )
-    console.print(table)
-
-
-def _api(call: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return call(*args, **kwargs)
-    except ApiError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _follow(client: Client, job_id: str) -> dict[str, Any]:
-    columns = (
-        TextColumn("[bold]{task.fields[state]:<10}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[steps]}"),
-        TextColumn("{task.fields[speed]}"),
-        TextColumn("{task.fields[losses]}"),
-        TimeRemainingColumn(),
-    )
-    job: dict[str, Any] = {}
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("job", total=None, state="queued", steps="", speed="", losses="")
-        for job in client.follow(job_id, interval_s=0.5):
-            progress = job.get("progress") or {}
-            metrics = job.get("metrics") or {}
-            losses = " ".join(
-                f"{k.split('/')[1]}={v:.3f}" for k, v in metrics.items() if k.endswith("/loss")
-            )
-            speed = f"{progress['images_per_second']:.0f} img/s" if progress else ""
-            steps = f"step {progress['step']}/{progress['total_steps']}" if progress else ""
-            bar.update(
-                task,
-                total=progress.get("total_steps"),
-                completed=progress.get("step", 0),
-                state=job["state"],
-                steps=steps,
-                speed=speed,
-                losses=losses,
-            )
-    console.print(
-        f"job {job_id} {job['state']}" + (f": {job['error']}" if job.get("error") else "")
-    )
-    return job
-
-
-def _print_artifacts(client: Client, job: dict[str, Any], settings: Settings) -> None:
+def _print_locations(job: dict[str, Any], settings: Settings) -> None:
     from urllib.parse import urlparse
 
-    artifacts = client.artifacts(job["id"])
-    table = Table("artifact", "kind", "step", "bytes", title=f"artifacts of job {job['id']}")
-    for artifact in artifacts:
-        table.add_row(
-            artifact["name"], artifact["kind"], str(artifact["step"] or ""), str(artifact["size"])
-        )
-    console.print(table)
     storage = urlparse(settings.storage_url)
     if storage.scheme == "file":
         console.print(f"files: {Path(storage.path) / 'jobs' / job['id']}")
@@ -393,6 +256,10 @@ def _print_artifacts(client: Client, job: dict[str, Any], settings: Settings) ->
     )
 
 
-# The pool commands live in their own module; importing it registers them on `main`.
+# The commands that talk to the API live in their own modules; importing one registers its
+# commands on `main`.
+from shared.cli import datasets as _datasets  # noqa: E402,F401
+from shared.cli import health as _health  # noqa: E402,F401
+from shared.cli import jobs as _jobs  # noqa: E402,F401
 from shared.cli import pool as _pool  # noqa: E402,F401
 from shared.cli import tokens as _tokens  # noqa: E402,F401

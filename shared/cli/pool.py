@@ -5,49 +5,59 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.table import Table
 
-from shared.cli import _api, _client, admin, console, main
+from shared.cli import admin, api_client, main
+from shared.cli.output import console, json_option, print_ids, print_json, print_table, quiet_option
 
 
 @main.command()
-def pool() -> None:
-    """The pool's nodes: state, labels, and who holds each device."""
-    overview = _api(_client().pool)
-    table = Table("node", "state", "labels", "device", "model", "job", "owner")
+@json_option
+@quiet_option
+def pool(as_json: bool, quiet: bool) -> None:
+    """The pool's nodes: state, labels, who holds each device."""
+    overview = api_client().pool()
+    if as_json:
+        return print_json(overview)
+    if quiet:
+        return print_ids(node["name"] for node in overview["nodes"])
+    rows = []
     for node in overview["nodes"]:
         labels = ",".join(f"{k}={v}" for k, v in sorted(node["labels"].items()))
         for device in node["devices"]:
-            table.add_row(
-                node["name"],
-                node["state"],
-                labels,
-                str(device["index"]),
-                str(device.get("model") or device["kind"]),
-                device["job_id"] or "",
-                device["owner"] or "",
-            )
-    console.print(table)
+            model = device.get("model") or device["kind"]
+            holder = [device["job_id"] or "", device["owner"] or ""]
+            rows.append([node["name"], node["state"], labels, device["index"], model, *holder])
+    print_table(
+        ("node", "state", "labels", "device", "model", "job", "owner"), rows, whole=("job",)
+    )
 
 
 @main.command()
-def queue() -> None:
-    """Every user's queued and running jobs, in the order the scheduler serves them."""
-    overview = _api(_client().pool)
-    table = Table("pos", "id", "owner", "kind", "devices", "prio", "state", "waiting for")
-    rows: list[dict[str, Any]] = overview["active"] + overview["queue"]
-    for job in rows:
-        table.add_row(
-            str(job["position"] or ""),
+@json_option
+@quiet_option
+def queue(as_json: bool, quiet: bool) -> None:
+    """Every user's active and queued jobs, in service order."""
+    overview = api_client().pool()
+    jobs: list[dict[str, Any]] = overview["active"] + overview["queue"]
+    if as_json:
+        return print_json({"active": overview["active"], "queue": overview["queue"]})
+    if quiet:
+        return print_ids(job["id"] for job in jobs)
+    rows = [
+        [
+            job["position"],
             job["id"],
             job["owner"],
             job["kind"],
-            str(job["devices"]),
-            str(job["priority"]),
+            job["devices"],
+            job["priority"],
             job["state"],
-            job["waiting_reason"] or "",
-        )
-    console.print(table)
+            job["waiting_reason"],
+        ]
+        for job in jobs
+    ]
+    headers = ("pos", "id", "owner", "kind", "devices", "prio", "state", "waiting for")
+    print_table(headers, rows)
 
 
 @main.command()
@@ -55,7 +65,7 @@ def queue() -> None:
 @click.argument("value", type=int)
 def priority(job_id: str, value: int) -> None:
     """Set a job's priority (admins: any; owners: only lower it)."""
-    job = _api(_client().set_priority, job_id, value)
+    job = api_client().set_priority(job_id, value)
     console.print(f"job {job_id} has priority {job['priority']}")
 
 
@@ -63,20 +73,20 @@ def priority(job_id: str, value: int) -> None:
 @click.argument("node")
 def drain(node: str) -> None:
     """Let NODE finish its jobs and take no new ones."""
-    console.print(_api(_client().drain, node, True))
+    console.print(api_client().drain(node, True))
 
 
 @admin.command()
 @click.argument("node")
 def undrain(node: str) -> None:
     """Let NODE take new jobs again."""
-    console.print(_api(_client().drain, node, False))
+    console.print(api_client().drain(node, False))
 
 
 @admin.command()
 @click.argument("user")
-@click.option("--max-devices", type=int, default=None, help="most devices held at once")
-@click.option("--max-queued-jobs", type=int, default=None, help="most jobs waiting at once")
+@click.option("--max-devices", type=int, default=None, help="Most devices held at once.")
+@click.option("--max-queued-jobs", type=int, default=None, help="Most jobs waiting at once.")
 def quota(user: str, max_devices: int | None, max_queued_jobs: int | None) -> None:
     """Set USER's quotas; an option left out lifts that limit."""
-    console.print(_api(_client().set_quota, user, max_devices, max_queued_jobs))
+    console.print(api_client().set_quota(user, max_devices, max_queued_jobs))

@@ -3,37 +3,44 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
-from shared.cli import _api, _client, console, main
+from shared.cli import api_client, main
+from shared.cli.output import console, json_option, print_ids, print_json, print_table, quiet_option
 
 
 @main.group()
 def token() -> None:
-    """Your API tokens: one per machine or script, each revocable on its own."""
+    """Your API tokens: one per machine or script, each revocable."""
 
 
 @token.command("list")
-@click.option("--all", "every_user", is_flag=True, help="every user's tokens (admins)")
-def list_tokens(every_user: bool) -> None:
+@click.option("--all", "every_user", is_flag=True, help="Every user's tokens (admins).")
+@json_option
+@quiet_option
+def list_tokens(every_user: bool, as_json: bool, quiet: bool) -> None:
     """Your tokens: name, state, expiry and last use (never their values)."""
-    rows = _api(_client().tokens, every_user)
-    table = Table("id", "name", "state", "created", "expires", "last used")
+    rows = api_client().tokens(every_user)
+    if as_json:
+        return print_json({"tokens": rows})
+    if quiet:
+        return print_ids(row["id"] for row in rows)
+    headers = ["id", "name", "state", "created", "expires", "last used"]
     if every_user:
-        table.add_column("owner")
+        headers.append("owner")
+    cells = []
     for row in rows:
-        cells = [row["id"], row["name"], row["state"], row["created_at"][:19]]
-        cells += [(row["expires_at"] or "never")[:19], (row["last_used_at"] or "")[:19]]
-        table.add_row(*cells, *([row["owner"]] if every_user else []))
-    console.print(table)
+        line = [row["id"], row["name"], row["state"], row["created_at"][:19]]
+        line += [(row["expires_at"] or "never")[:19], (row["last_used_at"] or "")[:19]]
+        cells.append(line + ([row["owner"]] if every_user else []))
+    print_table(headers, cells)
 
 
 @token.command("create")
 @click.argument("name")
-@click.option("--expires-in", "days", type=click.IntRange(1, 3650), help="days until it expires")
+@click.option("--expires-in", "days", type=click.IntRange(1, 3650), help="Days until it expires.")
 def create_token(name: str, days: int | None) -> None:
-    """Create a token NAME and print it (shown this once; only its hash is kept)."""
-    created = _api(_client().create_token, name, days)
+    """Create a token NAME and print it (shown this once)."""
+    created = api_client().create_token(name, days)
     console.print(
         f"token {created['id']} ({created['name']}), expires {created['expires_at'] or 'never'}:",
         highlight=False,
@@ -45,5 +52,5 @@ def create_token(name: str, days: int | None) -> None:
 @click.argument("token_id")
 def revoke_token(token_id: str) -> None:
     """Revoke token TOKEN_ID at once (admins: anyone's)."""
-    revoked = _api(_client().revoke_token, token_id)
+    revoked = api_client().revoke_token(token_id)
     console.print(f"token {revoked['id']} ({revoked['name']}) revoked")

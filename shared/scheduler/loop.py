@@ -14,6 +14,7 @@ LEASE_S of the first one's death.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -330,12 +331,19 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
     """Schedule until interrupted or until `stop` is set; stand by while another holds the lease."""
     holder = scheduler_id()
     log.info("scheduler %s started", holder)
+    heartbeat_file = settings.scheduler_heartbeat_file
+    with contextlib.suppress(OSError):
+        heartbeat_file.parent.mkdir(parents=True, exist_ok=True)
     last_reconcile, last_contact = 0.0, float("-inf")
     # Nodes heartbeat every few seconds: after our own start or our own outage, give them one
     # node timeout to be heard before anyone is declared dead for a silence we could not see.
     grace = settings.node_timeout_s
     judge_after = time.monotonic() + grace
     while stop is None or not stop.is_set():
+        # The loop still turns (leading, standing by or waiting out a database outage): a
+        # container health check reads this file's age.
+        with contextlib.suppress(OSError):
+            heartbeat_file.touch()
         try:
             with session_scope(settings.database_url) as session:
                 leading = acquire_lease(session, holder)

@@ -1,0 +1,273 @@
+"""The `ganforge` CLI against the real API, served in-process on SQLite and a local folder: exit
+statuses, --json and -q, whole ids, rerun, events, and where the CLI connects."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.serving import make_server
+
+from shared.cli import main
+from shared.cli.group import HELP_SECTIONS, ExitCode
+from tests.helpers import RING_SPEC, auth, train_request
+
+JOB_ID = re.compile(r"\b[0-9a-f]{32}\b")
+
+
+@pytest.fixture
+def api_url(app: Flask) -> Iterator[str]:
+    """The test app behind a real HTTP port, as the CLI sees a deployment."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def cli_home(tmp_path: Path) -> Path:
+    """The CLI's own GANFORGE_HOME: no config file and no embedded token unless a test adds
+    them."""
+    home = tmp_path / "cli-home"
+    home.mkdir()
+    return home
+
+
+def run(home: Path, *args: str, env: dict[str, str | None] | None = None) -> Result:
+    """`ganforge ARGS` with nothing from the developer's own environment."""
+    clean: dict[str, str | None] = {
+        "GANFORGE_HOME": str(home),
+        "GANFORGE_API_URL": None,
+        "GANFORGE_TOKEN": None,
+        "COLUMNS": "80",
+    }
+    return CliRunner().invoke(main, list(args), env={**clean, **(env or {})})
+
+
+def as_user(home: Path, url: str, token: str, *args: str) -> Result:
+    return run(home, "--url", url, "--token", token, *args)
+
+
+def submit(client: FlaskClient, token: str, name: str = "ring") -> str:
+    response = client.post("/api/v1/jobs", json=train_request(name), headers=auth(token))
+    assert response.status_code == 201, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def test_jobs_prints_whole_ids_when_piped_at_80_columns(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+) -> None:
+    ids = [submit(client, alice, name=f"a rather long job name number {i}") for i in range(2)]
+    result = as_user(cli_home, api_url, alice, "jobs")
+    assert result.exit_code == 0, result.output
+    assert set(JOB_ID.findall(result.stdout)) == set(ids)
+    assert result.stdout.splitlines()[0].split()[:2] == ["id", "kind"]
+
+
+def test_quiet_listings_print_ids_only_one_a_line(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+) -> None:
+    ids = [submit(client, alice) for _ in range(3)]
+    result = as_user(cli_home, api_url, alice, "jobs", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ids[::-1], "newest first, nothing else"
+    datasets = as_user(cli_home, api_url, alice, "datasets", "list", "--quiet")
+    assert datasets.exit_code == 0 and datasets.stdout == ""
+
+
+def test_json_prints_the_api_document(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+) -> None:
+    job_id = submit(client, alice)
+    listed = json.loads(as_user(cli_home, api_url, alice, "jobs", "--json").stdout)
+    assert listed == client.get("/api/v1/jobs?limit=20", headers=auth(alice)).get_json()
+    shown = json.loads(as_user(cli_home, api_url, alice, "show", job_id, "--json").stdout)
+    assert shown == client.get(f"/api/v1/jobs/{job_id}", headers=auth(alice)).get_json()
+    events = json.loads(as_user(cli_home, api_url, alice, "events", job_id, "--json").stdout)
+    assert [event["to"] for event in events["events"]] == ["queued"]
+    found = json.loads(as_user(cli_home, api_url, alice, "artifacts", job_id, "--json").stdout)
+    assert found == {"artifacts": []}
+    for command in (["pool"], ["queue"], ["datasets", "list"], ["token", "list"]):
+        result = as_user(cli_home, api_url, alice, *command, "--json")
+        assert result.exit_code == 0, (command, result.output)
+        assert isinstance(json.loads(result.stdout), dict), command
+    queued = json.loads(as_user(cli_home, api_url, alice, "queue", "--json").stdout)
+    assert [job["id"] for job in queued["queue"]] == [job_id]
+
+
+def test_events_prints_each_state_change(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+) -> None:
+    job_id = submit(client, alice)
+    assert as_user(cli_home, api_url, alice, "cancel", job_id).exit_code == 0
+    result = as_user(cli_home, api_url, alice, "events", job_id)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["at", "from", "to", "attempt", "reason"]
+    assert [line.split()[2:4] for line in lines[1:]] == [["-", "queued"], ["queued", "cancelled"]]
+
+
+# --- exit statuses ---------------------------------------------------------------------------
+
+
+def test_exit_statuses_say_what_went_wrong(
+    api_url: str, client: FlaskClient, alice: str, bob: str, cli_home: Path, tmp_path: Path
+) -> None:
+    job_id = submit(client, alice)
+    no_token = run(cli_home, "--url", api_url, "jobs")
+    assert no_token.exit_code == ExitCode.AUTH == 3
+    assert no_token.stderr.startswith("ganforge: ") and "401" in no_token.stderr
+    assert as_user(cli_home, api_url, "gf_not-a-token", "jobs").exit_code == ExitCode.AUTH
+    assert as_user(cli_home, api_url, bob, "show", job_id).exit_code == ExitCode.NOT_FOUND == 4
+    assert as_user(cli_home, api_url, alice, "show", "0" * 32).exit_code == ExitCode.NOT_FOUND
+    assert as_user(cli_home, api_url, alice, "show").exit_code == ExitCode.USAGE == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**RING_SPEC, "train": {"steps": -1}}))
+    refused = as_user(cli_home, api_url, alice, "submit", str(bad))
+    assert refused.exit_code == ExitCode.ERROR == 1
+    assert "spec.train.steps" in refused.stderr
+
+
+def test_an_unreachable_service_is_one_line_and_status_5(cli_home: Path) -> None:
+    url = closed_port_url()
+    for command in (["jobs"], ["show", "0" * 32], ["events", "0" * 32], ["pool", "--json"]):
+        result = run(cli_home, "--url", url, *command)
+        assert result.exit_code == ExitCode.UNREACHABLE == 5, result.output
+        assert result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"ganforge: cannot reach the service at {url}: ")
+        assert "refused" in line.lower()
+
+
+def test_watch_exits_6_when_the_job_is_cancelled(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+) -> None:
+    job_id = submit(client, alice)
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel", headers=auth(alice)).status_code == 202
+    result = as_user(cli_home, api_url, alice, "watch", job_id)
+    assert result.exit_code == ExitCode.JOB_FAILED == 6
+    assert f"ganforge: job {job_id} ended cancelled" in result.stderr
+
+
+def test_submit_watch_exits_6_when_the_job_ends_cancelled(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "ring.json"
+    spec.write_text(json.dumps(RING_SPEC))
+
+    def cancel_once_submitted() -> None:
+        # No worker runs here: the job would wait forever. Cancel it as soon as it exists.
+        for _ in range(200):
+            jobs = client.get("/api/v1/jobs", headers=auth(alice)).get_json()["jobs"]
+            if jobs:
+                client.post(f"/api/v1/jobs/{jobs[0]['id']}/cancel", headers=auth(alice))
+                return
+            threading.Event().wait(0.05)
+
+    canceller = threading.Thread(target=cancel_once_submitted)
+    canceller.start()
+    result = as_user(cli_home, api_url, alice, "submit", str(spec), "--watch")
+    canceller.join()
+    assert result.exit_code == ExitCode.JOB_FAILED, result.output
+    assert "ended cancelled" in result.stderr
+
+
+# --- rerun -----------------------------------------------------------------------------------
+
+
+def test_rerun_submits_a_copy_with_the_fields_set(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+) -> None:
+    old_id = submit(client, alice, name="seed sweep")
+    args = ["--set", "train.seed=3", "--set", "loss=hinge", "--set", "train.betas=[0.0, 0.9]"]
+    result = as_user(cli_home, api_url, alice, "rerun", old_id, *args)
+    assert result.exit_code == 0, result.output
+    (new_id,) = result.stdout.split()
+    assert JOB_ID.fullmatch(new_id) and new_id != old_id
+    old = client.get(f"/api/v1/jobs/{old_id}", headers=auth(alice)).get_json()
+    new = client.get(f"/api/v1/jobs/{new_id}", headers=auth(alice)).get_json()
+    assert (new["kind"], new["name"]) == (old["kind"], old["name"])
+    assert new["spec"]["train"]["seed"] == 3 and new["spec"]["train"]["betas"] == [0.0, 0.9]
+    assert new["spec"]["loss"] == "hinge" or new["spec"]["loss"]["name"] == "hinge"
+    unchanged = {k: v for k, v in old["spec"].items() if k not in ("train", "loss")}
+    assert {k: new["spec"][k] for k in unchanged} == unchanged
+    assert {**old["spec"]["train"], "seed": 3, "betas": [0.0, 0.9]} == new["spec"]["train"]
+
+
+def test_rerun_refuses_a_malformed_change(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+) -> None:
+    job_id = submit(client, alice)
+    for change in ("train.seed", "=3", "train..seed=3", "train.seed.x=1"):
+        result = as_user(cli_home, api_url, alice, "rerun", job_id, "--set", change)
+        assert result.exit_code == ExitCode.USAGE, (change, result.output)
+        assert "--set" in result.stderr
+    assert len(client.get("/api/v1/jobs", headers=auth(alice)).get_json()["jobs"]) == 1
+
+
+# --- where the CLI connects ------------------------------------------------------------------
+
+
+def test_flags_win_over_the_environment_which_wins_over_the_config_file(
+    api_url: str, alice: str, cli_home: Path
+) -> None:
+    closed = closed_port_url()
+    (cli_home / "config.toml").write_text(f'url = "{api_url}"\ntoken = "{alice}"\n')
+    assert run(cli_home, "jobs").exit_code == 0, "the config file alone is enough"
+    env_url = run(cli_home, "jobs", env={"GANFORGE_API_URL": closed})
+    assert env_url.exit_code == ExitCode.UNREACHABLE, "the environment beats the file"
+    env_token = run(cli_home, "jobs", env={"GANFORGE_TOKEN": "gf_wrong"})
+    assert env_token.exit_code == ExitCode.AUTH
+    flags = run(
+        cli_home,
+        *("--url", api_url, "--token", alice, "jobs"),
+        env={"GANFORGE_API_URL": closed, "GANFORGE_TOKEN": "gf_wrong"},
+    )
+    assert flags.exit_code == 0, "flags beat the environment"
+
+
+def test_a_broken_config_file_is_named(cli_home: Path) -> None:
+    (cli_home / "config.toml").write_text('url = "http://x"\ntokn = "gf_x"\n')
+    result = run(cli_home, "jobs")
+    assert result.exit_code == ExitCode.ERROR
+    assert "config.toml" in result.stderr and "tokn" in result.stderr
+    (cli_home / "config.toml").write_text("url = \n")
+    assert "not a readable TOML file" in run(cli_home, "jobs").stderr
+
+
+# --- help ------------------------------------------------------------------------------------
+
+
+def test_help_lists_one_command_a_line_under_topics(cli_home: Path) -> None:
+    result = run(cli_home, "--help")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    for title, names in HELP_SECTIONS.items():
+        assert f"{title}:" in lines
+        for name in names:
+            (line,) = [line for line in lines if line.split()[:1] == [name]]
+            assert len(line.split()) > 2, f"{name} has a description on its own line"
+            assert not line.endswith("..."), f"{name}'s description is cut: {line!r}"
+    assert any(line.startswith("Exit status: 0 ok") for line in (s.strip() for s in lines))

@@ -1,0 +1,222 @@
+"""The deploy files, read as data (CI has no Docker engine or cluster): images pinned, no secret
+values committed, the S3 store's web pages unpublished, every long-running process checked for
+health, and presigned URLs signed for a host researchers can reach."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from shared import config
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+COMPOSE = DEPLOY / "docker-compose.yml"
+K8S = sorted((DEPLOY / "k8s").glob("*.yaml"))
+
+PUBLIC_ENDPOINT = "GANFORGE_S3_PUBLIC_ENDPOINT_URL"
+# Names whose values are secrets, or carry one (a database URL has its password) or go with one
+# (an access key id): they come from env files and Secrets, never from committed YAML.
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|DATABASE_URL|BROKER_URL")
+# Names whose whole value is a secret.
+SECRET_VALUE = re.compile(r"PASSWORD|SECRET|TOKEN")
+# What an example file may hold in place of a secret.
+PLACEHOLDER = re.compile(r"change-me")
+# The S3 API port; everything else the store serves (master, volume and filer pages, admin UI,
+# gRPC) lists or changes objects without a key.
+S3_API_PORT = 8333
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())  # type: ignore[no-any-return]
+
+
+def services() -> dict[str, dict[str, Any]]:
+    return compose()["services"]  # type: ignore[no-any-return]
+
+
+def k8s_documents() -> Iterator[tuple[Path, dict[str, Any]]]:
+    for path in K8S:
+        for document in yaml.safe_load_all(path.read_text()):
+            if document:
+                yield path, document
+
+
+def pod_spec(document: dict[str, Any]) -> dict[str, Any] | None:
+    if document["kind"] in ("Deployment", "DaemonSet", "StatefulSet", "Job"):
+        return document["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+    return None
+
+
+def containers() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, document in k8s_documents():
+        spec = pod_spec(document)
+        for container in (spec or {}).get("containers", []) + (spec or {}).get(
+            "initContainers", []
+        ):
+            yield f"{path.name}:{container['name']}", document["kind"], container
+
+
+def image_is_pinned(image: str) -> bool:
+    """A version tag (not `latest`) or a digest."""
+    if "@sha256:" in image:
+        return True
+    name, _, tag = image.rpartition(":")
+    return bool(name) and "/" not in tag and tag not in ("", "latest")
+
+
+def env_file_values(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
+
+
+def test_the_files_parse() -> None:
+    assert services()
+    assert {document["kind"] for _, document in k8s_documents()} >= {"ConfigMap", "Deployment"}
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+def test_every_image_is_pinned_to_a_version() -> None:
+    images = {f"compose {name}": service["image"] for name, service in services().items()}
+    images |= {f"k8s {where}": container["image"] for where, _, container in containers()}
+    for dockerfile in DEPLOY.glob("Dockerfile.*"):
+        if dockerfile.suffix == ".dockerignore":
+            continue
+        text = dockerfile.read_text()
+        for image in re.findall(r"^ARG BASE_IMAGE=(\S+)", text, re.MULTILINE):
+            images[f"{dockerfile.name} BASE_IMAGE"] = image
+        for image in re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE):
+            if not image.startswith("$"):
+                images[f"{dockerfile.name} FROM"] = image
+    unpinned = {where: image for where, image in images.items() if not image_is_pinned(image)}
+    assert not unpinned, f"images without a version tag: {unpinned}"
+    assert not any("minio/minio" in image or "minio/mc" in image for image in images.values()), (
+        "MinIO no longer publishes images"
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "pinned"),
+    [
+        ("chrislusf/seaweedfs:4.47", True),
+        ("postgres:16", True),
+        ("registry.example.org:5000/ganforge/api:0.1.0", True),
+        ("minio/minio:latest", False),
+        ("minio/minio", False),
+        ("registry.example.org:5000/ganforge/api", False),
+        ("redis@sha256:" + "0" * 64, True),
+    ],
+)
+def test_what_counts_as_pinned(image: str, pinned: bool) -> None:
+    assert image_is_pinned(image) is pinned
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def test_compose_takes_secrets_from_env_files_that_git_ignores() -> None:
+    ignored = set((DEPLOY / ".gitignore").read_text().split())
+    for name, service in services().items():
+        environment = service.get("environment") or {}
+        if isinstance(environment, list):
+            environment = dict(item.split("=", 1) for item in environment)
+        written = [key for key in environment if SECRET_NAME.search(key)]
+        assert not written, f"{name} sets {written} in the compose file; use an env_file"
+        env_files = service.get("env_file") or []
+        for env_file in [env_files] if isinstance(env_files, str) else env_files:
+            assert env_file in ignored, f"{name}'s {env_file} is not in deploy/.gitignore"
+            assert (DEPLOY / f"{env_file}.example").is_file(), f"no {env_file}.example"
+
+
+def test_example_files_hold_placeholders_where_secrets_go() -> None:
+    examples = [*DEPLOY.glob("*.env.example"), *DEPLOY.glob("k8s/*.env.example")]
+    assert examples
+    for example in examples:
+        for key, value in env_file_values(example).items():
+            secret = value if SECRET_VALUE.search(key) else urlsplit(value).password
+            if secret:
+                assert PLACEHOLDER.search(secret), f"{example.name}: {key} looks real: {value}"
+
+
+def test_kubernetes_manifests_commit_no_secret_values() -> None:
+    kinds = [document["kind"] for _, document in k8s_documents()]
+    assert "Secret" not in kinds, "the Secret is made from secrets.env, not committed"
+    for path, document in k8s_documents():
+        if document["kind"] == "ConfigMap":
+            leaked = [key for key in document["data"] if SECRET_NAME.search(key)]
+            assert not leaked, f"{path.name}: {leaked} belong in the Secret"
+    for where, _, container in containers():
+        for variable in container.get("env", []):
+            if SECRET_NAME.search(variable["name"]):
+                assert "value" not in variable, f"{where}: {variable['name']} is written out"
+        sources = {ref for item in container.get("envFrom", []) for ref in item}
+        assert "secretRef" in sources, f"{where} reads no Secret"
+    assert "k8s/secrets.env" in (DEPLOY / ".gitignore").read_text().split()
+
+
+# --- the S3 store ----------------------------------------------------------------------------
+
+
+def published_container_ports(service: dict[str, Any]) -> set[int]:
+    ports = set()
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            ports.add(int(entry["target"]))
+        else:
+            ports.add(int(str(entry).split(":")[-1].split("/")[0]))
+    return ports
+
+
+def test_the_s3_store_publishes_its_api_and_nothing_else() -> None:
+    store = services()["s3"]
+    assert published_container_ports(store) == {S3_API_PORT}
+    assert "--console-address" not in str(store.get("command"))
+
+
+def test_the_s3_store_runs_unprivileged_with_ganforge_limited_to_its_bucket() -> None:
+    store = services()["s3"]
+    assert store.get("user") not in ("root", "0", "0:0")
+    script = " ".join(store["command"])
+    # The image's entrypoint drops to its `seaweed` user before the server starts.
+    assert "exec /entrypoint.sh server" in script
+    assert '"Admin"' in script and "Read:%s" in script and "Write:%s" in script
+    assert "s3.env" in store["env_file"] and "s3.env" not in str(services()["api"])
+
+
+# --- health ----------------------------------------------------------------------------------
+
+
+def test_every_long_running_compose_service_has_a_healthcheck() -> None:
+    for name, service in services().items():
+        if service.get("restart") == "no":
+            continue  # one-shot jobs
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+    assert services()["worker"]["healthcheck"]["test"][1:4] == ["ganforge", "health", "worker"]
+
+
+def test_every_long_running_kubernetes_container_has_probes() -> None:
+    for where, kind, container in containers():
+        if kind == "Job":
+            continue
+        missing = {"readinessProbe", "livenessProbe"} - set(container)
+        assert not missing, f"{where} lacks {missing}"
+
+
+# --- presigned URLs --------------------------------------------------------------------------
+
+
+def test_presigned_urls_are_signed_for_a_host_outside_the_cluster() -> None:
+    assert f'"{PUBLIC_ENDPOINT}"' in Path(config.__file__).read_text(), "the setting's name"
+    (configmap,) = [d for _, d in k8s_documents() if d["kind"] == "ConfigMap"]
+    public = configmap["data"][PUBLIC_ENDPOINT]
+    assert public.startswith("https://") and ".svc" not in public and "cluster.local" not in public
+    example = env_file_values(DEPLOY / "ganforge.env.example")
+    assert example[PUBLIC_ENDPOINT] and "//s3:" not in example[PUBLIC_ENDPOINT]
+    assert example["GANFORGE_S3_ENDPOINT_URL"] == f"http://s3:{S3_API_PORT}"
