@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
+from flask import Flask, has_request_context, request
 
-from flask import Flask
-
-from api import datasets, guards, health, jobs, openapi, pool, state, tokens
+from api import datasets, guards, health, jobs, live, metrics, openapi, pool, state, tokens
 from api.problems import register_error_handlers
 from shared.config import Settings
 from shared.datasets import MAX_UPLOAD_BYTES
 from shared.storage import open_storage
+from shared.telemetry.logs import add_context_source, configure_logging
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -27,10 +26,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     guards.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(live.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(tokens.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(pool.pool_bp)
     app.register_blueprint(pool.admin_bp)
-    logging.basicConfig(level=logging.INFO)
+    metrics.install(app)
+    configure_logging(settings.log_format)
+    add_context_source(_request_job)
     return app
+
+
+def _request_job() -> tuple[str, int | None] | None:
+    """Records logged while answering about one job carry its id (GANFORGE_LOG_FORMAT=json)."""
+    if not has_request_context():
+        return None
+    job_id = (request.view_args or {}).get("job_id")
+    return (job_id, None) if isinstance(job_id, str) else None

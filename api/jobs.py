@@ -8,7 +8,7 @@ from typing import Any, get_args
 from flask import Blueprint, Response, redirect, request, stream_with_context
 from sqlalchemy.exc import IntegrityError
 
-from api import idempotency
+from api import idempotency, live
 from api.auth import current_user, require_user
 from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
@@ -18,6 +18,7 @@ from shared.scheduler.reservations import held_devices
 from shared.specs import JobKind, validate_job_request
 from shared.states import JobState
 from shared.storage import keys
+from shared.telemetry.feed import FEED_KINDS
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 bp.before_request(require_user)
@@ -54,6 +55,7 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         spec,
         max_attempts=settings().max_attempts,
         data_roots=settings().data_roots,
+        store=storage(),
     )
     answer = job_json(job)
     if key is not None:
@@ -144,7 +146,10 @@ def cancel(job_id: str) -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/<id:job_id>/events")
-def events(job_id: str) -> dict[str, Any]:
+def events(job_id: str) -> dict[str, Any] | Response:
+    """Every state change; `Accept: text/event-stream` follows the job live (api/live.py)."""
+    if live.wants_stream():
+        return live.feed_response(job_id, FEED_KINDS, log_from_start=False)
     return {
         "events": [event_json(e) for e in jobs.job_events(db_session(), current_user(), job_id)]
     }
@@ -207,6 +212,8 @@ def _mimetype(filename: str) -> str:
     suffix = filename.rsplit(".", 1)[-1]
     return {
         "png": "image/png",
+        "gif": "image/gif",
+        "json": "application/json",
         "jsonl": "application/x-ndjson",
         "txt": "text/plain; charset=utf-8",
     }.get(suffix, "application/octet-stream")

@@ -38,6 +38,10 @@ class Operation:
     query: tuple[dict[str, Any], ...] = ()
     public: bool = False
     extra_statuses: tuple[int, ...] = field(default=())
+    # Other media types the success answer may have (text, an event stream), as strings.
+    also: tuple[str, ...] = ()
+    # The media type of an answer that is not JSON (`answer` None): a download by default.
+    media: str = "application/octet-stream"
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -51,6 +55,12 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 JOB = "/api/v1/jobs/{job_id}"
+EVENT_STREAM = "text/event-stream"
+AFTER = _query(
+    "after",
+    {"type": "string", "pattern": "^[0-9]{1,18}(\\.[0-9]{1,18}){0,2}$"},
+    "event streams: resume after this message id (as Last-Event-ID does)",
+)
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/healthz", "Liveness: the process answers", schemas.Health, public=True),
     Operation(
@@ -86,7 +96,26 @@ OPERATIONS: tuple[Operation, ...] = (
         body=schemas.PriorityRequest,
     ),
     Operation("post", JOB + "/cancel", "Cancel a job (idempotent)", schemas.Job, 202),
-    Operation("get", JOB + "/events", "Every state change of the job", schemas.EventList),
+    Operation(
+        "get",
+        JOB + "/events",
+        "Every state change of the job; `Accept: text/event-stream` follows it live (state, "
+        "progress, log, artifact messages, then end)",
+        schemas.EventList,
+        query=(AFTER,),
+        also=(EVENT_STREAM,),
+    ),
+    Operation(
+        "get",
+        JOB + "/logs",
+        "The job's log so far (text/plain: as text); `Accept: text/event-stream` follows it",
+        schemas.LogLines,
+        query=(
+            _query("offset", {"type": "integer", "minimum": 0}, "start at this byte offset"),
+            AFTER,
+        ),
+        also=("text/plain", EVENT_STREAM),
+    ),
     Operation(
         "get",
         JOB + "/metrics",
@@ -156,6 +185,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "delete", "/api/v1/tokens/{token_id}", "Revoke a token (admins: anyone's)", schemas.Token
     ),
     Operation("get", "/api/v1/pool", "The pool: nodes, devices, queue", schemas.Pool, public=True),
+    Operation(
+        "get",
+        "/metrics",
+        "Prometheus metrics: jobs by state, queue waits, run times, devices, request latency "
+        "(a bearer token only when GANFORGE_METRICS_TOKEN is set)",
+        None,
+        public=True,
+        media="text/plain",
+    ),
     Operation(
         "post",
         "/api/v1/admin/nodes/{name}/drain",
@@ -228,13 +266,17 @@ def _operation(op: Operation, keys: dict[Any, dict[str, Any]]) -> dict[str, Any]
 
     problem = {"application/problem+json": {"schema": ref(schemas.Problem)}}
     responses: dict[str, Any] = {}
+    text = {"schema": {"type": "string"}}
     if op.answer is not None:
+        content = {"application/json": {"schema": ref(op.answer)}}
         responses[str(op.status)] = {
             "description": op.summary,
-            "content": {"application/json": {"schema": ref(op.answer)}},
+            "content": {**content, **{media: text for media in op.also}},
         }
     elif op.status == 204:
         responses["204"] = {"description": "done"}
+    elif op.media != "application/octet-stream":
+        responses["200"] = {"description": op.summary, "content": {op.media: text}}
     else:  # a download
         responses["200"] = {
             "description": "the artifact's bytes",

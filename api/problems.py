@@ -22,6 +22,7 @@ from shared.scheduler.overview import QuotaExceededError
 from shared.specs import SpecError
 from shared.states import InvalidTransitionError
 from shared.storage import StorageError, StorageUnavailableError
+from shared.telemetry.counters import count_storage_error
 from shared.users import TokenNotFoundError
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StorageError)
     def _storage(exc: StorageError) -> Response:
         log.error("storage error: %s", exc)
+        count_storage_error("request")
         response = problem(503, "Storage unavailable", str(exc))
         if isinstance(exc, StorageUnavailableError):  # worth a retry, unlike a missing bucket
             response.headers["Retry-After"] = str(RETRY_AFTER_S)

@@ -109,6 +109,13 @@ class EventList(Answer):
     events: list[Event]
 
 
+class LogLines(Answer):
+    """Whole lines of the job's log.txt from the offset asked; `next_offset` continues."""
+
+    lines: list[str]
+    next_offset: int
+
+
 class Artifact(Answer):
     name: str
     kind: str

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+from sseclient import SSEClient
 
 # Seconds a single HTTP call may take before the client gives up on it.
 REQUEST_TIMEOUT_S = 30
+# Seconds a stream may stay silent: the server sends a keep-alive every 15 s.
+STREAM_READ_TIMEOUT_S = 60
+# Seconds before reconnecting to a stream the server ended (it does every few minutes, so
+# that no stream holds a server thread for long) or that broke.
+RECONNECT_S = 1.0
+# Broken connections in a row, with no message between them, before a stream gives up.
+STREAM_TRIES = 5
+EVENT_STREAM = "text/event-stream"
 
 
 class ApiError(RuntimeError):
@@ -34,8 +46,27 @@ class ServiceUnreachableError(RuntimeError):
         super().__init__(f"cannot reach the service at {url}: {reason}")
 
 
+class StreamUnavailableError(RuntimeError):
+    """The service answered, but not with an event stream (an older API, a proxy that
+    buffers): callers fall back to polling."""
+
+
+class DownloadCorruptError(RuntimeError):
+    """The bytes downloaded do not have the SHA-256 the artifact list gives."""
+
+
 # States a job never leaves; `follow` stops at them.
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """One message of a job's live feed: `name` is state, progress, log, artifact or end;
+    `data` its JSON; `id` where the feed resumes after it."""
+
+    name: str
+    data: dict[str, Any]
+    id: str | None
 
 
 class Client:
@@ -52,12 +83,7 @@ class Client:
             )
         except (requests.ConnectionError, requests.Timeout) as error:
             raise ServiceUnreachableError(self.base_url, _reason(error)) from None
-        if response.status_code >= 400:
-            try:
-                problem = response.json()
-            except ValueError:
-                problem = {"detail": response.text[:500]}
-            raise ApiError(response.status_code, problem)
+        _raise_for_problem(response)
         return response
 
     def submit(self, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -80,12 +106,94 @@ class Client:
     def artifacts(self, job_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/jobs/{job_id}/artifacts").json()["artifacts"]  # type: ignore[no-any-return]
 
-    def download(self, job_id: str, name: str, target: Path) -> Path:
+    def download(
+        self,
+        job_id: str,
+        name: str,
+        target: Path,
+        sha256: str | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Path:
+        """Write artifact `name` to `target` (through `target`.part, renamed when whole);
+        given `sha256`, bytes that do not match it raise DownloadCorruptError and are not
+        kept. `on_bytes` is told of each chunk's size (a progress bar)."""
         response = self._call("GET", f"/api/v1/jobs/{job_id}/artifacts/{name}", stream=True)
-        with target.open("wb") as out:
-            for chunk in response.iter_content(chunk_size=1 << 20):
-                out.write(chunk)
+        partial = target.with_name(target.name + ".part")
+        digest = hashlib.sha256()
+        try:
+            with partial.open("wb") as out:
+                for chunk in response.iter_content(chunk_size=1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise DownloadCorruptError(
+                    f"{name}: the bytes downloaded have SHA-256 {digest.hexdigest()}, "
+                    f"the artifact list says {sha256}; not kept"
+                )
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
         return target
+
+    def log(self, job_id: str) -> str:
+        """The job's log so far, as text."""
+        headers = {"Accept": "text/plain"}
+        return self._call("GET", f"/api/v1/jobs/{job_id}/logs", headers=headers).text
+
+    def log_lines(self, job_id: str, offset: int = 0) -> tuple[list[str], int]:
+        """Whole lines of the job's log from byte `offset`, and the offset after them."""
+        params = {"offset": offset}
+        answer = self._call("GET", f"/api/v1/jobs/{job_id}/logs", params=params).json()
+        return answer["lines"], answer["next_offset"]
+
+    def feed(
+        self, job_id: str, what: str = "events", after: str | None = None
+    ) -> Iterator[FeedEvent]:
+        """The job's live feed (`events`: state, progress, log, artifact; `logs`: log lines)
+        until its `end` message, yielded last. A stream the server ends (it does every few
+        minutes) or that breaks is opened again where it stopped (Last-Event-ID); after
+        STREAM_TRIES breaks in a row, ServiceUnreachableError. StreamUnavailableError when
+        the service does not stream at all."""
+        last_id, broken = after, 0
+        while True:
+            try:
+                for event in self._stream(f"/api/v1/jobs/{job_id}/{what}", last_id):
+                    broken = 0
+                    last_id = event.id or last_id
+                    yield event
+                    if event.name == "end":
+                        return
+            except (ServiceUnreachableError, requests.RequestException) as error:
+                broken += 1
+                if broken >= STREAM_TRIES:
+                    if isinstance(error, ServiceUnreachableError):
+                        raise
+                    raise ServiceUnreachableError(self.base_url, _reason(error)) from None
+            time.sleep(RECONNECT_S)
+
+    def _stream(self, path: str, last_id: str | None) -> Iterator[FeedEvent]:
+        headers = {"Accept": EVENT_STREAM}
+        if last_id:
+            headers["Last-Event-ID"] = last_id
+        try:
+            response = self.http.get(
+                self.base_url + path,
+                headers=headers,
+                stream=True,
+                timeout=(REQUEST_TIMEOUT_S, STREAM_READ_TIMEOUT_S),
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise ServiceUnreachableError(self.base_url, _reason(error)) from None
+        with response:
+            _raise_for_problem(response)
+            if not response.headers.get("Content-Type", "").startswith(EVENT_STREAM):
+                raise StreamUnavailableError(
+                    f"{path} answered {response.headers.get('Content-Type')}"
+                )
+            for event in SSEClient(response.iter_content(chunk_size=None)).events():
+                yield FeedEvent(event.event, json.loads(event.data), event.id)
 
     def upload_dataset(self, path: Path, name: str) -> dict[str, Any]:
         with path.open("rb") as stream:
@@ -142,6 +250,15 @@ class Client:
             if job["state"] in FINAL_STATES:
                 return
             time.sleep(interval_s)
+
+
+def _raise_for_problem(response: requests.Response) -> None:
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = {"detail": response.text[:500]}
+        raise ApiError(response.status_code, problem)
 
 
 def _reason(error: requests.RequestException) -> str:

@@ -78,6 +78,15 @@ DEFAULT_USAGE_HALF_LIFE_S = 24 * 3600.0
 # A job is tried this many times in all (first run plus requeues after lost/preempted).
 DEFAULT_MAX_ATTEMPTS = 3
 
+# A running job's new log lines wait at most this long before its log.txt and metrics.jsonl
+# are uploaded (in the background): a person following the log sees lines within seconds,
+# while a job logging a line per step still uploads once per interval, not once per line.
+DEFAULT_LOG_FLUSH_S = 5.0
+
+# How the API, scheduler and worker write their own log records: `text` for people, `json`
+# (one object per line) for a log collector.
+LOG_FORMATS = ("text", "json")
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value ganforge cannot use; the message names it."""
@@ -119,6 +128,15 @@ class Settings:
     data_roots: tuple[Path, ...] = ()
     # Requests per minute one token may make (0: no limit); counted in Redis.
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
+    log_flush_s: float = DEFAULT_LOG_FLUSH_S
+    log_format: str = "text"
+    # A bearer token Prometheus must send to read /metrics; None: /metrics is open (like
+    # /healthz), for a network where only the scraper reaches the API's port.
+    metrics_token: str | None = None
+    # prometheus_client's multiprocess folder (PROMETHEUS_MULTIPROC_DIR): set, the API's own
+    # metrics (request latency, storage errors) are summed over every gunicorn process. The
+    # API's gunicorn config sets it to a fresh folder when the operator gives none.
+    prometheus_multiproc_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -156,6 +174,10 @@ class Settings:
             storage_retry_s=_float(env, "GANFORGE_STORAGE_RETRY_S", DEFAULT_STORAGE_RETRY_S),
             data_roots=parse_roots(env.get("GANFORGE_DATA_ROOTS", "")),
             rate_limit_per_minute=DEFAULT_RATE_LIMIT_PER_MINUTE if rate is None else rate,
+            log_flush_s=_float(env, "GANFORGE_LOG_FLUSH_S", DEFAULT_LOG_FLUSH_S),
+            log_format=(env.get("GANFORGE_LOG_FORMAT") or "text").strip().lower(),
+            metrics_token=env.get("GANFORGE_METRICS_TOKEN") or None,
+            prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
         settings.validate()
         return settings
@@ -180,6 +202,11 @@ class Settings:
                 )
         if "://" not in self.broker_url:
             raise ConfigError(f"GANFORGE_BROKER_URL is not a URL: {self.broker_url!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(
+                f"GANFORGE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
+                f"got {self.log_format!r}"
+            )
 
     @property
     def is_embedded_broker(self) -> bool:
@@ -222,6 +249,8 @@ class Settings:
             "GANFORGE_STORAGE_RETRY_S": str(self.storage_retry_s),
             "GANFORGE_DATA_ROOTS": os.pathsep.join(str(root) for root in self.data_roots),
             "GANFORGE_RATE_LIMIT": str(self.rate_limit_per_minute),
+            "GANFORGE_LOG_FLUSH_S": str(self.log_flush_s),
+            "GANFORGE_LOG_FORMAT": self.log_format,
         }
         if self.node_name:
             env["GANFORGE_NODE_NAME"] = self.node_name
@@ -233,6 +262,8 @@ class Settings:
             env["GANFORGE_S3_PUBLIC_ENDPOINT_URL"] = self.s3_public_endpoint_url
         if self.torch_threads:
             env["GANFORGE_TORCH_THREADS"] = str(self.torch_threads)
+        if self.metrics_token:
+            env["GANFORGE_METRICS_TOKEN"] = self.metrics_token
         return env
 
     @property

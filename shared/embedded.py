@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from shared.config import Settings
@@ -29,6 +31,9 @@ from shared.users import LOCAL_USER, create_token, ensure_local_user
 READY_TIMEOUT_S = 60.0
 # Seconds each process gets to exit after SIGTERM before SIGKILL.
 STOP_GRACE_S = 10.0
+# Threads per API process: each Server-Sent Events stream (`ganforge watch`, `logs -f`) holds
+# one for up to api.live.STREAM_MAX_S, and ordinary requests need the rest.
+API_THREADS = 8
 
 
 def prepare(settings: Settings) -> str:
@@ -56,10 +61,12 @@ def service_commands(settings: Settings, api_workers: int = 2) -> dict[str, list
             "gunicorn",
             "--bind",
             bind,
+            "--config",
+            "python:api.gunicorn_conf",  # gthread workers, metrics folder, JSON logs
             "--workers",
             str(api_workers),
             "--threads",
-            "4",
+            str(API_THREADS),
             "--access-logfile",
             "-",
             "api.app:create_app()",
@@ -120,15 +127,20 @@ class ServiceProcesses:
         _signal_group(process, signal.SIGKILL)
         process.wait()
 
-    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+    def wait_ready(
+        self, timeout_s: float = READY_TIMEOUT_S, cancelled: Callable[[], bool] = lambda: False
+    ) -> bool:
+        """Wait until the API answers /readyz; False if `cancelled()` turned true first."""
         from shared.client import Client
 
         client = Client(self.settings.api_url, None)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if cancelled():
+                return False
             self.check_alive()
             if client.ready():
-                return
+                return True
             time.sleep(0.2)
         raise TimeoutError(f"the API at {self.settings.api_url} was not ready in {timeout_s:.0f} s")
 
@@ -157,6 +169,31 @@ class ServiceProcesses:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+class StopSignals:
+    """While entered, SIGTERM and SIGINT (Ctrl-C) only set `requested`: the embedded
+    service's loop sees it at its next look and stops every child, never halfway through
+    starting one (as a KeyboardInterrupt raised at any line could), and a second signal while
+    the children stop cannot cut that short and leave some behind."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+
+    def __enter__(self) -> StopSignals:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 from shared.data_roots import DataPathRefusedError, check_data_path
 from shared.datasets import check_spec_fits_dataset
 from shared.models import Artifact, Job, JobEvent, User, utcnow
+from shared.sample_inputs import check_sample_inputs
 from shared.scheduler.overview import check_admission, check_queued_quota
 from shared.scheduler.policy import QueuedJob
-from shared.specs import CheckpointReader, JobSpec, SpecError
+from shared.specs import CheckpointReader, JobSpec, LatentSpec, SampleSpec, SpecError
 from shared.states import ACTIVE, TERMINAL, JobState, record_creation, transition
+from shared.storage import Storage
 from shared.users import PermissionDeniedError as PermissionDeniedError
 
 # Page size of GET /jobs when the caller gives none, and the most one page may hold.
@@ -56,11 +58,13 @@ def submit_job(
     *,
     max_attempts: int,
     data_roots: Sequence[Path] = (),
+    store: Storage | None = None,
 ) -> Job:
     """Create a queued job. The scheduler places it on a node after this commits.
-    `data_roots`: the folders a spec's data.path may name (GANFORGE_DATA_ROOTS)."""
+    `data_roots`: the folders a spec's data.path may name (GANFORGE_DATA_ROOTS); `store`:
+    where a sampling spec's `.npy` latents are read (their header) to check them now."""
     if isinstance(spec, CheckpointReader):
-        _check_checkpoint_source(session, owner, spec)
+        _check_checkpoint_source(session, owner, spec, store)
     else:
         if spec.data.path is not None:
             try:
@@ -104,10 +108,13 @@ def submit_job(
     return job
 
 
-def _check_checkpoint_source(session: Session, owner: User, spec: CheckpointReader) -> None:
+def _check_checkpoint_source(
+    session: Session, owner: User, spec: CheckpointReader, store: Storage | None = None
+) -> None:
     """A sampling or evaluation job must name one of the caller's training jobs and, when it
-    gives a step, a checkpoint that job has (checked at submit, so the mistake is a 422
-    naming the field, not a failed job later)."""
+    gives a step, a checkpoint that job has; a sampling job's latents must fit that job's
+    generator (checked at submit, so the mistake is a 422 naming the field, not a failed job
+    later)."""
     job_id = spec.job_id
     source = session.get(Job, job_id)
     if source is None or source.owner_id != owner.id:
@@ -123,6 +130,9 @@ def _check_checkpoint_source(session: Session, owner: User, spec: CheckpointRead
         have = ", ".join(str(s) for s in steps[-10:]) or "none yet"
         path, message = "spec.step", f"job {job_id} has no checkpoint at step {spec.step} ({have})"
     else:
+        if isinstance(spec, SampleSpec):
+            dim = LatentSpec.model_validate(source.spec.get("latent", {})).dim
+            check_sample_inputs(session, owner, spec, dim, store)
         return
     raise SpecError([{"path": path, "message": message}])
 

@@ -11,33 +11,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
-    StrictBool,
     StrictFloat,
     StrictInt,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from shared.data_spec import DataSpec, StrictModel
+from shared.resource_spec import ResourceSpec as ResourceSpec
+from shared.sample_spec import MAX_LATENT_DIM as MAX_LATENT_DIM
+from shared.sample_spec import MAX_SEEDS as MAX_SEEDS
+from shared.sample_spec import SampleSpec as SampleSpec
 from shared.spec_errors import SpecError as SpecError
 from shared.spec_errors import problems_from as problems_from
 
 # nz = 100 is the DCGAN default and what most papers and examples use for images.
 DEFAULT_LATENT_DIM = 100
-# Largest latent we accept: far beyond any published GAN, small enough to keep a typo
-# (dim: 1000000) from allocating gigabytes on a shared node.
-MAX_LATENT_DIM = 4096
-# The devices one node gives one job: the most GPUs a node has in practice.
-MAX_DEVICES_PER_NODE = 8
-# The nodes one job may span; a gang of 8 full 8-GPU nodes is beyond any lab pool's share.
-MAX_NODES = 8
-# One sampling job makes at most this many images: a 32x32 grid, still one readable PNG.
-MAX_SEEDS = 1024
-# An interpolation is drawn as one row: 64 images of 28 px is a ~1,900 px wide strip, about
-# the widest that still reads on a screen; 2 is just the two endpoints.
-MIN_INTERPOLATION_STEPS = 2
-MAX_INTERPOLATION_STEPS = 64
 # WGAN-GP (Gulrajani et al. 2017, Algorithm 1): penalty weight λ = 10, 5 critic steps per
 # generator step, Adam(1e-4, betas=(0, 0.9)). Every other loss takes one D step per G step.
 WGAN_GP_LAMBDA = 10.0
@@ -168,43 +157,6 @@ class TrainParams(StrictModel):
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
 
 
-LabelText = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:/-]+$")]
-
-
-class ResourceSpec(StrictModel):
-    """What a job needs from the pool; the scheduler places it on one node that has it all."""
-
-    # Devices in all; with `nodes` > 1 they are split evenly, one share per node.
-    devices: Annotated[StrictInt, Field(ge=1, le=MAX_DEVICES_PER_NODE * MAX_NODES)] = 1
-    # Nodes the job spans: its ranks on each node join one torch.distributed group whose
-    # rendezvous is on the first node (gloo on CPU, NCCL on GPU).
-    nodes: Annotated[StrictInt, Field(ge=1, le=MAX_NODES)] = 1
-    # auto: CUDA when the node has it, else CPU. cuda needs a GPU node, cpu a CPU-slot node.
-    device_type: Literal["auto", "cpu", "cuda"] = "auto"
-    # Node labels the job needs, e.g. {"gpu": "a100"}: only nodes with all of them qualify.
-    labels: Annotated[dict[LabelText, LabelText], Field(max_length=16)] = {}
-    # A preemptible job yields its devices to a higher-priority job that cannot start: it
-    # checkpoints, becomes `preempted`, and resumes from that checkpoint when devices free up.
-    preemptible: StrictBool = False
-
-    @model_validator(mode="after")
-    def _devices_split_over_nodes(self) -> ResourceSpec:
-        if self.devices % self.nodes:
-            raise ValueError(
-                f"devices ({self.devices}) must split evenly over nodes ({self.nodes})"
-            )
-        if self.devices // self.nodes > MAX_DEVICES_PER_NODE:
-            raise ValueError(
-                f"at most {MAX_DEVICES_PER_NODE} devices per node; use more nodes for "
-                f"{self.devices} devices"
-            )
-        return self
-
-    @property
-    def devices_per_node(self) -> int:
-        return self.devices // self.nodes
-
-
 class TrainSpec(StrictModel):
     model: ModelSpec
     latent: LatentSpec = LatentSpec()
@@ -298,61 +250,6 @@ def _loss_name(loss: Any) -> Any:
     if isinstance(loss, dict):
         return loss.get("name")
     return loss.name if isinstance(loss, LossSpec) else loss
-
-
-Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
-
-
-class InterpolationSpec(StrictModel):
-    """A path between the latents of two seeds, drawn as one row of `steps` images.
-
-    `method` None picks slerp for a Gaussian prior and lerp for a uniform one (the prior is
-    the checkpoint's, so this is settled when the job runs).
-    """
-
-    from_seed: Seed
-    to_seed: Seed
-    steps: Annotated[StrictInt, Field(ge=MIN_INTERPOLATION_STEPS, le=MAX_INTERPOLATION_STEPS)]
-    method: Literal["lerp", "slerp"] | None = None
-
-
-class SampleSpec(StrictModel):
-    """Images from a trained generator: one per seed in the order given, or an interpolation.
-
-    Exactly one of `seeds` and `interpolation`. `truncation` ψ in (0, 1] shrinks every latent
-    towards the origin (z ↦ ψ·z) before it is drawn; None (or 1) leaves latents as drawn.
-    """
-
-    job_id: Annotated[str, Field(min_length=1, max_length=64)]
-    # None: the latest checkpoint of that job.
-    step: Annotated[StrictInt | None, Field(ge=0)] = None
-    seeds: Annotated[list[Seed] | None, Field(min_length=1)] = None
-    interpolation: InterpolationSpec | None = None
-    truncation: Annotated[StrictFloat | None, Field(gt=0, le=1)] = None
-    resources: ResourceSpec = ResourceSpec()
-
-    @field_validator("seeds")
-    @classmethod
-    def _not_too_many(cls, seeds: list[int] | None) -> list[int] | None:
-        if seeds is not None and len(seeds) > MAX_SEEDS:
-            raise ValueError(f"at most {MAX_SEEDS} seeds per sampling job, got {len(seeds)}")
-        return seeds
-
-    @model_validator(mode="after")
-    def _seeds_or_interpolation(self) -> SampleSpec:
-        if (self.seeds is None) == (self.interpolation is None):
-            raise ValueError(
-                "give exactly one of seeds (a list of seeds, one image each) or interpolation "
-                "(from_seed, to_seed, steps)"
-            )
-        return self
-
-    @property
-    def image_count(self) -> int:
-        """How many images the job draws."""
-        if self.interpolation is not None:
-            return self.interpolation.steps
-        return len(self.seeds or [])
 
 
 class EvaluateSpec(StrictModel):

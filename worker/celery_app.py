@@ -6,12 +6,14 @@ sends a job here only once it has reserved devices on this node, so the pool nev
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+from celery.signals import setup_logging, worker_ready, worker_shutdown, worker_shutting_down
 
 from shared.config import Settings
 from shared.messaging import make_celery
+from shared.telemetry.logs import configure_logging
 from worker.node import NodeAgent, detect_devices
 
 settings = Settings.from_env()
@@ -22,6 +24,16 @@ app.conf.update(
     worker_concurrency=len(agent.devices),
     task_default_queue=agent.queue,
 )
+
+
+if settings.log_format == "json":
+
+    @setup_logging.connect
+    def _json_logs(loglevel: int | str | None = None, **_: Any) -> None:
+        """GANFORGE_LOG_FORMAT=json: Celery leaves the root logger to us (a receiver of
+        setup_logging replaces its own set-up), and every record is one JSON line."""
+        level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+        configure_logging("json", level or logging.INFO)
 
 
 @worker_ready.connect

@@ -1,5 +1,5 @@
-"""What a rank needs before the engine runs: the job row, its data on local disk, and the
-checkpoint to resume or sample from."""
+"""What a rank needs before the engine runs: the job row, its data on local disk, the
+checkpoint to resume or sample from, and the `.npy` latents a sampling job names."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from shared.data_roots import DataPathRefusedError, check_data_path
 from shared.data_spec import DataSpec
 from shared.db import session_scope
 from shared.jobs import latest_checkpoint
-from shared.models import Job
+from shared.latent_checks import MAX_LATENTS_NPY_BYTES
+from shared.models import Artifact, Job
+from shared.sample_spec import LatentsArtifact
 from shared.storage import Storage, keys
 from worker.gan.checkpoint import load_checkpoint
 
@@ -80,3 +82,33 @@ def load_checkpoint_of(
     if row is None:
         return None
     return load_checkpoint(store.get(row.key), map_location=device)
+
+
+def load_latents_artifact(
+    settings: Settings, store: Storage, job_id: str, artifact: LatentsArtifact
+) -> bytes:
+    """The bytes of the `.npy` artifact sampling job `job_id` names, checked again here to be
+    one of its owner's (the API checked at submission; the worker trusts no spec alone)."""
+    with session_scope(settings.database_url) as session:
+        owners = dict(
+            session.execute(
+                select(Job.id, Job.owner_id).where(Job.id.in_([job_id, artifact.job_id]))
+            ).all()
+        )
+        row = session.scalar(
+            select(Artifact).where(
+                Artifact.job_id == artifact.job_id, Artifact.name == artifact.name
+            )
+        )
+    if artifact.job_id not in owners or owners[artifact.job_id] != owners.get(job_id):
+        raise JobInputError(f"spec.latents.job_id: no job {artifact.job_id!r} among your jobs")
+    if row is None:
+        raise JobInputError(
+            f"spec.latents.name: job {artifact.job_id} has no artifact {artifact.name!r}"
+        )
+    if row.size > MAX_LATENTS_NPY_BYTES:
+        raise JobInputError(
+            f"spec.latents.name: {artifact.name} is {row.size:,} bytes, more than any valid "
+            "latents array"
+        )
+    return store.get(row.key)

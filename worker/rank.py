@@ -6,30 +6,27 @@ person can act on) and to the job's log before the process exits non-zero.
 
 from __future__ import annotations
 
-import io
 import json
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
-from shared.artifacts import put_artifact
 from shared.config import Settings
 from shared.db import is_unreachable
-from shared.specs import EvaluateSpec, SampleSpec, TrainSpec, parse_spec
-from shared.storage import Storage, StorageError, keys, open_storage
+from shared.specs import EvaluateSpec, TrainSpec, parse_spec
+from shared.storage import Storage, StorageError, open_storage
 from shared.storage.retrying import RetryingStorage
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import resolve_data
 from worker.gan.distributed import backend_for, leave_without_finalizers, process_group
 from worker.gan.evaluation import evaluate_checkpoint, needs_data
-from worker.gan.sample import sample_for_spec
 from worker.gan.train import train
 from worker.inputs import JobInputError, fetch_data, load_checkpoint_of, load_job
 from worker.reporter import JobReporter
+from worker.sampling import run_sampling
 from worker.supervisor import RunFiles
 
 
@@ -74,7 +71,9 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
         elif isinstance(spec, EvaluateSpec):
             status = run_evaluation(settings, store, args, spec, device, reporter)
         else:
-            status = run_sampling(settings, store, args, spec, device, reporter)
+            status = run_sampling(
+                settings, store, args.job_id, args.attempt, spec, device, reporter
+            )
         if local_rank == 0:  # each node's supervisor reads its own node's result
             status, _, error = status.partition(": ")  # "failed: <reason>" carries its reason
             files.result.write_text(json.dumps({"status": status, "error": error}))
@@ -152,44 +151,4 @@ def run_evaluation(
         data_path = fetch_data(trained.data, store, workdir, settings.data_roots)
     reporter.log(f"evaluating step {checkpoint['step']} of {spec.job_id} ({trained.data.source})")
     evaluate_checkpoint(checkpoint, reporter, device, data_path)
-    return "succeeded"
-
-
-def run_sampling(
-    settings: Settings,
-    store: Storage,
-    args: RankArgs,
-    spec: SampleSpec,
-    device: torch.device,
-    reporter: JobReporter,
-) -> str:
-    checkpoint = load_checkpoint_of(settings, store, spec.job_id, spec.step, device)
-    if checkpoint is None:
-        at = "any step" if spec.step is None else f"step {spec.step}"
-        raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
-    path = "an interpolation, " if spec.interpolation is not None else ""
-    reporter.log(
-        f"sampling {path}{spec.image_count} images from step {checkpoint['step']} of {spec.job_id}"
-    )
-    result = sample_for_spec(checkpoint, spec, device)
-    latents = io.BytesIO()
-    np.save(latents, result.latents)
-    put_artifact(
-        settings.database_url,
-        store,
-        args.job_id,
-        keys.GRID_NAME,
-        "samples",
-        result.png,
-        attempt=args.attempt,
-    )
-    put_artifact(
-        settings.database_url,
-        store,
-        args.job_id,
-        keys.LATENTS_NAME,
-        "latents",
-        latents.getvalue(),
-        attempt=args.attempt,
-    )
     return "succeeded"

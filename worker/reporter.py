@@ -3,14 +3,17 @@
 Rank 0 reports progress to the database (at most every few seconds), writes checkpoints,
 sample grids, metrics.jsonl and log.txt through the storage interface, and with each flush
 the run's pictures of itself: TensorBoard events, the fixed-noise timeline and the loss and
-metric curves. Every rank answers `should_stop` from the supervisor's stop file. The engine
-sees only the TrainingHooks protocol.
+metric curves. Between flushes, log.txt and metrics.jsonl go up from a background thread
+within GANFORGE_LOG_FLUSH_S of a new line (worker/livelog.py), so a job's log can be
+followed while it runs. Every rank answers `should_stop` from the supervisor's stop file. The
+engine sees only the TrainingHooks protocol.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -23,7 +26,9 @@ from shared.db import is_unreachable, session_scope, through_outages
 from shared.jobs import add_warning, report_evaluation, report_progress
 from shared.storage import Storage, keys
 from shared.storage.base import ObjectNotFoundError
+from shared.storage.retrying import RetryingStorage
 from worker.gan.hooks import ProgressReport
+from worker.livelog import LiveUpload
 from worker.tensorboard_log import EVAL_PREFIX, TensorBoardLog
 from worker.timeline import Timeline
 
@@ -54,6 +59,11 @@ class JobReporter:
         self._history: dict[str, bytes] = {}  # earlier attempts' metrics.jsonl / log.txt
         self._tensorboard: TensorBoardLog | None = None
         self._timeline: Timeline | None = None
+        # log.txt and metrics.jsonl as they grow: uploaded in the background on one try each
+        # (a store that is away is tried again an interval later, never waited for), and by
+        # the flushes; the lock keeps an older snapshot from landing after a newer one.
+        self._logs_lock = threading.Lock()
+        self._live = LiveUpload(self._upload_live, settings.log_flush_s)
 
     @property
     def writes(self) -> bool:
@@ -68,6 +78,7 @@ class JobReporter:
         self._metrics_lines.append(
             json.dumps({"step": report.step, "time": time.time(), **report.metrics})
         )
+        self._live.mark()
         ips = report.images_per_second
         self.tensorboard.scalars(report.step, {**report.metrics, "Timing/images_per_second": ips})
         remaining = report.total_steps - report.step
@@ -114,6 +125,7 @@ class JobReporter:
             self.tensorboard.image("evaluation", step, png)
         self.tensorboard.scalars(step, metrics, prefix=EVAL_PREFIX)
         self._metrics_lines.append(json.dumps({"step": step, "time": time.time(), "eval": metrics}))
+        self._live.mark()
         self._last_eval_step = step
         shown = {k: v for k, v in metrics.items() if not isinstance(v, (list, str))}
         self.log(
@@ -174,11 +186,15 @@ class JobReporter:
         return self._tensorboard
 
     def log(self, line: str) -> None:
-        if not self.writes:
-            return
+        """A line of the job's log.txt (rank 0's); every rank also prints it to its stderr,
+        the launcher's output, which a job that dies without a word quotes in its error."""
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if not self.writes:
+            print(f"{stamp} [attempt {self.attempt}] [rank {self.rank}] {line}", file=sys.stderr)
+            return
         entry = f"{stamp} [attempt {self.attempt}] {line}"
         self._log_lines.append(entry)
+        self._live.mark()
         print(entry, file=sys.stderr, flush=True)
 
     def flush(self) -> None:
@@ -190,10 +206,25 @@ class JobReporter:
         if not self.writes:
             return
         self._write_progress()
-        metrics = self._with_history(keys.METRICS_NAME, self._metrics_lines)
-        self._put(keys.METRICS_NAME, "metrics", metrics, None)
-        self._put(keys.LOG_NAME, "log", self._with_history(keys.LOG_NAME, self._log_lines), None)
+        metrics = self._put_logs(self.store, live=False)
         self._put_pictures(metrics)
+
+    def _upload_live(self) -> None:
+        """The background upload: one try against the store itself (a RetryingStorage would
+        wait out an outage for minutes), so the next interval tries again instead."""
+        store = self.store.store if isinstance(self.store, RetryingStorage) else self.store
+        self._put_logs(store, live=True)
+
+    def _put_logs(self, store: Storage, live: bool) -> bytes:
+        """Upload metrics.jsonl and log.txt as they stand now; returns metrics.jsonl."""
+        with self._logs_lock:
+            if not live:
+                self._live.taken()  # this snapshot holds every line marked so far
+            metrics = self._with_history(keys.METRICS_NAME, self._metrics_lines[:], store)
+            logged = self._with_history(keys.LOG_NAME, self._log_lines[:], store)
+            self._put(keys.METRICS_NAME, "metrics", metrics, None, store)
+            self._put(keys.LOG_NAME, "log", logged, None, store)
+        return metrics
 
     def _put_pictures(self, metrics_jsonl: bytes) -> None:
         """The run's own pictures, redrawn from everything so far: TensorBoard's event file
@@ -211,23 +242,25 @@ class JobReporter:
         if curves:
             self._put(keys.CURVES_NAME, "curves", curves, None)
 
-    def _with_history(self, name: str, lines: list[str]) -> bytes:
+    def _with_history(self, name: str, lines: list[str], store: Storage) -> bytes:
         history = self._history.get(name)
         if history is None:
-            history = self._read_previous(name)
+            history = self._read_previous(name, store)
             self._history[name] = history
         return history + "".join(line + "\n" for line in lines).encode()
 
-    def _read_previous(self, name: str) -> bytes:
+    def _read_previous(self, name: str, store: Storage | None = None) -> bytes:
         try:
-            return self.store.get(keys.artifact_key(self.job_id, name))
+            return (store or self.store).get(keys.artifact_key(self.job_id, name))
         except ObjectNotFoundError:
             return b""
 
-    def _put(self, name: str, kind: str, data: bytes, step: int | None) -> None:
+    def _put(
+        self, name: str, kind: str, data: bytes, step: int | None, store: Storage | None = None
+    ) -> None:
         put_artifact(
             self.settings.database_url,
-            self.store,
+            store or self.store,
             self.job_id,
             name,
             kind,

@@ -19,6 +19,7 @@ from shared.scheduler.preemption import requeue_preempted
 from shared.scheduler.reconciler import requeue_after_loss
 from shared.scheduler.reservations import NodeShare, claim_share, release
 from shared.states import JobState, transition
+from shared.telemetry.logs import job_context
 from worker.celery_app import agent, app, settings
 from worker.supervisor import RunOutcome, supervise
 
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 
 @app.task(name=RUN_JOB_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_job(job_id: str, attempt: int) -> str:
+    with job_context(job_id, attempt):  # the worker's records about it carry its id
+        return _run_job(job_id, attempt)
+
+
+def _run_job(job_id: str, attempt: int) -> str:
     share = claim(job_id, attempt)
     if share is None:
         log.info(

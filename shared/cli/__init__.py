@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from shared.cli.group import CliError, GanforgeGroup
 from shared.cli.output import console
 from shared.client import Client
 from shared.config import ClientConfig, Settings
+from shared.telemetry.logs import configure_logging
 
 # The README demo: a 2-D MLP GAN on 8 Gaussians on a ring; about half a minute on two CPU cores.
 DEMO_SPEC: dict[str, Any] = {
@@ -32,6 +34,10 @@ DEMO_SPEC: dict[str, Any] = {
     "sample_every": 250,
     "resources": {"devices": 1},
 }
+
+
+# Seconds between `ganforge up`'s looks at its children and at a stop request.
+UP_POLL_S = 0.2
 
 
 HELP = """Train and sample GANs on the lab's GPU pool.
@@ -52,7 +58,7 @@ cancelled.
 @click.option("--url", metavar="URL", help="The API, e.g. https://ganforge.lab.example.")
 @click.option("--token", metavar="TOKEN", help="Your bearer token.")
 def main(url: str | None, token: str | None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging("text")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -91,6 +97,7 @@ def scheduler() -> None:
     from shared.scheduler.loop import run_forever
 
     settings = _settings()
+    configure_logging(settings.log_format)
     run_forever(settings, make_celery(settings))
 
 
@@ -174,20 +181,23 @@ def up() -> None:
     """Run the embedded service here until Ctrl-C.
 
     SQLite, a local artifact folder and a file-system broker in GANFORGE_HOME."""
-    from shared.embedded import ServiceProcesses, prepare
+    from shared.embedded import ServiceProcesses, StopSignals, prepare
 
     settings = _settings()
     prepare(settings)
-    with ServiceProcesses(settings, settings.home / "logs") as services:
+    # SIGTERM and Ctrl-C stop every child (their process groups) before `up` exits, so the
+    # next `up` finds the port and the broker folder free.
+    with StopSignals() as signals, ServiceProcesses(settings, settings.home / "logs") as services:
         services.start()
-        services.wait_ready()
-        console.print(f"ganforge is up at {settings.api_url} (home {settings.home}); Ctrl-C stops")
-        try:
-            while True:
-                services.check_alive()
-                time.sleep(1)
-        except KeyboardInterrupt:
-            console.print("stopping")
+        if services.wait_ready(cancelled=lambda: signals.requested):
+            console.print(
+                f"ganforge is up at {settings.api_url} (home {settings.home}); Ctrl-C stops"
+            )
+        while not signals.requested:
+            services.check_alive()
+            time.sleep(UP_POLL_S)
+        console.print("stopping")
+    console.print("stopped")
 
 
 @main.command()
@@ -201,6 +211,8 @@ def demo(steps: int) -> None:
 
     settings = _settings()
     token = prepare(settings)
+    # SIGTERM unwinds like Ctrl-C, so the service's processes are stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     spec = {
         **DEMO_SPEC,
         "train": {**DEMO_SPEC["train"], "steps": steps},

@@ -56,6 +56,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "events",
         "artifacts",
         "watch",
+        "logs",
         "download",
         "cancel",
         "rerun",

@@ -1,15 +1,27 @@
-"""`ganforge submit / jobs / show / events / artifacts / watch / download / cancel / rerun`."""
+"""`ganforge submit / jobs / show / events / artifacts / watch / logs / download / cancel /
+rerun`."""
 
 from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+import requests
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from shared.cli import api_client, main
 from shared.cli.group import CliError, ExitCode
@@ -21,10 +33,18 @@ from shared.cli.output import (
     print_table,
     quiet_option,
 )
-from shared.client import Client
+from shared.client import (
+    FINAL_STATES,
+    Client,
+    DownloadCorruptError,
+    ServiceUnreachableError,
+    StreamUnavailableError,
+)
 
-# Seconds between polls while following a job.
+# Seconds between polls while following a job without a stream.
 FOLLOW_INTERVAL_S = 0.5
+# Seconds between reads of a log followed without a stream.
+LOG_POLL_S = 1.0
 
 
 @main.command()
@@ -126,13 +146,92 @@ def cancel(job_id: str) -> None:
 
 @main.command()
 @click.argument("job_id")
-@click.argument("name")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None)
-def download(job_id: str, name: str, output: Path | None) -> None:
-    """Download a job's artifact NAME (e.g. samples/step-000500.png)."""
-    target = output or Path(name.rsplit("/", 1)[-1])
-    api_client().download(job_id, name, target)
-    console.print(f"wrote {target}")
+@click.option(
+    "-f", "--follow", "follow_log", is_flag=True, help="Print new lines until the job ends."
+)
+def logs(job_id: str, follow_log: bool) -> None:
+    """Print a job's log; -f follows it until the job ends.
+
+    The log is rank 0's log.txt, uploaded within seconds of each line while the job runs."""
+    client = api_client()
+    if not follow_log:
+        click.echo(client.log(job_id), nl=False)
+        return
+    try:
+        for event in client.feed(job_id, "logs"):
+            if event.name == "log":
+                for line in event.data["lines"]:
+                    click.echo(line)
+            elif event.name == "end":
+                click.echo(f"ganforge: job {job_id} ended {event.data['state']}", err=True)
+    except StreamUnavailableError:
+        _poll_log(client, job_id)
+
+
+def _poll_log(client: Client, job_id: str) -> None:
+    """`logs -f` without a stream: read the log from the last offset every second."""
+    offset = 0
+    while True:
+        state = client.job(job_id)["state"]  # before the read: a final state's lines are in
+        lines, offset = client.log_lines(job_id, offset)
+        for line in lines:
+            click.echo(line)
+        if state in FINAL_STATES:
+            click.echo(f"ganforge: job {job_id} ended {state}", err=True)
+            return
+        time.sleep(LOG_POLL_S)
+
+
+@main.command()
+@click.argument("job_id")
+@click.argument("names", nargs=-1)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder (default: here); for one NAME, a file name also works.",
+)
+def download(job_id: str, names: tuple[str, ...], output: Path | None) -> None:
+    """Download artifacts of a job, checking each one's SHA-256.
+
+    NAME... are artifact names (e.g. samples/step-000500.png); none: all of them. Into a
+    folder they keep their paths (DIR/samples/step-000500.png); one NAME without -o
+    lands here under its file name."""
+    client = api_client()
+    listed = {artifact["name"]: artifact for artifact in client.artifacts(job_id)}
+    for name in names:
+        if name not in listed:
+            raise CliError(f"job {job_id} has no artifact {name!r}", ExitCode.NOT_FOUND)
+    chosen = [listed[name] for name in names] if names else list(listed.values())
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    with Progress(*columns, TransferSpeedColumn(), console=console, transient=True) as bar:
+        for artifact in chosen:
+            target = download_target(artifact["name"], output, one=len(names) == 1)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            task = bar.add_task(artifact["name"], total=artifact["size"])
+            try:
+                client.download(
+                    job_id,
+                    artifact["name"],
+                    target,
+                    sha256=artifact["sha256"],
+                    on_bytes=lambda size, task=task: bar.advance(task, size),  # type: ignore[misc]
+                )
+            except DownloadCorruptError as error:
+                raise CliError(str(error)) from None
+            bar.console.print(f"wrote {target}", highlight=False)
+
+
+def download_target(name: str, output: Path | None, one: bool) -> Path:
+    """Where artifact `name` is written: `output` itself for one named artifact when it is
+    not a folder; else under `output` (default: here) with its path, or, for one artifact
+    without -o, here under its file name."""
+    if one and output is None:
+        return Path(name.rsplit("/", 1)[-1])
+    if one and output is not None and not output.is_dir() and not str(output).endswith("/"):
+        return output
+    return (output or Path(".")) / name
 
 
 @main.command()
@@ -185,7 +284,9 @@ def apply_changes(spec: dict[str, Any], changes: Sequence[str]) -> dict[str, Any
 
 
 def follow(client: Client, job_id: str) -> dict[str, Any]:
-    """Show a job's progress until it ends; returns its final state."""
+    """Show a job's progress until it ends; returns the job as it ended. Follows its live
+    feed (Server-Sent Events) and polls instead when the service does not stream or the
+    stream fails."""
     columns = (
         TextColumn("[bold]{task.fields[state]:<10}"),
         BarColumn(),
@@ -195,27 +296,45 @@ def follow(client: Client, job_id: str) -> dict[str, Any]:
         TextColumn("{task.fields[losses]}"),
         TimeRemainingColumn(),
     )
-    job: dict[str, Any] = {}
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("job", total=None, state="queued", steps="", speed="", losses="")
-        for job in client.follow(job_id, interval_s=FOLLOW_INTERVAL_S):
-            progress = job.get("progress") or {}
-            metrics = job.get("metrics") or {}
-            losses = " ".join(
-                f"{k.split('/')[1]}={v:.3f}" for k, v in metrics.items() if k.endswith("/loss")
-            )
-            speed = f"{progress['images_per_second']:.0f} img/s" if progress else ""
-            steps = f"step {progress['step']}/{progress['total_steps']}" if progress else ""
-            bar.update(
-                task,
-                total=progress.get("total_steps"),
-                completed=progress.get("step", 0),
-                state=job["state"],
-                steps=steps,
-                speed=speed,
-                losses=losses,
-            )
+        job = client.job(job_id)
+        _show(bar, task, job)
+        if job["state"] not in FINAL_STATES:
+            try:
+                for event in client.feed(job_id, "events"):
+                    if event.name == "state":
+                        job["state"] = event.data["to"]
+                    elif event.name == "progress":
+                        job.update(event.data)
+                    _show(bar, task, job)
+            except (StreamUnavailableError, ServiceUnreachableError, requests.RequestException):
+                for job in client.follow(job_id, interval_s=FOLLOW_INTERVAL_S):
+                    _show(bar, task, job)
+        job = client.job(job_id)  # as it ended, with its error
+        _show(bar, task, job)
     return job
+
+
+def _show(bar: Progress, task: TaskID, job: dict[str, Any]) -> None:
+    progress = job.get("progress") or {}
+    metrics = job.get("metrics") or {}
+    losses = " ".join(
+        f"{k.split('/')[1]}={v:.3f}"
+        for k, v in metrics.items()
+        if k.endswith("/loss") and isinstance(v, (int, float))
+    )
+    speed = f"{progress['images_per_second']:.0f} img/s" if progress else ""
+    steps = f"step {progress['step']}/{progress['total_steps']}" if progress else ""
+    bar.update(
+        task,
+        total=progress.get("total_steps"),
+        completed=progress.get("step", 0),
+        state=job["state"],
+        steps=steps,
+        speed=speed,
+        losses=losses,
+    )
 
 
 def finish(job: dict[str, Any]) -> None:

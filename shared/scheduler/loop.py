@@ -284,7 +284,9 @@ def _send(
         for rank, (node, _) in enumerate(placement.parts):
             send_run_job(celery, job_id, attempt, pool.queues[node], task_id if rank == 0 else None)
     except Exception as exc:  # the broker is down: give the job back for the next pass
-        log.warning("could not send job %s: %s", job_id, exc)
+        log.warning(
+            "could not send job %s: %s", job_id, exc, extra={"job_id": job_id, "attempt": attempt}
+        )
         with session_scope(settings.database_url) as session:
             transition(
                 session,

@@ -63,7 +63,13 @@ def requeue_after_loss(
     else:
         error = f"lost {attempt} times; no attempts left"
         transition(session, job_id, JobState.LOST, JobState.FAILED, error, error=error)
-    log.warning("job %s attempt %s lost: %s", job_id, attempt, reason)
+    log.warning(
+        "job %s attempt %s lost: %s",
+        job_id,
+        attempt,
+        reason,
+        extra={"job_id": job_id, "attempt": attempt},
+    )
     return True
 
 
@@ -88,5 +94,5 @@ def requeue_unclaimed(session: Session, claim_timeout_s: float) -> list[str]:
         if transition(session, job_id, JobState.SCHEDULED, JobState.QUEUED, reason)
     ]
     for job_id in moved:
-        log.warning("job %s: %s", job_id, reason)
+        log.warning("job %s: %s", job_id, reason, extra={"job_id": job_id})
     return moved

@@ -57,8 +57,16 @@ METRICS_NAME = "metrics.jsonl"
 TIMELINE_NAME = "timeline.gif"
 CURVES_NAME = "curves.png"
 LOG_NAME = "log.txt"
+# A sampling job's outputs (shared.specs.SampleSpec): every mode's grid and latents, an
+# interpolation's animation, a neighbourhood's distances and their plot, and an export.
 GRID_NAME = "grid.png"
 LATENTS_NAME = "latents.npy"
+INTERPOLATION_GIF_NAME = "interpolation.gif"
+NEIGHBOURHOOD_JSON_NAME = "neighbourhood.json"
+NEIGHBOURHOOD_PLOT_NAME = "neighbourhood.png"
+GENERATOR_WEIGHTS_NAME = "generator.safetensors"
+GENERATOR_CARD_NAME = "generator.json"
+GENERATOR_TORCHSCRIPT_NAME = "generator.torchscript.pt"
 
 _ARTIFACT_NAME = re.compile(r"^(?:[a-z]+/)?[a-z0-9][a-z0-9._-]*$")
 

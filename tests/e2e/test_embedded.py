@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from shared.client import Client
 from worker.gan.distributed import find_free_port
 
 pytestmark = pytest.mark.e2e
@@ -40,3 +44,72 @@ def test_demo_runs_a_job_on_sqlite_local_folder_and_file_broker(tmp_path: Path) 
     assert str(job_folder) in result.stdout.replace("\n", "")
     assert (home / "token").read_text().startswith("gf_")
     assert (home / "ganforge.db").exists()
+
+
+def _descendants(root: int) -> set[int]:
+    """Every live process below `root` (children in their own sessions included)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_up_stops_every_child_on_sigterm_or_ctrl_c_and_starts_again(tmp_path: Path) -> None:
+    port = find_free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("GANFORGE_", "AWS_"))},
+        "GANFORGE_HOME": str(tmp_path / "home"),
+        "GANFORGE_API_URL": f"http://127.0.0.1:{port}",
+        "GANFORGE_TORCH_THREADS": "1",
+    }
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        up = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "up"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not Client(env["GANFORGE_API_URL"], None).ready():
+                assert up.poll() is None, up.communicate()[0].decode()[-3000:]
+                assert time.monotonic() < deadline, "the embedded service never got ready"
+                time.sleep(0.5)
+            children = _descendants(up.pid)
+            assert len(children) >= 3, "the API, the scheduler and the worker"
+            up.send_signal(stop)
+            output = up.communicate(timeout=60)[0].decode()
+        finally:
+            if up.poll() is None:
+                up.kill()
+        assert up.returncode == 0, output[-3000:]
+        assert "stopped" in output
+        assert not [pid for pid in children if _alive(pid)], f"left behind after {stop!r}"
+        assert _port_free(port)

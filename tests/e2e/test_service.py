@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +272,73 @@ def test_ring8_through_the_service_covers_every_mode_with_high_quality_samples(
     assert steps == [2_500, 5_000, 7_500, 10_000]
     late = service.http.get(service.url(f"/api/v1/jobs/{job['id']}/metrics?from_step=9990"))
     assert {e["kind"] for e in late.json()["metrics"]} == {"train", "eval"}
+
+
+def test_latent_tools_sample_paths_neighbourhoods_and_explicit_latents_and_export_a_generator(
+    service: Service, ring_job: dict[str, Any]
+) -> None:
+    """Explicit latents copied from a seeds job's latents.npy draw byte-identical images; the
+    exported TorchScript generator reproduces the checkpoint's outputs for those latents."""
+    from worker.gan.checkpoint import load_checkpoint
+    from worker.gan.sample import load_generator
+
+    source = ring_job["id"]
+    seeds = service.wait_final(
+        service.submit("sample", {"job_id": source, "seeds": [3, 1, 4]})["id"]
+    )
+    assert seeds["state"] == "succeeded", seeds["error"]
+    copy = {"job_id": seeds["id"], "name": "latents.npy"}
+    specs = {
+        "copy": {"job_id": source, "latents": copy, "export": True},
+        "path": {"job_id": source, "interpolation": {"points": [1, 2, 3], "steps": 4}},
+        "around": {
+            "job_id": source,
+            "neighbourhood": {"centre": 7, "radii": [0.1, 1.0], "count": 4},
+        },
+    }
+    jobs = {name: service.submit("sample", spec, name=name)["id"] for name, spec in specs.items()}
+    for name, job_id in jobs.items():
+        done = service.wait_final(job_id)
+        assert done["state"] == "succeeded", (name, done["error"])
+    drawn, exported = {"grid.png", "latents.npy"}, {"generator.safetensors", "generator.json"}
+    exported |= {"generator.torchscript.pt"}
+    extras = {"interpolation.gif", "neighbourhood.json", "neighbourhood.png"}
+    outputs = {
+        name: set(service.artifacts(job_id)) & (drawn | exported | extras)
+        for name, job_id in jobs.items()
+    }
+    assert outputs == {
+        "copy": drawn | exported,
+        "path": drawn | {"interpolation.gif"},
+        "around": drawn | {"neighbourhood.json", "neighbourhood.png"},
+    }
+    assert service.download(jobs["copy"], "grid.png") == service.download(seeds["id"], "grid.png")
+    assert Image.open(io.BytesIO(service.download(jobs["path"], "interpolation.gif"))).n_frames == 7
+    report = json.loads(service.download(jobs["around"], "neighbourhood.json"))
+    assert report["radii"] == [0.1, 1.0] and len(report["mean_distance"]) == 2
+
+    card = json.loads(service.download(jobs["copy"], "generator.json"))
+    weights = service.download(jobs["copy"], "generator.safetensors")
+    assert card["safetensors"]["sha256"] == hashlib.sha256(weights).hexdigest()
+    assert card["source"] == {"job_id": source, "step": 40, "data": "toy:ring8"}
+    latents = torch.from_numpy(np.load(io.BytesIO(service.download(jobs["copy"], "latents.npy"))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, not gone
+        module = torch.jit.load(
+            io.BytesIO(service.download(jobs["copy"], "generator.torchscript.pt"))
+        )
+    checkpoint = load_checkpoint(service.download(source, "checkpoints/step-000040.pt"))
+    generator, _ = load_generator(checkpoint, torch.device("cpu"))
+    with torch.no_grad():
+        assert (module(latents) - generator(latents)).abs().max().item() <= 1e-6
+
+    def refused(spec: dict[str, Any]) -> dict[str, str]:
+        body = {"kind": "sample", "name": "bad", "spec": {"job_id": source, **spec}}
+        response = service.http.post(service.url("/api/v1/jobs"), json=body, timeout=30)
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        return error  # type: ignore[no-any-return]
+
+    assert refused({"latents": [[0.0] * 4, [0.0] * 5]})["path"] == "spec.latents.1"
+    missing = refused({"latents": {"job_id": seeds["id"], "name": "nothing.npy"}})
+    assert missing["path"] == "spec.latents.name"

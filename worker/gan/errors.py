@@ -22,3 +22,8 @@ class NonFiniteLossError(GanError):
             f"loss became NaN or infinite at step {step}: "
             "lower the learning rate or check the training data"
         )
+
+
+class LatentsError(GanError):
+    """Latents a sampling job gives do not fit its generator, or an `.npy` file of them cannot
+    be read safely; the message names the field or file and what is wrong."""

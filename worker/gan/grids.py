@@ -1,4 +1,5 @@
-"""Pictures of samples as PNG bytes: image grids and 2-D scatter plots.
+"""Pictures of samples as PNG bytes: image grids and 2-D scatter plots; and animations of
+them as GIF bytes (an interpolation played frame by frame).
 
 Pillow only, drawn with integer pixel coordinates and no metadata, so the same tensors always
 give the same bytes (matplotlib embeds versions and varies with fonts and back-ends).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -28,6 +30,12 @@ DOT_RADIUS = 2
 REFERENCE_MARGIN = 1.1
 # A fixed zlib level: the PNG encoder's output depends on it.
 PNG_COMPRESS_LEVEL = 6
+# Animation frames are enlarged (whole pixels, no smoothing) to at least this side: a 28 px
+# digit is a speck in an image viewer.
+MIN_FRAME_SIDE = 112
+# 10 frames a second plays a 64-step path in about 6 s; the last frame stays a little longer.
+FRAME_MS = 100
+LAST_FRAME_MS = 1000
 
 
 def image_grid_png(images: Tensor, columns: int | None = None) -> bytes:
@@ -47,6 +55,36 @@ def image_grid_png(images: Tensor, columns: int | None = None) -> bytes:
         left = GRID_PADDING + column * (width + GRID_PADDING)
         canvas[top : top + height, left : left + width] = image
     return _png(Image.fromarray(canvas[..., 0] if channels == 1 else canvas))
+
+
+def image_frames(images: Tensor) -> list[Image.Image]:
+    """Images [N, C, H, W] in [-1, 1] as pictures, enlarged by a whole factor to at least
+    `MIN_FRAME_SIDE` pixels a side."""
+    _count, channels, height, width = images.shape
+    if channels not in (1, 3):
+        raise ValueError(f"image frames need 1 or 3 channels, got {channels}")
+    factor = max(1, math.ceil(MIN_FRAME_SIDE / min(height, width)))
+    pixels = _to_uint8(images).permute(0, 2, 3, 1).numpy()
+    frames = [Image.fromarray(p[..., 0] if channels == 1 else p) for p in pixels]
+    size = (width * factor, height * factor)
+    return [frame.resize(size, Image.Resampling.NEAREST) for frame in frames]
+
+
+def animated_gif(frames: Sequence[Image.Image]) -> bytes:
+    """The frames as one looping GIF, `FRAME_MS` each and `LAST_FRAME_MS` for the last."""
+    if not frames:
+        raise ValueError("an animation needs at least one frame")
+    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
+    buffer = io.BytesIO()
+    frames[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=list(frames[1:]),
+        duration=durations,
+        loop=0,
+    )
+    return buffer.getvalue()
 
 
 def scatter_png(

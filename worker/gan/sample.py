@@ -1,32 +1,42 @@
-"""Images from a trained generator: rebuild it from a checkpoint, render latents as a PNG."""
+"""Images from a trained generator: rebuild it from a checkpoint, render latents as a PNG,
+and what a sampling mode draws besides (an interpolation's GIF, a neighbourhood's distances).
+"""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from shared.specs import SampleSpec, TrainSpec
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import reference_points
-from worker.gan.grids import image_grid_png, scatter_png
+from worker.gan.grids import animated_gif, image_frames, image_grid_png, scatter_png
 from worker.gan.latents import latents_for_sampling
 from worker.gan.models import build_generator
+from worker.gan.neighbourhood import NeighbourhoodReport, neighbourhood_report
 from worker.gan.priors import latents_for_seeds
 
 # Real points drawn behind generated ones in point-data plots: enough to show every mode.
 REFERENCE_POINT_COUNT = 1000
+# Side of a point-data animation frame: half the still plot's, 64 frames stay a small GIF.
+GIF_SCATTER_SIZE = 256
 
 
 @dataclass(frozen=True)
 class SampleResult:
-    """A PNG of the samples, in order, and exactly the latents they were drawn from."""
+    """A PNG of the samples, in order, and exactly the latents they were drawn from; an
+    interpolation's animation and a neighbourhood's distances when the mode draws them."""
 
     png: bytes
     latents: np.ndarray  # float32, [number of samples, latent dim]
+    gif: bytes | None = None
+    neighbourhood: NeighbourhoodReport | None = None
 
 
 def render_png(spec: TrainSpec, generated: Tensor, columns: int | None = None) -> bytes:
@@ -57,22 +67,60 @@ def sample_for_seeds(
 ) -> SampleResult:
     """One sample per seed; the same checkpoint and seeds give the same PNG bytes on a device."""
     generator, spec = load_generator(checkpoint, device)
-    return _draw(generator, spec, latents_for_seeds(spec.latent, seeds), device)
+    drawn = _draw(generator, spec, latents_for_seeds(spec.latent, seeds), device)
+    return SampleResult(png=drawn.png, latents=drawn.latents)
 
 
 @torch.no_grad()
 def sample_for_spec(
-    checkpoint: dict[str, Any], sampling: SampleSpec, device: torch.device
+    checkpoint: dict[str, Any],
+    sampling: SampleSpec,
+    device: torch.device,
+    loaded: Tensor | None = None,
 ) -> SampleResult:
-    """The images a sampling job asks for: per seed, or an interpolation drawn as one row.
+    """The images a sampling job asks for, in the layout of its mode (see `SampleSpec`):
+    a square-ish grid for seeds and latents, one row for an interpolation or arithmetic, a
+    row per radius for a neighbourhood.
 
-    Truncation and the interpolation method are applied as `latents.latents_for_sampling`
-    says; the same checkpoint and spec give the same PNG bytes on a device.
+    `loaded`: the latents of the `.npy` artifact the spec names, if it names one. Latents
+    come from `latents.latents_for_sampling`; the same checkpoint and spec give the same PNG
+    bytes on a device.
     """
     generator, spec = load_generator(checkpoint, device)
-    latents = latents_for_sampling(spec.latent, sampling)
-    columns = len(latents) if sampling.interpolation is not None else None
-    return _draw(generator, spec, latents, device, columns)
+    latents = latents_for_sampling(spec.latent, sampling, loaded)
+    columns = None
+    if sampling.interpolation is not None or sampling.arithmetic is not None:
+        columns = len(latents)
+    elif sampling.neighbourhood is not None:
+        columns = sampling.neighbourhood.count + 1
+    result = _draw(generator, spec, latents, device, columns)
+    generated = result.generated
+    if sampling.interpolation is not None:
+        return SampleResult(result.png, result.latents, gif=interpolation_gif(spec, generated))
+    if sampling.neighbourhood is not None:
+        report = neighbourhood_report(spec, generated, sampling.neighbourhood, sampling.truncation)
+        return SampleResult(result.png, result.latents, neighbourhood=report)
+    return SampleResult(result.png, result.latents)
+
+
+def interpolation_gif(spec: TrainSpec, generated: Tensor) -> bytes:
+    """The path played frame by frame: each image enlarged, or for points the path so far
+    over the real data."""
+    if spec.data.is_image:
+        return animated_gif(image_frames(generated))
+    reference = reference_points(spec.data, REFERENCE_POINT_COUNT, spec.train.seed)
+    frames = [
+        Image.open(io.BytesIO(scatter_png(generated[: end + 1], reference, GIF_SCATTER_SIZE)))
+        for end in range(len(generated))
+    ]
+    return animated_gif(frames)
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    png: bytes
+    latents: np.ndarray
+    generated: Tensor
 
 
 def _draw(
@@ -81,7 +129,8 @@ def _draw(
     latents: Tensor,
     device: torch.device,
     columns: int | None = None,
-) -> SampleResult:
+) -> _Drawn:
     latents = latents.to(torch.float32)
     generated = generator(latents.to(device))
-    return SampleResult(png=render_png(spec, generated, columns), latents=latents.numpy())
+    png = render_png(spec, generated, columns)
+    return _Drawn(png=png, latents=latents.numpy(), generated=generated)

@@ -1,0 +1,67 @@
+"""gunicorn's settings for the API (`gunicorn --config python:api.gunicorn_conf`); the
+command line in shared/embedded.py gives the address and the process and thread counts.
+
+- **gthread workers.** A Server-Sent Events stream (api/live.py) holds one thread, not a
+  whole worker, and the worker's heartbeat runs in its main loop, so a stream that lasts
+  minutes never trips gunicorn's `--timeout`; streams end by themselves after
+  api.live.STREAM_MAX_S, and clients reconnect.
+- **Metrics across processes.** Unless the operator names a PROMETHEUS_MULTIPROC_DIR, the
+  master makes a fresh one before it forks the workers (so counts start at zero with each
+  start) and removes it when it exits: a scrape of /metrics on any worker sums the request
+  latencies and storage errors of all of them.
+- **JSON logs** (GANFORGE_LOG_FORMAT=json): gunicorn's own error and access loggers write
+  one JSON object per line too, as the app's records do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from shared.config import Settings
+
+worker_class = "gthread"
+
+_settings = Settings.from_env()
+
+if _settings.log_format == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "shared.telemetry.logs.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        },
+        "root": {"level": "INFO", "handlers": []},
+    }
+
+
+def on_starting(server: Any) -> None:
+    if _settings.prometheus_multiproc_dir is None:
+        folder = tempfile.mkdtemp(prefix="ganforge-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        server.ganforge_metrics_dir = folder
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    folder = getattr(server, "ganforge_metrics_dir", None) or _settings.prometheus_multiproc_dir
+    if folder:
+        multiprocess.mark_process_dead(worker.pid, folder)
+
+
+def on_exit(server: Any) -> None:
+    folder = getattr(server, "ganforge_metrics_dir", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""GET /metrics: the pool's figures read from the database at scrape time, and the API's own."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select, update
+
+from api.app import create_app
+from shared.config import Settings
+from shared.db import session_scope
+from shared.jobs import report_progress
+from shared.models import Job, JobEvent
+from shared.scheduler.nodes import register_node
+from shared.scheduler.reservations import reserve
+from tests.helpers import auth
+from tests.unit.job_factories import S, move, queued_job, running_job
+
+
+def scrape(
+    client: FlaskClient, **headers: str
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/plain"
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for sample in family.samples
+    }
+
+
+def shift_running_event(settings: Settings, job_id: str, seconds: float) -> None:
+    """Make the job start `seconds` after it was queued, and run 10 minutes if it ended."""
+    with session_scope(settings.database_url) as session:
+        queued_at = session.scalar(
+            select(JobEvent.created_at).where(
+                JobEvent.job_id == job_id, JobEvent.to_state == "queued"
+            )
+        )
+        assert queued_at is not None
+        started = queued_at + timedelta(seconds=seconds)
+        session.execute(
+            update(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.to_state == "running")
+            .values(created_at=started)
+        )
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(started_at=started, finished_at=started + timedelta(minutes=10))
+        )
+
+
+def test_metrics_count_jobs_waits_durations_devices_and_speed(
+    client: FlaskClient, settings: Settings, alice: str
+) -> None:
+    waiting = queued_job(settings)
+    running = running_job(settings)
+    done = running_job(settings)
+    move(settings, done, S.RUNNING, S.SUCCEEDED)
+    shift_running_event(settings, done, 42)
+    shift_running_event(settings, running, 3)
+    with session_scope(settings.database_url) as session:
+        register_node(
+            session,
+            name="gpu-1",
+            queue="q",
+            devices=[{"index": i, "kind": "gpu"} for i in range(4)],
+            labels={},
+        )
+        reserve(session, running, 1, (("gpu-1", (0,)),))
+        report_progress(session, running, 1, {"step": 5, "images_per_second": 1234.5}, {})
+    client.get("/api/v1/jobs", headers=auth(alice))  # one timed request, at least
+
+    seen = scrape(client)
+    assert seen[("ganforge_database_up", ())] == 1
+    assert seen[("ganforge_jobs", (("state", "queued"),))] == 1
+    assert seen[("ganforge_jobs", (("state", "running"),))] == 1
+    assert seen[("ganforge_jobs", (("state", "succeeded"),))] == 1
+    assert seen[("ganforge_jobs", (("state", "failed"),))] == 0
+    wait = "ganforge_job_queue_wait_seconds"
+    assert seen[(f"{wait}_count", (("kind", "train"),))] == 2
+    assert seen[(f"{wait}_sum", (("kind", "train"),))] == 45
+    assert seen[(f"{wait}_bucket", (("kind", "train"), ("le", "5.0")))] == 1
+    assert seen[(f"{wait}_bucket", (("kind", "train"), ("le", "60.0")))] == 2
+    duration = (("kind", "train"), ("state", "succeeded"))
+    assert seen[("ganforge_job_duration_seconds_sum", duration)] == 600
+    assert seen[("ganforge_job_duration_seconds_count", duration)] == 1
+    assert seen[("ganforge_node_devices", (("node", "gpu-1"), ("status", "busy")))] == 1
+    assert seen[("ganforge_node_devices", (("node", "gpu-1"), ("status", "free")))] == 3
+    speed = (("job_id", running), ("kind", "train"), ("owner", "alice"))
+    assert seen[("ganforge_job_images_per_second", speed)] == 1234.5
+    assert waiting not in {dict(labels).get("job_id") for _, labels in seen}
+    timed = (("method", "GET"), ("route", "/api/v1/jobs"), ("status", "200"))
+    assert seen[("ganforge_api_request_duration_seconds_count", timed)] >= 1
+
+
+def test_metrics_ask_for_the_token_when_one_is_set(settings: Settings) -> None:
+    client = create_app(settings.with_(metrics_token="scrape-me")).test_client()
+    refused = client.get("/metrics")
+    assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
+    assert client.get("/metrics", headers=auth("wrong")).status_code == 401
+    assert scrape(client, **auth("scrape-me"))[("ganforge_database_up", ())] == 1

@@ -1,0 +1,85 @@
+"""A sampling job's run: read the checkpoint and any latents it names, draw what its mode
+asks for, export the generator when asked, and store every output under its stable name
+(shared.storage.keys)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from shared.artifacts import put_artifact
+from shared.config import Settings
+from shared.specs import SampleSpec
+from shared.storage import Storage, keys
+from worker.gan.checkpoint import checkpoint_spec
+from worker.gan.export import export_generator
+from worker.gan.latents import read_latents_npy
+from worker.gan.sample import SampleResult, sample_for_spec
+from worker.inputs import JobInputError, load_checkpoint_of, load_latents_artifact
+from worker.reporter import JobReporter
+
+# (artifact name, artifact kind, bytes)
+Output = tuple[str, str, bytes]
+
+
+def run_sampling(
+    settings: Settings,
+    store: Storage,
+    job_id: str,
+    attempt: int,
+    spec: SampleSpec,
+    device: torch.device,
+    reporter: JobReporter,
+) -> str:
+    checkpoint = load_checkpoint_of(settings, store, spec.job_id, spec.step, device)
+    if checkpoint is None:
+        at = "any step" if spec.step is None else f"step {spec.step}"
+        raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
+    outputs: list[Output] = []
+    if spec.mode != "export":
+        loaded = None
+        if spec.latents_artifact is not None:
+            data = load_latents_artifact(settings, store, job_id, spec.latents_artifact)
+            dim = checkpoint_spec(checkpoint).latent.dim
+            loaded = read_latents_npy(data, dim, spec.latents_artifact.name)
+        count = spec.image_count if loaded is None else len(loaded)
+        reporter.log(
+            f"sampling {_mode_words(spec)}{count} images from step {checkpoint['step']} "
+            f"of {spec.job_id}"
+        )
+        outputs += sample_outputs(sample_for_spec(checkpoint, spec, device, loaded))
+    if spec.export:
+        reporter.log(f"exporting the generator of step {checkpoint['step']} of {spec.job_id}")
+        exported = export_generator(checkpoint, spec.job_id)
+        outputs += [
+            (keys.GENERATOR_WEIGHTS_NAME, "export", exported.weights),
+            (keys.GENERATOR_TORCHSCRIPT_NAME, "export", exported.torchscript),
+            (keys.GENERATOR_CARD_NAME, "export", exported.card),
+        ]
+    for name, kind, data in outputs:
+        put_artifact(settings.database_url, store, job_id, name, kind, data, attempt=attempt)
+    return "succeeded"
+
+
+def sample_outputs(result: SampleResult) -> list[Output]:
+    """The artifacts of a drawing: the grid and its latents, and what its mode adds."""
+    latents = io.BytesIO()
+    np.save(latents, result.latents)
+    outputs = [
+        (keys.GRID_NAME, "samples", result.png),
+        (keys.LATENTS_NAME, "latents", latents.getvalue()),
+    ]
+    if result.gif is not None:
+        outputs.append((keys.INTERPOLATION_GIF_NAME, "interpolation", result.gif))
+    if result.neighbourhood is not None:
+        outputs += [
+            (keys.NEIGHBOURHOOD_JSON_NAME, "neighbourhood", result.neighbourhood.json),
+            (keys.NEIGHBOURHOOD_PLOT_NAME, "neighbourhood", result.neighbourhood.plot),
+        ]
+    return outputs
+
+
+def _mode_words(spec: SampleSpec) -> str:
+    return "" if spec.mode in ("seeds", "latents") else f"{spec.mode}: "
