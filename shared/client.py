@@ -103,6 +103,12 @@ class Client:
     def events(self, job_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/jobs/{job_id}/events").json()["events"]  # type: ignore[no-any-return]
 
+    def metrics(self, job_id: str, **filters: Any) -> list[dict[str, Any]]:
+        """The job's metric series (`kind`: train or eval; `from_step`, `to_step`)."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        answer = self._call("GET", f"/api/v1/jobs/{job_id}/metrics", params=params).json()
+        return answer["metrics"]  # type: ignore[no-any-return]
+
     def artifacts(self, job_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/jobs/{job_id}/artifacts").json()["artifacts"]  # type: ignore[no-any-return]
 

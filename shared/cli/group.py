@@ -62,6 +62,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "rerun",
         "priority",
     ),
+    "Quality": ("quality", "evaluate"),
     "Data": ("datasets",),
     "Pool": ("pool", "queue"),
     "Account": ("token",),

@@ -17,8 +17,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
+from shared.artifacts import put_artifact
 from shared.cli import main
 from shared.cli.group import HELP_SECTIONS, ExitCode
+from shared.config import Settings
+from shared.storage import open_storage
 from tests.helpers import RING_SPEC, auth, train_request
 
 JOB_ID = re.compile(r"\b[0-9a-f]{32}\b")
@@ -271,3 +274,30 @@ def test_help_lists_one_command_a_line_under_topics(cli_home: Path) -> None:
             assert len(line.split()) > 2, f"{name} has a description on its own line"
             assert not line.endswith("..."), f"{name}'s description is cut: {line!r}"
     assert any(line.startswith("Exit status: 0 ok") for line in (s.strip() for s in lines))
+
+
+# --- quality ---------------------------------------------------------------------------------
+
+
+def test_quality_shows_the_evaluations_over_steps_and_json_gives_the_series(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path, settings: Settings
+) -> None:
+    job_id = submit(client, alice)
+    lines = [
+        {"step": 10, "time": 0, "Loss/D/loss": 1.0},
+        {"step": 10, "time": 0, "eval": {"modes_covered": 5, "high_quality": 0.5, "w1": None}},
+        {"step": 20, "time": 0, "eval": {"modes_covered": 8, "high_quality": 0.925}},
+    ]
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    put_artifact(
+        settings.database_url, open_storage(settings), job_id, "metrics.jsonl", "metrics", data
+    )
+    shown = as_user(cli_home, api_url, alice, "quality", job_id)
+    assert shown.exit_code == 0, shown.output
+    rows = [line.split() for line in shown.output.splitlines()]
+    assert rows[0] == ["step", "modes", "high", "quality", "W1"]
+    assert rows[1] == ["10", "5", "50.0%", "n/a"] and rows[2] == ["20", "8", "92.5%"]
+    as_json = as_user(cli_home, api_url, alice, "quality", job_id, "--json", "--from-step", "15")
+    assert [entry["step"] for entry in json.loads(as_json.output)["metrics"]] == [20]
+    missing = as_user(cli_home, api_url, alice, "quality", "0" * 32)
+    assert missing.exit_code == ExitCode.NOT_FOUND
