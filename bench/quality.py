@@ -1,9 +1,12 @@
 """Quality over seeds: train each setup on 3 seeds with the engine and print the service's own
-final evaluation (modes, % high quality, KL from uniform; W1 for 1-D), next to the published
-figures, as a table and as JSON.
+final evaluation (modes, % high quality, KL from uniform; W1 for 1-D; classes and class KL for
+MNIST), next to the published figures, as a table and as JSON.
 
-    .venv/bin/python -m bench.quality                      # every setup, seeds 0 1 2
+    .venv/bin/python -m bench.quality                      # the examples/ specs, seeds 0 1 2
     .venv/bin/python -m bench.quality --setups ring8-pacgan2-20k --seeds 0 --workers 1
+
+The default setups are the documented example specs (`examples/*.json`, as `example-<name>`),
+the configurations ganforge recommends per dataset; the others are the study behind them.
 
 Each run is its own process with one torch thread (`--workers` at a time, 2 on this 2-core
 machine); the figures are those the job itself reports (worker/gan/evaluation.py on the
@@ -15,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +44,24 @@ def _pacgan(
     }
 
 
+REPOSITORY = Path(__file__).resolve().parent.parent
 # The repository's 4,000-digit MNIST slice (labels beside it, so the digit metrics apply).
-MNIST_SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "mnist"
+MNIST_SLICE = REPOSITORY / "tests" / "data" / "mnist"
+EXAMPLES = REPOSITORY / "examples"
+
+
+def _example(path: Path) -> dict[str, Any]:
+    """An example spec, its relative data path taken from the repository root."""
+    spec: dict[str, Any] = json.loads(path.read_text())
+    data_path = spec["data"].get("path")
+    if data_path is not None and not Path(data_path).is_absolute():
+        spec["data"] = {**spec["data"], "path": str(REPOSITORY / data_path)}
+    return spec
+
+
+EXAMPLE_SETUPS = {
+    f"example-{path.stem}": _example(path) for path in sorted(EXAMPLES.glob("*.json"))
+}
 
 
 def _dcgan_mnist(steps: int, pack: int = 1) -> dict[str, Any]:
@@ -61,6 +80,7 @@ def _dcgan_mnist(steps: int, pack: int = 1) -> dict[str, Any]:
 
 # Setups: the spec each seed trains (train.seed is set per run).
 SETUPS: dict[str, dict[str, Any]] = {
+    **EXAMPLE_SETUPS,
     "ring8-pacgan2-20k": _pacgan("toy:ring8", 20_000),
     "ring8-pacgan2-ema9999-20k": _pacgan("toy:ring8", 20_000, ema_decay=0.9999),
     "ring8-pacgan2-b2048-20k": _pacgan("toy:ring8", 20_000, batch_size=2048),
@@ -151,7 +171,7 @@ def _figures(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--setups", nargs="*", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--setups", nargs="*", default=list(EXAMPLE_SETUPS), choices=list(SETUPS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path("bench-quality.json"))
@@ -159,9 +179,12 @@ def main() -> None:
     runs = [(setup, seed) for setup in args.setups for seed in args.seeds]
     results = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for result in pool.map(run_one, *zip(*runs, strict=True)):
+        futures = [pool.submit(run_one, setup, seed) for setup, seed in runs]
+        for future in as_completed(futures):
+            result = future.result()
             print(f"{result['setup']} seed {result['seed']}: {_figures(result)}", flush=True)
             results.append(result)
+    results.sort(key=lambda r: (args.setups.index(r["setup"]), args.seeds.index(r["seed"])))
     args.json.write_text(json.dumps(results, indent=2))
     print(
         f"| setup | steps | {' | '.join(f'seed {s}' for s in args.seeds)} | minutes | published |"
