@@ -86,9 +86,29 @@ SETUPS: dict[str, dict[str, Any]] = {
     "ring8-pacgan2-b2048-20k": _pacgan("toy:ring8", 20_000, batch_size=2048),
     "ring8-pacgan2-linear-20k": _pacgan("toy:ring8", 20_000, lr_schedule="linear"),
     "grid25-pacgan2-30k": _pacgan("toy:grid25", 30_000),
+    "grid25-pacgan2-b2048-30k": _pacgan("toy:grid25", 30_000, batch_size=2048),
+    "grid25-pacgan2-d2-30k": _pacgan(
+        "toy:grid25", 30_000, loss={"name": "non_saturating", "critic_steps": 2}
+    ),
     "grid25-pacgan4-ema9999-30k": _pacgan("toy:grid25", 30_000, 256, 4, ema_decay=0.9999),
     "grid25-pacgan4-linear-30k": _pacgan("toy:grid25", 30_000, 256, 4, lr_schedule="linear"),
     "ring8-pacgan2-topk-20k": _pacgan("toy:ring8", 20_000, loss={"top_k": 0.5}),
+    "ring8-pacgan2-b2048-d2-20k": _pacgan(
+        "toy:ring8", 20_000, batch_size=2048, loss={"name": "non_saturating", "critic_steps": 2}
+    ),
+    "ring8-pacgan2-d2-20k": _pacgan(
+        "toy:ring8", 20_000, loss={"name": "non_saturating", "critic_steps": 2}
+    ),
+    "ring8-pacgan2-hinge-20k": _pacgan("toy:ring8", 20_000, loss={"name": "hinge"}),
+    "ring8-pacgan2-lsgan-20k": _pacgan("toy:ring8", 20_000, loss={"name": "least_squares"}),
+    "ring8-pacgan2-w256-20k": _pacgan("toy:ring8", 20_000, 256),
+    "ring8-pacgan4-20k": _pacgan("toy:ring8", 20_000, pack=4),
+    "ring8-pacgan2-b2048-topk75-20k": _pacgan(
+        "toy:ring8", 20_000, batch_size=2048, loss={"name": "non_saturating", "top_k": 0.75}
+    ),
+    "ring8-pacgan2-b2048-beta8-20k": _pacgan(
+        "toy:ring8", 20_000, batch_size=2048, lr=1e-4, betas=[0.8, 0.999]
+    ),
     "ring8-pacpaper-20k": {
         "model": {"family": "mlp", "width": 400, "depth": 4, "generator_norm": "batch", "pack": 2},
         "latent": {"dim": 2},
