@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -12,6 +14,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from api.app import create_app
 from shared.config import Settings
@@ -121,3 +124,15 @@ def alice(settings: Settings) -> str:
 @pytest.fixture
 def bob(settings: Settings) -> str:
     return user_token(settings, "bob")
+
+
+@pytest.fixture
+def api_url(app: Flask) -> Iterator[str]:
+    """The test app behind a real HTTP port, as the CLI sees a deployment."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)

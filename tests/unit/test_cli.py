@@ -4,18 +4,14 @@ statuses, --json and -q, whole ids, rerun, events, and where the CLI connects.""
 from __future__ import annotations
 
 import json
-import logging
 import re
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from shared.artifacts import put_artifact
 from shared.cli import main
@@ -25,18 +21,6 @@ from shared.storage import open_storage
 from tests.helpers import RING_SPEC, auth, train_request
 
 JOB_ID = re.compile(r"\b[0-9a-f]{32}\b")
-
-
-@pytest.fixture
-def api_url(app: Flask) -> Iterator[str]:
-    """The test app behind a real HTTP port, as the CLI sees a deployment."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
 
 
 @pytest.fixture

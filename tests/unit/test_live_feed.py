@@ -8,9 +8,7 @@ the job on one step per look, as the scheduler and the worker would."""
 from __future__ import annotations
 
 import json
-import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from api.live import FEED_WAIT_CONFIG
 from shared.artifacts import put_artifact
@@ -193,17 +190,6 @@ def test_plain_clients_get_json_and_others_jobs_are_not_found(
 
 
 # --- the CLI ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def api_url(app: Flask) -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
 
 
 def cli(tmp_path: Path, url: str, token: str, *args: str) -> Any:

@@ -70,8 +70,9 @@ def image_frames(images: Tensor) -> list[Image.Image]:
     return [frame.resize(size, Image.Resampling.NEAREST) for frame in frames]
 
 
-def animated_gif(frames: Sequence[Image.Image]) -> bytes:
-    """The frames as one looping GIF, `FRAME_MS` each and `LAST_FRAME_MS` for the last."""
+def animated_gif(frames: Sequence[Image.Image], comment: bytes = b"") -> bytes:
+    """The frames as one looping GIF, `FRAME_MS` each and `LAST_FRAME_MS` for the last;
+    `comment` is kept in the file (the timeline stores its frames' steps there)."""
     if not frames:
         raise ValueError("an animation needs at least one frame")
     durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
@@ -83,6 +84,7 @@ def animated_gif(frames: Sequence[Image.Image]) -> bytes:
         append_images=list(frames[1:]),
         duration=durations,
         loop=0,
+        **({"comment": comment} if comment else {}),
     )
     return buffer.getvalue()
 

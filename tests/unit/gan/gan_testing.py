@@ -131,3 +131,12 @@ def run_two_ranks_with_resume(
                 (folder / f"{index}-whole.pt").write_bytes(whole.checkpoints[-1][1])
                 (folder / f"{index}-resumed.pt").write_bytes(resumed.checkpoints[-1][1])
     leave_without_finalizers()
+
+
+def trained_checkpoint(spec: TrainSpec) -> dict[str, Any]:
+    """Train `spec` in-process and return its last checkpoint."""
+    from worker.gan.train import train
+
+    hooks = RecordingHooks()
+    train(spec, hooks=hooks)
+    return hooks.last_checkpoint  # type: ignore[no-any-return]

@@ -10,34 +10,26 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from gan_testing import RecordingHooks, mnist_spec, ring_spec
+from gan_testing import CELL, mnist_spec, ring_spec, trained_checkpoint
 from PIL import Image
 
 from shared.specs import SampleSpec
 from worker.gan.latents import read_latents_npy
 from worker.gan.sample import sample_for_seeds, sample_for_spec
-from worker.gan.train import train
 
 CPU = torch.device("cpu")
-CELL = 28 + 2  # an MNIST image and the grid padding
-
-
-def _trained(spec: Any) -> dict[str, Any]:
-    hooks = RecordingHooks()
-    train(spec, hooks=hooks)
-    return hooks.last_checkpoint
 
 
 @pytest.fixture(scope="module")
 def digits() -> dict[str, Any]:
-    return _trained(mnist_spec(train={"steps": 2, "batch_size": 8}))
+    return trained_checkpoint(mnist_spec(train={"steps": 2, "batch_size": 8}))
 
 
 @pytest.fixture(scope="module")
 def ring() -> dict[str, Any]:
     """A small ring8 generator trained for real: 300 steps, a second or two on one thread."""
     train_params = {"steps": 300, "batch_size": 64, "lr": 1e-3, "seed": 2}
-    return _trained(ring_spec(train=train_params, checkpoint_every=300, sample_every=300))
+    return trained_checkpoint(ring_spec(train=train_params, checkpoint_every=300, sample_every=300))
 
 
 def _spec(**fields: Any) -> SampleSpec:

@@ -6,27 +6,19 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from gan_testing import RecordingHooks, mnist_spec, ring_spec
+from gan_testing import CELL, mnist_spec, ring_spec, trained_checkpoint
 from PIL import Image
 
 from shared.specs import LatentSpec, SampleSpec
 from worker.gan.priors import latents_for_seeds
 from worker.gan.sample import sample_for_seeds, sample_for_spec
-from worker.gan.train import train
 
 CPU = torch.device("cpu")
-CELL = 28 + 2  # an MNIST image and the grid padding
-
-
-def _trained(spec: Any) -> dict[str, Any]:
-    hooks = RecordingHooks()
-    train(spec, hooks=hooks)
-    return hooks.last_checkpoint
 
 
 @pytest.fixture(scope="module", params=["dcgan", "vae"])
 def image_checkpoint(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return _trained(
+    return trained_checkpoint(
         mnist_spec(model={"family": request.param, "width": 4}, train={"steps": 2, "batch_size": 8})
     )
 
@@ -72,7 +64,7 @@ def test_the_latents_artifact_holds_the_truncated_latents_that_were_drawn(
 
 
 def test_point_models_draw_an_interpolation_as_a_scatter() -> None:
-    checkpoint = _trained(ring_spec(train={"steps": 2, "batch_size": 8}))
+    checkpoint = trained_checkpoint(ring_spec(train={"steps": 2, "batch_size": 8}))
     spec = _spec(interpolation={"from_seed": 1, "to_seed": 2, "steps": 16})
     result = sample_for_spec(checkpoint, spec, CPU)
     assert Image.open(io.BytesIO(result.png)).size == (512, 512)
