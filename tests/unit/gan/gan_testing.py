@@ -24,6 +24,10 @@ from worker.gan.train import train
 _SESSION_CACHE: dict[str, bytes] = {}
 
 
+# An MNIST image and the grid padding: one cell of a sample grid.
+CELL = 28 + 2
+
+
 @dataclass
 class RecordingHooks:
     """Hooks that remember every call; `stop_at_check` says True from that stop check on."""
