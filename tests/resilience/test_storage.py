@@ -25,7 +25,10 @@ def test_a_job_rides_out_s3_stopped_for_30_s_during_its_checkpoints(
     service = lab.service
     spec = {**STEADY_RING, "checkpoint_every": 500}
     job = service.submit("train", spec, name="through-an-s3-outage")
-    service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 50)
+    # Close enough to step 500 that its checkpoint falls inside the outage even on a busy
+    # machine (a few steps per second still covers 200 steps in 30 s), far enough that it has
+    # not been written yet (progress reports lag the run by a second or two).
+    service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 300)
 
     lab.s3.stop()
     time.sleep(OUTAGE_S)
