@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: install demo up test test-fast lint check clean
+.PHONY: install browser demo up test test-fast lint check clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,9 +24,23 @@ demo: install
 up: install
 	$(VENV)/bin/ganforge up
 
+# The dashboard's browser test (tests/e2e/test_dashboard.py) drives Debian's chromium through
+# its chromedriver. Installed here when missing and apt-get can (root, or sudo without a
+# password); otherwise that test fails, naming what to install.
+CHROMIUM_PACKAGES := chromium chromium-driver
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make: no apt-get; install Chromium and chromedriver for the dashboard test"; exit 0; fi; \
+	echo "make: installing $(CHROMIUM_PACKAGES) for the dashboard test"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(CHROMIUM_PACKAGES) >/dev/null; } \
+		|| echo "make: could not install $(CHROMIUM_PACKAGES); the dashboard test will fail"
+
 # Every suite. The tests start their own PostgreSQL (initdb + postgres), redis-server and moto S3
 # servers; see README "Tests" for the binaries they need.
-test: install
+test: install browser
 	$(VENV)/bin/pytest -q
 
 # The unit suite alone (no servers, no processes): the inner loop, under 2 minutes.

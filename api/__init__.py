@@ -1,5 +1,6 @@
 """The HTTP API (Flask): app factory, auth, problem+json errors, and one blueprint per resource.
 
 Views are thin: they parse, call one function of `shared.jobs`, and serialise. The API never
-imports torch.
+imports torch. `dashboard.py` serves the web pages under /ui/ (templates/ui/, static/ui/),
+which call this same JSON API from the browser with the user's token.
 """

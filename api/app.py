@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from flask import Flask, has_request_context, request
 
-from api import datasets, guards, health, jobs, live, metrics, openapi, pool, state, tokens
+from api import (
+    dashboard,
+    datasets,
+    guards,
+    health,
+    jobs,
+    live,
+    metrics,
+    openapi,
+    pool,
+    state,
+    tokens,
+)
 from api.problems import register_error_handlers
 from shared.config import Settings
 from shared.datasets import MAX_UPLOAD_BYTES
@@ -32,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(pool.pool_bp)
     app.register_blueprint(pool.admin_bp)
+    app.register_blueprint(dashboard.bp)
     metrics.install(app)
     configure_logging(settings.log_format)
     add_context_source(_request_job)

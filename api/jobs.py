@@ -14,11 +14,13 @@ from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
 from api.state import db_session, settings, storage
 from shared import jobs
+from shared.models import Job
 from shared.scheduler.reservations import held_devices
 from shared.specs import JobKind, validate_job_request
 from shared.states import JobState
 from shared.storage import keys
 from shared.telemetry.feed import FEED_KINDS
+from shared.users import user_names
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 bp.before_request(require_user)
@@ -57,7 +59,7 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         data_roots=settings().data_roots,
         store=storage(),
     )
-    answer = job_json(job)
+    answer = job_json(job, user.name)
     if key is not None:
         idempotency.remember(session, user, key, SUBMIT_ROUTE, digest, 201, answer)
     try:
@@ -94,7 +96,15 @@ def list_jobs() -> dict[str, Any]:
         cursor=args.get("cursor") or None,
         every_user=args.get("all", "").lower() in ("1", "true", "yes"),
     )
-    return {"jobs": [job_json(job) for job in page.jobs], "next_cursor": page.next_cursor}
+    names = user_names(db_session(), {job.owner_id for job in page.jobs})
+    listed = [job_json(job, names.get(job.owner_id, job.owner_id)) for job in page.jobs]
+    return {"jobs": listed, "next_cursor": page.next_cursor}
+
+
+def _owned_json(job: Job, placement: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """One job's JSON, its owner named (the caller, or for an admin maybe someone else)."""
+    names = user_names(db_session(), [job.owner_id])
+    return job_json(job, names.get(job.owner_id, job.owner_id), placement)
 
 
 def _int_arg(name: str, default: int, low: int, high: int, problems: list[dict[str, str]]) -> int:
@@ -115,7 +125,7 @@ def _int_arg(name: str, default: int, low: int, high: int, problems: list[dict[s
 def get(job_id: str) -> dict[str, Any]:
     session = db_session()
     job = jobs.get_job(session, current_user(), job_id)
-    return job_json(job, held_devices(session, job.id, job.attempt))
+    return _owned_json(job, held_devices(session, job.id, job.attempt))
 
 
 @bp.post("/<id:job_id>/priority")
@@ -134,7 +144,7 @@ def set_priority(job_id: str) -> dict[str, Any]:
     session = db_session()
     job = jobs.set_priority(session, current_user(), job_id, priority)
     session.commit()
-    return job_json(job)
+    return _owned_json(job)
 
 
 @bp.post("/<id:job_id>/cancel")
@@ -142,7 +152,7 @@ def cancel(job_id: str) -> tuple[dict[str, Any], int]:
     session = db_session()
     job = jobs.cancel_job(session, current_user(), job_id)
     session.commit()
-    return job_json(job), 202
+    return _owned_json(job), 202
 
 
 @bp.get("/<id:job_id>/events")

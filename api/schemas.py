@@ -73,10 +73,12 @@ class Job(Answer):
     id: str = Field(pattern="^[0-9a-f]{32}$")
     kind: JobKind
     name: str
+    owner: str
     state: JobState
     attempt: int
     max_attempts: int
     priority: int
+    devices: int
     queue: QueuePlace | None
     error: str | None
     spec: dict[str, Any]

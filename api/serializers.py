@@ -14,17 +14,20 @@ def iso(moment: datetime | None) -> str | None:
     return as_utc(moment).isoformat()
 
 
-def job_json(job: Job, placement: dict[str, list[int]] | None = None) -> dict[str, Any]:
-    """A job; `placement` (the devices it holds, by node) is shown by the single-job view."""
+def job_json(job: Job, owner: str, placement: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """A job and its owner's name; `placement` (the devices it holds, by node) is shown by
+    the single-job view."""
     queued = job.state == "queued"
     body = {
         "id": job.id,
         "kind": job.kind,
         "name": job.name,
+        "owner": owner,
         "state": job.state,
         "attempt": job.attempt,
         "max_attempts": job.max_attempts,
         "priority": job.priority,
+        "devices": job.devices,
         "queue": (
             {"position": job.queue_position, "waiting_reason": job.waiting_reason}
             if queued

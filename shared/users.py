@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -156,3 +157,12 @@ def set_quota(
     user.max_devices, user.max_queued_jobs = max_devices, max_queued_jobs
     session.flush()
     return user
+
+
+def user_names(session: Session, user_ids: Iterable[str]) -> dict[str, str]:
+    """The names of these users, by id (one query, whatever the number of ids)."""
+    wanted = set(user_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
+    return {user_id: name for user_id, name in rows}
