@@ -262,9 +262,10 @@ def _print_locations(job: dict[str, Any], settings: Settings) -> None:
     storage = urlparse(settings.storage_url)
     if storage.scheme == "file":
         console.print(f"files: {Path(storage.path) / 'jobs' / job['id']}")
+    # The demo stops its service on the way out: downloading needs it running again.
     console.print(
-        f"download: ganforge download {job['id']} <artifact>   "
-        f"or GET {settings.api_url}/api/v1/jobs/{job['id']}/artifacts/<artifact>"
+        f"download later: `ganforge up` in one shell, then `ganforge download {job['id']}` "
+        f"(or GET {settings.api_url}/api/v1/jobs/{job['id']}/artifacts/<artifact>)"
     )
 
 
