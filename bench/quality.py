@@ -64,11 +64,11 @@ EXAMPLE_SETUPS = {
 }
 
 
-def _dcgan_mnist(steps: int, pack: int = 1) -> dict[str, Any]:
+def _dcgan_mnist(steps: int, pack: int = 1, width: int = 32) -> dict[str, Any]:
     """A 28 px DCGAN (width 32) on the MNIST slice: latent 64, batch 64, Adam(2e-4, β1 0.5),
     EMA 0.999."""
     return {
-        "model": {"family": "dcgan", "width": 32, "pack": pack},
+        "model": {"family": "dcgan", "width": width, "pack": pack},
         "latent": {"dim": 64},
         "data": {"source": "mnist", "path": str(MNIST_SLICE)},
         "train": {
@@ -118,6 +118,8 @@ SETUPS: dict[str, dict[str, Any]] = {
     "mnist-dcgan-3k": _dcgan_mnist(3_000),
     "mnist-dcgan-6k": _dcgan_mnist(6_000),
     "mnist-dcgan-pack2-3k": _dcgan_mnist(3_000, pack=2),
+    "mnist-dcgan-pack2-6k": _dcgan_mnist(6_000, pack=2),
+    "mnist-dcgan-w64-pack2-3k": _dcgan_mnist(3_000, pack=2, width=64),
     "gauss1d-wgan-gp-1k": {
         "model": {"family": "mlp", "width": 64},
         "latent": {"dim": 4},
