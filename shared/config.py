@@ -83,6 +83,15 @@ DEFAULT_MAX_ATTEMPTS = 3
 # while a job logging a line per step still uploads once per interval, not once per line.
 DEFAULT_LOG_FLUSH_S = 5.0
 
+# Seconds between scheduler passes when nothing wakes it: the API and the workers wake it over
+# Redis when a job is submitted, cancelled or ends, so this only bounds what a lost wake-up
+# (or the embedded broker, which carries none) costs.
+DEFAULT_SCHEDULER_POLL_S = 0.5
+
+# Generators each device's warm sampler keeps loaded: a few checkpoints a person samples from
+# in turn; a DCGAN's weights are megabytes, so four are nothing next to a device's memory.
+DEFAULT_SAMPLER_CACHE = 4
+
 # How the API, scheduler and worker write their own log records: `text` for people, `json`
 # (one object per line) for a log collector.
 LOG_FORMATS = ("text", "json")
@@ -137,6 +146,11 @@ class Settings:
     # metrics (request latency, storage errors) are summed over every gunicorn process. The
     # API's gunicorn config sets it to a fresh folder when the operator gives none.
     prometheus_multiproc_dir: str | None = None
+    scheduler_poll_s: float = DEFAULT_SCHEDULER_POLL_S
+    # Sampling jobs run in each device's long-lived warm sampler (worker/warm/) instead of a
+    # launcher per job; the cache holds this many generators per device.
+    warm_sampler: bool = True
+    sampler_cache: int = DEFAULT_SAMPLER_CACHE
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -178,6 +192,10 @@ class Settings:
             log_format=(env.get("GANFORGE_LOG_FORMAT") or "text").strip().lower(),
             metrics_token=env.get("GANFORGE_METRICS_TOKEN") or None,
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            scheduler_poll_s=_float(env, "GANFORGE_SCHEDULER_POLL_S", DEFAULT_SCHEDULER_POLL_S),
+            warm_sampler=_flag(env, "GANFORGE_WARM_SAMPLER", default=True),
+            sampler_cache=_optional_int(env, "GANFORGE_SAMPLER_CACHE", minimum=1)
+            or DEFAULT_SAMPLER_CACHE,
         )
         settings.validate()
         return settings
@@ -251,6 +269,9 @@ class Settings:
             "GANFORGE_RATE_LIMIT": str(self.rate_limit_per_minute),
             "GANFORGE_LOG_FLUSH_S": str(self.log_flush_s),
             "GANFORGE_LOG_FORMAT": self.log_format,
+            "GANFORGE_SCHEDULER_POLL_S": str(self.scheduler_poll_s),
+            "GANFORGE_WARM_SAMPLER": "1" if self.warm_sampler else "0",
+            "GANFORGE_SAMPLER_CACHE": str(self.sampler_cache),
         }
         if self.node_name:
             env["GANFORGE_NODE_NAME"] = self.node_name
@@ -342,6 +363,17 @@ def _optional_int(env: dict[str, str], name: str, minimum: int) -> int | None:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
