@@ -15,7 +15,8 @@ from api.serializers import artifact_json, event_json, job_json
 from api.state import db_session, settings, storage
 from shared import jobs
 from shared.models import Job
-from shared.scheduler.reservations import held_devices
+from shared.scheduler.reservations import HOLDING_STATES, held_devices
+from shared.scheduler.wakeup import wake_scheduler
 from shared.specs import JobKind, validate_job_request
 from shared.states import JobState
 from shared.storage import keys
@@ -72,6 +73,7 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         if first is None:
             raise
         return first
+    wake_scheduler(settings(), "submitted")  # after the commit: the pass must see the job
     return answer, 201, {"Location": f"/api/v1/jobs/{job.id}"}
 
 
@@ -96,13 +98,18 @@ def list_jobs() -> dict[str, Any]:
         cursor=args.get("cursor") or None,
         every_user=args.get("all", "").lower() in ("1", "true", "yes"),
     )
-    names = user_names(db_session(), {job.owner_id for job in page.jobs})
+    caller = current_user()
+    names = user_names(db_session(), {job.owner_id for job in page.jobs} - {caller.id})
+    names[caller.id] = caller.name
     listed = [job_json(job, names.get(job.owner_id, job.owner_id)) for job in page.jobs]
     return {"jobs": listed, "next_cursor": page.next_cursor}
 
 
 def _owned_json(job: Job, placement: dict[str, list[int]] | None = None) -> dict[str, Any]:
     """One job's JSON, its owner named (the caller, or for an admin maybe someone else)."""
+    caller = current_user()
+    if job.owner_id == caller.id:  # the common case needs no query for the name
+        return job_json(job, caller.name, placement)
     names = user_names(db_session(), [job.owner_id])
     return job_json(job, names.get(job.owner_id, job.owner_id), placement)
 
@@ -125,7 +132,9 @@ def _int_arg(name: str, default: int, low: int, high: int, problems: list[dict[s
 def get(job_id: str) -> dict[str, Any]:
     session = db_session()
     job = jobs.get_job(session, current_user(), job_id)
-    return _owned_json(job, held_devices(session, job.id, job.attempt))
+    # Only a job in a holding state has reservations: the others' polls skip the query.
+    holds = job.state in HOLDING_STATES
+    return _owned_json(job, held_devices(session, job.id, job.attempt) if holds else {})
 
 
 @bp.post("/<id:job_id>/priority")
@@ -152,6 +161,7 @@ def cancel(job_id: str) -> tuple[dict[str, Any], int]:
     session = db_session()
     job = jobs.cancel_job(session, current_user(), job_id)
     session.commit()
+    wake_scheduler(settings(), "cancelled")
     return _owned_json(job), 202
 
 

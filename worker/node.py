@@ -28,6 +28,7 @@ from shared.scheduler.nodes import (
     stop_taking_work,
 )
 from shared.scheduler.preemption import request_preemption, running_on
+from shared.scheduler.wakeup import wake_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class NodeAgent:
                 address=node_address(self.settings),
             )
         log.info("node %s registered with %d device(s)", self.name, len(self.devices))
+        wake_scheduler(self.settings, "node registered")  # jobs may be waiting for its devices
 
     def start(self) -> None:
         self.clear_work_folders()

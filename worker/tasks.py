@@ -18,6 +18,7 @@ from shared.models import Job
 from shared.scheduler.preemption import requeue_preempted
 from shared.scheduler.reconciler import requeue_after_loss
 from shared.scheduler.reservations import NodeShare, claim_share, release
+from shared.scheduler.wakeup import wake_scheduler
 from shared.states import JobState, transition
 from shared.telemetry.logs import job_context
 from worker.celery_app import agent, app, settings
@@ -50,6 +51,7 @@ def _run_job(job_id: str, attempt: int) -> str:
             # This node's devices, in the transaction that records the outcome: its processes
             # are gone by now. Other nodes of a gang free theirs as their own processes end.
             release(session, job_id, node=agent.name, attempt=attempt)
+    wake_scheduler(settings, "job ended")  # its devices are free, a retry may be queued
     return outcome.status
 
 

@@ -8,8 +8,10 @@ to that node's own queue, so a worker never receives a job the database does not
 for (if the send fails, the job goes back to queued and its devices are freed); (4) write every
 waiting job's position and reason, and ask the running jobs the policy preempts to stop.
 
-Only the holder of the lease row runs passes; a second scheduler waits and takes over within
-LEASE_S of the first one's death.
+Between passes the loop waits for a wake-up (`shared.scheduler.wakeup`: the API and workers
+send one when a job is submitted, cancelled or ends) or GANFORGE_SCHEDULER_POLL_S, whichever
+comes first. Only the holder of the lease row runs passes; a second scheduler waits and takes
+over within LEASE_S (or three poll intervals, if longer) of the first one's death.
 """
 
 from __future__ import annotations
@@ -39,16 +41,18 @@ from shared.scheduler.policy import NodeView, Placement, Plan, QueuedJob, Runnin
 from shared.scheduler.preemption import request_preemption
 from shared.scheduler.reconciler import reconcile, requeue_unclaimed
 from shared.scheduler.reservations import devices_in_use, release, release_stale, reserve
+from shared.scheduler.wakeup import Wakeups
 from shared.states import JobState, transition
 
 log = logging.getLogger(__name__)
 
-# Seconds between passes when nothing changed: a submitted job waits at most about this long.
-POLL_INTERVAL_S = 0.5
 # Seconds between looks for dead nodes and silent jobs.
 RECONCILE_INTERVAL_S = 2.0
 # A scheduler holds the lease this long past its last pass; a stand-by takes over after it.
 LEASE_S = 10.0
+# A lease outlives this many idle waits (GANFORGE_SCHEDULER_POLL_S), so a long poll interval
+# never lets a stand-by take over from a live scheduler that was merely not woken.
+LEASE_POLLS = 3
 LEASE_NAME = "scheduler"
 # Usage older than this many half-lives weighs under 1/16 and is not read at all.
 USAGE_HALF_LIVES = 4
@@ -330,8 +334,12 @@ def _write_waiting(settings: Settings, decided: Plan) -> None:
 
 
 def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None = None) -> None:
-    """Schedule until interrupted or until `stop` is set; stand by while another holds the lease."""
+    """Schedule until interrupted or until `stop` is set; stand by while another holds the lease.
+
+    Between passes it waits for a wake-up (shared/scheduler/wakeup.py) or the poll interval."""
     holder = scheduler_id()
+    wakeups = Wakeups(settings)
+    lease_s = max(LEASE_S, LEASE_POLLS * settings.scheduler_poll_s)
     log.info("scheduler %s started", holder)
     heartbeat_file = settings.scheduler_heartbeat_file
     with contextlib.suppress(OSError):
@@ -348,7 +356,7 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
             heartbeat_file.touch()
         try:
             with session_scope(settings.database_url) as session:
-                leading = acquire_lease(session, holder)
+                leading = acquire_lease(session, holder, lease_s)
             now = time.monotonic()
             if now - last_contact > grace / 2:
                 judge_after = max(judge_after, now + grace)
@@ -361,4 +369,4 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
                     continue
         except Exception:  # a database hiccup must not kill the loop
             log.exception("scheduler pass failed")
-        time.sleep(POLL_INTERVAL_S)
+        wakeups.wait()

@@ -1,0 +1,85 @@
+"""Wake-ups: the scheduler runs a pass as soon as something changed, not at its next poll.
+
+Whoever changes what a pass would decide (the API after it commits a new job or a cancel, a
+worker after a job ends and frees devices) calls `wake_scheduler`: an LPUSH on a Redis list
+named after the deployment's queue, trimmed to one entry (ten submissions in a burst need one
+pass, not ten). The scheduler loop waits on it with BLPOP, the poll interval
+(GANFORGE_SCHEDULER_POLL_S) as the timeout, so a lost wake-up costs one poll at most.
+
+Best effort on both sides: a wake-up that cannot be sent (Redis down, the embedded broker,
+which has no Redis) is logged and skipped, never an error for the submission; a scheduler
+that cannot wait on Redis sleeps the poll interval instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import cache
+
+import redis
+
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Sending a wake-up sits on the API's request path: a Redis that does not answer in this long
+# costs the request this much once, then the poll picks the job up.
+SEND_TIMEOUT_S = 0.5
+# The waiting side's socket allows this much on top of the BLPOP timeout before it counts the
+# connection as broken.
+WAIT_SLACK_S = 5.0
+
+
+def wakeup_key(settings: Settings) -> str:
+    """One list per deployment: test sessions and labs sharing a Redis never wake each other."""
+    return f"{settings.queue}:scheduler-wakeup"
+
+
+@cache
+def _client(url: str, timeout_s: float) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+
+
+def wake_scheduler(settings: Settings, reason: str = "") -> bool:
+    """Ask the scheduler for a pass now; False when the wake-up could not be sent."""
+    if settings.is_embedded_broker:
+        return False
+    key = wakeup_key(settings)
+    try:
+        pipe = _client(settings.broker_url, SEND_TIMEOUT_S).pipeline(transaction=False)
+        pipe.lpush(key, reason or "wake")
+        pipe.ltrim(key, 0, 0)
+        pipe.execute()
+    except redis.RedisError as error:
+        log.warning("scheduler not woken (%s); it finds the change at its next poll", error)
+        return False
+    return True
+
+
+class Wakeups:
+    """The scheduler's side: `wait()` returns when woken, or after the poll interval."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.poll_s = settings.scheduler_poll_s
+        self.key = wakeup_key(settings)
+        self._redis = (
+            None
+            if settings.is_embedded_broker
+            else _client(settings.broker_url, self.poll_s + WAIT_SLACK_S)
+        )
+
+    def wait(self) -> bool:
+        """Block until a wake-up or the poll interval; True when woken."""
+        if self._redis is None:
+            time.sleep(self.poll_s)
+            return False
+        started = time.monotonic()
+        try:
+            # BLPOP's timeout is in whole seconds before Redis 6; 6+ takes fractions.
+            woken = self._redis.blpop([self.key], timeout=self.poll_s) is not None
+        except redis.RedisError as error:
+            log.warning("cannot wait for wake-ups (%s); polling", error)
+            time.sleep(max(0.0, self.poll_s - (time.monotonic() - started)))
+            return False
+        return woken
