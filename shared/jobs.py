@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from shared.data_roots import DataPathRefusedError, check_data_path
 from shared.datasets import check_spec_fits_dataset
+from shared.inversion_inputs import check_inversion_inputs
 from shared.models import Artifact, Job, JobEvent, User, utcnow
 from shared.sample_inputs import check_sample_inputs
 from shared.scheduler.overview import check_admission, check_queued_quota
@@ -133,6 +134,7 @@ def _check_checkpoint_source(
         if isinstance(spec, SampleSpec):
             dim = LatentSpec.model_validate(source.spec.get("latent", {})).dim
             check_sample_inputs(session, owner, spec, dim, store)
+            check_inversion_inputs(session, owner, spec, source.spec, store)
         return
     raise SpecError([{"path": path, "message": message}])
 

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from shared.data_spec import StrictModel
+from shared.inversion_spec import InversionSpec
 from shared.resource_spec import ResourceSpec
 
 # Largest latent we accept: far beyond any published GAN, small enough to keep a typo
@@ -222,8 +223,10 @@ Arithmetic = Annotated[list[ArithmeticTerm], Field(min_length=1, max_length=MAX_
 
 
 # The fields of a sampling spec that each choose a mode; a spec gives exactly one of them.
-SAMPLING_MODES = ("seeds", "latents", "interpolation", "neighbourhood", "arithmetic")
-SamplingMode = Literal["seeds", "latents", "interpolation", "neighbourhood", "arithmetic", "export"]
+SAMPLING_MODES = ("seeds", "latents", "interpolation", "neighbourhood", "arithmetic", "invert")
+SamplingMode = Literal[
+    "seeds", "latents", "interpolation", "neighbourhood", "arithmetic", "invert", "export"
+]
 
 
 class SampleSpec(StrictModel):
@@ -234,7 +237,9 @@ class SampleSpec(StrictModel):
       one of your jobs (`{"job_id": ..., "name": "latents.npy"}`), drawn as `seeds` draws;
     - `interpolation`: a path through two or more seeds or vectors, one row, and a GIF;
     - `neighbourhood`: a centre and its neighbours at several radii, with the distances;
-    - `arithmetic`: a weighted sum of latents; each term's image, then the result's.
+    - `arithmetic`: a weighted sum of latents; each term's image, then the result's;
+    - `invert`: the latents of given images (GAN inversion, shared/inversion_spec.py): the
+      images and their reconstructions side by side, and the distances.
 
     Every mode writes `grid.png` and `latents.npy` (exactly the latents drawn, in the grid's
     order). `truncation` ψ in (0, 1] shrinks every latent of every mode towards the origin
@@ -253,6 +258,7 @@ class SampleSpec(StrictModel):
     interpolation: InterpolationSpec | None = None
     neighbourhood: NeighbourhoodSpec | None = None
     arithmetic: Arithmetic | None = None
+    invert: InversionSpec | None = None
     truncation: Annotated[StrictFloat | None, Field(gt=0, le=1)] = None
     export: StrictBool = False
     resources: ResourceSpec = ResourceSpec()
@@ -271,7 +277,8 @@ class SampleSpec(StrictModel):
             raise ValueError(
                 "give exactly one of seeds (a list of seeds, one image each), latents (vectors "
                 "or an .npy artifact), interpolation (from_seed and to_seed, or points), "
-                "neighbourhood or arithmetic; or none of them with export: true"
+                "neighbourhood, arithmetic or invert (images to find the latents of); or none "
+                "of them with export: true"
             )
         return self
 
@@ -288,13 +295,16 @@ class SampleSpec(StrictModel):
 
     @property
     def image_count(self) -> int | None:
-        """How many images the job draws; None while the latents are in an unread artifact."""
+        """How many images the job draws; None while they are in an unread artifact or
+        dataset."""
         if self.interpolation is not None:
             return self.interpolation.image_count
         if self.neighbourhood is not None:
             return self.neighbourhood.image_count
         if self.arithmetic is not None:
             return len(self.arithmetic) + 1
+        if self.invert is not None:
+            return self.invert.image_count
         if isinstance(self.latents, LatentsArtifact):
             return None
         return len(self.latents or self.seeds or [])

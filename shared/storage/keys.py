@@ -58,12 +58,16 @@ TIMELINE_NAME = "timeline.gif"
 CURVES_NAME = "curves.png"
 LOG_NAME = "log.txt"
 # A sampling job's outputs (shared.specs.SampleSpec): every mode's grid and latents, an
-# interpolation's animation, a neighbourhood's distances and their plot, and an export.
+# interpolation's animation, a neighbourhood's distances and their plot, an inversion's
+# pairs and distances, and an export.
 GRID_NAME = "grid.png"
 LATENTS_NAME = "latents.npy"
 INTERPOLATION_GIF_NAME = "interpolation.gif"
 NEIGHBOURHOOD_JSON_NAME = "neighbourhood.json"
 NEIGHBOURHOOD_PLOT_NAME = "neighbourhood.png"
+# An inversion's originals beside their reconstructions (pairs in rows) and its distances.
+INVERSION_PNG_NAME = "inversion.png"
+INVERSION_JSON_NAME = "inversion.json"
 GENERATOR_WEIGHTS_NAME = "generator.safetensors"
 GENERATOR_CARD_NAME = "generator.json"
 GENERATOR_TORCHSCRIPT_NAME = "generator.torchscript.pt"
