@@ -34,6 +34,10 @@ from shared.resource_spec import ResourceSpec
 MAX_LATENT_DIM = 4096
 # One sampling job makes at most this many images: a 32x32 grid, still one readable PNG.
 MAX_SEEDS = 1024
+# A `seeds` job alone may draw up to this many (bulk sampling: a set of fakes to score or
+# train on): a 100 x 100 grid, about 3,000 px a side for 28 px images, drawn in about as
+# many seconds on one CPU thread (bench/sampling.py).
+MAX_SEED_IMAGES = 10_000
 # An interpolation is drawn as one row: 64 images of 28 px is a ~1,900 px wide strip, about
 # the widest that still reads on a screen; 2 is just the two endpoints.
 MIN_INTERPOLATION_STEPS = 2
@@ -266,8 +270,8 @@ class SampleSpec(StrictModel):
     @field_validator("seeds")
     @classmethod
     def _not_too_many(cls, seeds: list[int] | None) -> list[int] | None:
-        if seeds is not None and len(seeds) > MAX_SEEDS:
-            raise ValueError(f"at most {MAX_SEEDS} seeds per sampling job, got {len(seeds)}")
+        if seeds is not None and len(seeds) > MAX_SEED_IMAGES:
+            raise ValueError(f"at most {MAX_SEED_IMAGES} seeds per sampling job, got {len(seeds)}")
         return seeds
 
     @model_validator(mode="after")
