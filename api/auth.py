@@ -26,7 +26,8 @@ def require_user() -> None:
     found = authenticate(session, token.strip())
     if found.user is None:
         raise ApiProblem(401, "Unauthorized", found.refused)
-    session.commit()  # its last use, when that was recorded
+    if found.touched:
+        session.commit()  # its last use (at most once a minute); else no commit, no new checkout
     g.user, g.token = found.user, found.token
     check_rate()
 

@@ -44,7 +44,9 @@ def check_rate() -> None:
     window = int(now // WINDOW_S)
     key = f"ganforge:rate:{token.id}:{window}"
     try:
-        pipe = _redis(config.broker_url).pipeline()
+        # No MULTI/EXEC: the two commands travel in one round trip either way, and an EXPIRE
+        # lost to a crash between them only leaves a key of a past window behind.
+        pipe = _redis(config.broker_url).pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, WINDOW_S * 2)
         count = int(pipe.execute()[0])

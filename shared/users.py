@@ -85,6 +85,10 @@ class Authentication:
     user: User | None
     token: ApiToken | None
     refused: str = ""
+    # True when the token's last use was written: the caller commits then, and only then, so
+    # the common request stays one transaction (a commit also hands the pooled connection back,
+    # and the next query pays a new checkout and its liveness ping).
+    touched: bool = False
 
 
 def authenticate(session: Session, token: str) -> Authentication:
@@ -106,6 +110,7 @@ def authenticate(session: Session, token: str) -> Authentication:
         return Authentication(None, row, "the bearer token has expired")
     if row.last_used_at is None or now - _aware(row.last_used_at) > LAST_USE_RESOLUTION:
         session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+        return Authentication(user, row, touched=True)
     return Authentication(user, row)
 
 
