@@ -1,6 +1,6 @@
 """A sampling job's run: read the checkpoint and any latents it names, draw what its mode
-asks for, export the generator when asked, and store every output under its stable name
-(shared.storage.keys)."""
+asks for (or find the latents of the images it names: worker/inverting.py), export the
+generator when asked, and store every output under its stable name (shared.storage.keys)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from worker.gan.export import export_generator
 from worker.gan.latents import read_latents_npy
 from worker.gan.sample import SampleResult, sample_for_spec
 from worker.inputs import JobInputError, load_checkpoint_of, load_latents_artifact
+from worker.inverting import run_inversion
 from worker.reporter import JobReporter
 
 # (artifact name, artifact kind, bytes)
@@ -38,7 +39,12 @@ def run_sampling(
         at = "any step" if spec.step is None else f"step {spec.step}"
         raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
     outputs: list[Output] = []
-    if spec.mode != "export":
+    if spec.invert is not None:
+        inverted = run_inversion(settings, store, job_id, spec, checkpoint, device, reporter)
+        if inverted is None:
+            return "cancelled"
+        outputs += inverted
+    elif spec.mode != "export":
         loaded = None
         if spec.latents_artifact is not None:
             data = load_latents_artifact(settings, store, job_id, spec.latents_artifact)

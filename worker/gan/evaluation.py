@@ -148,7 +148,7 @@ def evaluation_latents(spec: TrainSpec, count: int | None = None) -> Tensor:
     return sample_latents(spec.latent, count, generator_for(EVAL_SEED, Stream.EVALUATION, 0))
 
 
-def _digit_scorer(spec: TrainSpec, data_path: Path | None, hooks: Any) -> DigitScorer | None:
+def digit_scorer(spec: TrainSpec, data_path: Path | None, hooks: Any) -> DigitScorer | None:
     """A classifier-based scorer for 28 px grey MNIST data with its labels file beside the
     images; None for anything else (or when the labels are missing)."""
     data = spec.data
@@ -349,7 +349,7 @@ class RunEvaluation:
         self, spec: TrainSpec, hooks: Any, device: torch.device, data_path: Path | None = None
     ) -> None:
         self.spec, self.hooks, self.device = spec, hooks, device
-        self.digits = _digit_scorer(spec, data_path, hooks)
+        self.digits = digit_scorer(spec, data_path, hooks)
         count = EVAL_IMAGES if self.digits is not None else None
         self.latents = evaluation_latents(spec, count)
         self.watch = CollapseWatch()
