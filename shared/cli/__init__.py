@@ -273,6 +273,7 @@ def _print_locations(job: dict[str, Any], settings: Settings) -> None:
 # commands on `main`.
 from shared.cli import datasets as _datasets  # noqa: E402,F401
 from shared.cli import health as _health  # noqa: E402,F401
+from shared.cli import inversion as _inversion  # noqa: E402,F401
 from shared.cli import jobs as _jobs  # noqa: E402,F401
 from shared.cli import pool as _pool  # noqa: E402,F401
 from shared.cli import quality as _quality  # noqa: E402,F401

@@ -63,6 +63,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "priority",
     ),
     "Quality": ("quality", "evaluate"),
+    "Sampling": ("invert",),
     "Data": ("datasets",),
     "Pool": ("pool", "queue"),
     "Account": ("token",),
