@@ -205,3 +205,14 @@ def test_a_png_artifact_is_read_as_a_grid_of_the_generators_cells(
     assert rgb == {"spec.invert.images.name": "rgb.png has 3 channel(s); the generator makes 1"}
     missing = _refused(_invert(client, alice, job_id, images={"job_id": job_id, "name": "x.png"}))
     assert missing["spec.invert.images.name"].startswith(f"job {job_id} has no artifact 'x.png'")
+
+
+def test_the_openapi_document_describes_the_invert_mode() -> None:
+    from api.openapi import document
+
+    schemas = document()["components"]["schemas"]
+    invert = schemas["SampleSpec"]["properties"]["invert"]["anyOf"]
+    assert {"$ref": "#/components/schemas/InversionSpec"} in invert
+    images = schemas["InversionSpec"]["properties"]["images"]["anyOf"]
+    assert {ref["$ref"].rsplit("/", 1)[-1] for ref in images} == {"DatasetImages", "ArtifactImages"}
+    assert schemas["InversionSpec"]["properties"]["loss"]["enum"] == ["pixel", "feature"]
