@@ -99,9 +99,10 @@ class ServiceProcesses:
         for name in names:
             self._launch(name, commands[name], self.settings)
 
-    def start_worker(self, node_name: str, cpu_slots: int) -> str:
-        """Start one more worker, as its own node; returns its process name (`worker-<node>`)."""
-        node_settings = self.settings.with_(node_name=node_name, cpu_slots=cpu_slots)
+    def start_worker(self, node_name: str, cpu_slots: int, **changes: object) -> str:
+        """Start one more worker, as its own node, its settings changed by `changes`
+        (`node_labels`, `warm_sampler`...); returns its process name (`worker-<node>`)."""
+        node_settings = self.settings.with_(node_name=node_name, cpu_slots=cpu_slots, **changes)
         name = f"worker-{node_name}"
         self._launch(name, service_commands(node_settings)["worker"], node_settings)
         return name

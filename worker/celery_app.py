@@ -15,9 +15,11 @@ from shared.config import Settings
 from shared.messaging import make_celery
 from shared.telemetry.logs import configure_logging
 from worker.node import NodeAgent, detect_devices
+from worker.warm.samplers import WarmSamplers
 
 settings = Settings.from_env()
 agent = NodeAgent(settings, detect_devices(settings))
+samplers = WarmSamplers(settings, agent.devices)
 app = make_celery(settings)
 app.conf.update(
     include=["worker.tasks"],
@@ -38,6 +40,7 @@ if settings.log_format == "json":
 
 @worker_ready.connect
 def _announce_node(**_: Any) -> None:
+    samplers.start()  # they import torch while the node registers and its first job comes
     agent.start()
 
 
@@ -51,3 +54,4 @@ def _give_jobs_back(**_: Any) -> None:
 @worker_shutdown.connect
 def _retire_node(**_: Any) -> None:
     agent.stop()
+    samplers.stop()

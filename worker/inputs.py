@@ -4,7 +4,9 @@ checkpoint to resume or sample from, and the `.npy` latents a sampling job names
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from sqlalchemy import select
@@ -19,6 +21,15 @@ from shared.models import Artifact, Job
 from shared.sample_spec import LatentsArtifact
 from shared.storage import Storage, keys
 from worker.gan.checkpoint import load_checkpoint
+
+
+class CheckpointCache(Protocol):
+    def get_or_load(self, key: Any, load: Any) -> Any: ...
+
+
+# Set by the warm sampler (worker/warm/) around each job it runs: checkpoints come from its
+# cache of loaded ones, keyed by stored object, content and device. Unset: loaded each time.
+checkpoint_cache: ContextVar[CheckpointCache | None] = ContextVar("checkpoint_cache", default=None)
 
 
 class JobInputError(RuntimeError):
@@ -81,7 +92,14 @@ def load_checkpoint_of(
         row = latest_checkpoint(session, job_id, step)
     if row is None:
         return None
-    return load_checkpoint(store.get(row.key), map_location=device)
+    cache = checkpoint_cache.get()
+    if cache is None:
+        return load_checkpoint(store.get(row.key), map_location=device)
+    key = (row.key, row.sha256, str(device))
+    loaded: dict = cache.get_or_load(
+        key, lambda: load_checkpoint(store.get(row.key), map_location=device)
+    )
+    return loaded
 
 
 def load_latents_artifact(

@@ -209,6 +209,11 @@ class JobReporter:
         metrics = self._put_logs(self.store, live=False)
         self._put_pictures(metrics)
 
+    def close(self) -> None:
+        """Stop the background log upload: a long-lived process (the warm sampler) runs many
+        jobs' reporters, and each would otherwise keep its thread."""
+        self._live.close()
+
     def _upload_live(self) -> None:
         """The background upload: one try against the store itself (a RetryingStorage would
         wait out an outage for minutes), so the next interval tries again instead."""

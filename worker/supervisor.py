@@ -132,7 +132,7 @@ def _watch(
                     with session_scope(settings.database_url) as session:
                         heartbeat(session, job_id, attempt)
                     last_heartbeat = time.monotonic()
-                status = _job_status(settings, job_id, attempt)
+                status = job_status(settings, job_id, attempt)
             except Exception as error:
                 if not is_unreachable(error):
                     raise
@@ -160,7 +160,7 @@ def _watch(
         kill_group(process)  # leave no orphan rank or data-loader process behind
 
 
-def _job_status(settings: Settings, job_id: str, attempt: int) -> str:
+def job_status(settings: Settings, job_id: str, attempt: int) -> str:
     """What the attempt should do now: "stop" (a cancel or a preemption was asked), "fenced"
     (the job is not this attempt's to run any more) or "run"."""
     with session_scope(settings.database_url) as session:

@@ -1,8 +1,9 @@
 """The one Celery task: claim the job in the database, run it supervised, record the outcome.
 
-Thin on purpose: everything a job does lives in the launcher and the engine; this adapts the
-outcome to the state machine. A duplicated or redelivered message finds the job no longer
-`scheduled` in this attempt and returns without doing anything.
+Thin on purpose: everything a job does lives in the launcher (or, for a sampling job, the
+device's warm sampler) and the engine; this adapts the outcome to the state machine. A
+duplicated or redelivered message finds the job no longer `scheduled` in this attempt and
+returns without doing anything.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from shared.states import JobState, transition
 from shared.telemetry.logs import job_context
 from worker.celery_app import agent, app, settings
 from worker.supervisor import RunOutcome, supervise
+from worker.warm.client import run_warm, takes_warm
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,7 @@ def _run_job(job_id: str, attempt: int) -> str:
             attempt,
         )
         return "duplicate"
-    gang = ["--node-rank", str(share.node_rank), "--local-ranks", str(len(share.devices))]
-    outcome = supervise(settings, job_id, attempt, device_environment(share.devices), gang)
+    outcome = run(job_id, attempt, share)
     for retry in through_outages():  # the outcome is written once the database is back
         with retry, session_scope(settings.database_url) as session:
             if outcome.status != "fenced":
@@ -53,6 +54,17 @@ def _run_job(job_id: str, attempt: int) -> str:
             release(session, job_id, node=agent.name, attempt=attempt)
     wake_scheduler(settings, "job ended")  # its devices are free, a retry may be queued
     return outcome.status
+
+
+def run(job_id: str, attempt: int, share: NodeShare) -> RunOutcome:
+    """A sampling job on the device's warm sampler when one takes it (worker/warm/), anything
+    else (or with no sampler answering) as a supervised launcher."""
+    if takes_warm(settings, job_id):
+        outcome = run_warm(settings, job_id, attempt, share.devices[0])
+        if outcome is not None:
+            return outcome
+    gang = ["--node-rank", str(share.node_rank), "--local-ranks", str(len(share.devices))]
+    return supervise(settings, job_id, attempt, device_environment(share.devices), gang)
 
 
 def claim(job_id: str, attempt: int) -> NodeShare | None:

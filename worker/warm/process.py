@@ -1,0 +1,137 @@
+"""`python -m worker.warm.process --device-index i`: one device's warm sampler.
+
+Imports torch once and caps its threads as a launcher's rank would (GANFORGE_TORCH_THREADS, or
+the node's cores for one rank), then serves sampling jobs one at a time on its Unix socket
+(`protocol.py`). Each job runs through `worker.sampling.run_sampling`, exactly as a rank of the
+cold path runs it (same reporter, same log lines, same artifacts, same bytes), with the
+checkpoint taken from the process's bounded cache. The worker's main process started it in
+its own process group, with the device pinned (CUDA_VISIBLE_DEVICES), and restarts it when it
+dies; it exits by itself when that parent is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from shared.config import Settings
+from shared.specs import SampleSpec, parse_spec
+from shared.storage import Storage, open_storage
+from shared.storage.retrying import RetryingStorage
+from worker.launcher import exit_with_parent, threads_per_rank
+from worker.reporter import JobReporter
+from worker.warm.cache import LoadedCache
+from worker.warm.protocol import Lines, send, socket_path
+
+log = logging.getLogger("worker.warm")
+
+# Connections queued while a job runs: one pool slot per device sends one job at a time, and
+# a redelivered message may knock while the first is still running.
+BACKLOG = 4
+
+
+class WarmSampler:
+    """The process's state: settings, storage and the cache, made once."""
+
+    def __init__(self, settings: Settings) -> None:
+        import torch  # the one import of torch this process makes, before any job
+
+        torch.set_num_threads(threads_per_rank(settings, 1))
+        import worker.rank  # noqa: F401  (the cold path's modules, loaded before the first job)
+
+        self.settings = settings
+        self.store: Storage = open_storage(settings, patient=True)
+        self.cache: LoadedCache[dict[str, Any]] = LoadedCache(settings.sampler_cache)
+
+    def serve(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path))
+        server.listen(BACKLOG)
+        log.info("warm sampler %d listening on %s", os.getpid(), path)
+        while True:
+            connection, _ = server.accept()
+            with connection:
+                self.answer(connection)
+
+    def answer(self, connection: socket.socket) -> None:
+        request = Lines(connection).read()
+        if request is None:
+            return
+        send(connection, {"accepted": True, "pid": os.getpid()})
+        result = self.run(str(request["job_id"]), int(request["attempt"]), Path(request["workdir"]))
+        try:
+            send(connection, result)
+        except OSError:  # the task gave up on us (fenced, killed): nothing left to tell
+            log.warning("job %s: its task left before the result", request["job_id"])
+
+    def run(self, job_id: str, attempt: int, workdir: Path) -> dict[str, str]:
+        """One attempt, as `worker.rank.rank_main` runs it for a one-rank sampling job."""
+        from worker.inputs import checkpoint_cache
+
+        reporter = JobReporter(self.settings, self.store, job_id, attempt, 0, workdir / "stop")
+        if isinstance(self.store, RetryingStorage):  # the job's log tells of outages
+            self.store.on_retry = reporter.log
+        installed = checkpoint_cache.set(self.cache)
+        try:
+            result = self._sample(job_id, attempt, reporter)
+        finally:
+            checkpoint_cache.reset(installed)
+            if isinstance(self.store, RetryingStorage):
+                self.store.on_retry = None
+        try:
+            reporter.flush()
+        except Exception as exc:  # as a rank whose last flush fails: the attempt ends with it
+            result = _failure(exc, reporter)
+        finally:
+            reporter.close()
+        return result
+
+    def _sample(self, job_id: str, attempt: int, reporter: JobReporter) -> dict[str, str]:
+        from worker.inputs import load_job
+        from worker.rank import pick_device
+        from worker.sampling import run_sampling
+
+        try:
+            kind, raw_spec = load_job(self.settings, job_id)
+            spec = parse_spec(kind, raw_spec)
+            if not isinstance(spec, SampleSpec):
+                raise ValueError(f"the warm sampler runs sampling jobs, not {kind!r} jobs")
+            device = pick_device(spec.resources.device_type, 0)
+            store, settings = self.store, self.settings
+            status = run_sampling(settings, store, job_id, attempt, spec, device, reporter)
+        except Exception as exc:
+            return _failure(exc, reporter)
+        status, _, error = status.partition(": ")
+        return {"status": status, "error": error}
+
+
+def _failure(exc: Exception, reporter: JobReporter) -> dict[str, str]:
+    """The machinery's fault (storage, database, network) loses the attempt; any other fails
+    the job with its reason, as on the cold path."""
+    from worker.rank import is_infrastructure_fault
+
+    message = f"{type(exc).__name__}: {exc}"
+    reporter.log(f"rank 0 failed: {message}\n{traceback.format_exc()}")
+    return {"status": "lost" if is_infrastructure_fault(exc) else "failed", "error": message}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device-index", type=int, required=True)
+    args = parser.parse_args(argv)
+    exit_with_parent()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    WarmSampler(settings).serve(socket_path(settings, args.device_index))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

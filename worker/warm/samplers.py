@@ -1,0 +1,88 @@
+"""The worker's warm samplers: one process per device, started with the worker, started again
+when one dies (killed on a cancel past its grace period, crashed, OOM-killed), stopped with it.
+
+Runs in the Celery worker's main process, which never imports torch: each sampler is
+`python -m worker.warm.process` in its own process group, with its device pinned as a rank's
+would be, writing to the worker's own output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Seconds between looks at the samplers: a dead one is replaced within about this long.
+WATCH_INTERVAL_S = 0.5
+# A sampler asked to stop (SIGTERM) gets this long before SIGKILL; it holds nothing to save.
+STOP_GRACE_S = 5.0
+
+
+class WarmSamplers:
+    """Keeps one sampler process alive per device until `stop()`."""
+
+    def __init__(self, settings: Settings, devices: list[dict[str, Any]]) -> None:
+        self.settings = settings
+        self.devices = devices
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        if not self.settings.warm_sampler:
+            return
+        with self._lock:
+            for device in self.devices:
+                self._spawn(int(device["index"]))
+        threading.Thread(target=self._watch, name="warm-samplers", daemon=True).start()
+
+    def _spawn(self, index: int) -> None:
+        env = {**os.environ, **self.settings.to_env()}
+        if any(device["kind"] == "gpu" for device in self.devices):
+            env["CUDA_VISIBLE_DEVICES"] = str(index)
+        command = [sys.executable, "-m", "worker.warm.process", "--device-index", str(index)]
+        self.processes[index] = subprocess.Popen(command, env=env, start_new_session=True)
+        log.info("warm sampler for device %d started (pid %d)", index, self.processes[index].pid)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                for index, process in list(self.processes.items()):
+                    if process.poll() is not None:
+                        log.warning(
+                            "warm sampler for device %d exited (code %s); starting another",
+                            index,
+                            process.returncode,
+                        )
+                        self.restarts += 1
+                        self._spawn(index)
+
+    def stop(self) -> None:
+        """Stop every sampler (SIGTERM, then SIGKILL after the grace period)."""
+        with self._lock:
+            self._stop.set()
+            processes = list(self.processes.values())
+        for process in processes:
+            _signal_group(process, signal.SIGTERM)
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=STOP_GRACE_S)
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
