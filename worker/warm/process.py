@@ -34,6 +34,8 @@ log = logging.getLogger("worker.warm")
 # Connections queued while a job runs: one pool slot per device sends one job at a time, and
 # a redelivered message may knock while the first is still running.
 BACKLOG = 4
+# A task sends its job as soon as it connects; a connection silent this long holds nothing.
+REQUEST_TIMEOUT_S = 10.0
 
 
 class WarmSampler:
@@ -61,9 +63,15 @@ class WarmSampler:
                 self.answer(connection)
 
     def answer(self, connection: socket.socket) -> None:
-        request = Lines(connection).read()
+        connection.settimeout(REQUEST_TIMEOUT_S)
+        try:
+            request = Lines(connection).read()
+        except (OSError, ValueError) as error:  # silent or garbled: not a task of ours
+            log.warning("warm sampler: dropped a connection without a job (%s)", error)
+            return
         if request is None:
             return
+        connection.settimeout(None)
         send(connection, {"accepted": True, "pid": os.getpid()})
         result = self.run(str(request["job_id"]), int(request["attempt"]), Path(request["workdir"]))
         try:
