@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: install browser demo up test test-fast lint check clean
+.PHONY: install browser demo up test test-fast lint check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -54,6 +54,18 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Every benchmark against its bare tool (each starts its own servers; about 15 minutes on 2
+# cores), then the README's table between the bench markers, rewritten from their JSON.
+bench: install
+	$(PY) -m bench.train_overhead --json bench-train_overhead.json
+	$(PY) -m bench.scheduler --json bench-scheduler.json
+	$(PY) -m bench.api --json bench-api.json
+	$(PY) -m bench.queue --json bench-queue.json
+	$(PY) -m bench.storage --json bench-storage.json
+	$(PY) -m bench.db_scale --json bench-db_scale.json
+	$(if $(wildcard bench/sampling.py),$(PY) -m bench.sampling --json bench-sampling.json)
+	$(PY) -m bench.report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

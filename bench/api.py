@@ -82,9 +82,9 @@ def _wait_answering(url: str, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"the bare API exited with code {process.returncode}")
         try:
-            requests.get(url, timeout=2)
+            requests.get(url, timeout=10)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy starting to answer
             time.sleep(0.2)
     raise TimeoutError(f"the bare API at {url} did not answer in {READY_TIMEOUT_S:.0f} s")
 

@@ -116,7 +116,7 @@ def _wait_for_node(http: requests.Session, api_url: str) -> None:
     raise TimeoutError(f"no worker node registered in {NODE_TIMEOUT_S:.0f} s")
 
 
-def measure(samples: int) -> dict[str, Any]:
+def measure(samples: int, warm_up: bool = True) -> dict[str, Any]:
     ours: list[dict[str, float]] = []
     raw_s: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ganforge-bench-queue-") as scratch:
@@ -132,7 +132,8 @@ def measure(samples: int) -> dict[str, Any]:
                     processes.wait_ready()
                     _wait_for_node(http, settings.api_url)
                     raw.round_trip_s()  # warm-up, not counted: first connections, imports
-                    ganforge_to_running_s(http, settings.api_url)
+                    if warm_up:
+                        ganforge_to_running_s(http, settings.api_url)
                     for sample in range(samples):
                         for side in ("raw", "ganforge") if sample % 2 else ("ganforge", "raw"):
                             if side == "raw":
@@ -159,8 +160,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("bench-queue.json"))
+    parser.add_argument("--no-warm-up", action="store_true", help="count the first job too")
     args = parser.parse_args(argv)
-    results = measure(args.samples)
+    results = measure(args.samples, warm_up=not args.no_warm_up)
     ours, raw = results["ganforge_to_running_ms"], results["raw_celery_ms"]
     print(
         f"POST -> running  ganforge median {ours['median']:.1f} ms (min {ours['min']:.1f}, max"

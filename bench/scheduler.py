@@ -20,7 +20,9 @@ import random
 import statistics
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+from bench.lab import write_json
 from shared.scheduler.policy import NodeView, QueuedJob, plan
 
 
@@ -63,7 +65,7 @@ def first_fit(queue: list[QueuedJob], nodes: list[NodeView]) -> int:
     return placed
 
 
-def whole_pass(queue: list[QueuedJob], nodes: list[NodeView], passes: int) -> None:
+def whole_pass(queue: list[QueuedJob], nodes: list[NodeView], passes: int) -> dict[str, float]:
     """Time `schedule_once` on PostgreSQL + Redis against plain reads of the same rows."""
     from sqlalchemy import text
 
@@ -144,6 +146,8 @@ def whole_pass(queue: list[QueuedJob], nodes: list[NodeView], passes: int) -> No
     print(f"  schedule_once {full:8.1f} ms (min {min(pass_ms):.1f}, max {max(pass_ms):.1f})")
     print(f"  plain reads   {floor:8.1f} ms (min {min(read_ms):.1f}, max {max(read_ms):.1f})")
     print(f"  pass / plain reads: {full / floor:.1f}x")
+    return {"pass_ms": round(full, 1), "plain_reads_ms": round(floor, 1), "sent": sent,
+            "passes": passes}  # fmt: skip
 
 
 def main() -> None:
@@ -152,6 +156,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--passes", type=int, default=5, help="0 skips the PostgreSQL pass")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     queue, nodes = make_pool(args.jobs, args.nodes)
     usage = {f"user-{u}": float(u * 1000) for u in range(20)}
@@ -169,8 +174,16 @@ def main() -> None:
     print(f"  policy      {policy:8.2f} ms (min {min(policy_ms):.2f}, max {max(policy_ms):.2f})")
     print(f"  first fit   {plain:8.2f} ms (min {min(plain_ms):.2f}, max {max(plain_ms):.2f})")
     print(f"  policy / first fit: {policy / plain:.1f}x")
+    results: dict[str, object] = {
+        "jobs": args.jobs,
+        "nodes": args.nodes,
+        "policy_ms": round(policy, 2),
+        "first_fit_ms": round(plain, 2),
+        "placed": len(decided.placements),
+    }
     if args.passes:
-        whole_pass(queue, nodes, args.passes)
+        results["whole_pass"] = whole_pass(queue, nodes, args.passes)
+    write_json(args.json, "scheduler", results)
 
 
 if __name__ == "__main__":

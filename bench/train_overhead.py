@@ -18,11 +18,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from bench.hooks import QuietHooks
+from bench.lab import write_json
 from shared.specs import TrainSpec
 from tests.helpers import MNIST_DIR
 from worker.gan.data import load_mnist_images, ring8_sample
@@ -125,7 +127,7 @@ def _plain_data(spec: TrainSpec) -> torch.Tensor:
     return ring8_sample(100_000, torch.Generator().manual_seed(spec.train.seed))
 
 
-def run_case(case: str, steps: int, repeats: int) -> float:
+def run_case(case: str, steps: int, repeats: int) -> dict[str, float]:
     spec = make_spec(case, steps)
     ratios, engines, plains = [], [], []
     for _ in range(repeats):
@@ -140,7 +142,17 @@ def run_case(case: str, steps: int, repeats: int) -> float:
         f" img/s  ratio engine/plain median {statistics.median(ratios):.3f}"
         f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {repeats} pairs)"
     )
-    return statistics.median(ratios)
+    return {
+        "steps": steps,
+        "batch": spec.train.batch_size,
+        "threads": torch.get_num_threads(),
+        "plain_img_s": round(statistics.median(plains), 1),
+        "engine_img_s": round(statistics.median(engines), 1),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_min": round(min(ratios), 3),
+        "ratio_max": round(max(ratios), 3),
+        "pairs": repeats,
+    }
 
 
 def main() -> None:
@@ -149,11 +161,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    for case in CASES if args.case == "all" else [args.case]:
-        run_case(case, args.steps or DEFAULT_STEPS[case], args.repeats)
+    cases = {
+        case: run_case(case, args.steps or DEFAULT_STEPS[case], args.repeats)
+        for case in (CASES if args.case == "all" else [args.case])
+    }
+    write_json(args.json, "train_overhead", {"cases": cases})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,101 @@
+"""The service benchmarks run in a tiny configuration and write JSON with sane figures, so
+they do not rot between `make bench` runs. Each starts its own servers, as `make bench` does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import api, db_scale, queue, report, storage
+
+pytestmark = pytest.mark.integration
+
+
+def _stamped(results: dict[str, Any], name: str) -> None:
+    assert results["bench"] == name
+    assert results["machine"]["cpus"] >= 1
+    assert results["date"]
+
+
+def test_api_bench_measures_both_sides_of_every_operation(tmp_path: Path) -> None:
+    out = tmp_path / "bench-api.json"
+    results = api.main(["--duration", "1", "--clients", "4", "--turn", "0.5", "--json", str(out)])
+    _stamped(results, "api")
+    assert out.exists()
+    for op in ("poll", "list", "submit"):
+        figures = results["operations"][op]
+        for side in ("ganforge", "bare"):
+            assert figures[side]["requests"] > 0, figures
+            assert figures[side]["errors"] == 0, figures
+            assert 0 < figures[side]["p50_ms"] <= figures[side]["p99_ms"]
+        assert figures["ratio"] > 0
+    assert isinstance(results["goal"]["met"], bool)
+
+
+def test_queue_bench_times_post_to_running_and_a_raw_celery_round_trip(tmp_path: Path) -> None:
+    results = queue.main(["--samples", "1", "--no-warm-up", "--json", str(tmp_path / "q.json")])
+    _stamped(results, "queue")
+    ours, raw = results["ganforge_to_running_ms"], results["raw_celery_ms"]
+    assert len(ours["all"]) == len(raw["all"]) == 1
+    # Both are real round trips through Redis: positive, and under the bench's own bounds.
+    assert 0 < raw["median"] < queue.TASK_TIMEOUT_S * 1000
+    assert 0 < ours["median"] < queue.JOB_TIMEOUT_S * 1000
+    assert results["extra_ms"] == pytest.approx(ours["median"] - raw["median"], abs=0.2)
+
+
+def test_storage_bench_checks_the_bytes_and_rates_every_path(tmp_path: Path) -> None:
+    results = storage.main(["--mib", "1", "--repeats", "1", "--json", str(tmp_path / "s.json")])
+    _stamped(results, "storage")
+    assert set(results["mb_per_s"]) == {
+        "upload_boto3",
+        "upload_ganforge",
+        "download_boto3",
+        "download_api_stream",
+        "download_presigned",
+    }
+    assert all(rate["median"] > 0 for rate in results["mb_per_s"].values())
+    assert set(results["ratios"]) == {"upload", "download_api_stream", "download_presigned"}
+
+
+def test_db_scale_bench_explains_each_query_and_finds_no_seq_scan(tmp_path: Path) -> None:
+    results = db_scale.main(
+        ["--jobs", "3000", "--events", "6000", "--repeats", "2", "--json", str(tmp_path / "d.json")]
+    )
+    _stamped(results, "db_scale")
+    queries = results["queries"]
+    assert set(queries) == {"list", "list_page_2", "list_state_running", "list_every_user",
+                            "poll", "events"}  # fmt: skip
+    for name, query in queries.items():
+        assert query["explain"][0]["Plan"]["Node Type"], name
+        assert query["indexes"], f"{name} uses no index: {query['sql']}"
+        assert query["ganforge_ms"] > 0 and query["plain_sql_ms"] > 0
+    assert "ix_jobs_created" in queries["list_every_user"]["indexes"]
+    assert results["goal"]["no_seq_scans"], {n: q["seq_scans"] for n, q in queries.items()}
+
+
+def test_report_rewrites_only_the_table_between_the_markers(tmp_path: Path) -> None:
+    machine = {"cpus": 2, "cpu_model": "Test CPU", "python": "3.11"}
+    queue_results = {
+        "bench": "queue",
+        "date": "2026-11-30T12:00:00+00:00",
+        "machine": machine,
+        "samples": 3,
+        "ganforge_to_running_ms": {"median": 60.0, "min": 50.0, "max": 70.0},
+        "raw_celery_ms": {"median": 10.0, "min": 6.0, "max": 17.0},
+        "extra_ms": 50.0,
+        "goal": {"met": True},
+    }
+    (tmp_path / "bench-queue.json").write_text(json.dumps(queue_results))
+    (tmp_path / "bench-other.json").write_text(json.dumps({"date": "2026-11-30"}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{report.BEGIN}\nold table\n{report.END}\nafter\n")
+    report.main(["--results", str(tmp_path), "--readme", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("before\n") and text.endswith(f"{report.END}\nafter\n")
+    assert "old table" not in text
+    assert "2 CPUs (Test CPU)" in text and "Measured 2026-11-30" in text
+    assert "| 60 ms (50-70) | raw Celery send to task start: 10 ms (6-17) | +50 ms |" in text
+    assert "see `bench-other.json`" in text
