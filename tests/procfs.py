@@ -59,12 +59,6 @@ def descendants(table: dict[int, Process], roots: Iterable[int]) -> set[int]:
     return found
 
 
-def group_rss(table: dict[int, Process], pgid: int) -> int:
-    """Resident bytes of one process group (a service started in its own session: gunicorn
-    and its workers, or a Celery worker and its pool)."""
-    return sum(p.rss_bytes for p in table.values() if p.pgid == pgid)
-
-
 def environment(pid: int) -> bytes:
     """The process's environment as it started (NUL-separated); empty if unreadable."""
     try:

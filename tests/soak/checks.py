@@ -105,10 +105,18 @@ def leftover_work_folders(home: Path, nodes: Iterable[str], job_ids: Iterable[st
 
 
 def resident_mib(processes: ServiceProcesses) -> dict[str, float]:
-    """Resident memory (MiB) of each service process with its own children in its group:
-    the API is gunicorn's master and workers, a worker is Celery's main process and pool."""
+    """Resident memory (MiB) of each service process with the helpers it keeps: its process
+    group (gunicorn's master and workers; Celery's main process and pool) and any other
+    process below it that is not a job's (a warm sampler in its own session). Jobs' launchers
+    and ranks come and go and are left out: their memory is the job's, not the service's."""
     table = procfs.snapshot()
-    return {
-        name: procfs.group_rss(table, process.pid) / 2**20
-        for name, process in processes.processes.items()
-    }
+    job_groups = {p.pgid for p in table.values() if b"worker.launcher" in p.cmdline}
+    sizes = {}
+    for name, process in processes.processes.items():
+        leader = process.pid
+        members = procfs.descendants(table, [leader]) | {
+            pid for pid, p in table.items() if p.pgid == leader
+        }
+        kept = [table[pid] for pid in members if table[pid].pgid not in job_groups]
+        sizes[name] = sum(p.rss_bytes for p in kept) / 2**20
+    return sizes

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,34 +43,27 @@ class SoakDriver:
         self,
         service: Service,
         users: list[requests.Session],
-        plan: list[PlannedJob],
         *,
-        warmup_jobs: int,
-        at_warmup: Callable[[], None],
         seed: int,
     ) -> None:
-        self.service, self.users, self.plan = service, users, plan
-        self.warmup_jobs, self.at_warmup = warmup_jobs, at_warmup
+        self.service, self.users = service, users
         self.rng = random.Random(seed)
-        self.waiting: list[PlannedJob] = list(plan)
+        self.waiting: list[PlannedJob] = []
         self.outstanding: list[Tracked] = []
         self.done: list[Tracked] = []
         self.trained: dict[int, list[str]] = {}  # user -> their succeeded training jobs
 
-    def run(self, timeout_s: float) -> list[Tracked]:
-        """Submit the whole plan and return every job once final; fail past `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        warmed = False
+    def run(self, plan: list[PlannedJob], deadline: float) -> list[Tracked]:
+        """Submit `plan` and return when all of it is final (with every job run so far);
+        fail past `deadline` (a time.monotonic())."""
+        self.waiting = list(plan)
         while self.waiting or self.outstanding:
             if time.monotonic() > deadline:
-                raise AssertionError(self._stall_report(timeout_s))
+                raise AssertionError(self._stall_report())
             self.service.processes.check_alive()
             self._submit_ready()
             self._cancel_due()
             self._poll()
-            if not warmed and len(self.done) >= self.warmup_jobs:
-                self.at_warmup()
-                warmed = True
             if self.outstanding:
                 time.sleep(POLL_S)
         return self.done
@@ -127,10 +119,10 @@ class SoakDriver:
             if job.planned.kind == "train" and job.state == "succeeded":
                 self.trained.setdefault(job.planned.user, []).append(job.id)
 
-    def _stall_report(self, timeout_s: float) -> str:
+    def _stall_report(self) -> str:
         stuck = [(job.id, job.planned.name, job.state) for job in self.outstanding]
         return (
-            f"the soak did not drain in {timeout_s:.0f} s: {len(self.done)} final, "
+            f"the soak did not drain in time: {len(self.done)} final, "
             f"{len(self.waiting)} never submitted, outstanding {stuck}\n"
             f"pool: {self.service.pool()}\n{self.service.worker_log()[-4000:]}"
         )

@@ -40,19 +40,26 @@ class PlannedJob:
         return f"soak-{self.index:04d}-{self.kind}"
 
 
-def make_plan(count: int, users: int, seed: int = PLAN_SEED) -> list[PlannedJob]:
-    """`count` jobs round the `users`; each user's first job trains and is never cancelled,
-    so that their sampling jobs always have a checkpoint to read."""
+def make_plan(count: int, users: int, workers: int, seed: int = PLAN_SEED) -> list[PlannedJob]:
+    """`count` jobs, starting with the warm-up (2 x `workers` jobs: the first `workers` users
+    train once, all at once, then sample once each, one sampling job a worker), then jobs round
+    the `users` drawn at random. A user's first job trains and no warm-up job is cancelled, so
+    every sampling job has a finished training job of its owner to read."""
     rng = random.Random(seed)
-    plan = []
-    for index in range(count):
-        user = index % users
-        first_of_user = index < users
-        kind: Kind = "sample" if not first_of_user and rng.random() < SAMPLE_SHARE else "train"
-        cancel = not first_of_user and rng.random() < CANCEL_SHARE
+    warm_up: list[tuple[Kind, int]] = [("train", user) for user in range(workers)]
+    warm_up += [("sample", user) for user in range(workers)]
+    plan = [PlannedJob(i, user, kind, None) for i, (kind, user) in enumerate(warm_up)]
+    trained = set(range(workers))
+    for index in range(len(plan), count):
+        user = (index - len(warm_up)) % users
+        kind: Kind = "sample" if rng.random() < SAMPLE_SHARE else "train"
+        cancel = rng.random() < CANCEL_SHARE
         delay = rng.uniform(0.0, CANCEL_WITHIN_S) if cancel else None
+        if user not in trained:
+            kind, delay = "train", None
+            trained.add(user)
         plan.append(PlannedJob(index, user, kind, delay))
-    return plan
+    return plan[:count]
 
 
 def train_spec(job: PlannedJob) -> dict[str, Any]:

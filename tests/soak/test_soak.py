@@ -15,6 +15,7 @@ import json
 import os
 import re
 import statistics
+import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -36,13 +37,11 @@ from tests.soak.plan import PLAN_SEED, make_plan
 
 pytestmark = pytest.mark.e2e
 
-# Small enough for CI on two busy cores (24 jobs took 4 min at a load average of 11, 12 jobs
-# 2 min), large enough that each worker runs several training and sampling jobs and cancels.
-DEFAULT_JOBS = 20
+# Small enough for CI on two busy cores (a tiny training job takes 35-55 s there while other
+# suites run), large enough that after the warm-up (6 jobs) each worker runs several more and
+# some are cancelled.
+DEFAULT_JOBS = 15
 SOAK_JOBS = int(os.environ.get("GANFORGE_SOAK_JOBS", DEFAULT_JOBS))
-# Memory is measured after this share of the jobs is final: by then each worker's pool process
-# and each gunicorn worker has imported and cached what a job needs (SQLAlchemy, boto3, Celery).
-WARMUP_SHARE = 0.25
 # Resident growth of any service (API: gunicorn master + workers; a Celery worker and its
 # pool) allowed from warm-up to the end. Measured: under 0.5 MiB over 24 jobs. A leak of 1 MiB
 # a job fails the CI run (15 jobs after warm-up); 32 KiB a job fails the 500-job run.
@@ -64,21 +63,18 @@ def test_soak_every_job_ends_once_on_a_valid_path_and_leaves_nothing_behind(
     soak_lab: SoakLab, soak_summary: list[str], tmp_path: Path
 ) -> None:
     service, settings = soak_lab.service, soak_lab.service.settings
-    plan = make_plan(SOAK_JOBS, len(USERS))
+    plan = make_plan(SOAK_JOBS, len(USERS), workers=len(NODES))
+    deadline = time.monotonic() + DRAIN_BASE_S + SOAK_JOBS * DRAIN_PER_JOB_S
     memory = {"start": resident_mib(service.processes)}
-
-    def at_warmup() -> None:
-        memory["warm"] = resident_mib(service.processes)
-
-    driver = SoakDriver(
-        service,
-        soak_lab.users,
-        plan,
-        warmup_jobs=max(1, int(SOAK_JOBS * WARMUP_SHARE)),
-        at_warmup=at_warmup,
-        seed=PLAN_SEED,
-    )
-    jobs = driver.run(timeout_s=DRAIN_BASE_S + SOAK_JOBS * DRAIN_PER_JOB_S)
+    driver = SoakDriver(service, soak_lab.users, seed=PLAN_SEED)
+    # Warm-up: three users train at once, then sample at once (three jobs on three idle
+    # one-slot nodes: one each), so that every process has loaded what a job of either kind
+    # needs before memory is measured.
+    workers = len(NODES)
+    driver.run(plan[:workers], deadline)
+    driver.run(plan[workers : 2 * workers], deadline)
+    memory["warm"] = resident_mib(service.processes)
+    jobs = driver.run(plan[2 * workers :], deadline)
     memory["end"] = resident_mib(service.processes)
     ids = [job.id for job in jobs]
 
