@@ -1,0 +1,253 @@
+"""Sampling speed through the whole service against the same generator in-process.
+
+    python -m bench.sampling [--repeats 10] [--threads 1] [--json bench-sampling.json]
+
+One run starts PostgreSQL, Redis and a moto S3 server (throwaway, as the tests do), the API
+under gunicorn, the scheduler and two workers: node `warm-node` (the warm sampler) and node
+`cold-node` (GANFORGE_WARM_SAMPLER=0, a launcher per job), each job sent to one by a label. It
+trains a DCGAN for one step on the repository's MNIST slice (sampling cost does not depend on
+training), then times, each from the POST until the artifact has been downloaded over HTTP:
+
+1. warm: a 64-image seeds job on the warm sampler, median of R, against the same work
+   in-process (the checkpoint already loaded: draw with the same code, write the same PNG),
+   alternated so a noisy neighbour hurts both; and against the in-process run that also
+   fetches the checkpoint from S3 and loads it each time;
+2. first use: the first job on a checkpoint (the warm sampler downloads and caches it);
+3. cold: the same job with a launcher per job (process start, torch import, download);
+4. throughput: a 10,000-image job on the warm sampler against the in-process loop.
+
+The in-process side runs with the same torch threads as the service's ranks (--threads). Prints
+a table and writes the figures as JSON. Goals on the lab's 2-core CI machine: warm 64 images
+≤ 250 ms end to end; 10,000-image throughput ≥ 0.8x in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Seeds of the timed small job, and of the throughput job.
+SMALL_IMAGES = 64
+LARGE_IMAGES = 10_000
+# Seconds between looks at a job's state: short against a job of ~100 ms, long enough that the
+# polls (each an HTTP request) cost the 2-core machine little.
+POLL_S = 0.01
+LONG_JOB_AFTER_S = 1.0
+LONG_POLL_S = 0.05
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+SOURCE_SPEC = {
+    "model": {"family": "dcgan", "width": 64},
+    "latent": {"dim": 64},
+    "train": {"steps": 1, "batch_size": 8, "seed": 3},
+    "checkpoint_every": 1,
+    "sample_every": 1,
+    "resources": {"labels": {"path": "cold"}},
+}
+
+
+def timed(action: Callable[[], Any]) -> float:
+    began = time.perf_counter()
+    action()
+    return (time.perf_counter() - began) * 1000
+
+
+def end_to_end(service: Any, spec: dict[str, Any], path: str) -> float:
+    """POST a sampling job for node `path`; milliseconds until grid.png is downloaded."""
+    body = {
+        "kind": "sample",
+        "name": path,
+        "spec": {**spec, "resources": {"labels": {"path": path}}},
+    }
+
+    def run() -> None:
+        answer = service.http.post(service.url("/api/v1/jobs"), json=body, timeout=30)
+        job_id = answer.json()["id"]
+        began = time.perf_counter()
+        while True:
+            job = service.http.get(service.url(f"/api/v1/jobs/{job_id}"), timeout=30).json()
+            if job["state"] in ("succeeded", "failed", "cancelled"):
+                break
+            # A long job is looked at less often: its polls would take cores from it.
+            waited = time.perf_counter() - began
+            time.sleep(POLL_S if waited < LONG_JOB_AFTER_S else LONG_POLL_S)
+        if job["state"] != "succeeded":
+            raise RuntimeError(f"sampling job {job_id} ended {job['state']}: {job['error']}")
+        url = service.url(f"/api/v1/jobs/{job_id}/artifacts/grid.png?redirect=false")
+        grid = service.http.get(url, timeout=60)
+        if grid.status_code != 200 or not grid.content.startswith(b"\x89PNG"):
+            raise RuntimeError(f"grid.png of {job_id}: HTTP {grid.status_code}")
+
+    return timed(run)
+
+
+def in_process(checkpoint: dict[str, Any], spec: dict[str, Any], out: Path) -> Callable[[], None]:
+    """The same drawing the job does, with the checkpoint in hand, and its PNG written."""
+    from shared.specs import parse_spec
+    from worker.gan.sample import sample_for_spec
+
+    sampling = parse_spec("sample", spec)
+
+    def run() -> None:
+        out.write_bytes(sample_for_spec(checkpoint, sampling, torch.device("cpu")).png)
+
+    return run
+
+
+def loading_in_process(service: Any, source: str, spec: dict[str, Any], out: Path) -> float:
+    """In-process, fetching the checkpoint from S3 and loading it first."""
+    from shared.storage import open_storage
+    from worker.inputs import load_checkpoint_of
+
+    settings = service.settings
+    store = open_storage(settings)
+
+    def run() -> None:
+        checkpoint = load_checkpoint_of(settings, store, source, None, torch.device("cpu"))
+        assert checkpoint is not None
+        in_process(checkpoint, spec, out)()
+
+    return timed(run)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure(service: Any, repeats: int, work: Path) -> dict[str, Any]:
+    from shared.storage import open_storage
+    from worker.inputs import load_checkpoint_of
+
+    submitted = service.submit("train", {**SOURCE_SPEC, "data": mnist_data()}, name="source")
+    trained = service.wait_final(submitted["id"])
+    if trained["state"] != "succeeded":
+        raise RuntimeError(f"training the source failed: {trained['error']}")
+    source = trained["id"]
+    small = {"job_id": source, "seeds": list(range(SMALL_IMAGES))}
+    large = {"job_id": source, "seeds": list(range(LARGE_IMAGES))}
+    store = open_storage(service.settings)
+    checkpoint = load_checkpoint_of(service.settings, store, source, None, torch.device("cpu"))
+    assert checkpoint is not None
+    first_use = end_to_end(service, small, "warm")
+    print(f"source trained; first warm use {first_use:.0f} ms", flush=True)
+    warm, local, loading = [], [], []
+    for _ in range(repeats):
+        warm.append(end_to_end(service, small, "warm"))
+        local.append(timed(in_process(checkpoint, small, work / "small.png")))
+        loading.append(loading_in_process(service, source, small, work / "small.png"))
+    print(f"warm median {statistics.median(warm):.0f} ms", flush=True)
+    cold = [end_to_end(service, small, "cold") for _ in range(max(1, repeats // 4))]
+    large_service, large_local = [], []
+    for _ in range(max(1, repeats // 5)):
+        large_service.append(end_to_end(service, large, "warm"))
+        large_local.append(timed(in_process(checkpoint, large, work / "large.png")))
+    ratios = [w / loc for w, loc in zip(warm, local, strict=True)]
+    throughput = [loc / srv for srv, loc in zip(large_service, large_local, strict=True)]
+    return {
+        "images": SMALL_IMAGES,
+        "warm_ms": summary(warm),
+        "in_process_ms": summary(local),
+        "in_process_from_s3_ms": summary(loading),
+        "warm_over_in_process": summary(ratios),
+        "warm_minus_in_process_ms": statistics.median(warm) - statistics.median(local),
+        "first_use_ms": first_use,
+        "cold_ms": summary(cold),
+        "large_images": LARGE_IMAGES,
+        "large_service_ms": summary(large_service),
+        "large_in_process_ms": summary(large_local),
+        "large_service_images_per_s": LARGE_IMAGES / statistics.median(large_service) * 1000,
+        "large_in_process_images_per_s": LARGE_IMAGES / statistics.median(large_local) * 1000,
+        "throughput_ratio": summary(throughput),
+    }
+
+
+def mnist_data() -> dict[str, str]:
+    from tests.helpers import MNIST_DIR
+
+    return {"source": "mnist", "path": str(MNIST_DIR)}
+
+
+def print_table(figures: dict[str, Any], repeats: int, threads: int) -> None:
+    def row(label: str, stats: dict[str, float], unit: str = "ms") -> None:
+        low, high = stats["min"], stats["max"]
+        print(f"  {label:<44} {stats['median']:9.1f} {unit}  ({low:.1f}-{high:.1f})")
+
+    print(f"DCGAN width 64 on 28x28 MNIST, torch threads {threads}, median of {repeats}")
+    print(f"POST -> grid.png downloaded, {figures['images']} images:")
+    row("warm sampler (service, HTTP)", figures["warm_ms"])
+    row("in-process, checkpoint loaded", figures["in_process_ms"])
+    row("in-process, checkpoint fetched from S3", figures["in_process_from_s3_ms"])
+    row("warm / in-process (per pair)", figures["warm_over_in_process"], "x ")
+    print(f"  {'warm - in-process':<44} {figures['warm_minus_in_process_ms']:9.1f} ms")
+    first = figures["first_use_ms"]
+    print(f"  {'first use of the checkpoint (warm, cache miss)':<44} {first:9.1f} ms")
+    row("cold (GANFORGE_WARM_SAMPLER=0)", figures["cold_ms"])
+    print(f"{figures['large_images']:,} images:")
+    row("warm sampler (service, HTTP)", figures["large_service_ms"])
+    row("in-process loop", figures["large_in_process_ms"])
+    served, local = figures["large_service_images_per_s"], figures["large_in_process_images_per_s"]
+    print(f"  {'images/s service vs in-process':<44} {served:9.0f} vs {local:.0f}")
+    row("throughput service / in-process", figures["throughput_ratio"], "x ")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=Path("bench-sampling.json"))
+    args = parser.parse_args()
+    os.environ.update(FAKE_AWS)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
+    torch.set_num_threads(args.threads)
+
+    from tests.e2e.conftest import running_service
+    from tests.s3_server import start_moto_server
+    from tests.servers import postgres_server, redis_server
+
+    endpoint, stop_s3 = start_moto_server()
+    node = {
+        "GANFORGE_NODE_NAME": "warm-node",
+        "GANFORGE_CPU_SLOTS": "1",
+        "GANFORGE_NODE_LABELS": "path=warm",
+        "GANFORGE_TORCH_THREADS": str(args.threads),
+        # The polls of a 10,000-image job are far past the per-token limit.
+        "GANFORGE_RATE_LIMIT": "0",
+    }
+    try:
+        with (
+            postgres_server() as postgres,
+            redis_server() as redis_service,
+            tempfile.TemporaryDirectory(prefix="ganforge-bench-") as folder,
+        ):
+            home = Path(folder) / f"home-{uuid.uuid4().hex[:6]}"
+            with running_service(postgres, redis_service, endpoint, home, node) as service:
+                service.processes.start_worker(
+                    "cold-node", 1, node_labels="path=cold", warm_sampler=False
+                )
+                nodes = {"warm-node", "cold-node"}
+                service.wait_until(lambda: {n["name"] for n in service.pool()["nodes"]} == nodes)
+                figures = measure(service, args.repeats, Path(folder))
+    finally:
+        stop_s3()
+    figures.update(threads=args.threads, repeats=args.repeats)
+    print_table(figures, args.repeats, args.threads)
+    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"figures written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
