@@ -23,6 +23,12 @@ MAX_OUTSTANDING = 9
 # Seconds between polls of the outstanding jobs (one GET each): a job lasts several seconds.
 POLL_S = 1.0
 HTTP_TIMEOUT_S = 60.0
+# Sampling rounds of the warm-up before the soak goes on without every node warmed: a round
+# places one job a node unless one finishes before the next is placed (a warm sample takes
+# about a second), which a second round nearly always covers.
+WARM_UP_ROUNDS = 4
+# Extra warm-up jobs are numbered from here, apart from the plan's.
+EXTRA_INDEX = 10_000
 
 
 @dataclass
@@ -67,6 +73,41 @@ class SoakDriver:
             if self.outstanding:
                 time.sleep(POLL_S)
         return self.done
+
+    def warm_up(
+        self,
+        trains: list[PlannedJob],
+        samples: list[PlannedJob],
+        nodes: tuple[str, ...],
+        deadline: float,
+    ) -> set[str]:
+        """Run `trains`, then rounds of sampling jobs until every node has run one (their
+        owners: the users of `trains`); returns the nodes still not warmed (none, normally)."""
+        self.run(trains, deadline)
+        batch, extra = samples, EXTRA_INDEX
+        for _ in range(WARM_UP_ROUNDS):
+            self.run(batch, deadline)
+            sampled = {self.node_of(job) for job in self.done if job.planned.kind == "sample"}
+            missing = set(nodes) - sampled
+            if not missing:
+                break
+            # One a node again: a lone job would go to the same first idle node every time.
+            batch = []
+            for user in range(len(nodes)):
+                batch.append(PlannedJob(extra, trains[user % len(trains)].user, "sample", None))
+                extra += 1
+        return missing
+
+    def node_of(self, job: Tracked) -> str | None:
+        """The node the job started on, from its events ("started on <node>")."""
+        answer = self.users[job.planned.user].get(
+            self.service.url(f"/api/v1/jobs/{job.id}/events"), timeout=HTTP_TIMEOUT_S
+        )
+        assert answer.status_code == 200, answer.text
+        for event in answer.json()["events"]:
+            if event["to"] == "running":
+                return str(event["reason"]).removeprefix("started on ").split(" ")[0]
+        return None
 
     def _submit_ready(self) -> None:
         for planned in list(self.waiting):
