@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from shared.config import Settings
 from shared.specs import SampleSpec, parse_spec
 from shared.storage import Storage, open_storage
 from shared.storage.retrying import RetryingStorage
-from worker.launcher import exit_with_parent, threads_per_rank
+from worker.launcher import PARENT_CHECK_S, threads_per_rank
 from worker.reporter import JobReporter
 from worker.warm.cache import LoadedCache
 from worker.warm.protocol import Lines, send, socket_path
@@ -130,11 +133,25 @@ def _failure(exc: Exception, reporter: JobReporter) -> dict[str, str]:
     return {"status": "lost" if is_infrastructure_fault(exc) else "failed", "error": message}
 
 
+def exit_with_worker(worker_pid: int) -> None:
+    """Kill this process group once the worker that started it is gone. Its pid comes on the
+    command line: a worker killed while this process was still importing has already left
+    it to init, so the parent it finds at this point proves nothing."""
+
+    def watch() -> None:
+        while os.getppid() == worker_pid:
+            time.sleep(PARENT_CHECK_S)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="worker-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device-index", type=int, required=True)
+    parser.add_argument("--worker-pid", type=int, required=True, help="the worker that owns it")
     args = parser.parse_args(argv)
-    exit_with_parent()
+    exit_with_worker(args.worker_pid)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.from_env()
     WarmSampler(settings).serve(socket_path(settings, args.device_index))

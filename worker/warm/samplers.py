@@ -50,7 +50,15 @@ class WarmSamplers:
         env = {**os.environ, **self.settings.to_env()}
         if any(device["kind"] == "gpu" for device in self.devices):
             env["CUDA_VISIBLE_DEVICES"] = str(index)
-        command = [sys.executable, "-m", "worker.warm.process", "--device-index", str(index)]
+        command = [
+            sys.executable,
+            "-m",
+            "worker.warm.process",
+            "--device-index",
+            str(index),
+            "--worker-pid",
+            str(os.getpid()),
+        ]
         self.processes[index] = subprocess.Popen(command, env=env, start_new_session=True)
         log.info("warm sampler for device %d started (pid %d)", index, self.processes[index].pid)
 
