@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.soak.checks import (
+    Edge,
     event_paths,
     held_reservations,
     leftover_processes,
@@ -104,6 +105,7 @@ def test_soak_every_job_ends_once_on_a_valid_path_and_leaves_nothing_behind(
     }
     report = _report(jobs, memory, left, bad_paths, repeated_runs, wrong_outcomes)
     report["nodes not warmed by the warm-up"] = sorted(cold)
+    report["cancels hit (state)"] = _cancelled_from(paths)
     report["duplicate messages dropped"] = len(DUPLICATE_DROPPED.findall(service.worker_log()))
     _publish(report, tmp_path, soak_summary)
 
@@ -171,6 +173,19 @@ def _report(
     }
 
 
+def _cancelled_from(paths: dict[str, list[Edge]]) -> dict[str, int]:
+    """How many cancels found a job in each state (the source of its edge to cancelling or
+    cancelled): the random moments should hit queued, scheduled and running jobs."""
+    stopping = {"cancelling", "cancelled"}
+    return dict(
+        Counter(
+            str(next(source for source, target in path if target in stopping))
+            for path in paths.values()
+            if any(target in stopping for _, target in path)
+        )
+    )
+
+
 def _moment(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
@@ -195,7 +210,8 @@ def _publish(report: dict[str, Any], tmp_path: Path, summary: list[str]) -> None
             f"{report['jobs']} jobs {report['kinds']} from {report['users']} users on "
             f"{report['workers']} workers",
             f"final states {report['final states']}; "
-            f"cancels {report['cancels (HTTP status -> final state)']}",
+            f"cancels {report['cancels (HTTP status -> final state)']}, "
+            f"hitting {report['cancels hit (state)']}",
             f"drained in {report['drain seconds']} s: {report['jobs per minute']} jobs/min; "
             f"median s to start {report['seconds from submission to start, median by kind']}, "
             f"to run {report['seconds from start to end, median by kind']}",
