@@ -6,9 +6,11 @@ from flask import g, request
 
 from api.problems import ApiProblem
 from api.ratelimit import check_rate
-from api.state import db_session
+from api.state import db_session, token_cache
 from shared.models import User
-from shared.users import authenticate
+from shared.users import authenticate, hash_token
+
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 def require_user() -> None:
@@ -22,13 +24,21 @@ def require_user() -> None:
             "send 'Authorization: Bearer <token>'; an admin creates tokens with "
             "'ganforge admin create-token'",
         )
-    session = db_session()
-    found = authenticate(session, token.strip())
-    if found.user is None:
-        raise ApiProblem(401, "Unauthorized", found.refused)
-    if found.touched:
-        session.commit()  # its last use (at most once a minute); else no commit, no new checkout
-    g.user, g.token = found.user, found.token
+    session, digest, cache = db_session(), hash_token(token.strip()), token_cache()
+    # Reads may go on a token accepted within the last TOKEN_CACHE_S; a request that changes
+    # anything (and checks quotas or rights to do it) always looks the token up.
+    reading = request.method in READ_METHODS
+    remembered = cache.recall(session, digest) if reading else None
+    if remembered is not None:
+        g.user, g.token = remembered
+    else:
+        found = authenticate(session, token.strip())
+        if found.user is None or found.token is None:
+            raise ApiProblem(401, "Unauthorized", found.refused)
+        if found.touched:
+            session.commit()  # its last use (at most once a minute); else no commit
+        cache.remember(digest, found.user, found.token)
+        g.user, g.token = found.user, found.token
     check_rate()
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Any, get_args
 
 from flask import Blueprint, Response, redirect, request, stream_with_context
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
 from api import idempotency, live
@@ -105,7 +106,9 @@ def list_jobs() -> dict[str, Any]:
     return {"jobs": listed, "next_cursor": page.next_cursor}
 
 
-def _owned_json(job: Job, placement: dict[str, list[int]] | None = None) -> dict[str, Any]:
+def _owned_json(
+    job: Job | Row[Any], placement: dict[str, list[int]] | None = None
+) -> dict[str, Any]:
     """One job's JSON, its owner named (the caller, or for an admin maybe someone else)."""
     caller = current_user()
     if job.owner_id == caller.id:  # the common case needs no query for the name
@@ -131,7 +134,7 @@ def _int_arg(name: str, default: int, low: int, high: int, problems: list[dict[s
 @bp.get("/<id:job_id>")
 def get(job_id: str) -> dict[str, Any]:
     session = db_session()
-    job = jobs.get_job(session, current_user(), job_id)
+    job = jobs.view_job(session, current_user(), job_id)
     # Only a job in a holding state has reservations: the others' polls skip the query.
     holds = job.state in HOLDING_STATES
     return _owned_json(job, held_devices(session, job.id, job.attempt) if holds else {})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
+
 from shared.models import ApiToken, Artifact, Dataset, Job, JobEvent, as_utc, utcnow
 
 
@@ -14,9 +16,11 @@ def iso(moment: datetime | None) -> str | None:
     return as_utc(moment).isoformat()
 
 
-def job_json(job: Job, owner: str, placement: dict[str, list[int]] | None = None) -> dict[str, Any]:
-    """A job and its owner's name; `placement` (the devices it holds, by node) is shown by
-    the single-job view."""
+def job_json(
+    job: Job | Row[Any], owner: str, placement: dict[str, list[int]] | None = None
+) -> dict[str, Any]:
+    """A job (a row or a row of shared.jobs.JOB_VIEW_COLUMNS) and its owner's name;
+    `placement` (the devices it holds, by node) is shown by the single-job view."""
     queued = job.state == "queued"
     body = {
         "id": job.id,

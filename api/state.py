@@ -6,6 +6,7 @@ from celery import Celery
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
+from api.token_cache import TokenCache
 from shared.config import Settings
 from shared.db import get_engine
 from shared.messaging import make_celery
@@ -25,6 +26,11 @@ def celery() -> Celery:
     return current_app.extensions["ganforge.celery"]  # type: ignore[no-any-return]
 
 
+def token_cache() -> TokenCache:
+    """This process's memory of recently accepted tokens (api/token_cache.py)."""
+    return current_app.extensions["ganforge.token_cache"]  # type: ignore[no-any-return]
+
+
 def db_session() -> Session:
     """The request's session; committed by the view that changes data, closed at teardown."""
     if "db" not in g:
@@ -36,6 +42,7 @@ def init_app(app: Flask, app_settings: Settings, app_storage: Storage) -> None:
     app.extensions["ganforge.settings"] = app_settings
     app.extensions["ganforge.storage"] = app_storage
     app.extensions["ganforge.celery"] = make_celery(app_settings)
+    app.extensions["ganforge.token_cache"] = TokenCache()
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:

@@ -16,7 +16,7 @@ from pydantic import Field, StrictInt, ValidationError
 from api.auth import current_user, require_user
 from api.problems import ApiProblem
 from api.serializers import token_json
-from api.state import db_session
+from api.state import db_session, token_cache
 from shared.data_spec import StrictModel
 from shared.models import utcnow
 from shared.specs import SpecError, problems_from
@@ -68,4 +68,5 @@ def revoke(token_id: str) -> tuple[dict[str, Any], int]:
     session = db_session()
     row = revoke_token(session, current_user(), token_id)
     session.commit()
+    token_cache().forget(row.token_hash)  # refused by this process at once, others within its TTL
     return token_json(row, None), 200

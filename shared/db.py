@@ -7,12 +7,13 @@ API, scheduler and worker processes can share one file; PostgreSQL is used as is
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import (
     Retrying,
@@ -35,6 +36,14 @@ CONNECT_TIMEOUT_S = 5
 # keep retrying while the database is unreachable: a restart or failover takes minutes, a
 # longer outage fails the attempt, which the reconciler then requeues.
 OUTAGE_RETRY_S = 15 * 60.0
+# A pooled PostgreSQL connection is pinged at checkout only when it has sat unused this long.
+# A server restart or failover takes seconds, so a connection back from the pool within a
+# second of its last use is almost surely alive, and a busy API (every connection reused
+# within milliseconds) saves a round trip per request; after an outage every pooled
+# connection has been idle far longer and is tested and replaced before its first query. The
+# rare stale one that slips under the bound fails its query as unreachable: the API answers
+# 503 with Retry-After, workers retry through_outages, and SQLAlchemy drops the whole pool.
+PING_AFTER_IDLE_S = 1.0
 
 
 @lru_cache(maxsize=8)
@@ -43,13 +52,38 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
     )
+    ping_when_idle(engine, PING_AFTER_IDLE_S)
+    return engine
+
+
+def ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Test a pooled connection at checkout when it has been unused for `idle_s` (a cheaper
+    `pool_pre_ping`, which pings at every checkout); a dead one is replaced by the pool."""
+
+    def mark_used(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["ganforge_last_used"] = time.monotonic()
+
+    def check(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        last_used = record.info.get("ganforge_last_used", 0.0)
+        if time.monotonic() - last_used < idle_s:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError(f"pooled connection is dead: {error}") from error
+        if not alive:
+            raise DisconnectionError("pooled connection is dead")
+        record.info["ganforge_last_used"] = time.monotonic()
+
+    event.listen(engine, "connect", mark_used)
+    event.listen(engine, "checkin", mark_used)
+    event.listen(engine, "checkout", check)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

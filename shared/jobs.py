@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Row, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.data_roots import DataPathRefusedError, check_data_path
@@ -145,6 +145,28 @@ def get_job(session: Session, owner: User, job_id: str) -> Job:
     if job is None or (job.owner_id != owner.id and not owner.is_admin):
         raise JobNotFoundError(job_id)
     return job
+
+
+# What a job's JSON shows (api/serializers.job_json) and who may see it. A poll reads exactly
+# these as one row, without the ORM's identity map and object building: the most frequent
+# request of all costs about a millisecond less of CPU.
+JOB_VIEW_COLUMNS = (
+    Job.id, Job.owner_id, Job.kind, Job.name, Job.state, Job.attempt, Job.max_attempts,
+    Job.priority, Job.devices, Job.queue_position, Job.waiting_reason, Job.error, Job.spec,
+    Job.progress, Job.metrics, Job.evaluation, Job.warnings, Job.created_at, Job.updated_at,
+    Job.started_at, Job.finished_at,
+)  # fmt: skip
+
+
+def view_job(session: Session, viewer: User, job_id: str) -> Row[Any]:
+    """The job's JOB_VIEW_COLUMNS, read-only, if `viewer` may see it (as get_job decides)."""
+    query = select(*JOB_VIEW_COLUMNS).where(Job.id == job_id)
+    if not viewer.is_admin:
+        query = query.where(Job.owner_id == viewer.id)
+    row = session.execute(query).first()
+    if row is None:
+        raise JobNotFoundError(job_id)
+    return row
 
 
 def set_priority(session: Session, user: User, job_id: str, priority: int) -> Job:
