@@ -33,16 +33,13 @@ from typing import Any
 
 import requests
 
-from bench.lab import bench_token, lab_servers, lab_settings, write_json
+from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, write_json
 from bench.load import Request, RequestMaker, interleaved
 from shared.config import Settings
 from shared.embedded import ServiceProcesses, service_commands
 from worker.gan.distributed import find_free_port
 
 GOAL_POLL_RATIO = 0.5
-# Jobs the clients poll, one per client (the poll reads a row by its primary key; which row
-# does not matter, but clients reading distinct rows is closer to a lab of pollers).
-POLLED_JOBS = 32
 # Out of reach for the run: the limiter's Redis round trip still runs on every request.
 RATE_LIMIT = 1_000_000_000
 SUBMIT_BODY: dict[str, Any] = {
@@ -98,12 +95,14 @@ def _makers(job_ids: list[str], prefix: str) -> dict[str, RequestMaker]:
     }
 
 
-def measure(duration_s: float, clients: int, turn_s: float) -> dict[str, Any]:
+def measure(
+    duration_s: float, clients: int, turn_s: float, lab: Lab | None = None
+) -> dict[str, Any]:
     """Start the lab, both APIs, and load each operation on both sides in turns."""
     with tempfile.TemporaryDirectory(prefix="ganforge-bench-api-") as scratch:
         home = Path(scratch)
         with (
-            lab_servers() as lab,
+            given_or_own_lab(lab) as lab,
             lab_settings(lab, home, GANFORGE_RATE_LIMIT=str(RATE_LIMIT)) as settings,
         ):
             token = bench_token(settings)
@@ -113,9 +112,11 @@ def measure(duration_s: float, clients: int, turn_s: float) -> dict[str, Any]:
                 processes.wait_ready()
                 session = requests.Session()
                 session.headers.update(headers)
+                # One job per client to poll: a poll reads a row by its primary key, and which row
+                # does not matter, but clients reading distinct rows is closer to a lab.
                 job_ids = [
                     session.post(f"{settings.api_url}/api/v1/jobs", json=SUBMIT_BODY).json()["id"]
-                    for _ in range(POLLED_JOBS)
+                    for _ in range(clients)
                 ]
                 with bare_server(settings, home / "logs") as bare_url:
                     ours, bare = _makers(job_ids, "/api/v1"), _makers(job_ids, "/bare")
@@ -156,7 +157,8 @@ def _print_row(op: str, figures: dict[str, Any]) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None, lab: Lab | None = None) -> dict[str, Any]:
+    """Run from the command line; `lab` reuses running servers (the smoke tests' own)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per side and op")
     parser.add_argument("--clients", type=int, default=32)
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=Path("bench-api.json"))
     args = parser.parse_args(argv)
     print(f"{args.clients} clients, {args.duration:g} s per side and operation", flush=True)
-    results = measure(args.duration, args.clients, args.turn)
+    results = measure(args.duration, args.clients, args.turn, lab)
     return write_json(args.json, "api", results)
 
 

@@ -34,12 +34,11 @@ import psycopg
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from bench.lab import median, write_json
+from bench.lab import Lab, given_or_own_lab, median, write_json
 from shared import jobs
 from shared.db import get_engine
 from shared.migrate import upgrade
 from shared.models import User
-from tests.servers import postgres_server
 from tests.services import fresh_database
 
 USERS = 100
@@ -130,8 +129,10 @@ def _index_names(plan: dict[str, Any]) -> list[str]:
     return names
 
 
-def measure(job_count: int, event_count: int, repeats: int) -> dict[str, Any]:
-    with postgres_server() as postgres, fresh_database(postgres.url) as url:
+def measure(
+    job_count: int, event_count: int, repeats: int, lab: Lab | None = None
+) -> dict[str, Any]:
+    with given_or_own_lab(lab) as own, fresh_database(own.postgres_url) as url:
         upgrade(url)
         fill_s = fill(url.replace("postgresql+psycopg://", "postgresql://"), job_count,
                       event_count)  # fmt: skip
@@ -188,14 +189,15 @@ def measure(job_count: int, event_count: int, repeats: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None, lab: Lab | None = None) -> dict[str, Any]:
+    """Run from the command line; `lab` reuses running servers (the smoke tests' own)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--json", type=Path, default=Path("bench-db_scale.json"))
     args = parser.parse_args(argv)
-    results = measure(args.jobs, args.events, args.repeats)
+    results = measure(args.jobs, args.events, args.repeats, lab)
     print(f"{'query':20s} {'ganforge ms':>12s} {'plain SQL ms':>13s} {'ratio':>6s}  plan")
     for name, q in results["queries"].items():
         plan = ", ".join(q["indexes"]) or "no index"

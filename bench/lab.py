@@ -70,6 +70,17 @@ def lab_servers() -> Iterator[Lab]:
 
 
 @contextmanager
+def given_or_own_lab(lab: Lab | None) -> Iterator[Lab]:
+    """`lab` as given (a test session's servers, started once for many tests), or servers of
+    the run's own when None (what `make bench` and the command lines do)."""
+    if lab is not None:
+        yield lab
+        return
+    with lab_servers() as own:
+        yield own
+
+
+@contextmanager
 def lab_settings(lab: Lab, home: Path, **env: str) -> Iterator[Settings]:
     """Settings for a ganforge on its own fresh database (migrated), bucket and queue;
     `env` adds GANFORGE_* variables."""

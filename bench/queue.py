@@ -4,9 +4,10 @@
 
 ganforge side: the API (gunicorn), the scheduler and one Celery worker (one CPU slot) as real
 processes on PostgreSQL, Redis and moto S3 started for the run. Each sample POSTs a tiny
-training job and reads, once it has ended, its `started_at` (written by the worker in the
-transaction that moves it to `running`, on this machine's clock); the figure is that minus the
-moment the POST was sent. The worker is idle at each POST (the previous job has ended).
+training job, cancels it once it runs, and reads, once it has ended, its `started_at` (written
+by the worker in the transaction that moves it to `running`, on this machine's clock); the
+figure is that minus the moment the POST was sent. The worker is idle at each POST (the
+previous job has ended).
 
 Raw side: bench/raw_celery.py, a plain Celery app and worker (prefork, one process, acks late,
 prefetch 1: ganforge's worker settings) on the same Redis; a sample sends a trivial task and
@@ -32,7 +33,7 @@ import redis
 import requests
 from celery import Celery
 
-from bench.lab import bench_token, lab_servers, lab_settings, median, spread, write_json
+from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, median, spread, write_json
 from shared.embedded import ServiceProcesses
 
 GOAL_EXTRA_MS = 100.0
@@ -88,15 +89,22 @@ class RawCelery:
 
 
 def ganforge_to_running_s(http: requests.Session, api_url: str) -> dict[str, float]:
-    """POST a tiny job, wait until it ended, and say how long it took to be `running`."""
+    """POST a tiny job, cancel it once it runs, wait until it ended (the worker is idle
+    again), and say how long it took to be `running`. Only its start matters: a cancel ends
+    it within a second or two, where training to the end (launcher, torch import, the steps,
+    a checkpoint) takes tens of seconds on a loaded machine."""
     sent = time.time()
     answer = http.post(f"{api_url}/api/v1/jobs", json=TINY_JOB, timeout=30)
     submit_s = time.time() - sent
     answer.raise_for_status()
     job_id = answer.json()["id"]
     deadline = time.monotonic() + JOB_TIMEOUT_S
+    cancelled = False
     while time.monotonic() < deadline:
         job = http.get(f"{api_url}/api/v1/jobs/{job_id}", timeout=30).json()
+        if job["state"] == "running" and not cancelled:
+            http.post(f"{api_url}/api/v1/jobs/{job_id}/cancel", timeout=30).raise_for_status()
+            cancelled = True
         if job["state"] in FINAL:
             if job["started_at"] is None:
                 raise RuntimeError(f"job {job_id} ended {job['state']} without running: {job}")
@@ -116,13 +124,13 @@ def _wait_for_node(http: requests.Session, api_url: str) -> None:
     raise TimeoutError(f"no worker node registered in {NODE_TIMEOUT_S:.0f} s")
 
 
-def measure(samples: int, warm_up: bool = True) -> dict[str, Any]:
+def measure(samples: int, warm_up: bool = True, lab: Lab | None = None) -> dict[str, Any]:
     ours: list[dict[str, float]] = []
     raw_s: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ganforge-bench-queue-") as scratch:
         home = Path(scratch)
         node = {"GANFORGE_NODE_NAME": "bench-node", "GANFORGE_CPU_SLOTS": "1"}
-        with lab_servers() as lab, lab_settings(lab, home, **node) as settings:
+        with given_or_own_lab(lab) as lab, lab_settings(lab, home, **node) as settings:
             http = requests.Session()
             http.headers["Authorization"] = f"Bearer {bench_token(settings)}"
             raw = RawCelery(lab.redis_url, home / "logs")
@@ -156,13 +164,14 @@ def measure(samples: int, warm_up: bool = True) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None, lab: Lab | None = None) -> dict[str, Any]:
+    """Run from the command line; `lab` reuses running servers (the smoke tests' own)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("bench-queue.json"))
     parser.add_argument("--no-warm-up", action="store_true", help="count the first job too")
     args = parser.parse_args(argv)
-    results = measure(args.samples, warm_up=not args.no_warm_up)
+    results = measure(args.samples, warm_up=not args.no_warm_up, lab=lab)
     ours, raw = results["ganforge_to_running_ms"], results["raw_celery_ms"]
     print(
         f"POST -> running  ganforge median {ours['median']:.1f} ms (min {ours['min']:.1f}, max"

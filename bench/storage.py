@@ -33,7 +33,7 @@ from typing import Any
 import boto3
 import requests
 
-from bench.lab import bench_token, lab_servers, lab_settings, spread, write_json
+from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, spread, write_json
 from shared.artifacts import put_artifact
 from shared.config import Settings
 from shared.db import session_scope
@@ -75,7 +75,7 @@ def _fetch(http: requests.Session, url: str, target: Path) -> None:
                 out.write(chunk)
 
 
-def measure(mib: int, repeats: int) -> dict[str, Any]:
+def measure(mib: int, repeats: int, lab: Lab | None = None) -> dict[str, Any]:
     data = os.urandom(mib * 1024 * 1024)
     digest = hashlib.sha256(data).hexdigest()
     seconds: dict[str, list[float]] = {}
@@ -83,7 +83,7 @@ def measure(mib: int, repeats: int) -> dict[str, Any]:
         home = Path(scratch)
         source, target = home / "source.bin", home / "target.bin"
         source.write_bytes(data)
-        with lab_servers() as lab, lab_settings(lab, home) as settings:
+        with given_or_own_lab(lab) as lab, lab_settings(lab, home) as settings:
             http = requests.Session()
             http.headers["Authorization"] = f"Bearer {bench_token(settings)}"
             job_id = _running_job(settings)
@@ -153,13 +153,14 @@ def _figures(mib: int, repeats: int, seconds: dict[str, list[float]]) -> dict[st
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None, lab: Lab | None = None) -> dict[str, Any]:
+    """Run from the command line; `lab` reuses running servers (the smoke tests' own)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=32, help="size of the checkpoint")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("bench-storage.json"))
     args = parser.parse_args(argv)
-    results = measure(args.mib, args.repeats)
+    results = measure(args.mib, args.repeats, lab)
     rates = results["mb_per_s"]
     print(f"{args.mib} MiB, {args.repeats} repeats, MB/s medians (min-max)")
     for name, rate in rates.items():

@@ -1,5 +1,6 @@
 """The service benchmarks run in a tiny configuration and write JSON with sane figures, so
-they do not rot between `make bench` runs. Each starts its own servers, as `make bench` does."""
+they do not rot between `make bench` runs. They run on the test session's servers (a bench
+started from the command line starts its own), with a second or so of load and one sample."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ from typing import Any
 import pytest
 
 from bench import api, db_scale, queue, report, storage
+from bench.lab import Lab
+from tests.servers import TestServer
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def lab(postgres: TestServer, redis_service: TestServer, s3_endpoint: str) -> Lab:
+    """The session's servers: each bench makes its own database, bucket and queue on them."""
+    return Lab(postgres.url, redis_service.url, s3_endpoint)
 
 
 def _stamped(results: dict[str, Any], name: str) -> None:
@@ -20,9 +29,10 @@ def _stamped(results: dict[str, Any], name: str) -> None:
     assert results["date"]
 
 
-def test_api_bench_measures_both_sides_of_every_operation(tmp_path: Path) -> None:
+def test_api_bench_measures_both_sides_of_every_operation(tmp_path: Path, lab: Lab) -> None:
     out = tmp_path / "bench-api.json"
-    results = api.main(["--duration", "1", "--clients", "4", "--turn", "0.5", "--json", str(out)])
+    argv = ["--duration", "0.5", "--clients", "2", "--turn", "0.25", "--json", str(out)]
+    results = api.main(argv, lab)
     _stamped(results, "api")
     assert out.exists()
     for op in ("poll", "list", "submit"):
@@ -35,8 +45,12 @@ def test_api_bench_measures_both_sides_of_every_operation(tmp_path: Path) -> Non
     assert isinstance(results["goal"]["met"], bool)
 
 
-def test_queue_bench_times_post_to_running_and_a_raw_celery_round_trip(tmp_path: Path) -> None:
-    results = queue.main(["--samples", "1", "--no-warm-up", "--json", str(tmp_path / "q.json")])
+def test_queue_bench_times_post_to_running_and_a_raw_celery_round_trip(
+    tmp_path: Path, lab: Lab
+) -> None:
+    results = queue.main(
+        ["--samples", "1", "--no-warm-up", "--json", str(tmp_path / "q.json")], lab
+    )
     _stamped(results, "queue")
     ours, raw = results["ganforge_to_running_ms"], results["raw_celery_ms"]
     assert len(ours["all"]) == len(raw["all"]) == 1
@@ -46,8 +60,10 @@ def test_queue_bench_times_post_to_running_and_a_raw_celery_round_trip(tmp_path:
     assert results["extra_ms"] == pytest.approx(ours["median"] - raw["median"], abs=0.2)
 
 
-def test_storage_bench_checks_the_bytes_and_rates_every_path(tmp_path: Path) -> None:
-    results = storage.main(["--mib", "1", "--repeats", "1", "--json", str(tmp_path / "s.json")])
+def test_storage_bench_checks_the_bytes_and_rates_every_path(tmp_path: Path, lab: Lab) -> None:
+    results = storage.main(
+        ["--mib", "1", "--repeats", "1", "--json", str(tmp_path / "s.json")], lab
+    )
     _stamped(results, "storage")
     assert set(results["mb_per_s"]) == {
         "upload_boto3",
@@ -60,10 +76,18 @@ def test_storage_bench_checks_the_bytes_and_rates_every_path(tmp_path: Path) -> 
     assert set(results["ratios"]) == {"upload", "download_api_stream", "download_presigned"}
 
 
-def test_db_scale_bench_explains_each_query_and_finds_no_seq_scan(tmp_path: Path) -> None:
-    results = db_scale.main(
-        ["--jobs", "3000", "--events", "6000", "--repeats", "2", "--json", str(tmp_path / "d.json")]
-    )
+def test_db_scale_bench_explains_each_query_and_finds_no_seq_scan(tmp_path: Path, lab: Lab) -> None:
+    argv = [
+        "--jobs",
+        "3000",
+        "--events",
+        "6000",
+        "--repeats",
+        "2",
+        "--json",
+        str(tmp_path / "d.json"),
+    ]
+    results = db_scale.main(argv, lab)
     _stamped(results, "db_scale")
     queries = results["queries"]
     assert set(queries) == {"list", "list_page_2", "list_state_running", "list_every_user",
