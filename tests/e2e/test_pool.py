@@ -119,7 +119,12 @@ def test_a_node_that_hangs_past_the_timeout_loses_its_job_and_its_zombie_is_stop
             "train": {"steps": 1000, "batch_size": 1024, "seed": 5},
             "checkpoint_every": 100}  # fmt: skip
     job = pool_service.submit("train", spec, name="zombie")
-    pool_service.wait_for(job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 20)
+    # A checkpoint first, so the next attempt has one to resume from however slowly the
+    # machine runs (waiting on a step count alone raced the first checkpoint under load).
+    pool_service.wait_for(
+        job["id"],
+        lambda j: any(a["kind"] == "checkpoint" for a in pool_service.artifacts(j["id"]).values()),
+    )
     node = _node_of(pool_service, job["id"])
     # The worker and its supervisors freeze; the ranks (their own process group) train on.
     pool_service.processes.pause(f"worker-{node}")
