@@ -41,15 +41,16 @@ def threads_per_rank(settings: Settings, world_size: int) -> int:
     return max(1, (os.cpu_count() or 1) // world_size)
 
 
-def exit_with_parent() -> None:
-    """Kill this process group when the supervisor dies, so no rank outlives its worker."""
-    parent = os.getppid()
+def exit_with_parent(parent_pid: int) -> None:
+    """Kill this process group once `parent_pid` (the process that started it, named on its
+    command line) is no longer its parent, so nothing of it outlives its supervisor. The pid
+    comes from the parent itself: one that dies while this process still imports has already
+    left it to init (or a subreaper), so the parent found at this point proves nothing."""
 
     def watch() -> None:
-        while True:
+        while os.getppid() == parent_pid:
             time.sleep(PARENT_CHECK_S)
-            if os.getppid() != parent:
-                os.killpg(0, signal.SIGKILL)
+        os.killpg(0, signal.SIGKILL)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
@@ -61,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--node-rank", type=int, default=0, help="this node's place in a gang")
     parser.add_argument("--local-ranks", type=int, default=None, help="ranks on this node")
+    parser.add_argument("--parent-pid", type=int, required=True, help="the supervising worker")
     args = parser.parse_args(argv)
-    exit_with_parent()
+    exit_with_parent(args.parent_pid)
     settings = Settings.from_env()
     files = RunFiles(args.workdir)
     with session_scope(settings.database_url) as session:

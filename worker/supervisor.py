@@ -92,6 +92,8 @@ def supervise(
         str(attempt),
         "--workdir",
         str(files.workdir),
+        "--parent-pid",
+        str(os.getpid()),
         *(launch_args or []),
     ]
     try:
