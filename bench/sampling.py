@@ -24,14 +24,17 @@ a table and writes the figures as JSON. Goals on the lab's 2-core CI machine: wa
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
+import re
 import statistics
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,8 @@ LARGE_IMAGES = 10_000
 POLL_S = 0.01
 LONG_JOB_AFTER_S = 1.0
 LONG_POLL_S = 0.05
+# The client's moments of one job (wall clock) and its id, for `stages`.
+Marks = dict[str, Any]
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -66,17 +71,20 @@ def timed(action: Callable[[], Any]) -> float:
     return (time.perf_counter() - began) * 1000
 
 
-def end_to_end(service: Any, spec: dict[str, Any], path: str) -> float:
-    """POST a sampling job for node `path`; milliseconds until grid.png is downloaded."""
+def end_to_end(service: Any, spec: dict[str, Any], path: str, marks: Marks | None = None) -> float:
+    """POST a sampling job for node `path`; milliseconds until grid.png is downloaded. With
+    `marks`, the client's wall-clock moments and the job's id are kept for `stages`."""
     body = {
         "kind": "sample",
         "name": path,
         "spec": {**spec, "resources": {"labels": {"path": path}}},
     }
+    moments: Marks = {"posted": time.time()}
 
     def run() -> None:
         answer = service.http.post(service.url("/api/v1/jobs"), json=body, timeout=30)
         job_id = answer.json()["id"]
+        moments["job_id"] = job_id
         began = time.perf_counter()
         while True:
             job = service.http.get(service.url(f"/api/v1/jobs/{job_id}"), timeout=30).json()
@@ -85,14 +93,63 @@ def end_to_end(service: Any, spec: dict[str, Any], path: str) -> float:
             # A long job is looked at less often: its polls would take cores from it.
             waited = time.perf_counter() - began
             time.sleep(POLL_S if waited < LONG_JOB_AFTER_S else LONG_POLL_S)
+        moments["seen_final"] = time.time()
         if job["state"] != "succeeded":
             raise RuntimeError(f"sampling job {job_id} ended {job['state']}: {job['error']}")
         url = service.url(f"/api/v1/jobs/{job_id}/artifacts/grid.png?redirect=false")
         grid = service.http.get(url, timeout=60)
         if grid.status_code != 200 or not grid.content.startswith(b"\x89PNG"):
             raise RuntimeError(f"grid.png of {job_id}: HTTP {grid.status_code}")
+        moments["downloaded"] = time.time()
 
-    return timed(run)
+    moments["posted"] = time.time()
+    took = timed(run)
+    if marks is not None:
+        marks.update(moments)
+    return took
+
+
+def stages(service: Any, marks: Marks) -> dict[str, float]:
+    """Where one job's time went, in ms, from the client's moments and the job's own
+    timestamps (its events and artifact rows; every process runs on this machine's clock)."""
+    job_id = marks["job_id"]
+    job = service.http.get(service.url(f"/api/v1/jobs/{job_id}"), timeout=30).json()
+    events = service.http.get(service.url(f"/api/v1/jobs/{job_id}/events"), timeout=30).json()
+    at = {e["to"]: _moment(e["at"]) for e in events["events"]}
+    listed = service.http.get(service.url(f"/api/v1/jobs/{job_id}/artifacts"), timeout=30).json()
+    made = {a["name"]: _moment(a["created_at"]) for a in listed["artifacts"]}
+    stored = max(made[name] for name in ("grid.png", "latents.npy", "log.txt", "metrics.jsonl"))
+    points = [
+        ("POST -> job row", marks["posted"]),
+        ("job row -> scheduled (wake-up, pass)", _moment(job["created_at"])),
+        ("scheduled -> running (message, claim)", at["scheduled"]),
+        ("running -> outputs and log stored (hand-over, draw, puts)", at["running"]),
+        ("stored -> succeeded (result, outcome)", stored),
+        ("succeeded -> client sees it (poll)", at["succeeded"]),
+        ("seen -> grid.png downloaded", marks["seen_final"]),
+        ("end", marks["downloaded"]),
+    ]
+    return {
+        label: (following - moment) * 1000
+        for (label, moment), (_, following) in itertools.pairwise(points)
+    }
+
+
+def sampler_laps(service: Any, job_ids: list[str]) -> dict[str, dict[str, float]]:
+    """The warm sampler's own per-stage timer for these jobs, from the worker's log
+    (`job <id> attempt 1: job read 3 ms, checkpoint 2 ms, ...`)."""
+    laps: dict[str, list[float]] = {}
+    for line in service.worker_log().splitlines():
+        found = re.search(r"job (\w+) attempt \d+: (.*)$", line)
+        if found is None or found.group(1) not in job_ids:
+            continue
+        for stage, ms in re.findall(r"([a-z ]+) (\d+) ms", found.group(2)):
+            laps.setdefault(f"sampler: {stage.strip()}", []).append(float(ms))
+    return {stage: summary(values) for stage, values in laps.items()}
+
+
+def _moment(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def in_process(checkpoint: dict[str, Any], spec: dict[str, Any], out: Path) -> Callable[[], None]:
@@ -128,7 +185,7 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def measure(service: Any, repeats: int, work: Path) -> dict[str, Any]:
+def measure(service: Any, repeats: int, work: Path, warm_only: bool = False) -> dict[str, Any]:
     from shared.storage import open_storage
     from worker.inputs import load_checkpoint_of
 
@@ -145,11 +202,20 @@ def measure(service: Any, repeats: int, work: Path) -> dict[str, Any]:
     first_use = end_to_end(service, small, "warm")
     print(f"source trained; first warm use {first_use:.0f} ms", flush=True)
     warm, local, loading = [], [], []
+    breakdowns: list[dict[str, float]] = []
+    job_ids: list[str] = []
     for _ in range(repeats):
-        warm.append(end_to_end(service, small, "warm"))
+        marks: Marks = {}
+        warm.append(end_to_end(service, small, "warm", marks))
+        breakdowns.append(stages(service, marks))
+        job_ids.append(marks["job_id"])
         local.append(timed(in_process(checkpoint, small, work / "small.png")))
         loading.append(loading_in_process(service, source, small, work / "small.png"))
     print(f"warm median {statistics.median(warm):.0f} ms", flush=True)
+    if warm_only:
+        laps = sampler_laps(service, job_ids)
+        figures = {"images": SMALL_IMAGES, "warm_ms": summary(warm), **_stages_summary(breakdowns)}
+        return {**figures, "sampler_laps_ms": laps}
     cold = [end_to_end(service, small, "cold") for _ in range(max(1, repeats // 4))]
     large_service, large_local = [], []
     for _ in range(max(1, repeats // 5)):
@@ -172,6 +238,15 @@ def measure(service: Any, repeats: int, work: Path) -> dict[str, Any]:
         "large_service_images_per_s": LARGE_IMAGES / statistics.median(large_service) * 1000,
         "large_in_process_images_per_s": LARGE_IMAGES / statistics.median(large_local) * 1000,
         "throughput_ratio": summary(throughput),
+        **_stages_summary(breakdowns),
+    }
+
+
+def _stages_summary(breakdowns: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        "warm_stages_ms": {
+            label: summary([b[label] for b in breakdowns]) for label in breakdowns[0]
+        }
     }
 
 
@@ -193,6 +268,7 @@ def print_table(figures: dict[str, Any], repeats: int, threads: int) -> None:
     row("in-process, checkpoint fetched from S3", figures["in_process_from_s3_ms"])
     row("warm / in-process (per pair)", figures["warm_over_in_process"], "x ")
     print(f"  {'warm - in-process':<44} {figures['warm_minus_in_process_ms']:9.1f} ms")
+    print_stages(figures)
     first = figures["first_use_ms"]
     print(f"  {'first use of the checkpoint (warm, cache miss)':<44} {first:9.1f} ms")
     row("cold (GANFORGE_WARM_SAMPLER=0)", figures["cold_ms"])
@@ -204,11 +280,23 @@ def print_table(figures: dict[str, Any], repeats: int, threads: int) -> None:
     row("throughput service / in-process", figures["throughput_ratio"], "x ")
 
 
+def print_stages(figures: dict[str, Any]) -> None:
+    warm = figures["warm_ms"]
+    print(f"  warm job, POST -> grid.png downloaded: {warm['median']:.1f} ms median")
+    print("  where its time goes (median, min-max):")
+    for label, stats in {**figures["warm_stages_ms"], **figures.get("sampler_laps_ms", {})}.items():
+        low, high = stats["min"], stats["max"]
+        print(f"    {label:<52} {stats['median']:7.1f} ms  ({low:.1f}-{high:.1f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=Path("bench-sampling.json"))
+    parser.add_argument(
+        "--warm-only", action="store_true", help="the warm 64-image job and its stages alone"
+    )
     args = parser.parse_args()
     os.environ.update(FAKE_AWS)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
@@ -240,11 +328,14 @@ def main() -> None:
                 )
                 nodes = {"warm-node", "cold-node"}
                 service.wait_until(lambda: {n["name"] for n in service.pool()["nodes"]} == nodes)
-                figures = measure(service, args.repeats, Path(folder))
+                figures = measure(service, args.repeats, Path(folder), args.warm_only)
     finally:
         stop_s3()
     figures.update(threads=args.threads, repeats=args.repeats)
-    print_table(figures, args.repeats, args.threads)
+    if args.warm_only:
+        print_stages(figures)
+    else:
+        print_table(figures, args.repeats, args.threads)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures written to {args.json}")
 

@@ -15,7 +15,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,14 @@ from shared.jobs import add_warning, report_evaluation, report_progress
 from shared.storage import Storage, keys
 from shared.storage.base import ObjectNotFoundError
 from shared.storage.retrying import RetryingStorage
+from worker.artifact_batch import Item, put_together
 from worker.gan.hooks import ProgressReport
 from worker.livelog import LiveUpload
 from worker.tensorboard_log import EVAL_PREFIX, TensorBoardLog
 from worker.timeline import Timeline
+
+# A job's first attempt (shared.jobs creates jobs at it; every requeue counts one up).
+FIRST_ATTEMPT = 1
 
 
 class JobReporter:
@@ -64,6 +68,9 @@ class JobReporter:
         # the flushes; the lock keeps an older snapshot from landing after a newer one.
         self._logs_lock = threading.Lock()
         self._live = LiveUpload(self._upload_live, settings.log_flush_s)
+        # What `store_with_logs` stored: the lines of metrics.jsonl and log.txt it held, and
+        # metrics.jsonl itself; a flush with no line since has nothing to upload again.
+        self._stored: tuple[int, int, bytes] | None = None
 
     @property
     def writes(self) -> bool:
@@ -220,16 +227,49 @@ class JobReporter:
         store = self.store.store if isinstance(self.store, RetryingStorage) else self.store
         self._put_logs(store, live=True)
 
+    def store_with_logs(self, items: Sequence[Item]) -> None:
+        """Store a run's outputs together with log.txt and metrics.jsonl as they stand, in one
+        batch (a short job's last writes, in the round trips of one); the flush that ends
+        the run uploads the logs again only if a line came after."""
+        if not self.writes:
+            put_together(self.settings.database_url, self.store, self.job_id, items, **self._at)
+            return
+        with self._logs_lock:
+            self._live.taken()
+            files, metrics = self._log_files(self.store)
+            put_together(
+                self.settings.database_url, self.store, self.job_id, [*items, *files], **self._at
+            )
+            self._stored = (len(self._metrics_lines), len(self._log_lines), metrics)
+
     def _put_logs(self, store: Storage, live: bool) -> bytes:
         """Upload metrics.jsonl and log.txt as they stand now; returns metrics.jsonl."""
         with self._logs_lock:
             if not live:
                 self._live.taken()  # this snapshot holds every line marked so far
-            metrics = self._with_history(keys.METRICS_NAME, self._metrics_lines[:], store)
-            logged = self._with_history(keys.LOG_NAME, self._log_lines[:], store)
-            self._put(keys.METRICS_NAME, "metrics", metrics, None, store)
-            self._put(keys.LOG_NAME, "log", logged, None, store)
+                stored = self._stored
+                if stored is not None and stored[:2] == (
+                    len(self._metrics_lines),
+                    len(self._log_lines),
+                ):
+                    return stored[2]  # nothing new since `store_with_logs`
+            files, metrics = self._log_files(store)
+            put_together(self.settings.database_url, store, self.job_id, files, **self._at)
         return metrics
+
+    @property
+    def _at(self) -> dict[str, int]:
+        return {"attempt": self.attempt}
+
+    def _log_files(self, store: Storage) -> tuple[list[Item], bytes]:
+        """metrics.jsonl and log.txt as they stand, each after earlier attempts' lines."""
+        metrics = self._with_history(keys.METRICS_NAME, self._metrics_lines[:], store)
+        logged = self._with_history(keys.LOG_NAME, self._log_lines[:], store)
+        files: list[Item] = [
+            (keys.METRICS_NAME, "metrics", metrics, None),
+            (keys.LOG_NAME, "log", logged, None),
+        ]
+        return files, metrics
 
     def _put_pictures(self, metrics_jsonl: bytes) -> None:
         """The run's own pictures, redrawn from everything so far: TensorBoard's event file
@@ -255,6 +295,11 @@ class JobReporter:
         return history + "".join(line + "\n" for line in lines).encode()
 
     def _read_previous(self, name: str, store: Storage | None = None) -> bytes:
+        """What earlier attempts stored under `name`. The first attempt has none (a job starts
+        at attempt 1 and every later run of it gets a higher one), so it reads nothing: a
+        short job's end is not two store round trips longer for files that cannot exist."""
+        if self.attempt <= FIRST_ATTEMPT:
+            return b""
         try:
             return (store or self.store).get(keys.artifact_key(self.job_id, name))
         except ObjectNotFoundError:

@@ -5,11 +5,11 @@ generator when asked, and store every output under its stable name (shared.stora
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from shared.artifacts import put_artifact
 from shared.config import Settings
 from shared.specs import SampleSpec
 from shared.storage import Storage, keys
@@ -33,8 +33,12 @@ def run_sampling(
     spec: SampleSpec,
     device: torch.device,
     reporter: JobReporter,
+    lap: Callable[[str], None] = lambda _stage: None,
 ) -> str:
+    """Draw what `spec` asks for and store its artifacts; `lap(stage)` is told as each stage
+    ends (the warm sampler's per-stage timer)."""
     checkpoint = load_checkpoint_of(settings, store, spec.job_id, spec.step, device)
+    lap("checkpoint")
     if checkpoint is None:
         at = "any step" if spec.step is None else f"step {spec.step}"
         raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
@@ -64,8 +68,10 @@ def run_sampling(
             (keys.GENERATOR_TORCHSCRIPT_NAME, "export", exported.torchscript),
             (keys.GENERATOR_CARD_NAME, "export", exported.card),
         ]
-    for name, kind, data in outputs:
-        put_artifact(settings.database_url, store, job_id, name, kind, data, attempt=attempt)
+    lap("drawn")
+    # The outputs and the log as it stands, in one batch: all a short job has left to write.
+    reporter.store_with_logs([(name, kind, data, None) for name, kind, data in outputs])
+    lap("stored")
     return "succeeded"
 
 

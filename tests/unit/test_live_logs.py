@@ -14,7 +14,7 @@ import pytest
 from shared.config import Settings
 from shared.storage import ObjectInfo, Storage, StorageUnavailableError, open_storage
 from shared.storage.keys import LOG_NAME, METRICS_NAME, artifact_key
-from tests.unit.job_factories import running_job
+from tests.unit.job_factories import S, move, running_job
 from worker.gan.hooks import ProgressReport
 from worker.livelog import LiveUpload
 from worker.reporter import JobReporter
@@ -29,6 +29,7 @@ class WatchedStore:
     def __init__(self, store: Storage) -> None:
         self.store = store
         self.puts: list[str] = []
+        self.gets: list[str] = []
         self.down = False
         self.written = threading.Condition()
 
@@ -42,6 +43,7 @@ class WatchedStore:
         return info
 
     def get(self, key: str) -> bytes:
+        self.gets.append(key)
         if self.down:
             raise StorageUnavailableError(f"cannot reach the store for {key}")
         return self.store.get(key)
@@ -123,6 +125,26 @@ def test_a_flush_uploads_at_once_and_the_live_upload_never_writes_an_older_log(
     assert store.store.get(log_key).decode().count("\n") == 50
     time.sleep(INTERVAL_S * 2)  # nothing new was marked: no second upload is due
     assert store.puts.count(log_key) == 1
+
+
+def test_the_first_attempt_reads_no_history_and_the_next_keeps_its_lines(
+    reporter_setup: tuple[JobReporter, WatchedStore, str], settings: Settings, tmp_path: Path
+) -> None:
+    first, store, job_id = reporter_setup
+    first.log("attempt one speaking")
+    first.flush()
+    assert store.gets == [], "a first attempt has no earlier log to read back"
+    move(settings, job_id, S.RUNNING, S.LOST, S.QUEUED, S.SCHEDULED, S.RUNNING)  # attempt 2
+    second = JobReporter(settings, store, job_id, 2, 0, tmp_path / "stop")  # type: ignore[arg-type]
+    second.log("attempt two speaking")
+    second.flush()
+    log_key = artifact_key(job_id, LOG_NAME)
+    assert log_key in store.gets
+    lines = store.store.get(log_key).decode().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == [
+        "attempt one speaking",
+        "attempt two speaking",
+    ]
 
 
 def test_other_ranks_write_nothing(settings: Settings, tmp_path: Path) -> None:

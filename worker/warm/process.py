@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from shared.config import Settings
 from shared.specs import SampleSpec, parse_spec
 from shared.storage import Storage, open_storage
 from shared.storage.retrying import RetryingStorage
-from worker.launcher import PARENT_CHECK_S, threads_per_rank
+from worker.launcher import exit_with_parent, threads_per_rank
 from worker.reporter import JobReporter
 from worker.warm.cache import LoadedCache
 from worker.warm.protocol import Lines, send, socket_path
@@ -90,8 +89,9 @@ class WarmSampler:
         if isinstance(self.store, RetryingStorage):  # the job's log tells of outages
             self.store.on_retry = reporter.log
         installed = checkpoint_cache.set(self.cache)
+        timer = StageTimer()
         try:
-            result = self._sample(job_id, attempt, reporter)
+            result = self._sample(job_id, attempt, reporter, timer.lap)
         finally:
             checkpoint_cache.reset(installed)
             if isinstance(self.store, RetryingStorage):
@@ -102,9 +102,13 @@ class WarmSampler:
             result = _failure(exc, reporter)
         finally:
             reporter.close()
+        timer.lap("flushed")
+        log.info("job %s attempt %d: %s", job_id, attempt, timer)  # where its time went
         return result
 
-    def _sample(self, job_id: str, attempt: int, reporter: JobReporter) -> dict[str, str]:
+    def _sample(
+        self, job_id: str, attempt: int, reporter: JobReporter, lap: Callable[[str], None]
+    ) -> dict[str, str]:
         from worker.inputs import load_job
         from worker.rank import pick_device
         from worker.sampling import run_sampling
@@ -116,11 +120,28 @@ class WarmSampler:
                 raise ValueError(f"the warm sampler runs sampling jobs, not {kind!r} jobs")
             device = pick_device(spec.resources.device_type, 0)
             store, settings = self.store, self.settings
-            status = run_sampling(settings, store, job_id, attempt, spec, device, reporter)
+            lap("job read")
+            status = run_sampling(settings, store, job_id, attempt, spec, device, reporter, lap)
         except Exception as exc:
             return _failure(exc, reporter)
         status, _, error = status.partition(": ")
         return {"status": status, "error": error}
+
+
+class StageTimer:
+    """Milliseconds between laps, named by the stage each ends: `job read 3 ms, ...`."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.laps: list[tuple[str, float]] = []
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps.append((stage, (now - self._last) * 1000))
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in self.laps)
 
 
 def _failure(exc: Exception, reporter: JobReporter) -> dict[str, str]:
@@ -133,25 +154,12 @@ def _failure(exc: Exception, reporter: JobReporter) -> dict[str, str]:
     return {"status": "lost" if is_infrastructure_fault(exc) else "failed", "error": message}
 
 
-def exit_with_worker(worker_pid: int) -> None:
-    """Kill this process group once the worker that started it is gone. Its pid comes on the
-    command line: a worker killed while this process was still importing has already left
-    it to init, so the parent it finds at this point proves nothing."""
-
-    def watch() -> None:
-        while os.getppid() == worker_pid:
-            time.sleep(PARENT_CHECK_S)
-        os.killpg(0, signal.SIGKILL)
-
-    threading.Thread(target=watch, name="worker-watch", daemon=True).start()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device-index", type=int, required=True)
     parser.add_argument("--worker-pid", type=int, required=True, help="the worker that owns it")
     args = parser.parse_args(argv)
-    exit_with_worker(args.worker_pid)
+    exit_with_parent(args.worker_pid)  # the worker's death ends this process group
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.from_env()
     WarmSampler(settings).serve(socket_path(settings, args.device_index))
