@@ -1,6 +1,6 @@
 """Sampling speed through the whole service against the same generator in-process.
 
-    python -m bench.sampling [--repeats 10] [--threads 1] [--json bench-sampling.json]
+    python -m bench.sampling [--repeats 10] [--threads 1] [--json bench-sampling.json] [--warm-only]
 
 One run starts PostgreSQL, Redis and a moto S3 server (throwaway, as the tests do), the API
 under gunicorn, the scheduler and two workers: node `warm-node` (the warm sampler) and node
@@ -15,6 +15,12 @@ training), then times, each from the POST until the artifact has been downloaded
 2. first use: the first job on a checkpoint (the warm sampler downloads and caches it);
 3. cold: the same job with a launcher per job (process start, torch import, download);
 4. throughput: a 10,000-image job on the warm sampler against the in-process loop.
+
+"Downloaded" is what a script waiting for the file sees: it polls `GET /api/v1/jobs/<id>`
+every 10 ms until the job is final, then downloads grid.png through the API. (The SSE stream
+would be no faster: the server reads the database for it once a second.) Each warm job's time
+is also split by stage, from its events' and artifacts' timestamps and the warm sampler's own
+per-stage timer in the worker's log; `--warm-only` measures that alone (a minute or two).
 
 The in-process side runs with the same torch threads as the service's ranks (--threads). Prints
 a table and writes the figures as JSON. Goals on the lab's 2-core CI machine: warm 64 images
@@ -239,6 +245,7 @@ def measure(service: Any, repeats: int, work: Path, warm_only: bool = False) -> 
         "large_in_process_images_per_s": LARGE_IMAGES / statistics.median(large_local) * 1000,
         "throughput_ratio": summary(throughput),
         **_stages_summary(breakdowns),
+        "sampler_laps_ms": sampler_laps(service, job_ids),
     }
 
 
