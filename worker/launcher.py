@@ -62,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--node-rank", type=int, default=0, help="this node's place in a gang")
     parser.add_argument("--local-ranks", type=int, default=None, help="ranks on this node")
-    parser.add_argument("--parent-pid", type=int, required=True, help="the supervising worker")
+    parser.add_argument("--parent-pid", type=int, default=None, help="the supervising worker")
     args = parser.parse_args(argv)
-    exit_with_parent(args.parent_pid)
+    # Without it (a worker still running the code from before it, during an upgrade in
+    # place), the parent found now: the old behaviour, racy only if the worker already died.
+    exit_with_parent(args.parent_pid or os.getppid())
     settings = Settings.from_env()
     files = RunFiles(args.workdir)
     with session_scope(settings.database_url) as session:
