@@ -14,8 +14,8 @@ up in `api_tokens`) and the same reads and writes, on the same database. Three o
 Each operation runs `--clients` closed-loop clients for `--duration` seconds per side, in
 turns of a few seconds alternating ganforge and bare (bench/load.py), so a noisy neighbour on
 the shared cores hurts both alike. The figure is ganforge's rate over the bare one; the goal
-is polls >= 0.5x. The rate limiter stays on (its Redis round trip is part of every request);
-its limit is set out of reach so the load is not refused.
+is polls >= 0.5x. The rate limiter stays on (each API process adds its count to Redis every
+0.1 s, api/ratelimit.py); its limit is set out of reach so the load is not refused.
 """
 
 from __future__ import annotations
