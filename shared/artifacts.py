@@ -16,8 +16,9 @@ from shared.jobs import attempt_in_progress, record_artifact
 from shared.storage import Storage
 from shared.storage.keys import artifact_key
 
-# From this size up the SHA-256 runs in a thread beside the upload (hashlib lets go of the GIL
-# while it hashes, so a 32 MiB checkpoint's ~0.1 s of hashing hides under the upload);
+# From this size up the SHA-256 runs in a thread beside the fencing check and the upload
+# (hashlib lets go of the GIL while it hashes, so a 32 MiB checkpoint's 25-100 ms of hashing
+# hides under them);
 # smaller artifacts hash in a fraction of a millisecond, less than a thread costs to start.
 HASH_BESIDE_UPLOAD_BYTES = 1024 * 1024
 
@@ -42,12 +43,12 @@ def put_artifact(
     superseded attempt (a zombie of a node declared dead) is refused with FencedError, before
     its bytes are stored and again with its row."""
     key = artifact_key(job_id, name)
-    if attempt is not None:
-        for retry in through_outages():
-            with retry, session_scope(database_url) as session:
-                _check_current(session, job_id, attempt, name)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifact-sha256") as hasher:
         beside = hasher.submit(_sha256, data) if len(data) >= HASH_BESIDE_UPLOAD_BYTES else None
+        if attempt is not None:
+            for retry in through_outages():
+                with retry, session_scope(database_url) as session:
+                    _check_current(session, job_id, attempt, name)
         store.put(key, data)
         sha256 = beside.result() if beside is not None else _sha256(data)
     for retry in through_outages():  # the bytes are stored; their row must follow
