@@ -53,7 +53,9 @@ def invert(
     truncation: float | None,
     watch: bool,
 ) -> None:
-    """Find the latents of images under a training job's generator (GAN inversion)."""
+    """Invert images: the latents a job's generator draws them from.
+
+    GAN inversion: optimises one latent per image so that the generator's image matches it."""
     spec = {
         "job_id": job_id,
         "step": step,
