@@ -2,6 +2,7 @@ from typing import Any
 
 import pytest
 
+from shared.sample_spec import MAX_SEED_IMAGES
 from shared.specs import LossSpec, SampleSpec, SpecError, TrainSpec, validate_job_request
 
 RING = {"model": "mlp", "data": {"source": "toy:ring8"}}
@@ -107,8 +108,10 @@ def test_bad_loss_ema_and_precision_fields_are_named(extra: dict, path: str, mes
 
 def test_sampling_spec_limits_seeds() -> None:
     assert SampleSpec.model_validate({"job_id": "a" * 32, "seeds": [1, 2]}).seeds == [1, 2]
+    bulk = SampleSpec.model_validate({"job_id": "a" * 32, "seeds": list(range(MAX_SEED_IMAGES))})
+    assert len(bulk.seeds or []) == MAX_SEED_IMAGES
     with pytest.raises(ValueError, match="at most"):
-        SampleSpec.model_validate({"job_id": "a" * 32, "seeds": list(range(5000))})
+        SampleSpec.model_validate({"job_id": "a" * 32, "seeds": list(range(MAX_SEED_IMAGES + 1))})
     with pytest.raises(ValueError):
         SampleSpec.model_validate({"job_id": "a" * 32, "seeds": []})
 
