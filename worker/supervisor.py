@@ -129,17 +129,7 @@ def _watch(
     try:
         while process.poll() is None:
             time.sleep(POLL_INTERVAL_S)
-            try:
-                if time.monotonic() - last_heartbeat > HEARTBEAT_INTERVAL_S:
-                    with session_scope(settings.database_url) as session:
-                        heartbeat(session, job_id, attempt)
-                    last_heartbeat = time.monotonic()
-                status = job_status(settings, job_id, attempt)
-            except Exception as error:
-                if not is_unreachable(error):
-                    raise
-                # The database is away: training goes on, and we look again next poll.
-                status = "unknown"
+            status, last_heartbeat = beat_and_look(settings, job_id, attempt, last_heartbeat)
             if status == "fenced":
                 log.warning("job %s attempt %s was given away; killing it", job_id, attempt)
                 kill_group(process)
@@ -160,6 +150,25 @@ def _watch(
         return "exited"
     finally:
         kill_group(process)  # leave no orphan rank or data-loader process behind
+
+
+def beat_and_look(
+    settings: Settings, job_id: str, attempt: int, last_heartbeat: float
+) -> tuple[str, float]:
+    """One turn of a watch loop (the launcher's or the warm sampler's): heartbeat the attempt
+    when one is due, then read `job_status`. While the database is away the status is
+    "unknown": the work goes on and the caller looks again at its next turn. Returns the
+    status and the time of the last heartbeat."""
+    try:
+        if time.monotonic() - last_heartbeat > HEARTBEAT_INTERVAL_S:
+            with session_scope(settings.database_url) as session:
+                heartbeat(session, job_id, attempt)
+            last_heartbeat = time.monotonic()
+        return job_status(settings, job_id, attempt), last_heartbeat
+    except Exception as error:
+        if not is_unreachable(error):
+            raise
+        return "unknown", last_heartbeat
 
 
 def job_status(settings: Settings, job_id: str, attempt: int) -> str:

@@ -22,11 +22,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from shared.config import Settings
-from shared.db import is_unreachable, session_scope
+from shared.db import session_scope
 from shared.models import Job
-from shared.scheduler.reconciler import HEARTBEAT_INTERVAL_S, heartbeat
 from worker.node import work_root
-from worker.supervisor import POLL_INTERVAL_S, RunOutcome, job_status
+from worker.supervisor import POLL_INTERVAL_S, RunOutcome, beat_and_look
 from worker.warm.protocol import Lines, send, socket_path
 
 log = logging.getLogger(__name__)
@@ -122,16 +121,7 @@ def _watch(
             return RunOutcome("lost", "the warm sampler died while it ran the job")
         if result["status"] != "running":
             return RunOutcome(result["status"], result.get("error", ""))
-        try:
-            if time.monotonic() - last_heartbeat > HEARTBEAT_INTERVAL_S:
-                with session_scope(settings.database_url) as session:
-                    heartbeat(session, job_id, attempt)
-                last_heartbeat = time.monotonic()
-            status = job_status(settings, job_id, attempt)
-        except Exception as error:
-            if not is_unreachable(error):
-                raise
-            status = "unknown"  # the database is away: sampling goes on, look again later
+        status, last_heartbeat = beat_and_look(settings, job_id, attempt, last_heartbeat)
         if status == "fenced":
             log.warning("job %s attempt %s was given away; killing its sampler", job_id, attempt)
             kill_sampler(pid)
