@@ -109,6 +109,10 @@ class LossSpec(StrictModel):
     # fakes the discriminator rates most real, annealed from all of them down to this fraction
     # (see worker/gan/losses.top_k_fraction); off-mode fakes then stop pulling G between modes.
     top_k: Annotated[StrictFloat, Field(gt=0, le=1)] | None = None
+    # R1 (Mescheder et al. 2018; StyleGAN's default): the discriminator's loss gains
+    # gamma/2 · E‖∇x D(x)‖² over real samples, which keeps D flat on the data so G settles onto it
+    # instead of circling it. None or 0: off. Not with wgan_gp, which has its own penalty.
+    r1_gamma: Annotated[StrictFloat, Field(ge=0, le=1e6)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -130,6 +134,8 @@ class LossSpec(StrictModel):
                 raise ValueError(
                     f"{option} is a wgan_gp parameter; loss {self.name} has no penalty"
                 )
+        if self.r1_gamma and self.name == "wgan_gp":
+            raise ValueError("r1_gamma: wgan_gp has its own gradient penalty (gp_lambda)")
         return self
 
 

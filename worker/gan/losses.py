@@ -94,6 +94,14 @@ def gradient_penalty(
     return (excess**2).mean()
 
 
+def real_gradient_penalty(real: Tensor, real_logits: Tensor, output_scale: float = 1.0) -> Tensor:
+    """R1's penalty mean(‖∇x D(x)‖₂²) over the real samples `real` (which must require grad
+    and have produced `real_logits`), without gamma/2. Same graph and fp16 handling as
+    `gradient_penalty`."""
+    (gradients,) = torch.autograd.grad(real_logits.sum() * output_scale, real, create_graph=True)
+    return ((gradients.float() / output_scale).flatten(1) ** 2).sum(dim=1).mean()
+
+
 # Top-k annealing: the kept fraction starts at 1 and shrinks by this factor every
 # TOP_K_DECAY_EVERY steps until it reaches `LossSpec.top_k` (the paper's 0.99 per epoch, with
 # an "epoch" of 100 steps for data that has none).

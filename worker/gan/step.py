@@ -14,13 +14,14 @@ from torch import Tensor, nn
 from shared.specs import TrainSpec
 from worker.gan.data import BatchSource
 from worker.gan.ema import GeneratorEma
-from worker.gan.losses import GanLoss, best_scored, gradient_penalty
+from worker.gan.losses import GanLoss, best_scored, gradient_penalty, real_gradient_penalty
 from worker.gan.precision import Precision
 from worker.gan.priors import sample_latents
 from worker.gan.seeding import Stream, generator_for
 
 # Per-step statistics, in the order `train_step` returns them. Loss/D/loss is the loss
-# proper, without the regulariser (WGAN-GP's gradient penalty, before λ) in Loss/D/reg.
+# proper, without the regulariser (WGAN-GP's gradient penalty before λ, or R1's before gamma/2)
+# in Loss/D/reg.
 STAT_NAMES = (
     "Loss/D/loss",
     "Loss/G/loss",
@@ -64,14 +65,18 @@ class Draw:
 
 @dataclass(frozen=True)
 class Penalty:
-    """The critic's gradient penalty: its weight λ (0: none) and whether it is one-sided."""
+    """D's gradient penalties: WGAN-GP's weight λ (0: none) and whether it is one-sided, and
+    R1's gamma on real samples (0: none)."""
 
     weight: float = 0.0
     one_sided: bool = False
+    r1_gamma: float = 0.0
 
     @classmethod
     def of(cls, spec: TrainSpec) -> Penalty:
-        return cls(spec.loss.gp_lambda or 0.0, spec.loss.penalty == "one_sided")
+        return cls(
+            spec.loss.gp_lambda or 0.0, spec.loss.penalty == "one_sided", spec.loss.r1_gamma or 0.0
+        )
 
 
 def train_step(
@@ -113,19 +118,24 @@ def _discriminator_step(
     fake: Tensor,
 ) -> Tensor:
     """One D update; returns (loss, penalty, mean real score, mean fake score), detached."""
+    real = draw.real.detach().requires_grad_(True) if gp.r1_gamma > 0 else draw.real
+    scale = nets.d_scaler.get_scale() if nets.d_scaler.is_enabled() else 1.0
     with precision.autocast():
         # Losses in fp32 whatever the precision: logits are cheap, and softplus and squares
         # of fp16 values overflow.
-        real_logits = nets.d_train(draw.real).float()
+        real_logits = nets.d_train(real).float()
         fake_logits = nets.d_train(fake).float()
         d_loss = loss.discriminator(real_logits, fake_logits)
         penalty = torch.zeros((), device=d_loss.device)
+        total = d_loss
         if draw.mix is not None:
-            scale = nets.d_scaler.get_scale() if nets.d_scaler.is_enabled() else 1.0
             penalty = gradient_penalty(
                 nets.d_train, draw.real, fake, draw.mix, scale, one_sided=gp.one_sided
             )
-    total = d_loss + gp.weight * penalty if draw.mix is not None else d_loss
+            total = d_loss + gp.weight * penalty
+        elif gp.r1_gamma > 0:
+            penalty = real_gradient_penalty(real, real_logits, scale)
+            total = d_loss + gp.r1_gamma / 2 * penalty
     nets.d_optimizer.zero_grad(set_to_none=True)
     nets.d_scaler.scale(total).backward()
     nets.d_scaler.step(nets.d_optimizer)

@@ -133,3 +133,24 @@ def test_a_resumed_run_with_a_schedule_ends_bitwise_equal_to_an_unbroken_one() -
     a = load_checkpoint(whole.checkpoints[-1][1])["generator"]
     b = load_checkpoint(resumed.checkpoints[-1][1])["generator"]
     assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_r1_is_charged_on_the_real_batch_and_reported_as_the_regulariser() -> None:
+    params = {"steps": 10, "batch_size": 32, "seed": 7}
+    hooks = RecordingHooks()
+    spec = ring_spec(loss={"name": "non_saturating", "r1_gamma": 1.0}, train=params)
+    train(spec, hooks=hooks)
+    _assert_finite_metrics(hooks)
+    assert hooks.reports[-1].metrics["Loss/D/reg"] > 0
+    plain = RecordingHooks()
+    train(ring_spec(train=params), hooks=plain)
+    # Same seed and data: only the penalty differs, so D (and its scores) move differently.
+    assert hooks.reports[-1].metrics["Loss/scores/real"] != pytest.approx(
+        plain.reports[-1].metrics["Loss/scores/real"], rel=1e-6
+    )
+
+
+def test_r1_belongs_to_the_non_wasserstein_losses() -> None:
+    with pytest.raises(ValueError, match="r1_gamma"):
+        ring_spec(loss={"name": "wgan_gp", "r1_gamma": 1.0})
+    assert ring_spec(loss={"name": "hinge", "r1_gamma": 0.5}).loss.r1_gamma == 0.5

@@ -4,7 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worker.gan.losses import LOSSES, discriminator_loss, generator_loss, get_loss, gradient_penalty
+from worker.gan.losses import (
+    LOSSES,
+    discriminator_loss,
+    generator_loss,
+    get_loss,
+    gradient_penalty,
+    real_gradient_penalty,
+)
 
 
 def test_non_saturating_loss_is_bce_against_real_and_fake_labels() -> None:
@@ -81,3 +88,21 @@ def test_the_one_sided_penalty_spares_gentle_slopes_and_matches_above_one() -> N
         gradient_penalty(steep, real, fake, mix, one_sided=True),
     )
     assert both[0].item() == pytest.approx(4.0) and both[1].item() == pytest.approx(4.0)
+
+
+def test_r1_is_the_squared_slope_on_real_samples_and_reaches_the_weights() -> None:
+    critic = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[1.0, 2.0, 2.0]]))  # |grad|^2 = 9 everywhere
+    real = torch.randn(6, 3).requires_grad_(True)
+    penalty = real_gradient_penalty(real, critic(real))
+    assert penalty.item() == pytest.approx(9.0)
+    penalty.backward()  # d|w|^2/dw = 2w: the penalty trains D to flatten on the data
+    assert torch.allclose(critic.weight.grad, 2 * critic.weight.detach())
+    scaled = real_gradient_penalty(real, critic(real), output_scale=512.0)
+    assert scaled.item() == pytest.approx(9.0)
+    curved = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    points = torch.randn(5, 2).requires_grad_(True)
+    (slopes,) = torch.autograd.grad(curved(points).sum(), points)
+    expected = (slopes**2).sum(dim=1).mean()
+    assert real_gradient_penalty(points, curved(points)).item() == pytest.approx(expected.item())
