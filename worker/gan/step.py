@@ -105,8 +105,8 @@ def train_step(
     nets.g_scaler.scale(g_loss).backward()
     nets.g_scaler.step(nets.g_optimizer)
     nets.g_scaler.update()
-    d_loss, penalty, real_score, fake_score = d_stats
-    return torch.stack([d_loss, g_loss.detach(), penalty, real_score, fake_score])
+    d_loss, d_penalty, real_score, fake_score = d_stats
+    return torch.stack([d_loss, g_loss.detach(), d_penalty, real_score, fake_score])
 
 
 def _discriminator_step(
