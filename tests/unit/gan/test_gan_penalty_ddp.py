@@ -1,5 +1,5 @@
-"""WGAN-GP's gradient penalty under DistributedDataParallel: two gloo ranks on the CPU must
-average to the gradient one process gets on the two ranks' batches put together."""
+"""The gradient penalties (WGAN-GP's, R1's) under DistributedDataParallel: two gloo ranks on
+the CPU must average to the gradient one process gets on the two ranks' batches put together."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from shared.specs import TrainSpec
 from worker.gan.distributed import find_free_port, leave_without_finalizers, process_group
-from worker.gan.losses import get_loss, gradient_penalty
+from worker.gan.losses import get_loss, gradient_penalty, real_gradient_penalty
 from worker.gan.models import build_discriminator
 
 WORLD_SIZE = 2
@@ -36,10 +36,17 @@ def _critic_gradients(
     fake: torch.Tensor,
     mix: torch.Tensor,
 ) -> list[torch.Tensor]:
-    """D's gradients of the WGAN-GP critic loss plus λ·penalty, as the training step forms it."""
+    """D's gradients of its loss plus λ·WGAN-GP penalty or gamma/2·R1, as the training step
+    forms them."""
     loss = get_loss(spec.loss.name)
-    total = loss.discriminator(critic(real), critic(fake))
-    total = total + (spec.loss.gp_lambda or 0.0) * gradient_penalty(critic, real, fake, mix)
+    if spec.loss.r1_gamma:
+        real = real.clone().requires_grad_(True)
+        real_logits = critic(real)
+        total = loss.discriminator(real_logits, critic(fake))
+        total = total + spec.loss.r1_gamma / 2 * real_gradient_penalty(real, real_logits)
+    else:
+        total = loss.discriminator(critic(real), critic(fake))
+        total = total + (spec.loss.gp_lambda or 0.0) * gradient_penalty(critic, real, fake, mix)
     total.backward()
     return [parameter.grad.clone() for parameter in critic.parameters()]
 
@@ -67,8 +74,10 @@ def penalty_rank(rank: int, port: int, spec_jsons: list[str], out: str) -> None:
 def test_the_gradient_penalty_under_ddp_matches_one_process_on_the_whole_batch(
     tmp_path: Path,
 ) -> None:
-    # An mlp critic and a dcgan one (convolutions, layer norm); no data is read.
-    specs = [ring_spec(loss="wgan_gp"), mnist_spec(loss="wgan_gp")]
+    # An mlp critic and a dcgan one (convolutions, layer norm), and R1 on an mlp D (no batch
+    # norm, whose statistics are per rank); no data is read.
+    r1 = {"name": "non_saturating", "r1_gamma": 2.0}
+    specs = [ring_spec(loss="wgan_gp"), mnist_spec(loss="wgan_gp"), ring_spec(loss=r1)]
     mp.spawn(
         penalty_rank,
         args=(find_free_port(), [spec.model_dump_json() for spec in specs], str(tmp_path)),
