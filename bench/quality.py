@@ -118,6 +118,21 @@ SETUPS: dict[str, dict[str, Any]] = {
     "grid25-pacgan4-lr1e3-cos-30k": _pacgan(
         "toy:grid25", 30_000, pack=4, lr=1e-3, lr_schedule="cosine"
     ),
+    # R1 on D (gamma 1) on top: D stays flat on the data, so the mode balance found early holds
+    # while the step decays (without it a column of grid25 emptied: 22/25).
+    "grid25-pacgan2-r1-lr1e3-cos-30k": _pacgan(
+        "toy:grid25", 30_000, loss={"r1_gamma": 1.0}, lr=1e-3, lr_schedule="cosine"
+    ),
+    "grid25-pacgan2-r1g01-lr1e3-cos-30k": _pacgan(
+        "toy:grid25", 30_000, loss={"r1_gamma": 0.1}, lr=1e-3, lr_schedule="cosine"
+    ),
+    "grid25-pacgan2-w256-lr1e3-cos-30k": _pacgan(
+        "toy:grid25", 30_000, 256, lr=1e-3, lr_schedule="cosine"
+    ),
+    "grid25-pacgan2-uniform-lr1e3-cos-30k": {
+        **_pacgan("toy:grid25", 30_000, lr=1e-3, lr_schedule="cosine"),
+        "latent": {"dim": 8, "prior": "uniform"},
+    },
     "ring8-pacpaper-20k": {
         "model": {"family": "mlp", "width": 400, "depth": 4, "generator_norm": "batch", "pack": 2},
         "latent": {"dim": 2},
@@ -129,6 +144,9 @@ SETUPS: dict[str, dict[str, Any]] = {
     "mnist-dcgan-pack2-3k": _dcgan_mnist(3_000, pack=2),
     "mnist-dcgan-pack2-6k": _dcgan_mnist(6_000, pack=2),
     "mnist-dcgan-w64-pack2-3k": _dcgan_mnist(3_000, pack=2, width=64),
+    "mnist-dcgan-pack4-4k": _dcgan_mnist(4_000, pack=4),
+    "mnist-dcgan-pack4-8k": _dcgan_mnist(8_000, pack=4),
+    "mnist-dcgan-pack4-10k": _dcgan_mnist(10_000, pack=4),
     "gauss1d-wgan-gp-1k": {
         "model": {"family": "mlp", "width": 64},
         "latent": {"dim": 4},
