@@ -25,8 +25,9 @@ from shared.telemetry.logs import configure_logging
 
 # What `ganforge demo` trains: ganforge's recommended ring8 recipe, `examples/ring8.json`
 # (tests/unit/test_examples.py keeps the two equal), which covers 8/8 modes with >= 97.6% high
-# quality on every seed measured; about 4 min of CPU. `--steps` shortens it (the cosine decay
-# follows), at a cost in quality: 8/8 modes with 87.5% at 10,000 steps, 60% at 5,000 (seed 0).
+# quality on every seed measured; 9 min on a 2-core machine through the service. `--steps`
+# shortens it (the cosine decay follows), at a cost in quality: 8/8 modes with 87.5% at 10,000
+# steps, 60% at 5,000 (seed 0).
 DEMO_SPEC: dict[str, Any] = {
     "model": {"family": "mlp", "width": 128, "pack": 2},
     "latent": {"dim": 8},
