@@ -211,7 +211,7 @@ def demo(steps: int) -> None:
     """Train a small GAN on the embedded service, start to end.
 
     Starts the embedded service, trains ganforge's ring8 recipe (an MLP PacGAN on 8 Gaussians,
-    about 4 CPU minutes; --steps 5000 for a quick look), and shows its quality, its picture
+    about 9 minutes on 2 cores; --steps 5000 for a quick look), and shows its quality, its picture
     and where it all went."""
     from shared.cli.jobs import finish, follow, print_artifacts
     from shared.embedded import ServiceProcesses, prepare
