@@ -20,8 +20,8 @@ from api import (
 from api.problems import register_error_handlers
 from shared.config import Settings
 from shared.datasets import MAX_UPLOAD_BYTES
+from shared.logs import add_context_source, configure_logging
 from shared.storage import open_storage
-from shared.telemetry.logs import add_context_source, configure_logging
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -18,9 +18,9 @@ from typing import Any, get_args
 
 from flask import Blueprint, Response, render_template
 
-from shared.data_spec import ToySource
-from shared.sample_spec import InterpolationMethod
 from shared.specs import JobKind, LossName, ModelFamily
+from shared.specs.data import ToySource
+from shared.specs.sample import InterpolationMethod
 from shared.states import JobState
 
 bp = Blueprint(

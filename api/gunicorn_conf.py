@@ -1,5 +1,5 @@
 """gunicorn's settings for the API (`gunicorn --config python:api.gunicorn_conf`); the
-command line in shared/embedded.py gives the address and the process and thread counts.
+command line in cli/embedded.py gives the address and the process and thread counts.
 
 - **gthread workers.** A Server-Sent Events stream (api/live.py) holds one thread, not a
   whole worker, and the worker's heartbeat runs in its main loop, so a stream that lasts
@@ -30,7 +30,7 @@ if _settings.log_format == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "shared.telemetry.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "shared.logs.JsonFormatter"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",

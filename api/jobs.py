@@ -11,17 +11,17 @@ from sqlalchemy.exc import IntegrityError
 
 from api import idempotency, live
 from api.auth import current_user, require_user
+from api.live_feed import FEED_KINDS
 from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
 from api.state import db_session, settings, storage
-from shared import jobs
+from shared.jobs import requests as jobs
 from shared.models import Job
-from shared.scheduler.reservations import HOLDING_STATES, held_devices
-from shared.scheduler.wakeup import wake_scheduler
+from shared.pool.reservations import HOLDING_STATES, held_devices
+from shared.pool.wakeup import wake_scheduler
 from shared.specs import JobKind, validate_job_request
 from shared.states import JobState
 from shared.storage import keys
-from shared.telemetry.feed import FEED_KINDS
 from shared.users import user_names
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")

@@ -3,7 +3,7 @@
 `GET /api/v1/jobs/<id>/events` and `GET /api/v1/jobs/<id>/logs` stream when the client asks
 for `text/event-stream` first in `Accept` (anything else, `*/*` included, gets the JSON
 answer, so generic clients and the contract tests never open a stream). A stream polls the
-database every second (shared/telemetry/feed.py), sends a comment every 15 s of quiet so
+database every second (api/live_feed.py), sends a comment every 15 s of quiet so
 proxies keep it open, and closes after STREAM_MAX_S with `retry:` set: the client reconnects
 at once with `Last-Event-ID` and misses nothing, while gunicorn's threads come back.
 """
@@ -18,12 +18,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from api.auth import current_user, require_user
+from api.counters import count_storage_error
+from api.live_feed import CursorError, FeedCursor, FeedMessage, JobFeed, find_log, log_text
 from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json
 from api.state import db_session, settings, storage
-from shared import jobs
-from shared.telemetry.counters import count_storage_error
-from shared.telemetry.feed import CursorError, FeedCursor, FeedMessage, JobFeed, find_log, log_text
+from shared.jobs import requests as jobs
 
 bp = Blueprint("live", __name__, url_prefix="/api/v1/jobs")
 bp.before_request(require_user)

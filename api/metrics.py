@@ -1,7 +1,7 @@
 """GET /metrics: the pool and the API in Prometheus's text format.
 
 The pool's figures (jobs by state, queue waits, run times, devices per node, training speed)
-are read from the database at each scrape (shared/telemetry/metrics.py), so every gunicorn
+are read from the database at each scrape (api/db_metrics.py), so every gunicorn
 process answers the same. The API's own figures, request latency by route and storage errors,
 are counted in each process; under gunicorn they go through prometheus_client's multiprocess
 folder (api/gunicorn_conf.py sets PROMETHEUS_MULTIPROC_DIR) and a scrape sums them over
@@ -19,10 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import generate_latest
 
+from api.counters import REQUEST_SECONDS, STORAGE_ERRORS
+from api.db_metrics import DatabaseCollector
 from api.problems import ApiProblem
 from api.state import settings
-from shared.telemetry.counters import REQUEST_SECONDS, STORAGE_ERRORS
-from shared.telemetry.metrics import DatabaseCollector
 
 bp = Blueprint("metrics", __name__)
 

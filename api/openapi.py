@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document, built from the pydantic models that validate requests
-(shared/specs.py, api/tokens.py) and describe answers (api/schemas.py); served at
+(shared/specs/train.py, api/tokens.py) and describe answers (api/schemas.py); served at
 /api/v1/openapi.json with a reading page at /api/v1/docs.
 
 Each operation is one line of OPERATIONS; a test checks that the list and the app's routes

@@ -11,8 +11,8 @@ from api.auth import current_user, require_user
 from api.problems import ApiProblem
 from api.state import db_session
 from shared.models import User
-from shared.scheduler.nodes import remove_node, set_draining
-from shared.scheduler.overview import pool_overview
+from shared.pool.nodes import remove_node, set_draining
+from shared.pool.overview import pool_overview
 from shared.users import UnknownUserError, set_quota
 
 pool_bp = Blueprint("pool", __name__, url_prefix="/api/v1/pool")

@@ -9,20 +9,20 @@ from flask import Flask, Response, json
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from api.counters import count_storage_error
 from shared.datasets import DatasetNotFoundError, DatasetUploadError
 from shared.db import is_unreachable
-from shared.jobs import (
+from shared.jobs.requests import (
     InvalidCursorError,
     JobConflictError,
     JobNotFoundError,
     PermissionDeniedError,
 )
-from shared.scheduler.nodes import NodeBusyError, NodeNotFoundError
-from shared.scheduler.overview import QuotaExceededError
+from shared.pool.nodes import NodeBusyError, NodeNotFoundError
+from shared.pool.overview import QuotaExceededError
 from shared.specs import SpecError
 from shared.states import InvalidTransitionError
 from shared.storage import StorageError, StorageUnavailableError
-from shared.telemetry.counters import count_storage_error
 from shared.users import TokenNotFoundError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Pydantic models of what the API answers, for the OpenAPI document (api/openapi.py).
 
-Requests are validated by the spec models in shared/specs.py; these describe responses, so
+Requests are validated by the spec models in shared/specs/train.py; these describe responses, so
 that the published document says exactly what comes back (schemathesis checks every answer
 of the live API against it in tests/e2e/test_openapi_contract.py).
 """

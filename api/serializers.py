@@ -19,7 +19,7 @@ def iso(moment: datetime | None) -> str | None:
 def job_json(
     job: Job | Row[Any], owner: str, placement: dict[str, list[int]] | None = None
 ) -> dict[str, Any]:
-    """A job (a row or a row of shared.jobs.JOB_VIEW_COLUMNS) and its owner's name;
+    """A job (a row or a row of shared.jobs.requests.JOB_VIEW_COLUMNS) and its owner's name;
     `placement` (the devices it holds, by node) is shown by the single-job view."""
     queued = job.state == "queued"
     body = {

@@ -17,9 +17,9 @@ from api.auth import current_user, require_user
 from api.problems import ApiProblem
 from api.serializers import token_json
 from api.state import db_session, token_cache
-from shared.data_spec import StrictModel
 from shared.models import utcnow
 from shared.specs import SpecError, problems_from
+from shared.specs.data import StrictModel
 from shared.users import issue_token, list_tokens, revoke_token
 
 bp = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens")

@@ -35,8 +35,8 @@ import requests
 
 from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, write_json
 from bench.load import Request, RequestMaker, interleaved
+from cli.embedded import ServiceProcesses, service_commands
 from shared.config import Settings
-from shared.embedded import ServiceProcesses, service_commands
 from worker.gan.distributed import find_free_port
 
 GOAL_POLL_RATIO = 0.5

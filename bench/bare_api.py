@@ -22,7 +22,7 @@ from typing import Any
 from flask import Flask, abort, request
 from sqlalchemy import create_engine, text
 
-# The list page: ganforge's default page size (shared.jobs.DEFAULT_PAGE_SIZE).
+# The list page: ganforge's default page size (shared.jobs.requests.DEFAULT_PAGE_SIZE).
 PAGE_SIZE = 50
 
 _USER = text(

@@ -7,12 +7,12 @@ generate_series, no ORM loops): `--jobs` jobs of 100 users, the bench user ownin
 and `--events` state events spread evenly over the jobs; then ANALYZE. Each query is the one
 ganforge's own domain functions send (captured from SQLAlchemy as they run):
 
-- **list**: `shared.jobs.list_jobs`, the caller's newest 50 (GET /api/v1/jobs);
+- **list**: `shared.jobs.requests.list_jobs`, the caller's newest 50 (GET /api/v1/jobs);
 - **list, second page**: the same after the first page's cursor;
 - **list, state filter**: `?state=running`;
 - **list, every user**: an admin's `?all=true` (the dashboard's jobs page);
-- **poll**: `shared.jobs.get_job` (GET /api/v1/jobs/<id>);
-- **events**: `shared.jobs.job_events` (GET /api/v1/jobs/<id>/events).
+- **poll**: `shared.jobs.requests.get_job` (GET /api/v1/jobs/<id>);
+- **events**: `shared.jobs.requests.job_events` (GET /api/v1/jobs/<id>/events).
 
 Each runs R times through ganforge's function (ORM) and, as the bare tool, the same SQL with
 the same parameters through plain psycopg, alternated; the figures are median milliseconds and
@@ -35,8 +35,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from bench.lab import Lab, given_or_own_lab, median, write_json
-from shared import jobs
 from shared.db import get_engine
+from shared.jobs import requests as jobs
 from shared.migrate import upgrade
 from shared.models import User
 from tests.services import fresh_database

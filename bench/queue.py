@@ -34,7 +34,7 @@ import requests
 from celery import Celery
 
 from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, median, spread, write_json
-from shared.embedded import ServiceProcesses
+from cli.embedded import ServiceProcesses
 
 GOAL_EXTRA_MS = 100.0
 # A job that starts, trains a few steps and ends in seconds, so the next sample finds the

@@ -174,7 +174,7 @@ def in_process(checkpoint: dict[str, Any], spec: dict[str, Any], out: Path) -> C
 def loading_in_process(service: Any, source: str, spec: dict[str, Any], out: Path) -> float:
     """In-process, fetching the checkpoint from S3 and loading it first."""
     from shared.storage import open_storage
-    from worker.inputs import load_checkpoint_of
+    from worker.rank_inputs import load_checkpoint_of
 
     settings = service.settings
     store = open_storage(settings)
@@ -193,7 +193,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def measure(service: Any, repeats: int, work: Path, warm_only: bool = False) -> dict[str, Any]:
     from shared.storage import open_storage
-    from worker.inputs import load_checkpoint_of
+    from worker.rank_inputs import load_checkpoint_of
 
     submitted = service.submit("train", {**SOURCE_SPEC, "data": mnist_data()}, name="source")
     trained = service.wait_final(submitted["id"])

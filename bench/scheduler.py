@@ -2,7 +2,7 @@
 
     python -m bench.scheduler [--jobs 1000] [--nodes 100] [--repeats 20] [--passes 5]
 
-1. The policy: times `shared.scheduler.policy.plan` (priority, fair share between users,
+1. The policy: times `shared.pool.policy.plan` (priority, fair share between users,
    quotas, best-fit gangs, backfill holds) against a plain first-come first-fit loop over the
    same jobs and nodes (no fairness, no quotas), alternated R times so a noisy neighbour hurts
    both alike; prints the median milliseconds of each and their ratio. Goal: under 100 ms.
@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.lab import write_json
-from shared.scheduler.policy import NodeView, QueuedJob, plan
+from shared.pool.policy import NodeView, QueuedJob, plan
 
 
 def make_pool(jobs: int, nodes: int, seed: int = 0) -> tuple[list[QueuedJob], list[NodeView]]:
@@ -69,12 +69,12 @@ def whole_pass(queue: list[QueuedJob], nodes: list[NodeView], passes: int) -> di
     """Time `schedule_once` on PostgreSQL + Redis against plain reads of the same rows."""
     from sqlalchemy import text
 
+    from scheduler.process import schedule_once
     from shared.config import Settings
     from shared.db import get_engine, session_scope
     from shared.messaging import make_celery
     from shared.migrate import upgrade
     from shared.models import Job, Node, Reservation, User
-    from shared.scheduler.loop import schedule_once
     from tests.servers import postgres_server, redis_server
     from tests.services import fresh_database
 

@@ -5,7 +5,7 @@
 All on one moto S3 server (and PostgreSQL, Redis, the API under gunicorn) started for the run,
 with the same random bytes, in the same bucket:
 
-- **upload**: the worker's path, `shared.artifacts.put_artifact` through the retrying S3 store
+- **upload**: the worker's path, `worker.artifacts.put_artifact` through the retrying S3 store
   (the attempt's fencing check, the upload, SHA-256, the artifact's row), against boto3's
   `upload_file` of the same bytes from a file;
 - **download, streamed**: `GET /api/v1/jobs/<id>/artifacts/<name>?redirect=false` to a file,
@@ -34,14 +34,14 @@ import boto3
 import requests
 
 from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, spread, write_json
-from shared.artifacts import put_artifact
+from cli.embedded import ServiceProcesses
 from shared.config import Settings
 from shared.db import session_scope
-from shared.embedded import ServiceProcesses
 from shared.models import Job, User
 from shared.storage import open_storage
 from shared.storage.keys import artifact_key
 from shared.storage.s3 import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD
+from worker.artifacts import put_artifact
 
 GOAL_RATIO = 0.9
 NAME = "checkpoints/step-000100.pt"

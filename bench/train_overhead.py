@@ -29,9 +29,9 @@ from shared.specs import TrainSpec
 from tests.helpers import MNIST_DIR
 from worker.gan.data import load_mnist_images, ring8_sample
 from worker.gan.hooks import ProgressReport
-from worker.gan.loop import REPORT_EVERY
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.train import train
+from worker.gan.train_common import REPORT_EVERY
 
 # The measured window starts at the first report, after warm-up allocations.
 WINDOW_START = REPORT_EVERY

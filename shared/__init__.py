@@ -1,7 +1,13 @@
-"""Code that both the API and the worker import.
+"""What more than one process imports (API, scheduler, workers, CLI). Nothing here imports torch.
 
-config (the one reader of the environment), the database session and ORM models, job spec
-schemas, the job state machine, the storage interface, the job domain layer, uploaded
-datasets and the torch-free data-file checks they share with the worker, the message bus,
-the scheduler (`shared/scheduler/`), and the client library and CLI. Nothing here imports torch.
+- `config` (the one reader of the environment), `db` and `models` (the database), `migrate`;
+- `states`: the one job state machine; `jobs`: the job domain, `requests` (what the API does
+  for a user) and `reports` (what a worker writes about its attempt);
+- `specs`: every job spec schema; `datafiles`: training-data files, checked without torch;
+  `datasets`: uploaded datasets; `users`: users and tokens;
+- `pool`: the pool's rules (placement policy, nodes, reservations, reconciler, wake-ups);
+- `storage`: the one storage interface and its backends; `messaging`: the Celery app both
+  sides share; `logs`: how every process writes its log records.
+
+Each process's own code lives with it: `api/`, `scheduler/`, `worker/`, `cli/`.
 """

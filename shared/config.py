@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from shared.data_roots import parse_roots
+from shared.datafiles.roots import parse_roots
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,7 +133,7 @@ class Settings:
     usage_half_life_s: float = DEFAULT_USAGE_HALF_LIFE_S
     job_silence_s: float = DEFAULT_JOB_SILENCE_S
     storage_retry_s: float = DEFAULT_STORAGE_RETRY_S
-    # Worker folders a spec's data.path may name (none by default; see shared/data_roots.py).
+    # Worker folders a spec's data.path may name (none by default; see shared/datafiles/roots.py).
     data_roots: tuple[Path, ...] = ()
     # Requests per minute one token may make (0: no limit); counted in Redis.
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE

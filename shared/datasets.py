@@ -1,6 +1,6 @@
 """Uploaded datasets: check an upload, store it, record it; list, read and delete them.
 
-An upload is checked with `shared.datafiles` (the same reader the worker trains from) before
+An upload is checked with `shared.datafiles.formats` (the same reader the worker trains from) before
 anything is stored, so a broken archive fails at upload with a message naming the problem, not
 hours later on a GPU node. Datasets belong to their uploader: other users' are not found.
 """
@@ -17,10 +17,16 @@ from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from shared.data_spec import IMAGE_SIZES
-from shared.datafiles import DataFileError, DataInfo, describe_sizes, detect_format, inspect_data
+from shared.datafiles.formats import (
+    DataFileError,
+    DataInfo,
+    describe_sizes,
+    detect_format,
+    inspect_data,
+)
 from shared.models import Dataset, User, new_id
 from shared.specs import SpecError, TrainSpec, problems_from
+from shared.specs.data import IMAGE_SIZES
 from shared.storage import Storage
 from shared.storage.keys import DATASET_FILENAME, dataset_key
 from shared.users import PermissionDeniedError

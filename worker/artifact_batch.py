@@ -1,7 +1,7 @@
 """Several artifacts of one attempt stored at once: one fencing check, the uploads side by
 side, one transaction for their rows.
 
-`shared.artifacts.put_artifact` stores one artifact in three round trips (check the attempt,
+`worker.artifacts.put_artifact` stores one artifact in three round trips (check the attempt,
 upload, check again and write the row). A short job ends with four of them (a sampling job's
 grid and latents, then its log.txt and metrics.jsonl): twelve round trips one after another,
 most of its time beyond the drawing. Here the same promises hold for the whole batch: the
@@ -12,17 +12,14 @@ writes no row at all.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy.orm import Session
-
-from shared.artifacts import FencedError, put_artifact
 from shared.db import session_scope, through_outages
-from shared.jobs import attempt_in_progress, record_artifact
+from shared.jobs.reports import record_artifact
 from shared.storage import Storage
 from shared.storage.keys import artifact_key
+from worker.artifacts import check_current_attempt, put_artifact, sha256_of
 
 # (artifact name, artifact kind, bytes, step or None)
 Item = tuple[str, str, bytes, int | None]
@@ -46,13 +43,13 @@ def put_together(
     names = ", ".join(name for name, *_ in items)
     for retry in through_outages():
         with retry, session_scope(database_url) as session:
-            _check_current(session, job_id, attempt, names)
+            check_current_attempt(session, job_id, attempt, names)
     with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="artifact-put") as pool:
         uploads = [pool.submit(_upload, store, job_id, name, data) for name, _, data, _ in items]
     digests = [upload.result() for upload in uploads]
     for retry in through_outages():  # the bytes are stored; their rows must follow
         with retry, session_scope(database_url) as session:
-            _check_current(session, job_id, attempt, names)
+            check_current_attempt(session, job_id, attempt, names)
             for (name, kind, data, step), sha256 in zip(items, digests, strict=True):
                 record_artifact(
                     session,
@@ -69,13 +66,4 @@ def put_together(
 def _upload(store: Storage, job_id: str, name: str, data: bytes) -> str:
     """Store one object; its SHA-256 (hashed while other uploads wait on the network)."""
     store.put(artifact_key(job_id, name), data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def _check_current(session: Session, job_id: str, attempt: int, names: str) -> None:
-    current = attempt_in_progress(session, job_id)
-    if current != attempt:
-        raise FencedError(
-            f"attempt {attempt} of job {job_id} was superseded (current: {current}); "
-            f"not writing {names}"
-        )
+    return sha256_of(data)

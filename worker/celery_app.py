@@ -12,8 +12,8 @@ from typing import Any
 from celery.signals import setup_logging, worker_ready, worker_shutdown, worker_shutting_down
 
 from shared.config import Settings
+from shared.logs import configure_logging
 from shared.messaging import make_celery
-from shared.telemetry.logs import configure_logging
 from worker.node import NodeAgent, detect_devices
 from worker.warm.samplers import WarmSamplers
 

@@ -21,16 +21,16 @@ import torch
 from torch import Tensor, nn
 
 from shared.config import Settings
-from shared.inversion_spec import InversionSpec
 from shared.specs import SampleSpec, TrainSpec
+from shared.specs.inversion import InversionSpec
 from shared.storage import Storage, keys
 from worker.gan.evaluation import digit_scorer
 from worker.gan.grids import image_grid_png
 from worker.gan.hooks import ProgressReport
 from worker.gan.inversion import InversionProgress, InversionResult, InversionSettings, invert
 from worker.gan.sample import load_generator
-from worker.inputs import JobInputError, fetch_data
-from worker.inversion_inputs import load_inversion_images
+from worker.inversion_images import load_inversion_images
+from worker.rank_inputs import JobInputError, fetch_data
 from worker.reporter import JobReporter
 
 # A log line with the current loss about ten times a run, as training logs its reports.

@@ -20,15 +20,15 @@ from typing import Any
 
 from shared.config import Settings
 from shared.db import is_unreachable, session_scope
-from shared.scheduler.nodes import (
+from shared.pool.nodes import (
     heartbeat_interval_s,
     heartbeat_node,
     register_node,
     retire_node,
     stop_taking_work,
 )
-from shared.scheduler.preemption import request_preemption, running_on
-from shared.scheduler.wakeup import wake_scheduler
+from shared.pool.preemption import request_preemption, running_on
+from shared.pool.wakeup import wake_scheduler
 
 log = logging.getLogger(__name__)
 

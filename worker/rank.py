@@ -24,7 +24,7 @@ from worker.gan.data import resolve_data
 from worker.gan.distributed import backend_for, leave_without_finalizers, process_group
 from worker.gan.evaluation import evaluate_checkpoint, needs_data
 from worker.gan.train import train
-from worker.inputs import JobInputError, fetch_data, load_checkpoint_of, load_job
+from worker.rank_inputs import JobInputError, fetch_data, load_checkpoint_of, load_job
 from worker.reporter import JobReporter
 from worker.sampling import run_sampling
 from worker.supervisor import RunFiles

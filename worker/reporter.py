@@ -20,20 +20,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from shared.artifacts import put_artifact
 from shared.config import Settings
 from shared.db import is_unreachable, session_scope, through_outages
-from shared.jobs import add_warning, report_evaluation, report_progress
+from shared.jobs.reports import add_warning, report_evaluation, report_progress
 from shared.storage import Storage, keys
 from shared.storage.base import ObjectNotFoundError
 from shared.storage.retrying import RetryingStorage
 from worker.artifact_batch import Item, put_together
+from worker.artifacts import put_artifact
 from worker.gan.hooks import ProgressReport
 from worker.livelog import LiveUpload
 from worker.tensorboard_log import EVAL_PREFIX, TensorBoardLog
 from worker.timeline import Timeline
 
-# A job's first attempt (shared.jobs creates jobs at it; every requeue counts one up).
+# A job's first attempt (shared.jobs.requests creates jobs at it; every requeue counts one up).
 FIRST_ATTEMPT = 1
 
 

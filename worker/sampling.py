@@ -17,8 +17,8 @@ from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.export import export_generator
 from worker.gan.latents import read_latents_npy
 from worker.gan.sample import SampleResult, sample_for_spec
-from worker.inputs import JobInputError, load_checkpoint_of, load_latents_artifact
 from worker.inverting import run_inversion
+from worker.rank_inputs import JobInputError, load_checkpoint_of, load_latents_artifact
 from worker.reporter import JobReporter
 
 # (artifact name, artifact kind, bytes)

@@ -24,8 +24,8 @@ from sqlalchemy import select
 
 from shared.config import Settings
 from shared.db import is_unreachable, session_scope
+from shared.jobs.reports import HEARTBEAT_INTERVAL_S, heartbeat
 from shared.models import Job
-from shared.scheduler.reconciler import HEARTBEAT_INTERVAL_S, heartbeat
 from shared.states import JobState
 from worker.node import work_root
 

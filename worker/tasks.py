@@ -14,14 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.db import session_scope, through_outages
+from shared.logs import job_context
 from shared.messaging import RUN_JOB_TASK
 from shared.models import Job
-from shared.scheduler.preemption import requeue_preempted
-from shared.scheduler.reconciler import requeue_after_loss
-from shared.scheduler.reservations import NodeShare, claim_share, release
-from shared.scheduler.wakeup import wake_scheduler
+from shared.pool.preemption import requeue_preempted
+from shared.pool.reconciler import requeue_after_loss
+from shared.pool.reservations import NodeShare, claim_share, release
+from shared.pool.wakeup import wake_scheduler
 from shared.states import JobState, transition
-from shared.telemetry.logs import job_context
 from worker.celery_app import agent, app, settings
 from worker.supervisor import RunOutcome, supervise
 from worker.warm.client import run_warm, takes_warm

@@ -10,8 +10,8 @@ from shared.storage.base import (
     Storage,
     StorageError,
     StorageUnavailableError,
-    open_storage,
 )
+from shared.storage.factory import open_storage
 
 __all__ = [
     "ObjectInfo",

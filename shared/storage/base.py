@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
-from urllib.parse import unquote, urlparse
-
-from shared.config import Settings
 
 
 class StorageError(RuntimeError):
@@ -53,34 +50,3 @@ class Storage(Protocol):
 
     def check(self) -> None:
         """Raise StorageError unless the store is reachable and writable (readiness probe)."""
-
-
-def open_storage(settings: Settings, *, patient: bool = False) -> Storage:
-    """The backend GANFORGE_STORAGE_URL names: s3://bucket/prefix or file:///path.
-
-    `patient` (workers) rides out a store that is briefly unreachable, retrying for
-    GANFORGE_STORAGE_RETRY_S; the API is not patient: it answers 503 at once and lets its
-    client retry, rather than hold a request thread for minutes."""
-    store = _open_backend(settings)
-    if patient and settings.storage_retry_s > 0:
-        from shared.storage.retrying import RetryingStorage
-
-        return RetryingStorage(store, settings.storage_retry_s)
-    return store
-
-
-def _open_backend(settings: Settings) -> Storage:
-    parsed = urlparse(settings.storage_url)
-    if parsed.scheme == "s3":
-        from shared.storage.s3 import S3Storage
-
-        return S3Storage(
-            bucket=parsed.netloc,
-            prefix=parsed.path.strip("/"),
-            endpoint_url=settings.s3_endpoint_url,
-            public_endpoint_url=settings.s3_public_endpoint_url,
-        )
-    from shared.storage.local import LocalStorage
-
-    # Path.as_uri() percent-encodes (a space becomes %20), so decode back to the folder name.
-    return LocalStorage(unquote(parsed.path))

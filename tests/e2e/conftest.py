@@ -15,8 +15,8 @@ import boto3
 import pytest
 import requests
 
+from cli.embedded import ServiceProcesses
 from shared.config import Settings
-from shared.embedded import ServiceProcesses
 from shared.migrate import upgrade
 from tests.helpers import MNIST_DIR, user_token
 from tests.servers import TestServer

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.client import Client
+from cli.client import Client
 from worker.gan.distributed import find_free_port
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +27,7 @@ def test_demo_runs_a_job_on_sqlite_local_folder_and_file_broker(tmp_path: Path) 
         "GANFORGE_TORCH_THREADS": "1",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "demo", "--steps", "60"],
+        [sys.executable, "-m", "cli", "demo", "--steps", "60"],
         env=env,
         capture_output=True,
         text=True,
@@ -91,7 +91,7 @@ def test_up_stops_every_child_on_sigterm_or_ctrl_c_and_starts_again(tmp_path: Pa
     }
     for stop in (signal.SIGTERM, signal.SIGINT):
         up = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "up"],
+            [sys.executable, "-m", "cli", "up"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.datafiles import read_idx3
+from shared.datafiles.formats import read_idx3
 from tests.e2e.conftest import Service
 from tests.helpers import MNIST_DIR
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.client import Client
+from cli.client import Client
 from tests.e2e.conftest import Service
 from tests.helpers import RING_SPEC, with_steps
 

@@ -244,12 +244,12 @@ def test_the_cli_shows_the_pool_and_the_queue(pool_service: Service) -> None:
     env = {**os.environ, **pool_service.settings.to_env(), "GANFORGE_TOKEN": token,
            "COLUMNS": "200"}  # fmt: skip
     pool = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "pool"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "cli", "pool"], env=env, capture_output=True, text=True
     )
     assert pool.returncode == 0, pool.stderr
     assert all(name in pool.stdout for name in NODES)
     queue = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "queue"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "cli", "queue"], env=env, capture_output=True, text=True
     )
     assert queue.returncode == 0, queue.stderr
     assert "waiting for" in queue.stdout

@@ -22,7 +22,7 @@ REVOKED_WITHIN_S = TOKEN_CACHE_S + 10
 def _cli(service: Service, token: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **service.settings.to_env(), "GANFORGE_TOKEN": token, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", "token", *args],
+        [sys.executable, "-m", "cli", "token", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -5,12 +5,12 @@ import hashlib
 import pytest
 from flask.testing import FlaskClient
 
-from shared.artifacts import FencedError, put_artifact
 from shared.config import Settings
 from shared.db import session_scope
 from shared.states import JobState, transition
 from shared.storage import open_storage
 from tests.helpers import auth, train_request
+from worker.artifacts import FencedError, put_artifact
 
 pytestmark = pytest.mark.integration
 

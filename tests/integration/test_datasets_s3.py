@@ -8,11 +8,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from shared.config import Settings
-from shared.data_spec import DataSpec
+from shared.specs.data import DataSpec
 from shared.storage import open_storage
 from tests.data_builders import grey_pngs, write_tar
 from tests.helpers import auth
-from worker.inputs import fetch_data
+from worker.rank_inputs import fetch_data
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,9 @@ from sqlalchemy import update
 
 from shared.config import Settings
 from shared.db import session_scope
+from shared.jobs.reports import heartbeat
 from shared.models import Job, utcnow
-from shared.scheduler.reconciler import heartbeat, reconcile
+from shared.pool.reconciler import reconcile
 from shared.states import JobState, transition
 from tests.helpers import auth, train_request
 

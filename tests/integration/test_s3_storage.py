@@ -15,8 +15,8 @@ import requests
 from botocore.config import Config
 
 from shared.config import Settings
-from shared.storage import s3
-from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError, open_storage
+from shared.storage import open_storage, s3
+from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError
 from shared.storage.local import LocalStorage
 from shared.storage.s3 import S3Storage
 

@@ -12,13 +12,13 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
+from scheduler.process import acquire_lease, reconcile_once, schedule_once
 from shared.config import Settings
 from shared.db import session_scope
 from shared.messaging import make_celery
 from shared.models import Job, JobEvent, Node, Reservation, User, utcnow
-from shared.scheduler.loop import acquire_lease, reconcile_once, schedule_once
-from shared.scheduler.nodes import register_node
-from shared.scheduler.reservations import claim_share
+from shared.pool.nodes import register_node
+from shared.pool.reservations import claim_share
 from shared.states import JobState, transition
 from tests.helpers import auth, train_request
 

@@ -10,10 +10,10 @@ import redis
 from flask.testing import FlaskClient
 
 from api.app import create_app
+from scheduler.process import run_forever
 from shared.config import Settings
 from shared.messaging import make_celery
-from shared.scheduler.loop import run_forever
-from shared.scheduler.wakeup import Wakeups, wake_scheduler
+from shared.pool.wakeup import Wakeups, wake_scheduler
 from tests.helpers import auth
 from tests.integration.test_scheduler_loop import add_node, job_row, submit
 from worker.gan.distributed import find_free_port

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from cli.embedded import ServiceProcesses
 from shared.db import session_scope
-from shared.embedded import ServiceProcesses
 from shared.models import JobEvent, Reservation
 from shared.states import TERMINAL, InvalidTransitionError, JobState, check_transition
 from tests import procfs

@@ -6,8 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from cli.embedded import ServiceProcesses
 from shared.config import Settings
-from shared.embedded import ServiceProcesses
 from tests.soak.checks import leftover_processes, leftover_work_folders, path_problems
 
 CREATED = (None, "queued")

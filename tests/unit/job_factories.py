@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from shared.config import Settings
 from shared.db import session_scope
-from shared.jobs import submit_job
+from shared.jobs.requests import submit_job
 from shared.models import User
 from shared.specs import validate_job_request
 from shared.states import JobState, transition

@@ -5,7 +5,7 @@ from flask.testing import FlaskClient
 
 from shared.config import Settings
 from shared.db import session_scope
-from shared.jobs import record_artifact
+from shared.jobs.reports import record_artifact
 from tests.helpers import auth, train_request, user_token
 
 PROBLEM = "application/problem+json"

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
 
-from shared.artifacts import put_artifact
-from shared.cli import main
-from shared.cli.group import HELP_SECTIONS, ExitCode
+from cli import main
+from cli.group import HELP_SECTIONS, ExitCode
 from shared.config import Settings
 from shared.storage import open_storage
 from tests.helpers import RING_SPEC, auth, train_request
+from worker.artifacts import put_artifact
 
 JOB_ID = re.compile(r"\b[0-9a-f]{32}\b")
 

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from rich.console import Console
 
-from shared.cli import output
-from shared.cli.output import plain_lines, print_table
+from cli import output
+from cli.output import plain_lines, print_table
 
 HEADERS = ("id", "kind", "name", "state", "progress", "created")
 

@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 
 from api.app import create_app
 from shared.config import Settings
-from shared.data_roots import DataPathRefusedError, check_data_path, parse_roots
-from shared.data_spec import DataSpec
+from shared.datafiles.roots import DataPathRefusedError, check_data_path, parse_roots
+from shared.specs.data import DataSpec
 from shared.storage import open_storage
 from tests.helpers import auth, train_request, user_token
-from worker.inputs import JobInputError, fetch_data
+from worker.rank_inputs import JobInputError, fetch_data
 
 
 @pytest.fixture

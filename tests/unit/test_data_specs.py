@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from shared.data_spec import DataSpec
 from shared.specs import TrainSpec
+from shared.specs.data import DataSpec
 
 DATASET_ID = "0123456789abcdef0123456789abcdef"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.datafiles import (
+from shared.datafiles.formats import (
     DataFileError,
     detect_format,
     fit_image_array,

@@ -40,7 +40,7 @@ def test_an_example_trains_a_few_steps(name: str) -> None:
 
 
 def test_the_demo_trains_the_ring8_example() -> None:
-    from shared.cli import DEMO_SPEC
+    from cli import DEMO_SPEC
 
     example = json.loads((EXAMPLES[0].parent / "ring8.json").read_text())
     assert example == DEMO_SPEC

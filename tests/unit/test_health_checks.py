@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from shared.cli import main
+from cli import main
+from scheduler.process import run_forever
 from shared.config import Settings
 from shared.messaging import WorkerAnswer, make_celery, ping_local_worker
-from shared.scheduler.loop import run_forever
 
 
 def health(settings: Settings, *args: str) -> tuple[int, str]:

@@ -17,7 +17,6 @@ from flask.testing import FlaskClient
 from PIL import Image
 from torch import nn
 
-from shared.artifacts import put_artifact
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Job
@@ -27,11 +26,12 @@ from tests.helpers import auth
 from tests.unit.job_factories import S, move
 from tests.unit.test_datasets_api import uploaded
 from tests.unit.test_inversion_specs import MNIST_GAN
+from worker.artifacts import put_artifact
 from worker.gan.checkpoint import CHECKPOINT_FORMAT_VERSION, checkpoint_to_bytes
 from worker.gan.grids import image_grid_png
 from worker.gan.models import build_generator
 from worker.gan.priors import latents_for_seeds
-from worker.inputs import JobInputError
+from worker.rank_inputs import JobInputError
 from worker.reporter import JobReporter
 from worker.sampling import run_sampling
 

@@ -12,15 +12,15 @@ import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
-from shared.artifacts import put_artifact
 from shared.config import Settings
-from shared.inversion_inputs import GRID_PADDING
-from shared.inversion_spec import DEFAULT_INVERT_COUNT, MAX_INVERT_IMAGES, MAX_INVERT_STEPS
+from shared.jobs.inversion_inputs import GRID_PADDING
 from shared.specs import SampleSpec, SpecError, validate_job_request
+from shared.specs.inversion import DEFAULT_INVERT_COUNT, MAX_INVERT_IMAGES, MAX_INVERT_STEPS
 from shared.storage import open_storage
 from tests.data_builders import grey_pngs, write_npz, write_zip
 from tests.helpers import auth
 from tests.unit.test_datasets_api import uploaded
+from worker.artifacts import put_artifact
 from worker.gan import grids
 
 PROBLEM = "application/problem+json"

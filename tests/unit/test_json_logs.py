@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from shared.config import ConfigError, Settings
-from shared.telemetry.logs import job_context, make_handler
+from shared.logs import job_context, make_handler
 
 
 @pytest.fixture

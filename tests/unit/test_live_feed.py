@@ -18,15 +18,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.live import FEED_WAIT_CONFIG
-from shared.artifacts import put_artifact
-from shared.cli import main
+from cli import main
 from shared.config import Settings
 from shared.db import session_scope
-from shared.jobs import report_progress
+from shared.jobs.reports import report_progress
 from shared.storage import open_storage
 from shared.storage.keys import LOG_NAME, artifact_key
 from tests.helpers import auth
 from tests.unit.job_factories import S, move, queued_job
+from worker.artifacts import put_artifact
 
 STREAM = {"Accept": "text/event-stream"}
 

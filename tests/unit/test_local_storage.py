@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
-from shared.storage import local
-from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError, open_storage
+from shared.storage import local, open_storage
+from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError
 from shared.storage.local import LocalStorage
 
 KEY = "jobs/0123456789abcdef0123456789abcdef/checkpoints/step-000500.pt"

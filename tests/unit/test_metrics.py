@@ -11,10 +11,10 @@ from sqlalchemy import select, update
 from api.app import create_app
 from shared.config import Settings
 from shared.db import session_scope
-from shared.jobs import report_progress
+from shared.jobs.reports import report_progress
 from shared.models import Job, JobEvent
-from shared.scheduler.nodes import register_node
-from shared.scheduler.reservations import reserve
+from shared.pool.nodes import register_node
+from shared.pool.reservations import reserve
 from tests.helpers import auth
 from tests.unit.job_factories import S, move, queued_job, running_job
 

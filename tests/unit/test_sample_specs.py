@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from shared.artifacts import put_artifact
 from shared.config import Settings
 from shared.specs import SampleSpec, SpecError, TrainSpec, validate_job_request
 from shared.storage import keys, open_storage
 from tests.helpers import auth, train_request
+from worker.artifacts import put_artifact
 
 PATH = {"from_seed": 1, "to_seed": 2, "steps": 8}
 PROBLEM = "application/problem+json"

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from itertools import count
 from typing import Any
 
-from shared.scheduler.policy import NodeView, QueuedJob, RunningJob, never_fits, plan
+from shared.pool.policy import NodeView, QueuedJob, RunningJob, never_fits, plan
 
 T0 = datetime(2026, 11, 30, tzinfo=timezone.utc)
 _ids = count()

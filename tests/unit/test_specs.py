@@ -2,8 +2,8 @@ from typing import Any
 
 import pytest
 
-from shared.sample_spec import MAX_SEED_IMAGES
 from shared.specs import LossSpec, SampleSpec, SpecError, TrainSpec, validate_job_request
+from shared.specs.sample import MAX_SEED_IMAGES
 
 RING = {"model": "mlp", "data": {"source": "toy:ring8"}}
 

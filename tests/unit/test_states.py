@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from shared.config import Settings
 from shared.db import session_scope
-from shared.jobs import submit_job
+from shared.jobs.requests import submit_job
 from shared.models import Job, JobEvent, User
 from shared.specs import TrainSpec
 from shared.states import (

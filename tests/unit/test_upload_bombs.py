@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from shared import imagefiles
+from shared.datafiles import images as imagefiles
 from tests.data_builders import grey_pngs, write_zip
 from tests.helpers import auth
 

@@ -2,7 +2,7 @@
 
 A `BatchSource` computes the batch of any step from (seed, step, rank, world size) alone, so
 data order repeats exactly and a resumed run needs no saved sampler state. Toy distributions
-live in `toydata`; files are read by `shared.datafiles` (numpy and Pillow, shared with the
+live in `toydata`; files are read by `shared.datafiles.formats` (numpy and Pillow, shared with the
 API's upload checks) and turned into tensors here.
 
 A spec may leave the data's shape open (an .npz can hold points or images, an archive's image
@@ -23,11 +23,11 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
-from shared import datafiles
-from shared.data_spec import IMAGE_SIZES, MNIST_SIDE, TOY_POINT_DIMS, DataSpec
-from shared.datafiles import DataFileError
-from shared.imagefiles import IMAGE_SUFFIXES
+from shared.datafiles import formats as datafiles
+from shared.datafiles.formats import DataFileError
+from shared.datafiles.images import IMAGE_SUFFIXES
 from shared.specs import TrainSpec
+from shared.specs.data import IMAGE_SIZES, MNIST_SIDE, TOY_POINT_DIMS, DataSpec
 from worker.gan.errors import DataError
 from worker.gan.seeding import Stream, generator_for
 from worker.gan.toydata import (  # noqa: F401 (re-exported: the names tests and bench use)
@@ -154,7 +154,7 @@ def load_mnist_images(folder: Path) -> Tensor:
 
 @contextmanager
 def _as_data_error() -> Iterator[None]:
-    """shared.datafiles' errors as the engine's DataError (same message)."""
+    """shared.datafiles.formats' errors as the engine's DataError (same message)."""
     try:
         yield
     except DataFileError as exc:

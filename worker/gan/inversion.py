@@ -42,7 +42,7 @@ _UNIFORM_EDGE = 1 - 1e-6
 
 @dataclass(frozen=True)
 class InversionSettings:
-    """How to optimise (see `shared.inversion_spec.InversionSpec`)."""
+    """How to optimise (see `shared.specs.inversion.InversionSpec`)."""
 
     steps: int
     lr: float

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from shared.latent_checks import PICKLED_LATENTS, latents_array_problem, vector_problems
-from shared.sample_spec import ArithmeticTerm, NeighbourhoodSpec
 from shared.specs import LatentSpec, SampleSpec
+from shared.specs.latent_checks import PICKLED_LATENTS, latents_array_problem, vector_problems
+from shared.specs.sample import ArithmeticTerm, NeighbourhoodSpec
 from worker.gan.errors import LatentsError
 from worker.gan.priors import latents_for_seeds
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from shared.data_spec import DataSpec
 from shared.specs import TrainSpec
+from shared.specs.data import DataSpec
 from worker.gan.data import point_dim
 
 # Big enough for an 8-mode ring to be learnt in a few thousand steps, small enough to run at

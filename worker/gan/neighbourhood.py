@@ -8,25 +8,18 @@ and scaled as the PNG is); for points, the Euclidean distance in data units.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: workers have no display
-
-import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
-from shared.sample_spec import NeighbourhoodSpec
 from shared.specs import TrainSpec
+from shared.specs.sample import NeighbourhoodSpec
 
 IMAGE_UNIT = "RMS over pixels, in 8-bit levels (0-255)"
 POINT_UNIT = "Euclidean distance, in data units"
-DPI = 100
 
 
 @dataclass(frozen=True)
@@ -68,20 +61,7 @@ def neighbourhood_report(
         "distances": distances.tolist(),
     }
     document = json.dumps(figures, indent=2).encode()
-    return NeighbourhoodReport(json=document, plot=_plot(neighbourhood.radii, mean, spread, unit))
+    from worker.gan import plots  # matplotlib loads only where a picture is drawn
 
-
-def _plot(radii: list[float], mean: list[float], spread: list[float], unit: str) -> bytes:
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=DPI)
-    axes.errorbar(radii, mean, yerr=spread, marker="o", capsize=3)
-    axes.set_xlabel("radius r of z + r·u (latent units)")
-    axes.set_ylabel(f"distance from the centre image\n({unit})", fontsize=9)
-    axes.set_xlim(left=0)
-    axes.set_ylim(bottom=0)
-    axes.grid(alpha=0.3)
-    axes.set_title("mean distance from the centre per radius (bars: one std)", fontsize=10)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    plot = plots.neighbourhood_png(neighbourhood.radii, mean, spread, unit)
+    return NeighbourhoodReport(json=document, plot=plot)

@@ -218,3 +218,18 @@ def _series(records: list[dict[str, Any]], name: str) -> tuple[str, list[int], l
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def neighbourhood_png(
+    radii: list[float], mean: list[float], spread: list[float], unit: str
+) -> bytes:
+    """How far a neighbourhood's images lie from its centre image, per radius."""
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=DPI)
+    axes.errorbar(radii, mean, yerr=spread, marker="o", capsize=3)
+    axes.set_xlabel("radius r of z + r·u (latent units)")
+    axes.set_ylabel(f"distance from the centre image\n({unit})", fontsize=9)
+    axes.set_xlim(left=0)
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.set_title("mean distance from the centre per radius (bars: one std)", fontsize=10)
+    return _png(figure)

@@ -22,15 +22,6 @@ from worker.gan.distributed import gather_to_rank0
 from worker.gan.ema import GeneratorEma
 from worker.gan.evaluation import RunEvaluation
 from worker.gan.hooks import ProgressReport, TrainingHooks
-from worker.gan.loop import (
-    RunningStats,
-    TrainResult,
-    end_of_step,
-    fixed_sample_latents,
-    open_rank,
-    restore_rank_rng,
-    wrap_ddp,
-)
 from worker.gan.losses import get_loss, top_k_fraction
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.precision import Precision, resolve_precision
@@ -39,6 +30,15 @@ from worker.gan.seeding import (
     capture_rng_state,
 )
 from worker.gan.step import Networks, Penalty, StepInputs, memory_format_for, train_step
+from worker.gan.train_common import (
+    RunningStats,
+    TrainResult,
+    end_of_step,
+    fixed_sample_latents,
+    open_rank,
+    restore_rank_rng,
+    wrap_ddp,
+)
 from worker.gan.train_vae import train_vae
 
 _CPU = torch.device("cpu")

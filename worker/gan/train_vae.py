@@ -19,7 +19,10 @@ from worker.gan.checkpoint import checkpoint_to_bytes
 from worker.gan.distributed import gather_to_rank0
 from worker.gan.evaluation import RunEvaluation
 from worker.gan.hooks import ProgressReport, TrainingHooks
-from worker.gan.loop import (
+from worker.gan.priors import sample_latents
+from worker.gan.sample import render_png
+from worker.gan.seeding import Stream, capture_rng_state, generator_for
+from worker.gan.train_common import (
     RunningStats,
     TrainResult,
     end_of_step,
@@ -28,9 +31,6 @@ from worker.gan.loop import (
     restore_rank_rng,
     wrap_ddp,
 )
-from worker.gan.priors import sample_latents
-from worker.gan.sample import render_png
-from worker.gan.seeding import Stream, capture_rng_state, generator_for
 from worker.gan.vae import Vae, build_vae, elbo_terms
 from worker.gan.vae_checkpoint import build_vae_checkpoint, restore_vae_state
 

@@ -1,6 +1,6 @@
 """A bounded cache of loaded checkpoints, least recently used out first.
 
-The warm sampler installs one around each job (`worker.inputs.checkpoint_cache`), so
+The warm sampler installs one around each job (`worker.rank_inputs.checkpoint_cache`), so
 `load_checkpoint_of` downloads and deserialises a checkpoint once and later jobs on it reuse
 the tensors already on the device. Keys name the stored object and its sha256, so a
 checkpoint written again under the same key (a rerun) is a different entry, and the device.

@@ -83,7 +83,7 @@ class WarmSampler:
 
     def run(self, job_id: str, attempt: int, workdir: Path) -> dict[str, str]:
         """One attempt, as `worker.rank.rank_main` runs it for a one-rank sampling job."""
-        from worker.inputs import checkpoint_cache
+        from worker.rank_inputs import checkpoint_cache
 
         reporter = JobReporter(self.settings, self.store, job_id, attempt, 0, workdir / "stop")
         if isinstance(self.store, RetryingStorage):  # the job's log tells of outages
@@ -109,8 +109,8 @@ class WarmSampler:
     def _sample(
         self, job_id: str, attempt: int, reporter: JobReporter, lap: Callable[[str], None]
     ) -> dict[str, str]:
-        from worker.inputs import load_job
         from worker.rank import pick_device
+        from worker.rank_inputs import load_job
         from worker.sampling import run_sampling
 
         try:

@@ -389,7 +389,7 @@
     });
   }
 
-  /** Images on an interpolation's path (shared/sample_spec.py: legs share their ends). */
+  /** Images on an interpolation's path (shared/specs/sample.py: legs share their ends). */
   function imageCount(interpolation) {
     if (!interpolation) return 0;
     const points = interpolation.points ? interpolation.points.length : 2;

@@ -17,8 +17,8 @@ from tests.helpers import MNIST_DIR
 from worker.gan.checkpoint import load_checkpoint
 from worker.gan.distributed import leave_without_finalizers, process_group
 from worker.gan.hooks import ProgressReport
-from worker.gan.loop import STOP_CHECK_EVERY
 from worker.gan.train import train
+from worker.gan.train_common import STOP_CHECK_EVERY
 
 # What RecordingHooks.cached keeps: one copy for the whole test session.
 _SESSION_CACHE: dict[str, bytes] = {}

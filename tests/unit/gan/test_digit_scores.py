@@ -15,8 +15,8 @@ from worker.gan.classifier import (
     frechet_distance,
     nearest_neighbour_figures,
 )
+from worker.gan.collapse_alarm import CollapseWatch
 from worker.gan.data import load_mnist_labelled
-from worker.gan.evaluation import CollapseWatch
 
 
 @pytest.fixture(scope="module")

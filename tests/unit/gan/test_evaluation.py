@@ -13,10 +13,9 @@ from torch import Tensor, nn
 
 from shared.specs import TrainSpec
 from tests.unit.gan.gan_testing import RecordingHooks, ring_spec
+from worker.gan.collapse_alarm import KL_ALARM, CollapseWatch
 from worker.gan.evaluation import (
     EVAL_SAMPLES,
-    KL_ALARM,
-    CollapseWatch,
     EvalInput,
     RunEvaluation,
     evaluate,

@@ -33,7 +33,7 @@ from worker.gan.toydata import (
     toy_distribution,
 )
 from worker.gan.train import train
-from worker.inputs import JobInputError, fetch_data
+from worker.rank_inputs import JobInputError, fetch_data
 
 DATASET_ID = "0123456789abcdef0123456789abcdef"
 

@@ -12,7 +12,7 @@ from gan_testing import MNIST_DIR, RecordingHooks, mnist_spec
 from PIL import Image
 
 from shared.specs import TrainSpec
-from worker.gan import loop as loop_module
+from worker.gan import train_common as loop_module
 from worker.gan.models import build_discriminator, build_generator, image_shape
 from worker.gan.train import train
 

@@ -8,9 +8,9 @@ from gan_testing import RecordingHooks, mnist_spec, ring_spec
 
 from worker.gan.checkpoint import checkpoint_to_bytes, load_checkpoint
 from worker.gan.ema import GeneratorEma
-from worker.gan.loop import STOP_CHECK_EVERY
 from worker.gan.sample import load_generator
 from worker.gan.train import train
+from worker.gan.train_common import STOP_CHECK_EVERY
 
 CPU = torch.device("cpu")
 

@@ -8,7 +8,7 @@ import torch
 from gan_testing import RecordingHooks, mnist_spec, ring_spec
 
 from shared.specs import TrainSpec
-from worker.gan import loop as loop_module
+from worker.gan import train_common as loop_module
 from worker.gan.data import BatchSource, open_data
 from worker.gan.errors import NonFiniteLossError
 from worker.gan.models import build_discriminator

@@ -8,12 +8,12 @@ import torch
 from gan_testing import RecordingHooks, mnist_spec, ring_spec
 
 from shared.specs import SpecError, TrainSpec, validate_job_request
-from worker.gan import loop as loop_module
 from worker.gan import train as train_module
+from worker.gan import train_common as loop_module
 from worker.gan.errors import NonFiniteLossError
-from worker.gan.loop import STOP_CHECK_EVERY
 from worker.gan.precision import Precision, resolve_precision
 from worker.gan.train import train
+from worker.gan.train_common import STOP_CHECK_EVERY
 
 CPU = torch.device("cpu")
 

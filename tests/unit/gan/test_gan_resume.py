@@ -12,8 +12,8 @@ from shared.specs import TrainSpec
 from worker.gan.checkpoint import load_checkpoint
 from worker.gan.distributed import find_free_port
 from worker.gan.errors import CheckpointError
-from worker.gan.loop import STOP_CHECK_EVERY
 from worker.gan.train import train
+from worker.gan.train_common import STOP_CHECK_EVERY
 
 WEIGHT_KEYS = ("generator", "discriminator", "g_optimizer", "d_optimizer", "generator_ema")
 

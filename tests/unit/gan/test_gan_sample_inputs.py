@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from shared.artifacts import put_artifact
 from shared.config import Settings
-from shared.sample_spec import LatentsArtifact
+from shared.specs.sample import LatentsArtifact
 from shared.storage import open_storage
 from tests.helpers import auth, train_request
-from worker.inputs import JobInputError, load_latents_artifact
+from worker.artifacts import put_artifact
+from worker.rank_inputs import JobInputError, load_latents_artifact
 
 ARTIFACT = "latents.npy"
 

@@ -12,8 +12,8 @@ from shared.specs import TrainSpec
 from worker.gan.checkpoint import CHECKPOINT_FORMAT_VERSION, load_checkpoint
 from worker.gan.data import Ring8Source
 from worker.gan.errors import NonFiniteLossError
-from worker.gan.loop import REPORT_EVERY, STOP_CHECK_EVERY
 from worker.gan.train import train
+from worker.gan.train_common import REPORT_EVERY, STOP_CHECK_EVERY
 
 METRICS = {"Loss/D/loss", "Loss/G/loss", "Loss/scores/real", "Loss/scores/fake"}
 

@@ -15,9 +15,9 @@ from shared.specs import TrainSpec
 from worker.gan.checkpoint import load_checkpoint
 from worker.gan.distributed import find_free_port
 from worker.gan.errors import CheckpointError
-from worker.gan.loop import STOP_CHECK_EVERY
 from worker.gan.sample import load_generator, sample_for_seeds
 from worker.gan.train import train
+from worker.gan.train_common import STOP_CHECK_EVERY
 from worker.gan.vae import build_encoder, build_vae, elbo_terms
 
 VAE_METRICS = {"Loss/VAE/elbo", "Loss/VAE/recon", "Loss/VAE/kl"}

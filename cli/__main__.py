@@ -1,0 +1,5 @@
+"""`python -m cli`: the `ganforge` command."""
+
+from cli import main
+
+main()

@@ -1,0 +1,381 @@
+"""The scheduler: one loop, holding a lease, that places queued jobs on nodes and sends them.
+
+Each pass: (1) find dead nodes and silent jobs and requeue their work, free stale reservations;
+(2) read the queue, the nodes and their free devices, and each user's recent usage, and ask the
+policy (`shared.pool.policy`) for placements; (3) for each placement, in one transaction,
+move the job queued → scheduled and reserve its devices, commit, and only then send the message
+to that node's own queue, so a worker never receives a job the database does not hold devices
+for (if the send fails, the job goes back to queued and its devices are freed); (4) write every
+waiting job's position and reason, and ask the running jobs the policy preempts to stop.
+
+Between passes the loop waits for a wake-up (`shared.pool.wakeup`: the API and workers
+send one when a job is submitted, cancelled or ends) or GANFORGE_SCHEDULER_POLL_S, whichever
+comes first. Only the holder of the lease row runs passes; a second scheduler waits and takes
+over within LEASE_S (or three poll intervals, if longer) of the first one's death.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from celery import Celery
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.messaging import send_run_job
+from shared.models import Job, Node, Reservation, SchedulerLease, User, as_utc, utcnow
+from shared.pool.nodes import NodeState, device_kind, mark_dead_nodes
+from shared.pool.policy import NodeView, Placement, Plan, QueuedJob, RunningJob, plan
+from shared.pool.preemption import request_preemption
+from shared.pool.reconciler import reconcile, requeue_unclaimed
+from shared.pool.reservations import devices_in_use, release, release_stale, reserve
+from shared.pool.wakeup import Wakeups
+from shared.states import JobState, transition
+
+log = logging.getLogger(__name__)
+
+# Seconds between looks for dead nodes and silent jobs.
+RECONCILE_INTERVAL_S = 2.0
+# A scheduler holds the lease this long past its last pass; a stand-by takes over after it.
+LEASE_S = 10.0
+# A lease outlives this many idle waits (GANFORGE_SCHEDULER_POLL_S), so a long poll interval
+# never lets a stand-by take over from a live scheduler that was merely not woken.
+LEASE_POLLS = 3
+# A pass renews the lease only when this share of it has gone by since the last renewal: a
+# burst of wake-ups (each submission, each job's end) then costs no lease round trips, and
+# the lease never has less than three quarters of its time left while we lead.
+RENEW_AFTER_SHARE = 0.25
+LEASE_NAME = "scheduler"
+# Usage older than this many half-lives weighs under 1/16 and is not read at all.
+USAGE_HALF_LIVES = 4
+
+
+def scheduler_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def acquire_lease(session: Session, holder: str, lease_s: float = LEASE_S) -> bool:
+    """Take or renew the scheduling lease; False while another live scheduler holds it."""
+    now = utcnow()
+    expires = now + timedelta(seconds=lease_s)
+    if session.get(SchedulerLease, LEASE_NAME) is None:
+        try:
+            with session.begin_nested():
+                session.add(SchedulerLease(name=LEASE_NAME, holder=holder, expires_at=expires))
+            return True
+        except IntegrityError:
+            pass  # another scheduler created it first; compete below
+    taken = session.execute(
+        update(SchedulerLease)
+        .where(
+            SchedulerLease.name == LEASE_NAME,
+            or_(SchedulerLease.holder == holder, SchedulerLease.expires_at < now),
+        )
+        .values(holder=holder, expires_at=expires)
+    )
+    return taken.rowcount == 1  # type: ignore[attr-defined]
+
+
+def reconcile_once(settings: Settings, judge_silence: bool = True) -> list[str]:
+    """Requeue the work of dead nodes and silent jobs, and jobs placed whose message was never
+    taken; free reservations nobody holds. `judge_silence=False` skips the first two (right
+    after the scheduler itself could not reach the database, silence proves nothing)."""
+    moved: list[str] = []
+    with session_scope(settings.database_url) as session:
+        if judge_silence:
+            dead = mark_dead_nodes(session, settings.node_timeout_s)
+            if dead:
+                log.warning("nodes declared dead: %s", ", ".join(dead))
+            moved += reconcile(session, settings.job_silence_s)
+        moved += requeue_unclaimed(session, settings.claim_timeout_s)
+        release_stale(session)
+    return moved
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """What one pass decides on: the queue in a form the policy reads, and the pool."""
+
+    queue: list[QueuedJob]
+    attempts: dict[str, int]
+    nodes: list[NodeView]
+    queues: dict[str, str]
+    usage: dict[str, float]
+    held: dict[str, int]
+    quotas: dict[str, int | None]
+    running: list[RunningJob]
+
+
+def read_pool(session: Session, half_life_s: float) -> PoolState:
+    columns = (Job.owner_id, Job.devices, Job.created_at, Job.priority, Job.kind, Job.spec)
+    queued = session.execute(
+        select(Job.id, Job.attempt, *columns).where(Job.state == JobState.QUEUED.value)
+    ).all()
+    queue = [
+        QueuedJob(
+            id=job_id,
+            owner=owner,
+            devices=devices,
+            created_at=as_utc(created_at),
+            priority=priority,
+            kind=kind,
+            device_type=spec.get("resources", {}).get("device_type", "auto"),
+            labels=spec.get("resources", {}).get("labels", {}),
+            nodes=spec.get("resources", {}).get("nodes", 1),
+        )
+        for job_id, _, owner, devices, created_at, priority, kind, spec in queued
+    ]
+    attempts = {row[0]: row[1] for row in queued}
+    used = devices_in_use(session)
+    nodes, queues = [], {}
+    for node in session.scalars(select(Node).order_by(Node.name)):
+        indexes = [int(device["index"]) for device in node.devices]
+        nodes.append(
+            NodeView(
+                name=node.name,
+                kind=device_kind(node.devices),
+                total=len(indexes),
+                free=tuple(i for i in indexes if i not in used.get(node.name, set())),
+                labels=node.labels or {},
+                accepting=node.state == NodeState.UP.value,
+            )
+        )
+        queues[node.name] = node.queue
+    return PoolState(
+        queue=queue,
+        attempts=attempts,
+        nodes=nodes,
+        queues=queues,
+        usage=recent_usage(session, half_life_s),
+        held=held_by_owner(session),
+        quotas={user: limit for user, limit in session.execute(select(User.id, User.max_devices))},
+        running=running_jobs(session),
+    )
+
+
+def running_jobs(session: Session) -> list[RunningJob]:
+    """Jobs holding devices on one node, as preemption sees them."""
+    rows = session.execute(
+        select(Job.id, Reservation.node_name, Job.priority, Job.spec, Job.preempt_reason)
+        .join(Reservation, Reservation.job_id == Job.id)
+        .where(Job.state == JobState.RUNNING.value)
+    )
+    devices: dict[str, int] = defaultdict(int)
+    seen: dict[str, RunningJob] = {}
+    for job_id, node, priority, spec, preempt_reason in rows:
+        devices[job_id] += 1
+        seen[job_id] = RunningJob(
+            id=job_id,
+            node=node,
+            devices=0,
+            priority=priority,
+            preemptible=bool(spec.get("resources", {}).get("preemptible", False)),
+            stopping=preempt_reason is not None,
+        )
+    return [replace(job, devices=devices[job.id]) for job in seen.values()]
+
+
+def recent_usage(
+    session: Session, half_life_s: float, now: datetime | None = None
+) -> dict[str, float]:
+    """Device-seconds per owner, each run's weight halving every `half_life_s` since it ended
+    (running jobs count in full up to now)."""
+    now = now or utcnow()
+    horizon = now - timedelta(seconds=USAGE_HALF_LIVES * half_life_s)
+    rows = session.execute(
+        select(Job.owner_id, Job.devices, Job.started_at, Job.finished_at).where(
+            Job.started_at.is_not(None),
+            or_(Job.finished_at.is_(None), Job.finished_at > horizon),
+        )
+    )
+    usage: dict[str, float] = defaultdict(float)
+    for owner, devices, started, finished in rows:
+        end = as_utc(finished) if finished else now
+        seconds = max(0.0, (end - as_utc(started or end)).total_seconds())
+        age = (now - end).total_seconds()
+        usage[owner] += devices * seconds * 0.5 ** (age / half_life_s)
+    return dict(usage)
+
+
+def held_by_owner(session: Session) -> dict[str, int]:
+    held: dict[str, int] = defaultdict(int)
+    rows = session.execute(select(Job.owner_id).join(Reservation, Reservation.job_id == Job.id))
+    for (owner,) in rows:
+        held[owner] += 1
+    return dict(held)
+
+
+def plan_pass(settings: Settings) -> tuple[PoolState, Plan]:
+    """Read the pool and decide: what one pass would place, preempt and leave waiting."""
+    with session_scope(settings.database_url) as session:
+        pool = read_pool(session, settings.usage_half_life_s)
+    decided = plan(
+        pool.queue,
+        pool.nodes,
+        usage=pool.usage,
+        held=pool.held,
+        quotas=pool.quotas,
+        running=pool.running,
+    )
+    return pool, decided
+
+
+def schedule_once(settings: Settings, celery: Celery) -> int:
+    """One placement pass; returns how many jobs were sent to nodes."""
+    pool, decided = plan_pass(settings)
+    sent = sum(_start(settings, celery, pool, placement) for placement in decided.placements)
+    _write_waiting(settings, decided)
+    if decided.preemptions:
+        with session_scope(settings.database_url) as session:
+            for preemption in decided.preemptions:
+                request_preemption(session, [preemption.job_id], preemption.reason)
+    return sent
+
+
+def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Placement) -> bool:
+    """Commit the placement, then send its messages. A scheduler that dies between the two
+    leaves a `scheduled` job nobody was told of: the claim timeout requeues it."""
+    task_id = commit_placement(settings, pool, placement)
+    if task_id is None:
+        return False
+    return _send(settings, celery, pool, placement, task_id)
+
+
+def commit_placement(settings: Settings, pool: PoolState, placement: Placement) -> str | None:
+    """Move the job queued -> scheduled and reserve its devices in one commit; returns the
+    id its first message will carry, or None if the job or a device moved meanwhile."""
+    job_id, attempt = placement.job_id, pool.attempts[placement.job_id]
+    where = " + ".join(
+        f"{node} device{'s' if len(devices) > 1 else ''} {','.join(map(str, devices))}"
+        for node, devices in placement.parts
+    )
+    # Our own id for the first message, stored with the state change: one commit per job.
+    task_id = uuid.uuid4().hex
+    try:
+        with session_scope(settings.database_url) as session:
+            if not transition(
+                session,
+                job_id,
+                JobState.QUEUED,
+                JobState.SCHEDULED,
+                f"placed on {where}",
+                attempt=attempt,
+                queue_position=None,
+                waiting_reason=None,
+                task_id=task_id,
+            ):
+                return None  # cancelled meanwhile
+            reserve(session, job_id, attempt, placement.parts)
+    except IntegrityError:  # a device was taken since we read the pool: next pass
+        return None
+    return task_id
+
+
+def _send(
+    settings: Settings, celery: Celery, pool: PoolState, placement: Placement, task_id: str
+) -> bool:
+    job_id, attempt = placement.job_id, pool.attempts[placement.job_id]
+    try:
+        # One message per node of the gang; each node's worker starts its own ranks.
+        for rank, (node, _) in enumerate(placement.parts):
+            send_run_job(celery, job_id, attempt, pool.queues[node], task_id if rank == 0 else None)
+    except Exception as exc:  # the broker is down: give the job back for the next pass
+        log.warning(
+            "could not send job %s: %s", job_id, exc, extra={"job_id": job_id, "attempt": attempt}
+        )
+        with session_scope(settings.database_url) as session:
+            transition(
+                session,
+                job_id,
+                JobState.SCHEDULED,
+                JobState.QUEUED,
+                f"broker unavailable: {exc}",
+                attempt=attempt,
+            )
+            release(session, job_id)
+        return False
+    return True
+
+
+def _write_waiting(settings: Settings, decided: Plan) -> None:
+    """Store each waiting job's position and reason, touching only rows that changed."""
+    if not decided.waiting:
+        return
+    with session_scope(settings.database_url) as session:
+        current: dict[str, tuple[int | None, str | None]] = {
+            job_id: (position, reason)
+            for job_id, position, reason in session.execute(
+                select(Job.id, Job.queue_position, Job.waiting_reason).where(
+                    Job.id.in_(list(decided.waiting)), Job.state == JobState.QUEUED.value
+                )
+            )
+        }
+        changed = [
+            {"job": job_id, "position": waiting.position, "reason": waiting.reason}
+            for job_id, waiting in decided.waiting.items()
+            if job_id in current and current[job_id] != (waiting.position, waiting.reason)
+        ]
+        if changed:  # one statement, many parameter sets: a round trip, not one per job
+            jobs = Job.__table__
+            session.execute(
+                update(jobs)  # type: ignore[arg-type]
+                .where(jobs.c.id == bindparam("job"), jobs.c.state == JobState.QUEUED.value)
+                .values(queue_position=bindparam("position"), waiting_reason=bindparam("reason")),
+                changed,
+            )
+
+
+def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None = None) -> None:
+    """Schedule until interrupted or until `stop` is set; stand by while another holds the lease.
+
+    Between passes it waits for a wake-up (shared/pool/wakeup.py) or the poll interval."""
+    holder = scheduler_id()
+    wakeups = Wakeups(settings)
+    lease_s = max(LEASE_S, LEASE_POLLS * settings.scheduler_poll_s)
+    log.info("scheduler %s started", holder)
+    heartbeat_file = settings.scheduler_heartbeat_file
+    with contextlib.suppress(OSError):
+        heartbeat_file.parent.mkdir(parents=True, exist_ok=True)
+    last_reconcile, last_contact, renewed_at = 0.0, float("-inf"), float("-inf")
+    # Nodes heartbeat every few seconds: after our own start or our own outage, give them one
+    # node timeout to be heard before anyone is declared dead for a silence we could not see.
+    grace = settings.node_timeout_s
+    judge_after = time.monotonic() + grace
+    while stop is None or not stop.is_set():
+        # The loop still turns (leading, standing by or waiting out a database outage): a
+        # container health check reads this file's age.
+        with contextlib.suppress(OSError):
+            heartbeat_file.touch()
+        try:
+            now = time.monotonic()
+            # Skipped only right after a whole pass went through: the database answered then.
+            leading = now - renewed_at < lease_s * RENEW_AFTER_SHARE
+            if not leading:
+                with session_scope(settings.database_url) as session:
+                    leading = acquire_lease(session, holder, lease_s)
+                renewed_at = now if leading else float("-inf")
+            if now - last_contact > grace / 2:
+                judge_after = max(judge_after, now + grace)
+            last_contact = now
+            if leading:
+                if now - last_reconcile > RECONCILE_INTERVAL_S:
+                    last_reconcile = now
+                    reconcile_once(settings, judge_silence=now >= judge_after)
+                if schedule_once(settings, celery):
+                    continue
+        except Exception:  # a database hiccup must not kill the loop
+            log.exception("scheduler pass failed")
+            renewed_at = float("-inf")  # the next turn checks the lease (and the database)
+        wakeups.wait()

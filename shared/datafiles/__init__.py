@@ -1,0 +1,7 @@
+"""Training-data files, read and checked with numpy and Pillow only (no torch), by the API
+when a dataset is uploaded and by the worker when a job reads it.
+
+- `roots`: which worker folders a job may read at all;
+- `formats`: which format a file is, what it holds (`inspect_data`), idx and `.npz` readers;
+- `images`: images in folders and archives, read safely (size, member and bomb limits).
+"""

@@ -1,0 +1,202 @@
+"""What an `invert` sampling spec refers to, checked when it is submitted, so a mistake is a
+422 naming the field (`spec.invert.images.dataset_id`, `spec.invert.images.indices.3`, ...)
+rather than a failed job later:
+
+- the source job's generator makes images (an mlp makes points), and `feature` loss has a
+  feature space there (the digit classifier exists for MNIST only);
+- a dataset is one the caller may read, holds images, of the generator's shape (channels,
+  height, width) when both are known, and has the items `indices` / `count` ask for;
+- a PNG artifact belongs to one of the caller's jobs, exists, and (read from its first 26
+  bytes) is a grid of cells of the generator's size with its number of channels.
+
+The worker checks all of it again as it reads the images (worker/inversion_images.py).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.datasets import DatasetNotFoundError, get_dataset
+from shared.models import Artifact, Job, User
+from shared.specs import SampleSpec, SpecError, TrainSpec
+from shared.specs.inversion import ArtifactImages, DatasetImages, InversionSpec
+from shared.specs.latent_checks import Problem
+from shared.storage import ObjectNotFoundError, Storage
+
+FIELD = "spec.invert.images"
+# Pixels between and around the cells of the grids the service draws (worker/gan/grids.py
+# GRID_PADDING; tests/unit/test_inversion_specs.py checks the two agree).
+GRID_PADDING = 2
+# A PNG's 8-byte signature, then its IHDR chunk: length, type, width, height, bit depth,
+# colour type (0 grey, 4 grey + alpha: read as grey; 2 RGB, 3 palette, 6 RGBA: as RGB).
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IHDR = struct.Struct(">I4sIIBB")
+_GREY_COLOUR_TYPES = (0, 4)
+
+
+def check_inversion_inputs(
+    session: Session, owner: User, spec: SampleSpec, source: dict[str, Any], store: Storage | None
+) -> None:
+    """Raise SpecError naming every problem of the spec's `invert` against the training job
+    spec `source` (see the module docstring); nothing for other modes. Without `store` an
+    artifact's pixels are left to the worker."""
+    inversion = spec.invert
+    if inversion is None:
+        return
+    try:
+        trained = TrainSpec.model_validate(source)
+    except ValidationError:
+        return  # a spec stored by an older version: the worker reads the checkpoint's own
+    if trained.model.family == "mlp" or trained.data.is_points:
+        raise SpecError([_problem("spec.job_id", f"job {spec.job_id} makes points; invert "
+                                  "needs an image generator")])  # fmt: skip
+    problems = _loss_problems(inversion, trained)
+    shape = trained.data.sample_shape
+    if isinstance(inversion.images, DatasetImages):
+        problems += _dataset_problems(session, owner, inversion.images, shape)
+    else:
+        problems += _artifact_problems(session, owner, inversion.images, shape, store)
+    if problems:
+        raise SpecError(problems)
+
+
+def _problem(path: str, message: str) -> Problem:
+    return {"path": path, "message": message}
+
+
+def _loss_problems(inversion: InversionSpec, trained: TrainSpec) -> list[Problem]:
+    data = trained.data
+    mnist = data.source == "mnist" and data.resize in (None, 28) and data.channels in (None, 1)
+    if inversion.loss == "feature" and not mnist:
+        return [
+            _problem(
+                "spec.invert.loss",
+                "feature loss measures in the digit classifier of MNIST data (28 px grey); "
+                f"the generator was trained on {data.source}: use pixel",
+            )
+        ]
+    return []
+
+
+def _dataset_problems(
+    session: Session, owner: User, images: DatasetImages, shape: tuple[int, ...] | None
+) -> list[Problem]:
+    path = f"{FIELD}.dataset_id"
+    try:
+        dataset = get_dataset(session, owner, images.dataset_id)
+    except DatasetNotFoundError as missing:
+        return [_problem(path, str(missing))]
+    if dataset.kind != "images":
+        return [_problem(path, f"dataset {dataset.id} holds points; invert needs images")]
+    if shape is not None and dataset.shape is not None and tuple(dataset.shape) != shape:
+        return [
+            _problem(
+                path,
+                f"dataset {dataset.id} holds images {list(dataset.shape)} (channels, height, "
+                f"width); the generator makes {list(shape)}",
+            )
+        ]
+    return _selection_problems(images, dataset.items, f"dataset {dataset.id}")
+
+
+def _selection_problems(
+    images: DatasetImages | ArtifactImages, available: int, holder: str
+) -> list[Problem]:
+    has = f"{holder} has {available} images"
+    problems = [
+        _problem(f"{FIELD}.indices.{position}", f"{index} is past the last; {has}")
+        for position, index in enumerate(images.indices or [])
+        if index >= available
+    ]
+    if images.count is not None and images.count > available:
+        problems.append(_problem(f"{FIELD}.count", f"{images.count} asked for; {has}"))
+    return problems
+
+
+def _artifact_problems(
+    session: Session,
+    owner: User,
+    images: ArtifactImages,
+    shape: tuple[int, ...] | None,
+    store: Storage | None,
+) -> list[Problem]:
+    job = session.get(Job, images.job_id)
+    if job is None or job.owner_id != owner.id:
+        return [_problem(f"{FIELD}.job_id", f"no job {images.job_id!r} among your jobs")]
+    row = session.scalar(
+        select(Artifact).where(Artifact.job_id == job.id, Artifact.name == images.name)
+    )
+    if row is None:
+        pictures = session.scalars(
+            select(Artifact.name).where(Artifact.job_id == job.id, Artifact.name.like("%.png"))
+        ).all()
+        have = ", ".join(pictures[:10]) or "none"
+        message = f"job {job.id} has no artifact {images.name!r} (its PNG artifacts: {have})"
+        return [_problem(f"{FIELD}.name", message)]
+    if store is None or shape is None:
+        return []
+    try:
+        header = _first_bytes(store, row.key)
+    except ObjectNotFoundError:
+        return [_problem(f"{FIELD}.name", f"{images.name} is no longer stored")]
+    return _grid_problems(images, header, shape)
+
+
+def _first_bytes(store: Storage, key: str) -> bytes:
+    """The PNG's signature and IHDR chunk; the rest is never read."""
+    wanted = len(_PNG_SIGNATURE) + _IHDR.size
+    head = bytearray()
+    chunks = store.open(key)
+    try:
+        for chunk in chunks:
+            head += chunk
+            if len(head) >= wanted:
+                break
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # a stream from S3 lets its connection go
+    return bytes(head)
+
+
+def _grid_problems(images: ArtifactImages, header: bytes, shape: tuple[int, ...]) -> list[Problem]:
+    path = f"{FIELD}.name"
+    if len(header) < len(_PNG_SIGNATURE) + _IHDR.size or not header.startswith(_PNG_SIGNATURE):
+        return [_problem(path, f"{images.name} is not a PNG file")]
+    _length, kind, width, height, _depth, colour = _IHDR.unpack_from(header, len(_PNG_SIGNATURE))
+    if kind != b"IHDR":
+        return [_problem(path, f"{images.name} is not a PNG file")]
+    channels, cell_height, cell_width = shape
+    layout = grid_layout(width, height, cell_width, cell_height)
+    if layout is None:
+        return [
+            _problem(
+                path,
+                f"{images.name} is {width}x{height} px, not a grid of {cell_width}x"
+                f"{cell_height} cells {GRID_PADDING} px apart (the generator's size)",
+            )
+        ]
+    has = 1 if colour in _GREY_COLOUR_TYPES else 3
+    if has != channels:
+        return [
+            _problem(path, f"{images.name} has {has} channel(s); the generator makes {channels}")
+        ]
+    rows, columns = layout
+    return _selection_problems(images, rows * columns, images.name)
+
+
+def grid_layout(
+    width: int, height: int, cell_width: int, cell_height: int
+) -> tuple[int, int] | None:
+    """(rows, columns) of a service grid `width` x `height` px of cells that size, or None
+    when the picture cannot be one."""
+    rows, row_rest = divmod(height - GRID_PADDING, cell_height + GRID_PADDING)
+    columns, column_rest = divmod(width - GRID_PADDING, cell_width + GRID_PADDING)
+    if rows < 1 or columns < 1 or row_rest or column_rest:
+        return None
+    return rows, columns

@@ -1,0 +1,104 @@
+"""What a worker reports about the job attempt it runs: heartbeats, progress, evaluations,
+warnings and artifact rows; and which attempt may write at all.
+
+Every write is fenced by attempt and state: a report from an attempt that is over (lost,
+requeued, finished) changes nothing, so a late or duplicated worker can never overwrite the
+current attempt's rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from shared.models import Artifact, Job, utcnow
+from shared.states import ACTIVE
+
+# A worker writes a heartbeat this often while it supervises a job.
+HEARTBEAT_INTERVAL_S = 10.0
+
+
+def heartbeat(session: Session, job_id: str, attempt: int) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.attempt == attempt).values(updated_at=utcnow())
+    )
+
+
+def list_artifacts(session: Session, job_id: str) -> list[Artifact]:
+    return list(
+        session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.name))
+    )
+
+
+def latest_checkpoint(session: Session, job_id: str, step: int | None = None) -> Artifact | None:
+    """The checkpoint artifact at `step`, or the latest one when step is None."""
+    query = select(Artifact).where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
+    if step is not None:
+        query = query.where(Artifact.step == step)
+    return session.scalar(query.order_by(Artifact.step.desc()).limit(1))
+
+
+def record_artifact(
+    session: Session,
+    job_id: str,
+    *,
+    name: str,
+    kind: str,
+    key: str,
+    size: int,
+    sha256: str,
+    step: int | None,
+) -> None:
+    """Insert or replace the row for an artifact that has just been written to storage."""
+    session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+    session.add(
+        Artifact(job_id=job_id, name=name, kind=kind, key=key, size=size, sha256=sha256, step=step)
+    )
+
+
+def attempt_in_progress(session: Session, job_id: str) -> int | None:
+    """The attempt that may write for the job now: its current one while it is scheduled,
+    running or stopping; None once it is queued again or finished."""
+    return session.scalar(
+        select(Job.attempt).where(Job.id == job_id, Job.state.in_([s.value for s in ACTIVE]))
+    )
+
+
+def report_evaluation(
+    session: Session, job_id: str, attempt: int, step: int, metrics: dict[str, Any]
+) -> None:
+    """Store the latest quality evaluation of a running attempt (the series is in
+    metrics.jsonl)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempt == attempt, Job.state.in_([s.value for s in ACTIVE]))
+        .values(evaluation={"step": step, **metrics}, updated_at=utcnow())
+    )
+
+
+def add_warning(session: Session, job_id: str, attempt: int, step: int, message: str) -> None:
+    """Append a warning to the job (read, extended and written under a row lock)."""
+    job = session.scalar(
+        select(Job).where(Job.id == job_id, Job.attempt == attempt).with_for_update()
+    )
+    if job is None:
+        return
+    entry = {"step": step, "attempt": attempt, "message": message, "at": utcnow().isoformat()}
+    job.warnings = [*(job.warnings or []), entry]
+
+
+def report_progress(
+    session: Session, job_id: str, attempt: int, progress: dict[str, Any], metrics: dict[str, Any]
+) -> None:
+    """Store the latest progress of a running attempt (ignored once the attempt is over)."""
+    session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.attempt == attempt,
+            Job.state.in_([s.value for s in ACTIVE]),
+        )
+        .values(progress=progress, metrics=metrics, updated_at=utcnow())
+    )

@@ -1,0 +1,48 @@
+"""Job spec schemas (pydantic), used by the API to validate and by the worker to run.
+
+A spec is the whole description of a job: same spec + same seed + same device type gives the
+same weights and images. Every model forbids unknown fields, so a typo is an error that names
+the field rather than a silently ignored option. One module per part:
+
+- `request`: the envelope of POST /api/v1/jobs, the spec model of each kind, validation;
+- `train`: `TrainSpec` (model, latent, loss, optimisation, cadences);
+- `data`: where training samples come from; `resources`: what a job needs from the pool;
+- `sample`: `SampleSpec` and the latent-space tools; `inversion`: the `invert` mode;
+- `latent_checks`: whether given latents fit a generator; `errors`: `SpecError`, each bad
+  field by its JSON path.
+"""
+
+from shared.specs.errors import SpecError, problems_from
+from shared.specs.request import (
+    SHORT_KINDS,
+    SPEC_MODELS,
+    CheckpointReader,
+    EvaluateSpec,
+    JobKind,
+    JobRequest,
+    JobSpec,
+    parse_spec,
+    validate_job_request,
+)
+from shared.specs.sample import SampleSpec
+from shared.specs.train import LatentSpec, LossName, LossSpec, ModelFamily, TrainSpec
+
+__all__ = [
+    "SHORT_KINDS",
+    "SPEC_MODELS",
+    "CheckpointReader",
+    "EvaluateSpec",
+    "JobKind",
+    "JobRequest",
+    "JobSpec",
+    "LatentSpec",
+    "LossName",
+    "LossSpec",
+    "ModelFamily",
+    "SampleSpec",
+    "SpecError",
+    "TrainSpec",
+    "parse_spec",
+    "problems_from",
+    "validate_job_request",
+]

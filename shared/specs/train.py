@@ -1,0 +1,249 @@
+"""The spec of a training job (`TrainSpec`): model, latent prior, loss, data, optimisation,
+cadences and resources. Same spec + same seed + same device type gives the same weights."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    Field,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
+
+from shared.specs.data import DataSpec, StrictModel
+from shared.specs.resources import ResourceSpec
+from shared.specs.sample import MAX_LATENT_DIM
+
+# nz = 100 is the DCGAN default and what most papers and examples use for images.
+DEFAULT_LATENT_DIM = 100
+# WGAN-GP (Gulrajani et al. 2017, Algorithm 1): penalty weight λ = 10, 5 critic steps per
+# generator step, Adam(1e-4, betas=(0, 0.9)). Every other loss takes one D step per G step.
+WGAN_GP_LAMBDA = 10.0
+WGAN_GP_CRITIC_STEPS = 5
+WGAN_GP_LR = 1e-4
+WGAN_GP_BETAS = (0.0, 0.9)
+# More D steps than this per G step is a typo, not a schedule: every step costs a batch.
+MAX_CRITIC_STEPS = 100
+
+# PacGAN's paper packs 2 to 4; 8 leaves room to experiment without absurd batches.
+MAX_PACK = 8
+
+ModelFamily = Literal["mlp", "dcgan", "vae"]
+LossName = Literal["non_saturating", "least_squares", "hinge", "wgan_gp"]
+Precision = Literal["fp32", "bf16", "fp16"]
+PriorName = Literal["gaussian", "uniform"]
+
+
+class ModelSpec(StrictModel):
+    """Which network family and how wide. `"model": "mlp"` is shorthand for `{"family": "mlp"}`.
+
+    `vae` is a variational autoencoder baseline for either kind of data: its decoder is the
+    generator (dcgan for images, mlp for points) and it trains the ELBO, not `loss`.
+    """
+
+    family: ModelFamily
+    # Hidden units (mlp) or base channel count (dcgan); None picks the family's default. A vae
+    # reads it as the family of its data does.
+    width: Annotated[StrictInt | None, Field(ge=4, le=4096)] = None
+    # PacGAN packing: the discriminator sees this many samples at once (1 = plain GAN).
+    # PacGAN2 covers 7.9 of ring8's 8 modes at 95.6% high quality in the paper.
+    pack: Annotated[StrictInt, Field(ge=1, le=MAX_PACK)] = 1
+    # mlp only: hidden layers in each network (None: 3, the Unrolled GAN / VEEGAN toy nets;
+    # PacGAN's 2-D generator has 4 of 400 units), and batch norm after each of the
+    # generator's hidden layers, as in PacGAN's.
+    depth: Annotated[StrictInt, Field(ge=1, le=16)] | None = None
+    generator_norm: Literal["none", "batch"] = "none"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"family": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _pack_is_for_gans(self) -> ModelSpec:
+        if self.family == "vae" and self.pack != 1:
+            raise ValueError("pack: a vae has no discriminator to pack for")
+        if self.family != "mlp" and (self.depth is not None or self.generator_norm != "none"):
+            raise ValueError("depth and generator_norm are mlp options")
+        return self
+
+
+class LatentSpec(StrictModel):
+    """The prior z is drawn from, saved with every checkpoint and used by every sampling path."""
+
+    dim: Annotated[StrictInt, Field(ge=1, le=MAX_LATENT_DIM)] = DEFAULT_LATENT_DIM
+    prior: PriorName = "gaussian"
+
+
+class LossSpec(StrictModel):
+    """The GAN objective and its parameters. `"loss": "hinge"` is shorthand for `{"name": ...}`.
+
+    `critic_steps` is the number of discriminator steps per generator step, each on its own
+    real batch: 5 for wgan_gp (the paper's), 1 for the others, when not given. `gp_lambda` is
+    the gradient-penalty weight λ and belongs to wgan_gp only: 10 when not given.
+
+    `penalty` (wgan_gp only) is how the critic's gradient norm is held near 1: `two_sided`,
+    the paper's (‖∇D‖ - 1)², or `one_sided`, max(0, ‖∇D‖ - 1)² (WGAN-LP, Petzka et al. 2018;
+    Gulrajani et al. report it performs alike). One-sided is the default: on data on a line
+    the two-sided penalty traps a critic whose slope starts with the wrong sign, since
+    turning round means passing through slope 0, which it penalises by λ; that critic then
+    scores fakes above real points and pushes the generator away from the data.
+    """
+
+    name: LossName = "non_saturating"
+    gp_lambda: Annotated[StrictFloat, Field(ge=0, le=1e6)] | None = None
+    critic_steps: Annotated[StrictInt, Field(ge=1, le=MAX_CRITIC_STEPS)] = 1
+    penalty: Literal["one_sided", "two_sided"] | None = None
+    # Top-k training (Sinha et al. 2020): the generator learns only from the fraction of its
+    # fakes the discriminator rates most real, annealed from all of them down to this fraction
+    # (see worker/gan/losses.top_k_fraction); off-mode fakes then stop pulling G between modes.
+    top_k: Annotated[StrictFloat, Field(gt=0, le=1)] | None = None
+    # R1 (Mescheder et al. 2018; StyleGAN's default): the discriminator's loss gains
+    # gamma/2 · E‖∇x D(x)‖² over real samples, which keeps D flat on the data so G settles onto it
+    # instead of circling it. None or 0: off. Not with wgan_gp, which has its own penalty.
+    r1_gamma: Annotated[StrictFloat, Field(ge=0, le=1e6)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name_with_defaults(cls, value: Any) -> Any:
+        value = {"name": value} if isinstance(value, str) else value
+        if isinstance(value, dict) and value.get("name") == "wgan_gp":
+            value = {
+                "gp_lambda": WGAN_GP_LAMBDA,
+                "critic_steps": WGAN_GP_CRITIC_STEPS,
+                "penalty": "one_sided",
+                **value,
+            }
+        return value
+
+    @model_validator(mode="after")
+    def _penalty_only_for_wgan_gp(self) -> LossSpec:
+        for option in ("gp_lambda", "penalty"):
+            if getattr(self, option) is not None and self.name != "wgan_gp":
+                raise ValueError(
+                    f"{option} is a wgan_gp parameter; loss {self.name} has no penalty"
+                )
+        if self.r1_gamma and self.name == "wgan_gp":
+            raise ValueError("r1_gamma: wgan_gp has its own gradient penalty (gp_lambda)")
+        return self
+
+
+# Adam's decay rates: in [0, 1).
+Beta = Annotated[StrictFloat, Field(ge=0, lt=1)]
+
+
+class TrainParams(StrictModel):
+    steps: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 2000
+    batch_size: Annotated[StrictInt, Field(ge=1, le=65536)] = 64
+    # Adam(2e-4, betas=(0.5, 0.999)): the DCGAN paper's settings, good for both families here.
+    # A wgan_gp spec that leaves them out gets WGAN-GP's instead (see `TrainSpec`).
+    lr: Annotated[StrictFloat, Field(gt=0, le=1)] = 2e-4
+    betas: tuple[Beta, Beta] = (
+        0.5,
+        0.999,
+    )
+    seed: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] = 0
+    # Decay per generator step of an exponential moving average of G's weights, used for
+    # samples when set (0.999 is common; StyleGAN's 10k-image half-life is about 0.9955 at
+    # batch 32). None: no average, samples come from G itself.
+    ema_decay: Annotated[StrictFloat, Field(gt=0, lt=1)] | None = None
+    # How both learning rates move over the run: `constant`, or down to 0 at the last step
+    # (`linear`, `cosine`), which lets the generator settle onto narrow modes.
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+
+
+class TrainSpec(StrictModel):
+    model: ModelSpec
+    latent: LatentSpec = LatentSpec()
+    loss: LossSpec = LossSpec()
+    data: DataSpec
+    train: TrainParams = TrainParams()
+    # Steps between checkpoints / sample grids; the last step always gets both.
+    checkpoint_every: Annotated[StrictInt, Field(ge=1)] = 500
+    sample_every: Annotated[StrictInt, Field(ge=1)] = 250
+    # Steps between quality evaluations (modes, W1, spread; worker/gan/evaluation.py), which
+    # also run at the last step. None: with every sample grid.
+    eval_every: Annotated[StrictInt, Field(ge=1)] | None = None
+    # What a mode-collapse warning does: "warn" records it on the job and in its log; "stop"
+    # also stops the run at once (its last checkpoint kept) and fails the job with the reason.
+    on_collapse: Literal["warn", "stop"] = "warn"
+    resources: ResourceSpec = ResourceSpec()
+    # Arithmetic on a GPU: bf16 or fp16 autocast (fp16 with loss scaling); weights stay fp32.
+    # On the CPU only fp32 and bf16 run: fp16 is refused for device_type cpu, and any mixed
+    # precision falls back to fp32 (and says so in the log) when "auto" finds no GPU.
+    precision: Precision = "fp32"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wgan_gp_optimiser_defaults(cls, value: Any) -> Any:
+        """A wgan_gp spec that leaves out `train.lr` or `train.betas` gets Adam(1e-4, (0, 0.9)).
+
+        These are the WGAN-GP paper's settings; the DCGAN ones (2e-4, (0.5, 0.999)) are the
+        defaults of every other loss. Values the spec gives are always kept.
+        """
+        if not isinstance(value, dict) or _loss_name(value.get("loss")) != "wgan_gp":
+            return value
+        train = value.get("train", {})
+        if isinstance(train, TrainParams):
+            train = train.model_dump(exclude_unset=True)
+        if not isinstance(train, dict):
+            return value
+        return {**value, "train": {"lr": WGAN_GP_LR, "betas": WGAN_GP_BETAS, **train}}
+
+    @property
+    def evaluation_every(self) -> int:
+        return self.eval_every or self.sample_every
+
+    @model_validator(mode="after")
+    def _precision_fits_device(self) -> TrainSpec:
+        if self.precision == "fp16" and self.resources.device_type == "cpu":
+            raise ValueError(
+                "precision fp16 needs a GPU (the CPU has no fast fp16 kernels or loss scaling): "
+                "use fp32 or bf16 with device_type cpu"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _batch_splits_into_packs(self) -> TrainSpec:
+        per_rank = max(1, self.train.batch_size // self.resources.devices)
+        if per_rank % self.model.pack:
+            raise ValueError(
+                f"model.pack: each rank's batch ({per_rank} = train.batch_size / "
+                f"resources.devices) must split into packs of {self.model.pack}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _family_fits_data(self) -> TrainSpec:
+        if self.model.family == "dcgan" and self.data.is_points:
+            raise ValueError(f"model dcgan needs image data; {self.data.source} is points")
+        if self.model.family == "mlp" and self.data.is_image:
+            raise ValueError(f"model mlp needs point data; {self.data.source} is images")
+        return self
+
+    @model_validator(mode="after")
+    def _vae_takes_no_gan_options(self) -> TrainSpec:
+        """A vae trains the ELBO in fp32 from its own decoder: GAN-only options are errors."""
+        if self.model.family != "vae":
+            return self
+        if self.latent.prior != "gaussian":
+            raise ValueError(
+                f"latent.prior: model vae has a Gaussian prior by construction (its KL term is "
+                f"against N(0, I)); use prior gaussian, not {self.latent.prior}"
+            )
+        if self.loss != LossSpec():
+            raise ValueError("loss: model vae trains the ELBO; leave loss out")
+        if self.train.ema_decay is not None:
+            raise ValueError("train.ema_decay: model vae samples from its decoder; no average")
+        if self.precision != "fp32":
+            raise ValueError(f"precision: model vae trains in fp32 only, not {self.precision}")
+        return self
+
+
+def _loss_name(loss: Any) -> Any:
+    """The loss name of a raw `loss` value: a name, a dict with one, or a `LossSpec`."""
+    if isinstance(loss, dict):
+        return loss.get("name")
+    return loss.name if isinstance(loss, LossSpec) else loss
