@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from shared.datafiles.roots import parse_roots
@@ -101,102 +101,166 @@ class ConfigError(ValueError):
     """An environment variable holds a value ganforge cannot use; the message names it."""
 
 
+# A parser turns (variable name for its error message, non-empty text) into a value, or None
+# for "not given": the field's default.
+Parse = Callable[[str, str], Any]
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _int(minimum: int) -> Parse:
+    """Parses an integer of at least `minimum`."""
+
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _flag(name: str, raw: str) -> bool | None:
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    if word:
+        raise ConfigError(f"{name} must be 1 or 0, got {word!r}")
+    return None
+
+
+class _Variable(NamedTuple):
+    """How one Settings field is read from the environment and written for a child process:
+    from `name` (else `alias`) by `parse`; when neither is set, `default`, or `derive(the fields
+    read so far)` for a default that depends on another setting (no dataclass default then).
+    `to_env` writes it with `write`, unless `child` is False or it is an unset optional
+    (None-default) setting, which the child then leaves unset too."""
+
+    name: str
+    default: Any = MISSING
+    parse: Parse = _text
+    derive: Callable[[dict[str, Any]], Any] | None = None
+    alias: str | None = None
+    child: bool = True
+    write: Callable[[Any], str] = str
+
+
+def setting(env: str, default: Any = MISSING, parse: Parse = _text, **options: Any) -> Any:
+    """A Settings field whose `_Variable` (in its metadata) `from_env` and `to_env` walk."""
+    return field(default=default, metadata={"env": _Variable(env, default, parse, **options)})
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Resolved configuration. Build it with `Settings.from_env()`; tests use `replace()`."""
+    """Resolved configuration. Build it with `Settings.from_env()`; tests use `replace()`.
 
-    home: Path
-    database_url: str
-    broker_url: str
-    storage_url: str
-    s3_endpoint_url: str | None = None
+    Each field declares its variable, parser and default once (`setting`), and `from_env` and
+    `to_env` both walk these fields: a setting cannot be read here yet lost on its way to a
+    worker's child process."""
+
+    home: Path = setting(  # noqa: RUF009 (`setting` returns a dataclasses.Field, as `field` does)
+        "GANFORGE_HOME", parse=lambda _, raw: Path(raw).expanduser(), derive=lambda _: DEFAULT_HOME
+    )
+    database_url: str = setting(
+        "GANFORGE_DATABASE_URL", derive=lambda read: f"sqlite:///{read['home'] / 'ganforge.db'}"
+    )
+    broker_url: str = setting("GANFORGE_BROKER_URL", derive=lambda _: "filesystem://")
+    storage_url: str = setting(
+        "GANFORGE_STORAGE_URL", derive=lambda read: (read["home"] / "artifacts").as_uri()
+    )
+    s3_endpoint_url: str | None = setting(
+        "GANFORGE_S3_ENDPOINT_URL", None, alias="AWS_ENDPOINT_URL"
+    )
     # Where clients reach S3 when that differs from the service's own endpoint.
-    s3_public_endpoint_url: str | None = None
-    queue: str = "ganforge"
-    torch_threads: int | None = None
-    progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S
-    visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
-    cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    api_url: str = DEFAULT_API_URL
-    api_token: str | None = None
+    s3_public_endpoint_url: str | None = setting("GANFORGE_S3_PUBLIC_ENDPOINT_URL", None)
+    queue: str = setting("GANFORGE_QUEUE", "ganforge")
+    torch_threads: int | None = setting("GANFORGE_TORCH_THREADS", None, _int(1))
+    progress_interval_s: float = setting(
+        "GANFORGE_PROGRESS_INTERVAL_S", DEFAULT_PROGRESS_INTERVAL_S, _float
+    )
+    visibility_timeout_s: int = setting(
+        "GANFORGE_VISIBILITY_TIMEOUT_S",
+        DEFAULT_VISIBILITY_TIMEOUT_S,
+        lambda name, raw: int(_float(name, raw)),
+    )
+    cancel_grace_s: float = setting("GANFORGE_CANCEL_GRACE_S", DEFAULT_CANCEL_GRACE_S, _float)
+    max_attempts: int = setting("GANFORGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, _int(1))
+    api_url: str = setting("GANFORGE_API_URL", DEFAULT_API_URL, lambda _, raw: raw.rstrip("/"))
+    # A person's API token: not written for child processes.
+    api_token: str | None = setting("GANFORGE_TOKEN", None, child=False)
     # The worker's node: its name (default: the host name), CPU slots offered when it has no
     # GPU, and labels jobs can ask for ("gpu=a100,zone=b").
-    node_name: str | None = None
-    cpu_slots: int = 1
-    node_labels: str = ""
+    node_name: str | None = setting("GANFORGE_NODE_NAME", None)
+    cpu_slots: int = setting("GANFORGE_CPU_SLOTS", 1, _int(1))
+    node_labels: str = setting("GANFORGE_NODE_LABELS", "")
     # Where other nodes reach this one for a multi-node job's rendezvous (default: the address
     # the host name resolves to).
-    node_address: str | None = None
-    node_timeout_s: float = DEFAULT_NODE_TIMEOUT_S
-    claim_timeout_s: float = DEFAULT_CLAIM_TIMEOUT_S
-    usage_half_life_s: float = DEFAULT_USAGE_HALF_LIFE_S
-    job_silence_s: float = DEFAULT_JOB_SILENCE_S
-    storage_retry_s: float = DEFAULT_STORAGE_RETRY_S
+    node_address: str | None = setting("GANFORGE_NODE_ADDRESS", None)
+    node_timeout_s: float = setting("GANFORGE_NODE_TIMEOUT_S", DEFAULT_NODE_TIMEOUT_S, _float)
+    claim_timeout_s: float = setting("GANFORGE_CLAIM_TIMEOUT_S", DEFAULT_CLAIM_TIMEOUT_S, _float)
+    usage_half_life_s: float = setting(
+        "GANFORGE_USAGE_HALF_LIFE_S", DEFAULT_USAGE_HALF_LIFE_S, _float
+    )
+    job_silence_s: float = setting("GANFORGE_JOB_SILENCE_S", DEFAULT_JOB_SILENCE_S, _float)
+    storage_retry_s: float = setting("GANFORGE_STORAGE_RETRY_S", DEFAULT_STORAGE_RETRY_S, _float)
     # Worker folders a spec's data.path may name (none by default; see shared/datafiles/roots.py).
-    data_roots: tuple[Path, ...] = ()
+    data_roots: tuple[Path, ...] = setting(
+        "GANFORGE_DATA_ROOTS",
+        (),
+        lambda _, raw: parse_roots(raw),
+        write=lambda roots: os.pathsep.join(str(root) for root in roots),
+    )
     # Requests per minute one token may make (0: no limit); counted in Redis.
-    rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
-    log_flush_s: float = DEFAULT_LOG_FLUSH_S
-    log_format: str = "text"
+    rate_limit_per_minute: int = setting(
+        "GANFORGE_RATE_LIMIT", DEFAULT_RATE_LIMIT_PER_MINUTE, _int(0)
+    )
+    log_flush_s: float = setting("GANFORGE_LOG_FLUSH_S", DEFAULT_LOG_FLUSH_S, _float)
+    log_format: str = setting("GANFORGE_LOG_FORMAT", "text", lambda _, raw: raw.strip().lower())
     # A bearer token Prometheus must send to read /metrics; None: /metrics is open (like
     # /healthz), for a network where only the scraper reaches the API's port.
-    metrics_token: str | None = None
+    metrics_token: str | None = setting("GANFORGE_METRICS_TOKEN", None)
     # prometheus_client's multiprocess folder (PROMETHEUS_MULTIPROC_DIR): set, the API's own
     # metrics (request latency, storage errors) are summed over every gunicorn process. The
-    # API's gunicorn config sets it to a fresh folder when the operator gives none.
-    prometheus_multiproc_dir: str | None = None
-    scheduler_poll_s: float = DEFAULT_SCHEDULER_POLL_S
+    # API's gunicorn config sets it to a fresh folder when the operator gives none; it is not
+    # written for children (they inherit the variable itself).
+    prometheus_multiproc_dir: str | None = setting("PROMETHEUS_MULTIPROC_DIR", None, child=False)
+    scheduler_poll_s: float = setting("GANFORGE_SCHEDULER_POLL_S", DEFAULT_SCHEDULER_POLL_S, _float)
     # Sampling jobs run in each device's long-lived warm sampler (worker/warm/) instead of a
     # launcher per job; the cache holds this many generators per device.
-    warm_sampler: bool = True
-    sampler_cache: int = DEFAULT_SAMPLER_CACHE
+    warm_sampler: bool = setting(
+        "GANFORGE_WARM_SAMPLER", True, _flag, write=lambda on: "1" if on else "0"
+    )
+    sampler_cache: int = setting("GANFORGE_SAMPLER_CACHE", DEFAULT_SAMPLER_CACHE, _int(1))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if environ is None else environ)
-        home = _home(env)
-        rate = _optional_int(env, "GANFORGE_RATE_LIMIT", minimum=0)
-        settings = cls(
-            home=home,
-            database_url=env.get("GANFORGE_DATABASE_URL") or f"sqlite:///{home / 'ganforge.db'}",
-            broker_url=env.get("GANFORGE_BROKER_URL") or "filesystem://",
-            storage_url=env.get("GANFORGE_STORAGE_URL") or (home / "artifacts").as_uri(),
-            s3_endpoint_url=env.get("GANFORGE_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL"),
-            s3_public_endpoint_url=env.get("GANFORGE_S3_PUBLIC_ENDPOINT_URL") or None,
-            queue=env.get("GANFORGE_QUEUE") or "ganforge",
-            torch_threads=_optional_int(env, "GANFORGE_TORCH_THREADS", minimum=1),
-            progress_interval_s=_float(
-                env, "GANFORGE_PROGRESS_INTERVAL_S", DEFAULT_PROGRESS_INTERVAL_S
-            ),
-            visibility_timeout_s=int(
-                _float(env, "GANFORGE_VISIBILITY_TIMEOUT_S", DEFAULT_VISIBILITY_TIMEOUT_S)
-            ),
-            cancel_grace_s=_float(env, "GANFORGE_CANCEL_GRACE_S", DEFAULT_CANCEL_GRACE_S),
-            max_attempts=_optional_int(env, "GANFORGE_MAX_ATTEMPTS", minimum=1)
-            or DEFAULT_MAX_ATTEMPTS,
-            api_url=(env.get("GANFORGE_API_URL") or DEFAULT_API_URL).rstrip("/"),
-            api_token=env.get("GANFORGE_TOKEN") or None,
-            node_name=env.get("GANFORGE_NODE_NAME") or None,
-            cpu_slots=_optional_int(env, "GANFORGE_CPU_SLOTS", minimum=1) or 1,
-            node_labels=env.get("GANFORGE_NODE_LABELS", ""),
-            node_address=env.get("GANFORGE_NODE_ADDRESS") or None,
-            node_timeout_s=_float(env, "GANFORGE_NODE_TIMEOUT_S", DEFAULT_NODE_TIMEOUT_S),
-            claim_timeout_s=_float(env, "GANFORGE_CLAIM_TIMEOUT_S", DEFAULT_CLAIM_TIMEOUT_S),
-            usage_half_life_s=_float(env, "GANFORGE_USAGE_HALF_LIFE_S", DEFAULT_USAGE_HALF_LIFE_S),
-            job_silence_s=_float(env, "GANFORGE_JOB_SILENCE_S", DEFAULT_JOB_SILENCE_S),
-            storage_retry_s=_float(env, "GANFORGE_STORAGE_RETRY_S", DEFAULT_STORAGE_RETRY_S),
-            data_roots=parse_roots(env.get("GANFORGE_DATA_ROOTS", "")),
-            rate_limit_per_minute=DEFAULT_RATE_LIMIT_PER_MINUTE if rate is None else rate,
-            log_flush_s=_float(env, "GANFORGE_LOG_FLUSH_S", DEFAULT_LOG_FLUSH_S),
-            log_format=(env.get("GANFORGE_LOG_FORMAT") or "text").strip().lower(),
-            metrics_token=env.get("GANFORGE_METRICS_TOKEN") or None,
-            prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
-            scheduler_poll_s=_float(env, "GANFORGE_SCHEDULER_POLL_S", DEFAULT_SCHEDULER_POLL_S),
-            warm_sampler=_flag(env, "GANFORGE_WARM_SAMPLER", default=True),
-            sampler_cache=_optional_int(env, "GANFORGE_SAMPLER_CACHE", minimum=1)
-            or DEFAULT_SAMPLER_CACHE,
-        )
+        env = os.environ if environ is None else environ
+        read: dict[str, Any] = {}
+        for item in fields(cls):
+            var: _Variable = item.metadata["env"]
+            raw = env.get(var.name) or (env.get(var.alias) if var.alias else None)
+            value = var.parse(var.name, raw) if raw else None
+            if value is None:
+                value = var.derive(read) if var.derive else var.default
+            read[item.name] = value
+        settings = cls(**read)
         settings.validate()
         return settings
 
@@ -247,44 +311,12 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """The environment that rebuilds these settings in a child process."""
-        env = {
-            "GANFORGE_HOME": str(self.home),
-            "GANFORGE_DATABASE_URL": self.database_url,
-            "GANFORGE_BROKER_URL": self.broker_url,
-            "GANFORGE_STORAGE_URL": self.storage_url,
-            "GANFORGE_QUEUE": self.queue,
-            "GANFORGE_PROGRESS_INTERVAL_S": str(self.progress_interval_s),
-            "GANFORGE_VISIBILITY_TIMEOUT_S": str(self.visibility_timeout_s),
-            "GANFORGE_CANCEL_GRACE_S": str(self.cancel_grace_s),
-            "GANFORGE_MAX_ATTEMPTS": str(self.max_attempts),
-            "GANFORGE_API_URL": self.api_url,
-            "GANFORGE_CPU_SLOTS": str(self.cpu_slots),
-            "GANFORGE_NODE_LABELS": self.node_labels,
-            "GANFORGE_NODE_TIMEOUT_S": str(self.node_timeout_s),
-            "GANFORGE_CLAIM_TIMEOUT_S": str(self.claim_timeout_s),
-            "GANFORGE_USAGE_HALF_LIFE_S": str(self.usage_half_life_s),
-            "GANFORGE_JOB_SILENCE_S": str(self.job_silence_s),
-            "GANFORGE_STORAGE_RETRY_S": str(self.storage_retry_s),
-            "GANFORGE_DATA_ROOTS": os.pathsep.join(str(root) for root in self.data_roots),
-            "GANFORGE_RATE_LIMIT": str(self.rate_limit_per_minute),
-            "GANFORGE_LOG_FLUSH_S": str(self.log_flush_s),
-            "GANFORGE_LOG_FORMAT": self.log_format,
-            "GANFORGE_SCHEDULER_POLL_S": str(self.scheduler_poll_s),
-            "GANFORGE_WARM_SAMPLER": "1" if self.warm_sampler else "0",
-            "GANFORGE_SAMPLER_CACHE": str(self.sampler_cache),
-        }
-        if self.node_name:
-            env["GANFORGE_NODE_NAME"] = self.node_name
-        if self.node_address:
-            env["GANFORGE_NODE_ADDRESS"] = self.node_address
-        if self.s3_endpoint_url:
-            env["GANFORGE_S3_ENDPOINT_URL"] = self.s3_endpoint_url
-        if self.s3_public_endpoint_url:
-            env["GANFORGE_S3_PUBLIC_ENDPOINT_URL"] = self.s3_public_endpoint_url
-        if self.torch_threads:
-            env["GANFORGE_TORCH_THREADS"] = str(self.torch_threads)
-        if self.metrics_token:
-            env["GANFORGE_METRICS_TOKEN"] = self.metrics_token
+        env: dict[str, str] = {}
+        for item in fields(self):
+            var: _Variable = item.metadata["env"]
+            value = getattr(self, item.name)
+            if var.child and (value or var.default is not None):
+                env[var.name] = var.write(value)
         return env
 
     @property
@@ -350,40 +382,3 @@ def _embedded_token(home: Path) -> str | None:
     """The local user's token that `ganforge up` / `demo` wrote (Settings.token_file)."""
     token_file = home / TOKEN_FILE
     return token_file.read_text().strip() if token_file.is_file() else None
-
-
-def _optional_int(env: dict[str, str], name: str, minimum: int) -> int | None:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _flag(env: dict[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
-
-
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    return value

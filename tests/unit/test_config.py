@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,43 @@ def test_a_bad_cli_config_file_names_itself(tmp_path: Path, text: str, fragment:
     with pytest.raises(ConfigError, match=fragment) as raised:
         ClientConfig.resolve(environ={"GANFORGE_HOME": str(tmp_path)})
     assert "config.toml" in str(raised.value)
+
+
+def test_each_variable_moves_its_field_and_all_reach_a_child_process(tmp_path: Path) -> None:
+    away = {
+        "GANFORGE_HOME": str(tmp_path), "GANFORGE_DATABASE_URL": "postgresql://db/g",
+        "GANFORGE_BROKER_URL": "redis://r:6379/0", "GANFORGE_STORAGE_URL": "s3://bucket/p",
+        "GANFORGE_S3_ENDPOINT_URL": "http://s3:9000",
+        "GANFORGE_S3_PUBLIC_ENDPOINT_URL": "https://s3.lab", "GANFORGE_QUEUE": "q2",
+        "GANFORGE_TORCH_THREADS": "3", "GANFORGE_PROGRESS_INTERVAL_S": "0.5",
+        "GANFORGE_VISIBILITY_TIMEOUT_S": "3600", "GANFORGE_CANCEL_GRACE_S": "2.5",
+        "GANFORGE_MAX_ATTEMPTS": "5", "GANFORGE_API_URL": "https://api.lab/",
+        "GANFORGE_TOKEN": "gf_x", "GANFORGE_NODE_NAME": "n1", "GANFORGE_CPU_SLOTS": "4",
+        "GANFORGE_NODE_LABELS": "gpu=a100", "GANFORGE_NODE_ADDRESS": "10.0.0.2",
+        "GANFORGE_NODE_TIMEOUT_S": "45", "GANFORGE_CLAIM_TIMEOUT_S": "120",
+        "GANFORGE_USAGE_HALF_LIFE_S": "3600", "GANFORGE_JOB_SILENCE_S": "30",
+        "GANFORGE_STORAGE_RETRY_S": "60", "GANFORGE_DATA_ROOTS": "/d1,/d2",
+        "GANFORGE_RATE_LIMIT": "0", "GANFORGE_LOG_FLUSH_S": "1", "GANFORGE_LOG_FORMAT": " JSON ",
+        "GANFORGE_METRICS_TOKEN": "m", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+        "GANFORGE_SCHEDULER_POLL_S": "2", "GANFORGE_WARM_SAMPLER": "off",
+        "GANFORGE_SAMPLER_CACHE": "8",
+    }  # fmt: skip
+    default = Settings.from_env({})
+    names = {field.name for field in dataclasses.fields(Settings)}
+    moved = {
+        variable: {n for n in names if getattr(one, n) != getattr(default, n)}
+        for variable, value in away.items()
+        for one in [Settings.from_env({variable: value})]
+    }
+    assert all(moved.values()) and set().union(*moved.values()) == names, moved
+    settings = Settings.from_env(away)
+    assert all(getattr(settings, n) != getattr(default, n) for n in names)
+    # Two stay in the parent's environment, which a child inherits; unset optional ones are
+    # left out, so a child falls back as this process did.
+    inherited = {name: away[name] for name in ("GANFORGE_TOKEN", "PROMETHEUS_MULTIPROC_DIR")}
+    assert set(settings.to_env()) == set(away) - set(inherited)
+    assert Settings.from_env({**inherited, **settings.to_env()}) == settings
+    optional = {"GANFORGE_S3_ENDPOINT_URL", "GANFORGE_S3_PUBLIC_ENDPOINT_URL",
+                "GANFORGE_TORCH_THREADS", "GANFORGE_NODE_NAME", "GANFORGE_NODE_ADDRESS",
+                "GANFORGE_METRICS_TOKEN"}  # fmt: skip
+    assert set(default.to_env()) == set(away) - set(inherited) - optional
