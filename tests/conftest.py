@@ -8,6 +8,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -36,6 +37,26 @@ _FAKE_AWS_ENV = {
 # The one reason a test may skip: hardware this machine lacks. Any other skip is a missing
 # prerequisite that must fail loudly, naming what to install, or CI would pass by skipping.
 _HARDWARE_SKIP = re.compile(r"\b(GPU|CUDA|NCCL)\b")
+
+
+# Each suite's markers come from its folder, set here at collection: a `pytestmark` in a
+# conftest.py is ignored by pytest, so `-m "not e2e"` would still collect those suites.
+# `processes` (tests that start processes of their own) is set by the tests themselves.
+SUITE_MARKERS: dict[str, tuple[str, ...]] = {
+    "unit": ("unit",),
+    "integration": ("integration",),
+    "e2e": ("e2e",),
+    "resilience": ("e2e", "resilience"),
+    "soak": ("e2e", "soak"),
+}
+_TESTS_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        suite = Path(item.path).resolve().relative_to(_TESTS_DIR).parts[0]
+        for marker in SUITE_MARKERS.get(suite, ()):
+            item.add_marker(marker)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -23,8 +23,6 @@ from tests.servers import TestServer
 from tests.services import fresh_database
 from worker.gan.distributed import find_free_port
 
-pytestmark = pytest.mark.e2e
-
 FINAL = ("succeeded", "failed", "cancelled")
 
 

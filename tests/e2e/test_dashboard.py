@@ -26,8 +26,6 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.e2e.conftest import Service
 from tests.helpers import RING_SPEC
 
-pytestmark = pytest.mark.e2e
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # Headless, no sandbox (CI runs as root), and nothing that reaches the network on its own.

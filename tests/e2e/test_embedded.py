@@ -10,12 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from cli.client import Client
 from worker.gan.distributed import find_free_port
-
-pytestmark = pytest.mark.e2e
 
 
 def test_demo_runs_a_job_on_sqlite_local_folder_and_file_broker(tmp_path: Path) -> None:

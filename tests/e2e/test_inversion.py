@@ -12,14 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from shared.datafiles.formats import read_idx3
 from tests.e2e.conftest import Service
 from tests.helpers import MNIST_DIR
-
-pytestmark = pytest.mark.e2e
 
 
 # 60 steps at lr 2e-3 give images that differ by a per-pixel MSE of about 0.03 between

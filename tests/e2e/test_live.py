@@ -3,13 +3,9 @@ the CLI's client reading it, rank 0's log uploaded while the job runs."""
 
 from __future__ import annotations
 
-import pytest
-
 from cli.client import Client
 from tests.e2e.conftest import Service
 from tests.helpers import RING_SPEC, with_steps
-
-pytestmark = pytest.mark.e2e
 
 # Long enough (several seconds on one thread) that the stream sees the run between its
 # checkpoints, not only its end.

@@ -20,8 +20,6 @@ from tests.e2e.conftest import Service, running_service
 from tests.helpers import user_token, with_steps
 from tests.servers import TestServer
 
-pytestmark = pytest.mark.e2e
-
 # Three nodes of two CPU slots, and one of four for the one-node run of a four-rank job.
 SLOTS = {"node-a": 2, "node-b": 2, "node-c": 2, "node-d": 4}
 NODES = tuple(SLOTS)

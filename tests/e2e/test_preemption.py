@@ -6,13 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 import requests
 
 from tests.e2e.conftest import Service
 from tests.helpers import user_token
-
-pytestmark = pytest.mark.e2e
 
 # Wide and large-batched enough to still be running (about 25 ms a step here, two ranks of one
 # thread) when the urgent job arrives, small enough to finish soon after it resumes.

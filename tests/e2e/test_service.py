@@ -19,8 +19,6 @@ from tests.e2e.conftest import Service
 from tests.helpers import MNIST_DIR as MNIST
 from tests.helpers import RING_SPEC, tensorboard_image_tags, tensorboard_scalars
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def ring_job(service: Service) -> dict[str, Any]:

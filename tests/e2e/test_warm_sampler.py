@@ -20,8 +20,6 @@ from tests.e2e.conftest import Service, running_service
 from tests.helpers import MNIST_DIR
 from tests.servers import TestServer
 
-pytestmark = pytest.mark.e2e
-
 POLL_S = 60.0
 # A placement by wake-up takes milliseconds; this bound is generous for a loaded machine and
 # still well inside one poll.

@@ -14,8 +14,6 @@ from shared.migrate import upgrade
 from tests.servers import TestServer
 from tests.services import fresh_database, truncate_all
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="session")
 def pg_url(postgres: TestServer) -> Iterator[str]:

@@ -12,8 +12,6 @@ from shared.storage import open_storage
 from tests.helpers import auth, train_request
 from worker.artifacts import FencedError, put_artifact
 
-pytestmark = pytest.mark.integration
-
 
 def test_artifact_rows_list_and_download_streamed_or_presigned(
     client: FlaskClient, alice: str, bob: str, settings: Settings

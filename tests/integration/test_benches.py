@@ -14,8 +14,6 @@ from bench import api, db_scale, queue, report, storage
 from bench.lab import Lab
 from tests.servers import TestServer
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def lab(postgres: TestServer, redis_service: TestServer, s3_endpoint: str) -> Lab:

@@ -4,7 +4,6 @@ import hashlib
 import io
 from pathlib import Path
 
-import pytest
 from flask.testing import FlaskClient
 
 from shared.config import Settings
@@ -13,8 +12,6 @@ from shared.storage import open_storage
 from tests.data_builders import grey_pngs, write_tar
 from tests.helpers import auth
 from worker.rank_inputs import fetch_data
-
-pytestmark = pytest.mark.integration
 
 
 def test_an_upload_lands_in_s3_and_a_worker_fetches_it(

@@ -12,8 +12,6 @@ from sqlalchemy.exc import DBAPIError
 
 from shared.db import ping_when_idle
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def engine(pg_url: str) -> Iterator[Engine]:

@@ -1,6 +1,5 @@
 """The schema comes from Alembic, and the models never drift from it."""
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
@@ -9,8 +8,6 @@ from shared.migrate import alembic_config, upgrade
 from shared.models import Base
 from tests.servers import TestServer
 from tests.services import fresh_database
-
-pytestmark = pytest.mark.integration
 
 
 def test_upgrade_head_builds_exactly_the_models_schema(postgres: TestServer) -> None:

@@ -12,8 +12,6 @@ import redis
 
 from tests.servers import TestServer
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def restarted_after(postgres: TestServer, redis_service: TestServer) -> Iterator[None]:

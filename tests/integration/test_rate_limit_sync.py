@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import redis
 
 from api.app import create_app
 from api.ratelimit import SYNC_S, WINDOW_S, RateCounts
 from shared.config import Settings
 from tests.helpers import auth, user_token
-
-pytestmark = pytest.mark.integration
 
 LIMIT = 10
 

@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
@@ -13,8 +12,6 @@ from shared.models import Job, utcnow
 from shared.pool.reconciler import reconcile
 from shared.states import JobState, transition
 from tests.helpers import auth, train_request
-
-pytestmark = pytest.mark.integration
 
 
 def running_job(client: FlaskClient, token: str, settings: Settings, attempt: int = 1) -> str:

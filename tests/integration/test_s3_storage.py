@@ -20,8 +20,6 @@ from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError
 from shared.storage.local import LocalStorage
 from shared.storage.s3 import S3Storage
 
-pytestmark = pytest.mark.integration
-
 KEY = "jobs/0123456789abcdef0123456789abcdef/checkpoints/step-000500.pt"
 
 

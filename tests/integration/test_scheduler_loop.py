@@ -7,7 +7,6 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-import pytest
 import redis
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
@@ -21,8 +20,6 @@ from shared.pool.nodes import register_node
 from shared.pool.reservations import claim_share
 from shared.states import JobState, transition
 from tests.helpers import auth, train_request
-
-pytestmark = pytest.mark.integration
 
 
 def submit(client: FlaskClient, token: str, **spec: Any) -> str:

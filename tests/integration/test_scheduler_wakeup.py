@@ -18,8 +18,6 @@ from tests.helpers import auth
 from tests.integration.test_scheduler_loop import add_node, job_row, submit
 from worker.gan.distributed import find_free_port
 
-pytestmark = pytest.mark.integration
-
 # Far longer than any of these tests may take: whatever happens within it was not a poll.
 LONG_POLL_S = 120.0
 # Generous bounds for events that take milliseconds, on a loaded 2-core machine.

@@ -17,8 +17,6 @@ from tests.e2e.conftest import Service, running_service
 from tests.faultproxy import FaultProxy
 from tests.servers import ServerUnavailableError, TestServer, postgres_server, redis_server
 
-pytestmark = pytest.mark.e2e
-
 NODE = "fault-node"
 # Short bounds so that each scenario recovers within seconds, not the production minutes.
 FAST_BOUNDS = {

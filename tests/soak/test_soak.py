@@ -36,8 +36,6 @@ from tests.soak.conftest import NODES, USERS, SoakLab
 from tests.soak.driver import SoakDriver, Tracked
 from tests.soak.plan import PLAN_SEED, make_plan
 
-pytestmark = pytest.mark.e2e
-
 # Small enough for CI on two busy cores (a tiny training job takes 35-55 s there while other
 # suites run), large enough that after the warm-up (6 jobs) each worker runs several more and
 # some are cancelled.

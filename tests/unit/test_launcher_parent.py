@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 # The watch acts at once; the bound is generous for a loaded machine.
 GONE_WITHIN_S = 60.0
 # The child outlasts its parent before it starts the watch, as a slow import would: it
@@ -41,6 +43,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.processes  # starts processes: outside `make test-fast`
 def test_a_child_whose_parent_died_while_it_imported_kills_itself() -> None:
     root = Path(__file__).resolve().parents[2]
     parent = subprocess.run(

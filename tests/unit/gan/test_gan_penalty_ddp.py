@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 from gan_testing import mnist_spec, ring_spec
@@ -71,6 +72,7 @@ def penalty_rank(rank: int, port: int, spec_jsons: list[str], out: str) -> None:
     leave_without_finalizers()
 
 
+@pytest.mark.processes  # starts processes: outside `make test-fast`
 def test_the_gradient_penalty_under_ddp_matches_one_process_on_the_whole_batch(
     tmp_path: Path,
 ) -> None:

@@ -78,6 +78,7 @@ def test_resuming_with_another_model_is_refused(tiny_ring_spec: TrainSpec) -> No
         train(wider, hooks=RecordingHooks(), resume=hooks.last_checkpoint)
 
 
+@pytest.mark.processes  # starts processes: outside `make test-fast`
 def test_two_ranks_agree_to_stop_and_resume_bitwise(tmp_path: Path) -> None:
     specs = [
         ring_spec(),

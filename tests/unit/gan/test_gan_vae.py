@@ -124,6 +124,7 @@ def test_a_gan_checkpoint_does_not_resume_a_vae() -> None:
         train(vae_ring_spec(), hooks=RecordingHooks(), resume=gan.last_checkpoint)
 
 
+@pytest.mark.processes  # starts processes: outside `make test-fast`
 def test_two_vae_ranks_agree_to_stop_and_resume_bitwise(tmp_path: Path) -> None:
     spec = vae_ring_spec()
     mp.spawn(
