@@ -10,6 +10,8 @@ rather than a failed job later:
   bytes) is a grid of cells of the generator's size with its number of channels.
 
 The worker checks all of it again as it reads the images (worker/inversion_images.py).
+Finding the artifact and reading its first bytes is shared with the latents a sampling spec
+names (`shared.jobs.artifact_refs`).
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ import struct
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.datasets import DatasetNotFoundError, get_dataset
-from shared.models import Artifact, Job, User
+from shared.jobs.artifact_refs import owned_artifact, problem, stored_head
+from shared.models import Artifact, User
 from shared.specs import SampleSpec, SpecError, TrainSpec
 from shared.specs.inversion import ArtifactImages, DatasetImages, InversionSpec
 from shared.specs.latent_checks import Problem
-from shared.storage import ObjectNotFoundError, Storage
+from shared.storage import Storage
 
 FIELD = "spec.invert.images"
 # Pixels between and around the cells of the grids the service draws (worker/gan/grids.py
@@ -53,8 +55,8 @@ def check_inversion_inputs(
     except ValidationError:
         return  # a spec stored by an older version: the worker reads the checkpoint's own
     if trained.model.family == "mlp" or trained.data.is_points:
-        raise SpecError([_problem("spec.job_id", f"job {spec.job_id} makes points; invert "
-                                  "needs an image generator")])  # fmt: skip
+        raise SpecError([problem("spec.job_id", f"job {spec.job_id} makes points; invert "
+                                 "needs an image generator")])  # fmt: skip
     problems = _loss_problems(inversion, trained)
     shape = trained.data.sample_shape
     if isinstance(inversion.images, DatasetImages):
@@ -65,16 +67,12 @@ def check_inversion_inputs(
         raise SpecError(problems)
 
 
-def _problem(path: str, message: str) -> Problem:
-    return {"path": path, "message": message}
-
-
 def _loss_problems(inversion: InversionSpec, trained: TrainSpec) -> list[Problem]:
     data = trained.data
     mnist = data.source == "mnist" and data.resize in (None, 28) and data.channels in (None, 1)
     if inversion.loss == "feature" and not mnist:
         return [
-            _problem(
+            problem(
                 "spec.invert.loss",
                 "feature loss measures in the digit classifier of MNIST data (28 px grey); "
                 f"the generator was trained on {data.source}: use pixel",
@@ -90,12 +88,12 @@ def _dataset_problems(
     try:
         dataset = get_dataset(session, owner, images.dataset_id)
     except DatasetNotFoundError as missing:
-        return [_problem(path, str(missing))]
+        return [problem(path, str(missing))]
     if dataset.kind != "images":
-        return [_problem(path, f"dataset {dataset.id} holds points; invert needs images")]
+        return [problem(path, f"dataset {dataset.id} holds points; invert needs images")]
     if shape is not None and dataset.shape is not None and tuple(dataset.shape) != shape:
         return [
-            _problem(
+            problem(
                 path,
                 f"dataset {dataset.id} holds images {list(dataset.shape)} (channels, height, "
                 f"width); the generator makes {list(shape)}",
@@ -109,12 +107,12 @@ def _selection_problems(
 ) -> list[Problem]:
     has = f"{holder} has {available} images"
     problems = [
-        _problem(f"{FIELD}.indices.{position}", f"{index} is past the last; {has}")
+        problem(f"{FIELD}.indices.{position}", f"{index} is past the last; {has}")
         for position, index in enumerate(images.indices or [])
         if index >= available
     ]
     if images.count is not None and images.count > available:
-        problems.append(_problem(f"{FIELD}.count", f"{images.count} asked for; {has}"))
+        problems.append(problem(f"{FIELD}.count", f"{images.count} asked for; {has}"))
     return problems
 
 
@@ -125,57 +123,30 @@ def _artifact_problems(
     shape: tuple[int, ...] | None,
     store: Storage | None,
 ) -> list[Problem]:
-    job = session.get(Job, images.job_id)
-    if job is None or job.owner_id != owner.id:
-        return [_problem(f"{FIELD}.job_id", f"no job {images.job_id!r} among your jobs")]
-    row = session.scalar(
-        select(Artifact).where(Artifact.job_id == job.id, Artifact.name == images.name)
-    )
-    if row is None:
-        pictures = session.scalars(
-            select(Artifact.name).where(Artifact.job_id == job.id, Artifact.name.like("%.png"))
-        ).all()
-        have = ", ".join(pictures[:10]) or "none"
-        message = f"job {job.id} has no artifact {images.name!r} (its PNG artifacts: {have})"
-        return [_problem(f"{FIELD}.name", message)]
+    row = owned_artifact(session, owner, images, FIELD, ".png", "PNG")
+    if not isinstance(row, Artifact):
+        return [row]
     if store is None or shape is None:
         return []
-    try:
-        header = _first_bytes(store, row.key)
-    except ObjectNotFoundError:
-        return [_problem(f"{FIELD}.name", f"{images.name} is no longer stored")]
+    # The PNG's signature and IHDR chunk; the rest is never read.
+    header = stored_head(store, row, FIELD, len(_PNG_SIGNATURE) + _IHDR.size)
+    if isinstance(header, dict):
+        return [header]
     return _grid_problems(images, header, shape)
-
-
-def _first_bytes(store: Storage, key: str) -> bytes:
-    """The PNG's signature and IHDR chunk; the rest is never read."""
-    wanted = len(_PNG_SIGNATURE) + _IHDR.size
-    head = bytearray()
-    chunks = store.open(key)
-    try:
-        for chunk in chunks:
-            head += chunk
-            if len(head) >= wanted:
-                break
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()  # a stream from S3 lets its connection go
-    return bytes(head)
 
 
 def _grid_problems(images: ArtifactImages, header: bytes, shape: tuple[int, ...]) -> list[Problem]:
     path = f"{FIELD}.name"
     if len(header) < len(_PNG_SIGNATURE) + _IHDR.size or not header.startswith(_PNG_SIGNATURE):
-        return [_problem(path, f"{images.name} is not a PNG file")]
+        return [problem(path, f"{images.name} is not a PNG file")]
     _length, kind, width, height, _depth, colour = _IHDR.unpack_from(header, len(_PNG_SIGNATURE))
     if kind != b"IHDR":
-        return [_problem(path, f"{images.name} is not a PNG file")]
+        return [problem(path, f"{images.name} is not a PNG file")]
     channels, cell_height, cell_width = shape
     layout = grid_layout(width, height, cell_width, cell_height)
     if layout is None:
         return [
-            _problem(
+            problem(
                 path,
                 f"{images.name} is {width}x{height} px, not a grid of {cell_width}x"
                 f"{cell_height} cells {GRID_PADDING} px apart (the generator's size)",
@@ -184,7 +155,7 @@ def _grid_problems(images: ArtifactImages, header: bytes, shape: tuple[int, ...]
     has = 1 if colour in _GREY_COLOUR_TYPES else 3
     if has != channels:
         return [
-            _problem(path, f"{images.name} has {has} channel(s); the generator makes {channels}")
+            problem(path, f"{images.name} has {has} channel(s); the generator makes {channels}")
         ]
     rows, columns = layout
     return _selection_problems(images, rows * columns, images.name)

@@ -8,24 +8,29 @@
 
 The worker checks the same again when it reads the latents (worker/gan/latents.py), since an
 artifact may be written again after submission; both use `shared.specs.latent_checks`.
+Finding the artifact and reading its first bytes is shared with the images an inversion
+names (`shared.jobs.artifact_refs`).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.models import Artifact, Job, User
+from shared.jobs.artifact_refs import owned_artifact, problem, stored_head
+from shared.models import Artifact, User
 from shared.specs import SampleSpec, SpecError
 from shared.specs.latent_checks import (
     MAX_LATENTS_NPY_BYTES,
+    NPY_HEADER_BYTES,
     Problem,
     latents_array_problem,
     read_npy_header,
     vector_problems,
 )
 from shared.specs.sample import LatentsArtifact
-from shared.storage import ObjectNotFoundError, Storage
+from shared.storage import Storage
+
+FIELD = "spec.latents"
 
 
 def check_sample_inputs(
@@ -47,34 +52,22 @@ def check_sample_inputs(
 def _artifact_problem(
     session: Session, owner: User, artifact: LatentsArtifact, dim: int, store: Storage | None
 ) -> Problem | None:
-    job = session.get(Job, artifact.job_id)
-    if job is None or job.owner_id != owner.id:
-        return {
-            "path": "spec.latents.job_id",
-            "message": f"no job {artifact.job_id!r} among your jobs",
-        }
-    row = session.scalar(
-        select(Artifact).where(Artifact.job_id == job.id, Artifact.name == artifact.name)
-    )
-    if row is None:
-        arrays = session.scalars(
-            select(Artifact.name).where(Artifact.job_id == job.id, Artifact.name.like("%.npy"))
-        ).all()
-        have = ", ".join(arrays[:10]) or "none"
-        message = f"job {job.id} has no artifact {artifact.name!r} (its .npy artifacts: {have})"
-        return {"path": "spec.latents.name", "message": message}
+    row = owned_artifact(session, owner, artifact, FIELD, ".npy", ".npy")
+    if not isinstance(row, Artifact):
+        return row
     if row.size > MAX_LATENTS_NPY_BYTES:
         message = f"{artifact.name} is {row.size:,} bytes, more than any valid latents array"
-        return {"path": "spec.latents.name", "message": message}
+        return problem(f"{FIELD}.name", message)
     if store is None:
         return None
+    head = stored_head(store, row, FIELD, NPY_HEADER_BYTES)
+    if isinstance(head, dict):
+        return head
     try:
-        shape, dtype = read_npy_header(store.open(row.key))
-    except ObjectNotFoundError:
-        return {"path": "spec.latents.name", "message": f"{artifact.name} is no longer stored"}
+        shape, dtype = read_npy_header(head)
     except ValueError as unreadable:
-        return {"path": "spec.latents.name", "message": f"{artifact.name}: {unreadable}"}
-    problem = latents_array_problem(shape, dtype, dim)
-    if problem is None:
+        return problem(f"{FIELD}.name", f"{artifact.name}: {unreadable}")
+    array_problem = latents_array_problem(shape, dtype, dim)
+    if array_problem is None:
         return None
-    return {"path": "spec.latents", "message": f"{artifact.name} {problem}"}
+    return problem(FIELD, f"{artifact.name} {array_problem}")

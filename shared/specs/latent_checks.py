@@ -8,7 +8,7 @@ worker when it reads the latents (worker/gan/latents.py, against the checkpoint'
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ LATENT_DTYPES = ("float16", "float32", "float64")
 # dimension (32 MiB), plus room for the header. Anything bigger is refused unread.
 MAX_LATENTS_NPY_BYTES = MAX_SEEDS * MAX_LATENT_DIM * 8 + 65_536
 # An .npy header (format 1.0) is at most 64 KiB; its magic and length come first.
-_NPY_HEADER_BYTES = 65_536 + 10
+NPY_HEADER_BYTES = 65_536 + 10
 
 # Why an array of Python objects (or any pickle) is refused: unpickling runs code.
 PICKLED_LATENTS = "holds pickled Python objects, which are never loaded; save floats (numpy.save)"
@@ -72,21 +72,11 @@ def latents_array_problem(shape: tuple[int, ...], dtype: np.dtype[Any], dim: int
     return None
 
 
-def read_npy_header(chunks: Iterable[bytes]) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """The shape and dtype in an .npy file's header, from the first chunks of its bytes
-    (the rest is never read). ValueError when it is not an .npy file numpy 1.0/2.0 wrote."""
-    head = bytearray()
-    iterator = iter(chunks)
-    try:
-        for chunk in iterator:
-            head += chunk
-            if len(head) >= _NPY_HEADER_BYTES:
-                break
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()  # a stream from S3 lets its connection go
-    file = io.BytesIO(bytes(head))
+def read_npy_header(head: bytes) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """The shape and dtype in an .npy file's header, from its first NPY_HEADER_BYTES (fewer
+    when the file is shorter; the rest need never be read). ValueError when it is not an
+    .npy file numpy 1.0/2.0 wrote."""
+    file = io.BytesIO(head)
     try:
         version = npy_format.read_magic(file)
         readers = {
