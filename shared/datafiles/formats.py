@@ -19,7 +19,6 @@ A folder of images (on a worker's disk) reads like an archive.
 from __future__ import annotations
 
 import gzip
-import io
 import struct
 import zipfile
 import zlib
@@ -30,16 +29,15 @@ from pathlib import Path
 from typing import IO, Literal
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from shared.datafiles.images import (
     GREY_MODES,
     MAX_DECOMPRESSED_BYTES,
-    MAX_IMAGE_PIXELS,
     ImageMember,
     archive_format,
     decode_image,
     image_members,
+    open_image,
 )
 from shared.datafiles.images import DataFileError as DataFileError
 from shared.datafiles.images import describe_sizes as describe_sizes
@@ -334,17 +332,5 @@ def _size_and_mode(member: ImageMember, label: str, decode: bool) -> tuple[tuple
     if decode:
         image = decode_image(member, label)
         return (image.height, image.width), image.mode
-    try:
-        with Image.open(io.BytesIO(member.data)) as opened:
-            if opened.width * opened.height > MAX_IMAGE_PIXELS:
-                raise DataFileError(
-                    f"{label}: image {member.name!r} is {opened.width}x{opened.height}, more "
-                    f"than {MAX_IMAGE_PIXELS} pixels"
-                )
-            return (opened.height, opened.width), "L" if opened.mode in GREY_MODES else "RGB"
-    except Image.DecompressionBombError:
-        raise DataFileError(
-            f"{label}: image {member.name!r} claims more than {MAX_IMAGE_PIXELS} pixels"
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataFileError(f"{label}: image {member.name!r} cannot be decoded ({exc})") from exc
+    with open_image(member, label) as opened:
+        return (opened.height, opened.width), "L" if opened.mode in GREY_MODES else "RGB"

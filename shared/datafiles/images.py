@@ -14,6 +14,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -162,8 +163,13 @@ def _tar_members(path: Path, label: str) -> Iterator[ImageMember]:
         raise DataFileError(f"{label}: not a readable tar archive ({exc})") from exc
 
 
-def decode_image(member: ImageMember, label: str) -> Image.Image:
-    """A member's pixels, decoded: mode L (grey) or RGB."""
+@contextmanager
+def open_image(member: ImageMember, label: str) -> Iterator[Image.Image]:
+    """A member opened by Pillow, its size checked from its header before a pixel is decoded:
+    a PNG of a few bytes can claim 60000x60000 and expand to gigabytes. Every failure, in
+    the `with` block too, is a DataFileError naming the member. The one guard for both
+    reading a member's header alone (`formats.inspect_data` without decoding) and decoding
+    it (`decode_image`)."""
     try:
         with Image.open(io.BytesIO(member.data)) as opened:
             if opened.width * opened.height > MAX_IMAGE_PIXELS:
@@ -171,13 +177,7 @@ def decode_image(member: ImageMember, label: str) -> Image.Image:
                     f"{label}: image {member.name!r} is {opened.width}x{opened.height}, more "
                     f"than {MAX_IMAGE_PIXELS} pixels"
                 )
-            if opened.mode in ("I", "I;16", "I;16B", "F"):
-                raise DataFileError(
-                    f"{label}: image {member.name!r} has 16-bit or float pixels; save it as "
-                    "8-bit grey or RGB"
-                )
-            opened.load()
-            return opened.convert("L" if opened.mode in GREY_MODES else "RGB")
+            yield opened
     except DataFileError:
         raise
     except Image.DecompressionBombError:
@@ -186,6 +186,18 @@ def decode_image(member: ImageMember, label: str) -> Image.Image:
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataFileError(f"{label}: image {member.name!r} cannot be decoded ({exc})") from exc
+
+
+def decode_image(member: ImageMember, label: str) -> Image.Image:
+    """A member's pixels, decoded: mode L (grey) or RGB."""
+    with open_image(member, label) as opened:
+        if opened.mode in ("I", "I;16", "I;16B", "F"):
+            raise DataFileError(
+                f"{label}: image {member.name!r} has 16-bit or float pixels; save it as "
+                "8-bit grey or RGB"
+            )
+        opened.load()
+        return opened.convert("L" if opened.mode in GREY_MODES else "RGB")
 
 
 def describe_sizes(sizes: dict[tuple[int, int], int]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.datafiles import images as imagefiles
 from shared.datafiles.formats import (
     DataFileError,
     detect_format,
@@ -121,6 +122,19 @@ def test_an_image_member_that_does_not_decode_is_refused_by_name(tmp_path: Path)
     path = write_tar(tmp_path / "cut.tar", {"cut.png": truncated})
     with pytest.raises(DataFileError, match=r"cut.tar: image 'cut.png' cannot be decoded"):
         inspect_data(path)
+
+
+@pytest.mark.parametrize("decode", [True, False])
+def test_an_oversized_image_is_refused_alike_decoded_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decode: bool
+) -> None:
+    """One guard for both: reading headers alone once wrapped its refusal in "cannot be
+    decoded (...)", naming the archive twice."""
+    monkeypatch.setattr(imagefiles, "MAX_IMAGE_PIXELS", 100)
+    path = write_zip(tmp_path / "big.zip", {"big.png": image_bytes(28)})
+    with pytest.raises(DataFileError) as refused:
+        inspect_data(path, decode=decode)
+    assert str(refused.value) == "big.zip: image 'big.png' is 28x28, more than 100 pixels"
 
 
 def test_hidden_files_and_macos_folders_are_skipped(tmp_path: Path) -> None:
