@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: install browser demo up test test-fast lint check bench clean
+.PHONY: install browser demo up test test-fast test-quality lint check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,14 +38,23 @@ browser:
 	{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(CHROMIUM_PACKAGES) >/dev/null; } \
 		|| echo "make: could not install $(CHROMIUM_PACKAGES); the dashboard test will fail"
 
-# Every suite. The tests start their own PostgreSQL (initdb + postgres), redis-server and moto S3
-# servers; see README "Tests" for the binaries they need.
+# Every suite but the quality-sized runs. The tests start their own PostgreSQL (initdb +
+# postgres), redis-server and moto S3 servers; see README "Tests" for the binaries they need.
+# The unit tests run first, on both cores; the rest one at a time (they time recoveries and
+# start processes of their own).
 test: install browser
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 -m "unit" tests/unit
+	$(VENV)/bin/pytest -q -m "not quality" tests/integration tests/e2e tests/resilience tests/soak
 
-# The unit suite alone (no servers, no processes): the inner loop, under 2 minutes.
+# The unit suite without the tests that start processes or train for seconds: the inner loop,
+# under a minute on two cores.
 test-fast: install
-	$(VENV)/bin/pytest -q tests/unit
+	$(VENV)/bin/pytest -q -n 2 -m "unit and not processes and not slow" tests/unit
+
+# Training runs sized to show quality through the whole service (minutes each). CI runs them
+# after `make test`; `python -m bench.quality` proves the same claims over 3 seeds.
+test-quality: install
+	$(VENV)/bin/pytest -q -m "quality"
 
 # Lint, types and the suites that need no service: the inner loop.
 check: install lint test-fast
