@@ -42,6 +42,35 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 
+def checkpoint_dict(
+    *,
+    step: int,
+    spec: TrainSpec,
+    states: dict[str, Any],
+    fixed_latents: torch.Tensor,
+    rng_states: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The entries every checkpoint holds (format, step, spec, latent, fixed latents, RNG
+    states) around a model's own `states` (state_dicts of its networks and optimisers), then
+    `extra`.
+
+    One function for GAN and VAE checkpoints, so their common layout cannot drift apart. The
+    order is part of the bytes (`torch.save` keeps it): the same run always gives the same
+    checkpoint bytes.
+    """
+    return {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "step": step,
+        "spec_json": spec.model_dump_json(),
+        "latent": {"dim": spec.latent.dim, "prior": spec.latent.prior},
+        **states,
+        "fixed_latents": fixed_latents.detach().cpu(),
+        "rng_states": rng_states,
+        **(extra or {}),
+    }
+
+
 def build_checkpoint(
     *,
     step: int,
@@ -55,21 +84,25 @@ def build_checkpoint(
     generator_ema: nn.Module | None = None,
     grad_scalers: dict[str, torch.amp.GradScaler] | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint dict of a run after `step` steps (see the module docstring)."""
-    return {
-        "format_version": CHECKPOINT_FORMAT_VERSION,
-        "step": step,
-        "spec_json": spec.model_dump_json(),
-        "latent": {"dim": spec.latent.dim, "prior": spec.latent.prior},
+    """The checkpoint dict of a GAN run after `step` steps (see the module docstring)."""
+    states = {
         "generator": unwrap(generator).state_dict(),
         "discriminator": unwrap(discriminator).state_dict(),
         "g_optimizer": g_optimizer.state_dict(),
         "d_optimizer": d_optimizer.state_dict(),
-        "fixed_latents": fixed_latents.detach().cpu(),
-        "rng_states": rng_states,
+    }
+    extra = {
         "generator_ema": None if generator_ema is None else generator_ema.state_dict(),
         "grad_scalers": {name: s.state_dict() for name, s in (grad_scalers or {}).items()},
     }
+    return checkpoint_dict(
+        step=step,
+        spec=spec,
+        states=states,
+        fixed_latents=fixed_latents,
+        rng_states=rng_states,
+        extra=extra,
+    )
 
 
 def checkpoint_to_bytes(checkpoint: dict[str, Any]) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from shared.specs import TrainSpec
-from worker.gan.checkpoint import CHECKPOINT_FORMAT_VERSION, check_resumable
+from worker.gan.checkpoint import check_resumable, checkpoint_dict
 from worker.gan.vae import Vae
 
 
@@ -31,17 +31,14 @@ def build_vae_checkpoint(
     rng_states: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The checkpoint dict of a VAE run after `step` steps (see the module docstring)."""
-    return {
-        "format_version": CHECKPOINT_FORMAT_VERSION,
-        "step": step,
-        "spec_json": spec.model_dump_json(),
-        "latent": {"dim": spec.latent.dim, "prior": spec.latent.prior},
+    states = {
         "generator": vae.decoder.state_dict(),
         "encoder": vae.encoder.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "fixed_latents": fixed_latents.detach().cpu(),
-        "rng_states": rng_states,
     }
+    return checkpoint_dict(
+        step=step, spec=spec, states=states, fixed_latents=fixed_latents, rng_states=rng_states
+    )
 
 
 def restore_vae_state(
