@@ -15,8 +15,9 @@ How it fits together:
   `seeding` derives every random stream from the job seed, so runs repeat and resume
   bitwise.
 - `vae` is the VAE baseline (the GANs' networks as decoder and encoder, trained on the
-  ELBO): `train.train` hands vae specs to `train_vae.train_vae`, the same sections with an
-  ELBO step, and `vae_checkpoint` stores its decoder where sampling finds a generator.
+  ELBO): `train.train` runs it through the same sections as the GANs, with the ELBO step of
+  `train_vae.VaeTrainee`, and `vae_checkpoint` stores its decoder where sampling finds a
+  generator.
 - `checkpoint` writes and reads snapshots that load with `torch.load(weights_only=True)`;
   `distributed` pairs process-group set-up with teardown and agrees on stops across ranks.
 - `sample` rebuilds a generator from a checkpoint and renders images per seed or along an

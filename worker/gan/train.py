@@ -1,5 +1,8 @@
 """The training loop: one function, in numbered sections, that talks out only through hooks.
 
+It runs every model. What differs between them is a `train_common.Trainee`: the GANs' is
+`GanTrainee` below (G, D, the critic-then-G step), the VAE baseline's is in `train_vae`.
+
 Determinism: every random draw inside the loop (data, latents, WGAN-GP's mixing weights)
 comes from a generator seeded by (job seed, stream, step, critic sub-step, rank), so on the CPU
 a run stopped at step s and resumed from its checkpoint ends bitwise equal to a run that never
@@ -17,21 +20,19 @@ import torch
 from torch import Tensor, nn
 
 from shared.specs import TrainSpec
-from worker.gan.checkpoint import build_checkpoint, checkpoint_to_bytes, restore_training_state
-from worker.gan.distributed import gather_to_rank0
+from worker.gan.checkpoint import build_checkpoint, restore_training_state
+from worker.gan.data import BatchSource
 from worker.gan.ema import GeneratorEma
 from worker.gan.evaluation import RunEvaluation
-from worker.gan.hooks import ProgressReport, TrainingHooks
+from worker.gan.hooks import TrainingHooks
 from worker.gan.losses import get_loss, top_k_fraction
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.precision import Precision, resolve_precision
-from worker.gan.sample import render_png
-from worker.gan.seeding import (
-    capture_rng_state,
-)
-from worker.gan.step import Networks, Penalty, StepInputs, memory_format_for, train_step
+from worker.gan.step import STAT_NAMES, Networks, Penalty, StepInputs, memory_format_for, train_step
 from worker.gan.train_common import (
     RunningStats,
+    Snapshots,
+    Trainee,
     TrainResult,
     end_of_step,
     fixed_sample_latents,
@@ -39,7 +40,7 @@ from worker.gan.train_common import (
     restore_rank_rng,
     wrap_ddp,
 )
-from worker.gan.train_vae import train_vae
+from worker.gan.train_vae import VaeTrainee
 
 _CPU = torch.device("cpu")
 
@@ -58,76 +59,53 @@ def train(
 
     `resume` is a loaded checkpoint: training continues after its step. Raises
     `NonFiniteLossError` when a loss turns NaN or infinite, `DataError` for bad data and
-    `CheckpointError` for a checkpoint that does not fit `spec`. A `vae` spec runs
-    `train_vae.train_vae`, the same sections with an ELBO step.
+    `CheckpointError` for a checkpoint that does not fit `spec`. The sections are the same
+    for every model: a GAN (`GanTrainee`) and the VAE baseline (`train_vae.VaeTrainee`) differ
+    only in their networks, their step and what their snapshots hold.
     """
-    if spec.model.family == "vae":
-        return train_vae(
-            spec,
-            hooks=hooks,
-            rank=rank,
-            world_size=world_size,
-            device=device,
-            data_path=data_path,
-            resume=resume,
-        )
     is_main, total = rank == 0, spec.train.steps
 
     # 1. Load data.
     source = open_rank(spec, rank, world_size, device, data_path)
 
-    # 2. Build networks.
-    precision, precision_note = resolve_precision(spec, device)
-    nets = _build_networks(spec, device, precision)
+    # 2. Build networks: G and D with their optimisers, or the VAE's encoder and decoder.
+    trainee: Trainee = (
+        VaeTrainee(spec, source, rank, device)
+        if spec.model.family == "vae"
+        else GanTrainee(spec, source, rank, device)
+    )
     fixed_latents = fixed_sample_latents(spec)
 
     # 3. Distribute: DDP averages gradients, so every rank keeps identical weights.
     if world_size > 1:
-        nets = _distribute(nets, device)
+        trainee.distribute()
 
     # 4. Resume.
     start = 0
     if resume is not None:
-        start = restore_training_state(
-            resume,
-            spec=spec,
-            generator=nets.generator,
-            discriminator=nets.discriminator,
-            g_optimizer=nets.g_optimizer,
-            d_optimizer=nets.d_optimizer,
-            generator_ema=nets.ema_module,
-            grad_scalers=nets.scalers,
-        )
+        start = trainee.restore(resume)
         fixed_latents = resume["fixed_latents"]
         restore_rank_rng(resume["rng_states"], rank, world_size, device)
 
-    # 5. Train: critic_steps discriminator steps, one generator step, the average follows G.
-    loss = get_loss(spec.loss.name)
-    penalty = Penalty.of(spec)
-    inputs = StepInputs(spec, source, rank, device, penalised=loss.penalised)
+    # 5. Train: every random input of a step comes from (job seed, stream, step, rank).
     stats = RunningStats(
         device,
-        images_per_step=source.batch_size * world_size * spec.loss.critic_steps,
-        checked=3,  # D loss, G loss and the penalty
+        images_per_step=source.batch_size * world_size * trainee.batches_per_step,
+        names=trainee.stat_names,
+        checked=trainee.checked,
     )
     evaluation = RunEvaluation(spec, hooks, device, data_path) if is_main else None
-    snapshot = _Snapshots(spec, hooks, nets, fixed_latents, device, is_main, evaluation)
+    snapshot = Snapshots(spec, hooks, trainee, fixed_latents, device, is_main, evaluation)
     if is_main:
         hooks.log(
             f"{'resuming' if start else 'training'} {spec.model.family} on {spec.data.source}: "
             f"steps {start + 1}-{total}, batch {source.batch_size} x {world_size} rank(s), "
-            f"{device}, loss {spec.loss.name}, {precision.name}"
+            f"{device}{trainee.setting}"
         )
-        if precision_note:
-            hooks.log(precision_note)
+        if trainee.note:
+            hooks.log(trainee.note)
     for step in range(start + 1, total + 1):
-        set_learning_rate(nets, spec, step)
-        g_fraction = top_k_fraction(spec.loss.top_k, step)
-        stats.add(
-            step, train_step(nets, loss, penalty, precision, inputs.of_step(step), g_fraction)
-        )
-        if nets.generator_ema is not None:
-            nets.generator_ema.update(nets.generator, step)
+        stats.add(step, trainee.step(step))
 
         # 6. Snapshot. Every rank reaches the same collectives in the same order.
         stopped = end_of_step(step, spec, stats, snapshot, hooks, device, is_main)
@@ -136,6 +114,85 @@ def train(
     if is_main:
         hooks.log(f"finished at step {total}")
     return TrainResult(step=max(start, total), stopped_early=False, metrics=snapshot.last_metrics)
+
+
+class GanTrainee:
+    """A GAN's `train_common.Trainee`: G and D with their Adams and loss scalers,
+    `critic_steps` D steps then one G step, and the average of G following it."""
+
+    stat_names: tuple[str, ...] = STAT_NAMES
+    checked = 3  # D loss, G loss and the penalty
+
+    def __init__(
+        self, spec: TrainSpec, source: BatchSource, rank: int, device: torch.device
+    ) -> None:
+        self.spec = spec
+        self.precision, self.note = resolve_precision(spec, device)
+        self.nets = _build_networks(spec, device, self.precision)
+        self.loss = get_loss(spec.loss.name)
+        self.penalty = Penalty.of(spec)
+        self.inputs = StepInputs(spec, source, rank, device, penalised=self.loss.penalised)
+        self.batches_per_step = spec.loss.critic_steps  # each D step trains on its own batch
+        self.setting = f", loss {spec.loss.name}, {self.precision.name}"
+        self.device = device
+
+    def distribute(self) -> None:
+        """G and D train under DDP wrappers; the average restarts from rank 0's weights."""
+        self.nets = _distribute(self.nets, self.device)
+
+    def restore(self, checkpoint: dict[str, Any]) -> int:
+        """Load weights, optimiser, average and loss-scaler states; return the step."""
+        return restore_training_state(
+            checkpoint,
+            spec=self.spec,
+            generator=self.nets.generator,
+            discriminator=self.nets.discriminator,
+            g_optimizer=self.nets.g_optimizer,
+            d_optimizer=self.nets.d_optimizer,
+            generator_ema=self.nets.ema_module,
+            grad_scalers=self.nets.scalers,
+        )
+
+    def step(self, step: int) -> Tensor:
+        """critic_steps discriminator steps, one generator step; the average follows G."""
+        set_learning_rate(self.nets, self.spec, step)
+        g_fraction = top_k_fraction(self.spec.loss.top_k, step)
+        draws = self.inputs.of_step(step)
+        stats = train_step(self.nets, self.loss, self.penalty, self.precision, draws, g_fraction)
+        if self.nets.generator_ema is not None:
+            self.nets.generator_ema.update(self.nets.generator, step)
+        return stats
+
+    @property
+    def sampler(self) -> nn.Module:
+        """G's average when kept (smoother samples), else G."""
+        return self.nets.ema_module or self.nets.generator
+
+    @property
+    def critic(self) -> nn.Module | None:
+        """D, whose curve evaluation pictures of 1-D data draw."""
+        return self.nets.discriminator
+
+    def summary(self, metrics: dict[str, float]) -> str:
+        """D's and G's losses, for the report's log line."""
+        return f"D {metrics['Loss/D/loss']:.4f}  G {metrics['Loss/G/loss']:.4f}"
+
+    def checkpoint(
+        self, step: int, fixed_latents: Tensor, rng_states: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The GAN checkpoint layout (`checkpoint`'s module docstring)."""
+        return build_checkpoint(
+            step=step,
+            spec=self.spec,
+            generator=self.nets.generator,
+            discriminator=self.nets.discriminator,
+            g_optimizer=self.nets.g_optimizer,
+            d_optimizer=self.nets.d_optimizer,
+            fixed_latents=fixed_latents,
+            rng_states=rng_states,
+            generator_ema=self.nets.ema_module,
+            grad_scalers=self.nets.scalers,
+        )
 
 
 def learning_rate(spec: TrainSpec, step: int) -> float:
@@ -150,6 +207,8 @@ def learning_rate(spec: TrainSpec, step: int) -> float:
 
 
 def set_learning_rate(nets: Networks, spec: TrainSpec, step: int) -> None:
+    """Set both optimisers to `learning_rate(spec, step)`; a constant rate is left as Adam
+    was built with it."""
     if spec.train.lr_schedule == "constant":
         return
     rate = learning_rate(spec, step)
@@ -191,69 +250,3 @@ def _distribute(nets: Networks, device: torch.device) -> Networks:
     if ema is not None:
         ema = GeneratorEma(nets.generator, ema.decay)
     return replace(nets, g_train=g_train, d_train=d_train, generator_ema=ema)
-
-
-class _Snapshots:
-    """What the loop hands to the hooks: reports, sample pictures and checkpoints."""
-
-    def __init__(
-        self,
-        spec: TrainSpec,
-        hooks: TrainingHooks,
-        nets: Networks,
-        fixed_latents: Tensor,
-        device: torch.device,
-        is_main: bool,
-        evaluation: RunEvaluation | None,
-    ):
-        self.spec, self.hooks, self.nets = spec, hooks, nets
-        self.fixed_latents, self.device, self.is_main = fixed_latents, device, is_main
-        self.last_metrics: dict[str, float] = {}
-        self.evaluation = evaluation
-
-    def report(self, step: int, reading: tuple[dict[str, float], float]) -> None:
-        metrics, images_per_second = reading
-        self.last_metrics = metrics
-        total = self.spec.train.steps
-        self.hooks.report_progress(ProgressReport(step, total, images_per_second, metrics))
-        self.hooks.log(
-            f"step {step}/{total}  D {metrics['Loss/D/loss']:.4f}  "
-            f"G {metrics['Loss/G/loss']:.4f}  {images_per_second:.1f} img/s"
-        )
-
-    def samples(self, step: int) -> None:
-        """Rank 0 draws G (its average when kept) on the fixed latents, in eval mode, in fp32."""
-        if not self.is_main:
-            return
-        generator = self.nets.ema_module or self.nets.generator
-        was_training = generator.training
-        generator.eval()
-        with torch.no_grad():
-            generated = generator(self.fixed_latents.to(self.device))
-        generator.train(was_training)
-        self.hooks.save_samples(step, render_png(self.spec, generated))
-
-    def evaluate(self, step: int) -> None:
-        """Rank 0 scores G (its average when kept) on the run's evaluation latents."""
-        if self.evaluation is not None:
-            generator = self.nets.ema_module or self.nets.generator
-            self.evaluation(step, generator, critic=self.nets.discriminator)
-
-    def checkpoint(self, step: int) -> None:
-        """Every rank sends its RNG states to rank 0, which writes the checkpoint."""
-        rng_states = gather_to_rank0(capture_rng_state(self.device))
-        if not self.is_main or rng_states is None:
-            return
-        checkpoint = build_checkpoint(
-            step=step,
-            spec=self.spec,
-            generator=self.nets.generator,
-            discriminator=self.nets.discriminator,
-            g_optimizer=self.nets.g_optimizer,
-            d_optimizer=self.nets.d_optimizer,
-            fixed_latents=self.fixed_latents,
-            rng_states=rng_states,
-            generator_ema=self.nets.ema_module,
-            grad_scalers=self.nets.scalers,
-        )
-        self.hooks.save_checkpoint(step, checkpoint_to_bytes(checkpoint))

@@ -1,6 +1,7 @@
-"""What every training loop (GAN and VAE) does around its step: the rank's device, seeds and
-data, the fixed sample latents, DDP wrapping, running statistics, the end-of-step schedule of
-reports, samples, checkpoints and the cooperative stop, and the result.
+"""What the training loop does around a model's step, for GANs and the VAE alike: the rank's
+device, seeds and data, the fixed sample latents, DDP wrapping, running statistics, the
+snapshots and their end-of-step schedule of reports, samples, checkpoints and the cooperative
+stop, and the result. `Trainee` is what differs: each kind of model's networks and step.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from shared.specs import TrainSpec
+from worker.gan.checkpoint import checkpoint_to_bytes
 from worker.gan.data import BatchSource, open_data
-from worker.gan.distributed import agree_to_stop, min_across_ranks
+from worker.gan.distributed import agree_to_stop, gather_to_rank0, min_across_ranks
 from worker.gan.errors import NonFiniteLossError
-from worker.gan.hooks import TrainingHooks
+from worker.gan.evaluation import RunEvaluation
+from worker.gan.hooks import ProgressReport, TrainingHooks
 from worker.gan.models import network_family
 from worker.gan.priors import sample_latents
-from worker.gan.seeding import Stream, generator_for, restore_rng_state, seed_everything
+from worker.gan.sample import render_png
+from worker.gan.seeding import (
+    Stream,
+    capture_rng_state,
+    generator_for,
+    restore_rng_state,
+    seed_everything,
+)
 from worker.gan.step import STAT_NAMES
 
 # Asking to stop costs an all-reduce, a device sync: every 10 steps keeps that well under 1%
@@ -71,18 +81,99 @@ def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(module, device_ids=device_ids)
 
 
-class Snapshots(Protocol):
-    """A loop's reports, sample pictures and checkpoints (rank 0 writes; all ranks gather)."""
+class Trainee(Protocol):
+    """What one kind of model brings to the loop `train.train` runs for every spec: its
+    networks and optimisers, its step, and what its reports and checkpoints hold. GANs and
+    the VAE baseline each have one; data, seeding, DDP, resuming and the end-of-step schedule
+    are the loop's, written once.
+    """
 
-    last_metrics: dict[str, float]
+    stat_names: tuple[str, ...]  # what `step` returns, in order
+    checked: int  # how many of those, from the first, are losses to check for NaN
+    batches_per_step: int  # batches each step trains on, per rank (for images per second)
+    setting: str  # the end of the loop's first log line, e.g. ", loss hinge, fp32"
+    note: str | None  # a line to log after it, when there is something to say
 
-    def report(self, step: int, reading: tuple[dict[str, float], float]) -> None: ...
+    def distribute(self) -> None:
+        """Train through DDP wrappers from now on (world_size > 1)."""
 
-    def samples(self, step: int) -> None: ...
+    def restore(self, checkpoint: dict[str, Any]) -> int:
+        """Load the checkpoint's weights and optimiser states; return its step."""
 
-    def checkpoint(self, step: int) -> None: ...
+    def step(self, step: int) -> Tensor:
+        """Train step `step` (1-based); return its `stat_names` values, on the device."""
 
-    def evaluate(self, step: int) -> None: ...
+    @property
+    def sampler(self) -> nn.Module:
+        """What samples and evaluations draw: the generator (G's average when kept)."""
+
+    @property
+    def critic(self) -> nn.Module | None:
+        """The critic evaluation pictures show beside the samples, if the model has one."""
+
+    def summary(self, metrics: dict[str, float]) -> str:
+        """The losses part of a report's log line."""
+
+    def checkpoint(
+        self, step: int, fixed_latents: Tensor, rng_states: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The checkpoint dict after `step` steps."""
+
+
+class Snapshots:
+    """What the loop hands to the hooks: reports, sample pictures, evaluations and
+    checkpoints (rank 0 writes; every rank takes part in the gathers)."""
+
+    def __init__(
+        self,
+        spec: TrainSpec,
+        hooks: TrainingHooks,
+        trainee: Trainee,
+        fixed_latents: Tensor,
+        device: torch.device,
+        is_main: bool,
+        evaluation: RunEvaluation | None,
+    ) -> None:
+        self.spec, self.hooks, self.trainee = spec, hooks, trainee
+        self.fixed_latents, self.device, self.is_main = fixed_latents, device, is_main
+        self.last_metrics: dict[str, float] = {}
+        self.evaluation = evaluation
+
+    def report(self, step: int, reading: tuple[dict[str, float], float]) -> None:
+        """Rank 0 hands the means since the last report to the hooks; they are kept as the
+        result's metrics should the run end here."""
+        metrics, images_per_second = reading
+        self.last_metrics = metrics
+        total = self.spec.train.steps
+        self.hooks.report_progress(ProgressReport(step, total, images_per_second, metrics))
+        self.hooks.log(
+            f"step {step}/{total}  {self.trainee.summary(metrics)}  {images_per_second:.1f} img/s"
+        )
+
+    def samples(self, step: int) -> None:
+        """Rank 0 draws the generator on the fixed latents, in eval mode, in fp32."""
+        if not self.is_main:
+            return
+        generator = self.trainee.sampler
+        was_training = generator.training
+        generator.eval()
+        with torch.no_grad():
+            generated = generator(self.fixed_latents.to(self.device))
+        generator.train(was_training)
+        self.hooks.save_samples(step, render_png(self.spec, generated))
+
+    def evaluate(self, step: int) -> None:
+        """Rank 0 scores the generator on the run's evaluation latents."""
+        if self.evaluation is not None:
+            self.evaluation(step, self.trainee.sampler, critic=self.trainee.critic)
+
+    def checkpoint(self, step: int) -> None:
+        """Every rank sends its RNG states to rank 0, which writes the checkpoint."""
+        rng_states = gather_to_rank0(capture_rng_state(self.device))
+        if not self.is_main or rng_states is None:
+            return
+        checkpoint = self.trainee.checkpoint(step, self.fixed_latents, rng_states)
+        self.hooks.save_checkpoint(step, checkpoint_to_bytes(checkpoint))
 
 
 def end_of_step(
