@@ -228,6 +228,7 @@ def test_an_uploaded_dataset_trains_a_job(service: Service, tmp_path: Path) -> N
     assert job["state"] == "succeeded", job["error"]
 
 
+@pytest.mark.quality  # 10,000 steps: CI runs it after `make test` (`make test-quality`)
 def test_ring8_through_the_service_covers_every_mode_with_high_quality_samples(
     service: Service,
 ) -> None:

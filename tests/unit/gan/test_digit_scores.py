@@ -39,10 +39,12 @@ def _unheld(scorer: DigitScorer, digits: tuple[torch.Tensor, torch.Tensor]) -> t
     return images[others[:EVAL_IMAGES]].float().unsqueeze(1) / 127.5 - 1
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_the_classifier_reaches_97_percent_on_held_out_digits(scorer: DigitScorer) -> None:
     assert scorer.accuracy >= 0.97
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_real_digits_score_every_class_close_to_the_data(
     scorer: DigitScorer, digits: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
@@ -56,6 +58,7 @@ def test_real_digits_score_every_class_close_to_the_data(
     assert noise["frechet_distance"] > 20 * figures["frechet_distance"]
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_one_repeated_digit_scores_one_class_and_fires_the_alarm(
     scorer: DigitScorer, digits: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
@@ -79,6 +82,7 @@ def test_frechet_distance_and_neighbours_on_known_gaussians() -> None:
     assert same["precision"] > 0.9 and same["recall"] > 0.9
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_an_mnist_run_reports_the_class_figures() -> None:
     from worker.gan.train import train
 

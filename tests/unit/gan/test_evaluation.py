@@ -172,6 +172,7 @@ def test_images_get_an_inception_answer_that_says_why_it_is_missing() -> None:
     assert "inception" not in score(_spec("toy:ring8"), torch.zeros(8, 2, dtype=torch.float64))
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_wgan_gp_learns_the_1d_gaussian_and_its_critic_ranks_real_above_fake() -> None:
     """The classic 1-D picture: the generator moves onto N(3, 0.5²). With the paper's
     two-sided penalty this run's critic started with the wrong slope and stayed there,

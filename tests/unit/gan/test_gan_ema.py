@@ -49,6 +49,7 @@ def test_without_ema_checkpoints_have_no_average_and_sampling_uses_g() -> None:
     assert torch.equal(generator[0].weight, checkpoint["generator"]["0.weight"])
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 @pytest.mark.parametrize("make_spec", [ring_spec, mnist_spec], ids=["mlp", "dcgan"])
 def test_switching_ema_on_at_resume_starts_the_average_at_the_restored_g(make_spec) -> None:
     plain = make_spec(train={"steps": 12, "batch_size": 8})

@@ -28,6 +28,7 @@ def test_packs_are_consecutive_samples() -> None:
     assert torch.equal(discriminator(batch)[1], discriminator(swapped)[1])
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_a_packed_gan_trains_with_every_loss() -> None:
     for loss in ("non_saturating", "hinge", "least_squares", "wgan_gp"):
         hooks = RecordingHooks()

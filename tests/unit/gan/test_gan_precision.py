@@ -64,6 +64,7 @@ def test_bf16_asked_for_on_the_cpu_runs_under_cpu_autocast() -> None:
     assert all(math.isfinite(value) for value in hooks.reports[-1].metrics.values())
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_fp16_keeps_its_loss_scales_in_checkpoints_and_resumes_bitwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -59,6 +59,7 @@ def _hinge_dcgan_with_ema() -> TrainSpec:
     [ring_spec, mnist_spec, _wgan_gp_with_ema, _hinge_dcgan_with_ema],
     ids=["mlp", "dcgan", "mlp-wgan_gp-ema", "dcgan-hinge-ema"],
 )
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_unbroken_one(make_spec) -> None:
     spec = make_spec()
     whole, resumed = _stop_then_resume(spec)

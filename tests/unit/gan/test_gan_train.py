@@ -36,6 +36,7 @@ def test_mlp_on_ring8_calls_every_hook_on_schedule(
     assert Image.open(io.BytesIO(hooks.samples[0][1])).size == (512, 512)
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_dcgan_on_mnist_trains_with_finite_losses_and_draws_an_8x8_grid(
     tiny_mnist_spec: TrainSpec, hooks: RecordingHooks
 ) -> None:
@@ -64,6 +65,7 @@ def test_checkpoints_load_with_weights_only_and_carry_spec_and_latents(
     assert checkpoint["rng_states"][0]["numpy"]["keys"].shape == (624,)
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_the_same_spec_and_seed_give_bitwise_identical_checkpoints(
     tiny_ring_spec: TrainSpec,
 ) -> None:
@@ -74,6 +76,7 @@ def test_the_same_spec_and_seed_give_bitwise_identical_checkpoints(
     assert first.samples == second.samples
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_another_seed_gives_other_weights(tiny_ring_spec: TrainSpec) -> None:
     first, second = RecordingHooks(), RecordingHooks()
     train(tiny_ring_spec, hooks=first)

@@ -104,6 +104,7 @@ def test_a_vae_checkpoint_loads_weights_only_and_samples_like_a_gan(hooks: Recor
     assert Image.open(io.BytesIO(first.png)).size == (2 * 30 + 2, 2 * 30 + 2)
 
 
+@pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 @pytest.mark.parametrize("make_spec", [vae_ring_spec, vae_mnist_spec], ids=["points", "images"])
 def test_a_stopped_and_resumed_vae_run_ends_bitwise_equal_to_an_unbroken_one(make_spec) -> None:
     spec = make_spec()
