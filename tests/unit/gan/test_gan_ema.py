@@ -6,8 +6,10 @@ import pytest
 import torch
 from gan_testing import RecordingHooks, mnist_spec, ring_spec
 
-from worker.gan.checkpoint import checkpoint_to_bytes, load_checkpoint
+from shared.specs import TrainSpec
+from worker.gan.checkpoint import checkpoint_spec, checkpoint_to_bytes, load_checkpoint
 from worker.gan.ema import GeneratorEma
+from worker.gan.models import build_generator
 from worker.gan.sample import load_generator
 from worker.gan.train import train
 from worker.gan.train_common import STOP_CHECK_EVERY
@@ -36,8 +38,23 @@ def test_checkpoints_keep_the_average_and_sampling_prefers_it() -> None:
     average, current = checkpoint["generator_ema"], checkpoint["generator"]
     assert average.keys() == current.keys()
     assert not torch.equal(average["0.weight"], current["0.weight"])
+    buffers = {name for name, _ in build_generator(checkpoint_spec(checkpoint)).named_buffers()}
+    for name, tensor in average.items():  # its own copy of every G tensor; weights trail G's
+        assert (tensor.shape, tensor.dtype) == (current[name].shape, current[name].dtype), name
+        assert torch.equal(tensor, current[name]) == (name in buffers), name
     generator, _ = load_generator(checkpoint, CPU)
     assert torch.equal(generator[0].weight, average["0.weight"])
+    sampled = generator.state_dict()
+    assert sampled.keys() == average.keys()
+    assert all(torch.equal(sampled[name], average[name]) for name in average)
+    # A resumed run restores the saved average, not G: one step on, it is that average moved
+    # towards the new G by 1 - decay.
+    resumed = RecordingHooks()
+    spec = ring_spec(train={"steps": 21, "batch_size": 16, "ema_decay": 0.5})
+    train(spec, hooks=resumed, resume=checkpoint)
+    assert [step for step, _ in resumed.checkpoints] == [21]
+    after = resumed.last_checkpoint
+    assert_one_update_from(after["generator_ema"], average, after["generator"], 0.5, spec)
 
 
 def test_without_ema_checkpoints_have_no_average_and_sampling_uses_g() -> None:
@@ -61,6 +78,33 @@ def test_switching_ema_on_at_resume_starts_the_average_at_the_restored_g(make_sp
     average = resumed.last_checkpoint["generator_ema"]
     restored = stopping.last_checkpoint["generator"]
     assert average is not None and average.keys() == restored.keys()
+    # Stopped at step 10, resumed for one step: the average started at the restored G and
+    # moved once towards the G of step 11.
+    assert stopping.checkpoints[-1][0] == STOP_CHECK_EVERY
+    assert resumed.checkpoints[-1][0] == STOP_CHECK_EVERY + 1
+    decay = GeneratorEma(torch.nn.Linear(1, 1), 0.9).decay_at(STOP_CHECK_EVERY + 1)
+    current = resumed.last_checkpoint["generator"]
+    assert_one_update_from(average, restored, current, decay, with_ema)
+
+
+def assert_one_update_from(
+    average: dict[str, torch.Tensor],
+    start: dict[str, torch.Tensor],
+    generator: dict[str, torch.Tensor],
+    decay: float,
+    spec: TrainSpec,
+) -> None:
+    """`average` is `start` after one EMA update towards `generator`'s weights with `decay`:
+    every parameter is decay·start + (1 - decay)·G, every buffer (batch-norm statistics) G's."""
+    buffers = {name for name, _ in build_generator(spec).named_buffers()}
+    assert average.keys() == start.keys() == generator.keys()
+    for name in average:
+        if name in buffers:
+            expected = generator[name]
+        else:
+            expected = start[name].lerp(generator[name], 1 - decay)
+            assert not torch.equal(expected, start[name]), f"{name}: G did not move"
+        assert torch.allclose(average[name], expected, rtol=1e-5, atol=1e-7), name
 
 
 def test_format_1_checkpoints_still_load_and_resume() -> None:
