@@ -92,6 +92,13 @@ def test_bad_invert_fields_are_named_by_path(field: str, invert: dict[str, Any])
 def test_invert_is_one_mode_among_the_others() -> None:
     both = problems({"seeds": [1], "invert": {"images": {"dataset_id": DATASET}}})
     assert "invert" in both["spec"]
+    # One problem, on the spec as a whole (neither mode's own fields are wrong), listing the
+    # modes to choose from.
+    assert both == {
+        "spec": "give exactly one of seeds (a list of seeds, one image each), latents (vectors "
+        "or an .npy artifact), interpolation (from_seed and to_seed, or points), neighbourhood, "
+        "arithmetic or invert (images to find the latents of); or none of them with export: true"
+    }
 
 
 def test_the_grid_padding_the_api_reads_is_the_one_the_worker_draws() -> None:
@@ -178,6 +185,10 @@ def test_a_point_generator_and_feature_loss_off_mnist_are_422s(
         loss="feature",
     )  # fmt: skip
     assert "spec.invert.loss" in _refused(feature)
+    assert _refused(feature) == {
+        "spec.invert.loss": "feature loss measures in the digit classifier of MNIST data (28 px "
+        "grey); the generator was trained on images: use pixel"
+    }
 
 
 def _store_png(settings: Settings, job_id: str, name: str, pixels: np.ndarray) -> None:
