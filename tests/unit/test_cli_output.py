@@ -40,10 +40,37 @@ def test_a_terminal_table_keeps_every_id_whole_on_one_line(
         assert any(row[0] in line for line in shown.splitlines()), (width, shown)
 
 
+def cells_of(line: str, bar: str) -> list[str]:
+    """The cells of one line of a rich table, between its `bar`s, stripped."""
+    assert line.startswith(bar) and line.endswith(bar), line
+    return [cell.strip() for cell in line[1:-1].split(bar)]
+
+
+def shown_as(full: str, cell: str) -> bool:
+    """`cell` shows `full`, whole or cut with an ellipsis."""
+    return cell == full or (cell.endswith("…") and full.startswith(cell[:-1]))
+
+
 def test_a_terminal_wide_enough_gets_the_rich_table(monkeypatch: pytest.MonkeyPatch) -> None:
     screen = terminal(monkeypatch, 80)
-    print_table(HEADERS, rows(1))
+    table = rows(1)
+    print_table(HEADERS, table)
     assert "━" in screen.getvalue() or "─" in screen.getvalue()
+    lines = screen.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    # A boxed table: a heavy frame around the headers, one row of cells below.
+    assert lines[0].startswith("┏") and lines[2].startswith("┡") and lines[-1].startswith("└")
+    headers = cells_of(lines[1], "┃")
+    assert len(headers) == len(HEADERS)
+    assert all(shown_as(full, cell) for full, cell in zip(HEADERS, headers, strict=True))
+    assert headers[:3] == ["id", "kind", "name"]
+    body = [cells_of(line, "│") for line in lines[3:-1]]
+    (row,) = table
+    identifier, kind, name, state, progress, created = zip(*body, strict=True)
+    assert identifier[0] == row[0] and not any(identifier[1:])  # whole, on the first line
+    assert kind[0] == "train" and progress[0] == "42%" and not any(created)
+    assert shown_as("running", state[0])
+    assert " ".join(part for part in name if part) == row[2]  # wrapped over lines, not cut
 
 
 def test_plain_columns_line_up_and_keep_every_cell() -> None:
