@@ -131,8 +131,24 @@ def test_presigned_urls_expire_after_at_most_seven_days(storage: S3Storage) -> N
     assert f"X-Amz-Expires={s3.MAX_URL_EXPIRY_S}" in url
 
 
-def test_check_passes_for_an_existing_bucket(storage: S3Storage) -> None:
-    storage.check()
+def test_check_passes_for_an_existing_bucket(storage: S3Storage, s3_endpoint: str) -> None:
+    raw = boto3.client("s3", endpoint_url=s3_endpoint)
+
+    def everything() -> list[tuple[str, int]]:  # the whole bucket, prefix or not
+        listed = raw.list_objects_v2(Bucket=storage.bucket).get("Contents", [])
+        return [(item["Key"], item["Size"]) for item in listed]
+
+    storage.put(KEY, b"before")
+    assert storage.check() is None
+    # It only looks: nothing written or removed, and the store works as before.
+    assert everything() == [(f"ganforge/{KEY}", len(b"before"))]
+    assert storage.put(KEY, b"after the check") == ObjectInfo(key=KEY, size=15)
+    assert storage.get(KEY) == b"after the check"
+    # It looks now, not once: the same store fails the check once its bucket is gone.
+    raw.delete_object(Bucket=storage.bucket, Key=f"ganforge/{KEY}")
+    raw.delete_bucket(Bucket=storage.bucket)
+    with pytest.raises(StorageError, match=re.escape(f"bucket {storage.bucket!r} does not exist")):
+        storage.check()
 
 
 def test_a_missing_bucket_raises_storage_error_naming_it(s3_endpoint: str) -> None:
