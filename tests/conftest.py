@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from api.app import create_app
 from shared.config import Settings
-from tests.helpers import user_token
+from tests.helpers import SUMMARY_SECTION, user_token
 from tests.s3_server import start_moto_server
 from tests.servers import ServerUnavailableError, TestServer, postgres_server, redis_server
 
@@ -57,6 +57,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         suite = Path(item.path).resolve().relative_to(_TESTS_DIR).parts[0]
         for marker in SUITE_MARKERS.get(suite, ()):
             item.add_marker(marker)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The sections tests asked for (tests.helpers.add_summary_lines), read from their reports."""
+    latest: dict[tuple[str, str], list[str]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, lines in getattr(report, "user_properties", ()):
+                if isinstance(name, str) and name.startswith(SUMMARY_SECTION):
+                    latest[(report.nodeid, name[len(SUMMARY_SECTION) :])] = lines
+    sections: dict[str, list[str]] = {}
+    for (_, title), lines in latest.items():
+        sections.setdefault(title, []).extend(lines)
+    for title, lines in sections.items():
+        terminalreporter.section(title)
+        for line in lines:
+            terminalreporter.line(line)
 
 
 @pytest.hookimpl(hookwrapper=True)

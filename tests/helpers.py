@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from shared.config import Settings
 from shared.db import session_scope
 from shared.users import create_token, create_user
@@ -79,3 +81,15 @@ def tensorboard_image_tags(event_file: bytes) -> set[str]:
         for value in event.summary.value
         if value.HasField("image")
     }
+
+
+# A test adds lines to the run's closing summary (printed by tests/conftest.py) as a user
+# property named SUMMARY_SECTION + title: properties travel in the test's reports, so the
+# summary is whole when the tests ran in xdist workers, which share no memory with the
+# process that prints.
+SUMMARY_SECTION = "summary: "
+
+
+def add_summary_lines(node: pytest.Item, title: str, lines: list[str]) -> None:
+    """Print `lines` under `title` at the end of the run (the last call for a test wins)."""
+    node.user_properties.append((SUMMARY_SECTION + title, list(lines)))

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.conftest import Service, running_service
 from tests.faultproxy import FaultProxy
+from tests.helpers import add_summary_lines
 from tests.servers import ServerUnavailableError, TestServer, postgres_server, redis_server
 
 NODE = "fault-node"
@@ -26,9 +27,6 @@ FAST_BOUNDS = {
     "GANFORGE_CLAIM_TIMEOUT_S": "5",
     "GANFORGE_JOB_SILENCE_S": "30",
 }
-
-# Scenario -> (what was measured, seconds); filled by the tests, printed at the end.
-RECOVERY_TIMES: dict[str, tuple[str, float]] = {}
 
 
 @dataclass
@@ -90,14 +88,7 @@ def recovery(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
     """Record this scenario's recovery time: recovery("what was measured", seconds)."""
 
     def record(what: str, seconds: float) -> None:
-        RECOVERY_TIMES[request.node.name] = (what, seconds)
+        line = f"{seconds:7.1f} s  {request.node.name}: {what}"
+        add_summary_lines(request.node, "recovery times of the fault scenarios", [line])
 
     return record
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not RECOVERY_TIMES:
-        return
-    terminalreporter.section("recovery times of the fault scenarios")
-    for scenario, (what, seconds) in RECOVERY_TIMES.items():
-        terminalreporter.line(f"{seconds:7.1f} s  {scenario}: {what}")

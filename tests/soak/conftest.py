@@ -7,22 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import requests
 
 from tests.e2e.conftest import Service, running_service
-from tests.helpers import user_token
+from tests.helpers import add_summary_lines, user_token
 from tests.servers import TestServer
 
 NODES = ("soak-a", "soak-b", "soak-c")
 USERS = ("soak-ada", "soak-bo", "soak-cy", "soak-di")
 # One slot a node: three jobs at most run at once, on a machine of two shared cores.
 SLOTS_PER_NODE = 1
-
-# The summary lines of the soak that ran in this session, printed by the hook below.
-SUMMARY: list[str] = []
 
 
 @dataclass
@@ -54,13 +50,8 @@ def soak_lab(
 
 
 @pytest.fixture
-def soak_summary() -> list[str]:
+def soak_summary(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     """The lines of the table printed at the end of the session: a test appends to it."""
-    return SUMMARY
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if SUMMARY:
-        terminalreporter.section("soak")
-        for line in SUMMARY:
-            terminalreporter.line(line)
+    lines: list[str] = []
+    yield lines
+    add_summary_lines(request.node, "soak", lines)
