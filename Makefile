@@ -38,18 +38,24 @@ browser:
 	{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(CHROMIUM_PACKAGES) >/dev/null; } \
 		|| echo "make: could not install $(CHROMIUM_PACKAGES); the dashboard test will fail"
 
-# Every suite but the quality-sized runs. The tests start their own PostgreSQL (initdb +
-# postgres), redis-server and moto S3 servers; see README "Tests" for the binaries they need.
-# The unit tests run first, on both cores; the rest one at a time (they time recoveries and
-# start processes of their own).
+# Every suite but the quality-sized runs (`make test-quality`). The tests start their own
+# PostgreSQL (initdb + postgres), redis-server and moto S3 servers; see README "Tests" for the
+# binaries they need. The unit suite (no servers, one torch thread) runs beside the service
+# suites, which mostly wait on processes, outages and timeouts (about one core of two over
+# their run); its output is printed after theirs, and either failing fails the target.
 test: install browser
-	$(VENV)/bin/pytest -q -n 2 -m "unit" tests/unit
-	$(VENV)/bin/pytest -q -m "not quality" tests/integration tests/e2e tests/resilience tests/soak
+	@log=$$(mktemp); \
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m unit tests/unit >$$log 2>&1 & unit=$$!; \
+	$(VENV)/bin/pytest -q -m "not quality" tests/integration tests/e2e tests/resilience tests/soak; \
+	services=$$?; wait $$unit; units=$$?; \
+	echo "== the unit suite, run beside the service suites (exit status $$units) =="; \
+	cat $$log; rm -f $$log; \
+	exit $$(( services || units ))
 
 # The unit suite without the tests that start processes or train for seconds: the inner loop,
 # under a minute on two cores.
 test-fast: install
-	$(VENV)/bin/pytest -q -n 2 -m "unit and not processes and not slow" tests/unit
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -n 2 -m "unit and not processes and not slow" tests/unit
 
 # Training runs sized to show quality through the whole service (minutes each). CI runs them
 # after `make test`; `python -m bench.quality` proves the same claims over 3 seeds.
