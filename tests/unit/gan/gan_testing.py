@@ -144,3 +144,19 @@ def trained_checkpoint(spec: TrainSpec) -> dict[str, Any]:
     hooks = RecordingHooks()
     train(spec, hooks=hooks)
     return hooks.last_checkpoint  # type: ignore[no-any-return]
+
+
+def assert_bitwise_equal(a: Any, b: Any) -> None:
+    """Nested containers equal, tensors compared bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_bitwise_equal(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_bitwise_equal(x, y)
+    else:
+        assert a == b

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 import torch.multiprocessing as mp
-from gan_testing import RecordingHooks, mnist_spec, ring_spec, run_two_ranks_with_resume
+from gan_testing import (
+    RecordingHooks,
+    assert_bitwise_equal,
+    mnist_spec,
+    ring_spec,
+    run_two_ranks_with_resume,
+)
 
 from shared.specs import TrainSpec
 from worker.gan.checkpoint import load_checkpoint
@@ -16,22 +20,6 @@ from worker.gan.train import train
 from worker.gan.train_common import STOP_CHECK_EVERY
 
 WEIGHT_KEYS = ("generator", "discriminator", "g_optimizer", "d_optimizer", "generator_ema")
-
-
-def _assert_bitwise_equal(a: Any, b: Any) -> None:
-    """Nested containers equal, tensors compared bit for bit."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            _assert_bitwise_equal(a[key], b[key])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            _assert_bitwise_equal(x, y)
-    else:
-        assert a == b
 
 
 def _stop_then_resume(spec: TrainSpec) -> tuple[RecordingHooks, RecordingHooks]:
@@ -67,7 +55,7 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_unbroken_one(make_sp
     assert [r.step for r in resumed.reports] == [r.step for r in whole.reports][1:]
     # Every entry, weights and optimiser and RNG states included, bit for bit. (The bytes
     # themselves may differ: pickle shares repeated strings by object identity.)
-    _assert_bitwise_equal(whole.last_checkpoint, resumed.last_checkpoint)
+    assert_bitwise_equal(whole.last_checkpoint, resumed.last_checkpoint)
     assert whole.samples[-1] == resumed.samples[-1]
 
 
@@ -97,4 +85,4 @@ def test_two_ranks_agree_to_stop_and_resume_bitwise(tmp_path: Path) -> None:
         resumed = load_checkpoint((tmp_path / f"{index}-resumed.pt").read_bytes())
         assert len(whole["rng_states"]) == 2
         for key in (*WEIGHT_KEYS, "rng_states"):
-            _assert_bitwise_equal(whole[key], resumed[key])
+            assert_bitwise_equal(whole[key], resumed[key])

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 import torch
 import torch.multiprocessing as mp
-from gan_testing import RecordingHooks, mnist_spec, ring_spec, run_two_ranks_with_resume
+from gan_testing import (
+    RecordingHooks,
+    assert_bitwise_equal,
+    mnist_spec,
+    ring_spec,
+    run_two_ranks_with_resume,
+)
 from PIL import Image
 
 from shared.specs import TrainSpec
@@ -30,21 +36,6 @@ def vae_ring_spec(**overrides: Any) -> TrainSpec:
 
 def vae_mnist_spec(**overrides: Any) -> TrainSpec:
     return mnist_spec(model={"family": "vae", "width": 4}, **overrides)
-
-
-def _assert_bitwise_equal(a: Any, b: Any) -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            _assert_bitwise_equal(a[key], b[key])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            _assert_bitwise_equal(x, y)
-    else:
-        assert a == b
 
 
 def test_the_encoder_gives_a_mean_and_log_variance_per_latent_dimension() -> None:
@@ -114,7 +105,7 @@ def test_a_stopped_and_resumed_vae_run_ends_bitwise_equal_to_an_unbroken_one(mak
     result = train(spec, hooks=resumed, resume=stopping.last_checkpoint)
     assert (result.step, result.stopped_early) == (spec.train.steps, False)
     assert resumed.lines[0].startswith("resuming vae")
-    _assert_bitwise_equal(whole.last_checkpoint, resumed.last_checkpoint)
+    assert_bitwise_equal(whole.last_checkpoint, resumed.last_checkpoint)
     assert whole.samples[-1] == resumed.samples[-1]
 
 
@@ -136,4 +127,4 @@ def test_two_vae_ranks_agree_to_stop_and_resume_bitwise(tmp_path: Path) -> None:
     whole = load_checkpoint((tmp_path / "0-whole.pt").read_bytes())
     resumed = load_checkpoint((tmp_path / "0-resumed.pt").read_bytes())
     assert len(whole["rng_states"]) == 2
-    _assert_bitwise_equal(whole, resumed)
+    assert_bitwise_equal(whole, resumed)
