@@ -40,15 +40,18 @@ browser:
 
 # Every suite but the quality-sized runs (`make test-quality`). The tests start their own
 # PostgreSQL (initdb + postgres), redis-server and moto S3 servers; see README "Tests" for the
-# binaries they need. The unit suite (no servers, one torch thread) runs beside the service
-# suites, which mostly wait on processes, outages and timeouts (about one core of two over
-# their run); its output is printed after theirs, and either failing fails the target.
+# binaries they need. The unit suite and the embedded service's end-to-end tests (no servers,
+# one torch thread) run beside the service suites, which mostly wait on processes, outages and
+# timeouts (about one core of two over their run); their output is printed after the service
+# suites', and either failing fails the target.
 test: install browser
 	@log=$$(mktemp); \
-	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m unit tests/unit >$$log 2>&1 & unit=$$!; \
-	$(VENV)/bin/pytest -q -m "not quality" tests/integration tests/e2e tests/resilience tests/soak; \
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m "unit or no_servers" tests/unit tests/e2e \
+		>$$log 2>&1 & unit=$$!; \
+	$(VENV)/bin/pytest -q -m "not quality and not no_servers" \
+		tests/integration tests/e2e tests/resilience tests/soak; \
 	services=$$?; wait $$unit; units=$$?; \
-	echo "== the unit suite, run beside the service suites (exit status $$units) =="; \
+	echo "== unit and embedded-service tests, run beside them (exit status $$units) =="; \
 	cat $$log; rm -f $$log; \
 	exit $$(( services || units ))
 

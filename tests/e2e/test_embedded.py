@@ -10,8 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from cli.client import Client
 from worker.gan.distributed import find_free_port
+
+# The embedded service needs none of the suite's servers: `make test` runs this module beside
+# the service suites, with the unit suite.
+pytestmark = pytest.mark.no_servers
 
 
 def test_demo_runs_a_job_on_sqlite_local_folder_and_file_broker(tmp_path: Path) -> None:
