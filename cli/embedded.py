@@ -34,6 +34,9 @@ STOP_GRACE_S = 10.0
 # Threads per API process: each Server-Sent Events stream (`ganforge watch`, `logs -f`) holds
 # one for up to api.live.STREAM_MAX_S, and ordinary requests need the rest.
 API_THREADS = 8
+# API processes of the embedded service (`ganforge up`, the tests): two, so one busy process
+# never holds every request; a deployment picks its own (`ganforge api --workers`).
+API_WORKERS = 2
 
 
 def prepare(settings: Settings) -> str:
@@ -50,7 +53,7 @@ def prepare(settings: Settings) -> str:
     return settings.token_file.read_text().strip()
 
 
-def service_commands(settings: Settings, api_workers: int = 2) -> dict[str, list[str]]:
+def service_commands(settings: Settings, api_workers: int = API_WORKERS) -> dict[str, list[str]]:
     url = urlparse(settings.api_url)
     bind = f"{url.hostname or '127.0.0.1'}:{url.port or 80}"
     python = sys.executable

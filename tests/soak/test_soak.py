@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from cli.embedded import API_THREADS
+from cli.embedded import API_THREADS, API_WORKERS
 from tests.soak.checks import (
     Edge,
     event_paths,
@@ -65,9 +65,6 @@ DUPLICATE_DROPPED = re.compile(r"duplicate message dropped")
 # memory, on first need, so a warm-up that happened to need fewer threads at once than the run
 # later does would count the pool filling up as growth (14 MiB once: 293.5 MiB after the
 # warm-up, 307.5 at the end, where other runs reach 307 during the warm-up).
-API_WORKERS = 2
-
-
 def _use_every_api_thread(soak_lab: SoakLab) -> None:
     """Polls enough at once to keep every request thread of every API process busy."""
     service, users = soak_lab.service, soak_lab.users
