@@ -32,15 +32,23 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from scheduler.backoff import BrokerGate, NodeBackoff
+from scheduler.pass_failures import PassFailures
 from shared.config import Settings
 from shared.db import session_scope
-from shared.messaging import send_run_job
+from shared.messaging import broker_reachable, send_run_job
 from shared.models import Job, Node, Reservation, SchedulerLease, User, as_utc, utcnow
 from shared.pool.nodes import NodeState, device_kind, mark_dead_nodes
-from shared.pool.policy import NodeView, Placement, Plan, QueuedJob, RunningJob, plan
+from shared.pool.policy import NodeView, Placement, Plan, QueuedJob, RunningJob, Waiting, plan
 from shared.pool.preemption import request_preemption
 from shared.pool.reconciler import reconcile, requeue_unclaimed
-from shared.pool.reservations import devices_in_use, release, release_stale, reserve
+from shared.pool.reservations import (
+    devices_in_use,
+    release,
+    release_stale,
+    reserve,
+    unclaimed_nodes,
+)
 from shared.pool.wakeup import Wakeups
 from shared.states import JobState, transition
 
@@ -58,6 +66,8 @@ LEASE_POLLS = 3
 # the lease never has less than three quarters of its time left while we lead.
 RENEW_AFTER_SHARE = 0.25
 LEASE_NAME = "scheduler"
+# A probe of a broker that was down waits this long for a connection.
+BROKER_PROBE_TIMEOUT_S = 2.0
 # Usage older than this many half-lives weighs under 1/16 and is not read at all.
 USAGE_HALF_LIVES = 4
 
@@ -88,10 +98,13 @@ def acquire_lease(session: Session, holder: str, lease_s: float = LEASE_S) -> bo
     return taken.rowcount == 1  # type: ignore[attr-defined]
 
 
-def reconcile_once(settings: Settings, judge_silence: bool = True) -> list[str]:
+def reconcile_once(
+    settings: Settings, judge_silence: bool = True, backoff: NodeBackoff | None = None
+) -> list[str]:
     """Requeue the work of dead nodes and silent jobs, and jobs placed whose message was never
-    taken; free reservations nobody holds. `judge_silence=False` skips the first two (right
-    after the scheduler itself could not reach the database, silence proves nothing)."""
+    taken (their nodes go to `backoff`); free reservations nobody holds. `judge_silence=False`
+    skips the first two (right after the scheduler itself could not reach the database,
+    silence proves nothing)."""
     moved: list[str] = []
     with session_scope(settings.database_url) as session:
         if judge_silence:
@@ -99,8 +112,12 @@ def reconcile_once(settings: Settings, judge_silence: bool = True) -> list[str]:
             if dead:
                 log.warning("nodes declared dead: %s", ", ".join(dead))
             moved += reconcile(session, settings.job_silence_s)
-        moved += requeue_unclaimed(session, settings.claim_timeout_s)
+        unclaimed = requeue_unclaimed(session, settings.claim_timeout_s)
+        missed = unclaimed_nodes(session, unclaimed)  # before the sweep frees their rows
+        moved += unclaimed
         release_stale(session)
+    if backoff is not None and missed:
+        backoff.missed(missed)
     return moved
 
 
@@ -217,10 +234,14 @@ def held_by_owner(session: Session) -> dict[str, int]:
     return dict(held)
 
 
-def plan_pass(settings: Settings) -> tuple[PoolState, Plan]:
-    """Read the pool and decide: what one pass would place, preempt and leave waiting."""
+def plan_pass(settings: Settings, shunned: frozenset[str] = frozenset()) -> tuple[PoolState, Plan]:
+    """Read the pool and decide: what one pass would place, preempt and leave waiting.
+    `shunned` nodes (see scheduler.backoff.NodeBackoff) are placed on last."""
     with session_scope(settings.database_url) as session:
         pool = read_pool(session, settings.usage_half_life_s)
+    if shunned:
+        nodes = [replace(node, shunned=node.name in shunned) for node in pool.nodes]
+        pool = replace(pool, nodes=nodes)
     decided = plan(
         pool.queue,
         pool.nodes,
@@ -232,10 +253,27 @@ def plan_pass(settings: Settings) -> tuple[PoolState, Plan]:
     return pool, decided
 
 
-def schedule_once(settings: Settings, celery: Celery) -> int:
-    """One placement pass; returns how many jobs were sent to nodes."""
-    pool, decided = plan_pass(settings)
-    sent = sum(_start(settings, celery, pool, placement) for placement in decided.placements)
+def schedule_once(
+    settings: Settings,
+    celery: Celery,
+    gate: BrokerGate | None = None,
+    shunned: frozenset[str] = frozenset(),
+) -> int:
+    """One placement pass; returns how many jobs were sent to nodes. While `gate` is shut
+    (the broker was unreachable at the last send and no probe has reached it since), nothing
+    is placed: the jobs it would have placed wait, saying so."""
+    pool, decided = plan_pass(settings, shunned)
+    if gate is not None and decided.placements and not gate.open():
+        # They would have started first, so they head the queue.
+        reasons = [(p.job_id, "waiting for the message broker") for p in decided.placements]
+        reasons += [(job_id, w.reason) for job_id, w in decided.waiting.items()]
+        waiting = {job_id: Waiting(i, reason) for i, (job_id, reason) in enumerate(reasons, 1)}
+        decided = replace(decided, placements=[], waiting=waiting)
+    sent = 0
+    for placement in decided.placements:
+        if gate is not None and not gate.open():
+            break  # the broker went away during this pass: the rest wait for the next
+        sent += _start(settings, celery, pool, placement, gate)
     _write_waiting(settings, decided)
     if decided.preemptions:
         with session_scope(settings.database_url) as session:
@@ -244,13 +282,19 @@ def schedule_once(settings: Settings, celery: Celery) -> int:
     return sent
 
 
-def _start(settings: Settings, celery: Celery, pool: PoolState, placement: Placement) -> bool:
+def _start(
+    settings: Settings,
+    celery: Celery,
+    pool: PoolState,
+    placement: Placement,
+    gate: BrokerGate | None = None,
+) -> bool:
     """Commit the placement, then send its messages. A scheduler that dies between the two
     leaves a `scheduled` job nobody was told of: the claim timeout requeues it."""
     task_id = commit_placement(settings, pool, placement)
     if task_id is None:
         return False
-    return _send(settings, celery, pool, placement, task_id)
+    return _send(settings, celery, pool, placement, task_id, gate)
 
 
 def commit_placement(settings: Settings, pool: PoolState, placement: Placement) -> str | None:
@@ -284,7 +328,12 @@ def commit_placement(settings: Settings, pool: PoolState, placement: Placement) 
 
 
 def _send(
-    settings: Settings, celery: Celery, pool: PoolState, placement: Placement, task_id: str
+    settings: Settings,
+    celery: Celery,
+    pool: PoolState,
+    placement: Placement,
+    task_id: str,
+    gate: BrokerGate | None = None,
 ) -> bool:
     job_id, attempt = placement.job_id, pool.attempts[placement.job_id]
     try:
@@ -295,6 +344,8 @@ def _send(
         log.warning(
             "could not send job %s: %s", job_id, exc, extra={"job_id": job_id, "attempt": attempt}
         )
+        if gate is not None:
+            gate.send_failed(exc)
         with session_scope(settings.database_url) as session:
             transition(
                 session,
@@ -348,6 +399,9 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
     heartbeat_file = settings.scheduler_heartbeat_file
     with contextlib.suppress(OSError):
         heartbeat_file.parent.mkdir(parents=True, exist_ok=True)
+    gate = BrokerGate(probe=lambda: broker_reachable(celery, BROKER_PROBE_TIMEOUT_S))
+    backoff = NodeBackoff(first_backoff_s=settings.claim_timeout_s)
+    failures = PassFailures()
     last_reconcile, last_contact, renewed_at = 0.0, float("-inf"), float("-inf")
     # Nodes heartbeat every few seconds: after our own start or our own outage, give them one
     # node timeout to be heard before anyone is declared dead for a silence we could not see.
@@ -372,10 +426,14 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
             if leading:
                 if now - last_reconcile > RECONCILE_INTERVAL_S:
                     last_reconcile = now
-                    reconcile_once(settings, judge_silence=now >= judge_after)
-                if schedule_once(settings, celery):
+                    reconcile_once(settings, now >= judge_after, backoff)
+                sent = schedule_once(settings, celery, gate, backoff.shunned())
+                failures.success()
+                if sent:
                     continue
-        except Exception:  # a database hiccup must not kill the loop
-            log.exception("scheduler pass failed")
+            else:
+                failures.success()
+        except Exception as error:  # a database hiccup must not kill the loop
+            failures.failure(error)
             renewed_at = float("-inf")  # the next turn checks the lease (and the database)
         wakeups.wait()

@@ -52,6 +52,12 @@ def make_celery(settings: Settings) -> Celery:
         # A broker that drops and comes back must not cost a running job: its training never
         # touches the broker, and its claim in the database keeps it from running twice.
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        # After a reconnect Celery would cut the prefetch to the devices it thinks are free and
+        # restore it only as tasks received after the reconnect end; a pre-outage job's end is
+        # never counted, so a node whose jobs all predate a Redis restart took nothing more.
+        # The scheduler sends a node only as many jobs as it has free devices (the database
+        # holds the reservations), so the full prefetch never takes more than the node runs.
+        worker_enable_prefetch_count_reduction=False,
         task_ignore_result=True,
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
@@ -76,6 +82,16 @@ def worker_nodename(settings: Settings) -> str:
     return f"{WORKER_NAME_PREFIX}{settings.node_name or os.getpid()}@%h"
 
 
+def broker_reachable(app: Celery, timeout_s: float) -> bool:
+    """Whether a connection to the broker opens within `timeout_s` (one try)."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_s)
+    except (OperationalError, OSError):
+        return False
+    return True
+
+
 class WorkerAnswer(str, Enum):
     ANSWERED = "answered"
     SILENT = "silent"  # the broker is up, the worker did not answer
@@ -86,9 +102,9 @@ def ping_local_worker(settings: Settings, timeout_s: float) -> WorkerAnswer:
     """Whether this host's ganforge worker answers a Celery ping over the broker (a container
     health check: the worker's main process serves pings while its pool trains)."""
     app = make_celery(settings)
+    if not broker_reachable(app, timeout_s):
+        return WorkerAnswer.BROKER_DOWN
     try:
-        with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_s)
         if settings.node_name:
             names = [host_format(worker_nodename(settings))]
             replies = app.control.ping(destination=names, timeout=timeout_s, limit=1)

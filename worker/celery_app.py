@@ -1,7 +1,13 @@
 """The Celery application the `celery worker` command loads: `celery -A worker.celery_app`.
 
-The worker consumes only its node's own queue, with one pool process per device: the scheduler
+The worker consumes only its node's own queue, with one pool thread per device: the scheduler
 sends a job here only once it has reserved devices on this node, so the pool never waits.
+
+Threads, not Celery's prefork processes: a task only supervises its job's own process group
+(worker/supervisor.py), so a thread is all it needs, and a thread pool has no per-process pipes
+to misroute. After a broker reconnect the prefork pool forgets which of its processes are busy
+(Celery clears that record with its outbound queue) and may hand a new job to a process still
+running a pre-outage job, where it waits for hours while a device stands free.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ samplers = WarmSamplers(settings, agent.devices)
 app = make_celery(settings)
 app.conf.update(
     include=["worker.tasks"],
+    worker_pool="threads",
     worker_concurrency=len(agent.devices),
     task_default_queue=agent.queue,
 )

@@ -74,6 +74,9 @@ class NodeView:
     labels: Mapping[str, str] = field(default_factory=dict)
     # False for a draining or dead node: it takes no new jobs.
     accepting: bool = True
+    # True while the node is backed off for leaving a job it was sent unclaimed
+    # (scheduler.backoff.NodeBackoff): it is placed on only when no other node fits.
+    shunned: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def plan(
             per_node = job.per_node
             fitting = [n for n in candidates if len(free.get(n.name, ())) >= per_node]
             if len(fitting) >= job.nodes:
-                chosen = sorted(fitting, key=lambda n: (len(free[n.name]), n.name))[: job.nodes]
+                chosen = sorted(fitting, key=lambda n: (n.shunned, len(free[n.name]), n.name))
+                chosen = chosen[: job.nodes]
                 parts = []
                 for node in chosen:
                     taken = tuple(free[node.name][:per_node])

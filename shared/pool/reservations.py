@@ -1,5 +1,11 @@
 """Which job attempt holds which device: rows in `reservations`, written in the same transaction
-as the job's queued → scheduled change and deleted once its processes are gone."""
+as the job's queued → scheduled change and deleted once its processes are gone.
+
+Lock order: a transaction that changes both a job and its reservations locks the job row
+first. The scheduler's passes (place, requeue, sweep) change the job, then the reservations; a
+worker's claim does the same (`claim_share` locks the job before it marks its share), so the
+two never wait on each other in opposite orders (PostgreSQL reported deadlocks when the claim
+took the reservations first)."""
 
 from __future__ import annotations
 
@@ -56,6 +62,8 @@ class NodeShare:
 def claim_share(session: Session, job_id: str, attempt: int, node: str) -> NodeShare | None:
     """Take the attempt's share of `node`, once: None when there is none, or it was taken
     already (a duplicated or redelivered message)."""
+    # The job row first, as every other writer of both tables does (see the module docstring).
+    session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
     taken = session.execute(
         update(Reservation)
         .where(
@@ -77,6 +85,19 @@ def claim_share(session: Session, job_id: str, attempt: int, node: str) -> NodeS
     mine = sorted(index for name, _, index in rows if name == node)
     node_rank = next(rank for name, rank, _ in rows if name == node)
     return NodeShare(node_rank=node_rank, nodes=len({name for name, _, _ in rows}), devices=mine)
+
+
+def unclaimed_nodes(session: Session, job_ids: list[str]) -> set[str]:
+    """The nodes that still hold an unclaimed share of these jobs: those that were sent the
+    job and never started it."""
+    if not job_ids:
+        return set()
+    rows = session.scalars(
+        select(Reservation.node_name).where(
+            Reservation.job_id.in_(job_ids), Reservation.claimed.is_(False)
+        )
+    )
+    return set(rows)
 
 
 def release_stale(session: Session) -> int:

@@ -11,13 +11,15 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
+from scheduler.backoff import BrokerGate, NodeBackoff
 from scheduler.process import acquire_lease, reconcile_once, schedule_once
 from shared.config import Settings
 from shared.db import session_scope
-from shared.messaging import make_celery
+from shared.messaging import broker_reachable, make_celery
 from shared.models import Job, JobEvent, Node, Reservation, User, utcnow
 from shared.pool.nodes import register_node
-from shared.pool.reservations import claim_share
+from shared.pool.reconciler import requeue_unclaimed
+from shared.pool.reservations import claim_share, release_stale
 from shared.states import JobState, transition
 from tests.helpers import auth, train_request
 
@@ -91,6 +93,36 @@ def test_the_scheduler_with_the_broker_down_leaves_the_job_queued_and_frees_its_
         reasons = list(session.scalars(select(JobEvent.reason).where(JobEvent.job_id == job_id)))
         assert session.scalar(select(func.count()).select_from(Reservation)) == 0
     assert any(r.startswith("broker unavailable") for r in reasons)
+
+
+def test_while_the_broker_is_down_a_job_is_given_back_once_then_waits_until_a_probe_reaches_it(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    add_node(settings, "n1")
+    job_id = submit(client, alice)
+    unreachable = settings.with_(broker_url="redis://127.0.0.1:1/0")
+    down = make_celery(unreachable)
+    down.conf.task_publish_retry_policy = {"max_retries": 0}
+    broker = [down]
+    clock = [0.0]
+    gate = BrokerGate(probe=lambda: broker_reachable(broker[0], 1.0), clock=lambda: clock[0])
+    for _ in range(6):  # passes a few seconds apart, each probing the broker
+        assert schedule_once(unreachable, down, gate) == 0
+        clock[0] += 3
+    with session_scope(settings.database_url) as session:
+        moves = session.execute(
+            select(JobEvent.from_state, JobEvent.to_state).where(JobEvent.job_id == job_id)
+        ).all()
+    assert sorted(moves, key=str) == sorted(
+        [(None, "queued"), ("queued", "scheduled"), ("scheduled", "queued")], key=str
+    ), "one round trip for the whole outage"
+    job = job_row(settings, job_id)
+    assert (job.state, job.waiting_reason) == ("queued", "waiting for the message broker")
+
+    broker[0] = make_celery(settings)  # the broker answers again
+    assert schedule_once(settings, broker[0], gate) == 1
+    assert job_row(settings, job_id).state == "scheduled"
+    assert gate.down_since is None
 
 
 def test_a_silent_node_is_dead_and_its_running_job_is_requeued_for_its_next_attempt(
@@ -238,12 +270,53 @@ def test_a_placed_job_whose_message_was_lost_is_requeued_and_runs_once(
     with session_scope(settings.database_url) as session:
         stale = utcnow() - timedelta(seconds=settings.claim_timeout_s + 1)
         session.execute(update(Job).where(Job.id == job_id).values(updated_at=stale))
-    assert reconcile_once(settings) == [job_id]
+    backoff = NodeBackoff(first_backoff_s=settings.claim_timeout_s)
+    assert reconcile_once(settings, backoff=backoff) == [job_id]
+    assert backoff.shunned() == {"n1"}, "the node that left it unclaimed is backed off"
     job = job_row(settings, job_id)
     assert (job.state, job.attempt) == ("queued", 1)
 
-    assert schedule_once(settings, make_celery(settings)) == 1
-    assert len(redis_client.lrange(queue, 0, -1)) == 1 and lost_message
+    other = add_node(settings, "n2", slots=4)  # roomier: the policy alone would pick n1
+    assert schedule_once(settings, make_celery(settings), shunned=backoff.shunned()) == 1
+    assert len(redis_client.lrange(other, 0, -1)) == 1 and lost_message
+    assert redis_client.llen(queue) == 0
     with session_scope(settings.database_url) as session:
-        assert claim_share(session, job_id, 1, "n1") is not None
         assert claim_share(session, job_id, 1, "n1") is None, "the late old message starts nothing"
+        assert claim_share(session, job_id, 1, "n2") is not None
+        assert claim_share(session, job_id, 1, "n2") is None, "a duplicate starts nothing"
+
+
+def test_a_claim_racing_the_cleanup_pass_waits_for_the_job_instead_of_deadlocking(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    """The scheduler's cleanup changes the job, then its reservations; a worker's claim takes
+    the job row first too, so it waits instead of holding a reservation the cleanup needs."""
+    add_node(settings, "n1")
+    job_id = submit(client, alice)
+    assert schedule_once(settings, make_celery(settings)) == 1
+    with session_scope(settings.database_url) as session:
+        stale = utcnow() - timedelta(seconds=settings.claim_timeout_s + 1)
+        session.execute(update(Job).where(Job.id == job_id).values(updated_at=stale))
+    errors: list[BaseException] = []
+    claimed: list[object] = []
+
+    def worker_claims() -> None:
+        try:
+            with session_scope(settings.database_url) as session:
+                share = claim_share(session, job_id, 1, "n1")
+                if share is not None:
+                    transition(session, job_id, JobState.SCHEDULED, JobState.RUNNING, "started")
+                claimed.append(share)
+        except BaseException as error:
+            errors.append(error)
+
+    with session_scope(settings.database_url) as session:
+        assert requeue_unclaimed(session, settings.claim_timeout_s) == [job_id]  # job locked
+        racer = threading.Thread(target=worker_claims)
+        racer.start()
+        racer.join(0.5)  # the claim is now waiting on a lock
+        assert release_stale(session) == 1
+    racer.join(10)
+    assert not errors, errors
+    assert claimed == [None], "the requeued attempt's share is gone: the late claim starts nothing"
+    assert job_row(settings, job_id).state == "queued"

@@ -88,3 +88,43 @@ def test_redis_killed_and_restarted_empty_loses_no_job(lab: FaultLab, recovery: 
     assert (done["state"], done["attempt"]) == ("succeeded", 1), done["error"]
     path = _path(lab, during["id"])
     assert path[-3:] == ["scheduled", "running", "succeeded"] and path.count("running") == 1
+
+
+def test_after_redis_restarts_empty_a_busy_node_starts_a_new_job_on_its_freed_device(
+    lab: FaultLab, recovery: Any
+) -> None:
+    """Both devices busy when Redis restarts empty; one job ends after the reconnect. A job
+    submitted then runs on the freed device within 15 s, placed once (no scheduled <-> queued
+    bouncing), while the other pre-outage job still runs."""
+    service = lab.service
+    long = service.submit("train", with_steps(STEADY_RING, 4000), name="long")
+    short = service.submit("train", with_steps(STEADY_RING, 400), name="short")
+    for job in (long, short):
+        service.wait_for(job["id"], lambda j: j["state"] == "running")
+
+    lab.redis.kill()
+    time.sleep(2)
+    lab.redis.start()
+    service.wait_for(short["id"], lambda j: j["state"] == "succeeded")
+    assert service.job(long["id"])["state"] == "running"
+
+    new = service.submit("train", with_steps(STEADY_RING, 100), name="after")
+    submitted = time.monotonic()
+    service.wait_for(new["id"], lambda j: j["state"] in ("running", "succeeded"), timeout_s=60)
+    waited = time.monotonic() - submitted
+    recovery("after a Redis restart, a new job on the busy node's freed device running", waited)
+    assert waited < 15, f"the new job waited {waited:.1f} s; path {_path(lab, new['id'])}"
+    path = _path(lab, new["id"])
+    assert path[:3] == ["queued", "scheduled", "running"], (path, _consumer_lines(service))
+    assert service.job(long["id"])["state"] == "running"
+    done = service.wait_final(new["id"], timeout_s=120)
+    assert (done["state"], done["attempt"]) == ("succeeded", 1), done["error"]
+    cancel = service.http.post(service.url(f"/api/v1/jobs/{long['id']}/cancel"), timeout=30)
+    assert cancel.status_code == 202, cancel.text
+    assert service.wait_final(long["id"], timeout_s=120)["state"] == "cancelled"
+
+
+def _consumer_lines(service: Any) -> list[str]:
+    """The worker's lines about its broker connection and the messages it took."""
+    marks = (" received", "succeeded in", "prefetch", "Connected to", "duplicate", "consumer")
+    return [line for line in service.worker_log().splitlines() if any(m in line for m in marks)]

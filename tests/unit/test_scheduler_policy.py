@@ -168,3 +168,12 @@ def test_a_gang_no_set_of_nodes_could_hold_is_named_so() -> None:
         "asks for 4 devices on 2 nodes; 1 node(s) have 2 such devices"
     )
     assert never_fits(job(devices=2, nodes=2), nodes) is None
+
+
+def test_a_shunned_node_is_placed_on_only_when_no_other_fits() -> None:
+    busy = node("a-busy", 2, free=(1,), shunned=True)  # best fit, but it missed a claim
+    idle = node("b-idle", 2)
+    first = plan([job(devices=1)], [busy, idle])
+    assert [p.parts for p in first.placements] == [(("b-idle", (0,)),)]
+    only = plan([job(devices=1)], [busy, node("c-full", 1, free=())])
+    assert [p.parts for p in only.placements] == [(("a-busy", (1,)),)], "shunned, not excluded"
