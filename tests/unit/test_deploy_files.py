@@ -220,3 +220,45 @@ def test_presigned_urls_are_signed_for_a_host_outside_the_cluster() -> None:
     example = env_file_values(DEPLOY / "ganforge.env.example")
     assert example[PUBLIC_ENDPOINT] and "//s3:" not in example[PUBLIC_ENDPOINT]
     assert example["GANFORGE_S3_ENDPOINT_URL"] == f"http://s3:{S3_API_PORT}"
+
+
+# --- compose: each container its own variables ------------------------------------------------
+
+
+def env_files(service: dict[str, Any]) -> list[str]:
+    files = service.get("env_file") or []
+    return [files] if isinstance(files, str) else list(files)
+
+
+def compose_environment(name: str) -> dict[str, str]:
+    """What compose hands service `name`, with the example files standing in for the real
+    ones: its env files in order, then its own `environment:` (which wins)."""
+    service = services()[name]
+    env: dict[str, str] = {}
+    for env_file in env_files(service):
+        env |= env_file_values(DEPLOY / f"{env_file}.example")
+    return env | {key: str(value) for key, value in (service.get("environment") or {}).items()}
+
+
+def test_the_database_container_gets_its_own_variables_and_no_others() -> None:
+    assert env_files(services()["postgres"]) == ["postgres.env"]
+    received = compose_environment("postgres")
+    assert received and all(key.startswith("POSTGRES_") for key in received), received
+    readers = [name for name, service in services().items() if "postgres.env" in env_files(service)]
+    assert readers == ["postgres"]
+    assert not any(
+        key.startswith("POSTGRES_") for key in env_file_values(DEPLOY / "ganforge.env.example")
+    )
+    # The ganforge URL names the user, password and database that container creates.
+    url = urlsplit(compose_environment("migrate")["GANFORGE_DATABASE_URL"])
+    assert (url.username, url.password, url.path.lstrip("/")) == (
+        received["POSTGRES_USER"],
+        received["POSTGRES_PASSWORD"],
+        received["POSTGRES_DB"],
+    )
+
+
+def test_the_compose_worker_caps_torch_threads_per_rank() -> None:
+    """Unset, each one-GPU job's rank (and each GPU's warm sampler) takes every core."""
+    settings = config.Settings.from_env(compose_environment("worker"))
+    assert settings.torch_threads is not None
