@@ -222,6 +222,101 @@ def test_presigned_urls_are_signed_for_a_host_outside_the_cluster() -> None:
     assert example["GANFORGE_S3_ENDPOINT_URL"] == f"http://s3:{S3_API_PORT}"
 
 
+# --- the namespace ---------------------------------------------------------------------------
+
+KUBECTL = re.compile(r"kubectl [^`\n]*")
+# Steps on cluster-scoped objects, which take no namespace.
+CLUSTER_SCOPED = re.compile(r"00-namespace\.yaml|kubectl label node")
+
+
+def test_the_kubectl_steps_use_the_namespace_the_manifests_create() -> None:
+    (namespace,) = [d["metadata"]["name"] for _, d in k8s_documents() if d["kind"] == "Namespace"]
+    assert K8S[0].name == "00-namespace.yaml", "`kubectl apply -f deploy/k8s/` creates it first"
+    for path, document in k8s_documents():
+        assert document["metadata"].get("namespace", namespace) == namespace, path.name
+    readme = (DEPLOY / "README.md").read_text()
+    texts = [readme, *(path.read_text() for path in DEPLOY.glob("k8s/*"))]
+    steps = [step for text in texts for step in KUBECTL.findall(text)]
+    assert steps
+    for step in steps:
+        if not CLUSTER_SCOPED.search(step):
+            assert f"-n {namespace}" in step, f"`{step}` runs outside the namespace"
+    creates = readme.index("kubectl apply -f deploy/k8s/00-namespace.yaml")
+    assert creates < readme.index(f"kubectl create secret generic ganforge-secrets -n {namespace}")
+
+
+# --- the GPU workers -------------------------------------------------------------------------
+
+GPU = "nvidia.com/gpu"
+# What a worker pod may reserve beside its GPUs: a floor every GPU node has to spare, not a size.
+MODEST_CPUS = 8
+MODEST_MEMORY_GIB = 32
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes quantity as a number: CPUs for `500m`/`4`, GiB for `16Gi`/`512Mi`."""
+    text = str(value)
+    units = {"m": 1e-3, "Ki": 2**-20, "Mi": 2**-10, "Gi": 1.0, "Ti": 2**10}
+    for suffix, scale in units.items():
+        if text.endswith(suffix):
+            return float(text.removesuffix(suffix)) * scale
+    return float(text)
+
+
+def worker_daemonsets() -> list[dict[str, Any]]:
+    workers = [
+        d
+        for _, d in k8s_documents()
+        if d["kind"] == "DaemonSet"
+        and d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    ]
+    assert workers
+    return workers
+
+
+def selected_gpu_count(daemonset: dict[str, Any]) -> int:
+    """The `nvidia.com/gpu.count` the DaemonSet's node affinity requires, every term alike; the
+    terms must also require `nvidia.com/gpu.present=true`."""
+    affinity = daemonset["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    terms = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    counts = set()
+    for term in terms:
+        required = {e["key"]: (e["operator"], e["values"]) for e in term["matchExpressions"]}
+        assert required[f"{GPU}.present"] == ("In", ["true"]), "a term lets in non-GPU nodes"
+        operator, values = required[f"{GPU}.count"]
+        assert operator == "In" and len(values) == 1, "one GPU count per DaemonSet"
+        counts.add(int(values[0]))
+    (count,) = counts
+    return count
+
+
+def test_workers_run_only_on_gpu_nodes_that_have_the_gpus_they_ask_for() -> None:
+    counts = []
+    for daemonset in worker_daemonsets():
+        name = daemonset["metadata"]["name"]
+        pod = daemonset["spec"]["template"]["spec"]
+        count = selected_gpu_count(daemonset)
+        counts.append(count)
+        assert any(t["key"] == GPU and t["effect"] == "NoSchedule" for t in pod["tolerations"])
+        (container,) = pod["containers"]
+        requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+        assert int(requests[GPU]) == int(limits[GPU]) == count, f"{name} asks for other GPUs"
+        assert quantity(requests["cpu"]) <= MODEST_CPUS, f"{name}: a CPU request nodes may lack"
+        assert quantity(requests["memory"]) <= MODEST_MEMORY_GIB, f"{name}: memory likewise"
+        selector = daemonset["spec"]["selector"]["matchLabels"]
+        assert "ganforge.io/pool" in selector, f"{name}'s pods would be another pool's too"
+        assert selector.items() <= daemonset["spec"]["template"]["metadata"]["labels"].items()
+        env = {v["name"]: v.get("value") for v in container["env"]}
+        # Unset, each one-GPU job's rank would take every core of the node.
+        assert config.Settings.from_env(env).torch_threads is not None, name
+    assert len(counts) == len(set(counts)), "two worker DaemonSets select the same nodes"
+
+
+@pytest.mark.parametrize(("value", "amount"), [("500m", 0.5), ("4", 4.0), ("16Gi", 16.0)])
+def test_quantities_are_read_in_cpus_and_gib(value: str, amount: float) -> None:
+    assert quantity(value) == amount
+
+
 # --- compose: each container its own variables ------------------------------------------------
 
 
