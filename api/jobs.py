@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from api import idempotency, live
 from api.auth import current_user, require_user
 from api.live_feed import FEED_KINDS
+from api.media_types import artifact_media_type
 from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
 from api.state import db_session, settings, storage
@@ -222,21 +223,10 @@ def artifact(job_id: str, name: str) -> Response:
     filename = name.rsplit("/", 1)[-1]
     return Response(
         stream_with_context(store.open(row.key)),
-        mimetype=_mimetype(filename),
+        mimetype=artifact_media_type(name),
         headers={
             "Content-Length": str(row.size),
             "Content-Disposition": f'attachment; filename="{filename}"',
             "ETag": f'"{row.sha256}"',
         },
     )
-
-
-def _mimetype(filename: str) -> str:
-    suffix = filename.rsplit(".", 1)[-1]
-    return {
-        "png": "image/png",
-        "gif": "image/gif",
-        "json": "application/json",
-        "jsonl": "application/x-ndjson",
-        "txt": "text/plain; charset=utf-8",
-    }.get(suffix, "application/octet-stream")

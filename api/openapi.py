@@ -17,8 +17,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api import schemas
+from api.media_types import DOWNLOAD, artifact_media_types
 from api.tokens import TokenRequest
 from shared.specs import SPEC_MODELS, JobKind, JobRequest
+from shared.storage import keys
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 
@@ -40,8 +42,10 @@ class Operation:
     extra_statuses: tuple[int, ...] = field(default=())
     # Other media types the success answer may have (text, an event stream), as strings.
     also: tuple[str, ...] = ()
-    # The media type of an answer that is not JSON (`answer` None): a download by default.
-    media: str = "application/octet-stream"
+    # The media types of an answer that is not JSON (`answer` None): a download by default.
+    media: tuple[str, ...] = (DOWNLOAD,)
+    # Path parameters described here rather than by `_PATH_PARAMETERS` (name -> parameter).
+    path_parameters: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -55,6 +59,22 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 JOB = "/api/v1/jobs/{job_id}"
+# The download route is `<path:name>` (Flask's `path` converter): the name runs to the end of
+# the path, `/` included. An OpenAPI path template cannot say that a parameter spans segments,
+# so the parameter says it: its pattern is the one artifact names are built to (one folder at
+# most) and its example has a `/`, which tells clients (and schemathesis) to send names with
+# one, percent-encoded as `%2F` by the template's rules; the server decodes the path before
+# routing, so `samples%2Fstep-000100.png` and `samples/step-000100.png` are the same request.
+ARTIFACT_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "the artifact's name as the job's artifact list gives it; it may hold one "
+    "`/` (`samples/step-000100.png`), sent as is or as `%2F`: the route takes the rest of the "
+    "path",
+    "schema": {"type": "string", "pattern": keys.ARTIFACT_NAME.pattern},
+    "example": keys.samples_name(100),
+}
 EVENT_STREAM = "text/event-stream"
 AFTER = _query(
     "after",
@@ -136,8 +156,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         JOB + "/artifacts/{name}",
-        "An artifact's bytes (or a redirect to S3)",
+        "An artifact's bytes, typed by its name's suffix (or a redirect to S3)",
         None,
+        media=artifact_media_types(),
+        path_parameters=(("name", ARTIFACT_NAME),),
         query=(
             _query(
                 "redirect",
@@ -192,7 +214,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "(a bearer token only when GANFORGE_METRICS_TOKEN is set)",
         None,
         public=True,
-        media="text/plain",
+        media=("text/plain",),
     ),
     Operation(
         "post",
@@ -275,15 +297,9 @@ def _operation(op: Operation, keys: dict[Any, dict[str, Any]]) -> dict[str, Any]
         }
     elif op.status == 204:
         responses["204"] = {"description": "done"}
-    elif op.media != "application/octet-stream":
-        responses["200"] = {"description": op.summary, "content": {op.media: text}}
-    else:  # a download
-        responses["200"] = {
-            "description": "the artifact's bytes",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
+    else:
+        content = {_bare(media): {"schema": _body_schema(media)} for media in op.media}
+        responses["200"] = {"description": op.summary, "content": content}
     for status in op.extra_statuses:
         if status == 302:
             responses["302"] = {"description": "a presigned URL to download from"}
@@ -296,8 +312,10 @@ def _operation(op: Operation, keys: dict[Any, dict[str, Any]]) -> dict[str, Any]
         "description": "a problem: 4xx for the request, 503 for an outage",
         "content": problem,
     }
+    described = dict(op.path_parameters)
     parameters = [
-        {
+        described.get(name)
+        or {
             "name": name,
             "in": "path",
             "required": True,
@@ -337,6 +355,23 @@ def _operation(op: Operation, keys: dict[Any, dict[str, Any]]) -> dict[str, Any]
             "content": {"application/json": {"schema": ref(op.body)}},
         }
     return operation
+
+
+def _bare(media: str) -> str:
+    """`text/plain; charset=utf-8` -> `text/plain`: content maps are keyed by media type,
+    and the parameters say nothing a client chooses by."""
+    return media.split(";", 1)[0].strip()
+
+
+def _body_schema(media: str) -> dict[str, Any]:
+    """What a body of `media` holds: any JSON document (an artifact's own format), text (JSON
+    lines too), or bytes."""
+    main, _, sub = _bare(media).partition("/")
+    if sub == "json" or sub.endswith("+json"):
+        return {}
+    if main == "text" or sub.endswith("ndjson"):
+        return {"type": "string"}
+    return {"type": "string", "format": "binary"}
 
 
 @bp.get("/openapi.json")

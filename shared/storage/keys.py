@@ -72,12 +72,14 @@ GENERATOR_WEIGHTS_NAME = "generator.safetensors"
 GENERATOR_CARD_NAME = "generator.json"
 GENERATOR_TORCHSCRIPT_NAME = "generator.torchscript.pt"
 
-_ARTIFACT_NAME = re.compile(r"^(?:[a-z]+/)?[a-z0-9][a-z0-9._-]*$")
+# What every name above looks like: at most one folder, then a file name. The API's OpenAPI
+# document publishes this pattern for the download route's `name`.
+ARTIFACT_NAME = re.compile(r"^(?:[a-z]+/)?[a-z0-9][a-z0-9._-]*$")
 
 
 def artifact_key(job_id: str, name: str) -> str:
     """The key of artifact `name` (one of the names built above) of a job."""
-    if not _ARTIFACT_NAME.fullmatch(name) or ".." in name:
+    if not ARTIFACT_NAME.fullmatch(name) or ".." in name:
         raise KeyError_(f"not a ganforge artifact name: {name!r}")
     return job_prefix(job_id) + name
 
