@@ -62,9 +62,10 @@ JOB = "/api/v1/jobs/{job_id}"
 # The download route is `<path:name>` (Flask's `path` converter): the name runs to the end of
 # the path, `/` included. An OpenAPI path template cannot say that a parameter spans segments,
 # so the parameter says it: its pattern is the one artifact names are built to (one folder at
-# most) and its example has a `/`, which tells clients (and schemathesis) to send names with
-# one, percent-encoded as `%2F` by the template's rules; the server decodes the path before
-# routing, so `samples%2Fstep-000100.png` and `samples/step-000100.png` are the same request.
+# most, shared.storage.keys) and its example has a `/`. A client that follows the template's
+# rules percent-encodes it (`%2F`); the server decodes the path before routing, so
+# `samples%2Fstep-000100.png` and `samples/step-000100.png` reach the same route
+# (tests/e2e/test_openapi_contract.py fetches a real job's artifacts both ways).
 ARTIFACT_NAME = {
     "name": "name",
     "in": "path",
