@@ -39,10 +39,10 @@ def problems_from(
         elif error["type"] == "value_error":
             # Our checks across fields start with the field they blame ("model.pack: ...").
             message = str(error.get("ctx", {}).get("error", message))
-            blamed = _BLAMED_FIELD.match(message)
+            blamed = blamed_field(message)
             if blamed:
-                loc.append(blamed.group(1))
-                message = message[blamed.end() :]
+                loc.append(blamed)
+                message = message[len(blamed) + 2 :]
         elif error["type"] == "literal_error" and isinstance(error.get("input"), str):
             allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
             message += _did_you_mean(error["input"], allowed)
@@ -50,7 +50,16 @@ def problems_from(
     return problems
 
 
-_BLAMED_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): ")
+_BLAMED_FIELD = re.compile(r"([a-z_]+(?:\.[a-z_]+)*): ")
+# Longer than any field path of ours: only this much of a message is searched for one, so
+# a message quoting a megabyte of a client's text is not walked back character by character.
+_MAX_FIELD_PATH = 100
+
+
+def blamed_field(message: str) -> str | None:
+    """The field a message of ours names first ("model.pack: ..."), if it names one."""
+    found = _BLAMED_FIELD.match(message[: _MAX_FIELD_PATH + 2])
+    return found.group(1) if found else None
 
 
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
