@@ -250,7 +250,7 @@ def _inspect_idx(path: Path, label: str) -> DataInfo:
         count, rows, columns = _idx3_header(file, label, None)
         expected = count * rows * columns
         seen = 0
-        while chunk := file.read(min(_CHUNK, expected + 1 - seen)):
+        while chunk := _read(file, min(_CHUNK, expected + 1 - seen), label):
             seen += len(chunk)
             if seen > expected:
                 break
@@ -297,6 +297,8 @@ def _check_length(seen: int, expected: int, label: str) -> None:
 
 
 def _read(file: IO[bytes], size: int, label: str) -> bytes:
+    """Every read of a data file goes through here: a truncated gzip (EOFError), a bad CRC
+    (gzip.BadGzipFile, an OSError) or a corrupt stream (zlib.error) is the file's fault."""
     try:
         return file.read(size)
     except (OSError, EOFError, zlib.error) as exc:
