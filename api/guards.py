@@ -3,12 +3,13 @@ anywhere, and JSON bodies are not nested deeper than any request of ours needs.
 
 A malformed id is a 404 before any query (PostgreSQL refuses a NUL with an error that would
 otherwise surface as a 500); a JSON body nested thousands deep would make the parser recurse
-until RecursionError, so its depth is counted on the raw bytes first.
+until RecursionError, so its depth is counted on the raw bytes first, sent chunked or not.
 """
 
 from __future__ import annotations
 
 from flask import Flask, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from api.problems import ApiProblem
@@ -37,6 +38,8 @@ def install(app: Flask) -> None:
 
 
 def _check_request() -> None:
+    if "\0" in request.path:  # `%00` in a free-form part such as an artifact's name
+        raise ApiProblem(404, "Not Found", "no resource has a NUL character in its path")
     for name, value in request.args.items(multi=True):
         if "\0" in name or "\0" in value:
             raise ApiProblem(
@@ -45,8 +48,14 @@ def _check_request() -> None:
                 f"{name.replace(chr(0), '')}: must not contain a NUL character",
                 errors=[{"path": name.replace("\0", ""), "message": "contains a NUL character"}],
             )
-    if request.is_json and (request.content_length or 0) > 0:
-        depth = json_depth(request.get_data(cache=True))
+    if request.is_json:
+        # Read whether or not the client said how long the body is: a chunked body has no
+        # Content-Length, and Werkzeug stops reading it at MAX_CONTENT_LENGTH, silently.
+        raw = request.get_data(cache=True)
+        limit = request.max_content_length
+        if request.content_length is None and limit is not None and len(raw) >= limit:
+            raise RequestEntityTooLarge(f"JSON bodies are limited to {limit} bytes")
+        depth = json_depth(raw)
         if depth > MAX_JSON_DEPTH:
             raise ApiProblem(
                 400,
