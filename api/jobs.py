@@ -211,8 +211,11 @@ def artifacts(job_id: str) -> dict[str, Any]:
 @bp.get("/<id:job_id>/artifacts/<path:name>")
 def artifact(job_id: str, name: str) -> Response:
     """The artifact's bytes, streamed; or, from S3, a redirect to a presigned URL
-    (pass ?redirect=false to have the API stream S3 objects too)."""
-    row = jobs.find_artifact(db_session(), current_user(), job_id, name)
+    (pass ?redirect=false to have the API stream S3 objects too). A name that no artifact
+    can have is not found before any query."""
+    row = None
+    if keys.is_artifact_name(name):
+        row = jobs.find_artifact(db_session(), current_user(), job_id, name)
     if row is None:
         raise ApiProblem(404, "Artifact not found", f"job {job_id} has no artifact {name!r}")
     store = storage()

@@ -77,9 +77,14 @@ GENERATOR_TORCHSCRIPT_NAME = "generator.torchscript.pt"
 ARTIFACT_NAME = re.compile(r"^(?:[a-z]+/)?[a-z0-9][a-z0-9._-]*$")
 
 
+def is_artifact_name(name: str) -> bool:
+    """Whether `name` has the shape of the names built above (what a URL may ask for)."""
+    return bool(ARTIFACT_NAME.fullmatch(name)) and ".." not in name
+
+
 def artifact_key(job_id: str, name: str) -> str:
     """The key of artifact `name` (one of the names built above) of a job."""
-    if not ARTIFACT_NAME.fullmatch(name) or ".." in name:
+    if not is_artifact_name(name):
         raise KeyError_(f"not a ganforge artifact name: {name!r}")
     return job_prefix(job_id) + name
 
