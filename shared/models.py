@@ -41,6 +41,15 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def is_our_id(value: object) -> bool:
+    """Whether `value` has the shape of `new_id()`'s ids: what a client sends as an id is
+    checked before it reaches a query (PostgreSQL refuses a NUL with an error, not a miss)."""
+    return isinstance(value, str) and len(value) == 32 and all(c in _HEX for c in value)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
 class Base(DeclarativeBase):
     pass
 

@@ -22,7 +22,7 @@ from shared.datasets import check_spec_fits_dataset
 from shared.jobs.inversion_inputs import check_inversion_inputs
 from shared.jobs.reports import latest_checkpoint, list_artifacts
 from shared.jobs.sample_inputs import check_sample_inputs
-from shared.models import Artifact, Job, JobEvent, User, utcnow
+from shared.models import Artifact, Job, JobEvent, User, is_our_id, utcnow
 from shared.pool.overview import check_admission, check_queued_quota
 from shared.pool.policy import QueuedJob
 from shared.specs import CheckpointReader, JobSpec, LatentSpec, SampleSpec, SpecError
@@ -33,6 +33,9 @@ from shared.users import PermissionDeniedError as PermissionDeniedError
 # Page size of GET /jobs when the caller gives none, and the most one page may hold.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# The cursors we hand out are about 100 characters; a longer one is not ours and is refused
+# before it is decoded (a JSON text nested thousands deep would make the decoder recurse).
+MAX_CURSOR_LENGTH = 256
 
 
 class JobNotFoundError(LookupError):
@@ -229,10 +232,16 @@ def _encode_cursor(job: Job) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor of ours holds; InvalidCursorError for anything else,
+    before any query (a NUL in the id would be a database error, not a miss)."""
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, job_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), str(job_id)
+        if not isinstance(created_at, str) or not is_our_id(job_id):
+            raise ValueError("not a timestamp and a job id")
+        return datetime.fromisoformat(created_at), job_id
     except (ValueError, TypeError) as exc:
         raise InvalidCursorError("cursor: not a cursor returned by this API") from exc
 
