@@ -7,9 +7,11 @@ hours later on a GPU node. Datasets belong to their uploader: other users' are n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import IO
 
@@ -27,7 +29,7 @@ from shared.datafiles.formats import (
 from shared.models import Dataset, User, new_id
 from shared.specs import SpecError, TrainSpec, problems_from
 from shared.specs.data import IMAGE_SIZES
-from shared.storage import Storage
+from shared.storage import Storage, StorageError
 from shared.storage.keys import DATASET_FILENAME, dataset_key
 from shared.users import PermissionDeniedError
 
@@ -77,11 +79,16 @@ def safe_filename(raw: str) -> str:
 
 
 def check_name(name: str | None) -> str:
+    """The dataset's name, checked before a byte of the file is stored: a name the database
+    refuses (PostgreSQL stores no NUL) would otherwise fail after the upload, leaving its
+    object behind."""
     name = (name or "").strip()
     if not name:
         raise DatasetUploadError("name", "give the dataset a name")
     if len(name) > MAX_NAME_LENGTH:
         raise DatasetUploadError("name", f"at most {MAX_NAME_LENGTH} characters")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise DatasetUploadError("name", "must not contain control characters (NUL, newlines)")
     return name
 
 
@@ -119,7 +126,12 @@ def create_dataset(
         with path.open("rb") as file:
             store.put(dataset.key, file)
     session.add(dataset)
-    session.flush()
+    try:
+        session.flush()
+    except Exception:  # the row was refused: its object must not outlive it
+        with contextlib.suppress(StorageError):  # the database's error is the one to answer
+            store.delete(dataset.key)
+        raise
     return dataset
 
 

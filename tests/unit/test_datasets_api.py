@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.exc import IntegrityError
 
 from api.datasets import MAX_UPLOAD_CONFIG
 from shared.config import Settings
+from shared.datasets import create_dataset
+from shared.db import session_scope
+from shared.models import User, new_id
 from shared.storage import open_storage
 from tests.data_builders import grey_pngs, image_bytes, write_npz, write_zip
 from tests.helpers import auth, user_token
@@ -217,3 +221,17 @@ def test_an_admin_shares_a_dataset_with_the_lab_read_only(
     assert client.post(share, json={"shared": "yes"}, headers=auth(admin)).status_code == 422
     client.post(share, json={"shared": False}, headers=auth(admin))
     assert client.get("/api/v1/datasets", headers=auth(bob)).get_json()["datasets"] == []
+
+
+def test_a_row_the_database_refuses_takes_its_stored_file_with_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The file is stored before its row is written (a long upload holds no transaction);
+    when the row is then refused, here for an owner the database does not know, the object
+    is removed rather than left behind with nothing pointing at it."""
+    store = open_storage(settings)
+    data = write_npz(tmp_path / "r.npz", data=np.zeros((10, 2), np.float32)).open("rb")
+    ghost = User(id=new_id(), name="ghost")
+    with pytest.raises(IntegrityError), data, session_scope(settings.database_url) as session:
+        create_dataset(session, store, ghost, name="d", filename="r.npz", stream=data)
+    assert store.list("uploads/") == []
