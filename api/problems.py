@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, json, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from api.counters import count_storage_error
 from shared.datasets import DatasetNotFoundError, DatasetUploadError
@@ -134,7 +135,25 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
-        return problem(exc.code or 500, exc.name, exc.description or exc.name)
+        response = problem(exc.code or 500, exc.name, exc.description or exc.name)
+        for name, value in exc.get_headers():  # a 405's Allow, a 413's Retry-After
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.before_request
+    def _redirect_as_problem() -> None:
+        """Werkzeug's slash redirects (`/ui` to `/ui/`, `//` merged to `/`) are returned by
+        Flask as its HTML page, past every error handler; raised here, before any view or
+        check, they are problems like every other answer that is not a success."""
+        redirect = request.routing_exception
+        if isinstance(redirect, RequestRedirect):
+            raise ApiProblem(
+                redirect.code,
+                "Redirect",
+                f"this resource is at {redirect.new_url}",
+                headers={"Location": redirect.new_url},
+            )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
