@@ -1,26 +1,34 @@
 """Two users and an admin against the API on PostgreSQL and Redis: every route that names an
 object answers 404 to the other user, every /api/ route 401 to missing, wrong, expired and
-revoked tokens, and a token past its rate gets 429 with Retry-After."""
+revoked tokens, a token past its rate gets 429 with Retry-After, and hostile input (broken
+uploads, NULs where PostgreSQL refuses them, chunked JSON bombs) is a 4xx problem that stores
+nothing."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import io
+import json
 import re
+import struct
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from api.app import create_app
 from api.ratelimit import WINDOW_S
 from shared.config import Settings
 from shared.db import session_scope
-from shared.models import ApiToken, utcnow
+from shared.models import ApiToken, Dataset, utcnow
+from shared.storage import open_storage
 from tests.data_builders import write_npz
 from tests.helpers import auth, train_request, user_token
 
@@ -106,3 +114,96 @@ def test_a_token_past_its_rate_gets_429_with_retry_after(settings: Settings) -> 
     assert "more than 5 requests" in refused.get_json()["detail"]
     other = user_token(settings, "calm")
     assert client.get("/api/v1/jobs", headers=auth(other)).status_code == 200, "per token"
+
+
+# --- hostile inputs: each a 4xx problem, nothing stored ------------------------------------
+
+PROBLEM = "application/problem+json"
+
+
+def _upload(client: FlaskClient, token: str, data: bytes, filename: str, name: str = "d") -> Any:
+    form = {"file": (io.BytesIO(data), filename), "name": name}
+    return client.post(
+        "/api/v1/datasets", data=form, headers=auth(token), content_type="multipart/form-data"
+    )
+
+
+def _stored_uploads(settings: Settings) -> list[str]:
+    with session_scope(settings.database_url) as session:
+        rows = list(session.scalars(select(Dataset.id)))
+    return rows + [info.key for info in open_storage(settings).list("uploads/")]
+
+
+def _idx_gzip(count: int = 50) -> bytes:
+    """A gzipped idx3 file of noise: it compresses little, so cutting it in half leaves the
+    header readable and the pixels short."""
+    pixels = np.random.default_rng(0).integers(0, 256, count * 28 * 28, dtype=np.uint8)
+    return gzip.compress(struct.pack(">IIII", 0x803, count, 28, 28) + pixels.tobytes())
+
+
+def test_broken_uploads_are_422_problems_that_store_nothing(
+    client: FlaskClient, settings: Settings, alice: str, tmp_path: Path
+) -> None:
+    good = _idx_gzip()
+    bad_crc = good[:-8] + (int.from_bytes(good[-8:-4], "little") ^ 1).to_bytes(4, "little")
+    npz = write_npz(tmp_path / "r.npz", data=np.zeros((10, 2), np.float32)).read_bytes()
+    cases = [
+        (good[: len(good) // 2], "t-idx3-ubyte.gz", "d", "file", "cannot be read"),
+        (bad_crc + good[-4:], "t-idx3-ubyte.gz", "d", "file", "CRC"),
+        (npz, "r.npz", "a\0b", "name", "control characters"),
+    ]
+    for data, filename, name, field, reason in cases:
+        response = _upload(client, alice, data, filename, name)
+        assert response.status_code == 422, (filename, response.get_json())
+        assert response.mimetype == PROBLEM
+        assert response.get_json()["errors"][0]["path"] == field
+        assert reason in response.get_json()["errors"][0]["message"]
+    assert _stored_uploads(settings) == []
+    assert _upload(client, alice, good, "t-idx3-ubyte.gz").status_code == 201, "the intact one"
+
+
+def test_json_nested_deep_or_too_long_is_refused_when_sent_chunked(
+    client: FlaskClient, alice: str
+) -> None:
+    """Without a Content-Length the body is still read (to the limit) and checked before it
+    is parsed: a 100,000-deep array would otherwise recurse the parser into a 500."""
+    headers = {**auth(alice), "Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    chunked = {"wsgi.input_terminated": True}  # what gunicorn sets for a chunked body
+    for body, status in ((b"[" * 100_000 + b"]" * 100_000, 400), (b"[" * 2**21, 413)):
+        response = client.post(
+            "/api/v1/jobs",
+            input_stream=io.BytesIO(body),
+            headers=headers,
+            environ_overrides=chunked,
+        )
+        assert response.status_code == status and response.mimetype == PROBLEM
+        assert response.request.content_length is None
+
+
+def test_a_nul_in_an_artifact_name_or_a_cursor_is_a_4xx_before_any_query(
+    client: FlaskClient, alice: str
+) -> None:
+    job = client.post("/api/v1/jobs", json=train_request("a"), headers=auth(alice)).get_json()
+    for name in ("metrics%00.jsonl", "%00", "samples/..%2Fx"):
+        response = client.get(f"/api/v1/jobs/{job['id']}/artifacts/{name}", headers=auth(alice))
+        assert response.status_code == 404 and response.mimetype == PROBLEM, name
+    hostile_ids = ("a" * 31 + "\0", "x'; --", 7, "[" * 150)
+    for job_id in hostile_ids:
+        raw = json.dumps(["2030-01-01T00:00:00+00:00", job_id]).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        response = client.get(f"/api/v1/jobs?cursor={cursor}", headers=auth(alice))
+        assert response.status_code == 400 and response.mimetype == PROBLEM, job_id
+        assert response.get_json()["errors"][0]["path"] == "cursor"
+    assert client.get("/api/v1/jobs", headers=auth(alice)).get_json()["jobs"][0]["id"] == job["id"]
+
+
+def test_redirects_and_routing_errors_are_problems(client: FlaskClient, alice: str) -> None:
+    for path, location in (("/ui", "/ui/"), ("/api/v1//jobs", "/api/v1/jobs")):
+        response = client.get(path, headers=auth(alice))
+        assert response.status_code == 308 and response.mimetype == PROBLEM, path
+        assert response.headers["Location"].endswith(location)
+    missing = client.get("/api/v1/nothing", headers=auth(alice))
+    assert missing.status_code == 404 and missing.mimetype == PROBLEM
+    wrong = client.delete("/api/v1/jobs", headers=auth(alice))
+    assert wrong.status_code == 405 and wrong.mimetype == PROBLEM
+    assert {"GET", "POST"} <= set(wrong.headers["Allow"].replace(" ", "").split(","))
