@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -33,6 +34,8 @@ MAX_IMAGE_PIXELS = 4096 * 4096
 # 4 GiB is 5 million MNIST digits or 300,000 64 px colour images, far beyond a test set,
 # and a compressed file claiming more is refused before anything is expanded.
 MAX_DECOMPRESSED_BYTES = 4 * 1024**3
+# Members are decompressed this much at a time, and counted as they come.
+_CHUNK = 1024 * 1024
 # Members of one archive: a 100,000-image zip is checked in well under a minute; one with
 # more files is refused from its directory alone (pack the images into an .npz instead).
 MAX_ARCHIVE_MEMBERS = 100_000
@@ -101,8 +104,8 @@ def _is_image_name(name: str, label: str) -> bool:
 
 def _check_archive(members: int, expanded: int, label: str) -> None:
     """Refuse, from its directory alone, an archive with too many members or too many bytes
-    once expanded (zip and tar directories state both; zipfile and tarfile stop a member
-    at its stated size, so a directory that lies cannot expand further)."""
+    once expanded (zip and tar directories state both). A directory may lie: members are
+    then read by `_read_member`, which counts what they really expand to."""
     if members > MAX_ARCHIVE_MEMBERS:
         raise DataFileError(
             f"{label}: {members} members, more than {MAX_ARCHIVE_MEMBERS}; pack the images "
@@ -121,6 +124,32 @@ def _check_member_size(name: str, size: int, label: str) -> None:
         )
 
 
+class _ExpansionBudget:
+    """What an archive's members may still expand to, counted on the bytes they produce."""
+
+    def __init__(self) -> None:
+        self.left = MAX_DECOMPRESSED_BYTES
+
+    def read(self, file: IO[bytes], name: str, label: str) -> bytes:
+        """A member's bytes, decompressed one chunk at a time and refused as soon as they pass
+        MAX_MEMBER_BYTES or the archive's budget: a member whose directory entry says 100
+        bytes but which holds a gigabyte costs one chunk of memory, not the gigabyte (zipfile's
+        `read()` of a whole member decompresses it in one call before it checks the size)."""
+        cap = min(MAX_MEMBER_BYTES, self.left)
+        chunks, size = [], 0
+        while chunk := file.read(min(_CHUNK, cap + 1 - size)):
+            size += len(chunk)
+            if size > cap:
+                limit = "the archive's limit of" if cap < MAX_MEMBER_BYTES else "an image's"
+                raise DataFileError(
+                    f"{label}: member {name!r} expands past {limit} {cap} bytes (its directory "
+                    "entry says less)"
+                )
+            chunks.append(chunk)
+        self.left -= size
+        return b"".join(chunks)
+
+
 def _folder_members(folder: Path, label: str) -> Iterator[ImageMember]:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = path.relative_to(folder).as_posix()
@@ -137,9 +166,12 @@ def _zip_members(path: Path, label: str) -> Iterator[ImageMember]:
             )
             _check_archive(len(infos), sum(i.file_size for i in infos), label)
             wanted = [i for i in infos if _is_image_name(i.filename, label)]
+            budget = _ExpansionBudget()
             for info in wanted:
                 _check_member_size(info.filename, info.file_size, label)
-                yield ImageMember(info.filename, archive.read(info))
+                with archive.open(info) as file:
+                    data = budget.read(file, info.filename, label)
+                yield ImageMember(info.filename, data)
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise DataFileError(f"{label}: not a readable zip archive ({exc})") from exc
 
@@ -149,6 +181,7 @@ def _tar_members(path: Path, label: str) -> Iterator[ImageMember]:
         with tarfile.open(path, "r:*") as archive:
             infos = sorted((i for i in archive.getmembers() if not i.isdir()), key=lambda i: i.name)
             _check_archive(len(infos), sum(i.size for i in infos), label)
+            budget = _ExpansionBudget()
             for info in infos:
                 if not _is_image_name(info.name, label):
                     continue
@@ -158,7 +191,7 @@ def _tar_members(path: Path, label: str) -> Iterator[ImageMember]:
                 file = archive.extractfile(info)
                 if file is None:
                     raise DataFileError(f"{label}: member {info.name!r} cannot be read")
-                yield ImageMember(info.name, file.read())
+                yield ImageMember(info.name, budget.read(file, info.name, label))
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise DataFileError(f"{label}: not a readable tar archive ({exc})") from exc
 
