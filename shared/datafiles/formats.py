@@ -19,6 +19,7 @@ A folder of images (on a worker's disk) reads like an archive.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zipfile
 import zlib
@@ -142,26 +143,51 @@ def _npz_kind(shape: tuple[int, ...], dtype: np.dtype, label: str) -> DataKind:
 
 
 def _npz_header(path: Path, label: str) -> tuple[str, tuple[int, ...], np.dtype]:
-    """The training array's name, shape and dtype, read from its header alone: an upload of
-    gigabytes is checked without loading it."""
+    """The training array's name, shape and dtype, from its header, checked against the
+    bytes that really follow it: the member is streamed through (one chunk of memory however
+    large), so a header promising 10^12 items over a few bytes of data is refused here, not
+    by a 7 TiB allocation when the array is loaded."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = [n.removesuffix(".npy") for n in archive.namelist() if n.endswith(".npy")]
             member = _npz_member(names, label)
             with archive.open(member + ".npy") as file:
-                version = np.lib.format.read_magic(file)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(file)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(file)
-                else:  # format 3 (unicode field names): rare enough to read whole
-                    array = np.load(file, allow_pickle=False)
-                    shape, dtype = array.shape, array.dtype
+                shape, dtype = _npy_header(file, member, label)
+                promised = math.prod(shape) * dtype.itemsize
+                if promised > MAX_DECOMPRESSED_BYTES:
+                    raise DataFileError(
+                        f"{label}: the header of {member!r} promises {list(shape)} {dtype}, "
+                        f"more than {MAX_DECOMPRESSED_BYTES} bytes"
+                    )
+                found = _count_to(file, promised, label)
     except DataFileError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
         raise DataFileError(f"{label}: not a readable .npz ({exc})") from exc
+    if found != promised:
+        what = "more than" if found > promised else f"{found} bytes, not"
+        raise DataFileError(
+            f"{label}: the array {member!r} holds {what} the {promised} bytes its header "
+            f"promises ({list(shape)} {dtype})"
+        )
     return member, tuple(shape), np.dtype(dtype)
+
+
+def _npy_header(file: IO[bytes], member: str, label: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy header (formats 1.0 and 2.0). Format 3.0 only differs by
+    utf-8 field names in structured dtypes, which are never training data; reading it would
+    mean numpy's private reader or loading the whole array, so it is refused."""
+    version = np.lib.format.read_magic(file)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(file)
+    else:
+        raise DataFileError(
+            f"{label}: the array {member!r} is in .npy format {version[0]}.{version[1]}; save "
+            "plain numbers (numpy.savez writes format 1.0)"
+        )
+    return tuple(shape), np.dtype(dtype)
 
 
 def _inspect_npz(path: Path, label: str) -> DataInfo:
@@ -177,8 +203,12 @@ def _inspect_npz(path: Path, label: str) -> DataInfo:
 
 
 def read_npz(path: Path, label: str | None = None) -> tuple[DataKind, np.ndarray]:
-    """The training array of an .npz: points as float32 [N, d], images as uint8 [N, H, W, C]."""
+    """The training array of an .npz: points as float32 [N, d], images as uint8 [N, H, W, C].
+
+    Its header is checked against its data first (one streamed pass): numpy allocates the
+    whole array its header describes before it reads a byte of it."""
     label = label or path.name
+    _npz_header(path, label)
     try:
         with np.load(path, allow_pickle=False) as npz:
             member = _npz_member(list(npz.files), label)
@@ -249,12 +279,7 @@ def _inspect_idx(path: Path, label: str) -> DataInfo:
     with _open_maybe_gzipped(path, label) as file:
         count, rows, columns = _idx3_header(file, label, None)
         expected = count * rows * columns
-        seen = 0
-        while chunk := _read(file, min(_CHUNK, expected + 1 - seen), label):
-            seen += len(chunk)
-            if seen > expected:
-                break
-        _check_length(seen, expected, label)
+        _check_length(_count_to(file, expected, label), expected, label)
     size = (rows, columns)
     return DataInfo("idx", "images", count, (1, *size), {size: count}, 1)
 
@@ -294,6 +319,17 @@ def _check_length(seen: int, expected: int, label: str) -> None:
         raise DataFileError(
             f"{label}: {what} bytes, but its header promises {expected + IDX3_HEADER.size}"
         )
+
+
+def _count_to(file: IO[bytes], promised: int, label: str) -> int:
+    """The bytes left in `file`, counted a chunk at a time and only up to one past what was
+    `promised`: a stream that holds more than it said is caught without reading it all."""
+    seen = 0
+    while chunk := _read(file, min(_CHUNK, promised + 1 - seen), label):
+        seen += len(chunk)
+        if seen > promised:
+            break
+    return seen
 
 
 def _read(file: IO[bytes], size: int, label: str) -> bytes:
