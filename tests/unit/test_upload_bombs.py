@@ -1,21 +1,24 @@
 """Uploads that expand far beyond their size are refused with a 4xx, and checking them keeps
-the API's memory bounded: the gzip, the lying header, the many-member zip, the PNG that
-claims 60000 x 60000."""
+the API's memory bounded: the gzip, the lying header, the many-member zip, the zip whose
+directory lies, the .npz whose header does, the PNG that claims 60000 x 60000."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import re
 import struct
 import tracemalloc
 import zipfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
 from shared.datafiles import images as imagefiles
+from shared.datafiles.formats import DataFileError, read_npz
 from tests.data_builders import grey_pngs, write_zip
 from tests.helpers import auth
 
@@ -101,3 +104,74 @@ def _png_header(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def _lying_zip(name: str, payload: bytes, declared: int) -> bytes:
+    """A zip whose one member holds `payload` (deflated) while its local header and central
+    directory both say it expands to `declared` bytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, payload)
+    raw = bytearray(out.getvalue())
+    struct.pack_into("<I", raw, raw.find(b"PK\x03\x04") + 22, declared)  # uncompressed size
+    struct.pack_into("<I", raw, raw.find(b"PK\x01\x02") + 24, declared)
+    return bytes(raw)
+
+
+def test_a_zip_member_holding_far_more_than_its_directory_says_costs_one_chunk(
+    client: FlaskClient, alice: str
+) -> None:
+    """zipfile's read() of a whole member decompresses everything in one call before it
+    compares sizes: 16 MiB behind a 100-byte entry cost 45 MiB here (1 GiB cost 2.2 GB)."""
+    archive = _lying_zip("a.png", bytes(16 * 1024 * 1024), declared=100)
+    status, body, peak = _upload(client, alice, "lies.zip", archive)
+    assert status == 422 and "a.png" in body["detail"], body
+    assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.1f} MiB allocated"
+
+
+def test_a_member_is_cut_off_at_the_cap_whatever_its_reader_lets_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cap counts the bytes a member produces, not what any header says of them."""
+    monkeypatch.setattr(imagefiles, "MAX_MEMBER_BYTES", 3 * 1024 * 1024)
+    budget = imagefiles._ExpansionBudget()
+    assert budget.read(io.BytesIO(bytes(3 * 1024 * 1024)), "a.png", "x.zip") == bytes(3 << 20)
+    with pytest.raises(imagefiles.DataFileError, match=r"'b\.png' expands past an image's"):
+        budget.read(io.BytesIO(bytes(3 * 1024 * 1024 + 1)), "b.png", "x.zip")
+    monkeypatch.setattr(imagefiles, "MAX_DECOMPRESSED_BYTES", 4 * 1024 * 1024)
+    budget = imagefiles._ExpansionBudget()
+    budget.read(io.BytesIO(bytes(3 * 1024 * 1024)), "a.png", "x.zip")
+    with pytest.raises(imagefiles.DataFileError, match="the archive's limit of 1048576"):
+        budget.read(io.BytesIO(bytes(2 * 1024 * 1024)), "b.png", "x.zip")
+
+
+def _npz_promising(shape: tuple[int, ...], data: bytes, dtype: str = "<f4") -> bytes:
+    """An .npz whose one array's header says `shape` of `dtype`, followed by `data`."""
+    npy = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(npy, header)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.npy", npy.getvalue() + data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("shape", "data", "reason"),
+    [
+        ((10**12, 2), bytes(800), "more than 4294967296 bytes"),  # 7 TiB once loaded
+        ((1000, 2), bytes(800), "holds 800 bytes, not the 8000 bytes its header promises"),
+        ((10, 2), bytes(8000), "holds more than the 80 bytes its header promises"),
+    ],
+)
+def test_an_npz_whose_header_disagrees_with_its_data_is_refused_at_upload_and_load(
+    client: FlaskClient, alice: str, tmp_path: Path, shape: tuple, data: bytes, reason: str
+) -> None:
+    npz = _npz_promising(shape, data)
+    status, body, peak = _upload(client, alice, "points.npz", npz)
+    assert status == 422 and reason in body["detail"], body
+    assert peak < MEMORY_BOUND
+    path = tmp_path / "points.npz"
+    path.write_bytes(npz)
+    with pytest.raises(DataFileError, match=re.escape(reason)):
+        read_npz(path)  # the worker's loader: before numpy allocates what the header says
