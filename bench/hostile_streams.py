@@ -148,7 +148,7 @@ def run_streams(target: Target) -> tuple[list[Outcome], dict[str, float | None]]
             "24 streams closed by the client: the API answers within 5 s",
             not reasons,
             reasons,
-            f"recovered after {recovered} s",
+            f"recovered after {recovered:.1f} s" if recovered is not None else "never",
             recovered or RECOVERY_WAIT_S,
         )
     )
