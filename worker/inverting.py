@@ -30,7 +30,7 @@ from worker.gan.hooks import ProgressReport
 from worker.gan.inversion import InversionProgress, InversionResult, InversionSettings, invert
 from worker.gan.sample import load_generator
 from worker.inversion_images import load_inversion_images
-from worker.rank_inputs import JobInputError, fetch_data
+from worker.rank_inputs import JobInputError, job_data
 from worker.reporter import JobReporter
 
 # A log line with the current loss about ten times a run, as training logs its reports.
@@ -103,8 +103,10 @@ def _features(
     store); None for `pixel`."""
     if spec.loss != "feature":
         return None
-    with tempfile.TemporaryDirectory(prefix="ganforge-invert-") as folder:
-        data_path = fetch_data(trained.data, store, Path(folder), settings.data_roots)
+    with (
+        tempfile.TemporaryDirectory(prefix="ganforge-invert-") as folder,
+        job_data(trained.data, store, Path(folder), settings.data_roots) as data_path,
+    ):
         scorer = digit_scorer(trained, data_path, reporter)
     if scorer is None:
         raise JobInputError(

@@ -24,7 +24,7 @@ from worker.gan.data import resolve_data
 from worker.gan.distributed import backend_for, leave_without_finalizers, process_group
 from worker.gan.evaluation import evaluate_checkpoint, needs_data
 from worker.gan.train import train
-from worker.rank_inputs import JobInputError, fetch_data, load_checkpoint_of, load_job
+from worker.rank_inputs import JobInputError, job_data, load_checkpoint_of, load_job
 from worker.reporter import JobReporter
 from worker.sampling import run_sampling
 from worker.supervisor import RunFiles
@@ -107,24 +107,26 @@ def run_training(
     device: torch.device,
     reporter: JobReporter,
 ) -> str:
-    data_path = fetch_data(
-        spec.data, store, Path(args.workdir) / f"rank{rank}", settings.data_roots
-    )
-    # Networks are built from the spec: an .npz or archive's sample shape is read from it now.
-    spec = resolve_data(spec, data_path)
-    resume = load_checkpoint_of(settings, store, args.job_id, None, device)
-    if resume is not None:
-        reporter.log(f"resuming from the checkpoint of step {resume['step']}")
-    with process_group(rank, args.world_size, args.port, backend_for(device), args.master_addr):
-        result = train(
-            spec,
-            hooks=reporter,
-            rank=rank,
-            world_size=args.world_size,
-            device=device,
-            data_path=data_path,
-            resume=resume,
+    workdir = Path(args.workdir) / f"rank{rank}"
+    with job_data(spec.data, store, workdir, settings.data_roots) as data_path:
+        # Networks are built from the spec: an .npz or archive's sample shape is read now.
+        spec = resolve_data(spec, data_path)
+        resume = load_checkpoint_of(settings, store, args.job_id, None, device)
+        if resume is not None:
+            reporter.log(f"resuming from the checkpoint of step {resume['step']}")
+        group = process_group(
+            rank, args.world_size, args.port, backend_for(device), args.master_addr
         )
+        with group:
+            result = train(
+                spec,
+                hooks=reporter,
+                rank=rank,
+                world_size=args.world_size,
+                device=device,
+                data_path=data_path,
+                resume=resume,
+            )
     if result.stopped_early and reporter.stop_reason is not None:
         return f"failed: stopped at step {result.step}: {reporter.stop_reason}"
     return "cancelled" if result.stopped_early else "succeeded"
@@ -145,10 +147,11 @@ def run_evaluation(
         at = "any step" if spec.step is None else f"step {spec.step}"
         raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
     trained = checkpoint_spec(checkpoint)
-    data_path = None
-    if needs_data(trained):
-        workdir = Path(args.workdir) / "rank0"
-        data_path = fetch_data(trained.data, store, workdir, settings.data_roots)
     reporter.log(f"evaluating step {checkpoint['step']} of {spec.job_id} ({trained.data.source})")
-    evaluate_checkpoint(checkpoint, reporter, device, data_path)
+    if not needs_data(trained):
+        evaluate_checkpoint(checkpoint, reporter, device, None)
+        return "succeeded"
+    workdir = Path(args.workdir) / "rank0"
+    with job_data(trained.data, store, workdir, settings.data_roots) as data_path:
+        evaluate_checkpoint(checkpoint, reporter, device, data_path)
     return "succeeded"

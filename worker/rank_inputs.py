@@ -3,7 +3,8 @@ checkpoint to resume or sample from, and the `.npy` latents a sampling job names
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ import torch
 from sqlalchemy import select
 
 from shared.config import Settings
+from shared.datafiles.confine import reading_within
 from shared.datafiles.roots import DataPathRefusedError, check_data_path
 from shared.db import session_scope
 from shared.jobs.reports import latest_checkpoint
@@ -40,6 +42,22 @@ def load_job(settings: Settings, job_id: str) -> tuple[str, dict]:
     with session_scope(settings.database_url) as session:
         kind, spec = session.execute(select(Job.kind, Job.spec).where(Job.id == job_id)).one()
     return kind, spec
+
+
+@contextmanager
+def job_data(
+    data: DataSpec, store: Storage, workdir: Path, data_roots: Sequence[Path] = ()
+) -> Iterator[Path | None]:
+    """`fetch_data`'s folder, with every read inside the block confined: a spec's data.path
+    to the data roots, each file and folder under it checked where it lies once opened (a
+    member that is a link out of the roots fails the job, naming spec.data.path and the
+    member). Fetched copies are the worker's own files and need no roots."""
+    path = fetch_data(data, store, workdir, data_roots)
+    if data.path is None:
+        yield path
+        return
+    with reading_within(data_roots, "spec.data.path"):
+        yield path
 
 
 def fetch_data(

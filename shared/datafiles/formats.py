@@ -25,12 +25,14 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
 import numpy as np
 
+from shared.datafiles.confine import open_file
 from shared.datafiles.images import (
     GREY_MODES,
     MAX_DECOMPRESSED_BYTES,
@@ -148,7 +150,7 @@ def _npz_header(path: Path, label: str) -> tuple[str, tuple[int, ...], np.dtype]
     large), so a header promising 10^12 items over a few bytes of data is refused here, not
     by a 7 TiB allocation when the array is loaded."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_file(path, label) as raw, zipfile.ZipFile(raw) as archive:
             names = [n.removesuffix(".npy") for n in archive.namelist() if n.endswith(".npy")]
             member = _npz_member(names, label)
             with archive.open(member + ".npy") as file:
@@ -210,7 +212,7 @@ def read_npz(path: Path, label: str | None = None) -> tuple[DataKind, np.ndarray
     label = label or path.name
     _npz_header(path, label)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open_file(path, label) as raw, np.load(raw, allow_pickle=False) as npz:
             member = _npz_member(list(npz.files), label)
             array = npz[member]
     except DataFileError:
@@ -341,13 +343,14 @@ def _read(file: IO[bytes], size: int, label: str) -> bytes:
         raise DataFileError(f"{label}: cannot be read ({exc})") from exc
 
 
-def _open_maybe_gzipped(path: Path, label: str) -> IO[bytes]:
-    try:
+@contextmanager
+def _open_maybe_gzipped(path: Path, label: str) -> Iterator[IO[bytes]]:
+    with open_file(path, label) as raw:
         if path.name.endswith(".gz") or label.endswith(".gz"):
-            return gzip.open(path, "rb")  # type: ignore[return-value]
-        return path.open("rb")
-    except OSError as exc:
-        raise DataFileError(f"{label}: cannot be read ({exc})") from exc
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield unzipped  # type: ignore[misc]
+        else:
+            yield raw
 
 
 # --- images (read by shared.datafiles.images) --------------------------------------------------

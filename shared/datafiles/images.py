@@ -9,6 +9,7 @@ channel conversion) into one uint8 array [N, H, W, C].
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import zipfile
 import zlib
@@ -21,6 +22,9 @@ from typing import IO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from shared.datafiles.confine import folder_files, open_file
+from shared.datafiles.errors import DataFileError as DataFileError
 
 # What counts as a training image in a folder or archive, by file extension.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
@@ -44,12 +48,6 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 # Pillow modes read as grey; every other 8-bit mode (P, RGBA, CMYK, ...) is read as RGB.
 GREY_MODES = frozenset({"1", "L", "LA"})
 _ARCHIVE_SUFFIXES = {".zip": "zip", ".tar": "tar", ".tgz": "tar", ".tar.gz": "tar"}
-
-
-class DataFileError(ValueError):
-    """A data file is missing, malformed or unusable; the message names the file and why.
-
-    Defined here, the lowest layer; callers import it from `shared.datafiles.formats`."""
 
 
 # --- images in folders and archives ------------------------------------------------------
@@ -151,16 +149,17 @@ class _ExpansionBudget:
 
 
 def _folder_members(folder: Path, label: str) -> Iterator[ImageMember]:
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        name = path.relative_to(folder).as_posix()
-        if _is_image_name(name, label):
-            _check_member_size(name, path.stat().st_size, label)
-            yield ImageMember(name, path.read_bytes())
+    """A folder's images, each checked where it lies once opened (a member may be a link)."""
+    for found in folder_files(folder, label):
+        if _is_image_name(found.name, label):
+            with found.open() as file:
+                _check_member_size(found.name, os.fstat(file.fileno()).st_size, label)
+                yield ImageMember(found.name, file.read())
 
 
 def _zip_members(path: Path, label: str) -> Iterator[ImageMember]:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_file(path, label) as raw, zipfile.ZipFile(raw) as archive:
             infos = sorted(
                 (i for i in archive.infolist() if not i.is_dir()), key=lambda i: i.filename
             )
@@ -178,7 +177,7 @@ def _zip_members(path: Path, label: str) -> Iterator[ImageMember]:
 
 def _tar_members(path: Path, label: str) -> Iterator[ImageMember]:
     try:
-        with tarfile.open(path, "r:*") as archive:
+        with open_file(path, label) as raw, tarfile.open(fileobj=raw, mode="r:*") as archive:
             infos = sorted((i for i in archive.getmembers() if not i.isdir()), key=lambda i: i.name)
             _check_archive(len(infos), sum(i.size for i in infos), label)
             budget = _ExpansionBudget()

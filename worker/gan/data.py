@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from torch import Tensor
 
 from shared.datafiles import formats as datafiles
+from shared.datafiles.confine import folder_files, list_folder
 from shared.datafiles.formats import DataFileError
 from shared.datafiles.images import IMAGE_SUFFIXES
 from shared.specs import TrainSpec
@@ -118,11 +119,13 @@ class MnistSource(ArraySource):
 def find_mnist_images(folder: Path) -> Path:
     """The images file in `folder`: a train file when there is one, else the t10k one."""
     if not folder.is_dir():
-        raise DataError(f"{folder}: MNIST folder does not exist")
-    found = sorted(path for path in folder.iterdir() if _MNIST_IMAGES.search(path.name))
+        raise DataError(f"{folder.name}: MNIST folder does not exist")
+    with _as_data_error():
+        names = list_folder(folder, folder.name)
+    found = [folder / name for name in names if _MNIST_IMAGES.search(name)]
     train = [path for path in found if path.name.startswith("train")]
     if not found:
-        raise DataError(f"{folder}: no *-images-idx3-ubyte or *-images-idx3-ubyte.gz file")
+        raise DataError(f"{folder.name}: no *-images-idx3-ubyte or *-images-idx3-ubyte.gz file")
     return (train or found)[0]
 
 
@@ -138,8 +141,8 @@ def load_mnist_labelled(folder: Path) -> tuple[Tensor, Tensor] | None:
     if not labels_path.is_file():
         return None
     with _as_data_error():
-        images = datafiles.read_idx3(images_path, str(images_path), side=MNIST_SIDE)
-        labels = datafiles.read_idx1(labels_path, str(labels_path))
+        images = datafiles.read_idx3(images_path, images_path.name, side=MNIST_SIDE)
+        labels = datafiles.read_idx1(labels_path, labels_path.name)
     if len(labels) != len(images):
         return None
     return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
@@ -149,7 +152,7 @@ def load_mnist_images(folder: Path) -> Tensor:
     """MNIST images from the idx3 file in `folder`, as uint8 [N, 28, 28]."""
     path = find_mnist_images(folder)
     with _as_data_error():
-        return torch.from_numpy(datafiles.read_idx3(path, str(path), side=MNIST_SIDE))
+        return torch.from_numpy(datafiles.read_idx3(path, path.name, side=MNIST_SIDE))
 
 
 @contextmanager
@@ -245,7 +248,7 @@ def load_samples(data: DataSpec, data_path: Path | None) -> tuple[Tensor, str]:
     with _as_data_error():
         if data.source == "mnist":
             path, label = find_mnist_images(location), "MNIST"
-            array = datafiles.read_idx3(path, str(path), side=MNIST_SIDE)[..., np.newaxis]
+            array = datafiles.read_idx3(path, path.name, side=MNIST_SIDE)[..., np.newaxis]
             array = datafiles.fit_image_array(array, data.resize, data.channels)
         else:
             path = _data_file(data, location)
@@ -284,7 +287,7 @@ def _local_path(data: DataSpec, data_path: Path | None) -> Path:
             f"{data.source} from the artifact store must be fetched first: pass data_path"
         )
     if not location.exists():
-        raise DataError(f"{location}: no such file or folder")
+        raise DataError(f"{location.name}: no such file or folder")
     return location
 
 
@@ -296,18 +299,22 @@ def _data_file(data: DataSpec, location: Path) -> Path:
     """
     if location.is_file():
         return location
-    known = sorted(
-        path
-        for path in location.iterdir()
-        if path.is_file() and datafiles.detect_format(path.name) is not None
-    )
-    if data.source == "npz":
-        known = [path for path in known if datafiles.detect_format(path.name) == "npz"]
-    elif data.source == "images":
-        has_images = any(path.suffix.lower() in IMAGE_SUFFIXES for path in location.rglob("*"))
-        if has_images or not known:
-            return location
+    with _as_data_error():  # names only: each file is checked where it lies when opened
+        known = [
+            location / name
+            for name in list_folder(location, location.name)
+            if datafiles.detect_format(name) is not None and (location / name).is_file()
+        ]
+        if data.source == "npz":
+            known = [path for path in known if datafiles.detect_format(path.name) == "npz"]
+        elif data.source == "images":
+            has_images = any(
+                Path(found.name).suffix.lower() in IMAGE_SUFFIXES
+                for found in folder_files(location, location.name)
+            )
+            if has_images or not known:
+                return location
     if len(known) != 1:
         found = ", ".join(path.name for path in known) or "nothing usable"
-        raise DataError(f"{location}: expected one {data.source} data file, found {found}")
+        raise DataError(f"{location.name}: expected one {data.source} data file, found {found}")
     return known[0]
