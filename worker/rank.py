@@ -1,7 +1,9 @@
 """One rank of a job attempt: set up the device and process group, run the engine, report.
 
 Started by the launcher with `spawn`. A failure is written to error-rank<r>.txt (one line a
-person can act on) and to the job's log before the process exits non-zero.
+person can act on) and to the job's log before the process exits non-zero; its traceback,
+which names the server's files, goes to the rank's stderr only, which the supervisor copies
+into the worker's own log.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from shared.config import Settings
+from shared.datafiles.errors import DataFileError
 from shared.db import is_unreachable
 from shared.specs import EvaluateSpec, TrainSpec, parse_spec
 from shared.storage import Storage, StorageError, open_storage
@@ -22,6 +25,7 @@ from shared.storage.retrying import RetryingStorage
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import resolve_data
 from worker.gan.distributed import backend_for, leave_without_finalizers, process_group
+from worker.gan.errors import GanError
 from worker.gan.evaluation import evaluate_checkpoint, needs_data
 from worker.gan.train import train
 from worker.rank_inputs import JobInputError, job_data, load_checkpoint_of, load_job
@@ -78,15 +82,31 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
             status, _, error = status.partition(": ")  # "failed: <reason>" carries its reason
             files.result.write_text(json.dumps({"status": status, "error": error}))
     except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        message = failure_message(exc)
         (files.workdir / f"error-rank{rank:03d}.txt").write_text(message)
         if is_infrastructure_fault(exc):  # the attempt is lost, not the job's fault
             (files.workdir / f"lost-rank{rank:03d}.txt").write_text(message)
-        reporter.log(f"rank {rank} failed: {message}\n{traceback.format_exc()}")
+        reporter.log(f"rank {rank} failed: {message}")
+        traceback.print_exc()  # for the worker's log, not the user's
         raise
     finally:
         reporter.flush()
     leave_without_finalizers()
+
+
+# Errors written for the job's owner: the message names the field or the data file and what
+# is wrong (spec.data.path: member 'x.png' of faces points outside the data roots ...).
+USER_FAULTS = (JobInputError, GanError, DataFileError)
+
+
+def failure_message(error: BaseException) -> str:
+    """What the job's log and error say of a failure: a user fault's own message; anything
+    else with its type, and an OS error without the server file it names."""
+    if isinstance(error, USER_FAULTS):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return f"{type(error).__name__}: {error.strerror}"
+    return f"{type(error).__name__}: {error}"
 
 
 def is_infrastructure_fault(error: BaseException) -> bool:

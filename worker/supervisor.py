@@ -37,6 +37,10 @@ POLL_INTERVAL_S = 0.5
 TERM_GRACE_S = 3.0
 # Lines of the launcher's output quoted in the error of a job that died without a word.
 ERROR_TAIL_LINES = 20
+# Lines of it the worker's own log keeps of an attempt that failed or was lost: the ranks'
+# tracebacks, which name the server's files and so never reach the job's owner (their log
+# and the job's error say what went wrong and where in their spec or data).
+LOGGED_TAIL_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,18 @@ def supervise(
             ending = _watch(settings, job_id, attempt, process, files)
         if ending == "fenced":
             return RunOutcome("fenced", "the job moved on to another attempt")
-        return _outcome(process.returncode, files, killed=ending == "killed")
+        outcome = _outcome(process.returncode, files, killed=ending == "killed")
+        if outcome.status in ("failed", "lost"):
+            tail = files.output.read_text(errors="replace").splitlines()[-LOGGED_TAIL_LINES:]
+            log.warning(
+                "job %s attempt %d %s: %s; the end of its processes' output:\n%s",
+                job_id,
+                attempt,
+                outcome.status,
+                outcome.error,
+                "\n".join(tail),
+            )
+        return outcome
     finally:
         shutil.rmtree(files.workdir, ignore_errors=True)
 

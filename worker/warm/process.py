@@ -17,7 +17,6 @@ import os
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,10 +146,15 @@ class StageTimer:
 def _failure(exc: Exception, reporter: JobReporter) -> dict[str, str]:
     """The machinery's fault (storage, database, network) loses the attempt; any other fails
     the job with its reason, as on the cold path."""
-    from worker.rank import is_infrastructure_fault
+    from worker.rank import failure_message, is_infrastructure_fault
 
-    message = f"{type(exc).__name__}: {exc}"
-    reporter.log(f"rank 0 failed: {message}\n{traceback.format_exc()}")
+    message = failure_message(exc)
+    reporter.log(f"rank 0 failed: {message}")
+    # The traceback, which names the server's files, for the worker's log only (this
+    # process writes to the worker's own output).
+    log.warning(
+        "job %s attempt %d failed: %s", reporter.job_id, reporter.attempt, message, exc_info=exc
+    )
     return {"status": "lost" if is_infrastructure_fault(exc) else "failed", "error": message}
 
 
