@@ -13,9 +13,10 @@ from api import idempotency
 from api.auth import current_user, require_user
 from api.problems import ApiProblem
 from api.serializers import dataset_json
-from api.state import db_session, storage
+from api.state import db_session, settings, storage
 from shared import datasets
 from shared.datasets import DatasetUploadError
+from shared.runfolders import API_SERVICE, own_folder
 
 bp = Blueprint("datasets", __name__, url_prefix="/api/v1/datasets")
 bp.before_request(require_user)
@@ -53,6 +54,7 @@ def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         filename=file.filename,
         stream=file.stream,
         max_bytes=limit,
+        scratch=own_folder(settings(), API_SERVICE),
     )
     answer = dataset_json(dataset)
     if key is not None:

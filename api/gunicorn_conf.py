@@ -9,6 +9,10 @@ command line in cli/embedded.py gives the address and the process and thread cou
   master makes a fresh one before it forks the workers (so counts start at zero with each
   start) and removes it when it exits: a scrape of /metrics on any worker sums the request
   latencies and storage errors of all of them.
+- **Nothing left behind.** Each process keeps its scratch (the master its metrics folder, a
+  worker the uploads it checks) under `$GANFORGE_HOME/run/api/<pid>/` (shared/runfolders.py):
+  the master removes a dead worker's folder when it reaps it, its own when it exits, and at
+  its start what a killed predecessor left (folders of pids no longer running).
 - **JSON logs** (GANFORGE_LOG_FORMAT=json): gunicorn's own error and access loggers write
   one JSON object per line too, as the app's records do.
 """
@@ -16,11 +20,10 @@ command line in cli/embedded.py gives the address and the process and thread cou
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from typing import Any
 
 from shared.config import Settings
+from shared.runfolders import API_SERVICE, own_folder, remove_leftovers, remove_own
 
 worker_class = "gthread"
 
@@ -47,10 +50,12 @@ if _settings.log_format == "json":
 
 
 def on_starting(server: Any) -> None:
+    remove_leftovers(_settings, API_SERVICE)
     if _settings.prometheus_multiproc_dir is None:
-        folder = tempfile.mkdtemp(prefix="ganforge-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-        server.ganforge_metrics_dir = folder
+        folder = own_folder(_settings, API_SERVICE) / "metrics"
+        folder.mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+        server.ganforge_metrics_dir = str(folder)
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -59,9 +64,8 @@ def child_exit(server: Any, worker: Any) -> None:
     folder = getattr(server, "ganforge_metrics_dir", None) or _settings.prometheus_multiproc_dir
     if folder:
         multiprocess.mark_process_dead(worker.pid, folder)
+    remove_own(_settings, API_SERVICE, worker.pid)  # what it was checking when it died
 
 
 def on_exit(server: Any) -> None:
-    folder = getattr(server, "ganforge_metrics_dir", None)
-    if folder:
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_own(_settings, API_SERVICE)  # the metrics folder with it

@@ -101,11 +101,15 @@ def create_dataset(
     filename: str,
     stream: IO[bytes],
     max_bytes: int = MAX_UPLOAD_BYTES,
+    scratch: Path | None = None,
 ) -> Dataset:
-    """Check an uploaded file, store it under `uploads/<id>/<filename>`, and record it."""
+    """Check an uploaded file, store it under `uploads/<id>/<filename>`, and record it.
+
+    The file is copied into a folder in `scratch` while it is checked: the caller's own
+    (shared/runfolders.py), so a copy left by a killed process is found and removed."""
     name = check_name(name)
     filename = safe_filename(filename)
-    with tempfile.TemporaryDirectory(prefix="ganforge-upload-") as folder:
+    with tempfile.TemporaryDirectory(prefix="upload-", dir=scratch) as folder:
         path = Path(folder) / filename
         size, sha256 = _copy_and_hash(stream, path, max_bytes)
         if size == 0:
