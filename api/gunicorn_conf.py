@@ -13,6 +13,10 @@ command line in cli/embedded.py gives the address and the process and thread cou
   worker the uploads it checks) under `$GANFORGE_HOME/run/api/<pid>/` (shared/runfolders.py):
   the master removes a dead worker's folder when it reaps it, its own when it exits, and at
   its start what a killed predecessor left (folders of pids no longer running).
+- **No control socket.** gunicorn >= 25.1 listens on `$XDG_RUNTIME_DIR/gunicorn.ctl` or
+  `~/.gunicorn/gunicorn.ctl` for `gunicornc`, one path for every gunicorn of the user on the
+  host: a second API would take it over from the first (and remove it when it stops). The
+  API needs no runtime control (a rollout restarts it), so it has none.
 - **JSON logs** (GANFORGE_LOG_FORMAT=json): gunicorn's own error and access loggers write
   one JSON object per line too, as the app's records do.
 """
@@ -26,6 +30,8 @@ from shared.config import Settings
 from shared.runfolders import API_SERVICE, own_folder, remove_leftovers, remove_own
 
 worker_class = "gthread"
+# gunicorn's control socket (25.1+; older releases ignore the name): off, see above.
+control_socket_disable = True
 
 _settings = Settings.from_env()
 

@@ -1,6 +1,8 @@
-"""The API leaves nothing behind: each of its processes keeps its scratch (the metrics
-folder, upload copies) under `$GANFORGE_HOME/run/api/<pid>/`, a start removes what a killed
-predecessor left, the master removes a killed worker's folder and, at a clean stop, its own."""
+"""The API leaves nothing behind and shares nothing with another API on its host: each of its
+processes keeps its scratch (the metrics folder, upload copies) under
+`$GANFORGE_HOME/run/api/<pid>/`, a start removes what a killed predecessor left, the master
+removes a killed worker's folder and, at a clean stop, its own; gunicorn's control socket
+(one path per user on the host) is off."""
 
 from __future__ import annotations
 
@@ -88,7 +90,7 @@ def _answers(url: str) -> bool:
 
 
 @pytest.mark.processes  # starts gunicorn: outside `make test-fast`
-def test_a_start_removes_a_dead_predecessors_folders_and_a_stop_its_own(
+def test_a_start_removes_a_dead_predecessors_folders_a_stop_its_own_and_no_control_socket(
     settings: Settings, tmp_path: Path, api: tuple[subprocess.Popen[bytes], str]
 ) -> None:
     folders = service_folder(settings, API_SERVICE)
@@ -106,6 +108,10 @@ def test_a_start_removes_a_dead_predecessors_folders_and_a_stop_its_own(
     os.kill(worker, signal.SIGKILL)
     assert _wait(lambda: not in_flight.exists(), GONE_S), "a killed worker's folder was kept"
     assert _wait(lambda: _answers(url), START_S), "the master did not replace its worker"
+
+    # No control socket, where gunicorn would have put it: two APIs would share it.
+    assert not list((tmp_path / "xdg").iterdir())
+    assert not (tmp_path / "user-home" / ".gunicorn").exists()
 
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=GONE_S)
