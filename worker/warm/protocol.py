@@ -10,26 +10,30 @@ that closes after it without a status lost the attempt (the sampler died).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from shared.config import Settings
+from shared.runfolders import service_folder
 from worker.node import node_name
 
-# A Unix socket's path must fit in 108 bytes: a test's or a deployment's home can be longer,
-# so the socket lies in the temporary folder under a name derived from home, node and device.
-SOCKET_PREFIX = "ganforge-warm-"
+# The longest path a Unix socket can be bound at (108 bytes with the closing NUL on Linux,
+# 104 on macOS): a longer GANFORGE_HOME leaves the node without warm samplers.
+SOCKET_PATH_MAX = 103
+
+
+def socket_folder(settings: Settings) -> Path:
+    """Where this node's samplers listen: its worker's own folder under $GANFORGE_HOME/run
+    (one worker per node, so a socket there when the worker starts is a predecessor's), not
+    the system's temporary folder, where every killed worker's sockets stayed."""
+    return service_folder(settings, f"worker-{node_name(settings)}")
 
 
 def socket_path(settings: Settings, device_index: int) -> Path:
     """Where the sampler of `device_index` on this node listens."""
-    name = f"{settings.home.resolve()}|{node_name(settings)}|{device_index}"
-    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"{SOCKET_PREFIX}{digest}.sock"
+    return socket_folder(settings) / f"warm-{device_index}.sock"
 
 
 def send(connection: socket.socket, message: dict[str, Any]) -> None:

@@ -1,5 +1,7 @@
 """The worker's warm samplers: one process per device, started with the worker, started again
 when one dies (killed on a cancel past its grace period, crashed, OOM-killed), stopped with it.
+Their sockets lie in the worker's folder under $GANFORGE_HOME/run (worker/warm/protocol.py):
+removed when the worker starts (a killed predecessor's) and when it stops.
 
 Runs in the Celery worker's main process, which never imports torch: each sampler is
 `python -m worker.warm.process` in its own process group, with its device pinned as a rank's
@@ -18,6 +20,7 @@ import threading
 from typing import Any
 
 from shared.config import Settings
+from worker.warm.protocol import SOCKET_PATH_MAX, socket_folder, socket_path
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,17 @@ class WarmSamplers:
     def start(self) -> None:
         if not self.settings.warm_sampler:
             return
+        self._remove_sockets()  # a killed predecessor's
+        paths = [socket_path(self.settings, int(device["index"])) for device in self.devices]
+        if any(len(os.fsencode(path)) > SOCKET_PATH_MAX for path in paths):
+            log.warning(
+                "no warm samplers: their sockets (%s) would be longer than %d bytes; set a "
+                "shorter GANFORGE_HOME (sampling jobs run on the cold path meanwhile)",
+                paths[0],
+                SOCKET_PATH_MAX,
+            )
+            return
+        socket_folder(self.settings).mkdir(mode=0o700, parents=True, exist_ok=True)
         with self._lock:
             for device in self.devices:
                 self._spawn(int(device["index"]))
@@ -89,6 +103,12 @@ class WarmSamplers:
                 process.wait(timeout=STOP_GRACE_S)
             _signal_group(process, signal.SIGKILL)
             process.wait()
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """The node's sampler sockets, once no sampler of this worker listens on them."""
+        for path in socket_folder(self.settings).glob("warm-*.sock"):
+            path.unlink(missing_ok=True)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
