@@ -44,12 +44,14 @@ def load_inversion_images(
     job_id: str,
     images: DatasetImages | ArtifactImages,
     shape: tuple[int, ...],
+    scratch: Path,
 ) -> tuple[np.ndarray, list[int]]:
     """The chosen images [N, C, H, W] (uint8) and their positions in the source, for sampling
-    job `job_id` whose generator makes images of `shape` (C, H, W)."""
+    job `job_id` whose generator makes images of `shape` (C, H, W). A dataset is copied into
+    `scratch` (the attempt's work folder, which no kill outlives) to be read."""
     try:
         if isinstance(images, DatasetImages):
-            pixels, chosen = _dataset_images(settings, store, job_id, images)
+            pixels, chosen = _dataset_images(settings, store, job_id, images, scratch)
         else:
             pixels, chosen = _artifact_images(settings, store, job_id, images, shape)
     except DataFileError as unreadable:
@@ -68,7 +70,7 @@ def _owner_of(session: Session, job_id: str) -> str | None:
 
 
 def _dataset_images(
-    settings: Settings, store: Storage, job_id: str, images: DatasetImages
+    settings: Settings, store: Storage, job_id: str, images: DatasetImages, scratch: Path
 ) -> tuple[np.ndarray, list[int]]:
     with session_scope(settings.database_url) as session:
         owner = _owner_of(session, job_id)
@@ -82,7 +84,7 @@ def _dataset_images(
         if dataset.kind != "images":
             raise JobInputError(f"{FIELD}.dataset_id: dataset {dataset.id} holds points")
     chosen = _chosen(images, items)
-    with tempfile.TemporaryDirectory(prefix="ganforge-invert-") as folder:
+    with tempfile.TemporaryDirectory(prefix="invert-", dir=scratch) as folder:
         path = Path(folder) / filename
         with path.open("wb") as file:
             for chunk in store.open(key):

@@ -65,7 +65,9 @@ def run_inversion(
         raise JobInputError(
             f"spec.job_id: job {sampling.job_id} makes points; invert needs an image generator"
         )
-    pixels, chosen = load_inversion_images(settings, store, job_id, spec.images, shape)
+    pixels, chosen = load_inversion_images(
+        settings, store, job_id, spec.images, shape, reporter.work_folder
+    )
     targets = torch.from_numpy(pixels).to(device, torch.float32) / LEVELS_PER_UNIT - 1
     features = _features(settings, store, sampling.job_id, spec, trained, reporter, device)
     reporter.log(
@@ -104,7 +106,7 @@ def _features(
     if spec.loss != "feature":
         return None
     with (
-        tempfile.TemporaryDirectory(prefix="ganforge-invert-") as folder,
+        tempfile.TemporaryDirectory(prefix="invert-", dir=reporter.work_folder) as folder,
         job_data(trained.data, store, Path(folder), settings.data_roots) as data_path,
     ):
         scorer = digit_scorer(trained, data_path, reporter)

@@ -183,13 +183,17 @@ class JobReporter:
             self._timeline.add(step, png)
 
     @property
+    def work_folder(self) -> Path:
+        """The attempt's work folder (the stop file's): removed by the supervisor when the
+        attempt ends and by the worker when it starts, so scratch kept here outlives no kill."""
+        return self.stop_file.parent
+
+    @property
     def tensorboard(self) -> TensorBoardLog:
         """This attempt's event file, opened on first use (rank 0 only), in the attempt's work
         folder beside the stop file."""
         if self._tensorboard is None:
-            self._tensorboard = TensorBoardLog(
-                self.stop_file.parent / f"tensorboard-{self.attempt}"
-            )
+            self._tensorboard = TensorBoardLog(self.work_folder / f"tensorboard-{self.attempt}")
         return self._tensorboard
 
     def log(self, line: str) -> None:
