@@ -2,6 +2,8 @@
 when a dataset is uploaded and by the worker when a job reads it.
 
 - `roots`: which worker folders a job may read at all;
+- `confine`: opening files and folders so that a link cannot lead out of those roots;
+- `errors`: `DataFileError`, what every reader raises;
 - `formats`: which format a file is, what it holds (`inspect_data`), idx and `.npz` readers;
 - `images`: images in folders and archives, read safely (size, member and bomb limits).
 """
