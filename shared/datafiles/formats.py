@@ -348,6 +348,7 @@ def _open_maybe_gzipped(path: Path, label: str) -> Iterator[IO[bytes]]:
     with open_file(path, label) as raw:
         if path.name.endswith(".gz") or label.endswith(".gz"):
             with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                # A GzipFile reads as any IO[bytes] does; typeshed does not say it is one.
                 yield unzipped  # type: ignore[misc]
         else:
             yield raw
