@@ -115,3 +115,7 @@ def test_up_stops_every_child_on_sigterm_or_ctrl_c_and_starts_again(tmp_path: Pa
         assert "stopped" in output
         assert not [pid for pid in children if _alive(pid)], f"left behind after {stop!r}"
         assert _port_free(port)
+        # Nor scratch: no process's folder, socket or file under $GANFORGE_HOME/run.
+        run = tmp_path / "home" / "run"
+        left = [p for p in run.rglob("*") if p.name.isdigit() or not p.is_dir()]
+        assert not left, f"left in $GANFORGE_HOME/run after {stop!r}"
