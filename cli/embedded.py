@@ -31,9 +31,6 @@ from shared.users import LOCAL_USER, create_token, ensure_local_user
 READY_TIMEOUT_S = 60.0
 # Seconds each process gets to exit after SIGTERM before SIGKILL.
 STOP_GRACE_S = 10.0
-# Threads per API process: each Server-Sent Events stream (`ganforge watch`, `logs -f`) holds
-# one for up to api.live.STREAM_MAX_S, and ordinary requests need the rest.
-API_THREADS = 8
 # API processes of the embedded service (`ganforge up`, the tests): two, so one busy process
 # never holds every request; a deployment picks its own (`ganforge api --workers`).
 API_WORKERS = 2
@@ -68,8 +65,8 @@ def service_commands(settings: Settings, api_workers: int = API_WORKERS) -> dict
             "python:api.gunicorn_conf",  # gthread workers, metrics folder, JSON logs
             "--workers",
             str(api_workers),
-            "--threads",
-            str(API_THREADS),
+            "--threads",  # the API admits streams on part of them (api/stream_slots.py)
+            str(settings.api_threads),
             "--access-logfile",
             "-",
             "api.app:create_app()",

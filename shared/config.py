@@ -92,6 +92,21 @@ DEFAULT_SCHEDULER_POLL_S = 0.5
 # in turn; a DCGAN's weights are megabytes, so four are nothing next to a device's memory.
 DEFAULT_SAMPLER_CACHE = 4
 
+# Request threads per API process (gunicorn's `--threads`, cli/embedded.py). Each
+# Server-Sent Events stream holds one while it is open.
+DEFAULT_API_THREADS = 8
+
+# Event streams one token may hold open across every API process: a person following a few
+# jobs at once (a dashboard tab, `watch`, `logs -f` each); more is a script that should poll.
+DEFAULT_STREAMS_PER_TOKEN = 4
+
+
+def _half_the_threads(read: dict[str, Any]) -> int:
+    """Streams an API process serves at once unless told: half its threads, so that however
+    many clients ask for streams, the other half always answer ordinary requests."""
+    return int(read["api_threads"]) // 2
+
+
 # How the API, scheduler and worker write their own log records: `text` for people, `json`
 # (one object per line) for a log collector.
 LOG_FORMATS = ("text", "json")
@@ -185,6 +200,14 @@ class Settings:
     storage_url: str = setting(
         "GANFORGE_STORAGE_URL", derive=lambda read: (read["home"] / "artifacts").as_uri()
     )
+    # Declared before every field with a default, as `derive` leaves theirs out (dataclass
+    # order): the API's threads per process and the event streams each may serve at once.
+    api_threads: int = setting(
+        "GANFORGE_API_THREADS", parse=_int(1), derive=lambda _: DEFAULT_API_THREADS
+    )
+    streams_per_process: int = setting(
+        "GANFORGE_STREAMS_PER_PROCESS", parse=_int(0), derive=_half_the_threads
+    )
     s3_endpoint_url: str | None = setting(
         "GANFORGE_S3_ENDPOINT_URL", None, alias="AWS_ENDPOINT_URL"
     )
@@ -230,6 +253,11 @@ class Settings:
     # Requests per minute one token may make (0: no limit); counted in Redis.
     rate_limit_per_minute: int = setting(
         "GANFORGE_RATE_LIMIT", DEFAULT_RATE_LIMIT_PER_MINUTE, _int(0)
+    )
+    # Event streams one token may hold open over all API processes (0: no limit); counted in
+    # Redis as expiring leases (api/stream_slots.py).
+    streams_per_token: int = setting(
+        "GANFORGE_STREAMS_PER_TOKEN", DEFAULT_STREAMS_PER_TOKEN, _int(0)
     )
     log_flush_s: float = setting("GANFORGE_LOG_FLUSH_S", DEFAULT_LOG_FLUSH_S, _float)
     log_format: str = setting("GANFORGE_LOG_FORMAT", "text", lambda _, raw: raw.strip().lower())
@@ -284,6 +312,12 @@ class Settings:
                 )
         if "://" not in self.broker_url:
             raise ConfigError(f"GANFORGE_BROKER_URL is not a URL: {self.broker_url!r}")
+        if self.streams_per_process >= self.api_threads:
+            raise ConfigError(
+                f"GANFORGE_STREAMS_PER_PROCESS must be below GANFORGE_API_THREADS "
+                f"({self.api_threads}), so that streams never hold every request thread; "
+                f"got {self.streams_per_process}"
+            )
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(
                 f"GANFORGE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from cli.embedded import API_THREADS, API_WORKERS
+from cli.embedded import API_WORKERS
 from tests.soak.checks import (
     Edge,
     event_paths,
@@ -69,7 +69,7 @@ def _use_every_api_thread(soak_lab: SoakLab) -> None:
     """Polls enough at once to keep every request thread of every API process busy."""
     service, users = soak_lab.service, soak_lab.users
     url = service.url("/api/v1/jobs")
-    at_once = 4 * API_THREADS * API_WORKERS
+    at_once = 4 * service.settings.api_threads * API_WORKERS
 
     def poll(n: int) -> int:
         headers = users[n % len(users)].headers

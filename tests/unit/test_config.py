@@ -39,11 +39,19 @@ def test_deployment_is_only_environment_variables() -> None:
         ("GANFORGE_TORCH_THREADS", "many", "GANFORGE_TORCH_THREADS must be an integer"),
         ("GANFORGE_TORCH_THREADS", "0", "at least 1"),
         ("GANFORGE_CANCEL_GRACE_S", "-1", "positive"),
+        ("GANFORGE_STREAMS_PER_PROCESS", "8", "below GANFORGE_API_THREADS \\(8\\)"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         Settings.from_env({name: value})
+
+
+def test_streams_take_half_an_api_process_threads_unless_told() -> None:
+    assert Settings.from_env({}).streams_per_process == Settings.from_env({}).api_threads // 2
+    assert Settings.from_env({"GANFORGE_API_THREADS": "12"}).streams_per_process == 6
+    one = Settings.from_env({"GANFORGE_API_THREADS": "1"})
+    assert one.streams_per_process == 0, "one thread: it answers requests, clients poll"
 
 
 def test_settings_survive_a_trip_through_a_child_environment(tmp_path: Path) -> None:
@@ -95,7 +103,8 @@ def test_each_variable_moves_its_field_and_all_reach_a_child_process(tmp_path: P
         "GANFORGE_RATE_LIMIT": "0", "GANFORGE_LOG_FLUSH_S": "1", "GANFORGE_LOG_FORMAT": " JSON ",
         "GANFORGE_METRICS_TOKEN": "m", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
         "GANFORGE_SCHEDULER_POLL_S": "2", "GANFORGE_WARM_SAMPLER": "off",
-        "GANFORGE_SAMPLER_CACHE": "8",
+        "GANFORGE_SAMPLER_CACHE": "8", "GANFORGE_API_THREADS": "16",
+        "GANFORGE_STREAMS_PER_PROCESS": "3", "GANFORGE_STREAMS_PER_TOKEN": "2",
     }  # fmt: skip
     default = Settings.from_env({})
     names = {field.name for field in dataclasses.fields(Settings)}
