@@ -43,7 +43,9 @@ SYNC_EVERY_REQUEST_ABOVE = 0.9
 
 
 @cache
-def _redis(url: str) -> redis.Redis:
+def shared_redis(url: str) -> redis.Redis:
+    """This process's Redis client for the API's shared counts (rates, stream leases): one
+    connection pool, and Redis on the request path costs at most REDIS_TIMEOUT_S."""
     return redis.Redis.from_url(
         url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
     )
@@ -114,7 +116,7 @@ def check_rate() -> None:
     window = int(now // WINDOW_S)
     key = f"ganforge:rate:{token.id}:{window}"
     try:
-        count = rate_counts().count(_redis(config.broker_url), key, limit)
+        count = rate_counts().count(shared_redis(config.broker_url), key, limit)
     except redis.RedisError as error:
         log.warning("rate limit not checked (Redis unreachable): %s", error)
         return

@@ -17,7 +17,9 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
+from api.app import create_app
 from api.live import FEED_WAIT_CONFIG
+from api.stream_slots import RETRY_AFTER_S
 from cli import main
 from shared.config import Settings
 from shared.db import session_scope
@@ -187,6 +189,40 @@ def test_plain_clients_get_json_and_others_jobs_are_not_found(
         f"/api/v1/jobs/{scripted.job_id}/events?after=1.x", headers={**auth(alice), **STREAM}
     )
     assert bad.status_code == 400
+
+
+def test_streams_past_the_process_bound_are_refused_and_a_closed_one_frees_its_slot(
+    settings: Settings, alice: str, bob: str
+) -> None:
+    app = create_app(settings.with_(streams_per_process=1))
+    app.config[FEED_WAIT_CONFIG] = lambda _seconds: None  # the job stays queued: streams stay
+    client = app.test_client()
+    job_id = queued_job(settings, "alice")
+    url = f"/api/v1/jobs/{job_id}/events"
+    first = client.get(url, headers={**auth(alice), **STREAM}, buffered=False)
+    assert first.status_code == 200
+    refused = client.get(url, headers={**auth(alice), **STREAM})
+    assert refused.status_code == 429 and refused.mimetype == "application/problem+json"
+    assert refused.headers["Retry-After"] == str(RETRY_AFTER_S)
+    problem = refused.get_json()
+    assert problem["limit"] == {"setting": "GANFORGE_STREAMS_PER_PROCESS", "value": 1}
+    assert "GANFORGE_STREAMS_PER_PROCESS" in problem["errors"][0]["message"]
+    assert problem["errors"][0]["path"] == "Accept"
+    # Everything else still answers, for every user, JSON of the same route included.
+    assert client.get(url, headers=auth(alice)).status_code == 200
+    assert client.get("/api/v1/jobs", headers=auth(bob)).status_code == 200
+    first.close()  # the client went before the server read the stream: the slot comes back
+    second = client.get(url, headers={**auth(bob), **STREAM}, buffered=False)
+    assert second.status_code == 404  # not bob's job: refused before it takes a slot
+    third = client.get(url, headers={**auth(alice), **STREAM}, buffered=False)
+    assert third.status_code == 200
+    assert next(third.response).startswith(b"retry: ")  # it streams; then its client goes
+    third.close()
+    # A HEAD is answered without its body ever being read: closing it frees the slot too.
+    head = client.head(url, headers={**auth(alice), **STREAM})
+    assert head.status_code == 200
+    head.close()
+    assert client.get(url, headers={**auth(alice), **STREAM}, buffered=False).status_code == 200
 
 
 # --- the CLI ---------------------------------------------------------------------------------
