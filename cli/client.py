@@ -51,6 +51,11 @@ class StreamUnavailableError(RuntimeError):
     buffers): callers fall back to polling."""
 
 
+class StreamRefusedError(StreamUnavailableError):
+    """The service refused a stream for now (429: the token's or the process's streams are at
+    their limit); callers poll instead, which the service always answers."""
+
+
 class DownloadCorruptError(RuntimeError):
     """The bytes downloaded do not have the SHA-256 the artifact list gives."""
 
@@ -193,6 +198,8 @@ class Client:
         except (requests.ConnectionError, requests.Timeout) as error:
             raise ServiceUnreachableError(self.base_url, _reason(error)) from None
         with response:
+            if response.status_code == 429:
+                raise StreamRefusedError(_problem(response).get("detail") or "429")
             _raise_for_problem(response)
             if not response.headers.get("Content-Type", "").startswith(EVENT_STREAM):
                 raise StreamUnavailableError(
@@ -260,11 +267,15 @@ class Client:
 
 def _raise_for_problem(response: requests.Response) -> None:
     if response.status_code >= 400:
-        try:
-            problem = response.json()
-        except ValueError:
-            problem = {"detail": response.text[:500]}
-        raise ApiError(response.status_code, problem)
+        raise ApiError(response.status_code, _problem(response))
+
+
+def _problem(response: requests.Response) -> dict[str, Any]:
+    try:
+        problem: dict[str, Any] = response.json()
+    except ValueError:
+        problem = {"detail": response.text[:500]}
+    return problem
 
 
 def _reason(error: requests.RequestException) -> str:

@@ -157,20 +157,21 @@ def logs(job_id: str, follow_log: bool) -> None:
     if not follow_log:
         click.echo(client.log(job_id), nl=False)
         return
+    offset = 0  # log bytes printed: the middle part of each message's id (event.log.artifact)
     try:
         for event in client.feed(job_id, "logs"):
             if event.name == "log":
                 for line in event.data["lines"]:
                     click.echo(line)
+                offset = int((event.id or "0.0").split(".")[1])
             elif event.name == "end":
                 click.echo(f"ganforge: job {job_id} ended {event.data['state']}", err=True)
-    except StreamUnavailableError:
-        _poll_log(client, job_id)
+    except StreamUnavailableError:  # no streams here, or refused (429) on a reconnect
+        _poll_log(client, job_id, offset)
 
 
-def _poll_log(client: Client, job_id: str) -> None:
+def _poll_log(client: Client, job_id: str, offset: int = 0) -> None:
     """`logs -f` without a stream: read the log from the last offset every second."""
-    offset = 0
     while True:
         state = client.job(job_id)["state"]  # before the read: a final state's lines are in
         lines, offset = client.log_lines(job_id, offset)

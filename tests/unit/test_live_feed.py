@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.app import create_app
-from api.live import FEED_WAIT_CONFIG
+from api.live import FEED_WAIT_CONFIG, ClientGoneError
 from api.stream_slots import RETRY_AFTER_S
 from cli import main
 from shared.config import Settings
@@ -266,6 +266,28 @@ def test_watch_falls_back_to_polling_when_the_service_does_not_stream(
     monkeypatch.setattr("api.live.wants_stream", without_streams)
     result = cli(tmp_path, api_url, alice, "watch", scripted.job_id)
     assert result.exit_code == 6 and "ended cancelled" in result.stderr
+
+
+def test_logs_follow_polls_on_from_where_the_stream_stopped_when_streams_are_refused(
+    api_url: str, app: Flask, alice: str, scripted: JobScript, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr("cli.client.RECONNECT_S", 0.0)
+    scripted.log("one", "two")
+
+    def streams_fill_up(_seconds: float) -> None:
+        # While the stream runs, the job logs a line and ends, the process's stream slots
+        # fill up, and the stream breaks off (as when its client's connection drops).
+        scripted.log("three")
+        move(scripted.settings, scripted.job_id, S.QUEUED, S.CANCELLED)
+        app.extensions["ganforge.stream_slots"].limit = 0
+        raise ClientGoneError
+
+    app.config[FEED_WAIT_CONFIG] = streams_fill_up
+    result = cli(tmp_path, api_url, alice, "logs", scripted.job_id, "-f")
+    assert result.exit_code == 0, result.output
+    # The reconnect is refused (429): polling goes on after the lines the stream printed.
+    assert result.stdout.splitlines() == ["one", "two", "three"]
+    assert f"job {scripted.job_id} ended cancelled" in result.stderr
 
 
 def test_download_checks_each_artifact_against_its_sha256(
