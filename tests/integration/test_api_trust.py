@@ -1,8 +1,8 @@
 """Two users and an admin against the API on PostgreSQL and Redis: every route that names an
 object answers 404 to the other user, every /api/ route 401 to missing, wrong, expired and
-revoked tokens, a token past its rate gets 429 with Retry-After, and hostile input (broken
-uploads, NULs where PostgreSQL refuses them, chunked JSON bombs) is a 4xx problem that stores
-nothing."""
+revoked tokens, a token past its rate or its streams gets 429 with Retry-After, and hostile
+input (broken uploads, NULs where PostgreSQL refuses them, chunked JSON bombs) is a 4xx problem
+that stores nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import json
 import re
 import struct
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from api.app import create_app
-from api.ratelimit import WINDOW_S
+from api.live import FEED_WAIT_CONFIG
+from api.ratelimit import WINDOW_S, shared_redis
+from api.stream_slots import TokenLeases
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import ApiToken, Dataset, utcnow
@@ -207,3 +210,71 @@ def test_redirects_and_routing_errors_are_problems(client: FlaskClient, alice: s
     wrong = client.delete("/api/v1/jobs", headers=auth(alice))
     assert wrong.status_code == 405 and wrong.mimetype == PROBLEM
     assert {"GET", "POST"} <= set(wrong.headers["Allow"].replace(" ", "").split(","))
+
+
+def test_a_token_past_its_streams_over_two_processes_gets_429_until_one_ends_or_runs_out(
+    settings: Settings,
+) -> None:
+    processes = []
+    for _ in range(2):  # two API processes: each its own slots, one Redis
+        app = create_app(settings.with_(streams_per_token=2))
+        app.config[FEED_WAIT_CONFIG] = lambda _seconds: None  # the job stays queued
+        processes.append(app)
+    first, second = (app.test_client() for app in processes)
+    alice, bob = user_token(settings, "alice"), user_token(settings, "bob")
+    job = first.post("/api/v1/jobs", json=train_request("a"), headers=auth(alice)).get_json()
+    bobs = first.post("/api/v1/jobs", json=train_request("b"), headers=auth(bob)).get_json()
+    stream = {"Accept": "text/event-stream"}
+
+    def open_stream(client: FlaskClient, token: str, job_id: str) -> Any:
+        url = f"/api/v1/jobs/{job_id}/events"
+        return client.get(url, headers={**auth(token), **stream}, buffered=False)
+
+    # Streams of the test client stay in their request context until closed, so they are
+    # closed last opened first.
+    held = [open_stream(first, alice, job["id"]), open_stream(second, alice, job["id"])]
+    assert [r.status_code for r in held] == [200, 200]
+    refused = open_stream(first, alice, job["id"])
+    assert refused.status_code == 429 and refused.mimetype == "application/problem+json"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused.get_json()["limit"] == {"setting": "GANFORGE_STREAMS_PER_TOKEN", "value": 2}
+    bobs_stream = open_stream(first, bob, bobs["id"])
+    assert bobs_stream.status_code == 200, "per token"
+    bobs_stream.close()
+    held.pop().close()  # one of alice's streams ends: either process admits her again
+    held.append(open_stream(first, alice, job["id"]))
+    assert held[-1].status_code == 200
+    for response in reversed(held):
+        response.close()
+    # A process killed with its streams open gives nothing back: its leases run out instead.
+    processes[1].extensions["ganforge.stream_leases"] = TokenLeases(
+        shared_redis(settings.broker_url), lease_s=0.2
+    )
+    killed = [open_stream(second, alice, job["id"]) for _ in range(2)]
+    assert [r.status_code for r in killed] == [200, 200]
+    assert open_stream(first, alice, job["id"]).status_code == 429
+    time.sleep(0.3)
+    after = open_stream(first, alice, job["id"])
+    assert after.status_code == 200
+    for response in [after, *reversed(killed)]:
+        response.close()
+
+
+def test_a_renewed_stream_lease_outlives_its_first_term_and_one_lost_comes_back(
+    settings: Settings,
+) -> None:
+    leases = TokenLeases(shared_redis(settings.broker_url), lease_s=0.2)
+    token = uuid.uuid4().hex
+    lease = leases.take(token, limit=1)
+    assert lease is not None and leases.take(token, limit=1) is None
+    key = leases.key(token)
+    first_end = leases.client.zscore(key, lease)
+    time.sleep(0.05)
+    leases.renew(token, lease)
+    assert leases.client.zscore(key, lease) > first_end, "renewed from Redis's clock"
+    time.sleep(0.3)
+    assert leases.held(token) == 0, "not renewed: it ran out"
+    leases.renew(token, lease)  # a stream whose process was paused past its lease
+    assert leases.held(token) == 1 and leases.take(token, limit=1) is None
+    leases.give_back(token, lease)
+    assert leases.held(token) == 0
