@@ -33,6 +33,7 @@ const gf = (() => {
       this.status = status;
       this.problem = problem;
       this.fields = fields;
+      this.retryAfterS = 0; // a 429's or 503's Retry-After, when it gave one
     }
   }
 
@@ -48,7 +49,9 @@ const gf = (() => {
       problem = { title: response.statusText };
     }
     if (response.status === 401) toLogin(problem.detail || "the token was refused");
-    return new ApiError(response.status, problem);
+    const error = new ApiError(response.status, problem);
+    error.retryAfterS = Number(response.headers.get("Retry-After")) || 0;
+    return error;
   }
 
   /** A JSON API call with the bearer token; throws ApiError with the problem document. */
@@ -166,6 +169,12 @@ const gf = (() => {
         if (error instanceof ApiError && error.status < 500 && error.status !== 429) {
           showError(error, "feed");
           return;
+        }
+        // Refused for now (429: the streams of this token or of the API are at their
+        // bound): ask again when told; the page's own job refresh goes on meanwhile.
+        if (error instanceof ApiError && error.retryAfterS) {
+          await sleep(error.retryAfterS * 1000);
+          continue;
         }
       }
       if (ended) return;
