@@ -82,6 +82,7 @@ bench: install
 	$(PY) -m bench.queue --json bench-queue.json
 	$(PY) -m bench.storage --json bench-storage.json
 	$(PY) -m bench.db_scale --json bench-db_scale.json
+	$(PY) -m bench.streams --json bench-streams.json
 	$(if $(wildcard bench/sampling.py),$(PY) -m bench.sampling --json bench-sampling.json)
 	$(PY) -m bench.report
 

@@ -3,9 +3,10 @@
     python -m bench.report [--results .] [--readme README.md]
 
 Reads each `bench-<name>.json` that `make bench` wrote (bench.api, queue, storage, db_scale,
-train_overhead, scheduler, and any other bench-*.json as a pointer row), and replaces what lies
-between the two marker comments in the README with one table: every figure ganforge's against
-the bare tool's, measured side by side in one run, with the date, the machine and how to rerun.
+train_overhead, scheduler, streams, and any other bench-*.json as a pointer row), and replaces
+what lies between the two marker comments in the README with one table: every figure
+ganforge's against the bare tool's, measured side by side in one run, with the date, the
+machine and how to rerun.
 """
 
 from __future__ import annotations
@@ -124,6 +125,23 @@ def _scheduler(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _streams(r: dict[str, Any]) -> list[Row]:
+    polls, with_, without = r["polls"], r["polls"]["with"], r["polls"]["without"]
+    turns = len(r["turns"]) or 1
+    return [(
+        f"another user's poll while {r['streams']} streams are asked for by {r['tokens']}"
+        f" tokens ({r['admitted'] / turns:.0f} admitted, {r['refused_429'] / turns:.0f}"
+        f" refused 429 in a p50 {r['refused_ms']['p50']:.0f} ms), {r['clients']} clients"
+        " (`bench.streams`)",
+        f"streams open: p50 {with_['p50_ms']:.0f} ms, p99 {with_['p99_ms']:.0f} ms,"
+        f" {with_['errors']} errors",
+        f"no streams: p50 {without['p50_ms']:.0f} ms, p99 {without['p99_ms']:.0f} ms",
+        f"p50 {polls['p50_ratio']:.2f}x, p99 {polls['p99_ratio']:.2f}x",
+        f"goal all answered, p99 <= {r['goal']['polls_answered_and_p99_ratio_at_most']:g}x:"
+        f" {_goal(r['goal']['met'])}",
+    )]  # fmt: skip
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "api": _api,
     "queue": _queue,
@@ -131,6 +149,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "db_scale": _db_scale,
     "train_overhead": _train,
     "scheduler": _scheduler,
+    "streams": _streams,
 }
 
 

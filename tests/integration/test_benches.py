@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import api, db_scale, queue, report, storage
+from bench import api, db_scale, queue, report, storage, streams
 from bench.lab import Lab
 from tests.servers import TestServer
 
@@ -96,6 +96,28 @@ def test_db_scale_bench_explains_each_query_and_finds_no_seq_scan(tmp_path: Path
         assert query["ganforge_ms"] > 0 and query["plain_sql_ms"] > 0
     assert "ix_jobs_created" in queries["list_every_user"]["indexes"]
     assert results["goal"]["no_seq_scans"], {n: q["seq_scans"] for n, q in queries.items()}
+
+
+def test_streams_bench_admits_within_the_bounds_refuses_the_rest_and_frees_every_slot(
+    tmp_path: Path, lab: Lab
+) -> None:
+    argv = ["--streams", "12", "--tokens", "3", "--duration", "1", "--clients", "2", "--rounds",
+            "1", "--json", str(tmp_path / "bench-streams.json")]  # fmt: skip
+    results = streams.main(argv, lab)
+    _stamped(results, "streams")
+    bounds = results["bounds"]
+    (turn,) = results["turns"]
+    # 3 tokens x 4 streams are all within their tokens' bound; the processes' is 2 x 4. How
+    # the kernel spreads the 12 connections varies, but one process gets at least 6 of them.
+    per_process, processes = bounds["streams_per_process"], bounds["api_processes"]
+    assert (per_process, processes) == (4, 2)
+    assert per_process <= turn["admitted"] <= per_process * processes
+    assert turn["admitted"] + turn["refused_429"] == 12
+    assert turn["other"] == turn["unanswered"] == 0
+    assert turn["freed_s"] < streams.FREED_TIMEOUT_S
+    for side in ("with", "without"):
+        assert results["polls"][side]["requests"] > 0 and results["polls"][side]["errors"] == 0
+    assert "another user's poll while 12 streams" in report.table(tmp_path)
 
 
 def test_report_rewrites_only_the_table_between_the_markers(tmp_path: Path) -> None:
