@@ -17,9 +17,10 @@ alternating order:
   lease are free again (how long that took is reported).
 
 The figures: the other user's poll p50/p99 with streams open against without, side by side
-from the same run; streams admitted, refused with 429 (and how fast), and any other answer or
-none within `--open-timeout`. Before streams were admitted within bounds (api/stream_slots.py),
-16 streams took every thread of the two processes and the polls waited for them.
+from the same run; `/healthz` asked on a new connection every 0.2 s, as a load balancer
+probes (the pollers keep their connections, and with them their process); the streams
+admitted, refused with 429 (and how fast), and any other answer or none within
+`--open-timeout`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import http.client
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,10 @@ OPEN_TIMEOUT_S = 10.0
 # Seconds the closed streams' slots and leases may take to come back before the run fails:
 # the API notices a closed connection between two polls of a stream (a second apart).
 FREED_TIMEOUT_S = 30.0
+# Seconds between the /healthz probes of a turn, and how long one may take (a load balancer's
+# probe timeout) before it counts as not answered.
+HEALTH_EVERY_S = 0.2
+HEALTH_TIMEOUT_S = 5.0
 # The goal: another user's polls keep their latency while the streams are held open.
 GOAL_P99_RATIO = 2.0
 
@@ -117,6 +124,37 @@ def open_streams(base_url: str, paths: list[tuple[str, str]], timeout_s: float) 
     return tally
 
 
+@contextmanager
+def probing_health(base_url: str, tally: LoadTally) -> Iterator[None]:
+    """While the block runs, ask for /healthz every HEALTH_EVERY_S on a new connection each
+    time, as a load balancer does: a process whose every thread is taken does not answer."""
+    stop = threading.Event()
+
+    def probe() -> None:
+        began_turn = time.perf_counter()
+        while not stop.is_set():
+            began = time.perf_counter()
+            try:
+                answer = requests.get(f"{base_url}/healthz", timeout=HEALTH_TIMEOUT_S)
+                if answer.status_code == 200:
+                    tally.latencies.append(time.perf_counter() - began)
+                else:
+                    tally.errors += 1
+            except requests.RequestException as error:
+                tally.errors += 1
+                tally.first_error = tally.first_error or repr(error)
+            stop.wait(HEALTH_EVERY_S)
+        tally.seconds += time.perf_counter() - began_turn
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        prober.join()
+
+
 def leases_held(client: redis.Redis, token_ids: list[str]) -> int:
     """Stream leases of these tokens that have not run out (api/stream_slots.TokenLeases)."""
     now_s, now_us = client.time()
@@ -159,18 +197,23 @@ def measure(
             # A short warm-up (connections, imports, plans) first.
             run_turn(settings.api_url, headers, lambda _: poll, clients, 1.0, LoadTally())
             sides = {"without": LoadTally(), "with": LoadTally()}
+            health = {"without": LoadTally(), "with": LoadTally()}
+
+            def polling(side: str) -> None:
+                with probing_health(settings.api_url, health[side]):
+                    run_turn(settings.api_url, headers, lambda _: poll, clients, turn_s,
+                             sides[side])  # fmt: skip
+
             turns: list[dict[str, Any]] = []
             refused_s: list[float] = []
             for number in range(rounds):
                 order = ["without", "with"] if number % 2 == 0 else ["with", "without"]
                 for side in order:
                     if side == "without":
-                        run_turn(settings.api_url, headers, lambda _: poll, clients, turn_s,
-                                 sides[side])  # fmt: skip
+                        polling(side)
                         continue
                     opened = open_streams(settings.api_url, paths, open_timeout_s)
-                    run_turn(settings.api_url, headers, lambda _: poll, clients, turn_s,
-                             sides[side])  # fmt: skip
+                    polling(side)
                     freed_s = _close(opened, broker, token_ids)
                     refused_s += opened.refused_s
                     turns.append({
@@ -182,8 +225,8 @@ def measure(
                         "freed_s": freed_s,
                     })  # fmt: skip
                     _print_turn(number, turns[-1])
-    return _results(settings, streams, tokens, duration_s, clients, rounds, sides, turns,
-                    refused_s)  # fmt: skip
+    return _results(settings, streams, tokens, duration_s, clients, rounds, sides, health,
+                    turns, refused_s)  # fmt: skip
 
 
 def _results(
@@ -194,6 +237,7 @@ def _results(
     clients: int,
     rounds: int,
     sides: dict[str, LoadTally],
+    health: dict[str, LoadTally],
     turns: list[dict[str, Any]],
     refused_s: list[float],
 ) -> dict[str, Any]:
@@ -201,7 +245,8 @@ def _results(
     without, with_ = polls["without"], polls["with"]
     p50_ratio = with_["p50_ms"] / without["p50_ms"] if without["p50_ms"] else 0.0
     p99_ratio = with_["p99_ms"] / without["p99_ms"] if without["p99_ms"] else 0.0
-    answered = without["errors"] == 0 and with_["errors"] == 0
+    probes = {side: tally.summary() for side, tally in health.items()}
+    answered = all(f["errors"] == 0 for f in [without, with_, *probes.values()])
     polls.update({"p50_ratio": round(p50_ratio, 2), "p99_ratio": round(p99_ratio, 2)})
     print(
         f"other user's polls, {clients} clients: without streams p50 {without['p50_ms']:.1f} ms"
@@ -210,6 +255,13 @@ def _results(
         f" ratio p50 {p50_ratio:.2f}x p99 {p99_ratio:.2f}x",
         flush=True,
     )
+    for side, figures in probes.items():
+        print(
+            f"/healthz on a new connection, {side} streams: {figures['requests']} answered,"
+            f" p50 {figures['p50_ms']:.1f} ms p99 {figures['p99_ms']:.1f} ms,"
+            f" {figures['errors']} not within {HEALTH_TIMEOUT_S:g} s",
+            flush=True,
+        )
     return {
         "streams": streams,
         "tokens": tokens,
@@ -223,6 +275,7 @@ def _results(
             "streams_per_token": settings.streams_per_token,
         },
         "polls": polls,
+        "healthz": {side: tally.summary() for side, tally in health.items()},
         "turns": turns,
         "admitted": sum(turn["admitted"] for turn in turns),
         "refused_429": sum(turn["refused_429"] for turn in turns),
