@@ -12,9 +12,10 @@ bounds, checked before a stream starts; past either the answer is a 429 problem 
 - **Per token**, over every process and replica: at most GANFORGE_STREAMS_PER_TOKEN, so one
   token cannot take the stream slots of everyone else. Each open stream holds a lease in
   Redis, a member of the token's sorted set scored by when it runs out (Redis's own clock,
-  so API hosts' clocks do not matter). The stream renews it every RENEW_S while it runs and
-  removes it when it ends; the lease of a stream whose process was SIGKILLed or paused runs
-  out after LEASE_S by itself. A bare counter would keep a dead process's streams forever.
+  so API hosts' clocks do not matter; scripts that read it need Redis 5 or later). The
+  stream renews it every RENEW_S while it runs and removes it when it ends; the lease of a
+  stream whose process was SIGKILLed or paused runs out after LEASE_S by itself. A bare
+  counter would keep a dead process's streams forever.
 
 A stream gives its slot and lease back when it ends, when its client goes (the generator is
 closed), and when the response is closed without ever being read. As the rate limit does
