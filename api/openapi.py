@@ -121,7 +121,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "get",
         JOB + "/events",
         "Every state change of the job; `Accept: text/event-stream` follows it live (state, "
-        "progress, log, artifact messages, then end)",
+        "progress, log, artifact messages, then end); a stream past the API's stream bounds is "
+        "a 429 problem with Retry-After (poll instead)",
         schemas.EventList,
         query=(AFTER,),
         also=(EVENT_STREAM,),
@@ -129,7 +130,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         JOB + "/logs",
-        "The job's log so far (text/plain: as text); `Accept: text/event-stream` follows it",
+        "The job's log so far (text/plain: as text); `Accept: text/event-stream` follows it "
+        "(429 with Retry-After past the stream bounds)",
         schemas.LogLines,
         query=(
             _query("offset", {"type": "integer", "minimum": 0}, "start at this byte offset"),
