@@ -17,6 +17,9 @@ command line in cli/embedded.py gives the address and the process and thread cou
   `~/.gunicorn/gunicorn.ctl` for `gunicornc`, one path for every gunicorn of the user on the
   host: a second API would take it over from the first (and remove it when it stops). The
   API needs no runtime control (a rollout restarts it), so it has none.
+- **Its own refusals as problems.** A request line or headers past gunicorn's limits, or a
+  header it cannot parse, are refused before the app runs; api/front_errors.py makes those
+  answers problem+json like the app's.
 - **JSON logs** (GANFORGE_LOG_FORMAT=json): gunicorn's own error and access loggers write
   one JSON object per line too, as the app's records do.
 """
@@ -26,10 +29,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from api import front_errors
 from shared.config import Settings
 from shared.runfolders import API_SERVICE, own_folder, remove_leftovers, remove_own
 
 worker_class = "gthread"
+front_errors.install()  # gunicorn's own 400/414/431 answers as problem+json
 # gunicorn's control socket (25.1+; older releases ignore the name): off, see above.
 control_socket_disable = True
 

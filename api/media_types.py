@@ -1,9 +1,12 @@
-"""The Content-Type of an artifact download, by the suffix of its name: the one table that
-the download route answers with (api/jobs.py) and the OpenAPI document lists
-(api/openapi.py), so the contract names exactly the types the API sends."""
+"""Content types the API answers with: every refusal's, and an artifact download's by the
+suffix of its name (the one table that the download route answers with, api/jobs.py, and the
+OpenAPI document lists, api/openapi.py, so the contract names exactly the types the API
+sends). No imports: gunicorn's master reads it too (api/front_errors.py)."""
 
 from __future__ import annotations
 
+# Every refusal, whether the app or gunicorn writes it (RFC 9457).
+PROBLEM_JSON = "application/problem+json"
 # What a name with no suffix below gets: checkpoints (.pt), latents (.npy), TensorBoard event
 # files, exported weights (.safetensors) are bytes for programs, not for a browser to show.
 DOWNLOAD = "application/octet-stream"

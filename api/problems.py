@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from api.counters import count_storage_error
+from api.media_types import PROBLEM_JSON
 from shared.datasets import DatasetNotFoundError, DatasetUploadError
 from shared.db import is_unreachable
 from shared.jobs.requests import (
@@ -28,7 +29,6 @@ from shared.users import TokenNotFoundError
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 # Seconds a client should wait before retrying while the database is unreachable: about one
 # PostgreSQL restart; clients back off further themselves.
 RETRY_AFTER_S = 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -341,3 +342,31 @@ def test_latent_tools_sample_paths_neighbourhoods_and_explicit_latents_and_expor
     assert refused({"latents": [[0.0] * 4, [0.0] * 5]})["path"] == "spec.latents.1"
     missing = refused({"latents": {"job_id": seeds["id"], "name": "nothing.npy"}})
     assert missing["path"] == "spec.latents.name"
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"GET /api/v1/jobs?q=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 10_000 + b"\r\n\r\n", 431),
+        (b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\x01b\r\n\r\n", 400),
+    ],
+    ids=["request-line-too-long", "header-too-large", "control-character-in-a-header"],
+)
+def test_what_gunicorn_refuses_before_the_app_is_a_problem_too(
+    service: Service, request_head: bytes, status: int
+) -> None:
+    """Answers gunicorn writes itself (api/front_errors.py): status kept, body a problem."""
+    url = service.settings.api_url.split("//", 1)[1]
+    host, port = url.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request_head)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].startswith(f"HTTP/1.1 {status} "), lines[0]
+    assert "Content-Type: application/problem+json" in lines, lines
+    document = json.loads(body)
+    assert document["status"] == status and document["title"] and document["detail"]
