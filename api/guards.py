@@ -8,11 +8,19 @@ until RecursionError, so its depth is counted on the raw bytes first, sent chunk
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from api.problems import ApiProblem
+
+# A chunked body refused as too long is read on and dropped, up to this many more bytes and
+# seconds, so that the client, still sending, reads our 413 instead of a reset connection.
+DRAIN_BYTES = 8 * 1024 * 1024
+DRAIN_S = 2.0
+_DRAIN_CHUNK = 64 * 1024
 
 # The deepest JSON body we accept: a job request is about 4 levels deep; 32 leaves room for
 # any request we will add without letting a client make the parser recurse.
@@ -54,6 +62,7 @@ def _check_request() -> None:
         raw = request.get_data(cache=True)
         limit = request.max_content_length
         if request.content_length is None and limit is not None and len(raw) >= limit:
+            _drain_chunked_body()
             raise RequestEntityTooLarge(f"JSON bodies are limited to {limit} bytes")
         depth = json_depth(raw)
         if depth > MAX_JSON_DEPTH:
@@ -62,6 +71,21 @@ def _check_request() -> None:
                 "Invalid JSON body",
                 f"the body is nested {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted",
             )
+
+
+def _drain_chunked_body() -> None:
+    """Read the rest of a refused chunked body and drop it (bounded by DRAIN_BYTES and
+    DRAIN_S): closing a connection with unread bytes resets it, and a client still writing
+    would see a broken pipe, not the answer."""
+    stream = request.environ.get("wsgi.input")
+    if stream is None:
+        return
+    deadline, left = time.monotonic() + DRAIN_S, DRAIN_BYTES
+    while left > 0 and time.monotonic() < deadline:
+        chunk = stream.read(min(_DRAIN_CHUNK, left))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def json_depth(raw: bytes) -> int:

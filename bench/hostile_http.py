@@ -174,11 +174,15 @@ def _problem_reasons(answer: Answer, field_path: str | None) -> list[str]:
 
 def names_field(document: dict[str, Any], field_path: str) -> bool:
     """Whether a problem document names the field: its full path, or its leaf said in the
-    message of an error on its parent (`spec.data`: "key must be ...")."""
+    message of an error on its parent (`spec.data`: "key must be ..."), in any case."""
     listed = document.get("errors")
     errors = listed if isinstance(listed, list) else []
     texts = [str(document.get("detail", ""))]
     texts += [f"{e.get('path', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict)]
+    # Case does not count: header names are case-insensitive (gunicorn says IDEMPOTENCY-KEY),
+    # and the API's field paths are lower case.
+    texts = [text.lower() for text in texts]
+    field_path = field_path.lower()
     if any(field_path in text for text in texts):
         return True
     parent, _, leaf = field_path.rpartition(".")
