@@ -8,6 +8,7 @@ channel conversion) into one uint8 array [N, H, W, C].
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import tarfile
@@ -157,6 +158,10 @@ def _folder_members(folder: Path, label: str) -> Iterator[ImageMember]:
                 yield ImageMember(found.name, file.read())
 
 
+# A zip member's general-purpose flag bit 0: encrypted (zipfile asks for a password).
+_ENCRYPTED = 0x1
+
+
 def _zip_members(path: Path, label: str) -> Iterator[ImageMember]:
     try:
         with open_file(path, label) as raw, zipfile.ZipFile(raw) as archive:
@@ -168,8 +173,28 @@ def _zip_members(path: Path, label: str) -> Iterator[ImageMember]:
             budget = _ExpansionBudget()
             for info in wanted:
                 _check_member_size(info.filename, info.file_size, label)
-                with archive.open(info) as file:
+                # zipfile stops at the declared size, so a member whose CRC covers only that
+                # much would pass as a small image while its stream goes on: ask for one
+                # byte more than declared, which only a member that lies can produce.
+                # The CRC is checked here, on the declared bytes (zipfile would check it on
+                # the one byte more, and call every honest member corrupt).
+                if info.flag_bits & _ENCRYPTED:
+                    raise DataFileError(f"{label}: member {info.filename!r} is encrypted")
+                one_more = copy.copy(info)
+                one_more.file_size = info.file_size + 1
+                del one_more.CRC  # zipfile checks no CRC for an entry without one
+                with archive.open(one_more) as file:
                     data = budget.read(file, info.filename, label)
+                if len(data) > info.file_size:
+                    raise DataFileError(
+                        f"{label}: member {info.filename!r} holds more than the "
+                        f"{info.file_size} bytes its directory entry says"
+                    )
+                if len(data) < info.file_size or zlib.crc32(data) != info.CRC:
+                    raise DataFileError(
+                        f"{label}: member {info.filename!r} is damaged (its bytes do not match "
+                        "its directory entry's size and CRC-32)"
+                    )
                 yield ImageMember(info.filename, data)
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise DataFileError(f"{label}: not a readable zip archive ({exc})") from exc

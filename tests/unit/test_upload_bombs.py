@@ -106,15 +106,21 @@ def _png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
-def _lying_zip(name: str, payload: bytes, declared: int) -> bytes:
+def _lying_zip(name: str, payload: bytes, declared: int, crc_of_declared: bool = False) -> bytes:
     """A zip whose one member holds `payload` (deflated) while its local header and central
-    directory both say it expands to `declared` bytes."""
+    directory both say it expands to `declared` bytes (and, with `crc_of_declared`, carry
+    the CRC of those first bytes, so that reading only as far as declared finds no fault)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(name, payload)
     raw = bytearray(out.getvalue())
-    struct.pack_into("<I", raw, raw.find(b"PK\x03\x04") + 22, declared)  # uncompressed size
-    struct.pack_into("<I", raw, raw.find(b"PK\x01\x02") + 24, declared)
+    local, central = raw.find(b"PK\x03\x04"), raw.find(b"PK\x01\x02")
+    struct.pack_into("<I", raw, local + 22, declared)  # uncompressed size
+    struct.pack_into("<I", raw, central + 24, declared)
+    if crc_of_declared:
+        crc = zlib.crc32(payload[:declared])
+        struct.pack_into("<I", raw, local + 14, crc)
+        struct.pack_into("<I", raw, central + 16, crc)
     return bytes(raw)
 
 
@@ -126,6 +132,17 @@ def test_a_zip_member_holding_far_more_than_its_directory_says_costs_one_chunk(
     archive = _lying_zip("a.png", bytes(16 * 1024 * 1024), declared=100)
     status, body, peak = _upload(client, alice, "lies.zip", archive)
     assert status == 422 and "a.png" in body["detail"], body
+    assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.1f} MiB allocated"
+
+
+def test_a_zip_member_whose_crc_covers_only_its_declared_size_is_refused_too(
+    client: FlaskClient, alice: str
+) -> None:
+    """Read only as far as its directory says, this member is a valid 100-byte file; its
+    stream holds 4 MiB. It is refused for the lie, at the cost of one chunk."""
+    archive = _lying_zip("a.png", bytes(4 * 1024 * 1024), declared=100, crc_of_declared=True)
+    status, body, peak = _upload(client, alice, "lies.zip", archive)
+    assert status == 422 and "'a.png' holds more than the 100 bytes" in body["detail"], body
     assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.1f} MiB allocated"
 
 
