@@ -40,20 +40,23 @@ browser:
 
 # Every suite but the quality-sized runs (`make test-quality`). The tests start their own
 # PostgreSQL (initdb + postgres), redis-server and moto S3 servers; see README "Tests" for the
-# binaries they need. The unit suite and the embedded service's end-to-end tests (no servers,
-# one torch thread) run beside the service suites, which mostly wait on processes, outages and
-# timeouts (about one core of two over their run); their output is printed after the service
-# suites', and either failing fails the target.
+# binaries they need. Three lanes at once, each its own pytest with its own servers: the service
+# suites; beside them the fault scenarios, which mostly wait out their 30 s outages; and the
+# unit suite with the embedded service's end-to-end tests (no servers, one torch thread). The
+# service lane prints as it goes, the other two after it; any lane failing fails the target.
 test: install browser
-	@log=$$(mktemp); \
+	@unit_log=$$(mktemp); fault_log=$$(mktemp); \
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m "unit or no_servers" tests/unit tests/e2e \
-		>$$log 2>&1 & unit=$$!; \
+		>$$unit_log 2>&1 & unit=$$!; \
+	$(VENV)/bin/pytest -q -m "not quality" tests/resilience >$$fault_log 2>&1 & faults=$$!; \
 	$(VENV)/bin/pytest -q -m "not quality and not no_servers" \
-		tests/integration tests/e2e tests/resilience tests/soak; \
-	services=$$?; wait $$unit; units=$$?; \
+		tests/integration tests/e2e tests/soak; \
+	services=$$?; wait $$faults; fault_status=$$?; wait $$unit; units=$$?; \
+	echo "== fault scenarios, run beside them (exit status $$fault_status) =="; \
+	cat $$fault_log; \
 	echo "== unit and embedded-service tests, run beside them (exit status $$units) =="; \
-	cat $$log; rm -f $$log; \
-	exit $$(( services || units ))
+	cat $$unit_log; rm -f $$unit_log $$fault_log; \
+	exit $$(( services || units || fault_status ))
 
 # The unit suite without the tests that start processes or train for seconds: the inner loop,
 # under a minute on two cores.
