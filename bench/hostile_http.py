@@ -12,7 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -72,24 +72,14 @@ def send(
 ) -> Answer:
     """Send one request on a fresh connection. A body that is an iterable of chunks goes
     out with Transfer-Encoding: chunked and no Content-Length."""
-    url = urlparse(base_url)
-    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=timeout)
-    began = time.perf_counter()
-    try:
-        chunked = body is not None and not isinstance(body, bytes)
+    chunked = body is not None and not isinstance(body, bytes)
+
+    def write(connection: http.client.HTTPConnection) -> None:
         connection.request(
             method, path, body=body, headers=dict(headers or {}), encode_chunked=chunked
         )
-        response = connection.getresponse()
-        payload = response.read(READ_LIMIT)
-        answered = {name.lower(): value for name, value in response.getheaders()}
-        return Answer(response.status, answered, payload, time.perf_counter() - began)
-    except (OSError, http.client.HTTPException) as error:
-        return Answer(
-            None, {}, b"", time.perf_counter() - began, f"{type(error).__name__}: {error}"
-        )
-    finally:
-        connection.close()
+
+    return _exchange(base_url, write, timeout)
 
 
 def send_declared(
@@ -102,15 +92,27 @@ def send_declared(
     timeout: float = 30.0,
 ) -> Answer:
     """Send `body` under a Content-Length of `declared_length` (which may lie)."""
-    url = urlparse(base_url)
-    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=timeout)
-    began = time.perf_counter()
-    try:
+
+    def write(connection: http.client.HTTPConnection) -> None:
         connection.putrequest(method, path)
         for name, value in headers.items():
             connection.putheader(name, value)
         connection.putheader("Content-Length", str(declared_length))
         connection.endheaders(body)
+
+    return _exchange(base_url, write, timeout)
+
+
+def _exchange(
+    base_url: str, write: Callable[[http.client.HTTPConnection], None], timeout: float
+) -> Answer:
+    """One request written by `write` on a fresh connection, and what came back (or why
+    nothing did), timed from the first byte sent."""
+    url = urlparse(base_url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=timeout)
+    began = time.perf_counter()
+    try:
+        write(connection)
         response = connection.getresponse()
         payload = response.read(READ_LIMIT)
         answered = {name.lower(): value for name, value in response.getheaders()}
