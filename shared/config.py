@@ -101,6 +101,10 @@ DEFAULT_API_THREADS = 8
 DEFAULT_STREAMS_PER_TOKEN = 4
 
 
+# The account job processes run as when the worker is root: unprivileged, owning no files.
+DEFAULT_JOB_USER = "nobody"
+
+
 def _half_the_threads(read: dict[str, Any]) -> int:
     """Streams an API process serves at once unless told: half its threads, so that however
     many clients ask for streams, the other half always answer ordinary requests."""
@@ -165,8 +169,9 @@ class _Variable(NamedTuple):
     """How one Settings field is read from the environment and written for a child process:
     from `name` (else `alias`) by `parse`; when neither is set, `default`, or `derive(the fields
     read so far)` for a default that depends on another setting (no dataclass default then).
-    `to_env` writes it with `write`, unless `child` is False or it is an unset optional
-    (None-default) setting, which the child then leaves unset too."""
+    `empty`, when given, is the value of a variable set to the empty string (which otherwise
+    means "not given"). `to_env` writes it with `write`, unless `child` is False or it is an
+    unset optional (None-default) setting, which the child then leaves unset too."""
 
     name: str
     default: Any = MISSING
@@ -175,6 +180,7 @@ class _Variable(NamedTuple):
     alias: str | None = None
     child: bool = True
     write: Callable[[Any], str] = str
+    empty: Any = MISSING
 
 
 def setting(env: str, default: Any = MISSING, parse: Parse = _text, **options: Any) -> Any:
@@ -276,6 +282,11 @@ class Settings:
         "GANFORGE_WARM_SAMPLER", True, _flag, write=lambda on: "1" if on else "0"
     )
     sampler_cache: int = setting("GANFORGE_SAMPLER_CACHE", DEFAULT_SAMPLER_CACHE, _int(1))
+    # The account a root worker runs its jobs' processes as (worker/sandbox/account.py); set
+    # empty, they run as root, which is unsafe. A worker that is not root keeps its own uid.
+    job_user: str = setting(
+        "GANFORGE_JOB_USER", DEFAULT_JOB_USER, lambda _, raw: raw.strip(), empty=""
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -285,6 +296,8 @@ class Settings:
             var: _Variable = item.metadata["env"]
             raw = env.get(var.name) or (env.get(var.alias) if var.alias else None)
             value = var.parse(var.name, raw) if raw else None
+            if value is None and var.empty is not MISSING and env.get(var.name) == "":
+                value = var.empty
             if value is None:
                 value = var.derive(read) if var.derive else var.default
             read[item.name] = value

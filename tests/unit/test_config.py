@@ -105,6 +105,7 @@ def test_each_variable_moves_its_field_and_all_reach_a_child_process(tmp_path: P
         "GANFORGE_SCHEDULER_POLL_S": "2", "GANFORGE_WARM_SAMPLER": "off",
         "GANFORGE_SAMPLER_CACHE": "8", "GANFORGE_API_THREADS": "16",
         "GANFORGE_STREAMS_PER_PROCESS": "3", "GANFORGE_STREAMS_PER_TOKEN": "2",
+        "GANFORGE_JOB_USER": "",
     }  # fmt: skip
     default = Settings.from_env({})
     names = {field.name for field in dataclasses.fields(Settings)}
@@ -125,3 +126,9 @@ def test_each_variable_moves_its_field_and_all_reach_a_child_process(tmp_path: P
                 "GANFORGE_TORCH_THREADS", "GANFORGE_NODE_NAME", "GANFORGE_NODE_ADDRESS",
                 "GANFORGE_METRICS_TOKEN"}  # fmt: skip
     assert set(default.to_env()) == set(away) - set(inherited) - optional
+
+
+def test_an_empty_job_user_means_no_drop_while_unset_means_nobody() -> None:
+    assert Settings.from_env({}).job_user == "nobody"
+    assert Settings.from_env({"GANFORGE_JOB_USER": ""}).job_user == ""
+    assert Settings.from_env({"GANFORGE_JOB_USER": " ganjobs "}).job_user == "ganjobs"
