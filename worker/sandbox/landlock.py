@@ -100,12 +100,12 @@ class _PathBeneathAttr(ctypes.Structure):
 
 
 def landlock_abi() -> int:
-    """The Landlock ABI version this kernel offers; 0 where it has none (too old, or Landlock
-    not enabled at boot)."""
+    """The Landlock ABI version this kernel offers; 0 where it has none (too old, Landlock not
+    enabled at boot, or the syscall refused by a container's seccomp profile: EPERM)."""
     try:
         return syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
     except OSError as error:
-        if error.errno in (errno.ENOSYS, errno.EOPNOTSUPP):
+        if error.errno in (errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
             return 0
         raise
 
@@ -144,8 +144,8 @@ def restrict_filesystem(
     abi = landlock_abi()
     if abi == 0:
         log.warning(
-            "Landlock is not available on this kernel (Linux >= 5.13 with landlock in lsm=): "
-            "job processes are not confined to their folders"
+            "Landlock is not available (it needs Linux >= 5.13 with landlock in lsm=, and a "
+            "seccomp profile that allows it): job processes are not confined to their folders"
         )
         return 0
     handled = fs_rights(abi)
