@@ -20,12 +20,14 @@ from api import (
 from api.problems import register_error_handlers
 from shared.config import Settings
 from shared.datasets import MAX_UPLOAD_BYTES
+from shared.hardening import harden_service_process
 from shared.logs import add_context_source, configure_logging
 from shared.storage import open_storage
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    harden_service_process()  # no same-uid process reads the API's environment or memory
     app = Flask("ganforge")
     # Largest JSON body we accept: a spec is a few hundred bytes; 1 MiB leaves room for long
     # seed lists without letting a client make us buffer arbitrary uploads. POST

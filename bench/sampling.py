@@ -174,17 +174,28 @@ def in_process(checkpoint: dict[str, Any], spec: dict[str, Any], out: Path) -> C
 def loading_in_process(service: Any, source: str, spec: dict[str, Any], out: Path) -> float:
     """In-process, fetching the checkpoint from S3 and loading it first."""
     from shared.storage import open_storage
-    from worker.rank_inputs import load_checkpoint_of
 
     settings = service.settings
     store = open_storage(settings)
 
     def run() -> None:
-        checkpoint = load_checkpoint_of(settings, store, source, None, torch.device("cpu"))
-        assert checkpoint is not None
-        in_process(checkpoint, spec, out)()
+        in_process(stored_checkpoint(settings, store, source), spec, out)()
 
     return timed(run)
+
+
+def stored_checkpoint(settings: Any, store: Any, job_id: str) -> dict[str, Any]:
+    """The job's latest checkpoint read straight from the store and loaded, as a process
+    holding the store's keys would (the baseline the warm sampler is measured against)."""
+    from shared.db import session_scope
+    from shared.jobs.reports import latest_checkpoint
+    from worker.gan.checkpoint import load_checkpoint
+
+    with session_scope(settings.database_url) as session:
+        row = latest_checkpoint(session, job_id)
+        assert row is not None, f"job {job_id} has no checkpoint"
+        key = row.key
+    return load_checkpoint(store.get(key), map_location=torch.device("cpu"))
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -193,7 +204,6 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def measure(service: Any, repeats: int, work: Path, warm_only: bool = False) -> dict[str, Any]:
     from shared.storage import open_storage
-    from worker.rank_inputs import load_checkpoint_of
 
     submitted = service.submit("train", {**SOURCE_SPEC, "data": mnist_data()}, name="source")
     trained = service.wait_final(submitted["id"])
@@ -203,8 +213,7 @@ def measure(service: Any, repeats: int, work: Path, warm_only: bool = False) -> 
     small = {"job_id": source, "seeds": list(range(SMALL_IMAGES))}
     large = {"job_id": source, "seeds": list(range(LARGE_IMAGES))}
     store = open_storage(service.settings)
-    checkpoint = load_checkpoint_of(service.settings, store, source, None, torch.device("cpu"))
-    assert checkpoint is not None
+    checkpoint = stored_checkpoint(service.settings, store, source)
     first_use = end_to_end(service, small, "warm")
     print(f"source trained; first warm use {first_use:.0f} ms", flush=True)
     warm, local, loading = [], [], []

@@ -36,6 +36,7 @@ from scheduler.pass_failures import PassFailures
 from scheduler.pool_state import PoolState, read_pool
 from shared.config import Settings
 from shared.db import session_scope
+from shared.hardening import harden_service_process
 from shared.messaging import broker_reachable, send_run_job
 from shared.models import Job, SchedulerLease, utcnow
 from shared.pool.nodes import mark_dead_nodes
@@ -276,6 +277,7 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
     """Schedule until interrupted or until `stop` is set; stand by while another holds the lease.
 
     Between passes it waits for a wake-up (shared/pool/wakeup.py) or the poll interval."""
+    harden_service_process()  # no same-uid process reads its environment or memory
     holder = scheduler_id()
     wakeups = Wakeups(settings)
     lease_s = max(LEASE_S, LEASE_POLLS * settings.scheduler_poll_s)

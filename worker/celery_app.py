@@ -18,11 +18,15 @@ from typing import Any
 from celery.signals import setup_logging, worker_ready, worker_shutdown, worker_shutting_down
 
 from shared.config import Settings
+from shared.hardening import harden_service_process
 from shared.logs import configure_logging
 from shared.messaging import make_celery
 from worker.node import NodeAgent, detect_devices
 from worker.warm.samplers import WarmSamplers
 
+# The worker holds the service's credentials; its jobs' processes may run as the same uid:
+# they must not read its /proc/<pid>/environ or memory, nor trace it.
+harden_service_process()
 settings = Settings.from_env()
 agent = NodeAgent(settings, detect_devices(settings))
 samplers = WarmSamplers(settings, agent.devices)

@@ -9,15 +9,11 @@ field. Only the chosen items of an archive are decoded.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from shared.config import Settings
 from shared.datafiles import formats as datafiles
 from shared.datafiles.images import (
     MAX_MEMBER_BYTES,
@@ -27,33 +23,27 @@ from shared.datafiles.images import (
     fit_image,
     image_members,
 )
-from shared.db import session_scope
-from shared.jobs.inversion_inputs import GRID_PADDING, grid_layout
-from shared.models import Artifact, Dataset, Job
+from shared.grids import GRID_PADDING, grid_layout
 from shared.specs.inversion import ArtifactImages, DatasetImages
-from shared.storage import Storage
+from worker.channel.link import AgentLink, JobInputError
 from worker.gan.grids import GRID_PAD_VALUE
-from worker.rank_inputs import JobInputError
 
 FIELD = "spec.invert.images"
 
 
 def load_inversion_images(
-    settings: Settings,
-    store: Storage,
-    job_id: str,
+    link: AgentLink,
     images: DatasetImages | ArtifactImages,
     shape: tuple[int, ...],
-    scratch: Path,
 ) -> tuple[np.ndarray, list[int]]:
-    """The chosen images [N, C, H, W] (uint8) and their positions in the source, for sampling
-    job `job_id` whose generator makes images of `shape` (C, H, W). A dataset is copied into
-    `scratch` (the attempt's work folder, which no kill outlives) to be read."""
+    """The chosen images [N, C, H, W] (uint8) and their positions in the source, for a
+    sampling job whose generator makes images of `shape` (C, H, W). A dataset is copied by
+    the agent into the attempt's inputs folder to be read."""
     try:
         if isinstance(images, DatasetImages):
-            pixels, chosen = _dataset_images(settings, store, job_id, images, scratch)
+            pixels, chosen = _dataset_images(link, images)
         else:
-            pixels, chosen = _artifact_images(settings, store, job_id, images, shape)
+            pixels, chosen = _artifact_images(link, images, shape)
     except DataFileError as unreadable:
         raise JobInputError(f"{FIELD}: {unreadable}") from None
     found = (pixels.shape[3], *pixels.shape[1:3])
@@ -65,31 +55,11 @@ def load_inversion_images(
     return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)), chosen
 
 
-def _owner_of(session: Session, job_id: str) -> str | None:
-    return session.scalar(select(Job.owner_id).where(Job.id == job_id))
-
-
-def _dataset_images(
-    settings: Settings, store: Storage, job_id: str, images: DatasetImages, scratch: Path
-) -> tuple[np.ndarray, list[int]]:
-    with session_scope(settings.database_url) as session:
-        owner = _owner_of(session, job_id)
-        dataset = session.get(Dataset, images.dataset_id)
-        if dataset is None or not (dataset.owner_id == owner or dataset.shared):
-            raise JobInputError(
-                f"{FIELD}.dataset_id: no dataset {images.dataset_id!r} among your datasets"
-            )
-        key, filename, items = dataset.key, dataset.filename, dataset.items
-        channels = dataset.shape[0] if dataset.kind == "images" and dataset.shape else None
-        if dataset.kind != "images":
-            raise JobInputError(f"{FIELD}.dataset_id: dataset {dataset.id} holds points")
-    chosen = _chosen(images, items)
-    with tempfile.TemporaryDirectory(prefix="invert-", dir=scratch) as folder:
-        path = Path(folder) / filename
-        with path.open("wb") as file:
-            for chunk in store.open(key):
-                file.write(chunk)
-        return _pick(path, filename, chosen, channels), chosen
+def _dataset_images(link: AgentLink, images: DatasetImages) -> tuple[np.ndarray, list[int]]:
+    dataset, _ = link.call("dataset_file", dataset_id=images.dataset_id, field=FIELD)
+    chosen = _chosen(images, int(dataset["items"]))
+    path = Path(dataset["path"])
+    return _pick(path, str(dataset["filename"]), chosen, dataset["channels"]), chosen
 
 
 def _pick(path: Path, label: str, chosen: list[int], channels: int | None) -> np.ndarray:
@@ -122,27 +92,16 @@ def _stack(arrays: list[np.ndarray], label: str) -> np.ndarray:
 
 
 def _artifact_images(
-    settings: Settings,
-    store: Storage,
-    job_id: str,
-    images: ArtifactImages,
-    shape: tuple[int, ...],
+    link: AgentLink, images: ArtifactImages, shape: tuple[int, ...]
 ) -> tuple[np.ndarray, list[int]]:
-    with session_scope(settings.database_url) as session:
-        owner = _owner_of(session, job_id)
-        if _owner_of(session, images.job_id) != owner or owner is None:
-            raise JobInputError(f"{FIELD}.job_id: no job {images.job_id!r} among your jobs")
-        row = session.scalar(
-            select(Artifact).where(Artifact.job_id == images.job_id, Artifact.name == images.name)
+    found = {"job_id": images.job_id, "name": images.name, "field": FIELD}
+    info, _ = link.call("artifact_info", **found)
+    if info["size"] > MAX_MEMBER_BYTES:
+        raise JobInputError(
+            f"{FIELD}.name: {images.name} is {info['size']:,} bytes, too large a PNG"
         )
-        if row is None:
-            raise JobInputError(
-                f"{FIELD}.name: job {images.job_id} has no artifact {images.name!r}"
-            )
-        key, size = row.key, row.size
-    if size > MAX_MEMBER_BYTES:
-        raise JobInputError(f"{FIELD}.name: {images.name} is {size:,} bytes, too large a PNG")
-    picture = decode_image(ImageMember(images.name, store.get(key)), images.name)
+    _, data = link.call("artifact", **found)
+    picture = decode_image(ImageMember(images.name, data), images.name)
     pixels = np.asarray(picture, dtype=np.uint8)
     pixels = pixels[..., np.newaxis] if pixels.ndim == 2 else pixels
     cells = grid_cells(pixels, shape[1], shape[2], images.name)

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from shared.config import Settings
+from shared import artifact_names as keys
 from shared.specs import SampleSpec, TrainSpec
 from shared.specs.inversion import InversionSpec
-from shared.storage import Storage, keys
+from worker.channel.link import AgentLink
 from worker.gan.evaluation import digit_scorer
 from worker.gan.grids import image_grid_png
 from worker.gan.hooks import ProgressReport
@@ -48,9 +46,7 @@ Output = tuple[str, str, bytes]
 
 
 def run_inversion(
-    settings: Settings,
-    store: Storage,
-    job_id: str,
+    link: AgentLink,
     sampling: SampleSpec,
     checkpoint: dict[str, Any],
     device: torch.device,
@@ -65,11 +61,9 @@ def run_inversion(
         raise JobInputError(
             f"spec.job_id: job {sampling.job_id} makes points; invert needs an image generator"
         )
-    pixels, chosen = load_inversion_images(
-        settings, store, job_id, spec.images, shape, reporter.work_folder
-    )
+    pixels, chosen = load_inversion_images(link, spec.images, shape)
     targets = torch.from_numpy(pixels).to(device, torch.float32) / LEVELS_PER_UNIT - 1
-    features = _features(settings, store, sampling.job_id, spec, trained, reporter, device)
+    features = _features(link, sampling.job_id, spec, trained, reporter, device)
     reporter.log(
         f"inverting {len(chosen)} images with step {checkpoint['step']} of {sampling.job_id}: "
         f"{spec.steps} steps, lr {spec.lr}, {spec.loss} loss, prior weight {spec.prior_weight}, "
@@ -92,8 +86,7 @@ def run_inversion(
 
 
 def _features(
-    settings: Settings,
-    store: Storage,
+    link: AgentLink,
     source_job: str,
     spec: InversionSpec,
     trained: TrainSpec,
@@ -105,10 +98,7 @@ def _features(
     store); None for `pixel`."""
     if spec.loss != "feature":
         return None
-    with (
-        tempfile.TemporaryDirectory(prefix="invert-", dir=reporter.work_folder) as folder,
-        job_data(trained.data, store, Path(folder), settings.data_roots) as data_path,
-    ):
+    with job_data(trained.data, link, reporter.ticket.roots) as data_path:
         scorer = digit_scorer(trained, data_path, reporter)
     if scorer is None:
         raise JobInputError(

@@ -1,44 +1,38 @@
 """One rank of a job attempt: set up the device and process group, run the engine, report.
 
-Started by the launcher with `spawn`. A failure is written to error-rank<r>.txt (one line a
-person can act on) and to the job's log before the process exits non-zero; its traceback,
-which names the server's files, goes to the rank's stderr only, which the supervisor copies
-into the worker's own log.
+Started by the launcher with `spawn`, inside the attempt's sandbox: everything it reads of
+the service and hands back goes through its node agent (worker/channel/link.py). A failure
+goes to the agent (one line a person can act on, and whether the machinery failed) and to the
+job's log before the process exits non-zero; its traceback, which names the server's files,
+goes to the rank's stderr only, which the supervisor copies into the worker's own log.
 """
 
 from __future__ import annotations
 
-import json
 import traceback
+from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from shared.config import Settings
 from shared.datafiles.errors import DataFileError
-from shared.db import is_unreachable
 from shared.specs import EvaluateSpec, TrainSpec, parse_spec
-from shared.storage import Storage, StorageError, open_storage
-from shared.storage.retrying import RetryingStorage
+from worker.channel.link import AgentLink, JobInputError
+from worker.channel.ticket import JobTicket
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import resolve_data
 from worker.gan.distributed import backend_for, leave_without_finalizers, process_group
 from worker.gan.errors import GanError
 from worker.gan.evaluation import evaluate_checkpoint, needs_data
 from worker.gan.train import train
-from worker.rank_inputs import JobInputError, job_data, load_checkpoint_of, load_job
+from worker.rank_inputs import job_data, load_checkpoint_of
 from worker.reporter import JobReporter
 from worker.sampling import run_sampling
-from worker.supervisor import RunFiles
 
 
 @dataclass(frozen=True)
 class RankArgs:
-    job_id: str
-    attempt: int
-    workdir: str
     world_size: int
     port: int
     threads: int
@@ -60,32 +54,25 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
     """One rank: `local_rank` on this node, `args.rank_offset + local_rank` in the job."""
     rank = args.rank_offset + local_rank
     torch.set_num_threads(args.threads)
-    settings = Settings.from_env()
-    store = open_storage(settings, patient=True)
-    files = RunFiles(Path(args.workdir))
-    reporter = JobReporter(settings, store, args.job_id, args.attempt, rank, files.stop)
-    if isinstance(store, RetryingStorage):  # the job's log tells of outages it waited through
-        store.on_retry = reporter.log
+    link = AgentLink.from_environment()
+    ticket = JobTicket.from_json(link.call("ticket")[0]["ticket"])
+    reporter = JobReporter(link, ticket, rank)
     try:
-        kind, raw_spec = load_job(settings, args.job_id)
-        spec = parse_spec(kind, raw_spec)
+        spec = parse_spec(ticket.kind, ticket.spec)
         device = pick_device(spec.resources.device_type, local_rank)
         if isinstance(spec, TrainSpec):
-            status = run_training(settings, store, args, rank, spec, device, reporter)
+            status = run_training(link, ticket, args, rank, spec, device, reporter)
         elif isinstance(spec, EvaluateSpec):
-            status = run_evaluation(settings, store, args, spec, device, reporter)
+            status = run_evaluation(link, ticket, spec, device, reporter)
         else:
-            status = run_sampling(
-                settings, store, args.job_id, args.attempt, spec, device, reporter
-            )
+            status = run_sampling(link, ticket, spec, device, reporter)
         if local_rank == 0:  # each node's supervisor reads its own node's result
             status, _, error = status.partition(": ")  # "failed: <reason>" carries its reason
-            files.result.write_text(json.dumps({"status": status, "error": error}))
+            link.call("result", status=status, error=error)
     except BaseException as exc:
         message = failure_message(exc)
-        (files.workdir / f"error-rank{rank:03d}.txt").write_text(message)
-        if is_infrastructure_fault(exc):  # the attempt is lost, not the job's fault
-            (files.workdir / f"lost-rank{rank:03d}.txt").write_text(message)
+        with suppress(Exception):  # an agent that is gone hears nothing; the exit tells
+            link.call("failure", rank=rank, message=message, lost=is_infrastructure_fault(exc))
         reporter.log(f"rank {rank} failed: {message}")
         traceback.print_exc()  # for the worker's log, not the user's
         raise
@@ -111,27 +98,25 @@ def failure_message(error: BaseException) -> str:
 
 def is_infrastructure_fault(error: BaseException) -> bool:
     """Faults of the machinery, not of the job: a peer rank or node gone (collectives fail),
-    storage or the database unreachable past their retries, a network error. Such an attempt
-    is requeued; anything else (bad data, a bad spec, a NaN loss) fails the job with its reason."""
-    return isinstance(
-        error, (dist.DistError, StorageError, ConnectionError, TimeoutError)
-    ) or is_unreachable(error)
+    the agent unable to reach storage or the database past its retries (AgentUnavailableError
+    is a ConnectionError), a network error. Such an attempt is requeued; anything else (bad
+    data, a bad spec, a NaN loss) fails the job with its reason."""
+    return isinstance(error, (dist.DistError, ConnectionError, TimeoutError))
 
 
 def run_training(
-    settings: Settings,
-    store: Storage,
+    link: AgentLink,
+    ticket: JobTicket,
     args: RankArgs,
     rank: int,
     spec: TrainSpec,
     device: torch.device,
     reporter: JobReporter,
 ) -> str:
-    workdir = Path(args.workdir) / f"rank{rank}"
-    with job_data(spec.data, store, workdir, settings.data_roots) as data_path:
+    with job_data(spec.data, link, ticket.roots) as data_path:
         # Networks are built from the spec: an .npz or archive's sample shape is read now.
         spec = resolve_data(spec, data_path)
-        resume = load_checkpoint_of(settings, store, args.job_id, None, device)
+        resume = load_checkpoint_of(link, ticket.job_id, None, device)
         if resume is not None:
             reporter.log(f"resuming from the checkpoint of step {resume['step']}")
         group = process_group(
@@ -153,16 +138,15 @@ def run_training(
 
 
 def run_evaluation(
-    settings: Settings,
-    store: Storage,
-    args: RankArgs,
+    link: AgentLink,
+    ticket: JobTicket,
     spec: EvaluateSpec,
     device: torch.device,
     reporter: JobReporter,
 ) -> str:
     """Score a training job's checkpoint: the figures, warnings and picture land on this
     job as a training job's evaluations land on it."""
-    checkpoint = load_checkpoint_of(settings, store, spec.job_id, spec.step, device)
+    checkpoint = load_checkpoint_of(link, spec.job_id, spec.step, device)
     if checkpoint is None:
         at = "any step" if spec.step is None else f"step {spec.step}"
         raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
@@ -171,7 +155,6 @@ def run_evaluation(
     if not needs_data(trained):
         evaluate_checkpoint(checkpoint, reporter, device, None)
         return "succeeded"
-    workdir = Path(args.workdir) / "rank0"
-    with job_data(trained.data, store, workdir, settings.data_roots) as data_path:
+    with job_data(trained.data, link, ticket.roots) as data_path:
         evaluate_checkpoint(checkpoint, reporter, device, data_path)
     return "succeeded"

@@ -1,7 +1,8 @@
 """The training hooks as the service implements them: the outside world of one rank.
 
-Rank 0 reports progress to the database (at most every few seconds), writes checkpoints,
-sample grids, metrics.jsonl and log.txt through the storage interface, and with each flush
+Rank 0 reports progress to the job row (at most every few seconds), writes checkpoints,
+sample grids, metrics.jsonl and log.txt, all through the attempt's node agent (the rank
+holds no credentials: worker/channel/link.py), and with each flush
 the run's pictures of itself: TensorBoard events, the fixed-noise timeline and the loss and
 metric curves. Between flushes, log.txt and metrics.jsonl go up from a background thread
 within GANFORGE_LOG_FLUSH_S of a new line (worker/livelog.py), so a job's log can be
@@ -20,18 +21,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from shared.config import Settings
-from shared.db import is_unreachable, session_scope, through_outages
-from shared.jobs.reports import add_warning, report_evaluation, report_progress
-from shared.storage import Storage, keys
-from shared.storage.base import ObjectNotFoundError
-from shared.storage.retrying import RetryingStorage
-from worker.artifact_batch import Item, put_together
-from worker.artifacts import put_artifact
+from shared import artifact_names as names
+from worker.channel.link import AgentLink
+from worker.channel.ticket import JobTicket
 from worker.gan.hooks import ProgressReport
 from worker.livelog import LiveUpload
 from worker.tensorboard_log import EVAL_PREFIX, TensorBoardLog
 from worker.timeline import Timeline
+
+# An artifact to store: (name, kind, bytes, step).
+Item = tuple[str, str, bytes, int | None]
 
 # A job's first attempt (shared.jobs.requests creates jobs at it; every requeue counts one up).
 FIRST_ATTEMPT = 1
@@ -40,18 +39,12 @@ FIRST_ATTEMPT = 1
 class JobReporter:
     """TrainingHooks for a job attempt. Only rank 0 writes anything."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Storage,
-        job_id: str,
-        attempt: int,
-        rank: int,
-        stop_file: Path,
-    ):
-        self.settings, self.store = settings, store
-        self.job_id, self.attempt, self.rank = job_id, attempt, rank
-        self.stop_file = stop_file
+    def __init__(self, link: AgentLink, ticket: JobTicket, rank: int):
+        self.link, self.ticket = link, ticket
+        self.job_id, self.attempt, self.rank = ticket.job_id, ticket.attempt, rank
+        self.stop_file = Path(ticket.stop_file)
+        if self.writes:  # the outages the agent's writes waited through, in the job's log
+            link.on_note = self.log
         self._metrics_lines: list[str] = []
         self._log_lines: list[str] = []
         self._last_db_write = 0.0
@@ -67,7 +60,7 @@ class JobReporter:
         # (a store that is away is tried again an interval later, never waited for), and by
         # the flushes; the lock keeps an older snapshot from landing after a newer one.
         self._logs_lock = threading.Lock()
-        self._live = LiveUpload(self._upload_live, settings.log_flush_s)
+        self._live = LiveUpload(self._upload_live, ticket.log_flush_s)
         # What `store_with_logs` stored: the lines of metrics.jsonl and log.txt it held, and
         # metrics.jsonl itself; a flush with no line since has nothing to upload again.
         self._stored: tuple[int, int, bytes] | None = None
@@ -100,7 +93,7 @@ class JobReporter:
             report.metrics,
         )
         last = report.step >= report.total_steps
-        if last or time.monotonic() - self._last_db_write >= self.settings.progress_interval_s:
+        if last or time.monotonic() - self._last_db_write >= self.ticket.progress_interval_s:
             self._write_progress()
 
     def _write_progress(self) -> None:
@@ -111,12 +104,8 @@ class JobReporter:
             return
         progress, metrics = self._unwritten
         self._last_db_write = time.monotonic()
-        try:
-            with session_scope(self.settings.database_url) as session:
-                report_progress(session, self.job_id, self.attempt, progress, metrics)
-        except Exception as error:
-            if not is_unreachable(error):
-                raise
+        reply, _ = self.link.call("progress", progress=progress, metrics=metrics)
+        if not reply["written"]:
             # Training goes on through a database outage; the next report catches up.
             self._last_db_write = 0.0
             return
@@ -128,7 +117,7 @@ class JobReporter:
         if not self.writes:
             return
         if png is not None:
-            self._put(keys.evaluation_name(step), "evaluation", png, step)
+            self._put(names.evaluation_name(step), "evaluation", png, step)
             self.tensorboard.image("evaluation", step, png)
         self.tensorboard.scalars(step, metrics, prefix=EVAL_PREFIX)
         self._metrics_lines.append(json.dumps({"step": step, "time": time.time(), "eval": metrics}))
@@ -138,23 +127,18 @@ class JobReporter:
         self.log(
             f"evaluation at step {step}: " + ", ".join(f"{k} {_short(v)}" for k, v in shown.items())
         )
-        try:
-            with session_scope(self.settings.database_url) as session:
-                report_evaluation(session, self.job_id, self.attempt, step, metrics)
-        except Exception as error:
-            if not is_unreachable(error):
-                raise  # a database outage skips this one; the next evaluation catches up
+        self.link.call("evaluation", step=step, metrics=metrics)
 
     def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
         """Shared by every job through the store (`cache/<name>`); made and stored when
-        missing. Any rank may ask; writes are whole objects, so a race stores one copy."""
-        key = keys.cache_key(name)
-        try:
-            return self.store.get(key)
-        except ObjectNotFoundError:
-            data = make()
-            self.store.put(key, data)
+        missing. Any rank may ask; writes are whole objects, so a race stores one copy. (The
+        agent stores nothing made by a job that runs a researcher's code.)"""
+        reply, data = self.link.call("cache_get", name=name)
+        if reply["found"]:
             return data
+        data = make()
+        self.link.call("cache_put", data, name=name)
+        return data
 
     def warn(self, message: str, stop: bool) -> None:
         """A warning on the job and in its log; `stop` also ends the run (the supervisor
@@ -162,24 +146,22 @@ class JobReporter:
         if not self.writes:
             return
         self.log(f"WARNING: {message}" + ("; stopping (on_collapse: stop)" if stop else ""))
-        for retry in through_outages():
-            with retry, session_scope(self.settings.database_url) as session:
-                add_warning(session, self.job_id, self.attempt, self._last_eval_step, message)
+        self.link.call("warning", step=self._last_eval_step, message=message)
         if stop and self.stop_reason is None:
             self.stop_reason = message
             self.stop_file.touch()
 
     def save_checkpoint(self, step: int, data: bytes) -> None:
         if self.writes:
-            self._put(keys.checkpoint_name(step), "checkpoint", data, step)
+            self._put(names.checkpoint_name(step), "checkpoint", data, step)
             self.flush()
 
     def save_samples(self, step: int, png: bytes) -> None:
         if self.writes:
-            self._put(keys.samples_name(step), "samples", png, step)
+            self._put(names.samples_name(step), "samples", png, step)
             self.tensorboard.image("samples", step, png)
             if self._timeline is None:
-                self._timeline = Timeline(self._read_previous(keys.TIMELINE_NAME))
+                self._timeline = Timeline(self._read_previous(names.TIMELINE_NAME))
             self._timeline.add(step, png)
 
     @property
@@ -217,7 +199,7 @@ class JobReporter:
         if not self.writes:
             return
         self._write_progress()
-        metrics = self._put_logs(self.store, live=False)
+        metrics = self._put_logs(patient=True)
         self._put_pictures(metrics)
 
     def close(self) -> None:
@@ -226,30 +208,27 @@ class JobReporter:
         self._live.close()
 
     def _upload_live(self) -> None:
-        """The background upload: one try against the store itself (a RetryingStorage would
-        wait out an outage for minutes), so the next interval tries again instead."""
-        store = self.store.store if isinstance(self.store, RetryingStorage) else self.store
-        self._put_logs(store, live=True)
+        """The background upload: one try (the agent's patient store would wait out an outage
+        for minutes), so the next interval tries again instead."""
+        self._put_logs(patient=False)
 
     def store_with_logs(self, items: Sequence[Item]) -> None:
         """Store a run's outputs together with log.txt and metrics.jsonl as they stand, in one
         batch (a short job's last writes, in the round trips of one); the flush that ends
         the run uploads the logs again only if a line came after."""
         if not self.writes:
-            put_together(self.settings.database_url, self.store, self.job_id, items, **self._at)
+            self._put_batch(items, patient=True)
             return
         with self._logs_lock:
             self._live.taken()
-            files, metrics = self._log_files(self.store)
-            put_together(
-                self.settings.database_url, self.store, self.job_id, [*items, *files], **self._at
-            )
+            files, metrics = self._log_files(patient=True)
+            self._put_batch([*items, *files], patient=True)
             self._stored = (len(self._metrics_lines), len(self._log_lines), metrics)
 
-    def _put_logs(self, store: Storage, live: bool) -> bytes:
+    def _put_logs(self, patient: bool) -> bytes:
         """Upload metrics.jsonl and log.txt as they stand now; returns metrics.jsonl."""
         with self._logs_lock:
-            if not live:
+            if patient:
                 self._live.taken()  # this snapshot holds every line marked so far
                 stored = self._stored
                 if stored is not None and stored[:2] == (
@@ -257,21 +236,17 @@ class JobReporter:
                     len(self._log_lines),
                 ):
                     return stored[2]  # nothing new since `store_with_logs`
-            files, metrics = self._log_files(store)
-            put_together(self.settings.database_url, store, self.job_id, files, **self._at)
+            files, metrics = self._log_files(patient)
+            self._put_batch(files, patient)
         return metrics
 
-    @property
-    def _at(self) -> dict[str, int]:
-        return {"attempt": self.attempt}
-
-    def _log_files(self, store: Storage) -> tuple[list[Item], bytes]:
+    def _log_files(self, patient: bool) -> tuple[list[Item], bytes]:
         """metrics.jsonl and log.txt as they stand, each after earlier attempts' lines."""
-        metrics = self._with_history(keys.METRICS_NAME, self._metrics_lines[:], store)
-        logged = self._with_history(keys.LOG_NAME, self._log_lines[:], store)
+        metrics = self._with_history(names.METRICS_NAME, self._metrics_lines[:], patient)
+        logged = self._with_history(names.LOG_NAME, self._log_lines[:], patient)
         files: list[Item] = [
-            (keys.METRICS_NAME, "metrics", metrics, None),
-            (keys.LOG_NAME, "log", logged, None),
+            (names.METRICS_NAME, "metrics", metrics, None),
+            (names.LOG_NAME, "log", logged, None),
         ]
         return files, metrics
 
@@ -282,45 +257,45 @@ class JobReporter:
 
         if self._tensorboard is not None:
             events = self._tensorboard.event_file()
-            self._put(keys.tensorboard_name(self.attempt), "tensorboard", events, None)
+            self._put(names.tensorboard_name(self.attempt), "tensorboard", events, None)
         timeline = self._timeline.gif() if self._timeline is not None else None
         if timeline:
-            self._put(keys.TIMELINE_NAME, "timeline", timeline, None)
+            self._put(names.TIMELINE_NAME, "timeline", timeline, None)
         records = [json.loads(line) for line in metrics_jsonl.decode().splitlines() if line]
         curves = curves_png(records)
         if curves:
-            self._put(keys.CURVES_NAME, "curves", curves, None)
+            self._put(names.CURVES_NAME, "curves", curves, None)
 
-    def _with_history(self, name: str, lines: list[str], store: Storage) -> bytes:
+    def _with_history(self, name: str, lines: list[str], patient: bool) -> bytes:
         history = self._history.get(name)
         if history is None:
-            history = self._read_previous(name, store)
+            history = self._read_previous(name, patient)
             self._history[name] = history
         return history + "".join(line + "\n" for line in lines).encode()
 
-    def _read_previous(self, name: str, store: Storage | None = None) -> bytes:
+    def _read_previous(self, name: str, patient: bool = True) -> bytes:
         """What earlier attempts stored under `name`. The first attempt has none (a job starts
         at attempt 1 and every later run of it gets a higher one), so it reads nothing: a
         short job's end is not two store round trips longer for files that cannot exist."""
         if self.attempt <= FIRST_ATTEMPT:
             return b""
-        try:
-            return (store or self.store).get(keys.artifact_key(self.job_id, name))
-        except ObjectNotFoundError:
-            return b""
+        reply, data = self.link.call("previous", name=name, patient=patient)
+        return data if reply["found"] else b""
 
-    def _put(
-        self, name: str, kind: str, data: bytes, step: int | None, store: Storage | None = None
-    ) -> None:
-        put_artifact(
-            self.settings.database_url,
-            store or self.store,
-            self.job_id,
-            name,
-            kind,
-            data,
-            step,
-            attempt=self.attempt,
+    def _put(self, name: str, kind: str, data: bytes, step: int | None) -> None:
+        self.link.call("put", data, name=name, kind=kind, step=step)
+
+    def _put_batch(self, items: Sequence[Item], patient: bool) -> None:
+        """Artifacts stored together, in one request: the agent stores them in parallel and
+        writes their rows in one transaction (worker/artifact_batch.py)."""
+        if not items:
+            return
+        listed = [
+            {"name": name, "kind": kind, "step": step, "size": len(data)}
+            for name, kind, data, step in items
+        ]
+        self.link.call(
+            "put_batch", [data for _, _, data, _ in items], items=listed, patient=patient
         )
 
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from shared.config import Settings
+from shared import artifact_names as keys
 from shared.specs import SampleSpec
-from shared.storage import Storage, keys
+from worker.channel.link import AgentLink
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.export import export_generator
 from worker.gan.latents import read_latents_npy
@@ -26,10 +26,7 @@ Output = tuple[str, str, bytes]
 
 
 def run_sampling(
-    settings: Settings,
-    store: Storage,
-    job_id: str,
-    attempt: int,
+    link: AgentLink,
     spec: SampleSpec,
     device: torch.device,
     reporter: JobReporter,
@@ -37,21 +34,21 @@ def run_sampling(
 ) -> str:
     """Draw what `spec` asks for and store its artifacts; `lap(stage)` is told as each stage
     ends (the warm sampler's per-stage timer)."""
-    checkpoint = load_checkpoint_of(settings, store, spec.job_id, spec.step, device)
+    checkpoint = load_checkpoint_of(link, spec.job_id, spec.step, device)
     lap("checkpoint")
     if checkpoint is None:
         at = "any step" if spec.step is None else f"step {spec.step}"
         raise JobInputError(f"spec.job_id: job {spec.job_id} has no checkpoint at {at}")
     outputs: list[Output] = []
     if spec.invert is not None:
-        inverted = run_inversion(settings, store, job_id, spec, checkpoint, device, reporter)
+        inverted = run_inversion(link, spec, checkpoint, device, reporter)
         if inverted is None:
             return "cancelled"
         outputs += inverted
     elif spec.mode != "export":
         loaded = None
         if spec.latents_artifact is not None:
-            data = load_latents_artifact(settings, store, job_id, spec.latents_artifact)
+            data = load_latents_artifact(link, spec.latents_artifact)
             dim = checkpoint_spec(checkpoint).latent.dim
             loaded = read_latents_npy(data, dim, spec.latents_artifact.name)
         count = spec.image_count if loaded is None else len(loaded)

@@ -1,14 +1,15 @@
-"""Run one attempt of a job as its own process group and watch it.
+"""Run one attempt of a job as its own process group, behind its node agent, and watch it.
 
-The Celery task's process never imports CUDA and never forks training: it starts
-`python -m worker.launcher` in a new session (process group), polls the database for a cancel
-request, asks the ranks to stop through a stop file (they agree on the step through a
-collective), and kills the whole group if they have not stopped after the grace period.
+The Celery task's process never imports CUDA and never forks training: it opens the
+attempt's agent (worker/agent/: the only door between the job's processes and the service),
+starts `python -m worker.launcher` in a new session (process group) with an environment of
+its own, polls the database for a cancel request, asks the ranks to stop through a stop file
+(they agree on the step through a collective), and kills the whole group if they have not
+stopped after the grace period, or at once when they break the agent's protocol.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -27,6 +28,10 @@ from shared.db import is_unreachable, session_scope
 from shared.jobs.reports import HEARTBEAT_INTERVAL_S, heartbeat
 from shared.models import Job
 from shared.states import JobState
+from shared.storage import Storage
+from worker.agent.server import AttemptAgent, AttemptFolders
+from worker.attempt_sandbox import sandboxed
+from worker.channel.link import SOCKET_VARIABLE
 from worker.node import work_root
 
 log = logging.getLogger(__name__)
@@ -55,27 +60,21 @@ class RunOutcome:
         return self.status == "succeeded"
 
 
-@dataclass(frozen=True)
-class RunFiles:
-    """The files through which the launcher and the supervisor talk."""
-
-    workdir: Path
-
-    @property
-    def stop(self) -> Path:
-        return self.workdir / "stop"
-
-    @property
-    def result(self) -> Path:
-        return self.workdir / "result.json"
-
-    @property
-    def output(self) -> Path:
-        return self.workdir / "launcher.log"
+def new_attempt_folders(
+    settings: Settings, job_id: str, attempt: int, label: str = ""
+) -> AttemptFolders:
+    """A fresh folder for one attempt under the node's work root (emptied at worker start)."""
+    root = work_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    prefix = f"{job_id[:8]}-{attempt}-{label}"
+    folders = AttemptFolders(Path(tempfile.mkdtemp(prefix=prefix, dir=root)))
+    folders.create()
+    return folders
 
 
 def supervise(
     settings: Settings,
+    store: Storage,
     job_id: str,
     attempt: int,
     env: dict[str, str] | None = None,
@@ -83,49 +82,55 @@ def supervise(
 ) -> RunOutcome:
     """Run the attempt's launcher to its end; `env` adds to its environment (device pinning),
     `launch_args` to its command line (this node's place in a gang)."""
-    root = work_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    files = RunFiles(Path(tempfile.mkdtemp(prefix=f"{job_id[:8]}-{attempt}-", dir=root)))
+    folders = new_attempt_folders(settings, job_id, attempt)
     command = [
         sys.executable,
         "-m",
         "worker.launcher",
-        "--job-id",
-        job_id,
-        "--attempt",
-        str(attempt),
-        "--workdir",
-        str(files.workdir),
         "--parent-pid",
         str(os.getpid()),
         *(launch_args or []),
     ]
+    agent = AttemptAgent(settings, store, job_id, attempt, folders)
     try:
-        with files.output.open("wb") as output:
+        with agent, folders.output.open("wb") as output:
+            channel = {**(env or {}), SOCKET_VARIABLE: str(agent.socket_path)}
+            sandbox_command, environment, _ = sandboxed(
+                settings, folders.job, command, channel, readable=[folders.inputs]
+            )
             process = subprocess.Popen(
-                command,
+                sandbox_command,
                 start_new_session=True,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
+                cwd=folders.job,
+                env=environment,
             )
-            ending = _watch(settings, job_id, attempt, process, files)
+            agent.admit(process.pid)  # it leads its own session: its ranks are in it
+            ending = _watch(settings, job_id, attempt, process, folders, agent)
         if ending == "fenced":
             return RunOutcome("fenced", "the job moved on to another attempt")
-        outcome = _outcome(process.returncode, files, killed=ending == "killed")
+        tail = folders.output.read_text(errors="replace").splitlines()
+        outcome = attempt_outcome(
+            process.returncode,
+            killed=ending == "killed",
+            violation=agent.violation,
+            result=agent.result,
+            failure=agent.first_failure(),
+            output=tail[-ERROR_TAIL_LINES:],
+        )
         if outcome.status in ("failed", "lost"):
-            tail = files.output.read_text(errors="replace").splitlines()[-LOGGED_TAIL_LINES:]
             log.warning(
                 "job %s attempt %d %s: %s; the end of its processes' output:\n%s",
                 job_id,
                 attempt,
                 outcome.status,
                 outcome.error,
-                "\n".join(tail),
+                "\n".join(tail[-LOGGED_TAIL_LINES:]),
             )
         return outcome
     finally:
-        shutil.rmtree(files.workdir, ignore_errors=True)
+        shutil.rmtree(folders.root, ignore_errors=True)
 
 
 def _watch(
@@ -133,17 +138,22 @@ def _watch(
     job_id: str,
     attempt: int,
     process: subprocess.Popen[bytes],
-    files: RunFiles,
+    folders: AttemptFolders,
+    agent: AttemptAgent,
 ) -> str:
     """Wait for the launcher; on a cancel or preemption request, stop it. Returns how the
-    wait ended:
-    "exited", "killed" (it ignored the stop past the grace period) or "fenced" (the job is no
-    longer this attempt's, so its processes were killed at once)."""
+    wait ended: "exited", "killed" (it ignored the stop past the grace period, or broke the
+    agent's protocol: `agent.violation` says which) or "fenced" (the job is no longer this
+    attempt's, so its processes were killed at once)."""
     stop_asked_at: float | None = None
     last_heartbeat = time.monotonic()
     try:
         while process.poll() is None:
             time.sleep(POLL_INTERVAL_S)
+            if agent.violation is not None:
+                log.warning("job %s attempt %s: cutting its processes off", job_id, attempt)
+                kill_group(process)
+                return "exited"
             status, last_heartbeat = beat_and_look(settings, job_id, attempt, last_heartbeat)
             if status == "fenced":
                 log.warning("job %s attempt %s was given away; killing it", job_id, attempt)
@@ -151,7 +161,7 @@ def _watch(
                 return "fenced"
             if stop_asked_at is None and status == "stop":
                 log.info("job %s: asked to stop (cancel or preemption); telling ranks", job_id)
-                files.stop.touch()
+                folders.stop.touch()
                 stop_asked_at = time.monotonic()
             if (
                 stop_asked_at is not None
@@ -225,16 +235,36 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _outcome(returncode: int, files: RunFiles, killed: bool) -> RunOutcome:
+def attempt_outcome(
+    returncode: int,
+    *,
+    killed: bool,
+    violation: str | None,
+    result: tuple[str, str] | None,
+    failure: tuple[str, bool] | None,
+    output: list[str],
+) -> RunOutcome:
+    """How the attempt ended, from what its agent heard and how its processes exited: the
+    ranks' or the launcher's result; a rank's own failure (lost when any rank saw the
+    machinery fail); else the exit, quoting the end of the output."""
     if killed:
         return RunOutcome("cancelled", "killed after the cancel grace period")
-    if files.result.exists():
-        result = json.loads(files.result.read_text())
-        return RunOutcome(result["status"], result.get("error", ""))
-    tail = files.output.read_text(errors="replace").splitlines()[-ERROR_TAIL_LINES:]
-    # Killed by a signal before writing a word (the OOM killer, kill -9): the machinery's
+    if violation is not None:
+        return RunOutcome(
+            "failed", f"the job's processes were cut off by the node agent: {violation}"
+        )
+    if result is not None and result[0] != "rank_failed":
+        return RunOutcome(*result)
+    if failure is not None:
+        message, lost = failure
+        return RunOutcome("lost" if lost else "failed", message)
+    if result is not None:
+        return RunOutcome("failed", result[1])
+    if returncode == 0:
+        return RunOutcome("failed", "the job's processes exited without reporting a result")
+    # Killed by a signal before saying a word (the OOM killer, kill -9): the machinery's
     # fault, requeued; any other silent exit fails the job.
     status = "lost" if returncode < 0 else "failed"
     return RunOutcome(
-        status, f"the job's processes exited with code {returncode}: " + "\n".join(tail)
+        status, f"the job's processes exited with code {returncode}: " + "\n".join(output)
     )

@@ -9,6 +9,7 @@ returns without doing anything.
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from shared.pool.reconciler import requeue_after_loss
 from shared.pool.reservations import NodeShare, claim_share, release
 from shared.pool.wakeup import wake_scheduler
 from shared.states import JobState, transition
+from shared.storage import Storage, open_storage
 from worker.celery_app import agent, app, settings
 from worker.supervisor import RunOutcome, supervise
 from worker.warm.client import run_warm, takes_warm
@@ -60,11 +62,19 @@ def run(job_id: str, attempt: int, share: NodeShare) -> RunOutcome:
     """A sampling job on the device's warm sampler when one takes it (worker/warm/), anything
     else (or with no sampler answering) as a supervised launcher."""
     if takes_warm(settings, job_id):
-        outcome = run_warm(settings, job_id, attempt, share.devices[0])
+        outcome = run_warm(settings, node_store(), job_id, attempt, share.devices[0])
         if outcome is not None:
             return outcome
     gang = ["--node-rank", str(share.node_rank), "--local-ranks", str(len(share.devices))]
-    return supervise(settings, job_id, attempt, device_environment(share.devices), gang)
+    environment = device_environment(share.devices)
+    return supervise(settings, node_store(), job_id, attempt, environment, gang)
+
+
+@cache
+def node_store() -> Storage:
+    """The worker's one client of the store, shared by its attempts' agents (each wraps it
+    in retries of its own); opened on first use, so a worker starts with the store away."""
+    return open_storage(settings)
 
 
 def claim(job_id: str, attempt: int) -> NodeShare | None:

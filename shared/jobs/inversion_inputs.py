@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from shared.datasets import DatasetNotFoundError, get_dataset
+from shared.grids import GRID_PADDING, grid_layout
 from shared.jobs.artifact_refs import owned_artifact, problem, stored_head
 from shared.models import Artifact, User
 from shared.specs import SampleSpec, SpecError, TrainSpec
@@ -31,9 +32,6 @@ from shared.specs.latent_checks import Problem
 from shared.storage import Storage
 
 FIELD = "spec.invert.images"
-# Pixels between and around the cells of the grids the service draws (worker/gan/grids.py
-# GRID_PADDING; tests/unit/test_inversion_specs.py checks the two agree).
-GRID_PADDING = 2
 # A PNG's 8-byte signature, then its IHDR chunk: length, type, width, height, bit depth,
 # colour type (0 grey, 4 grey + alpha: read as grey; 2 RGB, 3 palette, 6 RGBA: as RGB).
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -159,15 +157,3 @@ def _grid_problems(images: ArtifactImages, header: bytes, shape: tuple[int, ...]
         ]
     rows, columns = layout
     return _selection_problems(images, rows * columns, images.name)
-
-
-def grid_layout(
-    width: int, height: int, cell_width: int, cell_height: int
-) -> tuple[int, int] | None:
-    """(rows, columns) of a service grid `width` x `height` px of cells that size, or None
-    when the picture cannot be one."""
-    rows, row_rest = divmod(height - GRID_PADDING, cell_height + GRID_PADDING)
-    columns, column_rest = divmod(width - GRID_PADDING, cell_width + GRID_PADDING)
-    if rows < 1 or columns < 1 or row_rest or column_rest:
-        return None
-    return rows, columns

@@ -10,14 +10,35 @@ from __future__ import annotations
 
 import re
 
+# The names are the keys' last parts; they live apart, for the job processes that name
+# what they hand their agent without importing storage.
+from shared.artifact_names import (  # noqa: F401  (re-exported: keys.checkpoint_name, ...)
+    ARTIFACT_NAME,
+    CURVES_NAME,
+    GENERATOR_CARD_NAME,
+    GENERATOR_TORCHSCRIPT_NAME,
+    GENERATOR_WEIGHTS_NAME,
+    GRID_NAME,
+    INTERPOLATION_GIF_NAME,
+    INVERSION_JSON_NAME,
+    INVERSION_PNG_NAME,
+    LATENTS_NAME,
+    LOG_NAME,
+    METRICS_NAME,
+    NEIGHBOURHOOD_JSON_NAME,
+    NEIGHBOURHOOD_PLOT_NAME,
+    TIMELINE_NAME,
+    KeyError_,
+    checkpoint_name,
+    evaluation_name,
+    is_artifact_name,
+    latents_name,
+    samples_name,
+    step_name,
+    tensorboard_name,
+)
+
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-# Zero-padded to 6 digits so that keys sort by step up to a million steps; longer runs
-# still produce valid, unique keys (just wider).
-_STEP_DIGITS = 6
-
-
-class KeyError_(ValueError):
-    """A key was asked for with an id or name that is not ours."""
 
 
 def job_prefix(job_id: str) -> str:
@@ -26,64 +47,8 @@ def job_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/"
 
 
-def step_name(step: int) -> str:
-    if step < 0:
-        raise KeyError_(f"step must be non-negative, got {step}")
-    return f"step-{step:0{_STEP_DIGITS}d}"
-
-
-def checkpoint_name(step: int) -> str:
-    return f"checkpoints/{step_name(step)}.pt"
-
-
-def samples_name(step: int) -> str:
-    return f"samples/{step_name(step)}.png"
-
-
-def evaluation_name(step: int) -> str:
-    return f"evaluations/{step_name(step)}.png"
-
-
-def latents_name(step: int) -> str:
-    return f"samples/{step_name(step)}-latents.npy"
-
-
-def tensorboard_name(attempt: int) -> str:
-    """One TensorBoard event file per attempt; `tensorboard --logdir` reads them as one run."""
-    return f"tensorboard/events.out.tfevents.attempt-{attempt}"
-
-
-METRICS_NAME = "metrics.jsonl"
-TIMELINE_NAME = "timeline.gif"
-CURVES_NAME = "curves.png"
-LOG_NAME = "log.txt"
-# A sampling job's outputs (shared.specs.SampleSpec): every mode's grid and latents, an
-# interpolation's animation, a neighbourhood's distances and their plot, an inversion's
-# pairs and distances, and an export.
-GRID_NAME = "grid.png"
-LATENTS_NAME = "latents.npy"
-INTERPOLATION_GIF_NAME = "interpolation.gif"
-NEIGHBOURHOOD_JSON_NAME = "neighbourhood.json"
-NEIGHBOURHOOD_PLOT_NAME = "neighbourhood.png"
-# An inversion's originals beside their reconstructions (pairs in rows) and its distances.
-INVERSION_PNG_NAME = "inversion.png"
-INVERSION_JSON_NAME = "inversion.json"
-GENERATOR_WEIGHTS_NAME = "generator.safetensors"
-GENERATOR_CARD_NAME = "generator.json"
-GENERATOR_TORCHSCRIPT_NAME = "generator.torchscript.pt"
-
-# What every name above looks like: at most one folder, then a file name. The API's OpenAPI
-# document publishes this pattern for the download route's `name`.
-ARTIFACT_NAME = re.compile(r"^(?:[a-z]+/)?[a-z0-9][a-z0-9._-]*$")
-
-
-def is_artifact_name(name: str) -> bool:
-    """Whether `name` has the shape of the names built above (what a URL may ask for)."""
-    return bool(ARTIFACT_NAME.fullmatch(name)) and ".." not in name
-
-
 def artifact_key(job_id: str, name: str) -> str:
-    """The key of artifact `name` (one of the names built above) of a job."""
+    """The key of artifact `name` (shared/artifact_names.py) of a job."""
     if not is_artifact_name(name):
         raise KeyError_(f"not a ganforge artifact name: {name!r}")
     return job_prefix(job_id) + name

@@ -11,7 +11,7 @@ from shared.specs.data import DataSpec
 from shared.storage import open_storage
 from tests.data_builders import grey_pngs, write_tar
 from tests.helpers import auth
-from worker.rank_inputs import fetch_data
+from worker.agent.inputs import fetch_data
 
 
 def test_an_upload_lands_in_s3_and_a_worker_fetches_it(

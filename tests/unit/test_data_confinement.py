@@ -20,9 +20,10 @@ from shared.specs.data import DataSpec
 from shared.storage import open_storage
 from tests.data_builders import grey_pngs, image_bytes, write_npz
 from tests.helpers import auth, train_request, user_token
+from worker.agent.inputs import fetch_data
 from worker.gan.data import load_mnist_images, load_samples
 from worker.gan.errors import DataError
-from worker.rank_inputs import JobInputError, fetch_data, job_data
+from worker.rank_inputs import JobInputError, confined_reads
 
 
 @pytest.fixture
@@ -111,7 +112,8 @@ def test_roots_parse_from_the_environment(tmp_path: Path) -> None:
 def _read_as_the_worker(settings: Settings, lab: dict[str, Path], data: DataSpec) -> int:
     """The samples a job on `data` reads, as the worker reads them (confined to the root)."""
     store, work = open_storage(settings), lab["root"].parent / "work"
-    with job_data(data, store, work, (lab["root"],)) as path:
+    roots = (lab["root"],)
+    with confined_reads(data, fetch_data(data, store, work, roots), roots) as path:
         return len(load_samples(data, path)[0])
 
 
@@ -176,7 +178,8 @@ def test_a_file_swapped_for_a_link_after_the_check_is_refused_when_opened(
     write_npz(lab["outside"] / "secret.npz", data=np.ones((8, 2), np.float32))
     data = DataSpec(source="npz", path=str(points))
     store, work = open_storage(settings), lab["root"].parent / "work"
-    with job_data(data, store, work, (lab["root"],)) as path:
+    roots = (lab["root"],)
+    with confined_reads(data, fetch_data(data, store, work, roots), roots) as path:
         assert path == points  # checked: inside the root
         swapped = lab["root"] / "swap"
         swapped.symlink_to(lab["outside"] / "secret.npz")

@@ -22,6 +22,7 @@ from shared.db import session_scope
 from shared.models import Job
 from shared.specs import SampleSpec, TrainSpec
 from shared.storage import Storage, keys, open_storage
+from tests.attempts import attempt_of
 from tests.helpers import auth
 from tests.unit.job_factories import S, move
 from tests.unit.test_datasets_api import uploaded
@@ -102,12 +103,13 @@ def _submit_and_run(
     assert response.status_code == 201, response.get_json()
     job_id = response.get_json()["id"]
     move(settings, job_id, S.QUEUED, S.SCHEDULED, S.RUNNING)  # artifacts need a live attempt
-    reporter = JobReporter(settings, store, job_id, 1, 0, tmp_path / "stop")
-    status = run_sampling(
-        settings, store, job_id, 1, SampleSpec.model_validate(spec), torch.device("cpu"), reporter
-    )
-    assert status == "succeeded"
-    reporter.flush()
+    with attempt_of(settings, store, job_id, 1, tmp_path) as attempt:
+        reporter = attempt.reporter()
+        status = run_sampling(
+            attempt.link, SampleSpec.model_validate(spec), torch.device("cpu"), reporter
+        )
+        assert status == "succeeded"
+        reporter.flush()
     artifacts = {
         o.key.removeprefix(f"jobs/{job_id}/"): store.get(o.key)
         for o in store.list(f"jobs/{job_id}/")
@@ -180,7 +182,9 @@ def test_the_cells_of_an_earlier_grid_are_inverted_and_a_wrong_size_fails_naming
         "samples",
         image_grid_png(made[:, :, :20, :20]),
     )
-    reporter = JobReporter(settings, store, source, 1, 0, tmp_path / "stop")
-    with pytest.raises(JobInputError, match=r"^spec\.invert\.images: made\.png is 46x46 px"):
+    with (
+        attempt_of(settings, store, source, 1, tmp_path / "again") as attempt,
+        pytest.raises(JobInputError, match=r"^spec\.invert\.images: made\.png is 46x46 px"),
+    ):
         spec_ = SampleSpec.model_validate({"job_id": source, "invert": invert})
-        run_sampling(settings, store, source, 1, spec_, torch.device("cpu"), reporter)
+        run_sampling(attempt.link, spec_, torch.device("cpu"), attempt.reporter())

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from shared.config import Settings
-from shared.jobs.inversion_inputs import GRID_PADDING
+from shared.grids import GRID_PADDING
 from shared.specs import SampleSpec, SpecError, validate_job_request
 from shared.specs.inversion import DEFAULT_INVERT_COUNT, MAX_INVERT_IMAGES, MAX_INVERT_STEPS
 from shared.storage import open_storage

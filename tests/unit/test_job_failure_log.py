@@ -17,11 +17,11 @@ from shared.jobs.requests import submit_job
 from shared.models import User
 from shared.specs import validate_job_request
 from shared.storage import keys, open_storage
+from tests.attempts import attempt_of
 from tests.data_builders import grey_pngs
 from tests.helpers import train_request
 from tests.unit.job_factories import S, move
 from worker.gan.errors import DataError
-from worker.reporter import JobReporter
 from worker.supervisor import supervise
 from worker.warm.process import _failure
 
@@ -81,7 +81,7 @@ def test_a_job_failing_on_its_data_tells_the_owner_where_and_the_worker_log_the_
     settings = settings.with_(data_roots=(faces.parent,))
     job_id = _running_job(settings, faces)
     with caplog.at_level(logging.WARNING, logger="worker.supervisor"):
-        outcome = supervise(settings, job_id, 1, env=settings.to_env())
+        outcome = supervise(settings, open_storage(settings), job_id, 1, env=settings.to_env())
     reason = "spec.data.path: member 'secret000.png' of faces points outside the data roots"
     assert outcome.status == "failed"  # the job's fault: failed at once, not retried
     assert outcome.error.startswith(reason)
@@ -97,14 +97,15 @@ def test_the_warm_sampler_keeps_the_traceback_out_of_the_jobs_log(
     settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     job_id = _running_job(settings.with_(data_roots=(tmp_path,)), tmp_path)
-    reporter = JobReporter(settings, open_storage(settings), job_id, 1, 0, tmp_path / "stop")
-    try:
-        raise DataError("spec.data.path: member 'x.png' of faces cannot be decoded")
-    except DataError as error:
-        with caplog.at_level(logging.WARNING, logger="worker.warm.process"):
-            result = _failure(error, reporter)
-    reporter.flush()
-    reporter.close()
+    with attempt_of(settings, open_storage(settings), job_id, 1, tmp_path) as attempt:
+        reporter = attempt.reporter()
+        try:
+            raise DataError("spec.data.path: member 'x.png' of faces cannot be decoded")
+        except DataError as error:
+            with caplog.at_level(logging.WARNING, logger="worker.warm.process"):
+                result = _failure(error, reporter)
+        reporter.flush()
+        reporter.close()
     assert result == {
         "status": "failed",
         "error": "spec.data.path: member 'x.png' of faces cannot be decoded",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,6 +15,7 @@ import pytest
 from shared.config import Settings
 from shared.storage import ObjectInfo, Storage, StorageUnavailableError, open_storage
 from shared.storage.keys import LOG_NAME, METRICS_NAME, artifact_key
+from tests.attempts import attempt_of
 from tests.unit.job_factories import S, move, running_job
 from worker.gan.hooks import ProgressReport
 from worker.livelog import LiveUpload
@@ -58,12 +60,16 @@ class WatchedStore:
 
 
 @pytest.fixture
-def reporter_setup(settings: Settings, tmp_path: Path) -> tuple[JobReporter, WatchedStore, str]:
+def reporter_setup(
+    settings: Settings, tmp_path: Path
+) -> Iterator[tuple[JobReporter, WatchedStore, str]]:
     job_id = running_job(settings)
     store = WatchedStore(open_storage(settings))
     fast = settings.with_(log_flush_s=INTERVAL_S)
-    reporter = JobReporter(fast, store, job_id, 1, 0, tmp_path / "stop")  # type: ignore[arg-type]
-    return reporter, store, job_id
+    with attempt_of(fast, store, job_id, 1, tmp_path) as attempt:  # type: ignore[arg-type]
+        reporter = attempt.reporter()
+        yield reporter, store, job_id
+        reporter.close()
 
 
 def test_a_burst_of_lines_is_uploaded_once_within_the_interval(
@@ -120,7 +126,7 @@ def test_a_flush_uploads_at_once_and_the_live_upload_never_writes_an_older_log(
     reporter, store, job_id = reporter_setup
     for i in range(50):
         reporter.log(f"line {i}")
-    reporter._put_logs(store, live=False)  # what a checkpoint's flush does, minus pictures
+    reporter._put_logs(patient=True)  # what a checkpoint's flush does, minus pictures
     log_key = artifact_key(job_id, LOG_NAME)
     assert store.store.get(log_key).decode().count("\n") == 50
     time.sleep(INTERVAL_S * 2)  # nothing new was marked: no second upload is due
@@ -135,9 +141,10 @@ def test_the_first_attempt_reads_no_history_and_the_next_keeps_its_lines(
     first.flush()
     assert store.gets == [], "a first attempt has no earlier log to read back"
     move(settings, job_id, S.RUNNING, S.LOST, S.QUEUED, S.SCHEDULED, S.RUNNING)  # attempt 2
-    second = JobReporter(settings, store, job_id, 2, 0, tmp_path / "stop")  # type: ignore[arg-type]
-    second.log("attempt two speaking")
-    second.flush()
+    with attempt_of(settings, store, job_id, 2, tmp_path) as attempt:  # type: ignore[arg-type]
+        second = attempt.reporter()
+        second.log("attempt two speaking")
+        second.flush()
     log_key = artifact_key(job_id, LOG_NAME)
     assert log_key in store.gets
     lines = store.store.get(log_key).decode().splitlines()
@@ -151,9 +158,10 @@ def test_other_ranks_write_nothing(settings: Settings, tmp_path: Path) -> None:
     job_id = running_job(settings)
     store = WatchedStore(open_storage(settings))
     fast = settings.with_(log_flush_s=0.01)
-    reporter = JobReporter(fast, store, job_id, 1, 1, tmp_path / "stop")  # type: ignore[arg-type]
-    reporter.log("rank 1 speaking")
-    reporter.flush()
+    with attempt_of(fast, store, job_id, 1, tmp_path) as attempt:  # type: ignore[arg-type]
+        reporter = attempt.reporter(rank=1)
+        reporter.log("rank 1 speaking")
+        reporter.flush()
     assert store.puts == []
 
 

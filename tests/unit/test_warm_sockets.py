@@ -12,8 +12,8 @@ import pytest
 
 from shared.config import Settings
 from worker.node import detect_devices
-from worker.warm.protocol import socket_folder, socket_path
 from worker.warm.samplers import WarmSamplers
+from worker.warm.sockets import socket_folder, socket_path
 
 # A sampler imports torch before it binds: seconds, more on a loaded machine.
 LISTENING_WITHIN_S = 120.0

@@ -2,7 +2,9 @@
 
 Layers, each of which degrades with a log line where the kernel or the setup lacks it:
 - `environment`: an allow-listed environment, never the worker's (no secrets to read);
-- `account`: a root worker's jobs run as an unprivileged account (GANFORGE_JOB_USER);
+- `account`: a root worker's jobs run as an unprivileged account (GANFORGE_JOB_USER), or,
+  where they cannot (the account cannot reach the interpreter), as uid 0 with every
+  capability given up (`capabilities`);
 - `limits`: rlimits per attempt (descriptors, processes, no core files);
 - `landlock` with the policy of `paths`: a job reaches only its work folder, its data, the
   interpreter and the system's libraries, never $GANFORGE_HOME or the other jobs' folders;
@@ -27,13 +29,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.hardening import harden_service_process
 from worker.sandbox.account import JobAccount, drop_privileges
+from worker.sandbox.capabilities import drop_all_capabilities
 from worker.sandbox.landlock import restrict_filesystem, set_no_new_privs
-from worker.sandbox.libc import PR_SET_DUMPABLE, prctl
 from worker.sandbox.limits import AttemptLimits
 from worker.sandbox.paths import job_paths, source_folders
 
 log = logging.getLogger(__name__)
+
+__all__ = ["SandboxPlan", "harden_service_process"]
 
 # What `python -I -c` runs: the shim's main, found under ganforge's source root.
 _SHIM_BOOT = (
@@ -61,6 +66,8 @@ class SandboxPlan:
     listable: tuple[Path, ...] = ()
     confine: bool = True
     keep_fds: tuple[int, ...] = ()
+    # A root worker whose jobs keep uid 0 (no account): they give up every capability.
+    drop_capabilities: bool = False
 
     @classmethod
     def for_attempt(
@@ -72,13 +79,17 @@ class SandboxPlan:
         protected: Iterable[Path] = (),
         limits: AttemptLimits | None = None,
         keep_fds: Sequence[int] = (),
+        extra_readable: Iterable[Path] = (),
     ) -> SandboxPlan:
         """The plan of one attempt working in `work_folder` (see `worker.sandbox.paths`):
         `protected` holds what the job must never reach (GANFORGE_HOME, the artifact folder),
         ExposedFolderError when a grant would contain one."""
-        paths = job_paths(work_folder, data_roots, protected=protected)
+        paths = job_paths(
+            work_folder, data_roots, protected=protected, extra_readable=extra_readable
+        )
         return cls(
             account=account,
+            drop_capabilities=account is None and os.geteuid() == 0,
             limits=limits or AttemptLimits(),
             writable=paths.writable,
             readable=paths.readable,
@@ -108,6 +119,8 @@ class SandboxPlan:
             restrict_filesystem(self.writable, self.readable, self.listable)
         if self.account is not None:
             drop_privileges(self.account)
+        elif self.drop_capabilities:
+            drop_all_capabilities()
 
     def preexec(self) -> None:
         """`apply` as Popen's preexec_fn, for a parent with one thread only (a test, a
@@ -128,20 +141,5 @@ class SandboxPlan:
             listable=tuple(Path(p) for p in raw["listable"]),
             confine=bool(raw["confine"]),
             keep_fds=tuple(int(fd) for fd in raw["keep_fds"]),
+            drop_capabilities=bool(raw.get("drop_capabilities", False)),
         )
-
-
-def harden_service_process() -> bool:
-    """Make this process non-dumpable (PR_SET_DUMPABLE 0): processes of the same uid, a job's
-    among them when the worker cannot drop to another account, can then neither read its
-    /proc/<pid>/environ, mem or fds nor ptrace it, and it writes no core file. The worker, the
-    API and the scheduler call it at start (an execve resets it). False, logged, off Linux."""
-    if not sys.platform.startswith("linux"):
-        log.info("sandbox: not on Linux; this process stays dumpable")
-        return False
-    try:
-        prctl(PR_SET_DUMPABLE, 0)
-    except OSError as error:
-        log.warning("sandbox: could not make this process non-dumpable: %s", error)
-        return False
-    return True

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import socket
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,9 +23,11 @@ from sqlalchemy import select
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Job
-from worker.node import work_root
-from worker.supervisor import POLL_INTERVAL_S, RunOutcome, beat_and_look
-from worker.warm.protocol import Lines, send, socket_path
+from shared.storage import Storage
+from worker.agent.server import AttemptAgent
+from worker.supervisor import POLL_INTERVAL_S, RunOutcome, beat_and_look, new_attempt_folders
+from worker.warm.protocol import Lines, send
+from worker.warm.sockets import socket_path
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +47,24 @@ def takes_warm(settings: Settings, job_id: str) -> bool:
         return session.scalar(select(Job.kind).where(Job.id == job_id)) == "sample"
 
 
-def run_warm(settings: Settings, job_id: str, attempt: int, device_index: int) -> RunOutcome | None:
-    """Run the attempt on the device's warm sampler; None if no sampler accepted it."""
+def run_warm(
+    settings: Settings, store: Storage, job_id: str, attempt: int, device_index: int
+) -> RunOutcome | None:
+    """Run the attempt on the device's warm sampler, behind an agent of its own as a cold
+    attempt's; None if no sampler accepted it."""
     connection = _connect(socket_path(settings, device_index))
     if connection is None:
         log.warning("job %s: no warm sampler for device %d; running it cold", job_id, device_index)
         return None
-    root = work_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f"{job_id[:8]}-{attempt}-warm-", dir=root))
+    folders = new_attempt_folders(settings, job_id, attempt, "warm-")
     try:
-        with connection:
+        with connection, AttemptAgent(settings, store, job_id, attempt, folders) as agent:
             lines = Lines(connection)
-            accepted = _hand_over(connection, lines, job_id, attempt, workdir)
+            accepted = _hand_over(connection, lines, job_id, attempt, agent.socket_path)
             if accepted is None:
                 return None
-            outcome = _watch(settings, job_id, attempt, lines, accepted, workdir / "stop")
+            agent.admit(os.getsid(accepted))  # the sampler leads its own session
+            outcome = _watch(settings, job_id, attempt, lines, accepted, agent)
             log.info(
                 "job %s attempt %s ran on the warm sampler of device %d: %s",
                 job_id,
@@ -71,7 +74,7 @@ def run_warm(settings: Settings, job_id: str, attempt: int, device_index: int) -
             )
             return outcome
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(folders.root, ignore_errors=True)
 
 
 def _connect(path: Path) -> socket.socket | None:
@@ -89,12 +92,13 @@ def _connect(path: Path) -> socket.socket | None:
 
 
 def _hand_over(
-    connection: socket.socket, lines: Lines, job_id: str, attempt: int, workdir: Path
+    connection: socket.socket, lines: Lines, job_id: str, attempt: int, channel: Path
 ) -> int | None:
-    """Send the job; the sampler's pid once it accepted it, None if it never did."""
+    """Send the job (its agent's socket: all the sampler learns of it comes through there);
+    the sampler's pid once it accepted it, None if it never did."""
     connection.settimeout(ACCEPT_TIMEOUT_S)
     try:
-        send(connection, {"job_id": job_id, "attempt": attempt, "workdir": str(workdir)})
+        send(connection, {"job_id": job_id, "attempt": attempt, "channel": str(channel)})
         answer = lines.read()
     except OSError as error:  # TimeoutError included: a stuck sampler runs nothing of ours
         log.warning("job %s: the warm sampler did not accept it (%s)", job_id, error)
@@ -103,7 +107,7 @@ def _hand_over(
 
 
 def _watch(
-    settings: Settings, job_id: str, attempt: int, lines: Lines, pid: int, stop_file: Path
+    settings: Settings, job_id: str, attempt: int, lines: Lines, pid: int, agent: AttemptAgent
 ) -> RunOutcome:
     """Wait for the sampler's result while keeping the attempt's promises (see the module)."""
     lines.connection.settimeout(POLL_INTERVAL_S)
@@ -119,6 +123,10 @@ def _watch(
             log.warning("job %s: lost the warm sampler's connection (%s)", job_id, error)
         if result is None:
             return RunOutcome("lost", "the warm sampler died while it ran the job")
+        if agent.violation is not None:
+            log.warning("job %s broke the agent protocol; killing its sampler", job_id)
+            kill_sampler(pid)
+            return RunOutcome("failed", f"cut off by the node agent: {agent.violation}")
         if result["status"] != "running":
             return RunOutcome(result["status"], result.get("error", ""))
         status, last_heartbeat = beat_and_look(settings, job_id, attempt, last_heartbeat)
@@ -127,7 +135,7 @@ def _watch(
             kill_sampler(pid)
             return RunOutcome("fenced", "the job moved on to another attempt")
         if stop_asked_at is None and status == "stop":
-            stop_file.touch()
+            agent.folders.stop.touch()
             stop_asked_at = time.monotonic()
         if stop_asked_at is not None and time.monotonic() - stop_asked_at > settings.cancel_grace_s:
             log.warning("job %s did not stop within the grace period; killing its sampler", job_id)

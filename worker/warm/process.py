@@ -2,11 +2,13 @@
 
 Imports torch once and caps its threads as a launcher's rank would (GANFORGE_TORCH_THREADS, or
 the node's cores for one rank), then serves sampling jobs one at a time on its Unix socket
-(`protocol.py`). Each job runs through `worker.sampling.run_sampling`, exactly as a rank of the
-cold path runs it (same reporter, same log lines, same artifacts, same bytes), with the
-checkpoint taken from the process's bounded cache. The worker's main process started it in
-its own process group, with the device pinned (CUDA_VISIBLE_DEVICES), and restarts it when it
-dies; it exits by itself when that parent is gone.
+(`protocol.py`). It is sandboxed as a rank is: no credentials, and everything of a job comes
+through that job's own agent, whose socket the task sends with the job. Each job runs through
+`worker.sampling.run_sampling`, exactly as a rank of the cold path runs it (same reporter,
+same log lines, same artifacts, same bytes), with the checkpoint taken from the process's
+bounded cache. The worker's main process started it in its own process group, with the device
+pinned (CUDA_VISIBLE_DEVICES), and restarts it when it dies; it exits by itself when that
+parent is gone.
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.config import Settings
 from shared.specs import SampleSpec, parse_spec
-from shared.storage import Storage, open_storage
-from shared.storage.retrying import RetryingStorage
+from worker.channel.link import AgentLink
+from worker.channel.ticket import JobTicket
 from worker.launcher import exit_with_parent, threads_per_rank
 from worker.reporter import JobReporter
 from worker.warm.cache import LoadedCache
-from worker.warm.protocol import Lines, send, socket_path
+from worker.warm.protocol import Lines, send
 
 log = logging.getLogger("worker.warm")
 
@@ -40,17 +41,15 @@ REQUEST_TIMEOUT_S = 10.0
 
 
 class WarmSampler:
-    """The process's state: settings, storage and the cache, made once."""
+    """The process's state: torch and the cache of loaded checkpoints, made once."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, torch_threads: int, cache_size: int) -> None:
         import torch  # the one import of torch this process makes, before any job
 
-        torch.set_num_threads(threads_per_rank(settings, 1))
+        torch.set_num_threads(threads_per_rank(torch_threads, 1))
         import worker.rank  # noqa: F401  (the cold path's modules, loaded before the first job)
 
-        self.settings = settings
-        self.store: Storage = open_storage(settings, patient=True)
-        self.cache: LoadedCache[dict[str, Any]] = LoadedCache(settings.sampler_cache)
+        self.cache: LoadedCache[dict[str, Any]] = LoadedCache(cache_size)
 
     def serve(self, path: Path) -> None:
         path.unlink(missing_ok=True)
@@ -74,53 +73,53 @@ class WarmSampler:
             return
         connection.settimeout(None)
         send(connection, {"accepted": True, "pid": os.getpid()})
-        result = self.run(str(request["job_id"]), int(request["attempt"]), Path(request["workdir"]))
+        result = self.run(str(request["channel"]))
         try:
             send(connection, result)
         except OSError:  # the task gave up on us (fenced, killed): nothing left to tell
             log.warning("job %s: its task left before the result", request["job_id"])
 
-    def run(self, job_id: str, attempt: int, workdir: Path) -> dict[str, str]:
+    def run(self, channel: str) -> dict[str, str]:
         """One attempt, as `worker.rank.rank_main` runs it for a one-rank sampling job."""
         from worker.rank_inputs import checkpoint_cache
 
-        reporter = JobReporter(self.settings, self.store, job_id, attempt, 0, workdir / "stop")
-        if isinstance(self.store, RetryingStorage):  # the job's log tells of outages
-            self.store.on_retry = reporter.log
-        installed = checkpoint_cache.set(self.cache)
         timer = StageTimer()
+        link = AgentLink(channel)
         try:
-            result = self._sample(job_id, attempt, reporter, timer.lap)
+            ticket = JobTicket.from_json(link.call("ticket")[0]["ticket"])
+        except Exception as exc:  # an agent gone already: nothing of the job to run
+            link.close_quietly()
+            return {"status": "lost", "error": f"the job's agent did not answer ({exc})"}
+        reporter = JobReporter(link, ticket, 0)
+        installed = checkpoint_cache.set(self.cache)
+        try:
+            result = self._sample(link, ticket, reporter, timer.lap)
         finally:
             checkpoint_cache.reset(installed)
-            if isinstance(self.store, RetryingStorage):
-                self.store.on_retry = None
         try:
             reporter.flush()
         except Exception as exc:  # as a rank whose last flush fails: the attempt ends with it
             result = _failure(exc, reporter)
         finally:
             reporter.close()
+            link.close_quietly()
         timer.lap("flushed")
-        log.info("job %s attempt %d: %s", job_id, attempt, timer)  # where its time went
+        log.info("job %s attempt %d: %s", ticket.job_id, ticket.attempt, timer)
         return result
 
     def _sample(
-        self, job_id: str, attempt: int, reporter: JobReporter, lap: Callable[[str], None]
+        self, link: AgentLink, ticket: JobTicket, reporter: JobReporter, lap: Callable[[str], None]
     ) -> dict[str, str]:
         from worker.rank import pick_device
-        from worker.rank_inputs import load_job
         from worker.sampling import run_sampling
 
         try:
-            kind, raw_spec = load_job(self.settings, job_id)
-            spec = parse_spec(kind, raw_spec)
+            spec = parse_spec(ticket.kind, ticket.spec)
             if not isinstance(spec, SampleSpec):
-                raise ValueError(f"the warm sampler runs sampling jobs, not {kind!r} jobs")
+                raise ValueError(f"the warm sampler runs sampling jobs, not {ticket.kind!r} jobs")
             device = pick_device(spec.resources.device_type, 0)
-            store, settings = self.store, self.settings
             lap("job read")
-            status = run_sampling(settings, store, job_id, attempt, spec, device, reporter, lap)
+            status = run_sampling(link, spec, device, reporter, lap)
         except Exception as exc:
             return _failure(exc, reporter)
         status, _, error = status.partition(": ")
@@ -162,11 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device-index", type=int, required=True)
     parser.add_argument("--worker-pid", type=int, required=True, help="the worker that owns it")
+    parser.add_argument("--socket", type=Path, required=True, help="where to listen for jobs")
+    parser.add_argument("--cache", type=int, default=4, help="checkpoints kept loaded")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the cores)")
     args = parser.parse_args(argv)
     exit_with_parent(args.worker_pid)  # the worker's death ends this process group
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
-    WarmSampler(settings).serve(socket_path(settings, args.device_index))
+    WarmSampler(args.threads, args.cache).serve(args.socket)
     return 0
 
 

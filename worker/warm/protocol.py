@@ -1,6 +1,6 @@
 """How the Celery task and a device's warm sampler talk: a Unix socket, one JSON object a line.
 
-task -> sampler   {"job_id": ..., "attempt": n, "workdir": path}   (the claimed attempt)
+task -> sampler   {"job_id": ..., "attempt": n, "channel": path}   (the claimed attempt)
 sampler -> task   {"accepted": true, "pid": n}                     (before it does anything)
 sampler -> task   {"status": "succeeded" | "failed" | "lost" | "cancelled", "error": "..."}
 
@@ -12,28 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 from typing import Any
-
-from shared.config import Settings
-from shared.runfolders import service_folder
-from worker.node import node_name
-
-# The longest path a Unix socket can be bound at (108 bytes with the closing NUL on Linux,
-# 104 on macOS): a longer GANFORGE_HOME leaves the node without warm samplers.
-SOCKET_PATH_MAX = 103
-
-
-def socket_folder(settings: Settings) -> Path:
-    """Where this node's samplers listen: its worker's own folder under $GANFORGE_HOME/run
-    (one worker per node, so a socket there when the worker starts is a predecessor's), not
-    the system's temporary folder, where every killed worker's sockets stayed."""
-    return service_folder(settings, f"worker-{node_name(settings)}")
-
-
-def socket_path(settings: Settings, device_index: int) -> Path:
-    """Where the sampler of `device_index` on this node listens."""
-    return socket_folder(settings) / f"warm-{device_index}.sock"
 
 
 def send(connection: socket.socket, message: dict[str, Any]) -> None:

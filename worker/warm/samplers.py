@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from shared.config import Settings
-from worker.warm.protocol import SOCKET_PATH_MAX, socket_folder, socket_path
+from worker.warm.sockets import SOCKET_PATH_MAX, socket_folder, socket_path
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,12 @@ class WarmSamplers:
             str(index),
             "--worker-pid",
             str(os.getpid()),
+            "--socket",
+            str(socket_path(self.settings, index)),
+            "--cache",
+            str(self.settings.sampler_cache),
+            "--threads",
+            str(self.settings.torch_threads or 0),
         ]
         self.processes[index] = subprocess.Popen(command, env=env, start_new_session=True)
         log.info("warm sampler for device %d started (pid %d)", index, self.processes[index].pid)

@@ -15,6 +15,8 @@ from PIL import Image
 from shared.specs import TrainSpec
 from shared.storage.local import LocalStorage
 from tests.data_builders import grey_pngs, image_bytes, write_npz, write_tar, write_zip
+from worker.agent.inputs import fetch_data
+from worker.channel.link import JobInputError
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import (
     open_data,
@@ -33,7 +35,6 @@ from worker.gan.toydata import (
     toy_distribution,
 )
 from worker.gan.train import train
-from worker.rank_inputs import JobInputError, fetch_data
 
 DATASET_ID = "0123456789abcdef0123456789abcdef"
 

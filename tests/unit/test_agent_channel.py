@@ -1,0 +1,128 @@
+"""The node agent's channel as a job process meets it: what it hands over, what it refuses
+(and as whose fault), and the process it cuts off for breaking the protocol or flooding it."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from shared.storage import keys, open_storage
+from tests.attempts import attempt_of
+from tests.unit.job_factories import S, move, running_job
+from worker.agent import server
+from worker.channel.frames import send_message
+from worker.channel.link import AgentLink, AttemptFencedError, JobInputError
+
+
+def test_artifacts_go_under_the_jobs_own_names_for_its_own_attempt_only(
+    settings: Settings, tmp_path: Path
+) -> None:
+    job_id, store = running_job(settings), open_storage(settings)
+    with attempt_of(settings, store, job_id, 1, tmp_path) as attempt:
+        attempt.link.call(
+            "put", b"weights", name="checkpoints/step-000001.pt", kind="checkpoint", step=1
+        )
+        assert store.get(keys.artifact_key(job_id, "checkpoints/step-000001.pt")) == b"weights"
+        move(settings, job_id, S.RUNNING, S.LOST, S.QUEUED, S.SCHEDULED, S.RUNNING)  # attempt 2
+        with pytest.raises(AttemptFencedError, match="superseded"):
+            attempt.link.call("put", b"late", name="log.txt", kind="log")
+        assert attempt.agent.violation is None  # fenced is not a protocol fault
+
+
+def test_another_owners_job_reads_as_missing(settings: Settings, tmp_path: Path) -> None:
+    mine, theirs = running_job(settings, "alice"), running_job(settings, "bob")
+    with attempt_of(settings, open_storage(settings), mine, 1, tmp_path) as attempt:
+        with pytest.raises(JobInputError, match=r"^spec\.job_id: no job"):
+            attempt.link.call("checkpoint", job_id=theirs, step=None)
+        with pytest.raises(JobInputError, match=r"^spec\.latents\.job_id: no job"):
+            attempt.link.call("artifact", job_id=theirs, name="log.txt", field="spec.latents")
+
+
+@pytest.mark.parametrize(
+    ("request_header", "payload", "reason"),
+    [
+        ({"op": "put", "name": "../../etc/passwd", "kind": "log"}, b"x", "not an artifact name"),
+        ({"op": "put", "name": "log.txt", "kind": "virus"}, b"x", "not an artifact kind"),
+        ({"op": "read_any_key", "key": "jobs/"}, b"", "no operation 'read_any_key'"),
+        ({"op": "put", "name": "log.txt", "kind": "log"}, b"x" * 2048, "a payload of more than"),
+    ],
+)
+def test_a_request_outside_the_protocol_cuts_the_process_off(
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request_header: dict[str, object],
+    payload: bytes,
+    reason: str,
+) -> None:
+    job_id = running_job(settings)
+    with attempt_of(settings, open_storage(settings), job_id, 1, tmp_path) as attempt:
+        attempt.agent.max_upload_bytes = 1024
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(str(attempt.agent.socket_path))
+        assert _cut_off(connection, lambda: send_message(connection, request_header, payload))
+        assert reason in (attempt.agent.violation or "")
+
+
+def test_an_oversized_header_frame_is_refused_before_it_is_read(
+    settings: Settings, tmp_path: Path
+) -> None:
+    job_id = running_job(settings)
+    with attempt_of(settings, open_storage(settings), job_id, 1, tmp_path) as attempt:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(str(attempt.agent.socket_path))
+        assert _cut_off(connection, lambda: connection.sendall(struct.pack(">I", 1 << 31)))
+        assert "header frame of 2,147,483,648 bytes" in (attempt.agent.violation or "")
+
+
+def _cut_off(connection: socket.socket, send: Callable[[], None]) -> bool:
+    """Whether the agent closed the connection without a reply (a send may already fail)."""
+    try:
+        send()
+        return connection.recv(1) == b""
+    except (BrokenPipeError, ConnectionResetError):
+        return True
+
+
+def test_a_flood_of_requests_is_cut_off(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server, "BURST_REQUESTS", 20)
+    monkeypatch.setattr(server, "REQUESTS_PER_SECOND", 1.0)
+    job_id = running_job(settings)
+    with attempt_of(settings, open_storage(settings), job_id, 1, tmp_path) as attempt:
+        link = AgentLink(str(attempt.agent.socket_path))
+        with pytest.raises(ConnectionError):
+            for _ in range(100):
+                link.call("cache_get", name="nothing-here")
+        assert "more than 20 requests" in (attempt.agent.violation or "")
+
+
+def test_a_process_of_another_session_is_turned_away(settings: Settings, tmp_path: Path) -> None:
+    """Any local process can find the socket's path; only the attempt's own get an answer."""
+    job_id = running_job(settings)
+    with attempt_of(settings, open_storage(settings), job_id, 1, tmp_path) as attempt:
+        knock = (
+            "import sys\n"
+            "from worker.channel.link import AgentLink\n"
+            "try:\n"
+            "    AgentLink(sys.argv[1]).call('ticket')\n"
+            "except ConnectionError as error:\n"
+            "    print('refused', error)\n"
+        )
+        stranger = subprocess.run(
+            [sys.executable, "-c", knock, str(attempt.agent.socket_path)],
+            capture_output=True,
+            text=True,
+            start_new_session=True,  # a session of its own, as another job's rank
+            timeout=60,
+        )
+        assert stranger.stdout.startswith("refused"), stranger.stdout + stranger.stderr
+        assert attempt.link.call("ticket")[0]["ticket"]["job_id"] == job_id  # ours still served

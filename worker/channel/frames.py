@@ -1,0 +1,97 @@
+"""The wire format between a job's processes and their node agent, and its bounds.
+
+A message is a header frame (4-byte big-endian length, then a JSON object) followed by its
+payload as chunk frames (4-byte length, then bytes), ended by an empty chunk; a message
+without payload sends just the empty chunk. Chunks let a checkpoint of gigabytes stream
+through without either side holding a second copy of it in a buffer, and let the receiver
+stop reading the moment a payload passes its bound. Standard library only: both the
+sandboxed job process and the agent import it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+LENGTH = struct.Struct(">I")
+# A header names an operation and small arguments (a spec travels in a reply, not a request).
+MAX_HEADER_BYTES = 1 << 20
+# One chunk frame; a sender splits larger payloads.
+CHUNK_BYTES = 4 << 20
+MAX_CHUNK_BYTES = 8 << 20
+
+
+class FrameError(ValueError):
+    """The other side broke the format (a length past its bound, JSON that is not an object,
+    a payload larger than allowed); the message says which, for the job's error."""
+
+
+class ChannelClosed(ConnectionError):
+    """The other side closed the connection."""
+
+
+def send_message(
+    connection: socket.socket, header: dict[str, Any], payload: bytes | Iterable[bytes] = b""
+) -> None:
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    if len(encoded) > MAX_HEADER_BYTES:
+        raise FrameError(f"a header of {len(encoded):,} bytes is over {MAX_HEADER_BYTES:,}")
+    connection.sendall(LENGTH.pack(len(encoded)) + encoded)
+    parts = [payload] if isinstance(payload, (bytes, bytearray, memoryview)) else payload
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), CHUNK_BYTES):
+            piece = view[start : start + CHUNK_BYTES]
+            connection.sendall(LENGTH.pack(len(piece)))
+            connection.sendall(piece)
+    connection.sendall(LENGTH.pack(0))
+
+
+def read_header(connection: socket.socket) -> dict[str, Any]:
+    size = _read_length(connection, MAX_HEADER_BYTES, "header")
+    try:
+        header = json.loads(_read_exactly(connection, size))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FrameError(f"a header that is not JSON ({error})") from None
+    if not isinstance(header, dict):
+        raise FrameError("a header that is not a JSON object")
+    return header
+
+
+def read_chunks(connection: socket.socket, max_bytes: int) -> Iterator[bytes]:
+    """The payload's chunks; FrameError as soon as they pass `max_bytes` in all."""
+    total = 0
+    while True:
+        size = _read_length(connection, MAX_CHUNK_BYTES, "chunk")
+        if size == 0:
+            return
+        total += size
+        if total > max_bytes:
+            raise FrameError(f"a payload of more than {max_bytes:,} bytes")
+        yield _read_exactly(connection, size)
+
+
+def read_payload(connection: socket.socket, max_bytes: int) -> bytes:
+    return b"".join(read_chunks(connection, max_bytes))
+
+
+def _read_length(connection: socket.socket, bound: int, what: str) -> int:
+    (size,) = LENGTH.unpack(_read_exactly(connection, LENGTH.size))
+    if size > bound:
+        raise FrameError(f"a {what} frame of {size:,} bytes is over {bound:,}")
+    return size
+
+
+def _read_exactly(connection: socket.socket, size: int) -> bytes:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < size:
+        got = connection.recv_into(view[filled:], size - filled)
+        if got == 0:
+            raise ChannelClosed("the other side closed the channel")
+        filled += got
+    return bytes(buffer)
