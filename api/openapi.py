@@ -2,251 +2,26 @@
 (shared/specs/train.py, api/tokens.py) and describe answers (api/schemas.py); served at
 /api/v1/openapi.json with a reading page at /api/v1/docs.
 
-Each operation is one line of OPERATIONS; a test checks that the list and the app's routes
-are the same set, so a route cannot be added without its entry here.
+Each operation is one line of `api.operations.OPERATIONS`; a test checks that the list and
+the app's routes are the same set, so a route cannot be added without its entry there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, get_args
+from typing import Any
 
 from flask import Blueprint, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api import schemas
-from api.media_types import DOWNLOAD, artifact_media_types
-from api.tokens import TokenRequest
-from shared.specs import SPEC_MODELS, JobKind, JobRequest
-from shared.storage import keys
+from api.operations import OPERATIONS, PATH_PARAMETERS, Operation
+from shared.specs import SPEC_MODELS, JobRequest
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 
 REF = "#/components/schemas/{model}"
-ID_PATTERN = "^[0-9a-f]{32}$"
-NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str
-    summary: str
-    answer: type[BaseModel] | None  # None: no JSON body (204, a download)
-    status: int = 200
-    body: type[BaseModel] | str | None = None  # a model, "multipart", or None
-    query: tuple[dict[str, Any], ...] = ()
-    public: bool = False
-    extra_statuses: tuple[int, ...] = field(default=())
-    # Other media types the success answer may have (text, an event stream), as strings.
-    also: tuple[str, ...] = ()
-    # The media types of an answer that is not JSON (`answer` None): a download by default.
-    media: tuple[str, ...] = (DOWNLOAD,)
-    # Path parameters described here rather than by `_PATH_PARAMETERS` (name -> parameter).
-    path_parameters: tuple[tuple[str, dict[str, Any]], ...] = ()
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
-JOB = "/api/v1/jobs/{job_id}"
-# The download route is `<path:name>` (Flask's `path` converter): the name runs to the end of
-# the path, `/` included. An OpenAPI path template cannot say that a parameter spans segments,
-# so the parameter says it: its pattern is the one artifact names are built to (one folder at
-# most, shared.storage.keys) and its example has a `/`. A client that follows the template's
-# rules percent-encodes it (`%2F`); the server decodes the path before routing, so
-# `samples%2Fstep-000100.png` and `samples/step-000100.png` reach the same route
-# (tests/e2e/test_openapi_contract.py fetches a real job's artifacts both ways).
-ARTIFACT_NAME = {
-    "name": "name",
-    "in": "path",
-    "required": True,
-    "description": "the artifact's name as the job's artifact list gives it; it may hold one "
-    "`/` (`samples/step-000100.png`), sent as is or as `%2F`: the route takes the rest of the "
-    "path",
-    "schema": {"type": "string", "pattern": keys.ARTIFACT_NAME.pattern},
-    "example": keys.samples_name(100),
-}
-EVENT_STREAM = "text/event-stream"
-AFTER = _query(
-    "after",
-    {"type": "string", "pattern": "^[0-9]{1,18}(\\.[0-9]{1,18}){0,2}$"},
-    "event streams: resume after this message id (as Last-Event-ID does)",
-)
-OPERATIONS: tuple[Operation, ...] = (
-    Operation("get", "/healthz", "Liveness: the process answers", schemas.Health, public=True),
-    Operation(
-        "get",
-        "/readyz",
-        "Readiness: database, broker and storage, each with its status",
-        schemas.Readiness,
-        public=True,
-        extra_statuses=(503,),
-    ),
-    Operation(
-        "post", "/api/v1/jobs", "Submit a training or sampling job", schemas.Job, 201, JobRequest
-    ),
-    Operation(
-        "get",
-        "/api/v1/jobs",
-        "Your jobs, newest first, a page at a time",
-        schemas.JobPage,
-        query=(
-            _query("state", {"type": "string"}, "only jobs in this state"),
-            _query("kind", {"type": "string", "enum": list(get_args(JobKind))}, "only this kind"),
-            _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
-            _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
-            _query("all", {"type": "string", "enum": ["true", "false"]}, "admins: every user's"),
-        ),
-    ),
-    Operation("get", JOB, "One job, with the devices it holds", schemas.Job),
-    Operation(
-        "post",
-        JOB + "/priority",
-        "Change a job's priority (owners may only lower it)",
-        schemas.Job,
-        body=schemas.PriorityRequest,
-    ),
-    Operation("post", JOB + "/cancel", "Cancel a job (idempotent)", schemas.Job, 202),
-    Operation(
-        "get",
-        JOB + "/events",
-        "Every state change of the job; `Accept: text/event-stream` follows it live (state, "
-        "progress, log, artifact messages, then end); a stream past the API's stream bounds is "
-        "a 429 problem with Retry-After (poll instead)",
-        schemas.EventList,
-        query=(AFTER,),
-        also=(EVENT_STREAM,),
-    ),
-    Operation(
-        "get",
-        JOB + "/logs",
-        "The job's log so far (text/plain: as text); `Accept: text/event-stream` follows it "
-        "(429 with Retry-After past the stream bounds)",
-        schemas.LogLines,
-        query=(
-            _query("offset", {"type": "integer", "minimum": 0}, "start at this byte offset"),
-            AFTER,
-        ),
-        also=("text/plain", EVENT_STREAM),
-    ),
-    Operation(
-        "get",
-        JOB + "/metrics",
-        "The job's metric series (training reports and quality evaluations)",
-        schemas.MetricsSeries,
-        query=(
-            _query("kind", {"type": "string", "enum": ["train", "eval"]}, "only this kind"),
-            _query("from_step", {"type": "integer", "minimum": 0}, "first step, inclusive"),
-            _query("to_step", {"type": "integer", "minimum": 0}, "last step, inclusive"),
-        ),
-    ),
-    Operation(
-        "get",
-        JOB + "/artifacts",
-        "The job's checkpoints, grids, metrics and log",
-        schemas.ArtifactList,
-    ),
-    Operation(
-        "get",
-        JOB + "/artifacts/{name}",
-        "An artifact's bytes, typed by its name's suffix (or a redirect to S3)",
-        None,
-        media=artifact_media_types(),
-        path_parameters=(("name", ARTIFACT_NAME),),
-        query=(
-            _query(
-                "redirect",
-                {"type": "string", "enum": ["true", "false"]},
-                "false: stream the bytes through the API",
-            ),
-        ),
-        extra_statuses=(302,),
-    ),
-    Operation(
-        "post",
-        "/api/v1/datasets",
-        "Upload training data (multipart: file, name)",
-        schemas.Dataset,
-        201,
-        "multipart",
-        extra_statuses=(413,),
-    ),
-    Operation("get", "/api/v1/datasets", "Your uploaded datasets", schemas.DatasetList),
-    Operation("get", "/api/v1/datasets/{dataset_id}", "One dataset", schemas.Dataset),
-    Operation(
-        "post",
-        "/api/v1/datasets/{dataset_id}/share",
-        "Admins: share a dataset with the whole lab, read-only (or stop)",
-        schemas.Dataset,
-        body=schemas.ShareRequest,
-    ),
-    Operation("delete", "/api/v1/datasets/{dataset_id}", "Delete a dataset", None, 204),
-    Operation(
-        "get",
-        "/api/v1/tokens",
-        "Your tokens (admins: ?all=true for everyone's)",
-        schemas.TokenList,
-        query=(_query("all", {"type": "string", "enum": ["true", "false"]}, "admins"),),
-    ),
-    Operation(
-        "post",
-        "/api/v1/tokens",
-        "Create a token; its value is in this answer only",
-        schemas.CreatedToken,
-        201,
-        TokenRequest,
-    ),
-    Operation(
-        "delete", "/api/v1/tokens/{token_id}", "Revoke a token (admins: anyone's)", schemas.Token
-    ),
-    Operation("get", "/api/v1/pool", "The pool: nodes, devices, queue", schemas.Pool, public=True),
-    Operation(
-        "get",
-        "/metrics",
-        "Prometheus metrics: jobs by state, queue waits, run times, devices, request latency "
-        "(a bearer token only when GANFORGE_METRICS_TOKEN is set)",
-        None,
-        public=True,
-        media=("text/plain",),
-    ),
-    Operation(
-        "post",
-        "/api/v1/admin/nodes/{name}/drain",
-        "Admins: stop placing work on a node",
-        schemas.NodeState,
-    ),
-    Operation(
-        "post",
-        "/api/v1/admin/nodes/{name}/undrain",
-        "Admins: place work on it again",
-        schemas.NodeState,
-    ),
-    Operation("delete", "/api/v1/admin/nodes/{name}", "Admins: forget a stopped node", None, 204),
-    Operation(
-        "put",
-        "/api/v1/admin/users/{name}/quota",
-        "Admins: set a user's quotas",
-        schemas.Quota,
-        body=schemas.QuotaRequest,
-    ),
-)
-
-_PATH_PARAMETERS = {
-    "job_id": ID_PATTERN,
-    "dataset_id": ID_PATTERN,
-    "token_id": ID_PATTERN,
-    "name": NAME_PATTERN,
-}
 
 
 @cache
@@ -322,9 +97,9 @@ def _operation(op: Operation, keys: dict[Any, dict[str, Any]]) -> dict[str, Any]
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "pattern": _PATH_PARAMETERS[name]},
+            "schema": {"type": "string", "pattern": PATH_PARAMETERS[name]},
         }
-        for name in _PATH_PARAMETERS
+        for name in PATH_PARAMETERS
         if "{" + name + "}" in op.path
     ] + list(op.query)
     operation: dict[str, Any] = {
