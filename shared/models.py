@@ -1,5 +1,5 @@
 """ORM models: the database is the source of truth for users, tokens, jobs, events, artifacts,
-uploaded datasets.
+uploaded datasets and code bundles.
 
 The schema changes only through an Alembic migration (migrations/); a test compares the two.
 Nobody assigns `Job.state` directly: `shared.states` does, with compare-and-set.
@@ -262,3 +262,37 @@ class Dataset(Base):
     # Shared by an admin with the whole lab: everyone may read and train on it; only its
     # owner (or an admin) may delete it.
     shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class CodeArchive(Base):
+    """An uploaded code bundle's archive, one per content: `sha256` (of the bytes as uploaded)
+    is the bundle's id, and the object at `key` is stored once however many users upload it.
+    What it holds was checked and listed at its first upload (shared/codebundles/)."""
+
+    __tablename__ = "code_archives"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    format: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    unpacked_size: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[int] = mapped_column(Integer)
+    # Dotted names a spec may import from it (shared/codebundles/modules.py), sorted.
+    modules: Mapped[list[str]] = mapped_column(JSON)
+    # Shared by an admin with the whole lab: the content, whoever uploaded it, is readable
+    # and usable by everyone; each owner still deletes only their own bundle row.
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CodeBundle(Base):
+    """One user's bundle: their name for an archive. Per owner, so listing, reading and
+    deleting are each user's own; the archive goes when its last bundle row does."""
+
+    __tablename__ = "code_bundles"
+    __table_args__ = (Index("ix_code_bundles_owner_created", "owner_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(ForeignKey("code_archives.sha256"), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from shared.db import get_engine
 
 TABLES = (
-    "users, api_tokens, idempotency_keys, jobs, job_events, artifacts, datasets, nodes, "
-    "reservations, scheduler_lease"
+    "users, api_tokens, idempotency_keys, jobs, job_events, artifacts, datasets, code_bundles, "
+    "code_archives, nodes, reservations, scheduler_lease"
 )
 
 

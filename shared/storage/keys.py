@@ -2,8 +2,9 @@
 
 Layout: `jobs/<job_id>/checkpoints/step-000500.pt`, `jobs/<job_id>/samples/step-000500.png`,
 `jobs/<job_id>/metrics.jsonl`, `jobs/<job_id>/log.txt`; uploads at
-`uploads/<dataset_id>/<filename>`. Job and dataset ids are ours (hex), steps are integers, and
-an upload's file name is sanitised and checked, so no raw user string ever reaches a key.
+`uploads/<dataset_id>/<filename>`; code bundles at `code/<sha256>/bundle.<zip|tar.gz>`. Job and
+dataset ids are ours (hex), code ids are SHA-256 digests (hex), steps are integers, and an
+upload's file name is sanitised and checked, so no raw user string ever reaches a key.
 """
 
 from __future__ import annotations
@@ -82,3 +83,21 @@ def dataset_key(dataset_id: str, filename: str) -> str:
     if not DATASET_FILENAME.fullmatch(filename) or ".." in filename:
         raise KeyError_(f"not a valid dataset file name: {filename!r}")
     return dataset_prefix(dataset_id) + filename
+
+
+# Code bundles are stored by content: one object per SHA-256, whoever uploaded it.
+_CODE_ID = re.compile(r"^[0-9a-f]{64}$")
+CODE_FORMATS = ("zip", "tar.gz")
+
+
+def code_prefix(sha256: str) -> str:
+    if not _CODE_ID.fullmatch(sha256):
+        raise KeyError_(f"not a ganforge code bundle id: {sha256!r}")
+    return f"code/{sha256}/"
+
+
+def code_key(sha256: str, fmt: str) -> str:
+    """The key of a code bundle's archive: `code/<sha256>/bundle.<zip|tar.gz>`."""
+    if fmt not in CODE_FORMATS:
+        raise KeyError_(f"not a code bundle format: {fmt!r}")
+    return f"{code_prefix(sha256)}bundle.{fmt}"
