@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, has_request_context, request
 
 from api import (
+    code,
     dashboard,
     datasets,
     guards,
@@ -18,6 +19,7 @@ from api import (
     tokens,
 )
 from api.problems import register_error_handlers
+from shared.codebundles.bundles import MAX_UPLOAD_BYTES as MAX_CODE_UPLOAD_BYTES
 from shared.config import Settings
 from shared.datasets import MAX_UPLOAD_BYTES
 from shared.hardening import harden_service_process
@@ -31,9 +33,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("ganforge")
     # Largest JSON body we accept: a spec is a few hundred bytes; 1 MiB leaves room for long
     # seed lists without letting a client make us buffer arbitrary uploads. POST
-    # /api/v1/datasets alone raises it, per request, to its own limit.
+    # /api/v1/datasets and POST /api/v1/code alone raise it, per request, to their own limits.
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.config.setdefault(datasets.MAX_UPLOAD_CONFIG, MAX_UPLOAD_BYTES)
+    app.config.setdefault(code.MAX_UPLOAD_CONFIG, MAX_CODE_UPLOAD_BYTES)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     state.init_app(app, settings, open_storage(settings))
     register_error_handlers(app)
@@ -42,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(jobs.bp)
     app.register_blueprint(live.bp)
     app.register_blueprint(datasets.bp)
+    app.register_blueprint(code.bp)
     app.register_blueprint(tokens.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(pool.pool_bp)

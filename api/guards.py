@@ -33,6 +33,12 @@ class IdConverter(BaseConverter):
     regex = "[0-9a-f]{32}"
 
 
+class ShaConverter(BaseConverter):
+    """`<sha:code_id>`: a SHA-256 in 64 lowercase hex characters (a code bundle's id), else 404."""
+
+    regex = "[0-9a-f]{64}"
+
+
 class NameConverter(BaseConverter):
     """`<name:node>`: a node or user name, letters, digits, `.`, `_`, `-`, up to 100."""
 
@@ -42,6 +48,7 @@ class NameConverter(BaseConverter):
 def install(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["name"] = NameConverter
+    app.url_map.converters["sha"] = ShaConverter
     app.before_request(_check_request)
 
 

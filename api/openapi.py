@@ -79,7 +79,9 @@ def _operation(op: Operation, keys: dict[Any, dict[str, Any]]) -> dict[str, Any]
         content = {_bare(media): {"schema": _body_schema(media)} for media in op.media}
         responses["200"] = {"description": op.summary, "content": content}
     for status in op.extra_statuses:
-        if status == 302:
+        if status < 300 and op.answer is not None:  # another success with the same body
+            responses[str(status)] = responses[str(op.status)]
+        elif status == 302:
             responses["302"] = {"description": "a presigned URL to download from"}
         elif status == 503 and op.answer is not None:
             responses["503"] = {

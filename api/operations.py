@@ -20,6 +20,7 @@ from shared.specs import JobKind, JobRequest
 from shared.storage import keys
 
 ID_PATTERN = "^[0-9a-f]{32}$"
+SHA256_PATTERN = "^[0-9a-f]{64}$"
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 
 
@@ -53,6 +54,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 JOB = "/api/v1/jobs/{job_id}"
+CODE = "/api/v1/code/{code_id}"
 # The download route is `<path:name>` (Flask's `path` converter): the name runs to the end of
 # the path, `/` included. An OpenAPI path template cannot say that a parameter spans segments,
 # so the parameter says it: its pattern is the one artifact names are built to (one folder at
@@ -186,6 +188,39 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("delete", "/api/v1/datasets/{dataset_id}", "Delete a dataset", None, 204),
     Operation(
+        "post",
+        "/api/v1/code",
+        "Upload a Python package, zip or tar.gz (multipart: file, name); its id is the "
+        "archive's SHA-256, and the same bytes again answer 200 with the bundle you have",
+        schemas.CodeBundleDetail,
+        201,
+        "multipart",
+        extra_statuses=(200, 413),
+    ),
+    Operation(
+        "get",
+        "/api/v1/code",
+        "Your code bundles and those shared with the lab",
+        schemas.CodeBundleList,
+    ),
+    Operation(
+        "get", CODE, "One code bundle, with the modules a spec may name", schemas.CodeBundleDetail
+    ),
+    Operation(
+        "post",
+        CODE + "/share",
+        "Admins: share a code bundle with the whole lab, read-only (or stop)",
+        schemas.CodeBundleDetail,
+        body=schemas.ShareRequest,
+    ),
+    Operation(
+        "delete",
+        CODE,
+        "Delete your code bundle (409 while unfinished jobs name it)",
+        None,
+        204,
+    ),
+    Operation(
         "get",
         "/api/v1/tokens",
         "Your tokens (admins: ?all=true for everyone's)",
@@ -238,6 +273,7 @@ OPERATIONS: tuple[Operation, ...] = (
 PATH_PARAMETERS = {
     "job_id": ID_PATTERN,
     "dataset_id": ID_PATTERN,
+    "code_id": SHA256_PATTERN,
     "token_id": ID_PATTERN,
     "name": NAME_PATTERN,
 }

@@ -12,6 +12,11 @@ from werkzeug.routing import RequestRedirect
 
 from api.counters import count_storage_error
 from api.media_types import PROBLEM_JSON
+from shared.codebundles.bundles import (
+    CodeBundleInUseError,
+    CodeBundleNotFoundError,
+    CodeUploadError,
+)
 from shared.datasets import DatasetNotFoundError, DatasetUploadError
 from shared.db import is_unreachable
 from shared.jobs.requests import (
@@ -78,8 +83,17 @@ def register_error_handlers(app: Flask) -> None:
     def _dataset_not_found(exc: DatasetNotFoundError) -> Response:
         return problem(404, "Dataset not found", str(exc))
 
+    @app.errorhandler(CodeBundleNotFoundError)
+    def _code_not_found(exc: CodeBundleNotFoundError) -> Response:
+        return problem(404, "Code bundle not found", str(exc))
+
+    @app.errorhandler(CodeBundleInUseError)
+    def _code_in_use(exc: CodeBundleInUseError) -> Response:
+        return problem(409, "Conflict", str(exc), jobs=exc.job_ids)
+
     @app.errorhandler(DatasetUploadError)
-    def _bad_upload(exc: DatasetUploadError) -> Response:
+    @app.errorhandler(CodeUploadError)
+    def _bad_upload(exc: DatasetUploadError | CodeUploadError) -> Response:
         title = "Upload too large" if exc.status == 413 else "Invalid upload"
         errors = [{"path": exc.field, "message": exc.message}]
         return problem(exc.status, title, f"{exc.field}: {exc.message}", errors=errors)

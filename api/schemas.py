@@ -155,6 +155,35 @@ class DatasetList(Answer):
     datasets: list[Dataset]
 
 
+class CodeBundleLinks(Answer):
+    self: str
+
+
+class CodeBundle(Answer):
+    id: str = Field(pattern="^[0-9a-f]{64}$", description="the SHA-256 of the uploaded archive")
+    sha256: str
+    name: str
+    owner: str
+    format: Literal["zip", "tar.gz"]
+    size: int
+    unpacked_size: int
+    files: int
+    created_at: str
+    shared: bool
+    links: CodeBundleLinks
+
+
+class CodeBundleDetail(CodeBundle):
+    modules: list[str] = Field(
+        description="the dotted names a spec may import: top-level modules and regular "
+        "packages (folders with __init__.py), and every module within them"
+    )
+
+
+class CodeBundleList(Answer):
+    bundles: list[CodeBundle]
+
+
 class Token(Answer):
     id: str = Field(pattern="^[0-9a-f]{32}$")
     name: str

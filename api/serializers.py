@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from shared.codebundles.bundles import BundleView
 from shared.models import ApiToken, Artifact, Dataset, Job, JobEvent, as_utc, utcnow
 
 
@@ -96,6 +97,27 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
         "shared": dataset.shared,
         "links": {"self": f"/api/v1/datasets/{dataset.id}"},
     }
+
+
+def code_bundle_json(view: BundleView, *, modules: bool = False) -> dict[str, Any]:
+    """A code bundle; `modules` (the single-bundle view) adds what a spec may import from it."""
+    bundle, archive = view.bundle, view.archive
+    body = {
+        "id": bundle.id,
+        "sha256": archive.sha256,
+        "name": bundle.name,
+        "owner": view.owner,
+        "format": archive.format,
+        "size": archive.size,
+        "unpacked_size": archive.unpacked_size,
+        "files": archive.files,
+        "created_at": iso(bundle.created_at),
+        "shared": archive.shared,
+        "links": {"self": f"/api/v1/code/{bundle.id}"},
+    }
+    if modules:
+        body["modules"] = list(archive.modules)
+    return body
 
 
 def token_json(token: ApiToken, owner: str | None) -> dict[str, Any]:

@@ -44,7 +44,16 @@ from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, write_js
 from cli.embedded import ServiceProcesses
 from shared.config import Settings
 from shared.db import session_scope
-from shared.models import ApiToken, Dataset, IdempotencyKey, Job, User, utcnow
+from shared.models import (
+    ApiToken,
+    CodeArchive,
+    CodeBundle,
+    Dataset,
+    IdempotencyKey,
+    Job,
+    User,
+    utcnow,
+)
 from shared.storage import Storage, open_storage
 
 # /healthz must answer this fast right after each case.
@@ -82,6 +91,11 @@ def stored(settings: Settings, store: Storage, ignore_job: str | None) -> dict[s
                 )
             ),
             "objects under uploads/": len(store.list("uploads/")),
+            "code bundles": session.scalar(select(func.count()).select_from(CodeBundle)),
+            "shared code": session.scalar(
+                select(func.count()).select_from(CodeArchive).where(CodeArchive.shared.is_(True))
+            ),
+            "objects under code/": len(store.list("code/")),
         }
 
 
@@ -175,10 +189,12 @@ def _prepare(target: Target, settings: Settings) -> None:
     parked = cases.train_body({"source": "toy:ring8"}, resources={"labels": cases.PARKED})
     job = target.request("POST", cases.JOBS, json_body=parked, keep=True)
     npz = cases.upload("points.npz", files.small_npz())(target)
+    code_body, code_headers = cases.multipart({}, (b"pkg.zip", files.zip_of({"pkg.py": b"x=1\n"})))
+    code = target.request("POST", cases.CODE, body=code_body, headers=code_headers)
     expired = target.request("POST", cases.TOKENS, json_body={"name": "expired"}).json()
     revoked = target.request("POST", cases.TOKENS, json_body={"name": "revoked"}).json()
     token = target.request("POST", cases.TOKENS, json_body={"name": "target"}).json()
-    for answer in (job, npz):
+    for answer in (job, npz, code):
         if answer.status != 201:
             raise RuntimeError(f"setting up the battery: {answer.summary()}")
     target.request("DELETE", f"{cases.TOKENS}/{revoked['id']}")
@@ -188,7 +204,9 @@ def _prepare(target: Target, settings: Settings) -> None:
             .where(ApiToken.id == expired["id"])
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
-    target.ids.update(job=job.json()["id"], dataset=npz.json()["id"], token=token["id"])
+    target.ids.update(
+        job=job.json()["id"], dataset=npz.json()["id"], token=token["id"], code=code.json()["id"]
+    )
     target.tokens.update({"alice-expired": expired["token"], "alice-revoked": revoked["token"]})
 
 

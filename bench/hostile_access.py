@@ -46,6 +46,7 @@ def operations(document: dict[str, Any], t: Target) -> list[tuple[str, str]]:
         "{job_id}": t.ids["job"],
         "{dataset_id}": t.ids["dataset"],
         "{token_id}": t.ids["token"],
+        "{code_id}": t.ids["code"],
         "{name}": "nobody",
     }
     found = []
@@ -87,7 +88,7 @@ def auth(t: Target, ops: list[tuple[str, str]]) -> list[Case]:
     mine = [
         (m, p)
         for m, p in ops
-        if any(v in p for v in (t.ids["job"], t.ids["dataset"], t.ids["token"]))
+        if any(v in p for v in (t.ids["job"], t.ids["dataset"], t.ids["token"], t.ids["code"]))
     ]
     for method, path in mine:
         send_it = call(method, path, user="bob", json_body=_body_for(path))

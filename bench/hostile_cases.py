@@ -22,6 +22,7 @@ from bench.hostile_http import Answer, Body, Expect, Headers, send
 from bench.hostile_memory import ApiMemory
 
 JOBS, DATASETS, TOKENS = "/api/v1/jobs", "/api/v1/datasets", "/api/v1/tokens"
+CODE = "/api/v1/code"
 # Labels of the jobs the battery keeps queued as targets: no node ever has them, so they
 # never run (submitted before the run's one worker registers; see bench/hostile.py).
 PARKED = {"lane": "parked"}

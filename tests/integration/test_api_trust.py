@@ -32,13 +32,13 @@ from shared.config import Settings
 from shared.db import session_scope
 from shared.models import ApiToken, Dataset, utcnow
 from shared.storage import open_storage
-from tests.data_builders import write_npz
+from tests.data_builders import write_npz, write_zip
 from tests.helpers import auth, train_request, user_token
 
 
 @pytest.fixture
 def objects(client: FlaskClient, alice: str, tmp_path: Path) -> dict[str, str]:
-    """Alice's job, dataset and token: what bob must not reach."""
+    """Alice's job, dataset, token and code bundle: what bob must not reach."""
     job = client.post("/api/v1/jobs", json=train_request("a"), headers=auth(alice)).get_json()
     data = write_npz(tmp_path / "r.npz", data=np.zeros((10, 2), np.float32)).read_bytes()
     form = {"file": (io.BytesIO(data), "r.npz"), "name": "r"}
@@ -46,7 +46,19 @@ def objects(client: FlaskClient, alice: str, tmp_path: Path) -> dict[str, str]:
         "/api/v1/datasets", data=form, headers=auth(alice), content_type="multipart/form-data"
     ).get_json()
     token = client.post("/api/v1/tokens", json={"name": "n"}, headers=auth(alice)).get_json()
-    return {"job_id": job["id"], "dataset_id": dataset["id"], "token_id": token["id"]}
+    package = write_zip(tmp_path / "p.zip", {"p.py": b""}).read_bytes()
+    code = client.post(
+        "/api/v1/code",
+        data={"file": (io.BytesIO(package), "p.zip")},
+        headers=auth(alice),
+        content_type="multipart/form-data",
+    ).get_json()
+    return {
+        "job_id": job["id"],
+        "dataset_id": dataset["id"],
+        "token_id": token["id"],
+        "code_id": code["id"],
+    }
 
 
 def _routes(app: Flask, objects: dict[str, str]) -> list[tuple[str, str]]:
@@ -56,7 +68,7 @@ def _routes(app: Flask, objects: dict[str, str]) -> list[tuple[str, str]]:
         if not rule.rule.startswith("/api/v1/"):
             continue
         path = rule.rule.replace("<path:name>", "metrics.jsonl").replace("<name:name>", "nobody")
-        path = re.sub(r"<id:(\w+)>", lambda m: objects[m.group(1)], path)
+        path = re.sub(r"<(?:id|sha):(\w+)>", lambda m: objects[m.group(1)], path)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             found.append((method, path))
     return found
