@@ -92,6 +92,11 @@ DEFAULT_SCHEDULER_POLL_S = 0.5
 # in turn; a DCGAN's weights are megabytes, so four are nothing next to a device's memory.
 DEFAULT_SAMPLER_CACHE = 4
 
+# A worker node's cache of unpacked code bundles (worker/bundles.py), in MiB: ten bundles at
+# the largest a bundle may unpack to (200 MiB), hundreds of typical ones; the least recently
+# used go first past it.
+DEFAULT_CODE_CACHE_MB = 2048
+
 # Request threads per API process (gunicorn's `--threads`, cli/embedded.py). Each
 # Server-Sent Events stream holds one while it is open.
 DEFAULT_API_THREADS = 8
@@ -287,6 +292,7 @@ class Settings:
     job_user: str = setting(
         "GANFORGE_JOB_USER", DEFAULT_JOB_USER, lambda _, raw: raw.strip(), empty=""
     )
+    code_cache_mb: int = setting("GANFORGE_CODE_CACHE_MB", DEFAULT_CODE_CACHE_MB, _int(1))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
