@@ -2,10 +2,11 @@
 
 This module holds the root group, its connection options and the service's own processes
 (`up`, `demo`, `api`, `scheduler`, `worker`, `db`, `admin create-*`); the commands that talk to
-the API live beside it, one module per topic (`jobs`, `datasets`, `pool`, `tokens`, `health`).
-`group` maps failures to exit statuses; `output` prints tables, JSON and ids. `client` is the
-Python client of the HTTP API (usable from notebooks too); `embedded` starts the service's
-processes (API, scheduler, worker) for `ganforge up`, `demo` and the end-to-end tests.
+the API live beside it, one module per topic (`jobs`, `datasets`, `code`, `pool`, `tokens`,
+`health`). `group` maps failures to exit statuses; `output` prints tables, JSON and ids;
+`packing` zips a folder into a code bundle. `client` is the Python client of the HTTP API
+(usable from notebooks too); `embedded` starts the service's processes (API, scheduler,
+worker) for `ganforge up`, `demo` and the end-to-end tests.
 """
 
 from __future__ import annotations
@@ -280,6 +281,7 @@ def _print_locations(job: dict[str, Any], settings: Settings) -> None:
 
 # The commands that talk to the API live in their own modules; importing one registers its
 # commands on `main`.
+from cli import code as _code  # noqa: E402,F401
 from cli import datasets as _datasets  # noqa: E402,F401
 from cli import health as _health  # noqa: E402,F401
 from cli import inversion as _inversion  # noqa: E402,F401

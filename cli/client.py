@@ -218,6 +218,21 @@ class Client:
     def datasets(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v1/datasets").json()["datasets"]  # type: ignore[no-any-return]
 
+    def upload_code(
+        self, data: bytes, filename: str, name: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Upload a code bundle's archive; (the bundle, whether it is new: False when you had
+        uploaded these bytes already)."""
+        form = {"name": name} if name else {}
+        response = self._call("POST", "/api/v1/code", data=form, files={"file": (filename, data)})
+        return response.json(), response.status_code == 201
+
+    def code_bundles(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/code").json()["bundles"]  # type: ignore[no-any-return]
+
+    def code_bundle(self, code_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/code/{code_id}").json()  # type: ignore[no-any-return]
+
     def pool(self) -> dict[str, Any]:
         return self._call("GET", "/api/v1/pool").json()  # type: ignore[no-any-return]
 

@@ -64,7 +64,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "Quality": ("quality", "evaluate"),
     "Sampling": ("invert",),
-    "Data": ("datasets",),
+    "Data": ("datasets", "code"),
     "Pool": ("pool", "queue"),
     "Account": ("token",),
     "Running the service": ("up", "demo", "api", "scheduler", "worker", "health", "db", "admin"),
