@@ -20,6 +20,9 @@ import threading
 from typing import Any
 
 from shared.config import Settings
+from worker.node import node_name, work_root
+from worker.sandbox.account import prepare_work_folder
+from worker.sandbox.environment import job_environment
 from worker.warm.sockets import SOCKET_PATH_MAX, socket_folder, socket_path
 
 log = logging.getLogger(__name__)
@@ -61,9 +64,14 @@ class WarmSamplers:
         threading.Thread(target=self._watch, name="warm-samplers", daemon=True).start()
 
     def _spawn(self, index: int) -> None:
-        env = {**os.environ, **self.settings.to_env()}
+        """A sampler with a job process's environment (the allow-list: no credentials; each
+        job's inputs and outputs go through that job's agent), its device pinned."""
+        pinned = {}
         if any(device["kind"] == "gpu" for device in self.devices):
-            env["CUDA_VISIBLE_DEVICES"] = str(index)
+            pinned["CUDA_VISIBLE_DEVICES"] = str(index)
+        folder = work_root(self.settings).parent / f"warm-{node_name(self.settings)}-{index}"
+        prepare_work_folder(folder, None)
+        env = job_environment(pinned, folder)
         command = [
             sys.executable,
             "-m",
@@ -79,7 +87,9 @@ class WarmSamplers:
             "--threads",
             str(self.settings.torch_threads or 0),
         ]
-        self.processes[index] = subprocess.Popen(command, env=env, start_new_session=True)
+        self.processes[index] = subprocess.Popen(
+            command, env=env, cwd=folder, start_new_session=True
+        )
         log.info("warm sampler for device %d started (pid %d)", index, self.processes[index].pid)
 
     def _watch(self) -> None:
