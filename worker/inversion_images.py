@@ -10,6 +10,7 @@ field. Only the chosen items of an archive are decoded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -94,7 +95,7 @@ def _stack(arrays: list[np.ndarray], label: str) -> np.ndarray:
 def _artifact_images(
     link: AgentLink, images: ArtifactImages, shape: tuple[int, ...]
 ) -> tuple[np.ndarray, list[int]]:
-    found = {"job_id": images.job_id, "name": images.name, "field": FIELD}
+    found: dict[str, Any] = {"job_id": images.job_id, "name": images.name, "field": FIELD}
     info, _ = link.call("artifact_info", **found)
     if info["size"] > MAX_MEMBER_BYTES:
         raise JobInputError(

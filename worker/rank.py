@@ -65,7 +65,7 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
         elif isinstance(spec, EvaluateSpec):
             status = run_evaluation(link, ticket, spec, device, reporter)
         else:
-            status = run_sampling(link, ticket, spec, device, reporter)
+            status = run_sampling(link, spec, device, reporter)
         if local_rank == 0:  # each node's supervisor reads its own node's result
             status, _, error = status.partition(": ")  # "failed: <reason>" carries its reason
             link.call("result", status=status, error=error)

@@ -86,7 +86,11 @@ def load_checkpoint_of(
 def load_latents_artifact(link: AgentLink, artifact: LatentsArtifact) -> bytes:
     """The bytes of the `.npy` artifact the sampling job names; the agent checks again that
     it is one of its owner's (the API checked at submission; the worker trusts no spec)."""
-    found = {"job_id": artifact.job_id, "name": artifact.name, "field": "spec.latents"}
+    found: dict[str, Any] = {
+        "job_id": artifact.job_id,
+        "name": artifact.name,
+        "field": "spec.latents",
+    }
     info, _ = link.call("artifact_info", **found)
     if info["size"] > MAX_LATENTS_NPY_BYTES:
         raise JobInputError(

@@ -166,9 +166,10 @@ class JobReporter:
 
     @property
     def work_folder(self) -> Path:
-        """The attempt's work folder (the stop file's): removed by the supervisor when the
-        attempt ends and by the worker when it starts, so scratch kept here outlives no kill."""
-        return self.stop_file.parent
+        """The attempt's work folder, the one place its processes may write: removed by the
+        supervisor when the attempt ends and by the worker when it starts, so scratch kept
+        here outlives no kill."""
+        return Path(self.ticket.work_folder)
 
     @property
     def tensorboard(self) -> TensorBoardLog:

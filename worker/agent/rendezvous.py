@@ -47,8 +47,8 @@ def meeting_point(settings: Settings, job_id: str, attempt: int, node_rank: int)
         with session_scope(settings.database_url) as session:
             published = session.scalar(select(Job.rendezvous).where(Job.id == job_id))
         if published and published.startswith(f"{attempt}@"):
-            address, _, port = published.partition("@")[2].rpartition(":")
-            return address, int(port)
+            address, _, port_text = published.partition("@")[2].rpartition(":")
+            return address, int(port_text)
         time.sleep(RENDEZVOUS_POLL_S)
     raise RendezvousError(
         f"node rank 0 of attempt {attempt} published no rendezvous in {RENDEZVOUS_TIMEOUT_S:.0f} s"
