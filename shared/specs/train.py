@@ -7,11 +7,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    JsonValue,
     StrictFloat,
     StrictInt,
+    field_validator,
     model_validator,
 )
 
+from shared.specs import custom_model
 from shared.specs.data import DataSpec, StrictModel
 from shared.specs.resources import ResourceSpec
 from shared.specs.sample import MAX_LATENT_DIM
@@ -30,7 +33,7 @@ MAX_CRITIC_STEPS = 100
 # PacGAN's paper packs 2 to 4; 8 leaves room to experiment without absurd batches.
 MAX_PACK = 8
 
-ModelFamily = Literal["mlp", "dcgan", "vae"]
+ModelFamily = Literal["mlp", "dcgan", "vae", "custom"]
 LossName = Literal["non_saturating", "least_squares", "hinge", "wgan_gp"]
 Precision = Literal["fp32", "bf16", "fp16"]
 PriorName = Literal["gaussian", "uniform"]
@@ -41,6 +44,12 @@ class ModelSpec(StrictModel):
 
     `vae` is a variational autoencoder baseline for either kind of data: its decoder is the
     generator (dcgan for images, mlp for points) and it trains the ELBO, not `loss`.
+
+    `custom` trains the user's own networks, for either kind of data: `code` names the code
+    bundle, `generator` and `discriminator` the classes in it, `generator_args` and
+    `discriminator_args` their constructors' keyword arguments (shared/specs/custom_model.py;
+    the classes' contract is worker/gan/plugins.py's). `pack` works as for the built-ins;
+    `width`, `depth` and `generator_norm` are the built-ins' own.
     """
 
     family: ModelFamily
@@ -55,16 +64,46 @@ class ModelSpec(StrictModel):
     # generator's hidden layers, as in PacGAN's.
     depth: Annotated[StrictInt, Field(ge=1, le=16)] | None = None
     generator_norm: Literal["none", "batch"] = "none"
+    # custom only (see the class docstring).
+    code: str | None = None
+    generator: str | None = None
+    discriminator: str | None = None
+    generator_args: dict[str, JsonValue] | None = None
+    discriminator_args: dict[str, JsonValue] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value: Any) -> Any:
         return {"family": value} if isinstance(value, str) else value
 
+    @field_validator("code")
+    @classmethod
+    def _code_is_a_bundle_id(cls, value: str | None) -> str | None:
+        return None if value is None else custom_model.check_code_id(value)
+
+    @field_validator("generator", "discriminator")
+    @classmethod
+    def _names_a_class(cls, value: str | None) -> str | None:
+        return None if value is None else custom_model.check_class_path(value)
+
+    @field_validator("generator_args", "discriminator_args")
+    @classmethod
+    def _args_are_bounded(cls, value: dict[str, Any] | None, info: Any) -> dict[str, Any] | None:
+        return None if value is None else custom_model.check_args(value, info.field_name)
+
     @model_validator(mode="after")
     def _pack_is_for_gans(self) -> ModelSpec:
         if self.family == "vae" and self.pack != 1:
             raise ValueError("pack: a vae has no discriminator to pack for")
+        given = {name: getattr(self, name) is not None for name in custom_model.CUSTOM_ONLY}
+        given |= {
+            "width": self.width is not None,
+            "depth": self.depth is not None,
+            "generator_norm": self.generator_norm != "none",
+        }
+        problem = custom_model.family_field_problem(self.family, given)
+        if problem:
+            raise ValueError(problem)
         if self.family != "mlp" and (self.depth is not None or self.generator_norm != "none"):
             raise ValueError("depth and generator_norm are mlp options")
         return self
@@ -221,6 +260,7 @@ class TrainSpec(StrictModel):
             raise ValueError(f"model dcgan needs image data; {self.data.source} is points")
         if self.model.family == "mlp" and self.data.is_image:
             raise ValueError(f"model mlp needs point data; {self.data.source} is images")
+        # A custom model takes either kind: its constructors are told the data's shape.
         return self
 
     @model_validator(mode="after")

@@ -17,11 +17,13 @@ from api.guards import IdConverter, NameConverter
 from shared.datasets import DatasetUploadError, safe_filename
 from shared.jobs.requests import InvalidCursorError, _decode_cursor
 from shared.specs import SpecError, validate_job_request
+from shared.specs.custom_model import MAX_ARG_NAME_LENGTH, MAX_CLASS_PATH_LENGTH
 from shared.specs.data import MAX_KEY_LENGTH, MAX_PATH_LENGTH, DataSpec, StrictModel
 from shared.specs.errors import MAX_PROBLEMS, blamed_field
 from shared.specs.inversion import ArtifactImages, DatasetImages
 from shared.specs.resources import ResourceSpec
 from shared.specs.sample import LatentsArtifact
+from shared.specs.train import ModelSpec
 from shared.storage import keys
 from tests.helpers import train_request
 
@@ -29,6 +31,7 @@ from tests.helpers import train_request
 # 0.5 s at 31 characters and doubled with each one added.
 REFUSED_WITHIN_S = 0.2
 JOB_ID = "0123456789abcdef0123456789abcdef"
+CUSTOM_MODEL = {"family": "custom", "code": "0" * 64, "generator": "g:G", "discriminator": "d:D"}
 # Pieces that a pattern of letters, digits, `.`, `_`, `-` and `/` accepts in many ways at
 # once, repeated up to the length given and spoiled by a last character it never accepts.
 _UNITS = ("a", "a/", "a.", "a./", "-", "a-a/", "0", "a_")
@@ -103,6 +106,21 @@ VALIDATORS: list[tuple[str, Callable[[str], Any], int, str, tuple[type[Exception
         (ValueError,),
     ),
     ("spec.invert.images.dataset_id", model_field(DatasetImages, "dataset_id"), 32, "", ()),
+    ("spec.model.code", model_field(ModelSpec, "code", **CUSTOM_MODEL), 64, "", ()),
+    (
+        "spec.model.generator",
+        model_field(ModelSpec, "generator", **CUSTOM_MODEL),
+        MAX_CLASS_PATH_LENGTH,
+        "mygan.nets:",
+        (ValueError,),
+    ),
+    (
+        "spec.model.generator_args",
+        lambda value: ModelSpec.model_validate({**CUSTOM_MODEL, "generator_args": {value: 1}}),
+        MAX_ARG_NAME_LENGTH,
+        "width",
+        (ValueError,),
+    ),
     (
         "spec.resources.labels",
         lambda value: ResourceSpec.model_validate({"labels": {value: "x"}}),
