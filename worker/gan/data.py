@@ -179,13 +179,14 @@ def open_data(spec: TrainSpec, data_path: Path | None, rank: int, world_size: in
 
 def point_dim(data: DataSpec) -> int:
     """The dimension of the points a source yields (1 or 2), for the mlp family's layers."""
-    shape = _known_shape(data)
+    shape = known_shape(data)
     if len(shape) != 1:
         raise ValueError(f"{data.source} is not a point source: its samples are {list(shape)}")
     return shape[0]
 
 
-def _known_shape(data: DataSpec) -> tuple[int, ...]:
+def known_shape(data: DataSpec) -> tuple[int, ...]:
+    """One sample's shape; DataError while the data has not been read to tell it."""
     shape = data.sample_shape
     if shape is None:
         raise DataError(

@@ -27,3 +27,8 @@ class NonFiniteLossError(GanError):
 class LatentsError(GanError):
     """Latents a sampling job gives do not fit its generator, or an `.npy` file of them cannot
     be read safely; the message names the field or file and what is wrong."""
+
+
+class BundleError(GanError):
+    """The networks of a custom model's code bundle cannot be built or do not fit the data;
+    the message names the spec field, and the bundle's file and line where it went wrong."""

@@ -1,7 +1,8 @@
 """Generator and discriminator networks, built from a `TrainSpec` by model family.
 
 Networks are plain `nn.Sequential`s so their state_dicts have stable keys and load anywhere.
-Discriminators return one logit per sample, shape [B].
+Discriminators return one logit per sample, shape [B]. A `custom` model's networks are the
+user's own classes, from its code bundle (`plugins`), under the same contract.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from torch import Tensor, nn
 
 from shared.specs import TrainSpec
 from shared.specs.data import DataSpec
-from worker.gan.data import point_dim
+from worker.gan.data import known_shape, point_dim
+from worker.gan.plugins import build_custom_discriminator, build_custom_generator
 
 # Big enough for an 8-mode ring to be learnt in a few thousand steps, small enough to run at
 # well over 100 steps/s on one CPU core.
@@ -109,6 +111,15 @@ def network_family(spec: TrainSpec) -> str:
     if spec.model.family != "vae":
         return spec.model.family
     return "dcgan" if spec.data.is_image else "mlp"
+
+
+def sample_kind(spec: TrainSpec) -> str:
+    """What `spec`'s generator makes, "images" or "points": dcgan images and mlp points, a
+    custom generator what its data is (the data's shape is known before networks are built)."""
+    family = network_family(spec)
+    if family == "custom":
+        return "images" if len(known_shape(spec.data)) == 3 else "points"
+    return "images" if family == "dcgan" else "points"
 
 
 def _mlp_width(spec: TrainSpec) -> int:
@@ -213,4 +224,5 @@ _Builder = Callable[[TrainSpec], nn.Module]
 _BUILDERS: dict[str, tuple[_Builder, _Builder]] = {
     "mlp": (_mlp_generator, _mlp_discriminator),
     "dcgan": (_dcgan_generator, _dcgan_discriminator),
+    "custom": (build_custom_generator, build_custom_discriminator),
 }

@@ -22,7 +22,7 @@ from worker.gan.distributed import agree_to_stop, gather_to_rank0, min_across_ra
 from worker.gan.errors import NonFiniteLossError
 from worker.gan.evaluation import RunEvaluation
 from worker.gan.hooks import ProgressReport, TrainingHooks
-from worker.gan.models import network_family
+from worker.gan.models import sample_kind
 from worker.gan.priors import sample_latents
 from worker.gan.sample import render_png
 from worker.gan.seeding import (
@@ -42,7 +42,7 @@ STOP_CHECK_EVERY = 10
 REPORT_EVERY = 10
 # Latents behind every sample snapshot: an 8x8 image grid, or enough points to show how
 # well each of the 8 ring modes is covered.
-FIXED_SAMPLE_COUNTS = {"dcgan": 64, "mlp": 1000}
+FIXED_SAMPLE_COUNTS = {"images": 64, "points": 1000}
 # Stands for "no bad step yet" in the device-side NaN tracker (larger than any step).
 _NO_BAD_STEP = 2**62
 
@@ -70,7 +70,7 @@ def fixed_sample_latents(spec: TrainSpec) -> Tensor:
     """The latents every sample snapshot draws, the same on every rank and every resume."""
     return sample_latents(
         spec.latent,
-        FIXED_SAMPLE_COUNTS[network_family(spec)],
+        FIXED_SAMPLE_COUNTS[sample_kind(spec)],
         generator_for(spec.train.seed, Stream.FIXED_SAMPLES),
     )
 

@@ -5,6 +5,8 @@ A plain module (not conftest) so `torch.multiprocessing.spawn` children can impo
 
 from __future__ import annotations
 
+import hashlib
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +19,12 @@ from tests.helpers import MNIST_DIR
 from worker.gan.checkpoint import load_checkpoint
 from worker.gan.distributed import leave_without_finalizers, process_group
 from worker.gan.hooks import ProgressReport
+from worker.gan.plugins import register_bundle
 from worker.gan.train import train
 from worker.gan.train_common import STOP_CHECK_EVERY
+
+# Code bundles the plugin tests train (tests/data/bundles/<name>/).
+BUNDLES_DIR = Path(__file__).resolve().parents[2] / "data" / "bundles"
 
 # What RecordingHooks.cached keeps: one copy for the whole test session.
 _SESSION_CACHE: dict[str, bytes] = {}
@@ -107,6 +113,31 @@ def mnist_spec(**overrides: Any) -> TrainSpec:
     return TrainSpec.model_validate(spec)
 
 
+def registered_bundle(folder: Path, files: dict[str, str] | None = None) -> str:
+    """Register `folder` as a code bundle (first writing `files`, name -> source, into it) and
+    return its id: the SHA-256 of the folder's path, one id per folder as uploads have."""
+    for name, source in (files or {}).items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+    code = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()
+    register_bundle(code, folder)
+    return code
+
+
+def custom_ring_spec(code: str, module: str, **overrides: Any) -> TrainSpec:
+    """`ring_spec` with a custom model: `module`'s Generator and Discriminator from bundle
+    `code`; `model` in `overrides` adds to (or replaces) the model's fields."""
+    model = {
+        "family": "custom",
+        "code": code,
+        "generator": f"{module}:Generator",
+        "discriminator": f"{module}:Discriminator",
+        **overrides.pop("model", {}),
+    }
+    return ring_spec(model=model, **overrides)
+
+
 def run_two_ranks_with_resume(
     rank: int, world_size: int, port: int, spec_jsons: list[str], out: str, stop_rank: int
 ) -> None:
@@ -135,6 +166,19 @@ def run_two_ranks_with_resume(
                 (folder / f"{index}-whole.pt").write_bytes(whole.checkpoints[-1][1])
                 (folder / f"{index}-resumed.pt").write_bytes(resumed.checkpoints[-1][1])
     leave_without_finalizers()
+
+
+def stop_then_resume(spec: TrainSpec) -> tuple[RecordingHooks, RecordingHooks]:
+    """An unbroken run of `spec`, and one stopped at the first stop check and resumed from
+    its checkpoint: their hooks, for comparing how each ended."""
+    whole = RecordingHooks()
+    train(spec, hooks=whole)
+    stopping = RecordingHooks(stop_at_check=1)
+    assert train(spec, hooks=stopping).step == STOP_CHECK_EVERY
+    resumed = RecordingHooks()
+    result = train(spec, hooks=resumed, resume=stopping.last_checkpoint)
+    assert (result.step, result.stopped_early) == (spec.train.steps, False)
+    return whole, resumed
 
 
 def trained_checkpoint(spec: TrainSpec) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from gan_testing import (
     mnist_spec,
     ring_spec,
     run_two_ranks_with_resume,
+    stop_then_resume,
 )
 
 from shared.specs import TrainSpec
@@ -17,20 +18,8 @@ from worker.gan.checkpoint import load_checkpoint
 from worker.gan.distributed import find_free_port
 from worker.gan.errors import CheckpointError
 from worker.gan.train import train
-from worker.gan.train_common import STOP_CHECK_EVERY
 
 WEIGHT_KEYS = ("generator", "discriminator", "g_optimizer", "d_optimizer", "generator_ema")
-
-
-def _stop_then_resume(spec: TrainSpec) -> tuple[RecordingHooks, RecordingHooks]:
-    whole = RecordingHooks()
-    train(spec, hooks=whole)
-    stopping = RecordingHooks(stop_at_check=1)
-    assert train(spec, hooks=stopping).step == STOP_CHECK_EVERY
-    resumed = RecordingHooks()
-    result = train(spec, hooks=resumed, resume=stopping.last_checkpoint)
-    assert (result.step, result.stopped_early) == (spec.train.steps, False)
-    return whole, resumed
 
 
 def _wgan_gp_with_ema() -> TrainSpec:
@@ -50,7 +39,7 @@ def _hinge_dcgan_with_ema() -> TrainSpec:
 @pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
 def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_unbroken_one(make_spec) -> None:
     spec = make_spec()
-    whole, resumed = _stop_then_resume(spec)
+    whole, resumed = stop_then_resume(spec)
     assert resumed.lines[0].startswith("resuming")
     assert [r.step for r in resumed.reports] == [r.step for r in whole.reports][1:]
     # Every entry, weights and optimiser and RNG states included, bit for bit. (The bytes
