@@ -60,11 +60,10 @@ def run_sampling(
     if spec.export:
         reporter.log(f"exporting the generator of step {checkpoint['step']} of {spec.job_id}")
         exported = export_generator(checkpoint, spec.job_id)
-        outputs += [
-            (keys.GENERATOR_WEIGHTS_NAME, "export", exported.weights),
-            (keys.GENERATOR_TORCHSCRIPT_NAME, "export", exported.torchscript),
-            (keys.GENERATOR_CARD_NAME, "export", exported.card),
-        ]
+        outputs.append((keys.GENERATOR_WEIGHTS_NAME, "export", exported.weights))
+        if exported.torchscript is not None:  # a custom generator may not script or trace
+            outputs.append((keys.GENERATOR_TORCHSCRIPT_NAME, "export", exported.torchscript))
+        outputs.append((keys.GENERATOR_CARD_NAME, "export", exported.card))
     lap("drawn")
     # The outputs and the log as it stands, in one batch: all a short job has left to write.
     reporter.store_with_logs([(name, kind, data, None) for name, kind, data in outputs])

@@ -2,6 +2,11 @@
 pickle), a TorchScript module that runs without our code (`torch.jit.load(...)(z)`, or from
 C++ with libtorch), and a card (JSON) saying what it is, how to feed it and where it came from.
 
+The built-in networks are traced. A custom model's generator (worker/gan/plugins.py) is
+scripted, else traced, and either is kept only when it reproduces the generator on latents
+it was not made from; a generator that does neither exports without TorchScript, and the
+card's `torchscript_note` says why (the export does not fail for it).
+
 The weights are the generator average (`generator_ema`) when the checkpoint keeps one, as
 sampling uses. Both are exported from the CPU in eval mode, so batch norm uses its running
 statistics and the module reproduces a sampling job's outputs for the same latents.
@@ -18,8 +23,11 @@ from typing import Any
 
 import torch
 from safetensors.torch import save as safetensors_bytes
+from torch import Tensor, nn
 
+from shared.specs import TrainSpec
 from worker.gan.models import network_family
+from worker.gan.plugins import describe_error
 from worker.gan.priors import latents_for_seeds
 from worker.gan.sample import load_generator
 
@@ -27,13 +35,25 @@ from worker.gan.sample import load_generator
 CARD_VERSION = 1
 # Latents the module is traced with: two, so the trace keeps the batch dimension free.
 _TRACE_SEEDS = [0, 1]
+# Latents a custom generator's TorchScript module is checked on: another batch size, other
+# values, so a trace that froze a shape or a branch of the one it was made from shows.
+_CHECK_SEEDS = [2, 3, 4]
+_UNFAITHFUL = (
+    "the module's outputs differ from the generator's on other latents (control flow or "
+    "shapes that follow the data?)"
+)
+# How far the module's outputs may be from the generator's: the same operations, so only
+# rounding differs.
+_CHECK_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
 class GeneratorExport:
     weights: bytes  # safetensors of the generator's state_dict
-    torchscript: bytes  # torch.jit.save of the traced generator
-    card: bytes  # JSON, see `generator_card`
+    # torch.jit.save of the traced or scripted generator; None when a custom generator does
+    # neither (the card's `torchscript_note` says why)
+    torchscript: bytes | None
+    card: bytes  # JSON, see `export_generator`
 
 
 @torch.no_grad()
@@ -45,13 +65,8 @@ def export_generator(checkpoint: dict[str, Any], source_job_id: str) -> Generato
     state = {name: tensor.detach().contiguous() for name, tensor in generator.state_dict().items()}
     weights = safetensors_bytes(state, metadata={"format": "pt", "source_job_id": source_job_id})
     example = latents_for_seeds(spec.latent, _TRACE_SEEDS)
-    # TorchScript is deprecated in favour of torch.export, but it is still the format that
-    # loads with nothing but torch (or libtorch) on any release the lab runs; say it once.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(generator, example)
-        buffer = io.BytesIO()
-        torch.jit.save(traced, buffer)
+    torchscript, how = _torchscript(generator, spec, example)
+    script_entry = None if torchscript is None else {**_digest(torchscript), "made_by": how}
     output_shape = list(generator(example).shape[1:])
     card = {
         "card_version": CARD_VERSION,
@@ -73,13 +88,63 @@ def export_generator(checkpoint: dict[str, Any], source_job_id: str) -> Generato
             "data": spec.data.source,
         },
         "safetensors": _digest(weights),
-        "torchscript": _digest(buffer.getvalue()),
+        "torchscript": script_entry,
     }
+    if torchscript is None:
+        card["torchscript_note"] = how
     return GeneratorExport(
-        weights=weights,
-        torchscript=buffer.getvalue(),
-        card=json.dumps(card, indent=2).encode(),
+        weights=weights, torchscript=torchscript, card=json.dumps(card, indent=2).encode()
     )
+
+
+def _torchscript(
+    generator: nn.Module, spec: TrainSpec, example: Tensor
+) -> tuple[bytes | None, str]:
+    """The generator as TorchScript bytes and how they were made ("trace" or "script"); for a
+    custom generator that neither scripts nor traces faithfully, None and why not."""
+    # TorchScript is deprecated in favour of torch.export, but it is still the format that
+    # loads with nothing but torch (or libtorch) on any release the lab runs; say it once.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if spec.model.family != "custom":
+            return _saved(torch.jit.trace(generator, example)), "trace"
+        assert spec.model.code is not None  # the spec's validator
+        reasons = []
+        check = latents_for_seeds(spec.latent, _CHECK_SEEDS)
+        for made_by in ("script", "trace"):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                    module = _made(generator, made_by, example)
+                    faithful = _reproduces(module, generator, check)
+            except Exception as exc:  # whatever the user's code does under the compiler
+                reasons.append(f"{made_by}: {describe_error(exc, spec.model.code).splitlines()[0]}")
+                continue
+            if faithful:
+                return _saved(module), made_by
+            reasons.append(f"{made_by}: {_UNFAITHFUL}")
+    return None, "no TorchScript, as the generator neither scripts nor traces; " + "; ".join(
+        reasons
+    )
+
+
+def _made(generator: nn.Module, made_by: str, example: Tensor) -> torch.jit.ScriptModule:
+    if made_by == "script":
+        return torch.jit.script(generator)  # type: ignore[no-any-return]
+    return torch.jit.trace(generator, example)  # type: ignore[no-any-return]
+
+
+def _reproduces(module: torch.jit.ScriptModule, generator: nn.Module, latents: Tensor) -> bool:
+    expected, got = generator(latents), module(latents)
+    if not isinstance(got, Tensor) or got.shape != expected.shape:
+        return False
+    return bool((got - expected).abs().max() <= _CHECK_TOLERANCE)
+
+
+def _saved(module: torch.jit.ScriptModule) -> bytes:
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    return buffer.getvalue()
 
 
 def _digest(data: bytes) -> dict[str, Any]:
