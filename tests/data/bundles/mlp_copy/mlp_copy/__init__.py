@@ -1,0 +1,1 @@
+"""The built-in mlp networks, copied as a code bundle (see the README beside this package)."""
