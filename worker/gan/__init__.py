@@ -9,7 +9,8 @@ How it fits together:
   through `hooks.TrainingHooks`. `step.train_step` is one step of it: `critic_steps`
   discriminator updates, then one generator update.
 - `data` (batches from MNIST, .npz, image archives and uploads; `toydata` generates
-  ring8, grid25, gauss1d), `priors` (latents), `models` (mlp, dcgan),
+  ring8, grid25, gauss1d), `priors` (latents), `models` (mlp, dcgan, and `plugins`: a
+  custom model's networks from the user's code bundle),
   `losses` (by name, with WGAN-GP's gradient penalty) are what the loop is made of;
   `precision` picks autocast and loss scaling, `ema` keeps the moving average of G;
   `seeding` derives every random stream from the job seed, so runs repeat and resume
