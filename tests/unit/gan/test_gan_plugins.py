@@ -5,6 +5,7 @@ a path of the server's); bundles are imported apart, so two may share a package 
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from gan_testing import RecordingHooks, custom_ring_spec, registered_bundle
 
 from worker.gan.errors import BundleError
 from worker.gan.models import build_discriminator, build_generator
-from worker.gan.plugins import register_bundle
+from worker.gan.plugins import forget_bundle, register_bundle
 from worker.gan.train import train
 
 # A bundle that builds: the cases below spoil one thing of it at a time.
@@ -156,5 +157,18 @@ def test_two_bundles_with_the_same_package_name_build_their_own_classes(tmp_path
     ]
     modules = [type(network).__module__ for network in built]
     assert modules[0] == modules[2] != modules[1]
-    assert not hasattr(__import__(modules[0], fromlist=["x"]), "WHO")
-    assert __import__(modules[1], fromlist=["x"]).WHO == 2
+    assert not hasattr(sys.modules[modules[0]], "WHO") and sys.modules[modules[1]].WHO == 2
+
+
+def test_a_bundle_registered_again_from_a_new_folder_is_imported_from_there(
+    tmp_path: Path,
+) -> None:
+    code = registered_bundle(tmp_path / "old", GOOD)
+    old = type(build_generator(custom_ring_spec(code, "mygan.nets")))
+    registered_bundle(tmp_path / "new", {**GOOD, "mygan/nets.py": NETS + "\nWHO = 'new'\n"})
+    register_bundle(code, tmp_path / "new")  # the node cache unpacked it again elsewhere
+    new = type(build_generator(custom_ring_spec(code, "mygan.nets")))
+    assert new is not old and sys.modules[new.__module__].WHO == "new"
+    forget_bundle(code)
+    with pytest.raises(BundleError, match="not registered"):
+        build_generator(custom_ring_spec(code, "mygan.nets"))
