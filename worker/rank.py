@@ -12,6 +12,7 @@ from __future__ import annotations
 import traceback
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -58,6 +59,7 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
     ticket = JobTicket.from_json(link.call("ticket")[0]["ticket"])
     reporter = JobReporter(link, ticket, rank)
     try:
+        register_bundles(ticket)
         spec = parse_spec(ticket.kind, ticket.spec)
         device = pick_device(spec.resources.device_type, local_rank)
         if isinstance(spec, TrainSpec):
@@ -79,6 +81,15 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
     finally:
         reporter.flush()
     leave_without_finalizers()
+
+
+def register_bundles(ticket: JobTicket) -> None:
+    """Make the job's code bundles importable by the engine (a custom model's networks)."""
+    if ticket.bundles:
+        from worker.gan.plugins import register_bundle
+
+        for code, folder in ticket.bundles.items():
+            register_bundle(code, Path(folder))
 
 
 # Errors written for the job's owner: the message names the field or the data file and what

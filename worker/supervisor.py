@@ -10,6 +10,7 @@ stopped after the grace period, or at once when they break the agent's protocol.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -31,7 +32,9 @@ from shared.states import JobState
 from shared.storage import Storage
 from worker.agent.server import AttemptAgent, AttemptFolders
 from worker.attempt_sandbox import sandboxed
+from worker.bundles import BundleCache, BundleFetchError
 from worker.channel.link import SOCKET_VARIABLE
+from worker.job_code import code_bundles_of
 from worker.node import work_root
 
 log = logging.getLogger(__name__)
@@ -79,9 +82,12 @@ def supervise(
     attempt: int,
     env: dict[str, str] | None = None,
     launch_args: list[str] | None = None,
+    bundles: BundleCache | None = None,
 ) -> RunOutcome:
     """Run the attempt's launcher to its end; `env` adds to its environment (device pinning),
-    `launch_args` to its command line (this node's place in a gang)."""
+    `launch_args` to its command line (this node's place in a gang); `bundles`: the node's
+    cache of code bundles (one made for this call when not given)."""
+    bundles = bundles or BundleCache.for_node(settings, store)
     folders = new_attempt_folders(settings, job_id, attempt)
     command = [
         sys.executable,
@@ -93,10 +99,17 @@ def supervise(
     ]
     agent = AttemptAgent(settings, store, job_id, attempt, folders)
     try:
-        with agent, folders.output.open("wb") as output:
+        with contextlib.ExitStack() as held, agent, folders.output.open("wb") as output:
+            codes = code_bundles_of(settings, job_id)
+            try:  # kept from the cache's eviction while the job's processes import from them
+                agent.bundles = {c: str(held.enter_context(bundles.use(c))) for c in codes}
+            except BundleFetchError as error:
+                return RunOutcome("failed", f"spec.model.code: {error}")
+            agent.runs_user_code = bool(codes)
             channel = {**(env or {}), SOCKET_VARIABLE: str(agent.socket_path)}
+            readable = [folders.inputs, *map(Path, agent.bundles.values())]
             sandbox_command, environment, _ = sandboxed(
-                settings, folders.job, command, channel, readable=[folders.inputs]
+                settings, folders.job, command, channel, readable=readable
             )
             process = subprocess.Popen(
                 sandbox_command,

@@ -24,6 +24,7 @@ from shared.pool.reservations import NodeShare, claim_share, release
 from shared.pool.wakeup import wake_scheduler
 from shared.states import JobState, transition
 from shared.storage import Storage, open_storage
+from worker.bundles import BundleCache
 from worker.celery_app import agent, app, settings
 from worker.supervisor import RunOutcome, supervise
 from worker.warm.client import run_warm, takes_warm
@@ -67,7 +68,13 @@ def run(job_id: str, attempt: int, share: NodeShare) -> RunOutcome:
             return outcome
     gang = ["--node-rank", str(share.node_rank), "--local-ranks", str(len(share.devices))]
     environment = device_environment(share.devices)
-    return supervise(settings, node_store(), job_id, attempt, environment, gang)
+    return supervise(settings, node_store(), job_id, attempt, environment, gang, node_bundles())
+
+
+@cache
+def node_bundles() -> BundleCache:
+    """The node's cache of researchers' code bundles, shared by its attempts."""
+    return BundleCache.for_node(settings, node_store())
 
 
 @cache

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from shared.codebundles.references import check_code_reference
 from shared.datafiles.roots import DataPathRefusedError, check_data_path
 from shared.datasets import check_spec_fits_dataset
 from shared.jobs.inversion_inputs import check_inversion_inputs
@@ -77,6 +78,13 @@ def submit_job(
             except DataPathRefusedError as refused:
                 raise SpecError([{"path": "spec.data.path", "message": str(refused)}]) from None
         check_spec_fits_dataset(session, owner, spec)
+        if spec.model.family == "custom":  # the bundle is one they may use, with its modules
+            assert spec.model.code and spec.model.generator and spec.model.discriminator
+            networks = {
+                "generator": spec.model.generator,
+                "discriminator": spec.model.discriminator,
+            }
+            check_code_reference(session, owner, spec.model.code, networks, "spec.model")
     check_queued_quota(session, owner)
     now = utcnow()
     resources = spec.resources

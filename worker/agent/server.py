@@ -118,6 +118,8 @@ class AttemptAgent:
         # The job's log tells of the outages its writes waited through (as notes on replies).
         self.store = RetryingStorage(base, settings.storage_retry_s, self._note)
         self.runs_user_code = runs_user_code
+        # The code bundles the job runs (id -> folder), fetched by the supervisor.
+        self.bundles: dict[str, str] = {}
         self.max_upload_bytes = max_upload_bytes
         self.result: tuple[str, str] | None = None
         self.failures: dict[int, tuple[str, bool]] = {}
@@ -192,6 +194,7 @@ class AttemptAgent:
             work_folder=str(self.folders.job),
             inputs_folder=str(self.folders.inputs),
             stop_file=str(self.folders.stop),
+            bundles=dict(self.bundles),
         )
 
     def store_for(self, patient: bool) -> Storage:

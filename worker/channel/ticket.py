@@ -27,6 +27,8 @@ class JobTicket:
     work_folder: str = ""
     inputs_folder: str = ""
     stop_file: str = ""
+    # The researchers' code bundles the job runs, by id: their unpacked, read-only folders.
+    bundles: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

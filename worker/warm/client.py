@@ -25,6 +25,7 @@ from shared.db import session_scope
 from shared.models import Job
 from shared.storage import Storage
 from worker.agent.server import AttemptAgent
+from worker.job_code import code_bundles_of
 from worker.supervisor import POLL_INTERVAL_S, RunOutcome, beat_and_look, new_attempt_folders
 from worker.warm.protocol import Lines, send
 from worker.warm.sockets import socket_path
@@ -40,11 +41,15 @@ ACCEPT_TIMEOUT_S = 10.0
 
 
 def takes_warm(settings: Settings, job_id: str) -> bool:
-    """Whether this job is one for the warm sampler: a sampling job, with it switched on."""
+    """Whether this job is one for the warm sampler: a sampling job, with it switched on, of
+    a built-in model. A custom model's runs cold: a long-lived process that imported one
+    researcher's code must never serve another's job."""
     if not settings.warm_sampler:
         return False
     with session_scope(settings.database_url) as session:
-        return session.scalar(select(Job.kind).where(Job.id == job_id)) == "sample"
+        if session.scalar(select(Job.kind).where(Job.id == job_id)) != "sample":
+            return False
+    return not code_bundles_of(settings, job_id)
 
 
 def run_warm(
