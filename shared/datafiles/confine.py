@@ -145,6 +145,11 @@ def _open(path: Path, flags: int, label: str, member: str | None) -> int:
         return os.open(path, flags)
     except NotADirectoryError:
         raise DataFileError(f"{_where(label, member)} is not a folder") from None
+    except PermissionError:  # in a job, the sandbox's refusal: it lies where the job may not read
+        raise DataFileError(
+            f"{_where(label, member)} cannot be read (permission denied): it lies outside the "
+            "data roots or is closed to the job's account"
+        ) from None
     except OSError as exc:  # the reason alone: the exception's text holds the server's path
         raise DataFileError(f"{_where(label, member)} cannot be read ({exc.strerror})") from None
 
