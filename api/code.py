@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint
 
 from api.auth import current_user, require_user
-from api.problems import ApiProblem
+from api.forms import form_upload, requested_share_flag
 from api.serializers import code_bundle_json
 from api.state import db_session, settings, storage
 from shared.codebundles import bundles
@@ -26,28 +25,21 @@ bp.before_request(require_user)
 
 # App config key of the largest upload in bytes (default `bundles.MAX_UPLOAD_BYTES`).
 MAX_UPLOAD_CONFIG = "GANFORGE_MAX_CODE_UPLOAD_BYTES"
-# What a multipart body adds around the file: boundaries, part headers, the name field.
-_FORM_OVERHEAD = 64 * 1024
 
 
 @bp.post("")
 def upload() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Form fields: `file` (the archive) and, optionally, `name` (default: the file's name)."""
-    limit = int(current_app.config.get(MAX_UPLOAD_CONFIG, bundles.MAX_UPLOAD_BYTES))
-    request.max_content_length = limit + _FORM_OVERHEAD
-    try:
-        file, name = request.files.get("file"), request.form.get("name")
-    except RequestEntityTooLarge:
-        raise CodeUploadError("file", f"code bundles are limited to {limit} bytes", 413) from None
-    if file is None or not file.filename:
-        raise CodeUploadError("file", "send the archive as a multipart form field named 'file'")
+    file, filename, name, limit = form_upload(
+        MAX_UPLOAD_CONFIG, bundles.MAX_UPLOAD_BYTES, CodeUploadError, "code bundles", "the archive"
+    )
     session = db_session()
     view, created = bundles.create_bundle(
         session,
         storage(),
         current_user(),
         name=name,
-        filename=file.filename,
+        filename=filename,
         stream=file.stream,
         max_bytes=limit,
         scratch=own_folder(settings(), API_SERVICE),
@@ -73,15 +65,7 @@ def get(code_id: str) -> dict[str, Any]:
 def share(code_id: str) -> dict[str, Any]:
     """Admins: `{"shared": true}` lets the whole lab read and run the bundle (read-only: each
     owner still deletes only their own); `false` takes it back."""
-    body = request.get_json(silent=True)
-    shared = body.get("shared") if isinstance(body, dict) else None
-    if not isinstance(shared, bool) or set(body) != {"shared"}:  # type: ignore[arg-type]
-        raise ApiProblem(
-            422,
-            "Invalid request",
-            'send {"shared": true} or {"shared": false}',
-            errors=[{"path": "shared", "message": "must be true or false"}],
-        )
+    shared = requested_share_flag()
     session = db_session()
     view = bundles.share_bundle(session, current_user(), code_id, shared)
     session.commit()

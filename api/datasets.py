@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 from typing import IO, Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import idempotency
 from api.auth import current_user, require_user
-from api.problems import ApiProblem
+from api.forms import form_upload, requested_share_flag
 from api.serializers import dataset_json
 from api.state import db_session, settings, storage
 from shared import datasets
@@ -24,24 +23,17 @@ bp.before_request(require_user)
 # App config key of the largest upload in bytes (default `datasets.MAX_UPLOAD_BYTES`). The
 # app-wide MAX_CONTENT_LENGTH stays small for JSON bodies; only this route accepts files.
 MAX_UPLOAD_CONFIG = "GANFORGE_MAX_UPLOAD_BYTES"
-# What a multipart body adds around the file: boundaries, part headers, the name field.
-_FORM_OVERHEAD = 64 * 1024
 
 
 @bp.post("")
 def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
     """Form fields: `file` (the data file) and `name`."""
-    limit = int(current_app.config.get(MAX_UPLOAD_CONFIG, datasets.MAX_UPLOAD_BYTES))
-    request.max_content_length = limit + _FORM_OVERHEAD
-    try:
-        file, name = request.files.get("file"), request.form.get("name")
-    except RequestEntityTooLarge:
-        raise DatasetUploadError("file", f"uploads are limited to {limit} bytes", 413) from None
-    if file is None or not file.filename:
-        raise DatasetUploadError("file", "send the data as a multipart form field named 'file'")
+    file, filename, name, limit = form_upload(
+        MAX_UPLOAD_CONFIG, datasets.MAX_UPLOAD_BYTES, DatasetUploadError, "uploads", "the data"
+    )
     session, user, key = db_session(), current_user(), idempotency.requested_key()
     if key is not None:  # a retry is recognised by what it sends: name, file name, bytes
-        digest = _upload_hash(name, file.filename, file.stream)
+        digest = _upload_hash(name, filename, file.stream)
         first = idempotency.replay(session, user, key, UPLOAD_ROUTE, digest)
         if first is not None:
             return first
@@ -51,7 +43,7 @@ def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         storage(),
         user,
         name=name,
-        filename=file.filename,
+        filename=filename,
         stream=file.stream,
         max_bytes=limit,
         scratch=own_folder(settings(), API_SERVICE),
@@ -96,15 +88,7 @@ def get(dataset_id: str) -> dict[str, Any]:
 def share(dataset_id: str) -> dict[str, Any]:
     """Admins: `{"shared": true}` lets the whole lab read and train on the dataset (read-only:
     only its owner or an admin may delete it); `false` takes it back."""
-    body = request.get_json(silent=True)
-    shared = body.get("shared") if isinstance(body, dict) else None
-    if not isinstance(shared, bool) or set(body) != {"shared"}:  # type: ignore[arg-type]
-        raise ApiProblem(
-            422,
-            "Invalid request",
-            'send {"shared": true} or {"shared": false}',
-            errors=[{"path": "shared", "message": "must be true or false"}],
-        )
+    shared = requested_share_flag()
     session = db_session()
     dataset = datasets.share_dataset(session, current_user(), dataset_id, shared)
     session.commit()

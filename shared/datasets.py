@@ -8,7 +8,6 @@ hours later on a GPU node. Datasets belong to their uploader: other users' are n
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import tempfile
 import unicodedata
@@ -31,6 +30,7 @@ from shared.specs import SpecError, TrainSpec, problems_from
 from shared.specs.data import IMAGE_SIZES
 from shared.storage import Storage, StorageError
 from shared.storage.keys import DATASET_FILENAME, dataset_key
+from shared.uploads import copy_and_hash
 from shared.users import PermissionDeniedError
 
 # 2 GiB: MNIST's training set as PNGs is ~20 MB and CIFAR-10 ~150 MB, so this leaves room for
@@ -38,7 +38,6 @@ from shared.users import PermissionDeniedError
 MAX_UPLOAD_BYTES = 2 * 1024**3
 MAX_NAME_LENGTH = 200
 # Copy and hash uploads in 1 MiB reads: memory stays flat however large the file.
-_CHUNK = 1024 * 1024
 _UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -111,7 +110,14 @@ def create_dataset(
     filename = safe_filename(filename)
     with tempfile.TemporaryDirectory(prefix="upload-", dir=scratch) as folder:
         path = Path(folder) / filename
-        size, sha256 = _copy_and_hash(stream, path, max_bytes)
+        size, sha256 = copy_and_hash(
+            stream,
+            path,
+            max_bytes,
+            lambda: DatasetUploadError(
+                "file", f"uploads are limited to {max_bytes} bytes", status=413
+            ),
+        )
         if size == 0:
             raise DatasetUploadError("file", f"{filename}: the file is empty")
         try:
@@ -137,20 +143,6 @@ def create_dataset(
             store.delete(dataset.key)
         raise
     return dataset
-
-
-def _copy_and_hash(stream: IO[bytes], path: Path, max_bytes: int) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("wb") as out:
-        while chunk := stream.read(_CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise DatasetUploadError(
-                    "file", f"uploads are limited to {max_bytes} bytes", status=413
-                )
-            digest.update(chunk)
-            out.write(chunk)
-    return size, digest.hexdigest()
 
 
 def _describe(dataset: Dataset, info: DataInfo, size: int, sha256: str) -> None:

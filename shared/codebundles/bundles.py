@@ -14,7 +14,6 @@ object when the last row goes. Uploads and deletions of one content take the arc
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import unicodedata
 from dataclasses import dataclass
@@ -31,12 +30,12 @@ from shared.codebundles.usage import jobs_using
 from shared.models import Base, CodeArchive, CodeBundle, User
 from shared.storage import Storage
 from shared.storage.keys import code_key
+from shared.uploads import copy_and_hash
 from shared.users import PermissionDeniedError
 
 MAX_UPLOAD_BYTES = archives.MAX_PACKED_BYTES
 MAX_NAME_LENGTH = 200
 # Copy and hash uploads in 1 MiB reads.
-_CHUNK = 1024 * 1024
 _SUFFIXES = (".tar.gz", ".tgz", ".zip")
 
 
@@ -101,7 +100,14 @@ def create_bundle(
     name = _bundle_name(name, label)
     with tempfile.TemporaryDirectory(prefix="code-", dir=scratch) as folder:
         path = Path(folder) / "bundle"
-        size, sha256 = _copy_and_hash(stream, path, max_bytes)
+        size, sha256 = copy_and_hash(
+            stream,
+            path,
+            max_bytes,
+            lambda: CodeUploadError(
+                "file", f"code bundles are limited to {max_bytes} bytes", status=413
+            ),
+        )
         if size == 0:
             raise CodeUploadError("file", f"{label}: the file is empty")
         mine = session.get(CodeBundle, (sha256, owner.id))
@@ -168,20 +174,6 @@ def _insert_new(session: Session, model: type[Base], values: dict[str, Any]) -> 
     else:
         statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
     return session.execute(statement.returning(*table.primary_key.columns)).first() is not None
-
-
-def _copy_and_hash(stream: IO[bytes], path: Path, max_bytes: int) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("wb") as out:
-        while chunk := stream.read(_CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise CodeUploadError(
-                    "file", f"code bundles are limited to {max_bytes} bytes", status=413
-                )
-            digest.update(chunk)
-            out.write(chunk)
-    return size, digest.hexdigest()
 
 
 def _base_name(filename: str) -> str:
