@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlparse
 
 from shared.datafiles.roots import parse_roots
+from shared.setting_fields import (
+    ConfigError,
+    Variable,
+    int_at_least,
+    on_off,
+    positive_float,
+    setting,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -121,78 +129,6 @@ def _half_the_threads(read: dict[str, Any]) -> int:
 LOG_FORMATS = ("text", "json")
 
 
-class ConfigError(ValueError):
-    """An environment variable holds a value ganforge cannot use; the message names it."""
-
-
-# A parser turns (variable name for its error message, non-empty text) into a value, or None
-# for "not given": the field's default.
-Parse = Callable[[str, str], Any]
-
-
-def _text(name: str, raw: str) -> str:
-    return raw
-
-
-def _int(minimum: int) -> Parse:
-    """Parses an integer of at least `minimum`."""
-
-    def parse(name: str, raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def _float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    return value
-
-
-def _flag(name: str, raw: str) -> bool | None:
-    word = raw.strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off"):
-        return False
-    if word:
-        raise ConfigError(f"{name} must be 1 or 0, got {word!r}")
-    return None
-
-
-class _Variable(NamedTuple):
-    """How one Settings field is read from the environment and written for a child process:
-    from `name` (else `alias`) by `parse`; when neither is set, `default`, or `derive(the fields
-    read so far)` for a default that depends on another setting (no dataclass default then).
-    `empty`, when given, is the value of a variable set to the empty string (which otherwise
-    means "not given"). `to_env` writes it with `write`, unless `child` is False or it is an
-    unset optional (None-default) setting, which the child then leaves unset too."""
-
-    name: str
-    default: Any = MISSING
-    parse: Parse = _text
-    derive: Callable[[dict[str, Any]], Any] | None = None
-    alias: str | None = None
-    child: bool = True
-    write: Callable[[Any], str] = str
-    empty: Any = MISSING
-
-
-def setting(env: str, default: Any = MISSING, parse: Parse = _text, **options: Any) -> Any:
-    """A Settings field whose `_Variable` (in its metadata) `from_env` and `to_env` walk."""
-    return field(default=default, metadata={"env": _Variable(env, default, parse, **options)})
-
-
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration. Build it with `Settings.from_env()`; tests use `replace()`.
@@ -214,10 +150,10 @@ class Settings:
     # Declared before every field with a default, as `derive` leaves theirs out (dataclass
     # order): the API's threads per process and the event streams each may serve at once.
     api_threads: int = setting(
-        "GANFORGE_API_THREADS", parse=_int(1), derive=lambda _: DEFAULT_API_THREADS
+        "GANFORGE_API_THREADS", parse=int_at_least(1), derive=lambda _: DEFAULT_API_THREADS
     )
     streams_per_process: int = setting(
-        "GANFORGE_STREAMS_PER_PROCESS", parse=_int(0), derive=_half_the_threads
+        "GANFORGE_STREAMS_PER_PROCESS", parse=int_at_least(0), derive=_half_the_threads
     )
     s3_endpoint_url: str | None = setting(
         "GANFORGE_S3_ENDPOINT_URL", None, alias="AWS_ENDPOINT_URL"
@@ -225,35 +161,43 @@ class Settings:
     # Where clients reach S3 when that differs from the service's own endpoint.
     s3_public_endpoint_url: str | None = setting("GANFORGE_S3_PUBLIC_ENDPOINT_URL", None)
     queue: str = setting("GANFORGE_QUEUE", "ganforge")
-    torch_threads: int | None = setting("GANFORGE_TORCH_THREADS", None, _int(1))
+    torch_threads: int | None = setting("GANFORGE_TORCH_THREADS", None, int_at_least(1))
     progress_interval_s: float = setting(
-        "GANFORGE_PROGRESS_INTERVAL_S", DEFAULT_PROGRESS_INTERVAL_S, _float
+        "GANFORGE_PROGRESS_INTERVAL_S", DEFAULT_PROGRESS_INTERVAL_S, positive_float
     )
     visibility_timeout_s: int = setting(
         "GANFORGE_VISIBILITY_TIMEOUT_S",
         DEFAULT_VISIBILITY_TIMEOUT_S,
-        lambda name, raw: int(_float(name, raw)),
+        lambda name, raw: int(positive_float(name, raw)),
     )
-    cancel_grace_s: float = setting("GANFORGE_CANCEL_GRACE_S", DEFAULT_CANCEL_GRACE_S, _float)
-    max_attempts: int = setting("GANFORGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, _int(1))
+    cancel_grace_s: float = setting(
+        "GANFORGE_CANCEL_GRACE_S", DEFAULT_CANCEL_GRACE_S, positive_float
+    )
+    max_attempts: int = setting("GANFORGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, int_at_least(1))
     api_url: str = setting("GANFORGE_API_URL", DEFAULT_API_URL, lambda _, raw: raw.rstrip("/"))
     # A person's API token: not written for child processes.
     api_token: str | None = setting("GANFORGE_TOKEN", None, child=False)
     # The worker's node: its name (default: the host name), CPU slots offered when it has no
     # GPU, and labels jobs can ask for ("gpu=a100,zone=b").
     node_name: str | None = setting("GANFORGE_NODE_NAME", None)
-    cpu_slots: int = setting("GANFORGE_CPU_SLOTS", 1, _int(1))
+    cpu_slots: int = setting("GANFORGE_CPU_SLOTS", 1, int_at_least(1))
     node_labels: str = setting("GANFORGE_NODE_LABELS", "")
     # Where other nodes reach this one for a multi-node job's rendezvous (default: the address
     # the host name resolves to).
     node_address: str | None = setting("GANFORGE_NODE_ADDRESS", None)
-    node_timeout_s: float = setting("GANFORGE_NODE_TIMEOUT_S", DEFAULT_NODE_TIMEOUT_S, _float)
-    claim_timeout_s: float = setting("GANFORGE_CLAIM_TIMEOUT_S", DEFAULT_CLAIM_TIMEOUT_S, _float)
-    usage_half_life_s: float = setting(
-        "GANFORGE_USAGE_HALF_LIFE_S", DEFAULT_USAGE_HALF_LIFE_S, _float
+    node_timeout_s: float = setting(
+        "GANFORGE_NODE_TIMEOUT_S", DEFAULT_NODE_TIMEOUT_S, positive_float
     )
-    job_silence_s: float = setting("GANFORGE_JOB_SILENCE_S", DEFAULT_JOB_SILENCE_S, _float)
-    storage_retry_s: float = setting("GANFORGE_STORAGE_RETRY_S", DEFAULT_STORAGE_RETRY_S, _float)
+    claim_timeout_s: float = setting(
+        "GANFORGE_CLAIM_TIMEOUT_S", DEFAULT_CLAIM_TIMEOUT_S, positive_float
+    )
+    usage_half_life_s: float = setting(
+        "GANFORGE_USAGE_HALF_LIFE_S", DEFAULT_USAGE_HALF_LIFE_S, positive_float
+    )
+    job_silence_s: float = setting("GANFORGE_JOB_SILENCE_S", DEFAULT_JOB_SILENCE_S, positive_float)
+    storage_retry_s: float = setting(
+        "GANFORGE_STORAGE_RETRY_S", DEFAULT_STORAGE_RETRY_S, positive_float
+    )
     # Worker folders a spec's data.path may name (none by default; see shared/datafiles/roots.py).
     data_roots: tuple[Path, ...] = setting(
         "GANFORGE_DATA_ROOTS",
@@ -263,14 +207,14 @@ class Settings:
     )
     # Requests per minute one token may make (0: no limit); counted in Redis.
     rate_limit_per_minute: int = setting(
-        "GANFORGE_RATE_LIMIT", DEFAULT_RATE_LIMIT_PER_MINUTE, _int(0)
+        "GANFORGE_RATE_LIMIT", DEFAULT_RATE_LIMIT_PER_MINUTE, int_at_least(0)
     )
     # Event streams one token may hold open over all API processes (0: no limit); counted in
     # Redis as expiring leases (api/stream_slots.py).
     streams_per_token: int = setting(
-        "GANFORGE_STREAMS_PER_TOKEN", DEFAULT_STREAMS_PER_TOKEN, _int(0)
+        "GANFORGE_STREAMS_PER_TOKEN", DEFAULT_STREAMS_PER_TOKEN, int_at_least(0)
     )
-    log_flush_s: float = setting("GANFORGE_LOG_FLUSH_S", DEFAULT_LOG_FLUSH_S, _float)
+    log_flush_s: float = setting("GANFORGE_LOG_FLUSH_S", DEFAULT_LOG_FLUSH_S, positive_float)
     log_format: str = setting("GANFORGE_LOG_FORMAT", "text", lambda _, raw: raw.strip().lower())
     # A bearer token Prometheus must send to read /metrics; None: /metrics is open (like
     # /healthz), for a network where only the scraper reaches the API's port.
@@ -280,26 +224,28 @@ class Settings:
     # API's gunicorn config sets it to a fresh folder when the operator gives none; it is not
     # written for children (they inherit the variable itself).
     prometheus_multiproc_dir: str | None = setting("PROMETHEUS_MULTIPROC_DIR", None, child=False)
-    scheduler_poll_s: float = setting("GANFORGE_SCHEDULER_POLL_S", DEFAULT_SCHEDULER_POLL_S, _float)
+    scheduler_poll_s: float = setting(
+        "GANFORGE_SCHEDULER_POLL_S", DEFAULT_SCHEDULER_POLL_S, positive_float
+    )
     # Sampling jobs run in each device's long-lived warm sampler (worker/warm/) instead of a
     # launcher per job; the cache holds this many generators per device.
     warm_sampler: bool = setting(
-        "GANFORGE_WARM_SAMPLER", True, _flag, write=lambda on: "1" if on else "0"
+        "GANFORGE_WARM_SAMPLER", True, on_off, write=lambda on: "1" if on else "0"
     )
-    sampler_cache: int = setting("GANFORGE_SAMPLER_CACHE", DEFAULT_SAMPLER_CACHE, _int(1))
+    sampler_cache: int = setting("GANFORGE_SAMPLER_CACHE", DEFAULT_SAMPLER_CACHE, int_at_least(1))
     # The account a root worker runs its jobs' processes as (worker/sandbox/account.py); set
     # empty, they run as root, which is unsafe. A worker that is not root keeps its own uid.
     job_user: str = setting(
         "GANFORGE_JOB_USER", DEFAULT_JOB_USER, lambda _, raw: raw.strip(), empty=""
     )
-    code_cache_mb: int = setting("GANFORGE_CODE_CACHE_MB", DEFAULT_CODE_CACHE_MB, _int(1))
+    code_cache_mb: int = setting("GANFORGE_CODE_CACHE_MB", DEFAULT_CODE_CACHE_MB, int_at_least(1))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         read: dict[str, Any] = {}
         for item in fields(cls):
-            var: _Variable = item.metadata["env"]
+            var: Variable = item.metadata["env"]
             raw = env.get(var.name) or (env.get(var.alias) if var.alias else None)
             value = var.parse(var.name, raw) if raw else None
             if value is None and var.empty is not MISSING and env.get(var.name) == "":
@@ -366,7 +312,7 @@ class Settings:
         """The environment that rebuilds these settings in a child process."""
         env: dict[str, str] = {}
         for item in fields(self):
-            var: _Variable = item.metadata["env"]
+            var: Variable = item.metadata["env"]
             value = getattr(self, item.name)
             if var.child and (value or var.default is not None):
                 env[var.name] = var.write(value)

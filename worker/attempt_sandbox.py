@@ -70,9 +70,9 @@ def sandboxed(
     argv: Sequence[str],
     extra_environment: Mapping[str, str],
     readable: Sequence[Path] = (),
-) -> tuple[list[str], dict[str, str], JobAccount | None]:
+) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that run `argv` in the sandbox of an attempt working
-    in `work_folder`, and the account it runs as (its work folder is made theirs here)."""
+    in `work_folder` (made the job account's here)."""
     account = account_for(settings.job_user)
     prepare_work_folder(work_folder, account)
     plan = SandboxPlan.for_attempt(
@@ -83,4 +83,4 @@ def sandboxed(
         extra_readable=readable,
     )
     environment = job_environment(extra_environment, work_folder)
-    return plan.command(argv), environment, account
+    return plan.command(argv), environment

@@ -46,8 +46,9 @@ def job_data(
     job, naming spec.data.path and the member). Fetched copies lie in the attempt's inputs
     folder, which the agent wrote and the job cannot change."""
     reply, _ = link.call("data", data=data.model_dump(mode="json"))
-    with confined_reads(data, None if reply["path"] is None else Path(reply["path"]), data_roots):
-        yield None if reply["path"] is None else Path(reply["path"])
+    path = None if reply["path"] is None else Path(reply["path"])
+    with confined_reads(data, path, data_roots) as confined:
+        yield confined
 
 
 @contextmanager

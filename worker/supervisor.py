@@ -29,7 +29,7 @@ from shared.db import is_unreachable, session_scope
 from shared.jobs.reports import HEARTBEAT_INTERVAL_S, heartbeat
 from shared.models import Job
 from shared.states import JobState
-from shared.storage import Storage
+from shared.storage import Storage, StorageError
 from worker.agent.server import AttemptAgent, AttemptFolders
 from worker.attempt_sandbox import sandboxed
 from worker.bundles import BundleCache, BundleFetchError
@@ -103,12 +103,13 @@ def supervise(
             codes = code_bundles_of(settings, job_id)
             try:  # kept from the cache's eviction while the job's processes import from them
                 agent.bundles = {c: str(held.enter_context(bundles.use(c))) for c in codes}
-            except BundleFetchError as error:
-                return RunOutcome("failed", f"spec.model.code: {error}")
+            except (BundleFetchError, StorageError) as error:  # the store away: lost, retried
+                away = isinstance(error, StorageError) or isinstance(error.__cause__, StorageError)
+                return RunOutcome("lost" if away else "failed", f"spec.model.code: {error}")
             agent.runs_user_code = bool(codes)
             channel = {**(env or {}), SOCKET_VARIABLE: str(agent.socket_path)}
             readable = [folders.inputs, *map(Path, agent.bundles.values())]
-            sandbox_command, environment, _ = sandboxed(
+            sandbox_command, environment = sandboxed(
                 settings, folders.job, command, channel, readable=readable
             )
             process = subprocess.Popen(
@@ -120,7 +121,7 @@ def supervise(
                 env=environment,
             )
             agent.admit(process.pid)  # it leads its own session: its ranks are in it
-            ending = _watch(settings, job_id, attempt, process, folders, agent)
+            ending = _watch(settings, job_id, attempt, process, agent)
         if ending == "fenced":
             return RunOutcome("fenced", "the job moved on to another attempt")
         tail = folders.output.read_text(errors="replace").splitlines()
@@ -151,7 +152,6 @@ def _watch(
     job_id: str,
     attempt: int,
     process: subprocess.Popen[bytes],
-    folders: AttemptFolders,
     agent: AttemptAgent,
 ) -> str:
     """Wait for the launcher; on a cancel or preemption request, stop it. Returns how the
@@ -174,7 +174,7 @@ def _watch(
                 return "fenced"
             if stop_asked_at is None and status == "stop":
                 log.info("job %s: asked to stop (cancel or preemption); telling ranks", job_id)
-                folders.stop.touch()
+                agent.folders.stop.touch()
                 stop_asked_at = time.monotonic()
             if (
                 stop_asked_at is not None

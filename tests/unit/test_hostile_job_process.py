@@ -76,7 +76,7 @@ def test_a_job_process_reaches_nothing_of_the_service_or_of_other_users(
         with attempt_of(settings, store, mine, 1, home / "work") as attempt:
             attempt.agent.max_upload_bytes = 1024
             argv = [sys.executable, "-c", HOSTILE, str(victim.pid), str(home), theirs]
-            command, environment, _ = sandboxed(
+            command, environment = sandboxed(
                 settings,
                 attempt.agent.folders.job,
                 argv,

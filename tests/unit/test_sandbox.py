@@ -29,13 +29,15 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def need_root() -> None:
+    """The sandbox is tested as the worker runs it in deployment: as root, dropping to an
+    account. A missing prerequisite fails, saying what the machine needs."""
     if os.geteuid() != 0:
-        pytest.skip("dropping to another account needs root")
+        pytest.fail("run the test suite as root: dropping to another account needs it")
 
 
 def need_landlock() -> None:
     if landlock_abi() == 0:
-        pytest.skip("this kernel has no Landlock (Linux >= 5.13 with landlock in lsm=)")
+        pytest.fail("this kernel has no Landlock: use Linux >= 5.13 with landlock in lsm=")
 
 
 @pytest.fixture

@@ -87,15 +87,13 @@ class AttemptFolders:
     def inputs(self) -> Path:
         return self.root / "inputs"
 
-    def create(self, owner: tuple[int, int] | None = None) -> None:
-        """The agent's folders readable by the job's processes, their own folder theirs
-        alone (`owner`: the uid and gid they run as, when the worker is root)."""
+    def create(self) -> None:
+        """The agent's folders, readable by the job's processes, and theirs (made theirs, by
+        the account they run as, when the sandbox is set up: worker/attempt_sandbox.py)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         self.inputs.mkdir(mode=0o755, exist_ok=True)
         self.job.mkdir(mode=0o700, exist_ok=True)
-        if owner is not None:
-            os.chown(self.job, *owner)
 
 
 class AttemptAgent:
@@ -109,7 +107,6 @@ class AttemptAgent:
         attempt: int,
         folders: AttemptFolders,
         *,
-        runs_user_code: bool = False,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     ) -> None:
         self.settings, self.job_id, self.attempt, self.folders = settings, job_id, attempt, folders
@@ -117,7 +114,8 @@ class AttemptAgent:
         self.store_once = base  # one try: the live log upload, tried again a moment later
         # The job's log tells of the outages its writes waited through (as notes on replies).
         self.store = RetryingStorage(base, settings.storage_retry_s, self._note)
-        self.runs_user_code = runs_user_code
+        # Whether the job runs a researcher's code (set by the supervisor with `bundles`).
+        self.runs_user_code = False
         # The code bundles the job runs (id -> folder), fetched by the supervisor.
         self.bundles: dict[str, str] = {}
         self.max_upload_bytes = max_upload_bytes
