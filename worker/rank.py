@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from shared.datafiles.errors import DataFileError
-from shared.specs import EvaluateSpec, TrainSpec, parse_spec
+from shared.specs import EvaluateSpec, ScriptSpec, TrainSpec, parse_spec
 from worker.channel.link import AgentLink, JobInputError
 from worker.channel.ticket import JobTicket
 from worker.gan.checkpoint import checkpoint_spec
@@ -66,6 +66,21 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
             status = run_training(link, ticket, args, rank, spec, device, reporter)
         elif isinstance(spec, EvaluateSpec):
             status = run_evaluation(link, ticket, spec, device, reporter)
+        elif isinstance(spec, ScriptSpec):
+            from worker.script_jobs import run_script
+
+            status = run_script(
+                link,
+                ticket,
+                spec,
+                rank=rank,
+                local_rank=local_rank,
+                world_size=args.world_size,
+                port=args.port,
+                master_addr=args.master_addr,
+                device=device,
+                reporter=reporter,
+            )
         else:
             status = run_sampling(link, spec, device, reporter)
         if local_rank == 0:  # each node's supervisor reads its own node's result

@@ -26,7 +26,14 @@ from shared.jobs.sample_inputs import check_sample_inputs
 from shared.models import Artifact, Job, JobEvent, User, is_our_id, utcnow
 from shared.pool.overview import check_admission, check_queued_quota
 from shared.pool.policy import QueuedJob
-from shared.specs import CheckpointReader, JobSpec, LatentSpec, SampleSpec, SpecError
+from shared.specs import (
+    CheckpointReader,
+    JobSpec,
+    LatentSpec,
+    SampleSpec,
+    ScriptSpec,
+    SpecError,
+)
 from shared.states import TERMINAL, JobState, record_creation, transition
 from shared.storage import Storage
 from shared.users import PermissionDeniedError as PermissionDeniedError
@@ -71,6 +78,8 @@ def submit_job(
     where a sampling spec's `.npy` latents are read (their header) to check them now."""
     if isinstance(spec, CheckpointReader):
         _check_checkpoint_source(session, owner, spec, store)
+    elif isinstance(spec, ScriptSpec):  # their bundle, holding the entrypoint's module
+        check_code_reference(session, owner, spec.code, {"entrypoint": spec.entrypoint}, "spec")
     else:
         if spec.data.path is not None:
             try:

@@ -7,6 +7,7 @@ the field rather than a silently ignored option. One module per part:
 - `request`: the envelope of POST /api/v1/jobs, the spec model of each kind, validation;
 - `train`: `TrainSpec` (model, latent, loss, optimisation, cadences);
 - `data`: where training samples come from; `resources`: what a job needs from the pool;
+- `script`: `ScriptSpec`, a researcher's own loop from their code bundle;
 - `sample`: `SampleSpec` and the latent-space tools; `inversion`: the `invert` mode;
 - `latent_checks`: whether given latents fit a generator; `errors`: `SpecError`, each bad
   field by its JSON path.
@@ -25,6 +26,7 @@ from shared.specs.request import (
     validate_job_request,
 )
 from shared.specs.sample import SampleSpec
+from shared.specs.script import ScriptSpec
 from shared.specs.train import LatentSpec, LossName, LossSpec, ModelFamily, TrainSpec
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "LossSpec",
     "ModelFamily",
     "SampleSpec",
+    "ScriptSpec",
     "SpecError",
     "TrainSpec",
     "parse_spec",

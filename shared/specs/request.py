@@ -11,6 +11,7 @@ from shared.specs.data import StrictModel
 from shared.specs.errors import SpecError, problems_from
 from shared.specs.resources import ResourceSpec
 from shared.specs.sample import SampleSpec
+from shared.specs.script import ScriptSpec
 from shared.specs.train import TrainSpec
 
 
@@ -25,14 +26,16 @@ class EvaluateSpec(StrictModel):
     resources: ResourceSpec = ResourceSpec()
 
 
-# What a job of each kind runs from; `sample` and `evaluate` read a training job's checkpoint.
-JobKind = Literal["train", "sample", "evaluate"]
-JobSpec = TrainSpec | SampleSpec | EvaluateSpec
+# What a job of each kind runs from; `sample` and `evaluate` read a training job's checkpoint;
+# `script` runs a researcher's own loop from their code bundle.
+JobKind = Literal["train", "sample", "evaluate", "script"]
+JobSpec = TrainSpec | SampleSpec | EvaluateSpec | ScriptSpec
 CheckpointReader = SampleSpec | EvaluateSpec
 SPEC_MODELS: dict[str, type[StrictModel]] = {
     "train": TrainSpec,
     "sample": SampleSpec,
     "evaluate": EvaluateSpec,
+    "script": ScriptSpec,
 }
 # Kinds that run briefly on a trained checkpoint: the scheduler's short lane.
 SHORT_KINDS = ("sample", "evaluate")

@@ -16,6 +16,8 @@ JOB_PROCESS_MODULES = [
     "worker.sampling",
     "worker.inverting",
     "worker.warm.process",
+    "worker.script_jobs",
+    "worker.runtime",
 ]
 # The service's own ways to its database, broker and store, and the domain layer over them.
 FORBIDDEN = [

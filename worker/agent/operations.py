@@ -51,6 +51,7 @@ ARTIFACT_KINDS = frozenset(
         "neighbourhood",
         "export",
         "inversion",
+        "output",
     }
 )
 # The bytes an artifact read may return (latents arrays, pictures of grids): the largest

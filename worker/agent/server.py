@@ -61,6 +61,8 @@ DEFAULT_MAX_UPLOAD_BYTES = 8 << 30
 BURST_REQUESTS = 2000
 REQUESTS_PER_SECOND = 200.0
 LISTEN_BACKLOG = 64
+# Kinds whose job runs one rank per device (the others run one rank).
+MULTI_RANK_KINDS = ("train", "script")
 # How long a connection waits for the agent to learn which process session is the attempt's
 # (the supervisor tells it the moment the launcher's Popen returns).
 ADMIT_WAIT_S = 30.0
@@ -184,7 +186,7 @@ class AttemptAgent:
             attempt=self.attempt,
             kind=kind,
             spec=spec,
-            world_size=devices if kind == "train" else 1,
+            world_size=devices if kind in MULTI_RANK_KINDS else 1,
             torch_threads=self.settings.torch_threads or 0,
             progress_interval_s=self.settings.progress_interval_s,
             log_flush_s=self.settings.log_flush_s,

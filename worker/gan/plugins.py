@@ -107,16 +107,16 @@ def namespace(code_id: str) -> str:
     return f"{NAMESPACE_PREFIX}{code_id}"
 
 
-def load_class(code_id: str, target: str, field: str) -> type[nn.Module]:
-    """The `nn.Module` subclass `target` ("module.path:ClassName") of a registered bundle;
-    BundleError naming `field` when it cannot be had."""
+def load_attribute(code_id: str, target: str, field: str, what: str) -> Any:
+    """What `target` ("module.path:name") names in a registered bundle (`what`: a class, a
+    training loop's function); BundleError naming `field` when it cannot be had."""
     folder = _folders.get(code_id)
     if folder is None:
         raise BundleError(
             f"spec.model.code: bundle {code_id} is not registered in this worker "
             "(register_bundle before building its networks)"
         )
-    module_path, class_name = target.split(":")
+    module_path, name = target.split(":")
     qualified = f"{namespace(code_id)}.{module_path}"
     try:
         module = importlib.import_module(qualified)
@@ -126,10 +126,17 @@ def load_class(code_id: str, target: str, field: str) -> type[nn.Module]:
         raise _blamed(exc, field, code_id, folder) from None
     except (Exception, SystemExit) as exc:  # the user's code: any failure is theirs to fix
         raise _blamed(exc, field, code_id, folder) from None
-    found = getattr(module, class_name, None)
+    found = getattr(module, name, None)
     if found is None:
         where = _relative(getattr(module, "__file__", None) or module_path, folder)
-        raise BundleError(f"{field}: {where} has no class {class_name}")
+        raise BundleError(f"{field}: {where} has no {what} {name}")
+    return found
+
+
+def load_class(code_id: str, target: str, field: str) -> type[nn.Module]:
+    """The `nn.Module` subclass `target` ("module.path:ClassName") of a registered bundle;
+    BundleError naming `field` when it cannot be had."""
+    found = load_attribute(code_id, target, field, "class")
     if not (isinstance(found, type) and issubclass(found, nn.Module)):
         raise BundleError(f"{field}: {target} is not a torch.nn.Module subclass")
     return found
