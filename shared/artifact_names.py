@@ -60,6 +60,14 @@ INVERSION_JSON_NAME = "inversion.json"
 GENERATOR_WEIGHTS_NAME = "generator.safetensors"
 GENERATOR_CARD_NAME = "generator.json"
 GENERATOR_TORCHSCRIPT_NAME = "generator.torchscript.pt"
+# A script job's generator, saved for sampling (worker/runtime.py `save_generator`): its
+# weights at a step, and the training spec that describes it (the same for every step).
+GENERATOR_SPEC_NAME = "generator/spec.json"
+
+
+def saved_generator_name(step: int) -> str:
+    return f"generator/{step_name(step)}.pt"
+
 
 # What every name above looks like: at most one folder, then a file name. The API's OpenAPI
 # document publishes this pattern for the download route's `name`.

@@ -57,6 +57,7 @@ __all__ = [
     "report",
     "save_artifact",
     "save_checkpoint",
+    "save_generator",
     "save_samples",
     "should_stop",
     "world_size",
@@ -211,6 +212,69 @@ def save_samples(step: int, samples: torch.Tensor) -> None:
     drawn = samples.detach().float().cpu()
     png = image_grid_png(drawn) if drawn.dim() == 4 else scatter_png(drawn)
     run.reporter.save_samples(step, png)
+
+
+def save_generator(
+    step: int,
+    module: torch.nn.Module,
+    latent: Mapping[str, Any],
+    data: Mapping[str, Any],
+    args: Mapping[str, Any] | None = None,
+) -> None:
+    """Keep the generator at `step` so that sampling jobs work on it as on a built-in job's:
+    seeds, interpolation, truncation, explicit latents, neighbourhoods, arithmetic, inversion
+    and export. Its class must be one of the bundle's, built as the plugin contract says
+    (worker/gan/plugins.py: `Generator(latent_dim=, data_shape=, **args)`), so a sampling job
+    can rebuild it; `latent` is the prior (`{"dim": 8, "prior": "gaussian"}`) and `data` what
+    it makes, as a training spec's `data` says it (`{"source": "toy:ring8"}`, or a source with
+    its `shape`)."""
+    from shared.specs import TrainSpec
+    from worker.gan.checkpoint import CHECKPOINT_FORMAT_VERSION, unwrap
+    from worker.gan.plugins import namespace
+
+    run = _current()
+    network = unwrap(module)
+    code = run.ticket.spec["code"]
+    package = namespace(code) + "."
+    cls = type(network)
+    if not cls.__module__.startswith(package):
+        raise ValueError(f"save_generator: {cls.__qualname__} is not a class of your bundle")
+    target = f"{cls.__module__.removeprefix(package)}:{cls.__qualname__}"
+    spec = TrainSpec.model_validate(
+        {
+            "model": {
+                "family": "custom",
+                "code": code,
+                "generator": target,
+                # Never built from a saved generator: sampling rebuilds the generator alone.
+                "discriminator": target,
+                "generator_args": dict(args or {}),
+            },
+            "latent": dict(latent),
+            "data": dict(data),
+        }
+    )
+    if not run.reporter.writes:
+        return
+    weights = {name: tensor.detach().cpu() for name, tensor in network.state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "step": step,
+            "spec_json": spec.model_dump_json(),
+            "latent": {"dim": spec.latent.dim, "prior": spec.latent.prior},
+            "generator": weights,
+        },
+        buffer,
+    )
+    names = artifact_names
+    run.link.call("put", spec.model_dump_json().encode(), name=names.GENERATOR_SPEC_NAME,
+                  kind="generator-spec", step=None)  # fmt: skip
+    run.link.call(
+        "put", buffer.getvalue(), name=names.saved_generator_name(step), kind="generator",
+        step=step,
+    )  # fmt: skip
 
 
 def _collective_device(run: ScriptRun) -> torch.device:

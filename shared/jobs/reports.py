@@ -32,9 +32,17 @@ def list_artifacts(session: Session, job_id: str) -> list[Artifact]:
     )
 
 
-def latest_checkpoint(session: Session, job_id: str, step: int | None = None) -> Artifact | None:
-    """The checkpoint artifact at `step`, or the latest one when step is None."""
-    query = select(Artifact).where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
+# What a sampling job reads of a source job, by the source's kind: a training job's
+# checkpoint, or the generator a script job saved (worker/runtime.py `save_generator`).
+SAMPLED_KINDS = {"train": "checkpoint", "script": "generator"}
+
+
+def latest_checkpoint(
+    session: Session, job_id: str, step: int | None = None, kind: str = "checkpoint"
+) -> Artifact | None:
+    """The checkpoint artifact (or another stepped `kind`) at `step`, or the latest one when
+    step is None."""
+    query = select(Artifact).where(Artifact.job_id == job_id, Artifact.kind == kind)
     if step is not None:
         query = query.where(Artifact.step == step)
     return session.scalar(query.order_by(Artifact.step.desc()).limit(1))

@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from shared.artifact_names import GENERATOR_SPEC_NAME
 from shared.codebundles.references import check_code_reference
 from shared.datafiles.roots import DataPathRefusedError, check_data_path
 from shared.datasets import check_spec_fits_dataset
 from shared.jobs.inversion_inputs import check_inversion_inputs
-from shared.jobs.reports import latest_checkpoint, list_artifacts
+from shared.jobs.reports import SAMPLED_KINDS, latest_checkpoint, list_artifacts
 from shared.jobs.sample_inputs import check_sample_inputs
 from shared.models import Artifact, Job, JobEvent, User, is_our_id, utcnow
 from shared.pool.overview import check_admission, check_queued_quota
@@ -139,25 +140,54 @@ def _check_checkpoint_source(
     later)."""
     job_id = spec.job_id
     source = session.get(Job, job_id)
+    readable = ("train", "script") if isinstance(spec, SampleSpec) else ("train",)
+    kind = SAMPLED_KINDS.get(source.kind, "checkpoint") if source is not None else "checkpoint"
     if source is None or source.owner_id != owner.id:
         path, message = "spec.job_id", f"no job {job_id!r} among your jobs"
-    elif source.kind != "train":
-        path, message = "spec.job_id", f"job {job_id} is a {source.kind} job; name a train job"
-    elif spec.step is not None and latest_checkpoint(session, job_id, spec.step) is None:
+    elif source.kind not in readable:
+        named = " or ".join(readable)
+        path, message = "spec.job_id", f"job {job_id} is a {source.kind} job; name a {named} job"
+    elif spec.step is not None and latest_checkpoint(session, job_id, spec.step, kind) is None:
         steps = session.scalars(
             select(Artifact.step)
-            .where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
+            .where(Artifact.job_id == job_id, Artifact.kind == kind)
             .order_by(Artifact.step)
         ).all()
         have = ", ".join(str(s) for s in steps[-10:]) or "none yet"
-        path, message = "spec.step", f"job {job_id} has no checkpoint at step {spec.step} ({have})"
+        path, message = "spec.step", f"job {job_id} has no {kind} at step {spec.step} ({have})"
+    elif source.kind == "script" and latest_checkpoint(session, job_id, None, kind) is None:
+        path, message = (
+            "spec.job_id",
+            (f"job {job_id} has saved no generator (worker.runtime.save_generator) yet"),
+        )
     else:
         if isinstance(spec, SampleSpec):
-            dim = LatentSpec.model_validate(source.spec.get("latent", {})).dim
-            check_sample_inputs(session, owner, spec, dim, store)
-            check_inversion_inputs(session, owner, spec, source.spec, store)
+            trained = (
+                source.spec
+                if source.kind == "train"
+                else _saved_generator_spec(session, job_id, store)
+            )
+            if trained is not None:
+                dim = LatentSpec.model_validate(trained.get("latent", {})).dim
+                check_sample_inputs(session, owner, spec, dim, store)
+                check_inversion_inputs(session, owner, spec, trained, store)
         return
     raise SpecError([{"path": path, "message": message}])
+
+
+def _saved_generator_spec(
+    session: Session, job_id: str, store: Storage | None
+) -> dict[str, Any] | None:
+    """The training spec a script job's saved generator was described with (its
+    `generator/spec.json`), for the checks a training job's own spec serves; None when the
+    store is not at hand (the worker checks again)."""
+    row = session.scalar(
+        select(Artifact).where(Artifact.job_id == job_id, Artifact.name == GENERATOR_SPEC_NAME)
+    )
+    if row is None or store is None:
+        return None
+    loaded: dict[str, Any] = json.loads(store.get(row.key))
+    return loaded
 
 
 def get_job(session: Session, owner: User, job_id: str) -> Job:

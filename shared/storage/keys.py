@@ -17,6 +17,7 @@ from shared.artifact_names import (  # noqa: F401  (re-exported: keys.checkpoint
     ARTIFACT_NAME,
     CURVES_NAME,
     GENERATOR_CARD_NAME,
+    GENERATOR_SPEC_NAME,
     GENERATOR_TORCHSCRIPT_NAME,
     GENERATOR_WEIGHTS_NAME,
     GRID_NAME,
@@ -35,6 +36,7 @@ from shared.artifact_names import (  # noqa: F401  (re-exported: keys.checkpoint
     is_artifact_name,
     latents_name,
     samples_name,
+    saved_generator_name,
     step_name,
     tensorboard_name,
 )

@@ -1,7 +1,7 @@
 """A researcher's own training loop as a `script` job, run by the worker's supervisor as the
 task runs it (agent, sandbox, launcher, two ranks over gloo): checked at submission, preempted
 midway (the loop checkpoints and returns), then resumed by the next attempt from that
-checkpoint, with no step done twice."""
+checkpoint, with no step done twice; then sampled from the generator it saved."""
 
 from __future__ import annotations
 
@@ -105,3 +105,16 @@ def test_a_script_job_is_preempted_and_resumes_with_nothing_redone(
     assert f"resumed at step {stopped_at}" in log
     assert store.get(keys.artifact_key(job_id, "files/final-step.txt")) == str(STEPS).encode()
     assert store.get(keys.artifact_key(job_id, keys.samples_name(STEPS))).startswith(b"\x89PNG")
+
+    # The generator it saved samples as a built-in job's does (cold: it runs their code).
+    sampling = client.post(
+        "/api/v1/jobs",
+        json={"kind": "sample", "name": "s", "spec": {"job_id": job_id, "seeds": [0, 1, 2]}},
+        headers=auth(alice),
+    )
+    assert sampling.status_code == 201, sampling.get_json()
+    sample_id = sampling.get_json()["id"]
+    move(settings, sample_id, S.QUEUED, S.SCHEDULED, S.RUNNING)
+    sampled = supervise(settings, store, sample_id, 1)
+    assert sampled.status == "succeeded", sampled.error
+    assert store.get(keys.artifact_key(sample_id, keys.GRID_NAME)).startswith(b"\x89PNG")

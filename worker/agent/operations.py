@@ -22,7 +22,13 @@ from sqlalchemy import select
 
 from shared.datasets import safe_filename
 from shared.db import is_unreachable, session_scope, through_outages
-from shared.jobs.reports import add_warning, latest_checkpoint, report_evaluation, report_progress
+from shared.jobs.reports import (
+    SAMPLED_KINDS,
+    add_warning,
+    latest_checkpoint,
+    report_evaluation,
+    report_progress,
+)
 from shared.models import Artifact, Dataset, Job
 from shared.specs.data import DataSpec
 from shared.storage import keys
@@ -52,6 +58,8 @@ ARTIFACT_KINDS = frozenset(
         "export",
         "inversion",
         "output",
+        "generator",
+        "generator-spec",
     }
 )
 # The bytes an artifact read may return (latents arrays, pictures of grids): the largest
@@ -247,7 +255,11 @@ def _checkpoint_row(agent: AttemptAgent, request: Request) -> Artifact | None:
     step = request.integer("step", optional=True)
     with session_scope(agent.settings.database_url) as session:
         agent.check_same_owner(session, job_id, "spec.job_id")
-        row = latest_checkpoint(session, job_id, step)
+        # Its own job's: the checkpoint to resume; another's: what sampling reads of it.
+        source = session.scalar(select(Job.kind).where(Job.id == job_id))
+        own = job_id == agent.job_id
+        kind = "checkpoint" if own else SAMPLED_KINDS.get(str(source), "checkpoint")
+        row = latest_checkpoint(session, job_id, step, kind)
         if row is not None:
             session.expunge(row)
     return row

@@ -14,6 +14,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from worker import runtime
 
+from .nets import Critic, Generator
+
 
 def ring(count: int, generator: torch.Generator) -> Tensor:
     """`count` points of eight Gaussians (std 0.02) on the unit circle."""
@@ -23,13 +25,6 @@ def ring(count: int, generator: torch.Generator) -> Tensor:
     return centres + 0.02 * torch.randn(count, 2, generator=generator)
 
 
-def mlp(inputs: int, width: int, outputs: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(inputs, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-        nn.Linear(width, outputs),
-    )  # fmt: skip
-
-
 def main(args: dict[str, Any]) -> None:
     steps, batch = int(args.get("steps", 2000)), int(args.get("batch_size", 256))
     width, latent_dim = int(args.get("width", 64)), int(args.get("latent_dim", 8))
@@ -37,7 +32,8 @@ def main(args: dict[str, Any]) -> None:
     pause = float(args.get("seconds_per_step", 0.0))  # to watch it, or to preempt it in tests
     torch.manual_seed(int(args.get("seed", 0)))
     device = runtime.device()
-    generator, critic = mlp(latent_dim, width, 2).to(device), mlp(2, width, 1).to(device)
+    generator = Generator(latent_dim=latent_dim, data_shape=(2,), width=width).to(device)
+    critic = Critic(width=width).to(device)
     g_opt = torch.optim.Adam(generator.parameters(), lr=1e-3, betas=(0.5, 0.999))
     d_opt = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.999))
     start = 0
@@ -82,6 +78,9 @@ def main(args: dict[str, Any]) -> None:
         if pause:
             time.sleep(pause)
     runtime.save_artifact("final-step.txt", str(steps))
+    # Sampling jobs (seeds, interpolation, ...) on this generator, as on a built-in job's.
+    latent, data = {"dim": latent_dim}, {"source": "toy:ring8"}
+    runtime.save_generator(steps, generator, latent, data, {"width": width})
 
 
 def _inner(module: nn.Module) -> nn.Module:
