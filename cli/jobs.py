@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 import requests
@@ -40,6 +40,7 @@ from cli.output import (
     print_table,
     quiet_option,
 )
+from shared.specs.request import JobKind
 
 # Seconds between polls while following a job without a stream.
 FOLLOW_INTERVAL_S = 0.5
@@ -49,7 +50,7 @@ LOG_POLL_S = 1.0
 
 @main.command()
 @click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--kind", type=click.Choice(["train", "sample"]), default="train", show_default=True)
+@click.option("--kind", type=click.Choice(get_args(JobKind)), default="train", show_default=True)
 @click.option("--name", default=None, help="Job name (default: the file name).")
 @click.option("--watch/--no-watch", default=False, help="Follow the job to its end.")
 def submit(spec_file: Path, kind: str, name: str | None, watch: bool) -> None:
@@ -67,7 +68,7 @@ def submit(spec_file: Path, kind: str, name: str | None, watch: bool) -> None:
 
 @main.command()
 @click.option("--state", default=None, help="Only jobs in this state.")
-@click.option("--kind", default=None, help="Only `train` or `sample` jobs.")
+@click.option("--kind", default=None, help="Only jobs of this kind (train, sample, script...).")
 @click.option("--limit", default=20, show_default=True)
 @json_option
 @quiet_option
