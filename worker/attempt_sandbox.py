@@ -21,6 +21,7 @@ from shared.config import Settings
 from worker.sandbox import SandboxPlan
 from worker.sandbox.account import JobAccount, first_closed_folder, job_account, prepare_work_folder
 from worker.sandbox.environment import job_environment
+from worker.sandbox.limits import AttemptLimits
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def sandboxed(
     argv: Sequence[str],
     extra_environment: Mapping[str, str],
     readable: Sequence[Path] = (),
+    address_space_bytes: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that run `argv` in the sandbox of an attempt working
     in `work_folder` (made the job account's here)."""
@@ -81,6 +83,7 @@ def sandboxed(
         data_roots=settings.data_roots,
         protected=protected_folders(settings),
         extra_readable=readable,
+        limits=AttemptLimits(address_space_bytes=address_space_bytes),
     )
     environment = job_environment(extra_environment, work_folder)
     return plan.command(argv), environment

@@ -7,6 +7,7 @@ where they are in the ticket."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -18,12 +19,28 @@ from shared.models import Job
 CHECKPOINT_READERS = ("sample", "evaluate")
 
 
-def code_bundles_of(settings: Settings, job_id: str) -> list[str]:
+@dataclass(frozen=True)
+class AttemptNeeds:
+    """What the supervisor sets up for an attempt from its job's spec."""
+
+    bundles: list[str]
+    # RLIMIT_AS of each of its processes (spec.resources.address_space_gib), or None.
+    address_space_bytes: int | None
+
+
+def attempt_needs(settings: Settings, job_id: str) -> AttemptNeeds:
     with session_scope(settings.database_url) as session:
         kind, spec = session.execute(select(Job.kind, Job.spec).where(Job.id == job_id)).one()
+        source = spec
         if kind in CHECKPOINT_READERS and isinstance(spec, dict):
-            spec = session.scalar(select(Job.spec).where(Job.id == str(spec.get("job_id"))))
-    return _model_code(spec)
+            source = session.scalar(select(Job.spec).where(Job.id == str(spec.get("job_id"))))
+    resources = spec.get("resources") if isinstance(spec, dict) else None
+    gib = resources.get("address_space_gib") if isinstance(resources, dict) else None
+    return AttemptNeeds(_model_code(source), int(gib) << 30 if gib else None)
+
+
+def code_bundles_of(settings: Settings, job_id: str) -> list[str]:
+    return attempt_needs(settings, job_id).bundles
 
 
 def _model_code(spec: Any) -> list[str]:

@@ -34,7 +34,7 @@ from worker.agent.server import AttemptAgent, AttemptFolders
 from worker.attempt_sandbox import sandboxed
 from worker.bundles import BundleCache, BundleFetchError
 from worker.channel.link import SOCKET_VARIABLE
-from worker.job_code import code_bundles_of
+from worker.job_code import attempt_needs
 from worker.node import work_root
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,8 @@ def supervise(
     agent = AttemptAgent(settings, store, job_id, attempt, folders)
     try:
         with contextlib.ExitStack() as held, agent, folders.output.open("wb") as output:
-            codes = code_bundles_of(settings, job_id)
+            needs = attempt_needs(settings, job_id)
+            codes = needs.bundles
             try:  # kept from the cache's eviction while the job's processes import from them
                 agent.bundles = {c: str(held.enter_context(bundles.use(c))) for c in codes}
             except (BundleFetchError, StorageError) as error:  # the store away: lost, retried
@@ -110,7 +111,12 @@ def supervise(
             channel = {**(env or {}), SOCKET_VARIABLE: str(agent.socket_path)}
             readable = [folders.inputs, *map(Path, agent.bundles.values())]
             sandbox_command, environment = sandboxed(
-                settings, folders.job, command, channel, readable=readable
+                settings,
+                folders.job,
+                command,
+                channel,
+                readable=readable,
+                address_space_bytes=needs.address_space_bytes,
             )
             process = subprocess.Popen(
                 sandbox_command,

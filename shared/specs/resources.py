@@ -37,6 +37,10 @@ class ResourceSpec(StrictModel):
     # A preemptible job yields its devices to a higher-priority job that cannot start: it
     # checkpoints, becomes `preempted`, and resumes from that checkpoint when devices free up.
     preemptible: StrictBool = False
+    # Address space each of the job's processes may map, in GiB (RLIMIT_AS): a runaway
+    # allocation fails in the job instead of swapping its node. For CPU jobs: CUDA maps
+    # terabytes of address space up front, so a GPU job leaves it unset.
+    address_space_gib: Annotated[StrictInt | None, Field(ge=1, le=4096)] = None
 
     @model_validator(mode="after")
     def _devices_split_over_nodes(self) -> ResourceSpec:
@@ -44,6 +48,8 @@ class ResourceSpec(StrictModel):
             raise ValueError(
                 f"devices ({self.devices}) must split evenly over nodes ({self.nodes})"
             )
+        if self.address_space_gib is not None and self.device_type == "cuda":
+            raise ValueError("address_space_gib bounds CPU jobs: CUDA maps far more up front")
         if self.devices // self.nodes > MAX_DEVICES_PER_NODE:
             raise ValueError(
                 f"at most {MAX_DEVICES_PER_NODE} devices per node; use more nodes for "

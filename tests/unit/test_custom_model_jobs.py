@@ -1,6 +1,6 @@
 """A researcher's own GAN through the service's own path: its code pushed as a bundle, a
 `custom` training job checked at submission, run by the worker's supervisor (agent, sandbox,
-launcher, rank), then sampled from its checkpoint the same way."""
+launcher, two ranks), then sampled from its checkpoint the same way."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def _custom_spec(code: str, generator: str = "ringgan.nets:ResidualGenerator") -
         "train": {"steps": 4, "batch_size": 16, "seed": 1},
         "checkpoint_every": 4,
         "sample_every": 4,
+        "resources": {"devices": 2},  # two ranks: DDP over gloo, each importing the bundle
     }
 
 

@@ -22,6 +22,7 @@ from worker.channel.link import SOCKET_VARIABLE
 
 pytestmark = pytest.mark.processes
 
+ADDRESS_SPACE = 64 << 30
 SECRET = "postgresql://ganforge:hunter2@db/ganforge"
 
 HOSTILE = r"""
@@ -48,6 +49,8 @@ attempt("write_own_folder", lambda: open("mine.txt", "w").write("x"))
 link = AgentLink.from_environment()
 attempt("read_other_owners_checkpoint", lambda: link.call("checkpoint", job_id=theirs, step=None))
 attempt("oversized_put", lambda: link.call("put", b"x" * 4096, name="log.txt", kind="log"))
+import resource
+tried["address_space_limit"] = resource.getrlimit(resource.RLIMIT_AS)[0]
 print(json.dumps(tried))
 """
 
@@ -81,6 +84,7 @@ def test_a_job_process_reaches_nothing_of_the_service_or_of_other_users(
                 attempt.agent.folders.job,
                 argv,
                 {SOCKET_VARIABLE: str(attempt.agent.socket_path)},
+                address_space_bytes=ADDRESS_SPACE,
             )
             process = subprocess.Popen(
                 command,
@@ -108,6 +112,7 @@ def test_a_job_process_reaches_nothing_of_the_service_or_of_other_users(
         "write_own_folder": "succeeded",
         "read_other_owners_checkpoint": "JobInputError",
         "oversized_put": "AgentUnavailableError",
+        "address_space_limit": ADDRESS_SPACE,  # spec.resources.address_space_gib
     }
     assert "a payload of more than 1,024 bytes" in (violation or "")
     assert not (home / "planted.txt").exists()

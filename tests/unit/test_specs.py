@@ -154,3 +154,21 @@ def test_a_nul_in_the_name_is_refused_and_the_default_cadences_clip_to_short_run
         {"kind": "train", "name": "short", "spec": {**RING, "train": {"steps": 10}}}
     )
     assert spec.checkpoint_every == 500  # the default: the last step gets the only one
+
+
+def test_an_address_space_bound_is_for_cpu_jobs() -> None:
+    resources = {"devices": 1, "address_space_gib": 16}
+    _, spec = validate_job_request(
+        {"kind": "train", "name": "r", "spec": {**RING, "resources": resources}}
+    )
+    assert spec.resources.address_space_gib == 16
+    with pytest.raises(SpecError) as refused:
+        validate_job_request(
+            {
+                "kind": "train",
+                "name": "r",
+                "spec": {**RING, "resources": {**resources, "device_type": "cuda"}},
+            }
+        )
+    assert refused.value.problems[0]["path"] == "spec.resources"
+    assert "CUDA maps far more" in refused.value.problems[0]["message"]
