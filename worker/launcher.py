@@ -49,6 +49,10 @@ def exit_with_parent(parent_pid: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    # For people and tools looking at the node's processes (`ps`): the job itself, spec and
+    # all, comes from the agent, whatever these say.
+    parser.add_argument("--job-id", default=None, help="the job this attempt runs (shown only)")
+    parser.add_argument("--attempt", type=int, default=None, help="its attempt (shown only)")
     parser.add_argument("--node-rank", type=int, default=0, help="this node's place in a gang")
     parser.add_argument("--local-ranks", type=int, default=None, help="ranks on this node")
     parser.add_argument("--parent-pid", type=int, default=None, help="the supervising worker")

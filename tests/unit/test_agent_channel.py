@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
-from shared.storage import keys, open_storage
+from shared.storage import Storage, StorageUnavailableError, keys, open_storage
 from tests.attempts import attempt_of
 from tests.unit.job_factories import S, move, running_job
 from worker.agent import server
@@ -126,3 +126,32 @@ def test_a_process_of_another_session_is_turned_away(settings: Settings, tmp_pat
         )
         assert stranger.stdout.startswith("refused"), stranger.stdout + stranger.stderr
         assert attempt.link.call("ticket")[0]["ticket"]["job_id"] == job_id  # ours still served
+
+
+class _FlakyStore:
+    """A store whose first `failures` writes find it unreachable."""
+
+    def __init__(self, store: Storage, failures: int) -> None:
+        self.store, self.failures = store, failures
+
+    def put(self, key: str, data: bytes) -> object:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StorageUnavailableError(f"cannot reach the store for {key}")
+        return self.store.put(key, data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+def test_the_outages_the_agent_waited_through_reach_the_log_keeping_process(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Batched uploads retry in threads of their own; their notes still reach rank 0."""
+    job_id, store = running_job(settings), _FlakyStore(open_storage(settings), 1)
+    with attempt_of(settings, store, job_id, 1, tmp_path) as attempt:  # type: ignore[arg-type]
+        heard: list[str] = []
+        attempt.link.on_note = heard.append
+        items = [{"name": n, "kind": "log", "step": None, "size": 1} for n in ("a.txt", "b.txt")]
+        attempt.link.call("put_batch", [b"a", b"b"], items=items, patient=True)
+    assert [line.split(",")[0] for line in heard] == ["storage unreachable (try 1)"]

@@ -124,7 +124,9 @@ class AttemptAgent:
         self.result: tuple[str, str] | None = None
         self.failures: dict[int, tuple[str, bool]] = {}
         self.violation: str | None = None
-        self._notes = threading.local()
+        # Storage retries waited through (told from whichever thread uploads), until a reply
+        # to the process that keeps the job's log (its requests ask for notes) carries them.
+        self._notes: list[str] = []
         self._server: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -240,9 +242,8 @@ class AttemptAgent:
     # -- serving --------------------------------------------------------------------------
 
     def _note(self, line: str) -> None:
-        notes = getattr(self._notes, "lines", None)
-        if notes is not None:
-            notes.append(line)
+        with self._lock:
+            self._notes.append(line)
 
     def _accept(self) -> None:
         while True:
@@ -295,7 +296,7 @@ class AttemptAgent:
             connection.close()
 
     def _run(self, operation: Any, request: Request) -> tuple[dict[str, Any], bytes]:
-        self._notes.lines = []
+        wants_notes = bool(request.args.pop("notes", False))
         try:
             reply, data = operation(self, request)
             reply = {"ok": True, **reply}
@@ -317,9 +318,11 @@ class AttemptAgent:
                 "error": f"{type(error).__name__}: {error}",
             }
             data = b""
-        if self._notes.lines:
-            reply["notes"] = self._notes.lines
-        self._notes.lines = None
+        if wants_notes:
+            with self._lock:
+                notes, self._notes = self._notes, []
+            if notes:
+                reply["notes"] = notes
         return reply, data
 
     def _is_of_the_attempt(self, connection: socket.socket) -> bool:

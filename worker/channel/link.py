@@ -71,7 +71,9 @@ class AgentLink:
         with self._lock:
             try:
                 connection = self._connect()
-                send_message(connection, {"op": op, **args}, payload)
+                # The process that keeps the job's log asks for the agent's notes with each.
+                notes = {"notes": True} if self.on_note is not None else {}
+                send_message(connection, {"op": op, **args, **notes}, payload)
                 reply = read_header(connection)
                 data = read_payload(connection, MAX_REPLY_BYTES)
             except (OSError, ValueError) as error:
