@@ -1,11 +1,17 @@
 """Bring your own GAN through the real service: a code bundle pushed over HTTP, trained and
-sampled by the API, scheduler and worker processes, on the session's service
-(tests/e2e/conftest.py)."""
+sampled by the API, scheduler and worker processes; and a hostile bundle that, from inside
+its sandboxed rank, tries to reach the service's secrets and files and another user's work.
+
+Both run on the session's service (tests/e2e/conftest.py): the hostile job's victim is the
+trained job of the first, another user's."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +23,17 @@ from PIL import Image
 
 from cli.packing import zip_folder
 from tests.e2e.conftest import Service
+from tests.helpers import user_token
 
 ROOT = Path(__file__).resolve().parents[2]
 RINGGAN = ROOT / "examples" / "byo" / "plugin" / "ringgan"
+HOSTILE = ROOT / "tests" / "data" / "bundles" / "hostile" / "hostile"
 STEPS = 4
+# What the agent says when it cuts off the hostile rank (its header claims 2 GiB).
+VIOLATION = (
+    "the job's processes were cut off by the node agent: "
+    "FrameError: a header frame of 2,147,483,648 bytes is over 1,048,576"
+)
 
 
 def push(service: Service, folder: Path) -> str:
@@ -115,3 +128,62 @@ def test_a_pushed_bundle_trains_and_samples_through_the_service(
     assert service.http.delete(service.url(f"/api/v1/code/{trained.code}"), timeout=30).ok
     gone = service.http.get(service.url(f"/api/v1/code/{trained.code}"), timeout=30)
     assert gone.status_code == 404
+
+
+def worker_environ(service: Service) -> str:
+    """The Celery worker's environment as its process holds it (read as the test's root)."""
+    pid = service.processes.processes["worker"].pid
+    return Path(f"/proc/{pid}/environ").read_bytes().replace(b"\0", b"\n").decode()
+
+
+def test_a_hostile_bundle_in_its_rank_reaches_nothing_of_the_service_or_of_others(
+    service: Service, trained: Trained
+) -> None:
+    settings, victim = service.settings, trained.job["id"]
+    held = worker_environ(service).splitlines()
+    for name, value in (
+        ("GANFORGE_DATABASE_URL", settings.database_url),
+        ("GANFORGE_BROKER_URL", settings.broker_url),
+        ("GANFORGE_STORAGE_URL", settings.storage_url),
+    ):
+        assert f"{name}={value}" in held, f"the worker must hold {name} for the test to mean much"
+    secret = settings.home / "secret.txt"
+    secret.write_text(settings.database_url)
+    tmp_probe = Path(f"/tmp/ganforge-byo-planted-{uuid.uuid4().hex[:12]}")
+    victim_before = service.artifacts(victim)
+
+    mallory = requests.Session()
+    mallory.headers["Authorization"] = f"Bearer {user_token(settings, 'byo-mallory')}"
+    attacker = dataclasses.replace(service, http=mallory)
+    code = push(attacker, HOSTILE)
+    args = {"home": str(settings.home), "victim": victim, "tmp_probe": str(tmp_probe)}
+    spec = custom_spec(code, "hostile.nets:Generator", "hostile.nets:Critic", generator_args=args)
+    try:
+        job = attacker.wait_final(attacker.submit("train", spec, name="hostile")["id"])
+    finally:
+        secret.unlink()
+
+    # Its last try, the malformed message, got it cut off: the error is the agent's word, and
+    # what happened to the tries before came as a warning (tests/data/bundles/hostile).
+    assert job["state"] == "failed"
+    assert job["error"] == VIOLATION
+    tried = json.loads(job["warnings"][0]["message"])
+    ancestors = tried.pop("ancestors")
+    assert ancestors[str(service.processes.processes["worker"].pid)] == "PermissionError"
+    assert "SECRET" not in ancestors.values(), ancestors
+    assert tried.pop("readable_environs") >= 1  # its own, at least: the scan ran
+    assert tried == {
+        "env": [],
+        "leaks": [],
+        "read_home_secret": "PermissionError",
+        "read_worker_log": "PermissionError",
+        "list_home": "PermissionError",
+        "write_home": "PermissionError",
+        "write_tmp": "PermissionError",
+        "write_own_folder": "ok",
+        "their_checkpoint": "JobInputError",
+        "their_log": "JobInputError",
+    }
+    assert not (settings.home / "planted.txt").exists() and not tmp_probe.exists()
+    assert service.artifacts(victim) == victim_before
+    assert service.job(victim)["state"] == "succeeded"

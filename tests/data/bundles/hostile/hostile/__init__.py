@@ -1,0 +1,1 @@
+"""A hostile model plugin for the sandbox tests (see the README beside this package)."""
