@@ -142,7 +142,7 @@ def test_sampling_must_name_one_of_your_training_jobs(
     assert sampling.status_code == 201
     of_a_sample = {**body, "spec": {"job_id": sampling.get_json()["id"], "seeds": [1]}}
     refused = client.post("/api/v1/jobs", json=of_a_sample, headers=auth(alice))
-    assert "name a train job" in refused.get_json()["errors"][0]["message"]
+    assert "name a train or script job" in refused.get_json()["errors"][0]["message"]
 
 
 def test_a_sampling_step_must_name_a_checkpoint_the_job_has(
