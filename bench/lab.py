@@ -26,6 +26,7 @@ import boto3
 from shared.config import Settings
 from shared.db import session_scope
 from shared.migrate import upgrade
+from shared.models import Job, User
 from shared.users import create_token, create_user
 from tests.s3_server import start_moto_server
 from tests.servers import postgres_server, redis_server
@@ -108,6 +109,21 @@ def bench_token(settings: Settings, name: str = "bench") -> str:
     with session_scope(settings.database_url) as session:
         create_user(session, name)
         return create_token(session, name, label="bench")
+
+
+def running_job(
+    settings: Settings, spec: dict[str, Any] | None = None, owner: str = "bench"
+) -> str:
+    """A running train job of `owner` (made by `bench_token`) at attempt 1: a fixture row, as
+    bench/scheduler.py writes them, for a benchmark whose writes go through a job's agent
+    (the agent fences every write by the job's state and attempt)."""
+    with session_scope(settings.database_url) as session:
+        owner_id = session.query(User).filter_by(name=owner).one().id
+        job = Job(owner_id=owner_id, kind="train", name="bench", spec=spec or {}, state="running",
+                  attempt=1, max_attempts=3, devices=1)  # fmt: skip
+        session.add(job)
+        session.flush()
+        return job.id
 
 
 def machine() -> dict[str, Any]:

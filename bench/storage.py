@@ -5,9 +5,13 @@
 All on one moto S3 server (and PostgreSQL, Redis, the API under gunicorn) started for the run,
 with the same random bytes, in the same bucket:
 
-- **upload**: the worker's path, `worker.artifacts.put_artifact` through the retrying S3 store
-  (the attempt's fencing check, the upload, SHA-256, the artifact's row), against boto3's
-  `upload_file` of the same bytes from a file;
+- **upload**: the path a sandboxed rank's checkpoint takes now. The rank holds no storage
+  keys: it sends the bytes over its attempt's Unix socket (`AgentLink.call("put", ...)`, what
+  `JobReporter.save_checkpoint` sends) to the attempt's node agent, here an `AttemptAgent`
+  in this process admitting this process's session (as tests/attempts.py sets one up), which
+  checks the request and runs `worker.artifacts.put_artifact` on its retrying S3 store (the
+  attempt's fencing check, the upload, SHA-256, the artifact's row), on a running job row;
+  against boto3's `upload_file` of the same bytes from a file;
 - **download, streamed**: `GET /api/v1/jobs/<id>/artifacts/<name>?redirect=false` to a file,
   the API reading from S3 and streaming, against boto3's `download_file`;
 - **download, presigned**: the same GET without `redirect=false`: a 302 to a presigned URL,
@@ -15,7 +19,8 @@ with the same random bytes, in the same bucket:
 
 Each repeat runs every side once, alternating which goes first, so a noisy neighbour hurts
 all alike; figures are MB/s medians and the median of the per-repeat ratios to boto3.
-Goal: >= 0.9x.
+Goal: >= 0.9x. The agent runs in this process (in the service, it is the worker's): its
+threads and moto's share this interpreter with the sender, which a separate agent would not.
 """
 
 from __future__ import annotations
@@ -33,32 +38,27 @@ from typing import Any
 import boto3
 import requests
 
-from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, spread, write_json
+from bench.lab import (
+    Lab,
+    bench_token,
+    given_or_own_lab,
+    lab_settings,
+    running_job,
+    spread,
+    write_json,
+)
 from cli.embedded import ServiceProcesses
-from shared.config import Settings
-from shared.db import session_scope
-from shared.models import Job, User
 from shared.storage import open_storage
 from shared.storage.keys import artifact_key
 from shared.storage.s3 import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD
-from worker.artifacts import put_artifact
+from tests.attempts import attempt_of
 
 GOAL_RATIO = 0.9
 NAME = "checkpoints/step-000100.pt"
+STEP = 100
+ATTEMPT = 1  # the running job row's (bench.lab.running_job)
 # Streamed downloads are written in the store's own read size (shared/storage/s3.py).
 CHUNK = 1024 * 1024
-
-
-def _running_job(settings: Settings) -> str:
-    """A running job of the bench user, attempt 1: the artifact's owner (a fixture row, as
-    bench/scheduler.py writes them)."""
-    with session_scope(settings.database_url) as session:
-        owner = session.query(User).filter_by(name="bench").one()
-        job = Job(owner_id=owner.id, kind="train", name="bench", spec={}, state="running",
-                  attempt=1, max_attempts=3)  # fmt: skip
-        session.add(job)
-        session.flush()
-        return job.id
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -86,7 +86,7 @@ def measure(mib: int, repeats: int, lab: Lab | None = None) -> dict[str, Any]:
         with given_or_own_lab(lab) as lab, lab_settings(lab, home) as settings:
             http = requests.Session()
             http.headers["Authorization"] = f"Bearer {bench_token(settings)}"
-            job_id = _running_job(settings)
+            job_id = running_job(settings)
             store = open_storage(settings, patient=True)  # a worker's store: retrying
             bucket, prefix = settings.storage_url.removeprefix("s3://").split("/", 1)
             s3 = boto3.client("s3", endpoint_url=lab.s3_endpoint)
@@ -97,24 +97,26 @@ def measure(mib: int, repeats: int, lab: Lab | None = None) -> dict[str, Any]:
             plain_key = f"{prefix}/plain/{NAME}"
             artifact_url = f"{settings.api_url}/api/v1/jobs/{job_id}/artifacts/{NAME}"
 
-            def upload_ganforge() -> None:
-                put_artifact(settings.database_url, store, job_id, NAME, "checkpoint", data,
-                             100, attempt=1)  # fmt: skip
-
-            sides: dict[str, Callable[[], object]] = {
-                "upload_boto3": lambda: s3.upload_file(
-                    str(source), bucket, plain_key, Config=config
-                ),
-                "upload_ganforge": upload_ganforge,
-                "download_boto3": lambda: s3.download_file(
-                    bucket, plain_key, str(target), Config=config
-                ),
-                "download_api_stream": lambda: _fetch(
-                    http, f"{artifact_url}?redirect=false", target
-                ),
-                "download_presigned": lambda: _fetch(http, artifact_url, target),
-            }
-            with ServiceProcesses(settings, home / "logs") as processes:
+            with (
+                ServiceProcesses(settings, home / "logs") as processes,
+                attempt_of(settings, store, job_id, ATTEMPT, home / "agent") as attempt,
+            ):
+                sides: dict[str, Callable[[], object]] = {
+                    "upload_boto3": lambda: s3.upload_file(
+                        str(source), bucket, plain_key, Config=config
+                    ),
+                    # What a rank's reporter sends for a checkpoint (worker/reporter.py `_put`).
+                    "upload_ganforge": lambda: attempt.link.call(
+                        "put", data, name=NAME, kind="checkpoint", step=STEP
+                    ),
+                    "download_boto3": lambda: s3.download_file(
+                        bucket, plain_key, str(target), Config=config
+                    ),
+                    "download_api_stream": lambda: _fetch(
+                        http, f"{artifact_url}?redirect=false", target
+                    ),
+                    "download_presigned": lambda: _fetch(http, artifact_url, target),
+                }
                 processes.start(("api",))
                 processes.wait_ready()
                 for name in sides:  # warm-up: connections, first multipart upload
@@ -127,6 +129,7 @@ def measure(mib: int, repeats: int, lab: Lab | None = None) -> dict[str, Any]:
                             assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
                 stored = s3.head_object(Bucket=bucket, Key=f"{prefix}/{artifact_key(job_id, NAME)}")
                 assert stored["ContentLength"] == len(data)
+                assert attempt.agent.violation is None, attempt.agent.violation
     return _figures(mib, repeats, seconds)
 
 
