@@ -3,10 +3,10 @@
     python -m bench.report [--results .] [--readme README.md]
 
 Reads each `bench-<name>.json` that `make bench` wrote (bench.api, queue, storage, db_scale,
-train_overhead, scheduler, streams, and any other bench-*.json as a pointer row), and replaces
-what lies between the two marker comments in the README with one table: every figure
-ganforge's against the bare tool's, measured side by side in one run, with the date, the
-machine and how to rerun.
+train_overhead, train_reporting, scheduler, streams, and any other bench-*.json as a pointer
+row), and replaces what lies between the two marker comments in the README with one table:
+every figure ganforge's against the bare tool's, measured side by side in one run, with the
+date, the machine and how to rerun.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def _queue(r: dict[str, Any]) -> list[Row]:
 def _storage(r: dict[str, Any]) -> list[Row]:
     rates, ratios = r["mb_per_s"], r["ratios"]
     labels = {
-        "upload": ("checkpoint upload", "upload_ganforge", "upload_boto3", "upload_file"),
+        "upload": ("checkpoint upload through the node agent", "upload_ganforge",
+                   "upload_boto3", "upload_file"),
         "download_api_stream": ("download streamed by the API", "download_api_stream",
                                 "download_boto3", "download_file"),
         "download_presigned": ("download by presigned URL", "download_presigned",
@@ -105,6 +106,19 @@ def _train(r: dict[str, Any]) -> list[Row]:
     ) for case, c in r["cases"].items()]  # fmt: skip
 
 
+def _train_reporting(r: dict[str, Any]) -> list[Row]:
+    over, step = r["overhead_percent"], r["step_ms"]
+    return [(
+        f"training step with the reporter through the node agent, ring8 recipe,"
+        f" {r['window_steps']:,} steps x {r['pairs']} pairs (`bench.train_overhead --case"
+        " reporting`)",
+        f"{step['reporting']['median']:.2f} ms/step",
+        f"null hooks: {step['null']['median']:.2f} ms/step",
+        f"{over['median']:+.1f}% ({over['min']:+.1f} to {over['max']:+.1f})",
+        f"goal <= 1%: {_goal(r['goal']['met'])}",
+    )]  # fmt: skip
+
+
 def _scheduler(r: dict[str, Any]) -> list[Row]:
     rows = [(
         f"placement policy, {r['jobs']:,} jobs on {r['nodes']} nodes (`bench.scheduler`)",
@@ -148,6 +162,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "storage": _storage,
     "db_scale": _db_scale,
     "train_overhead": _train,
+    "train_reporting": _train_reporting,
     "scheduler": _scheduler,
     "streams": _streams,
 }
