@@ -80,6 +80,7 @@ lint: install
 # cores), then the README's table between the bench markers, rewritten from their JSON.
 bench: install
 	$(PY) -m bench.train_overhead --json bench-train_overhead.json
+	$(PY) -m bench.train_overhead --case reporting --json bench-train_reporting.json
 	$(PY) -m bench.scheduler --json bench-scheduler.json
 	$(PY) -m bench.api --json bench-api.json
 	$(PY) -m bench.queue --json bench-queue.json

@@ -1,6 +1,6 @@
 """The engine's training step against a plain PyTorch loop: images per second, as a ratio.
 
-    python -m bench.train_overhead [--case dcgan|mlp|all] [--steps N] [--repeats R]
+    python -m bench.train_overhead [--case dcgan|mlp|all|reporting] [--steps N] [--repeats R]
 
 Both sides train the same networks (built by the same functions, same init), with the same
 non-saturating BCE loss, Adam settings, batch size and data, in this one process, alternating
@@ -11,6 +11,10 @@ reports (every 10 steps). Throughput is timed on the same clock for both, from t
 report (step 10) to the last step, so set-up and the final snapshot are outside the window
 (the engine's periodic snapshots are set beyond the run). The figure is the median of the
 per-pair ratios engine/plain; >= 0.97 is the bar.
+
+`--case reporting` measures something else, on servers of its own: what the service's
+reporting path (the `JobReporter` through a node agent to PostgreSQL and S3) costs a step of
+the ring8 recipe, against null hooks (bench/train_reporting.py; goal <= 1%).
 """
 
 from __future__ import annotations
@@ -157,7 +161,7 @@ def run_case(case: str, steps: int, repeats: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
+    parser.add_argument("--case", choices=[*CASES, "all", "reporting"], default="all")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
@@ -165,6 +169,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.case == "reporting":
+        from bench.train_reporting import run
+
+        if not args.threads:  # a rank's torch threads, as the lab sets them
+            torch.set_num_threads(1)
+        run(args.steps, args.repeats, args.json)
+        return
     cases = {
         case: run_case(case, args.steps or DEFAULT_STEPS[case], args.repeats)
         for case in (CASES if args.case == "all" else [args.case])

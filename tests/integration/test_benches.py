@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import api, db_scale, queue, report, storage, streams
+from bench import api, db_scale, queue, report, storage, streams, train_reporting
 from bench.lab import Lab
 from tests.servers import TestServer
 
@@ -72,6 +72,19 @@ def test_storage_bench_checks_the_bytes_and_rates_every_path(tmp_path: Path, lab
     }
     assert all(rate["median"] > 0 for rate in results["mb_per_s"].values())
     assert set(results["ratios"]) == {"upload", "download_api_stream", "download_presigned"}
+
+
+def test_reporting_bench_times_both_sides_and_the_reporters_round_trips(
+    tmp_path: Path, lab: Lab
+) -> None:
+    results = train_reporting.run(40, 1, tmp_path / "bench-train_reporting.json", lab)
+    _stamped(results, "train_reporting")
+    assert results["pairs"] == 1 and results["window_steps"] == 30
+    assert all(results["step_ms"][side]["median"] > 0 for side in ("null", "reporting"))
+    # The window opens at step 10, where the reporter writes its first progress row.
+    assert results["agent_round_trips"]["progress (MainThread)"]["calls"] >= 1
+    assert results["hooks_ms"]["reporting"]["report_progress"]["median"] > 0
+    assert "training step with the reporter" in report.table(tmp_path)
 
 
 def test_db_scale_bench_explains_each_query_and_finds_no_seq_scan(tmp_path: Path, lab: Lab) -> None:
