@@ -192,7 +192,8 @@ class JobReporter:
         print(entry, file=sys.stderr, flush=True)
 
     def flush(self) -> None:
-        """Upload metrics.jsonl and log.txt as they stand (at checkpoints and at the end).
+        """Upload metrics.jsonl and log.txt as they stand, and the run's pictures redrawn from
+        them, in one batch (at checkpoints and at the end).
 
         Earlier attempts' lines are kept: the files are read back and appended to once per
         attempt, so a resumed job has one continuous history. The latest progress is written
@@ -200,8 +201,7 @@ class JobReporter:
         if not self.writes:
             return
         self._write_progress()
-        metrics = self._put_logs(patient=True)
-        self._put_pictures(metrics)
+        self._put_logs(patient=True, pictures=True)
 
     def close(self) -> None:
         """Stop the background log upload: a long-lived process (the warm sampler) runs many
@@ -226,20 +226,26 @@ class JobReporter:
             self._put_batch([*items, *files], patient=True)
             self._stored = (len(self._metrics_lines), len(self._log_lines), metrics)
 
-    def _put_logs(self, patient: bool) -> bytes:
-        """Upload metrics.jsonl and log.txt as they stand now; returns metrics.jsonl."""
+    def _put_logs(self, patient: bool, pictures: bool = False) -> None:
+        """Upload metrics.jsonl and log.txt as they stand now; with `pictures`, the run's
+        pictures drawn from them go in the same batch (a flush: one round trip to the agent
+        where the pictures took one each)."""
         with self._logs_lock:
+            files: list[Item] = []
+            stored = self._stored
             if patient:
                 self._live.taken()  # this snapshot holds every line marked so far
-                stored = self._stored
-                if stored is not None and stored[:2] == (
-                    len(self._metrics_lines),
-                    len(self._log_lines),
-                ):
-                    return stored[2]  # nothing new since `store_with_logs`
-            files, metrics = self._log_files(patient)
+            if (
+                patient
+                and stored is not None
+                and stored[:2] == (len(self._metrics_lines), len(self._log_lines))
+            ):
+                metrics = stored[2]  # nothing new since `store_with_logs`
+            else:
+                files, metrics = self._log_files(patient)
+            if pictures:
+                files += self._pictures(metrics)
             self._put_batch(files, patient)
-        return metrics
 
     def _log_files(self, patient: bool) -> tuple[list[Item], bytes]:
         """metrics.jsonl and log.txt as they stand, each after earlier attempts' lines."""
@@ -251,21 +257,23 @@ class JobReporter:
         ]
         return files, metrics
 
-    def _put_pictures(self, metrics_jsonl: bytes) -> None:
+    def _pictures(self, metrics_jsonl: bytes) -> list[Item]:
         """The run's own pictures, redrawn from everything so far: TensorBoard's event file
         for this attempt, the fixed-noise timeline GIF, and the loss and metric curves."""
         from worker.gan.plots import curves_png  # matplotlib loads on rank 0 only
 
+        pictures: list[Item] = []
         if self._tensorboard is not None:
             events = self._tensorboard.event_file()
-            self._put(names.tensorboard_name(self.attempt), "tensorboard", events, None)
+            pictures.append((names.tensorboard_name(self.attempt), "tensorboard", events, None))
         timeline = self._timeline.gif() if self._timeline is not None else None
         if timeline:
-            self._put(names.TIMELINE_NAME, "timeline", timeline, None)
+            pictures.append((names.TIMELINE_NAME, "timeline", timeline, None))
         records = [json.loads(line) for line in metrics_jsonl.decode().splitlines() if line]
         curves = curves_png(records)
         if curves:
-            self._put(names.CURVES_NAME, "curves", curves, None)
+            pictures.append((names.CURVES_NAME, "curves", curves, None))
+        return pictures
 
     def _with_history(self, name: str, lines: list[str], patient: bool) -> bytes:
         history = self._history.get(name)
