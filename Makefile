@@ -77,7 +77,8 @@ lint: install
 	$(VENV)/bin/mypy
 
 # Every benchmark against its bare tool (each starts its own servers; about 15 minutes on 2
-# cores), then the README's table between the bench markers, rewritten from their JSON.
+# cores, and 5-10 more for the reporting case), then the README's table between the bench
+# markers, rewritten from their JSON.
 bench: install
 	$(PY) -m bench.train_overhead --json bench-train_overhead.json
 	$(PY) -m bench.train_overhead --case reporting --json bench-train_reporting.json
