@@ -61,6 +61,12 @@ class JobReporter:
         # the flushes; the lock keeps an older snapshot from landing after a newer one.
         self._logs_lock = threading.Lock()
         self._live = LiveUpload(self._upload_live, ticket.log_flush_s)
+        # Progress rows go from a background thread too, at once when due: the training
+        # thread does not wait for the agent's database round trip. The run's last report
+        # and the flushes write synchronously, so the row names the last step done.
+        self._progress_lock = threading.Lock()  # one writer at a time (sender or a flush)
+        self._pending_lock = threading.Lock()  # held only to swap `_unwritten`
+        self._progress_sender = LiveUpload(self._write_progress, 0.0)
         # What `store_with_logs` stored: the lines of metrics.jsonl and log.txt it held, and
         # metrics.jsonl itself; a flush with no line since has nothing to upload again.
         self._stored: tuple[int, int, bytes] | None = None
@@ -82,7 +88,7 @@ class JobReporter:
         ips = report.images_per_second
         self.tensorboard.scalars(report.step, {**report.metrics, "Timing/images_per_second": ips})
         remaining = report.total_steps - report.step
-        self._unwritten = (
+        latest = (
             {
                 "step": report.step,
                 "total_steps": report.total_steps,
@@ -92,24 +98,31 @@ class JobReporter:
             },
             report.metrics,
         )
-        last = report.step >= report.total_steps
-        if last or time.monotonic() - self._last_db_write >= self.ticket.progress_interval_s:
+        with self._pending_lock:
+            self._unwritten = latest
+        if report.step >= report.total_steps:
             self._write_progress()
+        elif time.monotonic() - self._last_db_write >= self.ticket.progress_interval_s:
+            self._last_db_write = time.monotonic()
+            self._progress_sender.mark()
 
     def _write_progress(self) -> None:
         """Write the latest report to the job row. Reports in between are throttled, so the
         end of a run (finished, cancelled, failed) writes the one still unwritten: the job's
         progress always names the last step done."""
-        if self._unwritten is None:
-            return
-        progress, metrics = self._unwritten
-        self._last_db_write = time.monotonic()
-        reply, _ = self.link.call("progress", progress=progress, metrics=metrics)
-        if not reply["written"]:
-            # Training goes on through a database outage; the next report catches up.
-            self._last_db_write = 0.0
-            return
-        self._unwritten = None
+        with self._progress_lock:
+            with self._pending_lock:
+                unwritten, self._unwritten = self._unwritten, None
+            if unwritten is None:
+                return
+            self._last_db_write = time.monotonic()
+            reply, _ = self.link.call("progress", progress=unwritten[0], metrics=unwritten[1])
+            if not reply["written"]:
+                # Training goes on through a database outage; the next report catches up.
+                self._last_db_write = 0.0
+                with self._pending_lock:
+                    if self._unwritten is None:
+                        self._unwritten = unwritten
 
     def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
         """One line of metrics.jsonl (`"eval": {...}`), the job's latest evaluation, and its
@@ -207,6 +220,7 @@ class JobReporter:
         """Stop the background log upload: a long-lived process (the warm sampler) runs many
         jobs' reporters, and each would otherwise keep its thread."""
         self._live.close()
+        self._progress_sender.close()
 
     def _upload_live(self) -> None:
         """The background upload: one try (the agent's patient store would wait out an outage
