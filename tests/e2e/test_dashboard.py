@@ -235,8 +235,15 @@ def test_a_job_from_the_form_shows_progress_samples_curves_and_an_interpolation(
         "the curves",
         lambda: dashboard.browser.find_elements(By.CSS_SELECTOR, "#curves svg polyline"),
     )
-    events = dashboard.find("events-body").text
-    assert all(state in events for state in ("queued", "running", "succeeded")), events
+    # The events come over the stream (polled once a second); the state shown may come first
+    # from a reload of the job, so the last event is waited for rather than read at once.
+    dashboard.wait(
+        "every state in the events",
+        lambda: all(
+            state in dashboard.find("events-body").text
+            for state in ("queued", "running", "succeeded")
+        ),
+    )
     artifacts = dashboard.find("artifacts-body").text
     assert "checkpoints/step-000300.pt" in artifacts and "timeline.gif" in artifacts
     dashboard.shot("job-succeeded")

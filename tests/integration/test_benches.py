@@ -81,8 +81,10 @@ def test_reporting_bench_times_both_sides_and_the_reporters_round_trips(
     _stamped(results, "train_reporting")
     assert results["pairs"] == 1 and results["window_steps"] == 30
     assert all(results["step_ms"][side]["median"] > 0 for side in ("null", "reporting"))
-    # The window opens at step 10, where the reporter writes its first progress row.
-    assert results["agent_round_trips"]["progress (MainThread)"]["calls"] >= 1
+    # The window opens at step 10, where the reporter writes its first progress row (from
+    # its background sender, or the training thread at the last step).
+    trips = results["agent_round_trips"]
+    assert sum(trips[name]["calls"] for name in trips if name.startswith("progress (")) >= 1
     assert results["hooks_ms"]["reporting"]["report_progress"]["median"] > 0
     assert "training step with the reporter" in report.table(tmp_path)
 
