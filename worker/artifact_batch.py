@@ -18,11 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from shared.db import session_scope, through_outages
 from shared.jobs.reports import record_artifact
 from shared.storage import Storage
+from shared.storage.base import InMemory
 from shared.storage.keys import artifact_key
 from worker.artifacts import check_current_attempt, put_artifact, sha256_of
 
 # (artifact name, artifact kind, bytes, step or None)
-Item = tuple[str, str, bytes, int | None]
+Item = tuple[str, str, InMemory, int | None]
 
 
 def put_together(
@@ -63,7 +64,7 @@ def put_together(
                 )
 
 
-def _upload(store: Storage, job_id: str, name: str, data: bytes) -> str:
+def _upload(store: Storage, job_id: str, name: str, data: InMemory) -> str:
     """Store one object; its SHA-256 (hashed while other uploads wait on the network)."""
     store.put(artifact_key(job_id, name), data)
     return sha256_of(data)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from shared.db import session_scope, through_outages
 from shared.jobs.reports import attempt_in_progress, record_artifact
 from shared.storage import Storage
+from shared.storage.base import InMemory
 from shared.storage.keys import artifact_key
 
 # From this size up the SHA-256 runs in a thread beside the fencing check and the upload
@@ -34,7 +35,7 @@ def put_artifact(
     job_id: str,
     name: str,
     kind: str,
-    data: bytes,
+    data: InMemory,
     step: int | None = None,
     *,
     attempt: int | None = None,
@@ -68,7 +69,7 @@ def put_artifact(
     return key
 
 
-def sha256_of(data: bytes) -> str:
+def sha256_of(data: InMemory) -> str:
     return hashlib.sha256(data).hexdigest()
 
 

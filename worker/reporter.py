@@ -24,6 +24,7 @@ from typing import Any
 from shared import artifact_names as names
 from worker.channel.link import AgentLink
 from worker.channel.ticket import JobTicket
+from worker.curves_process import CurvesProcess, draw_here
 from worker.gan.hooks import ProgressReport
 from worker.livelog import LiveUpload
 from worker.tensorboard_log import EVAL_PREFIX, TensorBoardLog
@@ -56,6 +57,9 @@ class JobReporter:
         self._history: dict[str, bytes] = {}  # earlier attempts' metrics.jsonl / log.txt
         self._tensorboard: TensorBoardLog | None = None
         self._timeline: Timeline | None = None
+        # Draws curves.png at checkpoints away from the training thread (started at the
+        # first one); the run's last flush draws it synchronously.
+        self._curves: CurvesProcess | None = None
         # log.txt and metrics.jsonl as they grow: uploaded in the background on one try each
         # (a store that is away is tried again an interval later, never waited for), and by
         # the flushes; the lock keeps an older snapshot from landing after a newer one.
@@ -167,7 +171,7 @@ class JobReporter:
     def save_checkpoint(self, step: int, data: bytes) -> None:
         if self.writes:
             self._put(names.checkpoint_name(step), "checkpoint", data, step)
-            self.flush()
+            self._flush(final=False)
 
     def save_samples(self, step: int, png: bytes) -> None:
         if self.writes:
@@ -211,16 +215,23 @@ class JobReporter:
         Earlier attempts' lines are kept: the files are read back and appended to once per
         attempt, so a resumed job has one continuous history. The latest progress is written
         first, so a checkpoint's step and the job's progress agree."""
+        self._flush(final=True)
+
+    def _flush(self, final: bool) -> None:
+        """`final`: the run's last, whose curves.png is drawn before it returns; a
+        checkpoint's is drawn in the background and stored when done."""
         if not self.writes:
             return
         self._write_progress()
-        self._put_logs(patient=True, pictures=True)
+        self._put_logs(patient=True, pictures=True, final_curves=final)
 
     def close(self) -> None:
         """Stop the background log upload: a long-lived process (the warm sampler) runs many
         jobs' reporters, and each would otherwise keep its thread."""
         self._live.close()
         self._progress_sender.close()
+        if self._curves is not None:
+            self._curves.close()
 
     def _upload_live(self) -> None:
         """The background upload: one try (the agent's patient store would wait out an outage
@@ -240,7 +251,7 @@ class JobReporter:
             self._put_batch([*items, *files], patient=True)
             self._stored = (len(self._metrics_lines), len(self._log_lines), metrics)
 
-    def _put_logs(self, patient: bool, pictures: bool = False) -> None:
+    def _put_logs(self, patient: bool, pictures: bool = False, final_curves: bool = True) -> None:
         """Upload metrics.jsonl and log.txt as they stand now; with `pictures`, the run's
         pictures drawn from them go in the same batch (a flush: one round trip to the agent
         where the pictures took one each)."""
@@ -258,7 +269,7 @@ class JobReporter:
             else:
                 files, metrics = self._log_files(patient)
             if pictures:
-                files += self._pictures(metrics)
+                files += self._pictures(metrics, final_curves)
             self._put_batch(files, patient)
 
     def _log_files(self, patient: bool) -> tuple[list[Item], bytes]:
@@ -271,11 +282,10 @@ class JobReporter:
         ]
         return files, metrics
 
-    def _pictures(self, metrics_jsonl: bytes) -> list[Item]:
+    def _pictures(self, metrics_jsonl: bytes, final_curves: bool) -> list[Item]:
         """The run's own pictures, redrawn from everything so far: TensorBoard's event file
-        for this attempt, the fixed-noise timeline GIF, and the loss and metric curves."""
-        from worker.gan.plots import curves_png  # matplotlib loads on rank 0 only
-
+        for this attempt, the fixed-noise timeline GIF, and the loss and metric curves (but
+        for the last flush, drawn in the background and stored on their own)."""
         pictures: list[Item] = []
         if self._tensorboard is not None:
             events = self._tensorboard.event_file()
@@ -283,11 +293,18 @@ class JobReporter:
         timeline = self._timeline.gif() if self._timeline is not None else None
         if timeline:
             pictures.append((names.TIMELINE_NAME, "timeline", timeline, None))
-        records = [json.loads(line) for line in metrics_jsonl.decode().splitlines() if line]
-        curves = curves_png(records)
+        if not final_curves:
+            if self._curves is None:
+                self._curves = CurvesProcess(self._store_curves)
+            self._curves.request(metrics_jsonl)
+            return pictures
+        curves = self._curves.draw_now(metrics_jsonl) if self._curves else draw_here(metrics_jsonl)
         if curves:
             pictures.append((names.CURVES_NAME, "curves", curves, None))
         return pictures
+
+    def _store_curves(self, picture: bytes) -> None:
+        self._put(names.CURVES_NAME, "curves", picture, None)
 
     def _with_history(self, name: str, lines: list[str], patient: bool) -> bytes:
         history = self._history.get(name)

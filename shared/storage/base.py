@@ -26,10 +26,16 @@ class ObjectInfo:
     size: int
 
 
+# What `put` takes in memory: bytes, or a view of them (the node agent's mapping of a sealed
+# checkpoint file, worker/channel/sealed.py) stored without a copy. Either can be sent again
+# after a failed try, which a stream cannot always be.
+InMemory = bytes | bytearray | memoryview
+
+
 class Storage(Protocol):
     """Objects by key. Keys come from `shared.storage.keys`."""
 
-    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+    def put(self, key: str, data: InMemory | BinaryIO) -> ObjectInfo:
         """Store bytes or a binary file object under key, replacing what was there."""
 
     def get(self, key: str) -> bytes:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from shared.storage.base import ObjectInfo, ObjectNotFoundError, StorageError
+from shared.storage.base import InMemory, ObjectInfo, ObjectNotFoundError, StorageError
 
 # Read size for streaming downloads: large enough that a 100 MB checkpoint is a hundred reads,
 # small enough that many concurrent downloads do not hold much memory.
@@ -35,7 +35,7 @@ class LocalStorage:
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
 
-    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+    def put(self, key: str, data: InMemory | BinaryIO) -> ObjectInfo:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ class LocalStorage:
             raise StorageError(f"cannot read {key!r} under {self.root}: {e}") from e
 
 
-def _write_atomically(path: Path, data: bytes | BinaryIO) -> int:
+def _write_atomically(path: Path, data: InMemory | BinaryIO) -> int:
     """Write data to path via a synced temporary file and a rename; return the size written."""
     # Not tempfile.mkstemp: its files are private (0600) and would stay so after the rename;
     # os.open with 0o666 gives the permissions any other file would get under the umask.

@@ -22,7 +22,7 @@ from tenacity import (
     wait_random,
 )
 
-from shared.storage.base import ObjectInfo, Storage, StorageUnavailableError
+from shared.storage.base import InMemory, ObjectInfo, Storage, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ class RetryingStorage:
     def __repr__(self) -> str:
         return f"RetryingStorage({self.store!r}, retry_s={self.retry_s:g})"
 
-    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
-        if isinstance(data, bytes):
+    def put(self, key: str, data: InMemory | BinaryIO) -> ObjectInfo:
+        if isinstance(data, bytes | bytearray | memoryview):
             return self._retry(lambda: self.store.put(key, data))
         start = _tell(data)
         if start is None:  # a stream that cannot rewind cannot be sent twice

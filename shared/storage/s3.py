@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from shared.storage.base import (
+    InMemory,
     ObjectInfo,
     ObjectNotFoundError,
     StorageError,
@@ -103,10 +104,16 @@ class S3Storage:
     def __repr__(self) -> str:
         return f"S3Storage('s3://{self.bucket}/{self.prefix}')"
 
-    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+    def put(self, key: str, data: InMemory | BinaryIO) -> ObjectInfo:
         # s3transfer closes the file object it is given; the caller owns `data` (and may
         # send it again after a failed try), so it gets a view whose close() does nothing.
-        fileobj = io.BytesIO(data) if isinstance(data, bytes) else _KeptOpen(data)
+        fileobj: io.IOBase
+        if isinstance(data, bytes):
+            fileobj = io.BytesIO(data)  # shares the bytes: no copy
+        elif isinstance(data, bytearray | memoryview):
+            fileobj = _ViewReader(memoryview(data))  # BytesIO would copy them
+        else:
+            fileobj = _KeptOpen(data)
         size = _remaining_size(fileobj)
         with self._errors("upload", key):
             self.client.upload_fileobj(
@@ -262,6 +269,33 @@ class _KeptOpen(io.RawIOBase):
 
     def tell(self) -> int:
         return self.inner.tell()
+
+
+class _ViewReader(io.RawIOBase):
+    """A seekable file over a buffer in memory, read without copying it first."""
+
+    def __init__(self, view: memoryview) -> None:
+        self.view, self.position = view.cast("B"), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self.view[self.position : self.position + len(buffer)]
+        memoryview(buffer).cast("B")[: len(piece)] = piece
+        self.position += len(piece)
+        return len(piece)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: len(self.view)}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
 
 
 def _remaining_size(fileobj: BinaryIO | io.IOBase) -> int | None:

@@ -78,6 +78,17 @@ def test_an_object_over_the_threshold_goes_up_in_parts_and_streams_back_in_chunk
     assert b"".join(chunks) == data
 
 
+def test_a_view_of_memory_goes_up_in_parts_as_it_is_and_can_be_sent_again(
+    storage: S3Storage,
+) -> None:
+    """The node agent stores a sealed checkpoint from its mapping, as a memoryview."""
+    data = os.urandom(s3.MULTIPART_CHUNKSIZE + 4096)
+    view = memoryview(bytearray(data))
+    for _ in range(2):  # a retry sends the same view again, from its start
+        assert storage.put(KEY, view).size == len(data)
+        assert storage.get(KEY) == data
+
+
 def test_list_pages_through_all_objects_under_the_prefix_sorted_by_key(
     s3_endpoint: str, s3_bucket: str
 ) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
 import struct
 import subprocess
@@ -17,8 +19,11 @@ from shared.storage import Storage, StorageUnavailableError, keys, open_storage
 from tests.attempts import attempt_of
 from tests.unit.job_factories import S, move, running_job
 from worker.agent import server
+from worker.channel import link as link_module
+from worker.channel import sealed
 from worker.channel.frames import send_message
 from worker.channel.link import AgentLink, AttemptFencedError, JobInputError
+from worker.channel.sealed import sealed_file
 
 
 def test_artifacts_go_under_the_jobs_own_names_for_its_own_attempt_only(
@@ -80,6 +85,76 @@ def test_an_oversized_header_frame_is_refused_before_it_is_read(
         connection.connect(str(attempt.agent.socket_path))
         assert _cut_off(connection, lambda: connection.sendall(struct.pack(">I", 1 << 31)))
         assert "header frame of 2,147,483,648 bytes" in (attempt.agent.violation or "")
+
+
+def test_a_large_payload_goes_as_a_sealed_file_and_is_stored_as_sent(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(
+        link_module, "sealed_file", lambda data: sent.append(len(data)) or sealed_file(data)
+    )
+    job_id, store = running_job(settings), open_storage(settings)
+    data = os.urandom(sealed.FD_PAYLOAD_BYTES + 12345)
+    with attempt_of(settings, store, job_id, 1, tmp_path) as attempt:
+        attempt.link.call("put", data, name="checkpoints/step-000002.pt", kind="checkpoint", step=2)
+        batch = [
+            {"name": "samples/step-000002.png", "kind": "samples", "step": 2, "size": len(data)}
+        ]
+        attempt.link.call("put_batch", data, items=batch)
+        assert attempt.agent.violation is None
+    assert sent == [len(data), len(data)]
+    for name in ("checkpoints/step-000002.pt", "samples/step-000002.png"):
+        assert store.get(keys.artifact_key(job_id, name)) == data
+
+
+def _memfd(data: bytes, seals: int) -> int:
+    fd = os.memfd_create("test", os.MFD_ALLOW_SEALING)
+    os.write(fd, data)
+    if seals:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    return fd
+
+
+@pytest.mark.parametrize(
+    ("make_fd", "header", "reason"),
+    [
+        (lambda: _memfd(b"x" * 64, 0), {"op": "put"}, "not sealed against change"),
+        (
+            lambda: _memfd(b"x" * 64, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW),
+            {"op": "put"},
+            "not sealed against change",
+        ),
+        (
+            lambda: _memfd(b"x" * 64, sealed.SEALS),
+            {"op": "put", "payload_fd": 65},
+            "not a file of 65",
+        ),
+        (lambda: _memfd(b"x" * 4096, sealed.SEALS), {"op": "put"}, "a size from 1 to 1,024"),
+        (lambda: os.pipe()[0], {"op": "put"}, "not a file of"),
+        (lambda: _memfd(b"x" * 64, sealed.SEALS), {"op": "cache_get"}, "a sealed payload with"),
+    ],
+)
+def test_a_passed_descriptor_that_is_not_a_sealed_payload_cuts_the_process_off(
+    settings: Settings,
+    tmp_path: Path,
+    make_fd: Callable[[], int],
+    header: dict[str, object],
+    reason: str,
+) -> None:
+    """A rank could pass a pipe that never ends, a file it keeps writing to while the agent
+    hashes and uploads it, or one larger than it says: each breaks the protocol."""
+    job_id = running_job(settings)
+    with attempt_of(settings, open_storage(settings), job_id, 1, tmp_path) as attempt:
+        attempt.agent.max_upload_bytes = 1024
+        fd = make_fd()
+        size = header.get("payload_fd", os.fstat(fd).st_size or 64)
+        request = {"name": "log.txt", "kind": "log", **header, "payload_fd": size}
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(str(attempt.agent.socket_path))
+        assert _cut_off(connection, lambda: send_message(connection, request, b"", fd=fd))
+        assert reason in (attempt.agent.violation or "")
+        os.close(fd)
 
 
 def _cut_off(connection: socket.socket, send: Callable[[], None]) -> bool:

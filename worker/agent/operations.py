@@ -77,7 +77,7 @@ class Request:
     """One request: its arguments (the header less `op`) and payload."""
 
     args: dict[str, Any]
-    payload: bytes
+    payload: bytes | memoryview  # a view of a sealed file's mapping (put, put_batch, cache_put)
 
     def text(self, name: str, max_length: int = 4096, optional: bool = False) -> str | None:
         value = self.args.get(name)

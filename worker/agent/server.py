@@ -43,13 +43,14 @@ from shared.storage.retrying import RetryingStorage
 from worker.agent.operations import OPERATIONS, ProtocolViolation, Request
 from worker.artifacts import FencedError
 from worker.channel.frames import (
-    ChannelClosed,
     FrameError,
     read_header,
     read_payload,
     send_message,
 )
 from worker.channel.link import JobInputError
+from worker.channel.sealed import HEADER_KEY as SEALED_KEY
+from worker.channel.sealed import open_sealed
 from worker.channel.ticket import JobTicket
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 8 << 30
 # handful a second at most (progress is throttled); a loop of thousands is a flood.
 BURST_REQUESTS = 2000
 REQUESTS_PER_SECOND = 200.0
+# The operations whose payload may come as a sealed file (worker/channel/sealed.py): those
+# that store it as it is.
+SEALED_OPERATIONS = frozenset({"put", "put_batch", "cache_put"})
 LISTEN_BACKLOG = 64
 # Kinds whose job runs one rank per device (the others run one rank).
 MULTI_RANK_KINDS = ("train", "script")
@@ -269,31 +273,49 @@ class AttemptAgent:
             if not self._is_of_the_attempt(connection):
                 return
             while True:
+                fds: list[int] = []  # descriptors passed with the header: taken or closed
                 try:
-                    header = read_header(connection)
-                except ChannelClosed:
-                    return
-                if not bucket.take():
-                    raise ProtocolViolation(
-                        f"more than {BURST_REQUESTS} requests at over {REQUESTS_PER_SECOND:.0f}/s"
-                    )
-                op = header.pop("op", None)
-                operation = OPERATIONS.get(op) if isinstance(op, str) else None
-                if operation is None:
-                    raise ProtocolViolation(f"no operation {str(op)[:40]!r}")
-                payload = read_payload(connection, self.max_upload_bytes)
+                    header = read_header(connection, fds)
+                    if not bucket.take():
+                        raise ProtocolViolation(
+                            f"more than {BURST_REQUESTS} requests at over "
+                            f"{REQUESTS_PER_SECOND:.0f}/s"
+                        )
+                    op = header.pop("op", None)
+                    operation = OPERATIONS.get(op) if isinstance(op, str) else None
+                    if operation is None:
+                        raise ProtocolViolation(f"no operation {str(op)[:40]!r}")
+                    if (fds or SEALED_KEY in header) and op not in SEALED_OPERATIONS:
+                        raise ProtocolViolation(f"a sealed payload with {op!r}")
+                    passed, fds = fds, []
+                    payload = self._payload(connection, header, passed)
+                finally:
+                    for fd in fds:
+                        os.close(fd)
                 reply, data = self._run(operation, Request(header, payload))
+                del payload  # a sealed file's mapping goes with its last view
                 send_message(connection, reply, data)
         except (FrameError, ProtocolViolation) as error:
             self._violated(
                 f"{type(error).__name__ if isinstance(error, FrameError) else 'request'}: {error}"
             )
         except OSError:
-            pass  # the process went away mid-message: its exit says why
+            pass  # the process went away (between messages or mid-message): its exit says why
         finally:
             with self._lock:
                 self._connections.discard(connection)
             connection.close()
+
+    def _payload(
+        self, connection: socket.socket, header: dict[str, Any], fds: list[int]
+    ) -> bytes | memoryview:
+        """The request's payload: its chunk frames, or the sealed file passed with the
+        header (worker/channel/sealed.py), mapped, after which no chunk may follow."""
+        if not fds and SEALED_KEY not in header:
+            return read_payload(connection, self.max_upload_bytes)
+        mapped = open_sealed(fds, header.pop(SEALED_KEY, None), self.max_upload_bytes)
+        read_payload(connection, 0)
+        return memoryview(mapped)
 
     def _run(self, operation: Any, request: Request) -> tuple[dict[str, Any], bytes]:
         wants_notes = bool(request.args.pop("notes", False))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -34,12 +35,21 @@ class ChannelClosed(ConnectionError):
 
 
 def send_message(
-    connection: socket.socket, header: dict[str, Any], payload: bytes | Iterable[bytes] = b""
+    connection: socket.socket,
+    header: dict[str, Any],
+    payload: bytes | Iterable[bytes] = b"",
+    fd: int | None = None,
 ) -> None:
+    """`fd`: a descriptor passed with the header (worker/channel/sealed.py)."""
     encoded = json.dumps(header, separators=(",", ":")).encode()
     if len(encoded) > MAX_HEADER_BYTES:
         raise FrameError(f"a header of {len(encoded):,} bytes is over {MAX_HEADER_BYTES:,}")
-    connection.sendall(LENGTH.pack(len(encoded)) + encoded)
+    if fd is None:
+        connection.sendall(LENGTH.pack(len(encoded)) + encoded)
+    else:  # the descriptor rides on the length prefix, which the receiver reads with recvmsg
+        length = LENGTH.pack(len(encoded))
+        sent = socket.send_fds(connection, [length], [fd])
+        connection.sendall(length[sent:] + encoded)
     parts = [payload] if isinstance(payload, (bytes, bytearray, memoryview)) else payload
     for part in parts:
         view = memoryview(part)
@@ -50,8 +60,13 @@ def send_message(
     connection.sendall(LENGTH.pack(0))
 
 
-def read_header(connection: socket.socket) -> dict[str, Any]:
-    size = _read_length(connection, MAX_HEADER_BYTES, "header")
+def read_header(connection: socket.socket, fds: list[int] | None = None) -> dict[str, Any]:
+    """The next header; given `fds`, descriptors passed with it are appended there (the
+    caller owns and closes them), else any the other side sent are dropped by the kernel."""
+    if fds is None:
+        size = _read_length(connection, MAX_HEADER_BYTES, "header")
+    else:
+        size = _read_length_and_fds(connection, fds)
     try:
         header = json.loads(_read_exactly(connection, size))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -94,6 +109,31 @@ def _read_length(connection: socket.socket, bound: int, what: str) -> int:
     (size,) = LENGTH.unpack(_read_exactly(connection, LENGTH.size))
     if size > bound:
         raise FrameError(f"a {what} frame of {size:,} bytes is over {bound:,}")
+    return size
+
+
+def _read_length_and_fds(connection: socket.socket, fds: list[int]) -> int:
+    """A header's length, read with recvmsg so that a descriptor sent with it arrives (one
+    at most: more are closed by the kernel and break the format)."""
+    room = socket.CMSG_SPACE(array("i", [0]).itemsize)
+    received = b""
+    while len(received) < LENGTH.size:
+        data, ancillary, flags, _ = connection.recvmsg(
+            LENGTH.size - len(received), room, socket.MSG_CMSG_CLOEXEC
+        )
+        for level, kind, raw in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                passed = array("i")
+                passed.frombytes(raw[: len(raw) - len(raw) % passed.itemsize])
+                fds.extend(passed)
+        if flags & socket.MSG_CTRUNC:
+            raise FrameError("more than one descriptor with a message")
+        if not data:
+            raise ChannelClosed("the other side closed the channel")
+        received += data
+    (size,) = LENGTH.unpack(received)
+    if size > MAX_HEADER_BYTES:
+        raise FrameError(f"a header frame of {size:,} bytes is over {MAX_HEADER_BYTES:,}")
     return size
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from worker.channel.frames import ChannelClosed, read_header, read_payload, send_message
+from worker.channel.sealed import FD_PAYLOAD_BYTES, HEADER_KEY, can_seal, sealed_file
 
 SOCKET_VARIABLE = "GANFORGE_AGENT_SOCKET"
 # The agent is trusted; this only keeps a confused reply from exhausting the rank's memory.
@@ -73,7 +74,16 @@ class AgentLink:
                 connection = self._connect()
                 # The process that keeps the job's log asks for the agent's notes with each.
                 notes = {"notes": True} if self.on_note is not None else {}
-                send_message(connection, {"op": op, **args, **notes}, payload)
+                header = {"op": op, **args, **notes}
+                if _goes_sealed(payload):
+                    assert isinstance(payload, (bytes, bytearray, memoryview))
+                    fd = sealed_file(payload)
+                    try:
+                        send_message(connection, {**header, HEADER_KEY: len(payload)}, b"", fd=fd)
+                    finally:
+                        os.close(fd)
+                else:
+                    send_message(connection, header, payload)
                 reply = read_header(connection)
                 data = read_payload(connection, MAX_REPLY_BYTES)
             except (OSError, ValueError) as error:
@@ -106,3 +116,13 @@ class AgentLink:
             connection.connect(self.path)
             self._connection = connection
         return self._connection
+
+
+def _goes_sealed(payload: bytes | Iterable[bytes]) -> bool:
+    """Whether a payload goes as a sealed memory file (large, in one buffer) rather than
+    through the socket."""
+    return (
+        isinstance(payload, (bytes, bytearray, memoryview))
+        and len(payload) >= FD_PAYLOAD_BYTES
+        and can_seal()
+    )
