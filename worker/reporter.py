@@ -35,6 +35,9 @@ Item = tuple[str, str, bytes, int | None]
 
 # A job's first attempt (shared.jobs.requests creates jobs at it; every requeue counts one up).
 FIRST_ATTEMPT = 1
+# How stale a run's answer to "should I stop?" may be: a cancel or preemption waits this much
+# longer at most, against a stat of the stop file every few steps.
+STOP_FILE_CHECK_S = 0.2
 
 
 class JobReporter:
@@ -51,6 +54,7 @@ class JobReporter:
         self._last_db_write = 0.0
         # Why the run asked itself to stop (a collapse warning with on_collapse: stop).
         self.stop_reason: str | None = None
+        self._stop_seen, self._stop_checked = False, float("-inf")
         self._last_eval_step = 0
         # The latest progress not yet in the database (reports are throttled).
         self._unwritten: tuple[dict[str, Any], dict[str, float]] | None = None
@@ -80,7 +84,16 @@ class JobReporter:
         return self.rank == 0
 
     def should_stop(self) -> bool:
-        return self.stop_file.exists()
+        """Whether the supervisor asked the run to stop: its stop file, looked at once per
+        STOP_FILE_CHECK_S at most (the engine asks every few steps, a system call each that
+        is nearly always answered no) and remembered once seen."""
+        if self._stop_seen or self.stop_reason is not None:
+            return True
+        now = time.monotonic()
+        if now - self._stop_checked >= STOP_FILE_CHECK_S:
+            self._stop_checked = now
+            self._stop_seen = self.stop_file.exists()
+        return self._stop_seen
 
     def report_progress(self, report: ProgressReport) -> None:
         if not self.writes:

