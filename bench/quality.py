@@ -51,11 +51,15 @@ EXAMPLES = REPOSITORY / "examples"
 
 
 def _example(path: Path) -> dict[str, Any]:
-    """An example spec, its relative data path taken from the repository root."""
+    """An example spec, the store data it names (shared/example_data.py) read from the
+    repository's own copy."""
+    from shared.example_data import local_example_path
+
     spec: dict[str, Any] = json.loads(path.read_text())
-    data_path = spec["data"].get("path")
-    if data_path is not None and not Path(data_path).is_absolute():
-        spec["data"] = {**spec["data"], "path": str(REPOSITORY / data_path)}
+    local = local_example_path(spec["data"].get("key"))
+    if local is not None:
+        data = {name: value for name, value in spec["data"].items() if name != "key"}
+        spec["data"] = {**data, "path": str(local)}
     return spec
 
 

@@ -181,6 +181,22 @@ def create_token(name: str, label: str) -> None:
     click.echo(token)
 
 
+@admin.command("seed-examples")
+def seed_examples() -> None:
+    """Store the data examples/*.json name (run it where the service's settings are).
+
+    The embedded service does it when it starts; a lab's service, once."""
+    from shared.example_data import ExampleDataMissingError, seed_example_data
+    from shared.storage import StorageError
+    from shared.storage.factory import open_storage
+
+    try:
+        written = seed_example_data(open_storage(_settings()))
+    except (ExampleDataMissingError, StorageError) as exc:
+        raise CliError(str(exc)) from None
+    console.print(f"stored {len(written)} example file(s)" + "".join(f"\n  {k}" for k in written))
+
+
 # --- the embedded service --------------------------------------------------------------------
 
 

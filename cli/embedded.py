@@ -22,8 +22,11 @@ from urllib.parse import urlparse
 
 from shared.config import Settings
 from shared.db import session_scope
+from shared.example_data import ExampleDataMissingError, seed_example_data
 from shared.messaging import worker_nodename
 from shared.migrate import upgrade
+from shared.storage import StorageError
+from shared.storage.factory import open_storage
 from shared.users import LOCAL_USER, create_token, ensure_local_user
 
 # Seconds to wait for the API to answer /readyz after start: gunicorn and its first
@@ -37,9 +40,15 @@ API_WORKERS = 2
 
 
 def prepare(settings: Settings) -> str:
-    """Migrate the database and make sure the local user has a token the CLI can find."""
+    """Migrate the database, make sure the local user has a token the CLI can find, and
+    store the data the example specs name (shared/example_data.py), so that every file in
+    examples/ runs as shipped."""
     settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
+    try:
+        seed_example_data(open_storage(settings))
+    except (ExampleDataMissingError, StorageError) as error:  # the service runs without them
+        print(f"ganforge: the example data was not stored: {error}", file=sys.stderr)
     with session_scope(settings.database_url) as session:
         token = ensure_local_user(session)
         if token is None and not settings.token_file.exists():

@@ -21,6 +21,13 @@ COLUMNS = (
     ("classes_covered", "classes"),
     ("class_kl", "class KL"),
     ("frechet_distance", "FD"),
+    # Point data without known modes (uploads): against held-back points, with intervals.
+    ("points_precision", "precision"),
+    ("points_recall", "recall"),
+    ("points_density", "density"),
+    ("points_coverage", "coverage"),
+    ("points_held_out", "held out"),
+    ("points_samples", "generated"),
     ("path_length", "PPL"),
     ("spread", "spread"),
 )
@@ -41,20 +48,27 @@ def quality(job_id: str, from_step: int | None, to_step: int | None, as_json: bo
     shown = [(key, title) for key, title in COLUMNS if any(key in e for _, e in evaluations)]
     # A figure the evaluation lacks is blank; one it reports as null (undefined) is "n/a".
     rows = [
-        [step, *(_cell(key, e[key]) if key in e else "" for key, _ in shown)]
+        [step, *(_cell(key, e[key], e) if key in e else "" for key, _ in shown)]
         for step, e in evaluations
     ]
     print_table(("step", *(title for _, title in shown)), rows, whole=())
+    if evaluations and evaluations[-1][1].get("points"):  # why a point file was not scored
+        console.print(evaluations[-1][1]["points"], highlight=False)
     for warning in client.job(job_id).get("warnings") or []:
         console.print(f"[yellow]warning[/] (step {warning['step']}): {warning['message']}")
 
 
-def _cell(key: str, value: Any) -> str:
+def _cell(key: str, value: Any, evaluation: dict[str, Any] | None = None) -> str:
+    """A figure as text; with its interval when the evaluation has `<key>_low`/`_high`."""
     if value is None:
         return "n/a"
     if key == "high_quality":
         return f"{100 * value:.1f}%"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    low, high = (evaluation or {}).get(f"{key}_low"), (evaluation or {}).get(f"{key}_high")
+    if isinstance(low, float) and isinstance(high, float):
+        text += f" [{low:.3g}, {high:.3g}]"
+    return text
 
 
 @main.command()

@@ -285,3 +285,28 @@ def test_quality_shows_the_evaluations_over_steps_and_json_gives_the_series(
     assert [entry["step"] for entry in json.loads(as_json.output)["metrics"]] == [20]
     missing = as_user(cli_home, api_url, alice, "quality", "0" * 32)
     assert missing.exit_code == ExitCode.NOT_FOUND
+
+
+def test_quality_shows_an_uploads_point_figures_with_their_intervals_and_counts(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path, settings: Settings
+) -> None:
+    job_id = submit(client, alice)
+    figures = {"points_held_out": 600, "points_samples": 3000, "points_draws": 5}
+    for name, value in (("precision", 0.98), ("recall", 0.66), ("density", 1.01)):
+        figures |= {f"points_{name}": value, f"points_{name}_low": value - 0.01}
+        figures |= {f"points_{name}_high": value + 0.01}
+    figures |= {"points_coverage": 0.6667, "points_coverage_low": 0.65}
+    figures |= {"points_coverage_high": 0.6834, "spread": 2.5}
+    data = (json.dumps({"step": 500, "time": 0, "eval": figures}) + "\n").encode()
+    put_artifact(
+        settings.database_url, open_storage(settings), job_id, "metrics.jsonl", "metrics", data
+    )
+    shown = as_user(cli_home, api_url, alice, "quality", job_id)
+    assert shown.exit_code == 0, shown.output
+    header, row = (line.split() for line in shown.output.splitlines()[:2])
+    assert header == [
+        "step", "precision", "recall", "density", "coverage", "held", "out", "generated", "spread"
+    ]  # fmt: skip
+    assert " ".join(row) == (
+        "500 0.98 [0.97, 0.99] 0.66 [0.65, 0.67] 1.01 [1, 1.02] 0.6667 [0.65, 0.683] 600 3000 2.5"
+    )

@@ -46,6 +46,16 @@ from worker.gan.toydata import (  # noqa: F401 (re-exported: the names tests and
 _MNIST_IMAGES = re.compile(r"-images[-.]idx3-ubyte(\.gz)?$")
 # uint8 pixels [0, 255] to the generator's tanh range [-1, 1].
 _PIXEL_HALF_RANGE = 127.5
+# Point data from a file (an upload, an .npz by path or key) has no known modes, so its
+# evaluations score the generator against real points it never trained on: a fixed share of
+# the file's points, chosen by HELD_BACK_SEED alone (whatever the job's seed, every job on
+# the data that holds points back holds back the same ones), at most HELD_BACK_MAX of them,
+# and none when that would leave fewer than HELD_BACK_MIN to score against or less than one
+# batch to train on.
+HELD_BACK_FRACTION = 0.2
+HELD_BACK_MAX = 2000
+HELD_BACK_MIN = 100
+HELD_BACK_SEED = 15_485_863
 
 
 class BatchSource(Protocol):
@@ -174,7 +184,33 @@ def open_data(spec: TrainSpec, data_path: Path | None, rank: int, world_size: in
     if spec.data.source in TOY_SOURCES:
         return TOY_SOURCES[spec.data.source](spec.train.seed, rank, batch_size)
     samples, label = load_samples(spec.data, data_path)
+    if is_point_array(samples):  # the held-back points are for evaluations only
+        samples = samples[held_back_split(len(samples), spec.train.batch_size)[0]]
     return ArraySource(samples, spec.train.seed, rank, world_size, batch_size, label)
+
+
+def is_point_array(samples: Tensor) -> bool:
+    """Whether loaded samples are points [N, d] (images are uint8 [N, C, H, W])."""
+    return samples.ndim == 2 and samples.dtype.is_floating_point
+
+
+def held_back_count(count: int, batch_size: int) -> int:
+    """How many of a point file's `count` points are held back from training (see
+    HELD_BACK_FRACTION): 0 when fewer than HELD_BACK_MIN would be, or when the rest would
+    not fill one batch of `batch_size` (spec.train.batch_size)."""
+    held = min(HELD_BACK_MAX, int(count * HELD_BACK_FRACTION))
+    if held < HELD_BACK_MIN or count - held < batch_size:
+        return 0
+    return held
+
+
+def held_back_split(count: int, batch_size: int) -> tuple[Tensor, Tensor]:
+    """(training indices, held-back indices) of a point file's `count` points, each in
+    increasing order: a permutation fixed by HELD_BACK_SEED, its first `held_back_count`
+    points held back. Training and evaluation both call this, so they agree on the split."""
+    order = torch.randperm(count, generator=generator_for(HELD_BACK_SEED, Stream.EVALUATION))
+    held = held_back_count(count, batch_size)
+    return order[held:].sort().values, order[:held].sort().values
 
 
 def point_dim(data: DataSpec) -> int:

@@ -31,6 +31,7 @@ from worker.gan.data import load_mnist_labelled
 from worker.gan.mode_coverage import kl_from_uniform, mode_histogram
 from worker.gan.models import build_discriminator
 from worker.gan.path_length import PPL_PAIRS_IMAGES, PPL_PAIRS_POINTS, path_length
+from worker.gan.point_scores import is_point_file_data, point_scorer
 from worker.gan.priors import sample_latents
 from worker.gan.sample import load_generator
 from worker.gan.seeding import Stream, generator_for
@@ -170,8 +171,9 @@ def digit_scorer(spec: TrainSpec, data_path: Path | None, hooks: Any) -> DigitSc
 
 def needs_data(spec: TrainSpec) -> bool:
     """Whether evaluating `spec`'s generator reads its training data (the labelled digits
-    a classifier is trained on); toy data is generated, so its evaluation reads nothing."""
-    return spec.data.source == "mnist"
+    a classifier is trained on, a point file's held-back points); toy data is generated, so
+    its evaluation reads nothing."""
+    return spec.data.source == "mnist" or is_point_file_data(spec)
 
 
 def evaluate_checkpoint(
@@ -289,6 +291,8 @@ class RunEvaluation:
         count = EVAL_IMAGES if self.digits is not None else None
         self.latents = evaluation_latents(spec, count)
         self.watch = CollapseWatch()
+        # Point files (uploads): PRDC against held-back points (worker/gan/point_scores.py).
+        self.points = point_scorer(spec, data_path)
 
     def __call__(self, step: int, generator: nn.Module, critic: nn.Module | None = None) -> Metrics:
         """Score G, draw the picture (with the critic's curve for 1-D data when given), report
@@ -297,6 +301,8 @@ class RunEvaluation:
         metrics = score(self.spec, samples)
         if self.digits is not None:
             metrics.update(self.digits.figures(samples))
+        if self.points is not None:
+            metrics.update(self.points.figures(lambda z: generate(generator, z, self.device)))
         metrics["path_length"] = self.path_length(generator)
         png = picture(self.spec, samples, metrics, step, self._critic(critic))
         self.hooks.report_evaluation(step, metrics, png)
