@@ -56,10 +56,18 @@ class Placement(Answer):
 
 
 class JobWarning(Answer):
+    """A warning about the run: it began at the evaluation of `step` and, once the figures
+    recovered, ended at `ended_step` (null while it holds). `kind` names what it watches
+    (worker/gan/collapse_alarm.py: `modes-coverage`, `modes-drop`, `modes-kl`, the same for
+    `classes`, `spread`); warnings from before kinds existed have none."""
+
     step: int
     attempt: int
     message: str
     at: str
+    kind: str | None = None
+    ended_step: int | None = None
+    ended_at: str | None = None
 
 
 class MetricsSeries(Answer):

@@ -28,7 +28,10 @@ class QuietHooks:
     def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
         pass
 
-    def warn(self, message: str, stop: bool) -> None:
+    def warn(self, message: str, stop: bool, kind: str = "collapse") -> None:
+        pass
+
+    def end_warning(self, kind: str, message: str) -> None:
         pass
 
     def cached(self, name: str, make: Callable[[], bytes]) -> bytes:

@@ -107,8 +107,11 @@ class Clocked:
     def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
         self._timed("report_evaluation", lambda: self.inner.report_evaluation(step, metrics, png))
 
-    def warn(self, message: str, stop: bool) -> None:
-        self._timed("warn", lambda: self.inner.warn(message, stop))
+    def warn(self, message: str, stop: bool, kind: str = "collapse") -> None:
+        self._timed("warn", lambda: self.inner.warn(message, stop, kind))
+
+    def end_warning(self, kind: str, message: str) -> None:
+        self._timed("end_warning", lambda: self.inner.end_warning(kind, message))
 
     def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
         return bytes(self._timed("cached", lambda: self.inner.cached(name, make)))

@@ -137,7 +137,9 @@ class Job(Base):
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The latest quality evaluation (worker/gan/evaluation.py) with its step, and the run's
-    # warnings ([{step, message, at}], mode collapse so far); both None until there are any.
+    # warnings ([{step, attempt, message, at, kind, ended_step, ended_at}], mode collapse so
+    # far: `step` where each began, `ended_step` null while it holds); both None until there
+    # are any.
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # Internal: the broker's id of the current attempt's message. Never shown in the API.

@@ -170,16 +170,27 @@ class JobReporter:
         self.link.call("cache_put", data, name=name)
         return data
 
-    def warn(self, message: str, stop: bool) -> None:
-        """A warning on the job and in its log; `stop` also ends the run (the supervisor
-        records the job failed with `message` once the ranks have stopped)."""
+    def warn(self, message: str, stop: bool, kind: str = "collapse") -> None:
+        """A warning on the job, from the latest evaluation's step, and in its log; `stop` also
+        ends the run (the supervisor records the job failed with `message` once the ranks
+        have stopped)."""
         if not self.writes:
             return
         self.log(f"WARNING: {message}" + ("; stopping (on_collapse: stop)" if stop else ""))
-        self.link.call("warning", step=self._last_eval_step, message=message)
+        self.link.call("warning", step=self._last_eval_step, message=message, kind=kind)
         if stop and self.stop_reason is None:
             self.stop_reason = message
             self.stop_file.touch()
+
+    def end_warning(self, kind: str, message: str) -> None:
+        """The job's open warning of `kind` (if any) ends at the latest evaluation's step."""
+        if not self.writes:
+            return
+        reply, _ = self.link.call(
+            "warning", step=self._last_eval_step, message=message, kind=kind, ends=True
+        )
+        if reply.get("ended"):
+            self.log(f"warning over: {message}")
 
     def save_checkpoint(self, step: int, data: bytes) -> None:
         if self.writes:

@@ -86,15 +86,44 @@ def report_evaluation(
     )
 
 
-def add_warning(session: Session, job_id: str, attempt: int, step: int, message: str) -> None:
-    """Append a warning to the job (read, extended and written under a row lock)."""
+def add_warning(
+    session: Session, job_id: str, attempt: int, step: int, message: str, kind: str | None = None
+) -> None:
+    """Append a warning that begins at `step` to the job (read, extended and written under a
+    row lock). One of a `kind` still open (an earlier attempt's, resumed) is not repeated."""
     job = session.scalar(
         select(Job).where(Job.id == job_id, Job.attempt == attempt).with_for_update()
     )
     if job is None:
         return
+    warnings = job.warnings or []
+    if kind is not None and _open_warning(warnings, kind) is not None:
+        return
     entry = {"step": step, "attempt": attempt, "message": message, "at": utcnow().isoformat()}
-    job.warnings = [*(job.warnings or []), entry]
+    if kind is not None:  # a warning of a kind can end: null until it does
+        entry.update(kind=kind, ended_step=None, ended_at=None)
+    job.warnings = [*warnings, entry]
+
+
+def end_warning(session: Session, job_id: str, attempt: int, step: int, kind: str) -> bool:
+    """Mark the job's open warning of `kind` ended at `step`; False when none was open."""
+    job = session.scalar(
+        select(Job).where(Job.id == job_id, Job.attempt == attempt).with_for_update()
+    )
+    if job is None or (index := _open_warning(job.warnings or [], kind)) is None:
+        return False
+    warnings = [dict(w) for w in job.warnings or []]
+    warnings[index].update(ended_step=step, ended_at=utcnow().isoformat())
+    job.warnings = warnings
+    return True
+
+
+def _open_warning(warnings: list[dict[str, Any]], kind: str) -> int | None:
+    """The index of the latest warning of `kind` that has not ended, if any."""
+    for index in range(len(warnings) - 1, -1, -1):
+        if warnings[index].get("kind") == kind and warnings[index].get("ended_step") is None:
+            return index
+    return None
 
 
 def report_progress(

@@ -32,6 +32,8 @@ MAX_CRITIC_STEPS = 100
 
 # PacGAN's paper packs 2 to 4; 8 leaves room to experiment without absurd batches.
 MAX_PACK = 8
+# The collapse alarm's warm-up when a spec declares none: a quarter of the run (1/4).
+DEFAULT_WARMUP_DIVISOR = 4
 
 ModelFamily = Literal["mlp", "dcgan", "vae", "custom"]
 LossName = Literal["non_saturating", "least_squares", "hinge", "wgan_gp"]
@@ -208,6 +210,10 @@ class TrainSpec(StrictModel):
     # What a mode-collapse warning does: "warn" records it on the job and in its log; "stop"
     # also stops the run at once (its last checkpoint kept) and fails the job with the reason.
     on_collapse: Literal["warn", "stop"] = "warn"
+    # Steps the collapse alarm gives a run to learn before it warns that the run does not
+    # cover the data, or judges one that has not yet shown it covers every mode (a run that
+    # has is judged from then on). None: a quarter of train.steps (`alarm_warmup`).
+    collapse_warmup: Annotated[StrictInt, Field(ge=0)] | None = None
     resources: ResourceSpec = ResourceSpec()
     # Arithmetic on a GPU: bf16 or fp16 autocast (fp16 with loss scaling); weights stay fp32.
     # On the CPU only fp32 and bf16 run: fp16 is refused for device_type cpu, and any mixed
@@ -234,6 +240,15 @@ class TrainSpec(StrictModel):
     @property
     def evaluation_every(self) -> int:
         return self.eval_every or self.sample_every
+
+    @property
+    def alarm_warmup(self) -> int:
+        """The collapse alarm's warm-up in steps: `collapse_warmup`, else a quarter of the run
+        (the example recipes, which decay their step over the run, sharpen their modes evenly
+        by then; see worker/gan/collapse_alarm.py)."""
+        if self.collapse_warmup is not None:
+            return self.collapse_warmup
+        return -(-self.train.steps // DEFAULT_WARMUP_DIVISOR)
 
     @model_validator(mode="after")
     def _precision_fits_device(self) -> TrainSpec:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
+from shared.db import session_scope
+from shared.models import Job
 from shared.storage import Storage, StorageUnavailableError, keys, open_storage
 from tests.attempts import attempt_of
 from tests.unit.job_factories import S, move, running_job
@@ -48,6 +50,34 @@ def test_another_owners_job_reads_as_missing(settings: Settings, tmp_path: Path)
             attempt.link.call("checkpoint", job_id=theirs, step=None)
         with pytest.raises(JobInputError, match=r"^spec\.latents\.job_id: no job"):
             attempt.link.call("artifact", job_id=theirs, name="log.txt", field="spec.latents")
+
+
+def test_a_warning_on_the_job_names_the_steps_it_began_and_ended_at(
+    settings: Settings, tmp_path: Path
+) -> None:
+    job_id = running_job(settings)
+    with attempt_of(settings, open_storage(settings), job_id, 1, tmp_path) as attempt:
+        reporter = attempt.reporter()
+        reporter.report_evaluation(750, {"modes_covered": 1}, None)
+        reporter.warn("1/8 modes covered", stop=False, kind="modes-coverage")
+        reporter.warn("a warning of another kind", stop=False, kind="spread")
+        reporter.report_evaluation(1000, {"modes_covered": 8}, None)
+        reporter.end_warning("modes-coverage", "8/8 modes covered at step 1000")
+        reporter.end_warning("modes-kl", "none of this kind is open: nothing changes")
+        reporter.report_evaluation(1500, {"modes_covered": 2}, None)
+        reporter.warn("2/8 modes covered", stop=False, kind="modes-coverage")
+        # A kind still open (as after a resumed attempt warns again) is not repeated.
+        reporter.warn("2/8 modes covered, again", stop=False, kind="modes-coverage")
+        reporter.close()
+    with session_scope(settings.database_url) as session:
+        warnings = session.get(Job, job_id).warnings
+    spans = [(w["kind"], w["step"], w["ended_step"], w["message"]) for w in warnings]
+    assert spans == [
+        ("modes-coverage", 750, 1000, "1/8 modes covered"),
+        ("spread", 750, None, "a warning of another kind"),
+        ("modes-coverage", 1500, None, "2/8 modes covered"),
+    ]
+    assert warnings[0]["ended_at"] >= warnings[0]["at"] and warnings[1]["ended_at"] is None
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,8 @@ from flask.testing import FlaskClient
 from cli import main
 from cli.group import HELP_SECTIONS, ExitCode
 from shared.config import Settings
+from shared.db import session_scope
+from shared.jobs.reports import add_warning, end_warning
 from shared.storage import open_storage
 from tests.helpers import RING_SPEC, auth, train_request
 from worker.artifacts import put_artifact
@@ -293,10 +295,12 @@ def test_quality_shows_an_uploads_point_figures_with_their_intervals_and_counts(
     job_id = submit(client, alice)
     figures = {"points_held_out": 600, "points_samples": 3000, "points_draws": 5}
     for name, value in (("precision", 0.98), ("recall", 0.66), ("density", 1.01)):
-        figures |= {f"points_{name}": value, f"points_{name}_low": value - 0.01}
-        figures |= {f"points_{name}_high": value + 0.01}
-    figures |= {"points_coverage": 0.6667, "points_coverage_low": 0.65}
-    figures |= {"points_coverage_high": 0.6834, "spread": 2.5}
+        figures |= {
+            f"points_{name}": value,
+            f"points_{name}_interval": [value - 0.01, value + 0.01],
+        }
+    figures |= {"points_coverage": 0.6667, "points_coverage_interval": [0.65, 0.6834]}
+    figures |= {"spread": 2.5}
     data = (json.dumps({"step": 500, "time": 0, "eval": figures}) + "\n").encode()
     put_artifact(
         settings.database_url, open_storage(settings), job_id, "metrics.jsonl", "metrics", data
@@ -308,5 +312,35 @@ def test_quality_shows_an_uploads_point_figures_with_their_intervals_and_counts(
         "step", "precision", "recall", "density", "coverage", "held", "out", "generated", "spread"
     ]  # fmt: skip
     assert " ".join(row) == (
-        "500 0.98 [0.97, 0.99] 0.66 [0.65, 0.67] 1.01 [1, 1.02] 0.6667 [0.65, 0.683] 600 3000 2.5"
+        "500 0.98 [0.97, 0.99] 0.66 [0.65, 0.67] 1.01 [1, 1.02] 0.6667 [0.65, 0.6834] 600 3,000 2.5"
     )
+
+
+def test_quality_shows_each_figure_with_its_interval_and_when_each_warning_held(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path, settings: Settings
+) -> None:
+    job_id = submit(client, alice)
+    figures = {
+        "samples": 2500, "high_quality_samples": 2440,
+        "modes_covered": 8, "modes_covered_interval": [8, 8],
+        "high_quality": 0.976, "high_quality_interval": [0.97, 0.982],
+        "kl_from_uniform": 0.0031, "kl_from_uniform_interval": [0.0, 0.0052],
+    }  # fmt: skip
+    line = json.dumps({"step": 30000, "time": 0, "eval": figures}) + "\n"
+    put_artifact(
+        settings.database_url, open_storage(settings), job_id, "metrics.jsonl", "metrics",
+        line.encode(),
+    )  # fmt: skip
+    with session_scope(settings.database_url) as session:
+        add_warning(session, job_id, 1, 5000, "samples crowd into few modes", "modes-kl")
+        end_warning(session, job_id, 1, 7500, "modes-kl")
+        add_warning(session, job_id, 1, 20000, "1/8 modes covered", "modes-drop")
+    shown = as_user(cli_home, api_url, alice, "quality", job_id)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[1].split() == [
+        "30000", "2,500", "2,440", "8", "[8,", "8]", "97.6%", "[97.0%,", "98.2%]", "0.0031",
+        "[0,", "0.0052]",
+    ]  # fmt: skip
+    assert "warning (steps 5,000-7,500): samples crowd into few modes" in lines
+    assert "warning (from step 20,000, still holds): 1/8 modes covered" in lines

@@ -25,6 +25,7 @@ from shared.db import is_unreachable, session_scope, through_outages
 from shared.jobs.reports import (
     SAMPLED_KINDS,
     add_warning,
+    end_warning,
     latest_checkpoint,
     report_evaluation,
     report_progress,
@@ -150,12 +151,22 @@ def evaluation(agent: AttemptAgent, request: Request) -> Reply:
 
 
 def warning(agent: AttemptAgent, request: Request) -> Reply:
+    """A warning that begins at `step` (`kind` names it); with `ends`, the end at `step` of
+    the job's open warning of that kind, answering whether one was open."""
     step, message = request.integer("step"), request.text("message", 4000)
+    kind = request.text("kind", 40, optional=True)
     assert step is not None and message is not None
+    ends = request.args.get("ends", False)
+    if not isinstance(ends, bool) or (ends and kind is None):
+        raise ProtocolViolation("ends: true or false, and true only with a kind")
+    ended = False
     for retry in through_outages():
         with retry, session_scope(agent.settings.database_url) as session:
-            add_warning(session, agent.job_id, agent.attempt, step, message)
-    return {}, b""
+            if ends and kind is not None:
+                ended = end_warning(session, agent.job_id, agent.attempt, step, kind)
+            else:
+                add_warning(session, agent.job_id, agent.attempt, step, message, kind)
+    return {"ended": ended}, b""
 
 
 def put(agent: AttemptAgent, request: Request) -> Reply:

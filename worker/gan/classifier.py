@@ -8,7 +8,9 @@ under the SHA-256 of the images and labels), so every job on the same data share
 Figures, on EVAL_IMAGES generated and as many real held-out images:
 - `classes_covered`: classes the classifier gives at least one sample with confidence >= 0.9
   (the digit analogue of a covered mode); `class_kl`: KL of the generated class histogram
-  from the data's; `confidence`: the mean top-class probability;
+  from the data's; each with its 95% bootstrap interval (`classes_covered_interval`,
+  `class_kl_interval`) and the sample size behind both (`class_samples`); `confidence`: the
+  mean top-class probability;
 - `precision`, `recall`, `density`, `coverage` (Kynkäänniemi et al. 2019; Naeem et al. 2020)
   with k = 5 nearest neighbours in the feature space;
 - `frechet_distance`: the Fréchet distance of Gaussians fitted to the two feature sets (FID's
@@ -27,6 +29,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from worker.gan.mode_coverage import (
+    bootstrap_histograms,
+    kl_between_rows,
+    percentile_interval,
+)
 from worker.gan.seeding import Stream, generator_for
 
 CLASSES = 10
@@ -167,9 +174,23 @@ class DigitScorer:
             "classes_covered": int((covered > 0).sum()),
             "class_counts": [int(c) for c in classes],
             "class_kl": _kl(classes / classes.sum(), self.data_classes),
+            "class_samples": len(images),
+            **self._intervals(predicted + CLASSES * sure.long()),
             "confidence": float(confidence.mean()),
             **nearest_neighbour_figures(self.real_features, features),
             "frechet_distance": frechet_distance(self.real_features, features),
+        }
+
+    def _intervals(self, cells: Tensor) -> dict[str, list[float] | None]:
+        """95% bootstrap intervals of `classes_covered` and `class_kl`, from each sample's
+        cell: its class, plus CLASSES when the classifier is sure of it."""
+        replicates = bootstrap_histograms(torch.bincount(cells, minlength=2 * CLASSES))
+        unsure, sure = replicates[:, :CLASSES], replicates[:, CLASSES:]
+        return {
+            "classes_covered_interval": percentile_interval((sure > 0).sum(dim=1).double(), True),
+            "class_kl_interval": percentile_interval(
+                kl_between_rows(unsure + sure, self.data_classes)
+            ),
         }
 
 

@@ -28,7 +28,7 @@ from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.classifier import EVAL_IMAGES, DigitScorer
 from worker.gan.collapse_alarm import CollapseWatch
 from worker.gan.data import load_mnist_labelled
-from worker.gan.mode_coverage import kl_from_uniform, mode_histogram
+from worker.gan.mode_coverage import kl_from_uniform, mode_histogram, mode_intervals
 from worker.gan.models import build_discriminator
 from worker.gan.path_length import PPL_PAIRS_IMAGES, PPL_PAIRS_POINTS, path_length
 from worker.gan.point_scores import is_point_file_data, point_scorer
@@ -62,7 +62,10 @@ class EvalInput:
 
 def mode_figures(given: EvalInput) -> Metrics:
     """Modes covered, % high quality, per-mode counts, KL and JSD of the high-quality samples'
-    mode histogram from uniform (0 for perfectly even, ln K when one mode takes everything)."""
+    mode histogram from uniform (0 for perfectly even, ln K when one mode takes everything);
+    with the sample size behind them (`samples`, `high_quality_samples`) and a 95% bootstrap
+    interval beside modes covered, high quality and KL (`<figure>_interval`: [low, high],
+    null where the figure is undefined in most replicates)."""
     assert given.distribution is not None
     modes = given.distribution.modes
     counts, good = mode_histogram(given.samples, modes, given.distribution.std)
@@ -73,6 +76,9 @@ def mode_figures(given: EvalInput) -> Metrics:
         "mode_counts": [int(c) for c in counts],
         "kl_from_uniform": kl_from_uniform(counts),
         "jsd_from_uniform": jsd_from_uniform(counts),
+        "samples": len(given.samples),
+        "high_quality_samples": int(good.sum()),
+        **mode_intervals(counts, len(given.samples)),
     }
 
 
@@ -290,13 +296,19 @@ class RunEvaluation:
         self.digits = digit_scorer(spec, data_path, hooks)
         count = EVAL_IMAGES if self.digits is not None else None
         self.latents = evaluation_latents(spec, count)
-        self.watch = CollapseWatch()
+        self.watch = CollapseWatch(warmup=spec.alarm_warmup)
+        self.evaluations = 0
         # Point files (uploads): PRDC against held-back points (worker/gan/point_scores.py).
         self.points = point_scorer(spec, data_path)
 
     def __call__(self, step: int, generator: nn.Module, critic: nn.Module | None = None) -> Metrics:
         """Score G, draw the picture (with the critic's curve for 1-D data when given), report
-        both, and warn when diversity falls."""
+        both, and hand the collapse alarm's warnings that begin or end here to the hooks."""
+        if self.evaluations == 0:
+            # Evaluations run every evaluation_every steps from the start: a first one past
+            # that follows a resume (or scores a checkpoint), after earlier evaluations.
+            self.watch.resumed = step > self.spec.evaluation_every
+        self.evaluations += 1
         samples = generate(generator, self.latents, self.device)
         metrics = score(self.spec, samples)
         if self.digits is not None:
@@ -306,8 +318,11 @@ class RunEvaluation:
         metrics["path_length"] = self.path_length(generator)
         png = picture(self.spec, samples, metrics, step, self._critic(critic))
         self.hooks.report_evaluation(step, metrics, png)
-        for warning in self.watch.check(step, metrics):
-            self.hooks.warn(warning, stop=self.spec.on_collapse == "stop")
+        for event in self.watch.check(step, metrics):
+            if event.ends:
+                self.hooks.end_warning(event.kind, event.message)
+            else:
+                self.hooks.warn(event.message, self.spec.on_collapse == "stop", kind=event.kind)
         return metrics
 
     def path_length(self, generator: nn.Module) -> float | None:

@@ -60,7 +60,15 @@ class TrainingHooks(Protocol):
         copy, or `make()`'s, stored for the next job."""
         ...
 
-    def warn(self, message: str, stop: bool) -> None:
-        """A warning about the run (mode collapse); `stop`: end the run at the next stop
-        check, its checkpoint kept, and fail the job with `message`."""
+    def warn(self, message: str, stop: bool, kind: str = "collapse") -> None:
+        """A warning about the run (mode collapse) that begins at the latest evaluation;
+        `kind` names it (worker/gan/collapse_alarm.py), so that it can end; `stop`: end the
+        run at the next stop check, its checkpoint kept, and fail the job with `message`."""
+        ...
+
+    def end_warning(self, kind: str, message: str) -> None:
+        """The open warning of `kind`, if there is one, no longer holds at the latest
+        evaluation (`message` says why); a later one of the same kind begins anew. Also
+        called where none may be open: a resumed run's alarm does not know which warnings an
+        earlier attempt left open."""
         ...

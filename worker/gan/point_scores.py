@@ -9,7 +9,7 @@ evaluation draws EVAL_DRAWS sets of generated points, each as large as the held-
 (Naeem et al. compare equal numbers), on latents fixed for the run, and reports per figure
 the mean over the draws and its 95% interval:
 
-    points_precision, points_precision_low, points_precision_high   (and so on for
+    points_precision, points_precision_interval ([low, high])   (and so on for
     points_recall, points_density, points_coverage)
     points_samples    generated points scored in all (EVAL_DRAWS x points_held_out)
     points_held_out   real points held back: the balls precision and density count, and
@@ -73,8 +73,7 @@ class PointScorer:
         for name in FIGURES:
             estimate = estimates[name]
             metrics[f"points_{name}"] = estimate.value
-            metrics[f"points_{name}_low"] = estimate.low
-            metrics[f"points_{name}_high"] = estimate.high
+            metrics[f"points_{name}_interval"] = [estimate.low, estimate.high]
         held = len(self.real.points)
         metrics.update(
             points_samples=EVAL_DRAWS * held, points_held_out=held, points_draws=EVAL_DRAWS

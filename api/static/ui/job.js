@@ -80,8 +80,14 @@
   function renderWarnings(warnings) {
     $("warnings-section").hidden = !warnings.length;
     $("warnings").replaceChildren(
-      ...warnings.map((w) => el("li", { text: `step ${w.step} (attempt ${w.attempt}): ${w.message}` })),
+      ...warnings.map((w) => el("li", { text: `${warningSpan(w)} (attempt ${w.attempt}): ${w.message}` })),
     );
+  }
+
+  // When a warning held: from the step it began at to the one it ended at (cli/quality.py).
+  function warningSpan(w) {
+    if (w.ended_step != null) return `steps ${w.step}-${w.ended_step}`;
+    return "ended_step" in w ? `from step ${w.step}, still holds` : `step ${w.step}`;
   }
 
   function figureText(value) {

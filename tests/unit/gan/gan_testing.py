@@ -47,6 +47,8 @@ class RecordingHooks:
     evaluations: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     pictures: list[tuple[int, bytes]] = field(default_factory=list)
     warnings: list[tuple[str, bool]] = field(default_factory=list)
+    # (kind, began: True / ended: False, message), in order.
+    warning_events: list[tuple[str, bool, str]] = field(default_factory=list)
 
     def should_stop(self) -> bool:
         self.stop_checks += 1
@@ -59,8 +61,12 @@ class RecordingHooks:
         if png is not None:
             self.pictures.append((step, png))
 
-    def warn(self, message: str, stop: bool) -> None:
+    def warn(self, message: str, stop: bool, kind: str = "collapse") -> None:
         self.warnings.append((message, stop))
+        self.warning_events.append((kind, True, message))
+
+    def end_warning(self, kind: str, message: str) -> None:
+        self.warning_events.append((kind, False, message))
 
     def cached(self, name: str, make: Callable[[], bytes]) -> bytes:
         """Kept for the whole test session: the digit classifier trains once."""

@@ -65,10 +65,15 @@ def test_one_repeated_digit_scores_one_class_and_fires_the_alarm(
     one = _unheld(scorer, digits)[:1].repeat(EVAL_IMAGES, 1, 1, 1)
     figures = scorer.figures(one)
     assert figures["classes_covered"] == 1 and figures["class_kl"] > 2.0
+    assert figures["class_samples"] == EVAL_IMAGES
+    assert figures["classes_covered_interval"] == [1, 1]
+    low, high = figures["class_kl_interval"]
+    assert low <= figures["class_kl"] <= high
     watch = CollapseWatch()
     assert watch.check(10, {"classes_covered": 10}) == []
     (warning,) = watch.check(20, {"classes_covered": figures["classes_covered"]})
-    assert "1/10 classes covered, down from 10" in warning
+    assert warning.kind == "classes-drop"
+    assert "1/10 classes covered (95% interval 1-1), down from 10 at step 10" in warning.message
 
 
 def test_frechet_distance_and_neighbours_on_known_gaussians() -> None:

@@ -51,13 +51,21 @@ def test_a_one_mode_generator_scores_one_mode_and_fires_the_alarm() -> None:
     figures = _figures("toy:ring8", one_mode)
     assert figures["modes_covered"] == 1
     assert figures["kl_from_uniform"] == pytest.approx(math.log(8), abs=1e-6)
-    watch = CollapseWatch()
-    assert watch.check(100, {**figures, "modes_covered": 8, "kl_from_uniform": 0.0}) == []
+    assert figures["modes_covered_interval"] == [1, 1] and figures["samples"] == EVAL_SAMPLES
+    # A run that covered every mode evenly, then fell onto one: warned within its warm-up.
+    real = toy_distribution("toy:ring8").sample(EVAL_SAMPLES, torch.Generator().manual_seed(1))
+    watch = CollapseWatch(warmup=1000)
+    assert watch.check(100, _figures("toy:ring8", real)) == []
+    assert watch.armed_at == 100, "a run that has shown it covers is judged from then on"
     warnings = watch.check(200, figures)
-    assert len(warnings) == 2 and all("step 200" in w for w in warnings)
-    assert any("1/8 modes covered, down from 8" in w for w in warnings)
-    assert any(f"> {KL_ALARM}" in w for w in warnings)
-    assert watch.check(300, figures) == [], "each kind of warning is given once"
+    assert {w.kind for w in warnings} == {"modes-drop", "modes-kl"}
+    assert all("step 200" in w.message and not w.ends for w in warnings)
+    messages = [w.message for w in warnings]
+    assert any(
+        "1/8 modes covered (95% interval 1-1), down from 8 at step 100" in m for m in messages
+    )
+    assert any(f"> {KL_ALARM}" in w.message for w in warnings)
+    assert watch.check(300, figures) == [], "a warning that holds is given once"
 
 
 def test_uniform_noise_scores_near_chance() -> None:
@@ -203,7 +211,9 @@ def test_with_no_high_quality_sample_the_kl_is_null_not_infinity() -> None:
     nowhere = torch.full((100, 2), 7.0)
     metrics = evaluate(_spec("toy:ring8"), _Constant(nowhere[0]), torch.zeros(100, 4), _CPU)
     assert metrics["modes_covered"] == 0 and metrics["kl_from_uniform"] is None
-    assert CollapseWatch().check(1, metrics) == [], "no KL alarm on an undefined KL"
+    (warning,) = CollapseWatch().check(1, metrics)
+    assert warning.kind == "modes-coverage", "no KL alarm on an undefined KL"
+    assert "0/8 modes covered (95% interval 0-0); 0 of 100 samples high quality" in warning.message
 
 
 _CPU = torch.device("cpu")

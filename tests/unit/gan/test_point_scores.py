@@ -112,7 +112,7 @@ def test_an_upload_on_three_clusters_drawn_on_two_has_coverage_well_below_one(
     three = evaluation(8, OnClusters(3))
     assert [step for step, _ in hooks.evaluations] == [4, 8]
     assert two["points_coverage"] == pytest.approx(2 / 3, abs=0.06)
-    assert two["points_coverage_high"] < 0.8
+    assert two["points_coverage_interval"][1] < 0.8
     assert two["points_recall"] < 0.8
     assert two["points_precision"] > 0.9  # what it draws looks real; it misses a cluster
     assert three["points_coverage"] > 0.9 and three["points_recall"] > 0.9
@@ -122,7 +122,7 @@ def test_an_upload_on_three_clusters_drawn_on_two_has_coverage_well_below_one(
         assert metrics["points_draws"] == EVAL_DRAWS
         assert metrics["points_samples"] == EVAL_DRAWS * 600
         for name in FIGURES:
-            low, value, high = (metrics[f"points_{name}{end}"] for end in ("_low", "", "_high"))
+            (low, high), value = metrics[f"points_{name}_interval"], metrics[f"points_{name}"]
             assert low <= value <= high, name
     assert "modes_covered" not in two  # no known modes: no mode figures
 
