@@ -174,7 +174,7 @@ def test_after_the_warm_up_a_high_kl_is_warned_while_it_does_not_fall() -> None:
     def crowded(share_of_first: float) -> dict[str, Any]:
         """96% of samples high quality, `share_of_first` of them on mode 0, the rest even."""
         first = round(share_of_first * 2400)
-        return _evaluation([first] + _even(7, (2400 - first) / SAMPLES))
+        return _evaluation([first, *_even(7, (2400 - first) / SAMPLES)])
 
     falling = [(5000, crowded(0.7)), (7500, crowded(0.62)), (10_000, crowded(0.5))]
     kls = [metrics["kl_from_uniform"] for _, metrics in falling]
