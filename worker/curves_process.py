@@ -36,10 +36,14 @@ def records_of(metrics_jsonl: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in metrics_jsonl.decode().splitlines() if line]
 
 
-def draw_here(metrics_jsonl: bytes) -> bytes | None:
+# A warning as curves.png marks it: {"step", "message"} (the job's warnings of this attempt).
+Warning = dict[str, Any]
+
+
+def draw_here(metrics_jsonl: bytes, warnings: list[Warning]) -> bytes | None:
     from worker.gan.plots import curves_png  # matplotlib loads on rank 0 only
 
-    return curves_png(records_of(metrics_jsonl))
+    return curves_png(records_of(metrics_jsonl), warnings)
 
 
 class CurvesProcess:
@@ -51,17 +55,18 @@ class CurvesProcess:
         self._child: subprocess.Popen[bytes] | None = None
         self._connection: socket.socket | None = None
         self._broken = False
-        self._wanted: bytes | None = None  # the latest records not yet handed to a draw
+        # The latest records (and warnings) not yet handed to a draw.
+        self._wanted: tuple[bytes, list[Warning]] | None = None
         self._busy = False
         self._closed = False
         self._changed = threading.Condition()
         self._child_lock = threading.Lock()  # one request at a time over the socket
         self._thread: threading.Thread | None = None
 
-    def request(self, metrics_jsonl: bytes) -> None:
+    def request(self, metrics_jsonl: bytes, warnings: list[Warning]) -> None:
         """Draw and deliver curves for these records soon; returns at once."""
         with self._changed:
-            self._wanted = metrics_jsonl
+            self._wanted = (metrics_jsonl, warnings)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="curves-process", daemon=True
@@ -69,7 +74,7 @@ class CurvesProcess:
                 self._thread.start()
             self._changed.notify_all()
 
-    def draw_now(self, metrics_jsonl: bytes) -> bytes | None:
+    def draw_now(self, metrics_jsonl: bytes, warnings: list[Warning]) -> bytes | None:
         """The picture of these records, drawn before returning; a background draw still
         pending is dropped (this one is newer) and one under way is waited for, so its
         delivery cannot land after the caller stores this picture."""
@@ -77,7 +82,7 @@ class CurvesProcess:
             self._wanted = None
             while self._busy:
                 self._changed.wait()
-        return self._draw(metrics_jsonl)
+        return self._draw(metrics_jsonl, warnings)
 
     def close(self) -> None:
         with self._changed:
@@ -101,9 +106,9 @@ class CurvesProcess:
                     self._changed.wait()
                 if self._closed:
                     return
-                records, self._wanted, self._busy = self._wanted, None, True
+                (records, warnings), self._wanted, self._busy = self._wanted, None, True
             try:
-                picture = self._draw(records)
+                picture = self._draw(records, warnings)
                 if picture:
                     self._deliver(picture)
             except Exception as error:  # a background picture must not end the run
@@ -113,11 +118,11 @@ class CurvesProcess:
                     self._busy = False
                     self._changed.notify_all()
 
-    def _draw(self, metrics_jsonl: bytes) -> bytes | None:
+    def _draw(self, metrics_jsonl: bytes, warnings: list[Warning]) -> bytes | None:
         with self._child_lock:
             if not self._broken:
                 try:
-                    return self._draw_in_child(metrics_jsonl)
+                    return self._draw_in_child(metrics_jsonl, warnings)
                 except (OSError, ValueError, RuntimeError) as error:
                     self._broken = True
                     print(
@@ -125,11 +130,11 @@ class CurvesProcess:
                         "drawing curves in the rank",
                         file=sys.stderr,
                     )
-        return draw_here(metrics_jsonl)
+        return draw_here(metrics_jsonl, warnings)
 
-    def _draw_in_child(self, metrics_jsonl: bytes) -> bytes | None:
+    def _draw_in_child(self, metrics_jsonl: bytes, warnings: list[Warning]) -> bytes | None:
         connection = self._connection or self._start()
-        send_message(connection, {"op": "curves"}, metrics_jsonl)
+        send_message(connection, {"op": "curves", "warnings": warnings}, metrics_jsonl)
         reply = read_header(connection)
         picture = read_payload(connection, MAX_PICTURE_BYTES)
         if not reply.get("ok"):
@@ -164,12 +169,12 @@ def serve(connection: socket.socket) -> None:
 
     while True:
         try:
-            read_header(connection)
+            header = read_header(connection)
         except ChannelClosed:
             return
         records = read_payload(connection, MAX_RECORDS_BYTES)
         try:
-            picture = draw_here(records) or b""
+            picture = draw_here(records, list(header.get("warnings") or [])) or b""
             send_message(connection, {"ok": True}, picture)
         except Exception as error:
             send_message(connection, {"ok": False, "error": f"{type(error).__name__}: {error}"})

@@ -56,6 +56,8 @@ class JobReporter:
         self.stop_reason: str | None = None
         self._stop_seen, self._stop_checked = False, float("-inf")
         self._last_eval_step = 0
+        # This attempt's warnings ({step, message}, as on the job), marked on curves.png.
+        self._warnings: list[dict[str, Any]] = []
         # The latest progress not yet in the database (reports are throttled).
         self._unwritten: tuple[dict[str, Any], dict[str, float]] | None = None
         self._history: dict[str, bytes] = {}  # earlier attempts' metrics.jsonl / log.txt
@@ -178,6 +180,7 @@ class JobReporter:
             return
         self.log(f"WARNING: {message}" + ("; stopping (on_collapse: stop)" if stop else ""))
         self.link.call("warning", step=self._last_eval_step, message=message, kind=kind)
+        self._warnings.append({"step": self._last_eval_step, "message": message})
         if stop and self.stop_reason is None:
             self.stop_reason = message
             self.stop_file.touch()
@@ -320,9 +323,13 @@ class JobReporter:
         if not final_curves:
             if self._curves is None:
                 self._curves = CurvesProcess(self._store_curves)
-            self._curves.request(metrics_jsonl)
+            self._curves.request(metrics_jsonl, self._warnings[:])
             return pictures
-        curves = self._curves.draw_now(metrics_jsonl) if self._curves else draw_here(metrics_jsonl)
+        curves = (
+            self._curves.draw_now(metrics_jsonl, self._warnings[:])
+            if self._curves
+            else draw_here(metrics_jsonl, self._warnings)
+        )
         if curves:
             pictures.append((names.CURVES_NAME, "curves", curves, None))
         return pictures

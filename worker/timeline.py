@@ -2,9 +2,11 @@
 animated GIF (`timeline.gif`) a researcher can play or scrub through.
 
 The grids are drawn on the same fixed latents all run long, so the frames show one set of
-images growing out of noise (or a collapse setting in). Each frame carries its step in a
-strip above the grid. A resumed attempt starts from the previous attempt's GIF, so the
-timeline stays one history.
+images growing out of noise (or a collapse setting in). For point data each frame is the run's
+point picture (worker/gan/grids.py `scatter_png`): axes fixed by the data for the whole run,
+with ticks, a count of the points outside the view, and for 1-D data the densities. Each frame
+carries its step in a strip above the picture. A resumed attempt starts from the previous
+attempt's GIF, so the timeline stays one history.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import io
 
 from PIL import Image, ImageDraw, ImageSequence
 
-from worker.gan.grids import animated_gif
+from worker.gan.grids import animated_gif, label_font
 
 # Past this many frames every other old frame is dropped: a 100k-step run sampled every 500
 # steps stays a GIF of a few MB that plays in about 12 s.
 MAX_FRAMES = 120
-LABEL_HEIGHT = 14
+LABEL_HEIGHT = 18
+LABEL_FONT_PX = 13
 LABEL_BACKGROUND = (255, 255, 255)
 LABEL_COLOUR = (0, 0, 0)
 
@@ -55,7 +58,9 @@ class Timeline:
 def _labelled(image: Image.Image, step: int) -> Image.Image:
     framed = Image.new("RGB", (image.width, image.height + LABEL_HEIGHT), LABEL_BACKGROUND)
     framed.paste(image, (0, LABEL_HEIGHT))
-    ImageDraw.Draw(framed).text((2, 1), f"step {step:,}", fill=LABEL_COLOUR)
+    ImageDraw.Draw(framed).text(
+        (4, 2), f"step {step:,}", fill=LABEL_COLOUR, font=label_font(LABEL_FONT_PX)
+    )
     return framed
 
 

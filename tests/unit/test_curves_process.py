@@ -34,14 +34,14 @@ def test_a_checkpoint_picture_comes_from_a_child_and_the_last_one_is_drawn_after
 
     curves = CurvesProcess(deliver)
     try:
-        curves.request(_metrics(50))
+        curves.request(_metrics(50), [{"step": 20, "message": "modes dropped"}])
         assert arrived.wait(60), "no picture delivered from the background"
         child = curves._child
         assert child is not None and child.pid != os.getpid() and child.poll() is None
         assert delivered[0].startswith(PNG_MAGIC)
 
-        curves.request(_metrics(60))
-        final = curves.draw_now(_metrics(70))  # drops or waits for the one before
+        curves.request(_metrics(60), [])
+        final = curves.draw_now(_metrics(70), [])  # drops or waits for the one before
         assert final is not None and final.startswith(PNG_MAGIC)
         count = len(delivered)
         curves.close()
@@ -54,11 +54,11 @@ def test_a_checkpoint_picture_comes_from_a_child_and_the_last_one_is_drawn_after
 def test_a_child_that_dies_leaves_the_drawing_to_the_rank() -> None:
     curves = CurvesProcess(lambda picture: None)
     try:
-        assert curves.draw_now(_metrics(20)) is not None  # starts the child
+        assert curves.draw_now(_metrics(20), []) is not None  # starts the child
         assert curves._child is not None
         curves._child.kill()
         curves._child.wait(10)
-        picture = curves.draw_now(_metrics(30))
+        picture = curves.draw_now(_metrics(30), [])
         assert picture is not None and picture.startswith(PNG_MAGIC)
         assert curves._broken
     finally:

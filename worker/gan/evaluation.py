@@ -246,7 +246,7 @@ def picture(
     distribution = toy_distribution(spec.data.source)
     real = distribution.sample(EVAL_SAMPLES, generator_for(EVAL_SEED, Stream.EVALUATION, 2))
     if _is_line(spec):
-        return plots.line_png(samples, real, critic, metrics, step)
+        return plots.line_png(samples, real, critic, metrics, step, distribution)
     return plots.plane_png(samples, real, distribution, metrics, step, critic)
 
 

@@ -5,6 +5,7 @@ and what a sampling mode draws besides (an interpolation's GIF, a neighbourhood'
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +17,18 @@ from torch import Tensor, nn
 from shared.specs import SampleSpec, TrainSpec
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import reference_points
-from worker.gan.grids import animated_gif, image_frames, image_grid_png, scatter_png
+from worker.gan.grids import (
+    animated_gif,
+    gaussian_mixture_density,
+    image_frames,
+    image_grid_png,
+    scatter_png,
+)
 from worker.gan.latents import latents_for_sampling
 from worker.gan.models import build_generator
 from worker.gan.neighbourhood import NeighbourhoodReport, neighbourhood_report
 from worker.gan.priors import latents_for_seeds
+from worker.gan.toydata import toy_distribution
 
 # Real points drawn behind generated ones in point-data plots: enough to show every mode.
 REFERENCE_POINT_COUNT = 1000
@@ -51,7 +59,18 @@ def render_png(spec: TrainSpec, generated: Tensor, columns: int | None = None) -
     if spec.data.is_image:
         return image_grid_png(generated, columns)
     reference = reference_points(spec.data, REFERENCE_POINT_COUNT, spec.train.seed)
-    return scatter_png(generated, reference)
+    return scatter_png(generated, reference, density=true_density(spec))
+
+
+def true_density(spec: TrainSpec) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The density of 1-D toy data over x (gauss1d's N(3, 0.5²)), drawn beneath a 1-D
+    picture's generated points; None for anything else."""
+    if not spec.data.source.startswith("toy:"):
+        return None
+    distribution = toy_distribution(spec.data.source)
+    if distribution.dim != 1:
+        return None
+    return gaussian_mixture_density(distribution.modes.double().numpy(), distribution.std)
 
 
 def load_generator(checkpoint: dict[str, Any], device: torch.device) -> tuple[nn.Module, TrainSpec]:
@@ -113,10 +132,14 @@ def interpolation_gif(spec: TrainSpec, generated: Tensor) -> bytes:
     if spec.data.is_image:
         return animated_gif(image_frames(generated))
     reference = reference_points(spec.data, REFERENCE_POINT_COUNT, spec.train.seed)
-    frames = [
-        Image.open(io.BytesIO(scatter_png(generated[: end + 1], reference, GIF_SCATTER_SIZE)))
-        for end in range(len(generated))
-    ]
+    density = true_density(spec)
+    frames = []
+    for end in range(len(generated)):
+        # The path so far: a tick per point on a line, no density estimate of a path.
+        png = scatter_png(
+            generated[: end + 1], reference, GIF_SCATTER_SIZE, density=density, curve=False
+        )
+        frames.append(Image.open(io.BytesIO(png)))
     return animated_gif(frames)
 
 

@@ -149,7 +149,7 @@ def test_the_pictures_are_pngs_with_the_figures_in_them() -> None:
     plane = picture(ring, samples, _figures("toy:ring8", samples), 500)
     assert plane is not None
     with Image.open(io.BytesIO(plane)) as image:
-        assert image.format == "PNG" and image.size == (700, 700)
+        assert image.format == "PNG" and image.size == (1235, 715)  # the view, zoomed modes
 
     line = _spec("toy:gauss1d")
     points = toy_distribution("toy:gauss1d").sample(EVAL_SAMPLES, torch.Generator().manual_seed(5))
@@ -158,7 +158,7 @@ def test_the_pictures_are_pngs_with_the_figures_in_them() -> None:
     drawn = picture(line, points.double(), metrics, 100, lambda x: critic(x))
     assert drawn is not None
     with Image.open(io.BytesIO(drawn)) as image:
-        assert image.format == "PNG" and image.size == (800, 450)
+        assert image.format == "PNG" and image.size == (800, 480)
     images = TrainSpec.model_validate(
         {"model": "dcgan", "data": {"source": "mnist", "key": "datasets/m"}}
     )
@@ -167,7 +167,7 @@ def test_the_pictures_are_pngs_with_the_figures_in_them() -> None:
     surface = picture(ring, samples, _figures("toy:ring8", samples), 500, lambda x: x[:, 0])
     assert surface is not None
     with Image.open(io.BytesIO(surface)) as image:
-        assert image.size == (820, 700)
+        assert image.size == (1350, 715)
 
 
 def test_images_get_an_inception_answer_that_says_why_it_is_missing() -> None:

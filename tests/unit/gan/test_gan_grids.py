@@ -2,10 +2,19 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from worker.gan.grids import image_grid_png, scatter_png
+from worker.gan.grids import (
+    GENERATED_COLOUR,
+    REFERENCE_COLOUR,
+    PointView,
+    image_grid_png,
+    point_view,
+    scatter_png,
+)
 
 
 def _decode(png: bytes) -> Image.Image:
@@ -45,7 +54,18 @@ def test_scatter_is_deterministic_and_draws_generated_points_in_colour() -> None
     assert png == scatter_png(points.clone(), reference.clone(), size=128)
     image = _decode(png).convert("RGB")
     assert image.size == (128, 128)
-    pixel = image.getpixel((round((0.5 + 1.5) * 127 / 3), round((1.5 - 0.5) * 127 / 3)))
-    assert pixel[2] > pixel[0]  # generated points are blue
-    grey = image.getpixel((round(1.5 * 127 / 3), round(2.5 * 127 / 3)))
-    assert grey[0] == grey[1] == grey[2] < 255
+    colours = {tuple(int(v) for v in row) for row in np.asarray(image).reshape(-1, 3)}
+    assert GENERATED_COLOUR in colours and REFERENCE_COLOUR in colours
+
+
+def test_the_view_is_fixed_by_the_real_points_and_counts_what_falls_outside() -> None:
+    reference = torch.tensor([[2.0, -1.0]])
+    inside = torch.tensor([[0.0, 0.0], [-2.1, 2.1]])
+    view = point_view(inside, reference)
+    assert view.x == view.y == (-2.2, 2.2) and view.outside == 0  # widened to hold the data
+    outside = torch.tensor([[0.0, 0.0], [3.0, 0.0], [float("nan"), 0.0], [0.0, -2.3]])
+    assert point_view(outside, reference) == PointView(view.x, view.y, 3)
+    assert point_view(outside).x == (-1.5, 1.5)  # no real points: the default extent
+    # A line's view spans the real points and 0, a fifth of that past either end.
+    line = point_view(torch.tensor([[1.0], [9.0]]), torch.tensor([[2.0], [4.0]]))
+    assert line.x == pytest.approx((-0.8, 4.8)) and line.y is None and line.outside == 1
