@@ -38,6 +38,7 @@ from matplotlib.patches import Circle, Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
+from worker.gan.classifier import CLASSES
 from worker.gan.grids import gaussian_mixture_density
 from worker.gan.mode_coverage import QUALITY_STDS
 from worker.gan.toydata import ToyDistribution
@@ -411,7 +412,6 @@ def _high_quality_goal(evaluation: dict[str, Any]) -> tuple[float, str] | None:
 # Goals from the README's quality section: KL of the modes from uniform < 0.02 (the example
 # recipes), class KL < 0.05 (MNIST), and W1 < 0.05 for a good gauss1d run.
 MODE_KL_GOAL, CLASS_KL_GOAL, W1_GOAL = 0.02, 0.05, 0.05
-CLASSES = 10  # worker/gan/classifier.py: MNIST's digit classes
 
 # Evaluation figures drawn as curves, in this order, when a run has them.
 CURVE_METRICS: dict[str, Measure] = {
