@@ -6,11 +6,12 @@
 Both sides train the ring8 recipe (examples/ring8.json: mlp PacGAN2 width 128, batch 512, EMA,
 cosine lr; a checkpoint every 5,000 steps, samples and evaluations every 2,500) with the same
 seed, so they do the same arithmetic. The reporting side is what rank 0 of an attempt runs: a
-`JobReporter` (worker/reporter.py) over an `AgentLink` to an `AttemptAgent` in this process
-(tests/attempts.py), on a running job row in a fresh PostgreSQL database and a moto S3 bucket
-started for the run, at the service's default intervals (a progress row every 2 s at most, the
-live log every 5 s); its log lines go to a file, as a rank's stderr goes to the launcher's
-output. The null side hands every outlet to `bench.hooks.QuietHooks`. Each pair runs both, in
+`JobReporter` (worker/reporter.py) over an `AgentLink` to an `AttemptAgent` in a process of
+its own (as the worker's is in the service), on a running job row in a fresh PostgreSQL
+database and a moto S3 bucket started for the run, at the service's default intervals (a
+progress row every 2 s at most, the live log every 5 s); its log lines go to a file, as a
+rank's stderr goes to the launcher's output. The null side hands every outlet to
+`bench.hooks.QuietHooks`. Each pair runs both, in
 alternating order, so a noisy neighbour hurts both alike; a short warm-up of each side first
 pays the one-time imports and connections (matplotlib, TensorBoard, the first upload), which a
 real run pays once in 30,000 steps.
@@ -23,21 +24,24 @@ The overhead is (reporting window / null window - 1) per pair, a percentage of t
 side's step; goal <= 1%. Beside it, measured directly within the window: the time the
 training thread spent inside each hook, and every agent round trip by operation and thread.
 
-In the service the agent is another process (the worker's); here its threads, moto's and the
-live-log thread share this interpreter with the training loop, so what they take from it
-through the GIL counts too: the figure is an upper bound on a separate agent's cost.
+The agent runs in a process of its own, as it does in the service (the worker's): its
+threads and boto3's do not take the training thread's GIL. (Until 2026-12-06 it ran in this
+process, which made the figure an upper bound: the live log's uploads through an in-process
+agent held the GIL for tens of milliseconds at a time.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
+import os
 import statistics
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,12 +51,14 @@ import torch
 from bench.hooks import QuietHooks
 from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, running_job, write_json
 from shared.specs import TrainSpec
-from shared.storage import Storage, open_storage
-from tests.attempts import attempt_of
+from shared.storage import open_storage
+from worker.agent.server import AttemptAgent, AttemptFolders
 from worker.channel.link import AgentLink
+from worker.channel.ticket import JobTicket
 from worker.gan.hooks import ProgressReport, TrainingHooks
 from worker.gan.train import train
 from worker.gan.train_common import REPORT_EVERY
+from worker.reporter import JobReporter
 
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "ring8.json"
 WINDOW_START = REPORT_EVERY
@@ -149,28 +155,64 @@ def null_run(spec: TrainSpec) -> tuple[Clocked, list[Call]]:
     return hooks, []
 
 
-def reporting_run(
-    spec: TrainSpec, settings: Any, store: Storage, folder: Path
-) -> tuple[Clocked, list[Call]]:
+def reporting_run(spec: TrainSpec, settings: Any, folder: Path) -> tuple[Clocked, list[Call]]:
     """One attempt of a fresh running job, as rank 0 runs it: the reporter's last flush and
     close after training, as worker/rank.py does (outside the window)."""
     job_id = running_job(settings, spec.model_dump(mode="json"))
     link_calls: list[Call] = []
     with (
-        attempt_of(settings, store, job_id, 1, folder / job_id) as attempt,
+        agent_process(settings, job_id, folder / job_id) as (link, violation),
         (folder / f"{job_id}.stderr").open("w") as stderr,
         contextlib.redirect_stderr(stderr),
     ):
-        reporter = attempt.reporter(0)
-        clock_link(attempt.link, link_calls)
+        ticket = JobTicket.from_json(link.call("ticket")[0]["ticket"])
+        reporter = JobReporter(link, ticket, 0)
+        clock_link(link, link_calls)
         hooks = Clocked(reporter)
         try:
             train(spec, hooks=hooks)
         finally:
             reporter.flush()
             reporter.close()
-        assert attempt.agent.violation is None, attempt.agent.violation
+            link.close_quietly()
+    assert violation() is None, violation()
     return hooks, link_calls
+
+
+@contextlib.contextmanager
+def agent_process(
+    settings: Any, job_id: str, folder: Path
+) -> Iterator[tuple[AgentLink, Callable[[], str | None]]]:
+    """The attempt's node agent in a process of its own, as in the service (the worker's),
+    admitting this process's session; a link to it, and what it found wrong once closed."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process with torch's threads
+    ours, theirs = context.Pipe()
+    process = context.Process(
+        target=_serve_agent, args=(settings, job_id, folder, theirs), daemon=True
+    )
+    process.start()
+    violation: list[str | None] = []
+    try:
+        if not ours.poll(120):
+            raise RuntimeError("the agent process did not start")
+        yield AgentLink(ours.recv()), lambda: violation[0] if violation else None
+    finally:
+        ours.send("stop")
+        if ours.poll(60):
+            violation.append(ours.recv())
+        process.join(60)
+
+
+def _serve_agent(settings: Any, job_id: str, folder: Path, pipe: Any) -> None:
+    torch.set_num_threads(1)
+    folders = AttemptFolders(folder / "attempt-1")
+    folders.create()
+    store = open_storage(settings, patient=True)  # a worker's store: retrying
+    with AttemptAgent(settings, store, job_id, 1, folders) as agent:
+        agent.admit(os.getsid(0))  # the parent's session: spawn keeps it
+        pipe.send(str(agent.socket_path))
+        pipe.recv()
+        pipe.send(agent.violation)
 
 
 def _within(calls: list[Call], window: tuple[float, float]) -> list[Call]:
@@ -205,11 +247,10 @@ def measure(steps: int | None, repeats: int, lab: Lab | None = None) -> dict[str
         lab_settings(lab, Path(scratch)) as settings,
     ):
         bench_token(settings)
-        store = open_storage(settings, patient=True)  # a worker's store: retrying
         folder = Path(scratch) / "attempts"
         sides: dict[str, Callable[[TrainSpec], tuple[Clocked, list[Call]]]] = {
             "null": null_run,
-            "reporting": lambda s: reporting_run(s, settings, store, folder),
+            "reporting": lambda s: reporting_run(s, settings, folder),
         }
         for run in sides.values():
             run(ring8_spec(WARM_UP["steps"], **{k: v for k, v in WARM_UP.items() if k != "steps"}))
