@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ class JobReporter:
         # Draws curves.png at checkpoints away from the training thread (started at the
         # first one); the run's last flush draws it synchronously.
         self._curves: CurvesProcess | None = None
+        # A checkpoint's flush, uploading beside training; the next flush waits for it.
+        self._flusher: ThreadPoolExecutor | None = None
+        self._flushing: Future[None] | None = None
         # log.txt and metrics.jsonl as they grow: uploaded in the background on one try each
         # (a store that is away is tried again an interval later, never waited for), and by
         # the flushes; the lock keeps an older snapshot from landing after a newer one.
@@ -245,18 +249,30 @@ class JobReporter:
         self._flush(final=True)
 
     def _flush(self, final: bool) -> None:
-        """`final`: the run's last, whose curves.png is drawn before it returns; a
-        checkpoint's is drawn in the background and stored when done."""
+        """`final`: the run's last, which has stored everything when it returns. A
+        checkpoint's flush uploads from a thread of its own while training goes on (its
+        curves.png drawn in a child process and stored when done); the next flush waits for
+        it and raises its error, if any (a fenced attempt, an agent gone)."""
         if not self.writes:
             return
         self._write_progress()
-        self._put_logs(patient=True, pictures=True, final_curves=final)
+        flushing, self._flushing = self._flushing, None
+        if flushing is not None:
+            flushing.result()
+        if final:
+            self._put_logs(patient=True, pictures=True, final_curves=True)
+            return
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-flush")
+        self._flushing = self._flusher.submit(self._put_logs, True, True, False)
 
     def close(self) -> None:
         """Stop the background log upload: a long-lived process (the warm sampler) runs many
         jobs' reporters, and each would otherwise keep its thread."""
         self._live.close()
         self._progress_sender.close()
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True)
         if self._curves is not None:
             self._curves.close()
 

@@ -13,6 +13,7 @@ attempt's work folder (which the node empties).
 from __future__ import annotations
 
 import io
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ class TensorBoardLog:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self._writer = EventsWriter(str(folder / "events"))
+        # A checkpoint's flush reads the file from its own thread while training writes on.
+        self._lock = threading.Lock()
 
     def scalars(self, step: int, values: dict[str, Any], prefix: str = "") -> None:
         """Every number of `values` (lists, None and booleans skipped) as a scalar at `step`."""
@@ -58,9 +61,12 @@ class TensorBoardLog:
 
     def event_file(self) -> bytes:
         """The event file as it stands, everything written so far included."""
-        self._writer.flush()
-        (path,) = self.folder.glob("events.out.tfevents.*")
-        return path.read_bytes()
+        with self._lock:
+            self._writer.flush()
+            (path,) = self.folder.glob("events.out.tfevents.*")
+            return path.read_bytes()
 
     def _write(self, step: int, summary: Summary) -> None:
-        self._writer.write_event(Event(wall_time=time.time(), step=step, summary=summary))
+        event = Event(wall_time=time.time(), step=step, summary=summary)
+        with self._lock:
+            self._writer.write_event(event)

@@ -38,21 +38,24 @@ class Timeline:
         """One sample grid; a step already in the timeline (a resumed attempt redrawing it)
         replaces its frame."""
         image = Image.open(io.BytesIO(png)).convert("RGB")
-        self.frames = [(s, f) for s, f in self.frames if s != step]
-        self.frames.append((step, _labelled(image, step)))
-        self.frames.sort(key=lambda frame: frame[0])
-        if len(self.frames) > MAX_FRAMES:
+        frames = [(s, f) for s, f in self.frames if s != step]
+        frames.append((step, _labelled(image, step)))
+        frames.sort(key=lambda frame: frame[0])
+        if len(frames) > MAX_FRAMES:
             # Keep the first and last; thin the rest evenly.
-            self.frames = self.frames[:-1:2] + self.frames[-1:]
+            frames = frames[:-1:2] + frames[-1:]
+        self.frames = frames  # one assignment: a GIF drawn meanwhile sees old or new, whole
 
     def gif(self) -> bytes | None:
         """The animated GIF of every frame (None before the first); the step of each frame is
-        kept in its GIF comment so a later attempt can read the timeline back."""
-        if not self.frames:
+        kept in its GIF comment so a later attempt can read the timeline back. Drawn from the
+        frames as they are now (a checkpoint's flush draws it while training adds frames)."""
+        frames = self.frames
+        if not frames:
             return None
-        size = max(f.size[0] for _, f in self.frames), max(f.size[1] for _, f in self.frames)
-        images = [_padded(f, size) for _, f in self.frames]
-        return animated_gif(images, comment=",".join(str(s) for s, _ in self.frames).encode())
+        size = max(f.size[0] for _, f in frames), max(f.size[1] for _, f in frames)
+        images = [_padded(f, size) for _, f in frames]
+        return animated_gif(images, comment=",".join(str(s) for s, _ in frames).encode())
 
 
 def _labelled(image: Image.Image, step: int) -> Image.Image:
