@@ -44,9 +44,10 @@ COLUMNS = (
 @click.option("--to-step", type=int, default=None, help="Last step shown.")
 @json_option
 def quality(job_id: str, from_step: int | None, to_step: int | None, as_json: bool) -> None:
-    """A job's evaluations over steps, with intervals, and its warnings.
+    """A job's quality evaluations over steps, and its warnings.
 
-    Each figure's 95% interval is in brackets beside it."""
+    Each figure with a stored 95% interval shows it in brackets; each warning, the steps it
+    began and ended at."""
     client = api_client()
     series = client.metrics(job_id, kind="eval", from_step=from_step, to_step=to_step)
     if as_json:
