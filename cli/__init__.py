@@ -265,26 +265,29 @@ def _print_quality(job: dict[str, Any], settings: Settings) -> None:
     evaluation = job.get("evaluation")
     if not evaluation or "modes_covered" not in evaluation:
         return
-    from cli.quality import figure_text, warning_span
+    from cli.quality import warning_span
 
-    def shown(key: str, unit: str = "") -> str:
-        low, high = evaluation.get(f"{key}_interval") or (None, None)
-        bracket = f" [{figure_text(key, low)}, {figure_text(key, high)}]" if low is not None else ""
-        return figure_text(key, evaluation.get(key)) + unit + bracket
-
-    samples, of_modes = evaluation.get("samples"), f"/{evaluation['mode_count']} modes"
+    kl = evaluation.get("kl_from_uniform")
     console.print(
-        f"quality at step {evaluation['step']}"
-        + (f" ({samples:,} samples; 95% intervals in brackets)" if samples else "")
-        + f": {shown('modes_covered', of_modes)}, "
-        + f"{shown('high_quality', ' high quality')}, "
-        + (
-            f"KL from uniform {shown('kl_from_uniform')}"
-            if evaluation.get("kl_from_uniform") is not None
-            else "no high-quality sample"
-        ),
+        f"quality at step {evaluation['step']}: {evaluation['modes_covered']}/"
+        f"{evaluation['mode_count']} modes, {100 * evaluation['high_quality']:.1f}% high quality, "
+        + (f"KL from uniform {kl:.3f}" if kl is not None else "no high-quality sample"),
         highlight=False,
     )
+    intervals = []
+    for key, name, form, scale, unit in (
+        ("modes_covered", "modes", ".0f", 1, ""),
+        ("high_quality", "high quality", ".1f", 100, "%"),
+        ("kl_from_uniform", "KL", ".2g", 1, ""),
+    ):
+        low, high = evaluation.get(f"{key}_interval") or (None, None)
+        if low is not None:
+            intervals.append(f"{name} {scale * low:{form}}-{scale * high:{form}}{unit}")
+    if intervals and evaluation.get("samples"):
+        console.print(
+            f"  95% intervals ({evaluation['samples']:,} samples): {', '.join(intervals)}",
+            highlight=False,
+        )
     for warning in job.get("warnings") or []:
         console.print(
             f"[yellow]warning[/] ({warning_span(warning)}): {warning['message']}", highlight=False

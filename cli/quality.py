@@ -111,5 +111,5 @@ def evaluate(job_id: str, step: int | None, watch: bool) -> None:
         done = follow(client, job["id"])
         evaluation = done.get("evaluation") or {}
         figures = {k: v for k, v in evaluation.items() if not isinstance(v, (list, str))}
-        console.print(", ".join(f"{k} {figure_text(k, v)}" for k, v in figures.items()))
+        console.print(", ".join(f"{k} {_cell(k, evaluation)}" for k in figures))
         finish(done)

@@ -80,8 +80,8 @@ class Figure:
         return cls(float(value), float(interval[0]), float(interval[1]))
 
     def text(self, form: str = ".3g", scale: float = 1.0, unit: str = "", then: str = "") -> str:
-        """ "<value><unit><then> (95% interval <low>-<high><unit>)", each number `scale`d and
-        formatted by `form`."""
+        """The figure as a warning says it: `<value><unit><then> (95% interval
+        <low>-<high><unit>)`, each number `scale`d and formatted by `form`."""
         low, value, high = (format(scale * x, form) for x in (self.low, self.value, self.high))
         return f"{value}{unit}{then} (95% interval {low}-{high}{unit})"
 
@@ -137,7 +137,6 @@ class Episode:
     began: int
     message: str
     ended: int | None = None
-    ending: str | None = None
 
 
 @dataclass(frozen=True)
@@ -300,7 +299,7 @@ class CollapseWatch:
             self.episodes.append(Episode(kind, step, message))
             return [AlarmEvent(kind, step, message)]
         if not holds and current is not None:
-            current.ended, current.ending = step, message
+            current.ended = step
             ending = f"the {kind} warning of step {current.began:,} ended: {message}"
             return [AlarmEvent(kind, step, ending, ends=True)]
         if not holds and first and self.resumed:
