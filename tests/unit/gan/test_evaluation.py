@@ -111,6 +111,31 @@ def test_a_collapsed_generator_is_warned_about_and_can_stop_the_run() -> None:
     assert "mode collapse at step 10" in hooks.warnings[0][0]
 
 
+class _EveryMode(nn.Module):
+    """A 'generator' that puts its samples on ring8's centres in turn: every mode, evenly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("modes", toy_distribution("toy:ring8").modes)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.modes[torch.arange(len(z)) % len(self.modes)]
+
+
+def test_a_resumed_run_ends_what_an_earlier_attempt_may_have_left_open() -> None:
+    spec = ring_spec()  # evaluated every 15 steps, warm-up 8
+    fresh, resumed = RecordingHooks(), RecordingHooks()
+    RunEvaluation(spec, fresh, _CPU)(15, _EveryMode())
+    assert fresh.warning_events == []
+    # A first evaluation past the first step evaluated follows a resume: each kind that does
+    # not hold is ended (the job's warning of that kind, if an earlier attempt left one open).
+    RunEvaluation(spec, resumed, _CPU)(30, _EveryMode())
+    assert {(kind, began) for kind, began, _ in resumed.warning_events} == {
+        ("modes-coverage", False),
+        ("modes-kl", False),
+    }
+
+
 def test_the_1d_source_gets_w1_and_images_get_only_the_spread() -> None:
     line = _spec("toy:gauss1d")
     shifted = _Constant(torch.tensor([3.5]))
