@@ -281,7 +281,7 @@ def _print_quality(job: dict[str, Any], settings: Settings) -> None:
         ("kl_from_uniform", "KL", ".2g", 1, ""),
     ):
         low, high = evaluation.get(f"{key}_interval") or (None, None)
-        if low is not None:
+        if low is not None and high is not None:
             intervals.append(f"{name} {scale * low:{form}}-{scale * high:{form}}{unit}")
     if intervals and evaluation.get("samples"):
         console.print(
