@@ -102,10 +102,19 @@
     section.hidden = !evaluation && !picture;
     if (evaluation) {
       $("evaluation-step").textContent = `at step ${evaluation.step}`;
+      // A figure's 95% interval (`<name>_interval`) goes beside it, not on a row of its own.
+      const interval = (name) => {
+        const bounds = evaluation[`${name}_interval`];
+        return Array.isArray(bounds) && bounds.length === 2
+          ? ` [${gf.number(bounds[0])}, ${gf.number(bounds[1])}]`
+          : "";
+      };
       $("evaluation-figures").replaceChildren(
         ...Object.entries(evaluation)
-          .filter(([name, value]) => name !== "step" && value !== null)
-          .map(([name, value]) => el("tr", {}, el("td", { text: name }), el("td", { text: figureText(value) }))),
+          .filter(([name, value]) => name !== "step" && value !== null && !name.endsWith("_interval"))
+          .map(([name, value]) =>
+            el("tr", {}, el("td", { text: name }), el("td", { text: figureText(value) + interval(name) })),
+          ),
       );
     }
   }
