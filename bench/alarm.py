@@ -118,9 +118,12 @@ def run_one(recipe: str, seed: int, steps: int | None) -> dict[str, Any]:
 
 
 def figures(metrics: dict[str, Any]) -> str:
-    """A run's evaluation in a few words: W1 for the line, modes for the plane."""
+    """A run's evaluation in a few words: W1 for the line, modes for the plane, classes for
+    digits."""
     if metrics.get("mode_count") == 1 and "w1" in metrics:
         return f"W1 {metrics['w1']:.3f}"
+    if "classes_covered" in metrics:
+        return f"{metrics['classes_covered']}/10 classes, class KL {metrics['class_kl']:.3f}"
     kl = metrics.get("kl_from_uniform")
     return (
         f"{metrics['modes_covered']}/{metrics['mode_count']}, "
