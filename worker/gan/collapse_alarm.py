@@ -24,6 +24,12 @@ whichever comes first. Armed, it warns when
 - `spread`: the generated spread (mean distance of 256 samples; a tenfold fall is far past
   its noise) falls below SPREAD_ALARM of its best.
 
+Point data without known modes (uploads) has no mode histogram: there the alarm reads
+`points_coverage`, the share of held-back real points with a generated point within their
+k-NN ball (worker/gan/point_scores.py). From the end of the warm-up it warns (`points-coverage`)
+when the whole interval is below POINTS_COVERAGE_FLOOR, and (`points-drop`) when it falls by
+POINTS_DROP_ALARM from the run's best.
+
 From the end of the warm-up it also warns when the run does not cover the data
 (`<family>-coverage`: fewer than COVERAGE_FLOOR of the modes or classes covered), whether or
 not it ever did; a run that covered and lost them hears of the drop instead.
@@ -53,6 +59,13 @@ MODE_DROP_ALARM = 0.25
 SPREAD_ALARM = 0.1
 # After the warm-up: fewer modes covered than this share of them is a run that does not cover.
 COVERAGE_FLOOR = 0.5
+# Point data: a generator drawing the data's own distribution covers about 1 - 2^-k of held-back
+# points (0.97 at k = 5; 0.9 and up measured for one on all 3 clusters of an upload), one on 2
+# of 3 clusters 0.62 (0.60-0.64): below this share of held-back points covered, part of the
+# data is missing.
+POINTS_COVERAGE_FLOOR = 0.75
+# ... and coverage falling this far below its best seen in the run.
+POINTS_DROP_ALARM = 0.2
 # KL is judged only on a histogram of at least this share of all samples (high-quality ones
 # for modes): past the warm-up the example recipes hold 29-40% of samples on their modes at
 # worst (grid25 seed 1 at step 7,500: 29%, KL 0.38), and the plain GAN's crowding shows
@@ -165,6 +178,7 @@ class CollapseWatch:
     best_kl: dict[str, tuple[float, int]] = field(default_factory=dict)
     last_kl: dict[str, Figure] = field(default_factory=dict)  # the last judged KL
     best_spread: float = 0.0
+    best_points_coverage: tuple[float, int] | None = None
     episodes: list[Episode] = field(default_factory=list)
     judged: set[str] = field(default_factory=set)  # kinds with a verdict so far
 
@@ -178,6 +192,7 @@ class CollapseWatch:
         verdicts: dict[str, tuple[bool, str] | None] = {}
         for family in families:
             verdicts.update(self._judge_family(family, step, metrics))
+        verdicts.update(self._judge_points(step, metrics))
         verdicts["spread"] = self._judge_spread(step, metrics)
         return [e for kind, verdict in verdicts.items() for e in self._apply(kind, step, verdict)]
 
@@ -273,6 +288,46 @@ class CollapseWatch:
             f"mode collapse at step {step}: samples crowd into few {family.name} "
             f"({family.kl_name} {kl.text()} > {KL_ALARM}, {trend}{_out_of(metrics, family)})"
         )
+
+    def _judge_points(self, step: int, metrics: Metrics) -> dict[str, tuple[bool, str] | None]:
+        """Point data's coverage of held-back real points: too low after the warm-up, or
+        fallen from its best."""
+        coverage = Figure.read(metrics, "points_coverage")
+        if coverage is None:
+            return {}
+        best = self.best_points_coverage
+        if best is None or coverage.low > best[0]:
+            self.best_points_coverage = (coverage.low, step)
+        shown = coverage.text(".0%", then=" of held-back real points covered")
+        held = metrics.get("points_held_out")
+        out_of = f"; {held:,} held back" if held else ""
+        verdicts: dict[str, tuple[bool, str] | None] = {
+            "points-coverage": None,
+            "points-drop": None,
+        }
+        if step >= self.warmup:
+            if coverage.high < POINTS_COVERAGE_FLOOR:
+                verdicts["points-coverage"] = (
+                    True,
+                    (
+                        f"mode collapse at step {step}: the run does not cover the data after its "
+                        f"warm-up of {self.warmup:,} steps: {shown}{out_of}"
+                    ),
+                )
+            elif coverage.low >= POINTS_COVERAGE_FLOOR:
+                verdicts["points-coverage"] = False, f"{shown} at step {step}"
+        if self.armed_at is not None and best is not None:
+            if best[0] - coverage.high >= POINTS_DROP_ALARM:
+                verdicts["points-drop"] = (
+                    True,
+                    (
+                        f"mode collapse at step {step}: {shown}, down from {best[0]:.0%} at step "
+                        f"{best[1]:,}{out_of}"
+                    ),
+                )
+            elif best[0] - coverage.low < POINTS_DROP_ALARM:
+                verdicts["points-drop"] = False, f"{shown} at step {step}"
+        return verdicts
 
     def _judge_spread(self, step: int, metrics: Metrics) -> tuple[bool, str] | None:
         spread = metrics.get("spread")

@@ -257,3 +257,35 @@ def test_crowding_is_warned_once_a_third_of_the_samples_show_it_and_holds_while_
     assert _episodes(events) == [("modes-kl", 1500, None)]
     assert "KL from uniform 1.08 (95% interval" in events[0].message
     assert "first judged; 1,011 of 2,500 samples high quality" in events[0].message
+
+
+def _points(coverage: float, half_width: float = 0.02) -> dict[str, Any]:
+    """An evaluation of point data without known modes (an upload): coverage only."""
+    return {
+        "points_coverage": coverage,
+        "points_coverage_interval": [coverage - half_width, coverage + half_width],
+        "points_held_out": 600,
+        "spread": 1.0,
+    }
+
+
+def test_point_data_that_misses_part_of_the_data_is_warned_after_the_warm_up_only() -> None:
+    """The issue's upload: 3 clusters trained to 2, coverage creeping from 0.53 to 0.62;
+    a run on all of them covers 0.9 and more and hears nothing."""
+    missing = [(step, _points(0.53 + 0.01 * i)) for i, step in enumerate(range(500, 3001, 500))]
+    assert _episodes(_run(missing, warmup=1000)) == [("points-coverage", 1000, None)]
+    rising = (0.6, 0.82, 0.9, 0.93, 0.94, 0.95)  # below the floor only before the warm-up ends
+    healthy = [(500 * (i + 1), _points(coverage)) for i, coverage in enumerate(rising)]
+    assert _run(healthy, warmup=1000) == []
+
+
+def test_point_coverage_that_falls_from_its_best_is_warned_and_ends_when_it_comes_back() -> None:
+    series = [(1000, _points(0.95)), (1500, _points(0.7)), (2000, _points(0.94))]
+    events = _run(series, warmup=500)
+    assert [(e.kind, e.step, e.ends) for e in events] == [
+        ("points-coverage", 1500, False),
+        ("points-drop", 1500, False),
+        ("points-coverage", 2000, True),
+        ("points-drop", 2000, True),
+    ]
+    assert "70% of held-back real points covered" in events[0].message
