@@ -37,11 +37,11 @@ def records_of(metrics_jsonl: bytes) -> list[dict[str, Any]]:
 
 
 # A warning as curves.png marks it: {"step", "message"} (the job's warnings of this attempt).
-Warning = dict[str, Any]
+MarkedWarning = dict[str, Any]
 
 
-def draw_here(metrics_jsonl: bytes, warnings: list[Warning]) -> bytes | None:
-    from worker.gan.plots import curves_png  # matplotlib loads on rank 0 only
+def draw_here(metrics_jsonl: bytes, warnings: list[MarkedWarning]) -> bytes | None:
+    from worker.gan.curves_plot import curves_png  # matplotlib loads on rank 0 only
 
     return curves_png(records_of(metrics_jsonl), warnings)
 
@@ -56,14 +56,14 @@ class CurvesProcess:
         self._connection: socket.socket | None = None
         self._broken = False
         # The latest records (and warnings) not yet handed to a draw.
-        self._wanted: tuple[bytes, list[Warning]] | None = None
+        self._wanted: tuple[bytes, list[MarkedWarning]] | None = None
         self._busy = False
         self._closed = False
         self._changed = threading.Condition()
         self._child_lock = threading.Lock()  # one request at a time over the socket
         self._thread: threading.Thread | None = None
 
-    def request(self, metrics_jsonl: bytes, warnings: list[Warning]) -> None:
+    def request(self, metrics_jsonl: bytes, warnings: list[MarkedWarning]) -> None:
         """Draw and deliver curves for these records soon; returns at once."""
         with self._changed:
             self._wanted = (metrics_jsonl, warnings)
@@ -74,7 +74,7 @@ class CurvesProcess:
                 self._thread.start()
             self._changed.notify_all()
 
-    def draw_now(self, metrics_jsonl: bytes, warnings: list[Warning]) -> bytes | None:
+    def draw_now(self, metrics_jsonl: bytes, warnings: list[MarkedWarning]) -> bytes | None:
         """The picture of these records, drawn before returning; a background draw still
         pending is dropped (this one is newer) and one under way is waited for, so its
         delivery cannot land after the caller stores this picture."""
@@ -118,7 +118,7 @@ class CurvesProcess:
                     self._busy = False
                     self._changed.notify_all()
 
-    def _draw(self, metrics_jsonl: bytes, warnings: list[Warning]) -> bytes | None:
+    def _draw(self, metrics_jsonl: bytes, warnings: list[MarkedWarning]) -> bytes | None:
         with self._child_lock:
             if not self._broken:
                 try:
@@ -132,7 +132,7 @@ class CurvesProcess:
                     )
         return draw_here(metrics_jsonl, warnings)
 
-    def _draw_in_child(self, metrics_jsonl: bytes, warnings: list[Warning]) -> bytes | None:
+    def _draw_in_child(self, metrics_jsonl: bytes, warnings: list[MarkedWarning]) -> bytes | None:
         connection = self._connection or self._start()
         send_message(connection, {"op": "curves", "warnings": warnings}, metrics_jsonl)
         reply = read_header(connection)

@@ -327,8 +327,9 @@ class JobReporter:
 
     def _pictures(self, metrics_jsonl: bytes, final_curves: bool) -> list[Item]:
         """The run's own pictures, redrawn from everything so far: TensorBoard's event file
-        for this attempt, the fixed-noise timeline GIF, and the loss and metric curves (but
-        for the last flush, drawn in the background and stored on their own)."""
+        for this attempt, the fixed-noise timeline GIF, and the loss and metric curves (drawn
+        here only for the run's last flush; a checkpoint's are drawn in the background and
+        stored on their own)."""
         pictures: list[Item] = []
         if self._tensorboard is not None:
             events = self._tensorboard.event_file()

@@ -1,5 +1,6 @@
 """The pictures a run draws of itself: the fixed-noise timeline GIF, TensorBoard event files
-and the loss and metric curves (worker/timeline.py, worker/tensorboard_log.py, plots)."""
+and the loss and metric curves (worker/timeline.py, worker/tensorboard_log.py,
+worker/gan/curves_plot.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import torch
 from PIL import Image, ImageSequence
 
 from tests.helpers import tensorboard_image_tags, tensorboard_scalars
-from worker.gan import plots
+from worker.gan import curves_plot
+from worker.gan.curves_plot import curves_figure, curves_png
 from worker.gan.grids import (
     GENERATED_COLOUR,
     TRUE_DENSITY_FILL,
@@ -23,7 +25,6 @@ from worker.gan.grids import (
     point_view,
 )
 from worker.gan.grids import scatter_png as point_png
-from worker.gan.plots import curves_figure, curves_png
 from worker.reporter import JobReporter
 from worker.tensorboard_log import EVAL_PREFIX, TensorBoardLog
 from worker.timeline import MAX_FRAMES, Timeline
@@ -241,7 +242,7 @@ def test_the_reporter_marks_its_warnings_on_the_curves(
         drawn.append(list(warnings or []))
         return b"png"
 
-    monkeypatch.setattr(plots, "curves_png", curves)
+    monkeypatch.setattr(curves_plot, "curves_png", curves)
 
     class Link:  # the agent's answers: every write done, no earlier attempt
         on_note = None

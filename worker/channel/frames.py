@@ -14,7 +14,7 @@ import json
 import socket
 import struct
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 LENGTH = struct.Struct(">I")
@@ -74,19 +74,6 @@ def read_header(connection: socket.socket, fds: list[int] | None = None) -> dict
     if not isinstance(header, dict):
         raise FrameError("a header that is not a JSON object")
     return header
-
-
-def read_chunks(connection: socket.socket, max_bytes: int) -> Iterator[bytes]:
-    """The payload's chunks; FrameError as soon as they pass `max_bytes` in all."""
-    total = 0
-    while True:
-        size = _read_length(connection, MAX_CHUNK_BYTES, "chunk")
-        if size == 0:
-            return
-        total += size
-        if total > max_bytes:
-            raise FrameError(f"a payload of more than {max_bytes:,} bytes")
-        yield _read_exactly(connection, size)
 
 
 def read_payload(connection: socket.socket, max_bytes: int) -> bytes:

@@ -75,8 +75,13 @@ class AgentLink:
                 # The process that keeps the job's log asks for the agent's notes with each.
                 notes = {"notes": True} if self.on_note is not None else {}
                 header = {"op": op, **args, **notes}
-                if _goes_sealed(payload):
-                    assert isinstance(payload, (bytes, bytearray, memoryview))
+                # A large payload in one buffer goes as a sealed memory file, not through
+                # the socket (worker/channel/sealed.py).
+                if (
+                    isinstance(payload, (bytes, bytearray, memoryview))
+                    and len(payload) >= FD_PAYLOAD_BYTES
+                    and can_seal()
+                ):
                     fd = sealed_file(payload)
                     try:
                         send_message(connection, {**header, HEADER_KEY: len(payload)}, b"", fd=fd)
@@ -116,13 +121,3 @@ class AgentLink:
             connection.connect(self.path)
             self._connection = connection
         return self._connection
-
-
-def _goes_sealed(payload: bytes | Iterable[bytes]) -> bool:
-    """Whether a payload goes as a sealed memory file (large, in one buffer) rather than
-    through the socket."""
-    return (
-        isinstance(payload, (bytes, bytearray, memoryview))
-        and len(payload) >= FD_PAYLOAD_BYTES
-        and can_seal()
-    )
