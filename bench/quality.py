@@ -10,7 +10,9 @@ the configurations ganforge recommends per dataset; the others are the study beh
 
 Each run is its own process with one torch thread (`--workers` at a time, 2 on this 2-core
 machine); the figures are those the job itself reports (worker/gan/evaluation.py on the
-generator's EMA, 2,500 samples on fixed latents), so they are what a user of the service sees.
+generator's EMA, its final evaluation: 10,000 samples on fixed latents, each figure with its
+95% bootstrap interval), so they are what a user of the service sees. `--keep DIR` writes
+each run's last checkpoint and evaluation picture there, to re-score or look at later.
 """
 
 from __future__ import annotations
@@ -171,16 +173,24 @@ PUBLISHED = {
 
 
 class _Collect(QuietHooks):
-    """Hooks that keep the evaluations and drop everything else."""
+    """Hooks that keep the evaluations (and the last checkpoint and picture where `keep` is
+    a folder, named after the run) and drop everything else."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Path | None = None, name: str = "") -> None:
         self.evaluations: list[tuple[int, dict[str, Any]]] = []
+        self.keep, self.name = keep, name
 
     def report_evaluation(self, step: int, metrics: dict[str, Any], png: bytes | None) -> None:
         self.evaluations.append((step, metrics))
+        if self.keep is not None and png is not None:
+            (self.keep / f"{self.name}.png").write_bytes(png)
+
+    def save_checkpoint(self, step: int, data: bytes) -> None:
+        if self.keep is not None:
+            (self.keep / f"{self.name}.pt").write_bytes(data)
 
 
-def run_one(setup: str, seed: int) -> dict[str, Any]:
+def run_one(setup: str, seed: int, keep: Path | None = None) -> dict[str, Any]:
     """Train `setup` with `seed` on one thread; its final evaluation and the minutes taken."""
     import torch
 
@@ -198,7 +208,7 @@ def run_one(setup: str, seed: int) -> dict[str, Any]:
             "sample_every": steps,
         }
     )
-    hooks = _Collect()
+    hooks = _Collect(keep, f"{setup}-seed{seed}")
     started = time.perf_counter()
     train(spec, hooks=hooks)
     minutes = (time.perf_counter() - started) / 60
@@ -206,19 +216,32 @@ def run_one(setup: str, seed: int) -> dict[str, Any]:
     return {"setup": setup, "seed": seed, "step": step, "minutes": minutes, **metrics}
 
 
+def _with_interval(result: dict[str, Any], key: str, form: str, scale: float = 1.0) -> str:
+    """`value [low, high]` of a figure and its stored 95% interval ("n/a" where undefined)."""
+    value = result.get(key)
+    if value is None:
+        return "n/a"
+    text = format(scale * value, form)
+    interval = result.get(f"{key}_interval")
+    if interval and None not in interval:
+        low, high = (format(scale * end, form) for end in interval)
+        text += f" [{low}, {high}]"
+    return text
+
+
 def _figures(result: dict[str, Any]) -> str:
     if "w1" in result and result.get("mode_count") == 1:
         return f"W1 {result['w1']:.3f}"
     if "classes_covered" in result:
         return (
-            f"{result['classes_covered']}/10 classes, class KL {result['class_kl']:.3f}, "
-            f"FD {result['frechet_distance']:.1f}"
+            f"{result['classes_covered']}/10 classes, class KL "
+            f"{_with_interval(result, 'class_kl', '.3f')}, FD {result['frechet_distance']:.1f}"
+            f" ({result['class_samples']:,} samples)"
         )
-    kl = result.get("kl_from_uniform")
-    kl_text = f"{kl:.3f}" if kl is not None else "n/a"
     return (
         f"{result['modes_covered']}/{result['mode_count']}, "
-        f"{100 * result['high_quality']:.1f}%, KL {kl_text}"
+        f"{_with_interval(result, 'high_quality', '.1f', 100)}%, "
+        f"KL {_with_interval(result, 'kl_from_uniform', '.3f')} ({result['samples']:,} samples)"
     )
 
 
@@ -228,11 +251,14 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path("bench-quality.json"))
+    parser.add_argument("--keep", type=Path, help="folder for each run's checkpoint and picture")
     args = parser.parse_args()
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
     runs = [(setup, seed) for setup in args.setups for seed in args.seeds]
     results = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(run_one, setup, seed) for setup, seed in runs]
+        futures = [pool.submit(run_one, setup, seed, args.keep) for setup, seed in runs]
         for future in as_completed(futures):
             result = future.result()
             print(f"{result['setup']} seed {result['seed']}: {_figures(result)}", flush=True)

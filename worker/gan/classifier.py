@@ -5,7 +5,8 @@ generated set is to the real one in the classifier's feature space.
 Trained once per dataset (a few seconds on a CPU) and cached by the hooks (the job's store,
 under the SHA-256 of the images and labels), so every job on the same data shares it.
 
-Figures, on EVAL_IMAGES generated and as many real held-out images:
+Class figures on every generated image given (EVAL_IMAGES during a run, FINAL_SAMPLES at its
+end), the rest on EVAL_IMAGES generated and as many real held-out images:
 - `classes_covered`: classes the classifier gives at least one sample with confidence >= 0.9
   (the digit analogue of a covered mode); `class_kl`: KL of the generated class histogram
   from the data's; each with its 95% bootstrap interval (`classes_covered_interval`,
@@ -46,6 +47,8 @@ LEARNING_RATE = 3e-3
 MAX_SHIFT = 2
 # Images compared per evaluation: enough for stable k-NN figures, a DCGAN pass of a second.
 EVAL_IMAGES = 600
+# Images classified at once (a run's final evaluation classifies 10,000).
+CLASSIFY_BATCH = 1_000
 NEIGHBOURS = 5
 CONFIDENT = 0.9
 CLASSIFIER_SEED = 104_729
@@ -161,24 +164,33 @@ class DigitScorer:
         self.data_classes = counts / counts.sum()
 
     def figures(self, generated: Tensor) -> dict[str, Any]:
+        """Class figures from every generated image; the feature-space figures (k-NN,
+        Fréchet) from the first EVAL_IMAGES, as many as the held-out real images they are
+        compared with, so they mean the same at every evaluation."""
         with torch.no_grad():
-            images = as_unit_range(generated[:EVAL_IMAGES].float().clamp(-1, 1))
-            features = self.model.features(images)
+            features = torch.cat(
+                [
+                    self.model.features(as_unit_range(batch.float().clamp(-1, 1)))
+                    for batch in generated.split(CLASSIFY_BATCH)
+                ]
+            )
             probabilities = F.softmax(self.model.head(features), dim=1)
         confidence, predicted = probabilities.max(dim=1)
         sure = confidence >= CONFIDENT
         classes = torch.bincount(predicted, minlength=CLASSES).double()
         covered = torch.bincount(predicted[sure], minlength=CLASSES)
+        compared = features[:EVAL_IMAGES]
         return {
             "classifier_accuracy": self.accuracy,
             "classes_covered": int((covered > 0).sum()),
             "class_counts": [int(c) for c in classes],
             "class_kl": _kl(classes / classes.sum(), self.data_classes),
-            "class_samples": len(images),
+            "class_samples": len(features),
             **self._intervals(predicted + CLASSES * sure.long()),
             "confidence": float(confidence.mean()),
-            **nearest_neighbour_figures(self.real_features, features),
-            "frechet_distance": frechet_distance(self.real_features, features),
+            "feature_samples": len(compared),
+            **nearest_neighbour_figures(self.real_features, compared),
+            "frechet_distance": frechet_distance(self.real_features, compared),
         }
 
     def _intervals(self, cells: Tensor) -> dict[str, list[float] | None]:

@@ -17,6 +17,7 @@ from worker.gan.classifier import (
 )
 from worker.gan.collapse_alarm import CollapseWatch
 from worker.gan.data import load_mnist_labelled
+from worker.gan.evaluation import FINAL_SAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,14 @@ def test_real_digits_score_every_class_close_to_the_data(
     assert figures["class_kl"] < 0.05
     assert figures["precision"] > 0.9 and figures["recall"] > 0.9
     assert figures["coverage"] > 0.9 and 0.8 < figures["density"] < 1.2
+    # Ten thousand images (a run's final evaluation): classes from all of them, in batches;
+    # the feature figures from the first EVAL_IMAGES, as before.
+    many = _unheld(scorer, digits).repeat(17, 1, 1, 1)[:FINAL_SAMPLES]
+    final = scorer.figures(many)
+    assert final["class_samples"] == FINAL_SAMPLES and final["feature_samples"] == EVAL_IMAGES
+    assert final["frechet_distance"] == pytest.approx(figures["frechet_distance"])
+    low, high = final["class_kl_interval"]
+    assert high - low < figures["class_kl_interval"][1] - figures["class_kl_interval"][0]
     noise = scorer.figures(torch.rand(EVAL_IMAGES, 1, 28, 28) * 2 - 1)
     assert noise["recall"] < 0.05 and noise["coverage"] < 0.05
     assert noise["frechet_distance"] > 20 * figures["frechet_distance"]

@@ -16,6 +16,7 @@ from tests.unit.gan.gan_testing import RecordingHooks, ring_spec
 from worker.gan.collapse_alarm import KL_ALARM, CollapseWatch
 from worker.gan.evaluation import (
     EVAL_SAMPLES,
+    FINAL_SAMPLES,
     EvalInput,
     RunEvaluation,
     evaluate,
@@ -160,6 +161,9 @@ def test_training_evaluates_at_every_sample_step_and_the_last() -> None:
     assert steps == expected
     assert all("modes_covered" in metrics for _, metrics in hooks.evaluations)
     assert [step for step, _ in hooks.pictures] == expected
+    # The figures a run ends on come from FINAL_SAMPLES; those along the way from fewer.
+    counts = [metrics["samples"] for _, metrics in hooks.evaluations]
+    assert counts == [EVAL_SAMPLES] * (len(expected) - 1) + [FINAL_SAMPLES]
 
 
 def test_the_pictures_are_pngs_with_the_figures_in_them() -> None:
