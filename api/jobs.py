@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, get_args
 
 from flask import Blueprint, Response, redirect, request, stream_with_context
@@ -31,6 +32,8 @@ bp.before_request(require_user)
 KINDS = get_args(JobKind)
 # Priorities are small integers: a few levels are all a lab uses; the bound catches typos.
 MAX_PRIORITY = 1000
+# `?id_prefix=`: the start of a job id (shared.models.new_id: 32 lowercase hex characters).
+ID_PREFIX = re.compile("[0-9a-f]{1,32}")
 
 
 SUBMIT_ROUTE = "POST /api/v1/jobs"
@@ -89,6 +92,11 @@ def list_jobs() -> dict[str, Any]:
     if kind is not None and kind not in KINDS:
         problems.append({"path": "kind", "message": f"must be one of {', '.join(KINDS)}"})
     limit = _int_arg("limit", jobs.DEFAULT_PAGE_SIZE, 1, jobs.MAX_PAGE_SIZE, problems)
+    id_prefix = args.get("id_prefix") or None
+    if id_prefix is not None and not ID_PREFIX.fullmatch(id_prefix):
+        problems.append(
+            {"path": "id_prefix", "message": "must be 1 to 32 lowercase hex characters"}
+        )
     if problems:
         raise ApiProblem(400, "Invalid query parameter", problems[0]["message"], errors=problems)
     page = jobs.list_jobs(
@@ -99,6 +107,7 @@ def list_jobs() -> dict[str, Any]:
         limit=limit,
         cursor=args.get("cursor") or None,
         every_user=args.get("all", "").lower() in ("1", "true", "yes"),
+        id_prefix=id_prefix,
     )
     caller = current_user()
     names = user_names(db_session(), {job.owner_id for job in page.jobs} - {caller.id})

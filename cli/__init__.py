@@ -23,7 +23,7 @@ import click
 from cli.client import Client
 from cli.group import CliError, GanforgeGroup
 from cli.output import console
-from shared.config import ClientConfig, Settings
+from shared.config import EMBEDDED_URL_FILE, ClientConfig, Settings
 from shared.logs import configure_logging
 
 # What `ganforge demo` trains: ganforge's recommended ring8 recipe, `examples/ring8.json`
@@ -200,14 +200,36 @@ def seed_examples() -> None:
 # --- the embedded service --------------------------------------------------------------------
 
 
+def port_option(command: Any) -> Any:
+    return click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help="Serve the API on this local port (default: GANFORGE_API_URL's, 8765); later "
+        "commands on this machine find it.",
+    )(command)
+
+
+def _embedded_settings(port: int | None) -> Settings:
+    """The embedded service's settings, on `port` when given, with the URL it will serve at
+    recorded in its home (shared.config.EMBEDDED_URL_FILE) for the CLI's later commands."""
+    settings = _settings()
+    if port is not None:
+        settings = settings.with_(api_url=f"http://127.0.0.1:{port}")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / EMBEDDED_URL_FILE).write_text(settings.api_url + "\n")
+    return settings
+
+
 @main.command()
-def up() -> None:
+@port_option
+def up(port: int | None) -> None:
     """Run the embedded service here until Ctrl-C.
 
     SQLite, a local artifact folder and a file-system broker in GANFORGE_HOME."""
     from cli.embedded import ServiceProcesses, StopSignals, prepare
 
-    settings = _settings()
+    settings = _embedded_settings(port)
     prepare(settings)
     # SIGTERM and Ctrl-C stop every child (their process groups) before `up` exits, so the
     # next `up` finds the port and the broker folder free.
@@ -226,7 +248,8 @@ def up() -> None:
 
 @main.command()
 @click.option("--steps", default=DEMO_SPEC["train"]["steps"], show_default=True)
-def demo(steps: int) -> None:
+@port_option
+def demo(steps: int, port: int | None) -> None:
     """Train a small GAN on the embedded service, start to end.
 
     Starts the embedded service, trains ganforge's ring8 recipe (an MLP PacGAN on 8 Gaussians,
@@ -235,7 +258,7 @@ def demo(steps: int) -> None:
     from cli.embedded import ServiceProcesses, prepare
     from cli.jobs import finish, follow, print_artifacts
 
-    settings = _settings()
+    settings = _embedded_settings(port)
     token = prepare(settings)
     # SIGTERM unwinds like Ctrl-C, so the service's processes are stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

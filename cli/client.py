@@ -31,8 +31,10 @@ class ApiError(RuntimeError):
 
     def __init__(self, status: int, problem: dict[str, Any]):
         self.status, self.problem = status, problem
-        detail = problem.get("detail") or problem.get("title") or f"HTTP {status}"
         errors = problem.get("errors") or []
+        # With field errors the detail is those errors run together: the title heads them.
+        headline = problem.get("title") if errors else problem.get("detail")
+        detail = headline or problem.get("title") or f"HTTP {status}"
         lines = [f"{detail} (HTTP {status})"]
         lines += [f"  {e.get('path')}: {e.get('message')}" for e in errors]
         super().__init__("\n".join(lines))

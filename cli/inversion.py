@@ -13,13 +13,14 @@ import click
 
 from cli import api_client, main
 from cli.group import CliError, ExitCode
+from cli.job_ids import JOB_ID
 from cli.jobs import finish, follow
 from cli.output import console
 from shared.specs.inversion import DEFAULT_INVERT_LR, DEFAULT_INVERT_STEPS, DEFAULT_PRIOR_WEIGHT
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.option("--dataset", "dataset_id", metavar="ID", help="Invert images of this upload.")
 @click.option(
     "--artifact",

@@ -32,6 +32,8 @@ from cli.client import (
     StreamUnavailableError,
 )
 from cli.group import CliError, ExitCode
+from cli.job_ids import JOB_ID, short_id
+from cli.job_view import print_job
 from cli.output import (
     console,
     json_option,
@@ -53,7 +55,8 @@ LOG_POLL_S = 1.0
 @click.option("--kind", type=click.Choice(get_args(JobKind)), default="train", show_default=True)
 @click.option("--name", default=None, help="Job name (default: the file name).")
 @click.option("--watch/--no-watch", default=False, help="Follow the job to its end.")
-def submit(spec_file: Path, kind: str, name: str | None, watch: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print the new job's id alone.")
+def submit(spec_file: Path, kind: str, name: str | None, watch: bool, quiet: bool) -> None:
     """Submit the job spec in SPEC_FILE (JSON)."""
     try:
         spec = json.loads(spec_file.read_text())
@@ -61,7 +64,10 @@ def submit(spec_file: Path, kind: str, name: str | None, watch: bool) -> None:
         raise CliError(f"{spec_file} is not JSON: {exc}") from None
     client = api_client()
     job = client.submit(kind, name or spec_file.stem, spec)
-    console.print(f"submitted {job['kind']} job [bold]{job['id']}[/] ({job['state']})")
+    if quiet:
+        click.echo(job["id"])
+    else:
+        console.print(f"submitted {job['kind']} job [bold]{job['id']}[/] ({job['state']})")
     if watch:
         finish(follow(client, job["id"]))
 
@@ -73,7 +79,10 @@ def submit(spec_file: Path, kind: str, name: str | None, watch: bool) -> None:
 @json_option
 @quiet_option
 def jobs(state: str | None, kind: str | None, limit: int, as_json: bool, quiet: bool) -> None:
-    """List your newest jobs."""
+    """List your newest jobs.
+
+    Ids are cut to their first 8 characters, which every command accepts; --json and -q
+    print them whole."""
     page = api_client().jobs(state=state, kind=kind, limit=limit)
     if as_json:
         return print_json(page)
@@ -83,26 +92,30 @@ def jobs(state: str | None, kind: str | None, limit: int, as_json: bool, quiet: 
     for job in page["jobs"]:
         fraction = (job.get("progress") or {}).get("fraction")
         shown = f"{fraction:.0%}" if fraction is not None else ""
-        rows.append([job["id"], job["kind"], job["name"], job["state"], shown, _when(job)])
+        rows.append([short_id(job["id"]), job["kind"], job["name"], job["state"], shown,
+                     _when(job)])  # fmt: skip
     print_table(("id", "kind", "name", "state", "progress", "created"), rows)
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @json_option
 def show(job_id: str, as_json: bool) -> None:
-    """Print a job, its events and its artifacts."""
+    """Print a job, its events and its artifacts.
+
+    The job as a page: state, progress, last figures with their intervals, warnings, error,
+    placement and spec; --json prints the API's document."""
     client = api_client()
     job = client.job(job_id)
     if as_json:
         return print_json(job)
-    console.print_json(data=job)
+    print_job(job)
     print_events(client.events(job_id))
     print_artifacts(client.artifacts(job_id))
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @json_option
 def events(job_id: str, as_json: bool) -> None:
     """Print a job's state changes, oldest first."""
@@ -113,7 +126,7 @@ def events(job_id: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @json_option
 @quiet_option
 def artifacts(job_id: str, as_json: bool, quiet: bool) -> None:
@@ -127,7 +140,7 @@ def artifacts(job_id: str, as_json: bool, quiet: bool) -> None:
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 def watch(job_id: str) -> None:
     """Follow a job with a progress bar until it ends.
 
@@ -136,7 +149,7 @@ def watch(job_id: str) -> None:
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 def cancel(job_id: str) -> None:
     """Cancel a job.
 
@@ -146,7 +159,7 @@ def cancel(job_id: str) -> None:
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.option(
     "-f", "--follow", "follow_log", is_flag=True, help="Print new lines until the job ends."
 )
@@ -185,7 +198,7 @@ def _poll_log(client: Client, job_id: str, offset: int = 0) -> None:
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.argument("names", nargs=-1)
 @click.option(
     "-o",
@@ -237,7 +250,7 @@ def download_target(name: str, output: Path | None, one: bool) -> Path:
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.option(
     "--set",
     "changes",
@@ -254,6 +267,8 @@ def rerun(job_id: str, changes: tuple[str, ...], name: str | None, watch: bool) 
     client = api_client()
     job = client.job(job_id)
     spec = apply_changes(job["spec"], changes)
+    for line in fit_cadences(job["spec"], spec, changes):
+        click.echo(line, err=True)
     new = client.submit(job["kind"], name or job["name"], spec)
     click.echo(new["id"])
     if watch:
@@ -283,6 +298,34 @@ def apply_changes(spec: dict[str, Any], changes: Sequence[str]) -> dict[str, Any
                 )
         parent[keys[-1]] = value
     return changed
+
+
+# Spec fields counted in steps of the run: a rerun with other `train.steps` scales them.
+CADENCES = ("checkpoint_every", "sample_every", "eval_every", "collapse_warmup")
+
+
+def fit_cadences(old: dict[str, Any], spec: dict[str, Any], changes: Sequence[str]) -> list[str]:
+    """Where `train.steps` changed, scale each cadence the spec gives (and `--set` does not)
+    by the same factor, at least 1 and at most the new steps, in place; the lines saying so."""
+    before = (old.get("train") or {}).get("steps")
+    after = (spec.get("train") or {}).get("steps")
+    if not isinstance(before, int) or not isinstance(after, int) or before == after:
+        return []
+    chosen = {change.partition("=")[0] for change in changes}
+    said = []
+    for name in CADENCES:
+        value = spec.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or name in chosen:
+            continue
+        least = 0 if name == "collapse_warmup" else 1
+        scaled = min(after, max(least, round(value * after / before)))
+        if scaled != value:
+            spec[name] = scaled
+            said.append(f"{name} {value:,} -> {scaled:,}")
+    if not said:
+        return []
+    return [f"train.steps {before:,} -> {after:,}, so {', '.join(said)} "
+            "(scaled alike; --set them to choose)"]  # fmt: skip
 
 
 def follow(client: Client, job_id: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from cli import admin, api_client, main
+from cli.job_ids import JOB_ID
 from cli.output import console, json_option, print_ids, print_json, print_table, quiet_option
 
 
@@ -61,7 +62,7 @@ def queue(as_json: bool, quiet: bool) -> None:
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.argument("value", type=int)
 def priority(job_id: str, value: int) -> None:
     """Set a job's priority (admins: any; owners: only lower it)."""

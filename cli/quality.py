@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cli import api_client, main
+from cli.job_ids import JOB_ID
 from cli.jobs import finish, follow
 from cli.output import console, json_option, print_json, print_table
 
@@ -39,7 +40,7 @@ COLUMNS = (
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.option("--from-step", type=int, default=None, help="First step shown.")
 @click.option("--to-step", type=int, default=None, help="Last step shown.")
 @json_option
@@ -99,7 +100,7 @@ def _number(key: str, value: Any) -> str:
 
 
 @main.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.option("--step", type=int, default=None, help="The checkpoint's step (default: latest).")
 @click.option("--watch/--no-watch", default=True, help="Follow the evaluation to its end.")
 def evaluate(job_id: str, step: int | None, watch: bool) -> None:

@@ -43,6 +43,9 @@ CLIENT_CONFIG_FILE = "config.toml"
 CLIENT_CONFIG_KEYS = ("url", "token")
 # The embedded mode's local token, in GANFORGE_HOME, that the CLI finds by itself.
 TOKEN_FILE = "token"
+# Where `ganforge up` / `demo` write the URL they serve at (`--port` may move it), so later
+# commands on this machine find the embedded service without being told.
+EMBEDDED_URL_FILE = "embedded-url"
 
 # Seconds between progress writes to the database: often enough that a poller sees movement,
 # rare enough that a 100-steps/s job does not turn the database into its bottleneck.
@@ -334,8 +337,8 @@ class ClientConfig:
 
     Each comes from the first that gives it: the command line (`--url`, `--token`), the
     environment (GANFORGE_API_URL, GANFORGE_TOKEN), `$GANFORGE_HOME/config.toml` (`url`,
-    `token`), and last the embedded defaults (127.0.0.1:8765 and the token file `ganforge up`
-    writes)."""
+    `token`), and last the embedded service's (the URL and token files `ganforge up` writes,
+    else 127.0.0.1:8765)."""
 
     url: str
     token: str | None
@@ -350,7 +353,13 @@ class ClientConfig:
         env = os.environ if environ is None else environ
         home = _home(env)
         saved = read_client_file(home / CLIENT_CONFIG_FILE)
-        url = url or env.get("GANFORGE_API_URL") or saved.get("url") or DEFAULT_API_URL
+        url = (
+            url
+            or env.get("GANFORGE_API_URL")
+            or saved.get("url")
+            or _embedded_url(home)
+            or DEFAULT_API_URL
+        )
         token = token or env.get("GANFORGE_TOKEN") or saved.get("token") or _embedded_token(home)
         return cls(url=url.rstrip("/"), token=token)
 
@@ -375,6 +384,12 @@ def read_client_file(path: Path) -> dict[str, str]:
 
 def _home(env: Mapping[str, str]) -> Path:
     return Path(env.get("GANFORGE_HOME") or DEFAULT_HOME).expanduser()
+
+
+def _embedded_url(home: Path) -> str | None:
+    """The URL the last `ganforge up` / `demo` of this home served at."""
+    url_file = home / EMBEDDED_URL_FILE
+    return (url_file.read_text().strip() or None) if url_file.is_file() else None
 
 
 def _embedded_token(home: Path) -> str | None:

@@ -250,9 +250,11 @@ def list_jobs(
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
     every_user: bool = False,
+    id_prefix: str | None = None,
 ) -> JobPage:
     """The owner's jobs (every user's for an admin who asks), newest first, `limit` at a time;
-    pass `next_cursor` for the next page."""
+    pass `next_cursor` for the next page. `id_prefix` (lowercase hex, checked by the caller)
+    keeps the jobs whose id starts with it: how a short id is resolved."""
     if every_user and not owner.is_admin:
         raise PermissionDeniedError("only an admin can list every user's jobs")
     query = select(Job) if every_user else select(Job).where(Job.owner_id == owner.id)
@@ -260,6 +262,8 @@ def list_jobs(
         query = query.where(Job.state == state)
     if kind:
         query = query.where(Job.kind == kind)
+    if id_prefix:
+        query = query.where(Job.id.startswith(id_prefix, autoescape=True))
     if cursor:
         created_at, last_id = _decode_cursor(cursor)
         query = query.where(

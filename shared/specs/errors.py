@@ -35,9 +35,12 @@ def problems_from(
     """Turn pydantic's errors into {path, message} pairs a person can act on, suggesting the
     closest valid name for an unknown field or value; the first MAX_PROBLEMS of them, and a
     last one saying how many more there are."""
-    problems = []
+    problems: list[dict[str, str]] = []
+    allowed_at: dict[str, list[str]] = {}  # a union of literals fails once per member
     for error in exc.errors(include_url=False)[:MAX_PROBLEMS]:
-        loc = [str(part) for part in (*prefix, *error["loc"])]
+        # A union's members appear in the location as pydantic's tags for them
+        # ("literal['mnist','npz']", "function-after[...]"): not a field a person can find.
+        loc = [str(part) for part in (*prefix, *error["loc"]) if not _is_union_tag(part)]
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             name = str(error["loc"][-1])
@@ -50,14 +53,52 @@ def problems_from(
             if blamed:
                 loc.append(blamed)
                 message = message[len(blamed) + 2 :]
-        elif error["type"] == "literal_error" and isinstance(error.get("input"), str):
+        elif error["type"] == "literal_error":
             allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
-            message += _did_you_mean(error["input"], allowed)
+            path = ".".join(loc) or "(body)"
+            if path in allowed_at:  # another member of the same union: one problem for all
+                allowed_at[path] += allowed
+                problem = next(p for p in problems if p["path"] == path)
+                problem["message"] = _one_of(allowed_at[path], error.get("input"))
+                continue
+            allowed_at[path] = allowed
+            message = _one_of(allowed, error.get("input"))
+        elif error["type"] in _WRONG_TYPE and "input" in error:
+            message += f", got {_shown(error['input'])}"
         problems.append({"path": ".".join(loc) or "(body)", "message": message})
     if exc.error_count() > MAX_PROBLEMS:
         more = exc.error_count() - MAX_PROBLEMS
         problems.append({"path": "(body)", "message": f"and {more} more problems, not listed"})
     return problems
+
+
+# Pydantic's error types for a value of the wrong type: the message then says what was given.
+_WRONG_TYPE = frozenset(
+    {"int_type", "float_type", "bool_type", "string_type", "list_type", "dict_type",
+     "model_type", "int_from_float", "int_parsing", "float_parsing", "bool_parsing"}
+)  # fmt: skip
+
+
+def _is_union_tag(part: object) -> bool:
+    return isinstance(part, str) and "[" in part
+
+
+def _one_of(allowed: list[str], given: object) -> str:
+    """ "must be one of `a`, `b` or `c`, got 'x'; did you mean `a`?" for a literal field."""
+    quoted = [f"`{name}`" for name in allowed]
+    listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    message = f"must be one of {listed}, got {_shown(given)}"
+    return message + (_did_you_mean(given, allowed) if isinstance(given, str) else "")
+
+
+def _shown(value: object) -> str:
+    """A client's value as a message quotes it: its JSON type named, long text cut."""
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:40] + "..."
+        return f"{text!r} (a string)"
+    if isinstance(value, bool | int | float) or value is None:
+        return repr(value)
+    return f"a {'list' if isinstance(value, list) else type(value).__name__}"
 
 
 _BLAMED_FIELD = re.compile(r"([a-z_]+(?:\.[a-z_]+)*): ")

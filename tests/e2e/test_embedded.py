@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli.client import Client
+from shared.config import ClientConfig
 from worker.gan.distributed import find_free_port
 
 # The embedded service needs none of the suite's servers: `make test` runs this module beside
@@ -92,20 +93,27 @@ def test_up_stops_every_child_on_sigterm_or_ctrl_c_and_starts_again(tmp_path: Pa
         "GANFORGE_TORCH_THREADS": "1",
     }
     for stop in (signal.SIGTERM, signal.SIGINT):
+        command = [sys.executable, "-m", "cli", "up"]
+        if stop == signal.SIGINT:  # the port from the command line, not the environment
+            env.pop("GANFORGE_API_URL")
+            command += ["--port", str(port)]
         up = subprocess.Popen(
-            [sys.executable, "-m", "cli", "up"],
+            command,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 120
-            while not Client(env["GANFORGE_API_URL"], None).ready():
+            while not Client(f"http://127.0.0.1:{port}", None).ready():
                 assert up.poll() is None, up.communicate()[0].decode()[-3000:]
                 assert time.monotonic() < deadline, "the embedded service never got ready"
                 time.sleep(0.5)
             children = _descendants(up.pid)
             assert len(children) >= 3, "the API, the scheduler and the worker"
+            # Later commands find the service `up` recorded, with its token.
+            found = ClientConfig.resolve(environ={"GANFORGE_HOME": env["GANFORGE_HOME"]})
+            assert found.url == f"http://127.0.0.1:{port}" and found.token
             up.send_signal(stop)
             output = up.communicate(timeout=60)[0].decode()
         finally:

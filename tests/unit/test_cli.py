@@ -65,14 +65,72 @@ def closed_port_url() -> str:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def test_jobs_prints_whole_ids_when_piped_at_80_columns(
-    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+def test_jobs_shows_short_ids_that_every_command_accepts(
+    api_url: str, client: FlaskClient, alice: str, bob: str, cli_home: Path
 ) -> None:
     ids = [submit(client, alice, name=f"a rather long job name number {i}") for i in range(2)]
     result = as_user(cli_home, api_url, alice, "jobs")
     assert result.exit_code == 0, result.output
-    assert set(JOB_ID.findall(result.stdout)) == set(ids)
-    assert result.stdout.splitlines()[0].split()[:2] == ["id", "kind"]
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["id", "kind"]
+    assert [line.split()[0] for line in lines[1:]] == [job_id[:8] for job_id in ids[::-1]]
+    shown = as_user(cli_home, api_url, alice, "show", ids[0][:8], "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["id"] == ids[0]
+    cancelled = as_user(cli_home, api_url, alice, "cancel", ids[1][:12].upper())
+    assert cancelled.exit_code == 0, cancelled.output
+    state = client.get(f"/api/v1/jobs/{ids[1]}", headers=auth(alice)).get_json()["state"]
+    assert state == "cancelled"
+    # Another user's job is not found by its prefix; a prefix too short is a usage error.
+    assert as_user(cli_home, api_url, bob, "show", ids[0][:8]).exit_code == ExitCode.NOT_FOUND
+    short = as_user(cli_home, api_url, alice, "show", ids[0][:7])
+    assert short.exit_code == ExitCode.USAGE and "8 or more characters" in short.stderr
+    listed = client.get(f"/api/v1/jobs?id_prefix={ids[0][:8]}", headers=auth(alice)).get_json()
+    assert [job["id"] for job in listed["jobs"]] == [ids[0]]
+    bad = client.get("/api/v1/jobs?id_prefix=xyz", headers=auth(alice))
+    assert bad.status_code == 400 and bad.get_json()["errors"][0]["path"] == "id_prefix"
+
+
+def test_a_prefix_of_several_jobs_names_them(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path, settings: Settings
+) -> None:
+    from shared.models import Job, User
+
+    twin = "abcdef12" + "f" * 24
+    with session_scope(settings.database_url) as session:  # ids share no prefix by chance
+        owner_id = session.query(User).filter_by(name="alice").one().id
+        for job_id in ("abcdef12" + "0" * 24, twin):
+            session.add(
+                Job(
+                    id=job_id,
+                    owner_id=owner_id,
+                    kind="train",
+                    name="twin",
+                    spec=RING_SPEC,
+                    state="queued",
+                    max_attempts=3,
+                    devices=1,
+                )
+            )
+    result = as_user(cli_home, api_url, alice, "show", "abcdef12")
+    assert result.exit_code == ExitCode.ERROR
+    assert "several jobs" in result.stderr and twin in result.stderr
+
+
+def test_show_is_a_page_a_person_reads(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+) -> None:
+    job_id = submit(client, alice)
+    result = as_user(cli_home, api_url, alice, "show", job_id)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert re.search(rf"^job +{job_id}  train 'ring' of alice$", text, re.M)
+    assert "queued (attempt 0 of 3)" in text or "queued (attempt 1 of 3)" in text
+    assert "spec model" in text and "family mlp, width 32" in text
+    assert "steps 40, batch_size 64" in text
+    assert "{" not in text.split("queued")[0], "no JSON before the events"
+    assert "to" in text and "queued" in text  # the events table
+    assert len(text.splitlines()) < 30
 
 
 def test_quiet_listings_print_ids_only_one_a_line(
@@ -136,7 +194,18 @@ def test_exit_statuses_say_what_went_wrong(
     bad.write_text(json.dumps({**RING_SPEC, "train": {"steps": -1}}))
     refused = as_user(cli_home, api_url, alice, "submit", str(bad))
     assert refused.exit_code == ExitCode.ERROR == 1
-    assert "spec.train.steps" in refused.stderr
+    assert refused.stderr.count("spec.train.steps") == 1, "each error once"
+    assert refused.stderr.startswith("ganforge: Invalid job request (HTTP 422)\n")
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({**RING_SPEC, "data": {"source": "toy:ring9"}}))
+    refused = as_user(cli_home, api_url, alice, "submit", str(typo))
+    assert refused.stderr.count("spec.data.source") == 1 and "literal[" not in refused.stderr
+    assert "did you mean `toy:ring8`?" in refused.stderr
+    accepted = as_user(cli_home, api_url, alice, "submit", str(tmp_path / "ok.json"), "-q")
+    assert accepted.exit_code == ExitCode.USAGE  # no such file
+    (tmp_path / "ok.json").write_text(json.dumps(RING_SPEC))
+    accepted = as_user(cli_home, api_url, alice, "submit", str(tmp_path / "ok.json"), "-q")
+    assert accepted.exit_code == 0 and JOB_ID.fullmatch(accepted.stdout.strip()), accepted.output
 
 
 def test_an_unreachable_service_is_one_line_and_status_5(cli_home: Path) -> None:
@@ -203,6 +272,25 @@ def test_rerun_submits_a_copy_with_the_fields_set(
     unchanged = {k: v for k, v in old["spec"].items() if k not in ("train", "loss")}
     assert {k: new["spec"][k] for k in unchanged} == unchanged
     assert {**old["spec"]["train"], "seed": 3, "betas": [0.0, 0.9]} == new["spec"]["train"]
+
+
+def test_rerun_with_fewer_steps_scales_the_cadences_and_says_so(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path
+) -> None:
+    old_id = submit(client, alice)  # 40 steps, checkpoints and samples every 20
+    result = as_user(cli_home, api_url, alice, "rerun", old_id, "--set", "train.steps=10")
+    assert result.exit_code == 0, result.output
+    new_id = result.stdout.strip()
+    new = client.get(f"/api/v1/jobs/{new_id}", headers=auth(alice)).get_json()["spec"]
+    assert (new["train"]["steps"], new["checkpoint_every"], new["sample_every"]) == (10, 5, 5)
+    assert "train.steps 40 -> 10, so checkpoint_every 20 -> 5, sample_every 20 -> 5" in (
+        result.stderr
+    )
+    chosen = as_user(cli_home, api_url, alice, "rerun", old_id, "--set", "train.steps=10",
+                     "--set", "sample_every=10")  # fmt: skip
+    assert chosen.exit_code == 0, chosen.output
+    spec = client.get(f"/api/v1/jobs/{chosen.stdout.strip()}", headers=auth(alice)).get_json()
+    assert (spec["spec"]["checkpoint_every"], spec["spec"]["sample_every"]) == (5, 10)
 
 
 def test_rerun_refuses_a_malformed_change(

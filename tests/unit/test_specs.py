@@ -42,6 +42,19 @@ def test_request_errors_name_each_bad_field_by_path() -> None:
     assert unknown == "unknown field `batch_sise`; did you mean `batch_size`?"
 
 
+def test_a_field_of_several_kinds_is_one_problem_in_words_not_pydantic_tags() -> None:
+    body = {"kind": "train", "name": "x",
+            "spec": {"model": "mlp", "data": {"source": "toy:ring9"},
+                     "train": {"steps": "10"}}}  # fmt: skip
+    with pytest.raises(SpecError) as info:
+        validate_job_request(body)
+    assert [p["path"] for p in info.value.problems] == ["spec.data.source", "spec.train.steps"]
+    source, steps = (p["message"] for p in info.value.problems)
+    assert source.startswith("must be one of `toy:ring8`, `toy:grid25`, `toy:gauss1d`, `mnist`")
+    assert source.endswith("got 'toy:ring9' (a string); did you mean `toy:ring8`?")
+    assert steps == "Input should be a valid integer, got '10' (a string)"
+
+
 def test_envelope_errors_are_reported_before_the_spec() -> None:
     with pytest.raises(SpecError) as info:
         validate_job_request({"kind": "paint", "name": "", "spec": {}, "colour": 1})
