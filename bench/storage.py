@@ -11,7 +11,10 @@ with the same random bytes, in the same bucket:
   in this process admitting this process's session (as tests/attempts.py sets one up), which
   checks the request and runs `worker.artifacts.put_artifact` on its retrying S3 store (the
   attempt's fencing check, the upload, SHA-256, the artifact's row), on a running job row;
-  against boto3's `upload_file` of the same bytes from a file;
+  against boto3's `upload_file` of the same bytes from a file (parts of 8 MiB, boto3's
+  default), and against boto3's `put_object` of the bytes in memory (one request, as
+  ganforge sends a checkpoint of up to 64 MiB; shared/storage/base.py
+  VERIFIED_PUT_MAX_BYTES): the goal holds only if it holds against both;
 - **download, streamed**: `GET /api/v1/jobs/<id>/artifacts/<name>?redirect=false` to a file,
   the API reading from S3 and streaming, against boto3's `download_file`;
 - **download, presigned**: the same GET without `redirect=false`: a 302 to a presigned URL,
@@ -105,6 +108,10 @@ def measure(mib: int, repeats: int, lab: Lab | None = None) -> dict[str, Any]:
                     "upload_boto3": lambda: s3.upload_file(
                         str(source), bucket, plain_key, Config=config
                     ),
+                    # boto3's one-request upload of the bytes in memory (its default CRC32).
+                    "upload_boto3_put": lambda: s3.put_object(
+                        Bucket=bucket, Key=plain_key, Body=data
+                    ),
                     # What a rank's reporter sends for a checkpoint (worker/reporter.py `_put`).
                     "upload_ganforge": lambda: attempt.link.call(
                         "put", data, name=NAME, kind="checkpoint", step=STEP
@@ -138,6 +145,7 @@ def _figures(mib: int, repeats: int, seconds: dict[str, list[float]]) -> dict[st
     rates = {name: spread([size_mb / s for s in times]) for name, times in seconds.items()}
     pairs = {
         "upload": ("upload_ganforge", "upload_boto3"),
+        "upload_vs_put_object": ("upload_ganforge", "upload_boto3_put"),
         "download_api_stream": ("download_api_stream", "download_boto3"),
         "download_presigned": ("download_presigned", "download_boto3"),
     }

@@ -65,6 +65,7 @@ def put_together(
 
 
 def _upload(store: Storage, job_id: str, name: str, data: InMemory) -> str:
-    """Store one object; its SHA-256 (hashed while other uploads wait on the network)."""
-    store.put(artifact_key(job_id, name), data)
-    return sha256_of(data)
+    """Store one object; its SHA-256, as the store computed it while storing, else hashed
+    here (while other uploads wait on the network)."""
+    stored = store.put(artifact_key(job_id, name), data)
+    return stored.sha256 or sha256_of(data)

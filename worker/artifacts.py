@@ -14,14 +14,12 @@ from sqlalchemy.orm import Session
 from shared.db import session_scope, through_outages
 from shared.jobs.reports import attempt_in_progress, record_artifact
 from shared.storage import Storage
-from shared.storage.base import InMemory
+from shared.storage.base import VERIFIED_PUT_MAX_BYTES, InMemory
 from shared.storage.keys import artifact_key
 
-# From this size up the SHA-256 runs in a thread beside the fencing check and the upload
-# (hashlib lets go of the GIL while it hashes, so a 32 MiB checkpoint's 25-100 ms of hashing
-# hides under them);
-# smaller artifacts hash in a fraction of a millisecond, less than a thread costs to start.
-HASH_BESIDE_UPLOAD_BYTES = 1024 * 1024
+# The store hashes what it stores up to VERIFIED_PUT_MAX_BYTES (ObjectInfo.sha256: S3 checks
+# the bytes it received against that digest). Above it the upload goes in parts and the
+# SHA-256 runs in a thread beside it (hashlib lets go of the GIL while it hashes).
 
 
 class FencedError(RuntimeError):
@@ -45,13 +43,16 @@ def put_artifact(
     its bytes are stored and again with its row."""
     key = artifact_key(job_id, name)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifact-sha256") as hasher:
-        beside = hasher.submit(sha256_of, data) if len(data) >= HASH_BESIDE_UPLOAD_BYTES else None
+        beside = hasher.submit(sha256_of, data) if len(data) > VERIFIED_PUT_MAX_BYTES else None
         if attempt is not None:
             for retry in through_outages():
                 with retry, session_scope(database_url) as session:
                     check_current_attempt(session, job_id, attempt, name)
-        store.put(key, data)
-        sha256 = beside.result() if beside is not None else sha256_of(data)
+        stored = store.put(key, data)
+        if stored.sha256 is not None:
+            sha256 = stored.sha256
+        else:  # a store that did not hash as it stored, or an upload in parts
+            sha256 = beside.result() if beside is not None else sha256_of(data)
     for retry in through_outages():  # the bytes are stored; their row must follow
         with retry, session_scope(database_url) as session:
             if attempt is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
 
@@ -24,12 +24,23 @@ class StorageUnavailableError(StorageError):
 class ObjectInfo:
     key: str
     size: int
+    # The stored bytes' SHA-256 (hex) where `put` had it computed as they were stored: an
+    # in-memory object of at most VERIFIED_PUT_MAX_BYTES. Not part of equality (a listing
+    # has none).
+    sha256: str | None = field(default=None, compare=False)
 
 
 # What `put` takes in memory: bytes, or a view of them (the node agent's mapping of a sealed
 # checkpoint file, worker/channel/sealed.py) stored without a copy. Either can be sent again
 # after a failed try, which a stream cannot always be.
 InMemory = bytes | bytearray | memoryview
+
+# An in-memory object up to this size is stored in one request hashed as it is sent, and its
+# SHA-256 comes back in ObjectInfo.sha256 (S3: the x-amz-checksum-sha256 the server checks
+# the bytes it received against, in place of the CRC32 boto3 sends by default; so one pass
+# over the bytes both proves the upload and gives the artifact's digest). Larger ones go up in
+# parts, which S3 checksums only part by part; their callers hash them themselves.
+VERIFIED_PUT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class Storage(Protocol):

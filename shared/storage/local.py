@@ -7,6 +7,7 @@ beside the target and are renamed over it, so a reader (or a crash) never sees h
 from __future__ import annotations
 
 import builtins
+import hashlib
 import os
 import secrets
 import shutil
@@ -15,7 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from shared.storage.base import InMemory, ObjectInfo, ObjectNotFoundError, StorageError
+from shared.storage.base import (
+    VERIFIED_PUT_MAX_BYTES,
+    InMemory,
+    ObjectInfo,
+    ObjectNotFoundError,
+    StorageError,
+)
 
 # Read size for streaming downloads: large enough that a 100 MB checkpoint is a hundred reads,
 # small enough that many concurrent downloads do not hold much memory.
@@ -42,7 +49,10 @@ class LocalStorage:
             size = _write_atomically(path, data)
         except OSError as e:
             raise StorageError(f"cannot write {key!r} under {self.root}: {e}") from e
-        return ObjectInfo(key=key, size=size)
+        sha256 = None
+        if isinstance(data, bytes | bytearray | memoryview) and size <= VERIFIED_PUT_MAX_BYTES:
+            sha256 = hashlib.sha256(data).hexdigest()  # as S3Storage returns one
+        return ObjectInfo(key=key, size=size, sha256=sha256)
 
     def get(self, key: str) -> bytes:
         with self._open_file(key) as f:

@@ -6,6 +6,7 @@ Every boto3/botocore exception stops here and leaves as our `StorageError` (or
 
 from __future__ import annotations
 
+import base64
 import builtins
 import io
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from shared.storage.base import (
+    VERIFIED_PUT_MAX_BYTES,
     InMemory,
     ObjectInfo,
     ObjectNotFoundError,
@@ -105,6 +107,10 @@ class S3Storage:
         return f"S3Storage('s3://{self.bucket}/{self.prefix}')"
 
     def put(self, key: str, data: InMemory | BinaryIO) -> ObjectInfo:
+        if isinstance(data, bytes | bytearray | memoryview):
+            view = memoryview(data).cast("B")
+            if len(view) <= VERIFIED_PUT_MAX_BYTES:
+                return self._put_verified(key, view)
         # s3transfer closes the file object it is given; the caller owns `data` (and may
         # send it again after a failed try), so it gets a view whose close() does nothing.
         fileobj: io.IOBase
@@ -124,6 +130,21 @@ class S3Storage:
                     "ContentLength"
                 ]
         return ObjectInfo(key=key, size=size)
+
+    def _put_verified(self, key: str, view: memoryview) -> ObjectInfo:
+        """One PUT with the bytes' SHA-256 as its checksum (shared.storage.base
+        VERIFIED_PUT_MAX_BYTES); the digest S3 checked comes back in the ObjectInfo, or None
+        from a store that does not answer with one."""
+        with self._errors("upload", key):
+            answer = self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._full(key),
+                Body=_ViewReader(view),  # read without a copy, rewound by a retry
+                ChecksumAlgorithm="SHA256",
+            )
+        checksum = answer.get("ChecksumSHA256")
+        sha256 = base64.b64decode(checksum).hex() if checksum else None
+        return ObjectInfo(key=key, size=len(view), sha256=sha256)
 
     def get(self, key: str) -> bytes:
         return b"".join(self.open(key))

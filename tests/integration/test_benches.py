@@ -65,13 +65,16 @@ def test_storage_bench_checks_the_bytes_and_rates_every_path(tmp_path: Path, lab
     _stamped(results, "storage")
     assert set(results["mb_per_s"]) == {
         "upload_boto3",
+        "upload_boto3_put",
         "upload_ganforge",
         "download_boto3",
         "download_api_stream",
         "download_presigned",
     }
     assert all(rate["median"] > 0 for rate in results["mb_per_s"].values())
-    assert set(results["ratios"]) == {"upload", "download_api_stream", "download_presigned"}
+    assert set(results["ratios"]) == {
+        "upload", "upload_vs_put_object", "download_api_stream", "download_presigned"
+    }  # fmt: skip
 
 
 def test_reporting_bench_times_both_sides_and_the_reporters_round_trips(

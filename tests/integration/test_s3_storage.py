@@ -3,6 +3,7 @@ paging and presigned URLs all go over the wire as they would to MinIO or AWS."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -78,15 +79,27 @@ def test_an_object_over_the_threshold_goes_up_in_parts_and_streams_back_in_chunk
     assert b"".join(chunks) == data
 
 
-def test_a_view_of_memory_goes_up_in_parts_as_it_is_and_can_be_sent_again(
-    storage: S3Storage,
+def test_a_view_of_memory_goes_up_as_it_is_can_be_sent_again_and_is_hashed_by_s3(
+    storage: S3Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The node agent stores a sealed checkpoint from its mapping, as a memoryview."""
+    """The node agent stores a sealed checkpoint from its mapping, as a memoryview: in one
+    PUT whose SHA-256 S3 checks and returns, or above VERIFIED_PUT_MAX_BYTES in parts."""
     data = os.urandom(s3.MULTIPART_CHUNKSIZE + 4096)
     view = memoryview(bytearray(data))
+    calls: list[str] = []
+    storage.client.meta.events.register(
+        "before-call.s3.*", lambda model, **_: calls.append(model.name)
+    )
     for _ in range(2):  # a retry sends the same view again, from its start
-        assert storage.put(KEY, view).size == len(data)
+        stored = storage.put(KEY, view)
+        assert stored.size == len(data) and stored.sha256 == hashlib.sha256(data).hexdigest()
         assert storage.get(KEY) == data
+    assert calls.count("PutObject") == 2 and "UploadPart" not in calls
+    monkeypatch.setattr(s3, "VERIFIED_PUT_MAX_BYTES", 1024)
+    stored = storage.put(KEY, view)
+    assert stored.size == len(data) and stored.sha256 is None, "parts: the caller hashes"
+    assert "UploadPart" in calls and storage.get(KEY) == data
+    assert storage.put(KEY, io.BytesIO(data)).sha256 is None  # a stream: not hashed here
 
 
 def test_list_pages_through_all_objects_under_the_prefix_sorted_by_key(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -25,6 +26,7 @@ def storage(tmp_path: Path) -> LocalStorage:
 def test_put_then_get_returns_the_same_bytes(storage: LocalStorage) -> None:
     info = storage.put(KEY, b"weights")
     assert info == ObjectInfo(key=KEY, size=7)
+    assert info.sha256 == hashlib.sha256(b"weights").hexdigest()  # as S3Storage's
     assert storage.get(KEY) == b"weights"
     assert (storage.root / KEY).read_bytes() == b"weights"
 
