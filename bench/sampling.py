@@ -1,6 +1,7 @@
 """Sampling speed through the whole service against the same generator in-process.
 
     python -m bench.sampling [--repeats 10] [--threads 1] [--json bench-sampling.json] [--warm-only]
+    python -m bench.sampling --embedded [--repeats 10]   # the warm job on the embedded service
 
 One run starts PostgreSQL, Redis and a moto S3 server (throwaway, as the tests do), the API
 under gunicorn, the scheduler and two workers: node `warm-node` (the warm sampler) and node
@@ -22,6 +23,10 @@ would be no faster: the server reads the database for it once a second.) Each wa
 is also split by stage, from its events' and artifacts' timestamps and the warm sampler's own
 per-stage timer in the worker's log; `--warm-only` measures that alone (a minute or two).
 
+`--embedded` runs the warm measurement alone on the embedded service instead (`ganforge up`:
+SQLite, a local folder, the file-system broker, one worker with the warm sampler): its goal is
+the Redis path's, ≤ 300 ms end to end.
+
 The in-process side runs with the same torch threads as the service's ranks (--threads). Prints
 a table and writes the figures as JSON. Goals on the lab's 2-core CI machine: warm 64 images
 ≤ 250 ms end to end; 10,000-image throughput ≥ 0.8x in-process.
@@ -39,7 +44,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -202,10 +208,13 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def measure(service: Any, repeats: int, work: Path, warm_only: bool = False) -> dict[str, Any]:
+def measure(
+    service: Any, repeats: int, work: Path, warm_only: bool = False, train_on: str = "cold"
+) -> dict[str, Any]:
     from shared.storage import open_storage
 
-    submitted = service.submit("train", {**SOURCE_SPEC, "data": mnist_data()}, name="source")
+    source_spec = {**SOURCE_SPEC, "data": mnist_data(), "resources": {"labels": {"path": train_on}}}
+    submitted = service.submit("train", source_spec, name="source")
     trained = service.wait_final(submitted["id"])
     if trained["state"] != "succeeded":
         raise RuntimeError(f"training the source failed: {trained['error']}")
@@ -305,6 +314,39 @@ def print_stages(figures: dict[str, Any]) -> None:
         print(f"    {label:<52} {stats['median']:7.1f} ms  ({low:.1f}-{high:.1f})")
 
 
+@contextmanager
+def embedded_service(home: Path, threads: int) -> Iterator[Any]:
+    """The embedded service as `ganforge up` runs it, one warm-sampler node labelled as
+    `end_to_end` sends its warm jobs, and a session authenticated as its local user."""
+    import requests
+
+    from cli.embedded import ServiceProcesses, prepare
+    from shared.config import Settings
+    from tests.e2e.conftest import Service
+    from tests.helpers import MNIST_DIR
+    from worker.gan.distributed import find_free_port
+
+    settings = Settings.from_env(
+        {
+            "GANFORGE_HOME": str(home),
+            "GANFORGE_API_URL": f"http://127.0.0.1:{find_free_port()}",
+            "GANFORGE_NODE_NAME": "warm-node",
+            "GANFORGE_CPU_SLOTS": "1",
+            "GANFORGE_NODE_LABELS": "path=warm",
+            "GANFORGE_TORCH_THREADS": str(threads),
+            "GANFORGE_RATE_LIMIT": "0",
+            "GANFORGE_DATA_ROOTS": str(MNIST_DIR.parent),
+        }
+    )
+    token = prepare(settings)
+    with ServiceProcesses(settings, home / "logs") as processes:
+        processes.start()
+        processes.wait_ready()
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token}"
+        yield Service(settings, processes, http)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=10)
@@ -313,10 +355,24 @@ def main() -> None:
     parser.add_argument(
         "--warm-only", action="store_true", help="the warm 64-image job and its stages alone"
     )
+    parser.add_argument(
+        "--embedded", action="store_true", help="the warm job alone, on the embedded service"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.embedded:
+        with (
+            tempfile.TemporaryDirectory(prefix="ganforge-bench-") as folder,
+            embedded_service(Path(folder) / "home", args.threads) as service,
+        ):
+            figures = measure(service, args.repeats, Path(folder), True, train_on="warm")
+        figures.update(threads=args.threads, repeats=args.repeats, service="embedded")
+        print_stages(figures)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"figures written to {args.json}")
+        return
     os.environ.update(FAKE_AWS)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
-    torch.set_num_threads(args.threads)
 
     from tests.e2e.conftest import running_service
     from tests.s3_server import start_moto_server

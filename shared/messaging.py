@@ -17,6 +17,15 @@ from shared.config import Settings
 
 RUN_JOB_TASK = "ganforge.run_job"
 
+# Seconds between the embedded (file-system) broker's looks for new messages.
+EMBEDDED_POLL_S = 0.05
+# The embedded broker's prefetch multiplier. On a transport without an event loop (the file
+# system's) Celery acknowledges a finished task only between its 2 s waits for messages, and
+# with a prefetch of one the next message waits for that acknowledgement: every job, however
+# short, started on a 2 s beat. The scheduler sends a node only as many jobs as it has free
+# devices (the database holds the reservations), so a larger prefetch takes no more.
+EMBEDDED_PREFETCH = 4
+
 # Celery node names of ganforge workers start with this; the rest is the ganforge node's name
 # and, after the "@", the host's.
 WORKER_NAME_PREFIX = "ganforge-"
@@ -41,6 +50,10 @@ def make_celery(settings: Settings) -> Celery:
             # process was started from.
             control_folder=str(folder / "control"),
             store_processed=False,
+            # The folder is read this often for new messages (kombu's default is 1 s, which
+            # was most of a warm sampling job's 2 s on the embedded service); a listing of
+            # a folder of a few files, 20 times a second, costs next to nothing.
+            polling_interval=EMBEDDED_POLL_S,
         )
     app.conf.update(
         task_default_queue=settings.queue,
@@ -48,7 +61,7 @@ def make_celery(settings: Settings) -> Celery:
         # back to the broker, and never reserve a second job behind a running one.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
+        worker_prefetch_multiplier=EMBEDDED_PREFETCH if settings.is_embedded_broker else 1,
         # A broker that drops and comes back must not cost a running job: its training never
         # touches the broker, and its claim in the database keeps it from running twice.
         worker_cancel_long_running_tasks_on_connection_loss=False,

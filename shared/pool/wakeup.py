@@ -6,14 +6,22 @@ named after the deployment's queue, trimmed to one entry (ten submissions in a b
 pass, not ten). The scheduler loop waits on it with BLPOP, the poll interval
 (GANFORGE_SCHEDULER_POLL_S) as the timeout, so a lost wake-up costs one poll at most.
 
-Best effort on both sides: a wake-up that cannot be sent (Redis down, the embedded broker,
-which has no Redis) is logged and skipped, never an error for the submission; a scheduler
-that cannot wait on Redis sleeps the poll interval instead.
+The embedded service has no Redis: there the wake-up is a datagram to a Unix socket the
+scheduler binds in Linux's abstract namespace, named after GANFORGE_HOME (no file to clean
+up, no path-length limit), read the same way; elsewhere it polls.
+
+Best effort on both sides: a wake-up that cannot be sent (Redis down, no scheduler listening)
+is logged or skipped, never an error for the submission; a scheduler that cannot wait on
+Redis sleeps the poll interval instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import select
+import socket
+import sys
 import time
 from functools import cache
 
@@ -36,15 +44,41 @@ def wakeup_key(settings: Settings) -> str:
     return f"{settings.queue}:scheduler-wakeup"
 
 
+def _bind_local(settings: Settings) -> socket.socket | None:
+    """The embedded scheduler's wake-up socket, or None (then it polls) where it cannot bind:
+    no abstract namespace, or another scheduler of the same home holds it."""
+    address = local_wakeup_address(settings)
+    if address is None:
+        return None
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(address)
+    except OSError as error:
+        receiver.close()
+        log.warning("no wake-up socket (%s); polling every %s s", error, settings.scheduler_poll_s)
+        return None
+    receiver.setblocking(False)
+    return receiver
+
+
 @cache
 def _client(url: str, timeout_s: float) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
 
 
+def local_wakeup_address(settings: Settings) -> str | None:
+    """The embedded scheduler's wake-up socket: an abstract Unix address (a leading NUL) per
+    GANFORGE_HOME; None where the platform has no abstract namespace."""
+    if not sys.platform.startswith("linux"):
+        return None
+    home = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:24]
+    return f"\0ganforge-wakeup-{home}"
+
+
 def wake_scheduler(settings: Settings, reason: str = "") -> bool:
     """Ask the scheduler for a pass now; False when the wake-up could not be sent."""
     if settings.is_embedded_broker:
-        return False
+        return _wake_local(settings)
     key = wakeup_key(settings)
     try:
         pipe = _client(settings.broker_url, SEND_TIMEOUT_S).pipeline(transaction=False)
@@ -54,6 +88,18 @@ def wake_scheduler(settings: Settings, reason: str = "") -> bool:
     except redis.RedisError as error:
         log.warning("scheduler not woken (%s); it finds the change at its next poll", error)
         return False
+    return True
+
+
+def _wake_local(settings: Settings) -> bool:
+    address = local_wakeup_address(settings)
+    if address is None:
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        try:
+            sender.sendto(b"wake", address)
+        except OSError:  # no scheduler bound (not started yet, or stopped): it polls
+            return False
     return True
 
 
@@ -68,9 +114,23 @@ class Wakeups:
             if settings.is_embedded_broker
             else _client(settings.broker_url, self.poll_s + WAIT_SLACK_S)
         )
+        self._local = _bind_local(settings) if settings.is_embedded_broker else None
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
 
     def wait(self) -> bool:
         """Block until a wake-up or the poll interval; True when woken."""
+        if self._local is not None:
+            readable, _, _ = select.select([self._local], [], [], self.poll_s)
+            if not readable:
+                return False
+            while True:  # a burst of submissions needs one pass, not one each
+                try:
+                    self._local.recv(64)
+                except BlockingIOError:
+                    return True
         if self._redis is None:
             time.sleep(self.poll_s)
             return False
