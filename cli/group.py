@@ -62,7 +62,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "rerun",
         "priority",
     ),
-    "Quality": ("quality", "evaluate"),
+    "Quality": ("quality", "evaluate", "tensorboard"),
     "Sampling": ("invert",),
     "Data": ("datasets", "code"),
     "Pool": ("pool", "queue"),

@@ -377,6 +377,28 @@ def test_quality_shows_the_evaluations_over_steps_and_json_gives_the_series(
     assert missing.exit_code == ExitCode.NOT_FOUND
 
 
+def test_tensorboard_fetches_each_jobs_events_into_a_run_folder_of_its_own(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path, settings: Settings,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    ids = [submit(client, alice, name=name) for name in ("hinge run", "lsgan/run")]
+    for number, job_id in enumerate(ids, 1):
+        put_artifact(settings.database_url, open_storage(settings), job_id,
+                     f"tensorboard/events.out.tfevents.attempt-{number}", "log",
+                     f"events {number}".encode())  # fmt: skip
+    logdir = tmp_path / "runs"
+    args = ("tensorboard", ids[0][:8], ids[1], "--logdir", str(logdir), "--no-start")
+    result = as_user(cli_home, api_url, alice, *args)
+    assert result.exit_code == 0, result.output
+    first = logdir / f"{ids[0][:8]}-hinge-run" / "events.out.tfevents.attempt-1"
+    second = logdir / f"{ids[1][:8]}-lsgan-run" / "events.out.tfevents.attempt-2"
+    assert first.read_bytes() == b"events 1" and second.read_bytes() == b"events 2"
+    assert f"tensorboard --logdir {logdir}" in result.stdout
+    bare = submit(client, alice)
+    none = as_user(cli_home, api_url, alice, "tensorboard", bare, "--logdir", str(logdir))
+    assert none.exit_code == ExitCode.NOT_FOUND and "no event files" in none.stderr
+
+
 def test_quality_shows_an_uploads_point_figures_with_their_intervals_and_counts(
     api_url: str, client: FlaskClient, alice: str, cli_home: Path, settings: Settings
 ) -> None:
