@@ -74,6 +74,29 @@ def image_frames(images: Tensor) -> list[Image.Image]:
     return [frame.resize(size, Image.Resampling.NEAREST) for frame in frames]
 
 
+# Rows of the progress strip under each frame of a path (`with_progress`).
+PROGRESS_ROWS = 4
+
+
+def with_progress(frames: Sequence[Image.Image]) -> list[Image.Image]:
+    """Each frame with a strip under it filled to its place on the path (k of N). A viewer
+    sees where the path is; and no two frames are alike, which matters because Pillow writes
+    consecutive identical frames as one (an interpolation of 8 images shown as 6 frames)."""
+    marked = []
+    for index, frame in enumerate(frames):
+        grey = frame.mode == "L"
+        frame = frame if grey else frame.convert("RGB")
+        width, height = frame.size
+        # Grey digits lie on black: a white bar on black; colour plots on white: blue on grey.
+        background, ink = (0, 255) if grey else ((225, 225, 225), (31, 119, 180))
+        canvas = Image.new(frame.mode, (width, height + PROGRESS_ROWS), background)
+        canvas.paste(frame, (0, 0))
+        filled = max(1, round(width * (index + 1) / len(frames)))
+        canvas.paste(ink, (0, height, filled, height + PROGRESS_ROWS))
+        marked.append(canvas)
+    return marked
+
+
 def animated_gif(frames: Sequence[Image.Image], comment: bytes = b"") -> bytes:
     """The frames as one looping GIF, `FRAME_MS` each and `LAST_FRAME_MS` for the last;
     `comment` is kept in the file (the timeline stores its frames' steps there)."""

@@ -23,6 +23,7 @@ from worker.gan.grids import (
     image_frames,
     image_grid_png,
     scatter_png,
+    with_progress,
 )
 from worker.gan.latents import latents_for_sampling
 from worker.gan.models import build_generator
@@ -130,7 +131,7 @@ def interpolation_gif(spec: TrainSpec, generated: Tensor) -> bytes:
     """The path played frame by frame: each image enlarged, or for points the path so far
     over the real data."""
     if spec.data.is_image:
-        return animated_gif(image_frames(generated))
+        return animated_gif(with_progress(image_frames(generated)))
     reference = reference_points(spec.data, REFERENCE_POINT_COUNT, spec.train.seed)
     density = true_density(spec)
     frames = []
@@ -140,7 +141,7 @@ def interpolation_gif(spec: TrainSpec, generated: Tensor) -> bytes:
             generated[: end + 1], reference, GIF_SCATTER_SIZE, density=density, curve=False
         )
         frames.append(Image.open(io.BytesIO(png)))
-    return animated_gif(frames)
+    return animated_gif(with_progress(frames))
 
 
 @dataclass(frozen=True)

@@ -64,13 +64,19 @@ def test_a_path_through_several_points_is_one_row_and_a_gif_of_every_image(
 
 
 def test_a_path_on_point_data_animates_the_path_so_far_over_the_data(
-    ring: dict[str, Any],
+    ring: dict[str, Any], digits: dict[str, Any]
 ) -> None:
     result = sample_for_spec(
         ring, _spec(interpolation={"from_seed": 1, "to_seed": 2, "steps": 5}), CPU
     )
     gif = Image.open(io.BytesIO(result.gif or b""))
     assert gif.n_frames == 5
+    # A path that stays put draws the same points in every frame: still one frame an image
+    # (Pillow merges identical frames; the progress strip under each keeps them apart).
+    still = {"from_seed": 1, "to_seed": 1, "steps": 8}
+    for data in (ring, digits):
+        result = sample_for_spec(data, _spec(interpolation=still), CPU)
+        assert Image.open(io.BytesIO(result.gif or b"")).n_frames == 8
 
 
 def test_neighbourhood_distance_grows_with_the_radius_on_a_trained_ring(
