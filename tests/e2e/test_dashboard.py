@@ -16,6 +16,7 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service as ChromeService
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -79,6 +80,32 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+def _curves_read_smooth_and_zoom(dashboard: Dashboard) -> None:
+    """The first chart: hovering shows the step and each curve's value there; smoothing
+    redraws the curve; a drag zooms into steps and a double-click shows them all again."""
+    chart = dashboard.browser.find_element(By.CSS_SELECTOR, "#curves .chart")
+    figure = chart.find_element(By.CSS_SELECTOR, ".chart-figure")
+    line = lambda: chart.find_element(By.CSS_SELECTOR, "svg polyline").get_attribute("points")  # noqa: E731
+    first_label = lambda: chart.find_element(By.CSS_SELECTOR, "svg text:nth-of-type(4)").text  # noqa: E731
+    ActionChains(dashboard.browser).move_to_element(figure).perform()
+    tip = chart.find_element(By.CSS_SELECTOR, ".chart-tip")
+    dashboard.wait("the hover values", lambda: tip.is_displayed() and "step" in tip.text)
+    assert re.search(r"step [\d,]+\n.+: -?[\d.]", tip.text), tip.text
+    raw, whole = line(), first_label()
+    slider = chart.find_element(By.CSS_SELECTOR, ".chart-controls input[type=range]")
+    dashboard.browser.execute_script(
+        "arguments[0].value = '0.9'; arguments[0].dispatchEvent(new Event('input'))", slider
+    )
+    assert line() != raw, "smoothing redraws the curve"
+    width = figure.size["width"]
+    ActionChains(dashboard.browser).move_to_element_with_offset(figure, -width // 4, 0) \
+        .click_and_hold().move_by_offset(width // 4, 0).release().perform()  # fmt: skip
+    reset = chart.find_element(By.CSS_SELECTOR, ".chart-controls button")
+    dashboard.wait("the zoom", lambda: reset.is_displayed() and first_label() != whole)
+    ActionChains(dashboard.browser).double_click(figure).perform()
+    dashboard.wait("all steps again", lambda: first_label() == whole and not reset.is_displayed())
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +262,7 @@ def test_a_job_from_the_form_shows_progress_samples_curves_and_an_interpolation(
         "the curves",
         lambda: dashboard.browser.find_elements(By.CSS_SELECTOR, "#curves svg polyline"),
     )
+    _curves_read_smooth_and_zoom(dashboard)
     # The events come over the stream (polled once a second); the state shown may come first
     # from a reload of the job, so the last event is waited for rather than read at once.
     dashboard.wait(
