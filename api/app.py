@@ -6,6 +6,7 @@ from flask import Flask, has_request_context, request
 
 from api import (
     code,
+    compare,
     dashboard,
     datasets,
     guards,
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     guards.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(compare.bp)
     app.register_blueprint(live.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(code.bp)

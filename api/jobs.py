@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api import idempotency, live
 from api.auth import current_user, require_user
+from api.label_args import label_filters
 from api.live_feed import FEED_KINDS
 from api.media_types import artifact_media_type
 from api.problems import ApiProblem
@@ -22,6 +23,7 @@ from shared.models import Job
 from shared.pool.reservations import HOLDING_STATES, held_devices
 from shared.pool.wakeup import wake_scheduler
 from shared.specs import JobKind, validate_job_request
+from shared.specs.labels import validate_labels
 from shared.states import JobState
 from shared.storage import keys
 from shared.users import user_names
@@ -64,6 +66,8 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         max_attempts=settings().max_attempts,
         data_roots=settings().data_roots,
         store=storage(),
+        tags=job_request.tags,
+        note=job_request.note,
     )
     answer = job_json(job, user.name)
     if key is not None:
@@ -97,6 +101,7 @@ def list_jobs() -> dict[str, Any]:
         problems.append(
             {"path": "id_prefix", "message": "must be 1 to 32 lowercase hex characters"}
         )
+    tags, text = label_filters(problems)
     if problems:
         raise ApiProblem(400, "Invalid query parameter", problems[0]["message"], errors=problems)
     page = jobs.list_jobs(
@@ -108,6 +113,8 @@ def list_jobs() -> dict[str, Any]:
         cursor=args.get("cursor") or None,
         every_user=args.get("all", "").lower() in ("1", "true", "yes"),
         id_prefix=id_prefix,
+        tags=tags,
+        text=text,
     )
     caller = current_user()
     names = user_names(db_session(), {job.owner_id for job in page.jobs} - {caller.id})
@@ -148,6 +155,17 @@ def get(job_id: str) -> dict[str, Any]:
     # Only a job in a holding state has reservations: the others' polls skip the query.
     holds = job.state in HOLDING_STATES
     return _owned_json(job, held_devices(session, job.id, job.attempt) if holds else {})
+
+
+@bp.patch("/<id:job_id>")
+def set_labels(job_id: str) -> dict[str, Any]:
+    """`{"tags": [...], "note": "..."}`, either left out: the owner (or an admin) refiles a
+    run; what is given replaces what the job had."""
+    labels = validate_labels(request.get_json(silent=True))
+    session = db_session()
+    job = jobs.set_labels(session, current_user(), job_id, labels.tags, labels.note)
+    session.commit()
+    return _owned_json(job)
 
 
 @bp.post("/<id:job_id>/priority")

@@ -17,6 +17,7 @@ from api import schemas
 from api.media_types import DOWNLOAD, artifact_media_types
 from api.tokens import TokenRequest
 from shared.specs import JobKind, JobRequest
+from shared.specs.labels import MAX_TAGS, TAG_PATTERN, JobLabels
 from shared.storage import keys
 
 ID_PATTERN = "^[0-9a-f]{32}$"
@@ -73,6 +74,18 @@ ARTIFACT_NAME = {
     "example": keys.samples_name(100),
 }
 EVENT_STREAM = "text/event-stream"
+TAG = _query(
+    "tag",
+    {"type": "array", "items": {"type": "string", "pattern": TAG_PATTERN}, "maxItems": MAX_TAGS},
+    "only jobs with this tag; repeat it for jobs with every one",
+)
+# `?tag=a&tag=b`, not `?tag=a,b`: a tag may not hold a comma, but the form is the usual one.
+TAG["style"], TAG["explode"] = "form", True
+IDS = _query(
+    "ids",
+    {"type": "string", "pattern": "^[0-9a-f]{32}(,[0-9a-f]{32}){0,99}$"},
+    "whole job ids, comma-separated (at most 100); with `tag`, both sets",
+)
 AFTER = _query(
     "after",
     {"type": "string", "pattern": "^[0-9]{1,18}(\\.[0-9]{1,18}){0,2}$"},
@@ -102,9 +115,51 @@ OPERATIONS: tuple[Operation, ...] = (
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size"),
             _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
             _query("all", {"type": "string", "enum": ["true", "false"]}, "admins: every user's"),
+            _query(
+                "id_prefix", {"type": "string", "pattern": "^[0-9a-f]{1,32}$"}, "ids starting so"
+            ),
+            TAG,
+            _query(
+                "q",
+                {"type": "string", "maxLength": 200},
+                "only jobs whose name or note holds this text, in any case",
+            ),
         ),
     ),
     Operation("get", JOB, "One job, with the devices it holds", schemas.Job),
+    Operation(
+        "patch",
+        JOB,
+        "Change a job's tags and/or note (owner or admin); what is given replaces",
+        schemas.Job,
+        body=JobLabels,
+    ),
+    Operation(
+        "get",
+        "/api/v1/compare",
+        "Jobs side by side: the spec fields that differ, and each one's final figures",
+        schemas.Comparison,
+        query=(IDS, TAG),
+    ),
+    Operation(
+        "get",
+        "/api/v1/compare/curves",
+        "One metric over steps for each job, from its metrics.jsonl",
+        schemas.Curves,
+        query=(
+            IDS,
+            TAG,
+            {
+                **_query(
+                    "metric",
+                    {"type": "string", "pattern": "^[A-Za-z0-9_./:-]{1,100}$"},
+                    "a metrics.jsonl name (`Loss/G/loss`, `high_quality`) or `loss_g`, "
+                    "`loss_d`, `loss_d_reg`",
+                ),
+                "required": True,
+            },
+        ),
+    ),
     Operation(
         "post",
         JOB + "/priority",

@@ -94,6 +94,8 @@ class Job(Answer):
     metrics: dict[str, Any] | None
     evaluation: dict[str, Any] | None
     warnings: list[JobWarning]
+    tags: list[str]
+    note: str
     created_at: str
     updated_at: str | None
     started_at: str | None
@@ -105,6 +107,41 @@ class Job(Answer):
 class JobPage(Answer):
     jobs: list[Job]
     next_cursor: str | None
+
+
+class CompareColumn(Answer):
+    name: str = Field(description="a dotted spec path (`train.seed`) or a figure's name")
+    group: Literal["spec", "figures"]
+
+
+class CompareRow(Answer):
+    id: str = Field(pattern="^[0-9a-f]{32}$")
+    name: str
+    state: JobState
+    tags: list[str]
+    spec: dict[str, Any] = Field(description="the job's value of each differing spec path")
+    figures: dict[str, Any] = Field(
+        description="its latest evaluation's numbers: each figure (null where undefined), "
+        "`<figure>_interval` where stored, `step` and sample counts"
+    )
+
+
+class Comparison(Answer):
+    jobs: list[Job]
+    columns: list[CompareColumn]
+    rows: list[CompareRow]
+    same: dict[str, Any] = Field(description="the spec paths every job gives the same value")
+
+
+class Curve(Answer):
+    id: str = Field(pattern="^[0-9a-f]{32}$")
+    name: str
+    points: list[list[float]] = Field(description="[step, value], in the order recorded")
+
+
+class Curves(Answer):
+    metric: str
+    curves: list[Curve]
 
 
 class Event(Answer):

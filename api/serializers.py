@@ -44,6 +44,8 @@ def job_json(
         "metrics": job.metrics,
         "evaluation": job.evaluation,
         "warnings": job.warnings or [],
+        "tags": job.tags or [],
+        "note": job.note or "",
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at),

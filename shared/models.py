@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.expression import false, text
 
 
 def utcnow() -> datetime:
@@ -142,6 +142,10 @@ class Job(Base):
     # are any.
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # What the researcher files the run under (shared/specs/labels.py; filtered by
+    # shared/jobs/tags.py) and their free-text note on it.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Internal: the broker's id of the current attempt's message. Never shown in the API.
     task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -24,6 +24,7 @@ from shared.datasets import check_spec_fits_dataset
 from shared.jobs.inversion_inputs import check_inversion_inputs
 from shared.jobs.reports import SAMPLED_KINDS, latest_checkpoint, list_artifacts
 from shared.jobs.sample_inputs import check_sample_inputs
+from shared.jobs.tags import matching_text, with_tags
 from shared.models import Artifact, Job, JobEvent, User, is_our_id, utcnow
 from shared.pool.overview import check_admission, check_queued_quota
 from shared.pool.policy import QueuedJob
@@ -73,10 +74,13 @@ def submit_job(
     max_attempts: int,
     data_roots: Sequence[Path] = (),
     store: Storage | None = None,
+    tags: Sequence[str] = (),
+    note: str = "",
 ) -> Job:
     """Create a queued job. The scheduler places it on a node after this commits.
     `data_roots`: the folders a spec's data.path may name (GANFORGE_DATA_ROOTS); `store`:
-    where a sampling spec's `.npy` latents are read (their header) to check them now."""
+    where a sampling spec's `.npy` latents are read (their header) to check them now;
+    `tags` and `note`: its labels, checked already (shared/specs/labels.py)."""
     if isinstance(spec, CheckpointReader):
         _check_checkpoint_source(session, owner, spec, store)
     elif isinstance(spec, ScriptSpec):  # their bundle, holding the entrypoint's module
@@ -122,6 +126,8 @@ def submit_job(
         attempt=1,
         max_attempts=max_attempts,
         devices=spec.resources.devices,
+        tags=list(tags),
+        note=note,
         created_at=now,
         updated_at=now,
     )
@@ -204,8 +210,8 @@ def get_job(session: Session, owner: User, job_id: str) -> Job:
 JOB_VIEW_COLUMNS = (
     Job.id, Job.owner_id, Job.kind, Job.name, Job.state, Job.attempt, Job.max_attempts,
     Job.priority, Job.devices, Job.queue_position, Job.waiting_reason, Job.error, Job.spec,
-    Job.progress, Job.metrics, Job.evaluation, Job.warnings, Job.created_at, Job.updated_at,
-    Job.started_at, Job.finished_at,
+    Job.progress, Job.metrics, Job.evaluation, Job.warnings, Job.tags, Job.note,
+    Job.created_at, Job.updated_at, Job.started_at, Job.finished_at,
 )  # fmt: skip
 
 
@@ -235,6 +241,20 @@ def set_priority(session: Session, user: User, job_id: str, priority: int) -> Jo
     return job
 
 
+def set_labels(
+    session: Session, user: User, job_id: str, tags: list[str] | None, note: str | None
+) -> Job:
+    """Replace the job's tags and/or note (None leaves one as it is): its owner's, or an
+    admin's. Labels are the researcher's filing, not the run's: any state may change them."""
+    job = get_job(session, user, job_id)
+    if tags is not None:
+        job.tags = tags
+    if note is not None:
+        job.note = note
+    session.flush()
+    return job
+
+
 @dataclass(frozen=True)
 class JobPage:
     jobs: list[Job]
@@ -251,10 +271,13 @@ def list_jobs(
     cursor: str | None = None,
     every_user: bool = False,
     id_prefix: str | None = None,
+    tags: Sequence[str] = (),
+    text: str | None = None,
 ) -> JobPage:
     """The owner's jobs (every user's for an admin who asks), newest first, `limit` at a time;
     pass `next_cursor` for the next page. `id_prefix` (lowercase hex, checked by the caller)
-    keeps the jobs whose id starts with it: how a short id is resolved."""
+    keeps the jobs whose id starts with it: how a short id is resolved. `tags` keeps the
+    jobs with every one of them, `text` those whose name or note holds it (any case)."""
     if every_user and not owner.is_admin:
         raise PermissionDeniedError("only an admin can list every user's jobs")
     query = select(Job) if every_user else select(Job).where(Job.owner_id == owner.id)
@@ -264,6 +287,9 @@ def list_jobs(
         query = query.where(Job.kind == kind)
     if id_prefix:
         query = query.where(Job.id.startswith(id_prefix, autoescape=True))
+    query = with_tags(query, tags)
+    if text:
+        query = matching_text(query, text)
     if cursor:
         created_at, last_id = _decode_cursor(cursor)
         query = query.where(

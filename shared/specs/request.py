@@ -9,6 +9,7 @@ from pydantic import Field, StrictInt, ValidationError
 
 from shared.specs.data import StrictModel
 from shared.specs.errors import SpecError, problems_from
+from shared.specs.labels import Note, Tags
 from shared.specs.resources import ResourceSpec
 from shared.specs.sample import SampleSpec
 from shared.specs.script import ScriptSpec
@@ -42,11 +43,15 @@ SHORT_KINDS = ("sample", "evaluate")
 
 
 class JobRequest(StrictModel):
-    """The envelope of POST /api/v1/jobs; `spec` is checked by `validate_job_request`."""
+    """The envelope of POST /api/v1/jobs; `spec` is checked by `validate_job_request`.
+    `tags` and `note` file the run with the others of its question (shared/specs/labels.py);
+    PATCH /api/v1/jobs/<id> changes them later."""
 
     kind: JobKind
     name: Annotated[str, Field(min_length=1, max_length=200)]
     spec: dict[str, Any]
+    tags: Tags = []
+    note: Note = ""
 
 
 def validate_job_request(body: Any) -> tuple[JobRequest, JobSpec]:
