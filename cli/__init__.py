@@ -339,6 +339,7 @@ def _print_locations(job: dict[str, Any], settings: Settings) -> None:
 # The commands that talk to the API live in their own modules; importing one registers its
 # commands on `main`.
 from cli import code as _code  # noqa: E402,F401
+from cli import compare as _compare  # noqa: E402,F401
 from cli import datasets as _datasets  # noqa: E402,F401
 from cli import health as _health  # noqa: E402,F401
 from cli import inversion as _inversion  # noqa: E402,F401

@@ -93,9 +93,36 @@ class Client:
         _raise_for_problem(response)
         return response
 
-    def submit(self, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        body = {"kind": kind, "name": name, "spec": spec}
+    def submit(
+        self,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+        tags: list[str] | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": kind, "name": name, "spec": spec}
+        if tags:
+            body["tags"] = tags
+        if note:
+            body["note"] = note
         return self._call("POST", "/api/v1/jobs", json=body).json()  # type: ignore[no-any-return]
+
+    def set_labels(
+        self, job_id: str, tags: list[str] | None = None, note: str | None = None
+    ) -> dict[str, Any]:
+        """Replace the job's tags and/or note (None leaves one as it is)."""
+        body = {k: v for k, v in (("tags", tags), ("note", note)) if v is not None}
+        return self._call("PATCH", f"/api/v1/jobs/{job_id}", json=body).json()  # type: ignore[no-any-return]
+
+    def compare(self, ids: list[str], tags: list[str]) -> dict[str, Any]:
+        """The jobs side by side: GET /api/v1/compare (columns, rows, same, jobs)."""
+        return self._call("GET", "/api/v1/compare", params=_picked(ids, tags)).json()  # type: ignore[no-any-return]
+
+    def curves(self, ids: list[str], tags: list[str], metric: str) -> dict[str, Any]:
+        """One metric's [step, value] series of each job (GET /api/v1/compare/curves)."""
+        params = {**_picked(ids, tags), "metric": metric}
+        return self._call("GET", "/api/v1/compare/curves", params=params).json()  # type: ignore[no-any-return]
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/jobs/{job_id}").json()  # type: ignore[no-any-return]
@@ -280,6 +307,14 @@ class Client:
             if job["state"] in FINAL_STATES:
                 return
             time.sleep(interval_s)
+
+
+def _picked(ids: list[str], tags: list[str]) -> dict[str, Any]:
+    """The query that picks jobs for a comparison: whole ids, comma-separated, and tags."""
+    params: dict[str, Any] = {"tag": tags} if tags else {}
+    if ids:
+        params["ids"] = ",".join(ids)
+    return params
 
 
 def _raise_for_problem(response: requests.Response) -> None:

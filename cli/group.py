@@ -62,6 +62,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "rerun",
         "priority",
     ),
+    "Comparing runs": ("tag", "note", "compare"),
     "Quality": ("quality", "evaluate", "tensorboard"),
     "Sampling": ("invert",),
     "Data": ("datasets", "code"),

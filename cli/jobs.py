@@ -55,15 +55,25 @@ LOG_POLL_S = 1.0
 @click.option("--kind", type=click.Choice(get_args(JobKind)), default="train", show_default=True)
 @click.option("--name", default=None, help="Job name (default: the file name).")
 @click.option("--watch/--no-watch", default=False, help="Follow the job to its end.")
+@click.option("--tag", "tags", multiple=True, help="Tag the job (repeat for several).")
+@click.option("--note", default=None, help="A note on the job (what it tries).")
 @click.option("-q", "--quiet", is_flag=True, help="Print the new job's id alone.")
-def submit(spec_file: Path, kind: str, name: str | None, watch: bool, quiet: bool) -> None:
+def submit(
+    spec_file: Path,
+    kind: str,
+    name: str | None,
+    watch: bool,
+    tags: tuple[str, ...],
+    note: str | None,
+    quiet: bool,
+) -> None:
     """Submit the job spec in SPEC_FILE (JSON)."""
     try:
         spec = json.loads(spec_file.read_text())
     except json.JSONDecodeError as exc:
         raise CliError(f"{spec_file} is not JSON: {exc}") from None
     client = api_client()
-    job = client.submit(kind, name or spec_file.stem, spec)
+    job = client.submit(kind, name or spec_file.stem, spec, tags=list(tags), note=note)
     if quiet:
         click.echo(job["id"])
     else:
@@ -75,15 +85,25 @@ def submit(spec_file: Path, kind: str, name: str | None, watch: bool, quiet: boo
 @main.command()
 @click.option("--state", default=None, help="Only jobs in this state.")
 @click.option("--kind", default=None, help="Only jobs of this kind (train, sample, script...).")
+@click.option("--tag", "tags", multiple=True, help="Only jobs with this tag (repeat: all of them).")
+@click.option("--search", default=None, help="Only jobs whose name or note holds this text.")
 @click.option("--limit", default=20, show_default=True)
 @json_option
 @quiet_option
-def jobs(state: str | None, kind: str | None, limit: int, as_json: bool, quiet: bool) -> None:
+def jobs(
+    state: str | None,
+    kind: str | None,
+    tags: tuple[str, ...],
+    search: str | None,
+    limit: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """List your newest jobs.
 
     Ids are cut to their first 8 characters, which every command accepts; --json and -q
     print them whole."""
-    page = api_client().jobs(state=state, kind=kind, limit=limit)
+    page = api_client().jobs(state=state, kind=kind, tag=list(tags) or None, q=search, limit=limit)
     if as_json:
         return print_json(page)
     if quiet:
@@ -93,8 +113,8 @@ def jobs(state: str | None, kind: str | None, limit: int, as_json: bool, quiet: 
         fraction = (job.get("progress") or {}).get("fraction")
         shown = f"{fraction:.0%}" if fraction is not None else ""
         rows.append([short_id(job["id"]), job["kind"], job["name"], job["state"], shown,
-                     _when(job)])  # fmt: skip
-    print_table(("id", "kind", "name", "state", "progress", "created"), rows)
+                     _when(job), " ".join(job.get("tags") or [])])  # fmt: skip
+    print_table(("id", "kind", "name", "state", "progress", "created", "tags"), rows)
 
 
 @main.command()
@@ -269,7 +289,8 @@ def rerun(job_id: str, changes: tuple[str, ...], name: str | None, watch: bool) 
     spec = apply_changes(job["spec"], changes)
     for line in fit_cadences(job["spec"], spec, changes):
         click.echo(line, err=True)
-    new = client.submit(job["kind"], name or job["name"], spec)
+    # The rerun answers the same question: it keeps the tags (the note was about the first).
+    new = client.submit(job["kind"], name or job["name"], spec, tags=job.get("tags"))
     click.echo(new["id"])
     if watch:
         finish(follow(client, new["id"]))
