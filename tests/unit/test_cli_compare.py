@@ -13,7 +13,7 @@ from PIL import Image
 from cli.group import ExitCode
 from shared.config import Settings
 from shared.storage import open_storage
-from tests.helpers import auth
+from tests.helpers import RING_SPEC, auth
 from tests.unit.test_cli import as_user
 from tests.unit.test_compare import evaluated, submit
 from worker.artifacts import put_artifact
@@ -50,6 +50,25 @@ def test_tag_note_and_jobs_filters_round_trip(
     assert both.stdout.split() == [second["id"], first["id"]]
     bad = as_user(cli_home, api_url, alice, "tag", first["id"], "no/slash")
     assert bad.exit_code == ExitCode.ERROR and "tags.1" in bad.stderr
+    spec = cli_home / "ring.json"
+    spec.write_text(json.dumps(RING_SPEC))
+    new = as_user(
+        cli_home,
+        api_url,
+        alice,
+        "submit",
+        str(spec),
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "--note",
+        "n",
+        "-q",
+    )
+    assert new.exit_code == 0, new.output
+    job = client.get(f"/api/v1/jobs/{new.stdout.strip()}", headers=auth(alice)).get_json()
+    assert (job["tags"], job["note"]) == (["a", "b"], "n")
 
 
 def _three_runs(client: FlaskClient, token: str, settings: Settings) -> list[str]:
