@@ -30,27 +30,12 @@ def compare() -> dict[str, Any]:
     """The jobs, the spec fields that differ between them (`columns`, then each job's
     `rows`), those they share (`same`), and each job's final figures."""
     chosen = _chosen_jobs([])
-    differing, same = comparison.spec_differences([job.spec for job in chosen])
-    figures = [comparison.final_figures(job.evaluation) for job in chosen]
-    columns = [{"name": path, "group": "spec"} for path in differing]
-    columns += [{"name": name, "group": "figures"} for name in comparison.figure_names(figures)]
-    flats = [comparison.flat_spec(job.spec) for job in chosen]
-    rows = [
-        {
-            "id": job.id,
-            "name": job.name,
-            "state": job.state,
-            "tags": job.tags or [],
-            "spec": {path: flat.get(path) for path in differing},
-            "figures": shown,
-        }
-        for job, flat, shown in zip(chosen, flats, figures, strict=True)
-    ]
+    table = comparison.comparison_table(chosen)
     caller = current_user()
     names = user_names(db_session(), {job.owner_id for job in chosen} - {caller.id})
     names[caller.id] = caller.name
     listed = [job_json(job, names.get(job.owner_id, job.owner_id)) for job in chosen]
-    return {"jobs": listed, "columns": columns, "rows": rows, "same": same}
+    return {"jobs": listed, **table}
 
 
 @bp.get("/curves")

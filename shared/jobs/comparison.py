@@ -61,6 +61,29 @@ def compared_jobs(
     return list(chosen.values())[: MAX_COMPARED + 1]
 
 
+def comparison_table(jobs: Sequence[Job]) -> dict[str, Any]:
+    """`columns` (the differing spec paths, then the figures any job has), one of `rows` per
+    job (id, name, state, tags, its value of each differing path, its final figures) and
+    `same` (the spec paths all share, with the value)."""
+    flats = [flat_spec(job.spec) for job in jobs]
+    differing, same = spec_differences(flats)
+    figures = [final_figures(job.evaluation) for job in jobs]
+    columns = [{"name": path, "group": "spec"} for path in differing]
+    columns += [{"name": name, "group": "figures"} for name in figure_names(figures)]
+    rows = [
+        {
+            "id": job.id,
+            "name": job.name,
+            "state": job.state,
+            "tags": job.tags or [],
+            "spec": {path: flat.get(path) for path in differing},
+            "figures": shown,
+        }
+        for job, flat, shown in zip(jobs, flats, figures, strict=True)
+    ]
+    return {"columns": columns, "rows": rows, "same": same}
+
+
 def flat_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A spec's fields by dotted path (`train.seed`); a list is one value."""
     flat: dict[str, Any] = {}
@@ -72,11 +95,10 @@ def flat_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def spec_differences(specs: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
-    """(the paths whose values differ between the specs, in the specs' own order; the paths
+def spec_differences(flats: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    """(the paths whose values differ between flat specs, in the specs' own order; the paths
     every spec gives the same value, with it). A path one spec lacks differs (its value is
     null there). Values are compared as JSON, so `1` and `true` differ."""
-    flats = [flat_spec(spec) for spec in specs]
     paths = list(dict.fromkeys(path for flat in flats for path in flat))
     differing, same = [], {}
     for path in paths:

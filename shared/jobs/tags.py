@@ -12,13 +12,17 @@ jobs (the owner index narrows them first), which at a lab's scale of thousands i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, String, cast, func, or_
 
 from shared.models import Job
 
+# A query over jobs, as whichever query the caller built (its columns are theirs).
+Query = TypeVar("Query", bound=Select[Any])
 
-def with_tags(query: Select[tuple[Job]], tags: Sequence[str]) -> Select[tuple[Job]]:
+
+def with_tags(query: Query, tags: Sequence[str]) -> Query:
     """`query` keeping the jobs that have every one of `tags`."""
     text = cast(Job.tags, String)
     for tag in tags:
@@ -26,7 +30,7 @@ def with_tags(query: Select[tuple[Job]], tags: Sequence[str]) -> Select[tuple[Jo
     return query
 
 
-def matching_text(query: Select[tuple[Job]], text: str) -> Select[tuple[Job]]:
+def matching_text(query: Query, text: str) -> Query:
     """`query` keeping the jobs whose name or note holds `text`, whatever its case."""
     needle = text.lower()
     return query.where(
