@@ -88,6 +88,12 @@ def job_page(job_id: str) -> str:
     )
 
 
+@bp.get("/compare")
+def compare_page() -> str:
+    """Runs side by side: ?tag= (repeatable) and/or ?ids=, and ?metric= for the curves."""
+    return _page("compare.html", page="compare", title="Compare")
+
+
 @bp.get("/pool")
 def pool_page() -> str:
     return _page("pool.html", page="pool", title="Pool")

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from tests.helpers import auth, train_request
 
-PAGES = ("/ui/", "/ui/login", "/ui/pool", "/ui/submit", f"/ui/jobs/{'0' * 32}")
+PAGES = ("/ui/", "/ui/login", "/ui/pool", "/ui/submit", "/ui/compare", f"/ui/jobs/{'0' * 32}")
 ASSET = re.compile(r'(?:src|href)="(/ui/static/[^"]+)"')
 EXTERNAL = re.compile(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", re.IGNORECASE)
 
@@ -42,6 +42,7 @@ def test_every_page_renders_with_its_scripts_and_styles(client: FlaskClient) -> 
         "pool.js",
         "submit.js",
         "login.js",
+        "compare.js",
     }
     assert 'data-job-id="' + "0" * 32 + '"' in served[PAGES[-1]]
 
