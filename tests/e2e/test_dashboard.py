@@ -383,6 +383,24 @@ def test_run_again_with_changes_then_cancel_the_running_job(
     assert dashboard.service.job(job_id)["state"] == "cancelled"
     dashboard.shot("cancelled")
 
+    # The two side by side: a row each, the fields they differ in as columns, their curves.
+    dashboard.open(f"/ui/compare?ids={source['id']},{job_id}&metric=loss_g")
+    rows = dashboard.wait(
+        "the comparison",
+        lambda: dashboard.browser.find_elements(By.CSS_SELECTOR, "#compare-body tr td + td"),
+    )
+    body = dashboard.find("compare-body").text
+    assert source["id"][:8] in body and job_id[:8] in body, body
+    assert "train.steps" in dashboard.find("compare-head").text
+    assert rows and "checkpoint_every" not in dashboard.find("compare-same").text
+    dashboard.wait(
+        "their curves",
+        lambda: (
+            len(dashboard.browser.find_elements(By.CSS_SELECTOR, "#compare-curves polyline")) == 2
+        ),
+    )
+    dashboard.shot("compare")
+
 
 def _job_page_id(dashboard: Dashboard, not_id: str | None = None) -> str | None:
     found = re.search(r"/ui/jobs/([0-9a-f]{32})$", dashboard.browser.current_url)
