@@ -152,9 +152,12 @@ def _int_arg(name: str, default: int, low: int, high: int, problems: list[dict[s
 def get(job_id: str) -> dict[str, Any]:
     session = db_session()
     job = jobs.view_job(session, current_user(), job_id)
-    # Only a job in a holding state has reservations: the others' polls skip the query.
-    holds = job.state in HOLDING_STATES
-    return _owned_json(job, held_devices(session, job.id, job.attempt) if holds else {})
+    # Only a job in a holding state has reservations: the others' polls skip the query and
+    # show where their latest attempt ran (kept on the job when its devices were released).
+    if job.state in HOLDING_STATES:
+        return _owned_json(job, held_devices(session, job.id, job.attempt))
+    ran_on = {part["node"]: part["devices"] for part in job.placement or []}
+    return _owned_json(job, ran_on)
 
 
 @bp.patch("/<id:job_id>")

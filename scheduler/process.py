@@ -204,6 +204,9 @@ def commit_placement(settings: Settings, pool: PoolState, placement: Placement) 
                 queue_position=None,
                 waiting_reason=None,
                 task_id=task_id,
+                placement=[
+                    {"node": node, "devices": list(devices)} for node, devices in placement.parts
+                ],
             ):
                 return None  # cancelled meanwhile
             reserve(session, job_id, attempt, placement.parts)

@@ -146,6 +146,9 @@ class Job(Base):
     # shared/jobs/tags.py) and their free-text note on it.
     tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Where the latest attempt was placed, [{"node", "devices"}], written with its
+    # reservations and kept after they are released: the nodes a finished job ran on.
+    placement: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # Internal: the broker's id of the current attempt's message. Never shown in the API.
     task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)

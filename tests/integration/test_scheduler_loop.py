@@ -62,6 +62,15 @@ def test_a_placed_job_holds_its_devices_and_its_message_goes_to_that_nodes_queue
     args, kwargs, _ = json.loads(__import__("base64").b64decode(envelope["body"]))
     assert args == [] and kwargs == {"job_id": job_id, "attempt": 1}
     assert schedule_once(settings, make_celery(settings)) == 0, "a scheduled job is not resent"
+    placed = [{"node": "n1", "devices": [0, 1]}]
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=auth(alice)).get_json()["placement"] == (
+        placed
+    )
+    # Finished (its devices are released by the scheduler's next clean-up): the job still
+    # says where it ran.
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel", headers=auth(alice)).status_code == 202
+    finished = client.get(f"/api/v1/jobs/{job_id}", headers=auth(alice)).get_json()
+    assert finished["state"] == "cancelled" and finished["placement"] == placed
 
 
 def test_a_job_without_free_devices_stays_queued_with_its_position_and_reason(

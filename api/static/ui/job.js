@@ -48,7 +48,9 @@
     fact(facts, "devices", String(job.devices));
     fact(facts, "priority", String(job.priority));
     const nodes = (job.placement || []).map((p) => `${p.node} [${p.devices.join(", ")}]`);
-    fact(facts, "node", nodes.join("; "));
+    // While it holds devices, where it runs; after, where its last attempt ran.
+    const holds = ["scheduled", "running", "cancelling"].includes(job.state);
+    fact(facts, holds ? "node" : "ran on", nodes.join("; "));
     if (job.queue) {
       fact(facts, "queue", `#${job.queue.position ?? "?"}: ${job.queue.waiting_reason || "waiting"}`);
     }
