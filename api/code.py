@@ -19,6 +19,7 @@ from api.state import db_session, settings, storage
 from shared.codebundles import bundles
 from shared.codebundles.bundles import CodeUploadError
 from shared.runfolders import API_SERVICE, own_folder
+from shared.storage_quota import check_storage_quota
 
 bp = Blueprint("code", __name__, url_prefix="/api/v1/code")
 bp.before_request(require_user)
@@ -33,11 +34,12 @@ def upload() -> tuple[dict[str, Any], int, dict[str, str]]:
     file, filename, name, limit = form_upload(
         MAX_UPLOAD_CONFIG, bundles.MAX_UPLOAD_BYTES, CodeUploadError, "code bundles", "the archive"
     )
-    session = db_session()
+    session, user = db_session(), current_user()
+    check_storage_quota(session, user, settings().storage_quota_bytes, "uploads")
     view, created = bundles.create_bundle(
         session,
         storage(),
-        current_user(),
+        user,
         name=name,
         filename=filename,
         stream=file.stream,

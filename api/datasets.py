@@ -16,6 +16,7 @@ from api.state import db_session, settings, storage
 from shared import datasets
 from shared.datasets import DatasetUploadError
 from shared.runfolders import API_SERVICE, own_folder
+from shared.storage_quota import check_storage_quota
 
 bp = Blueprint("datasets", __name__, url_prefix="/api/v1/datasets")
 bp.before_request(require_user)
@@ -38,6 +39,7 @@ def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         if first is not None:
             return first
         file.stream.seek(0)
+    check_storage_quota(session, user, settings().storage_quota_bytes, "uploads")
     dataset = datasets.create_dataset(
         session,
         storage(),

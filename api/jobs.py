@@ -26,6 +26,7 @@ from shared.specs import JobKind, validate_job_request
 from shared.specs.labels import validate_labels
 from shared.states import JobState
 from shared.storage import keys
+from shared.storage_quota import check_storage_quota
 from shared.users import user_names
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
@@ -57,6 +58,7 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         first = idempotency.replay(session, user, key, SUBMIT_ROUTE, digest)
         if first is not None:
             return first
+    check_storage_quota(session, user, settings().storage_quota_bytes, "new jobs")
     job = jobs.submit_job(
         session,
         user,

@@ -277,6 +277,14 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/api/v1/usage",
+        "Bytes you store (artifacts, datasets, code) against your quota, and your largest jobs "
+        "(admins: ?all=true for every user)",
+        schemas.Usage,
+        query=(_query("all", {"type": "string", "enum": ["true", "false"]}, "admins: everyone"),),
+    ),
+    Operation(
+        "get",
         "/api/v1/tokens",
         "Your tokens (admins: ?all=true for everyone's)",
         schemas.TokenList,
@@ -322,6 +330,13 @@ OPERATIONS: tuple[Operation, ...] = (
         "Admins: set a user's quotas",
         schemas.Quota,
         body=schemas.QuotaRequest,
+    ),
+    Operation(
+        "put",
+        "/api/v1/admin/users/{name}/storage-quota",
+        "Admins: set a user's storage quota in bytes (null: the service's default, 0: none)",
+        schemas.StorageQuota,
+        body=schemas.StorageQuotaRequest,
     ),
 )
 

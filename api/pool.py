@@ -9,10 +9,11 @@ from flask import Blueprint, request
 
 from api.auth import current_user, require_user
 from api.problems import ApiProblem
-from api.state import db_session
+from api.state import db_session, settings
 from shared.models import User
 from shared.pool.nodes import remove_node, set_draining
 from shared.pool.overview import pool_overview
+from shared.storage_quota import effective_quota, set_storage_quota
 from shared.users import UnknownUserError, set_quota
 
 pool_bp = Blueprint("pool", __name__, url_prefix="/api/v1/pool")
@@ -23,6 +24,9 @@ admin_bp.before_request(require_user)
 # The largest quota a person would set: more devices than any lab pool has, far fewer than a
 # typo's 1e9.
 MAX_QUOTA = 100_000
+# The largest storage quota accepted, in bytes (1 PiB): above any lab's store, below a typo's
+# overflow of a 64-bit column.
+MAX_STORAGE_QUOTA = 2**50
 
 
 @admin_bp.before_request
@@ -91,7 +95,36 @@ def quota(name: str) -> dict[str, Any]:
 _QUOTA_FIELDS = ("max_devices", "max_queued_jobs")
 
 
-def _is_quota(value: object) -> bool:
+@admin_bp.put("/users/<name:name>/storage-quota")
+def storage_quota(name: str) -> dict[str, Any]:
+    """`{"storage_quota_bytes": n | null}`: null follows GANFORGE_STORAGE_QUOTA_BYTES, 0 is no
+    limit. A route of its own, so that setting it leaves the device quotas as they are."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "Malformed request", "the body must be a JSON object")
+    field, value = "storage_quota_bytes", body.get("storage_quota_bytes")
+    problems = [{"path": f, "message": "unknown field"} for f in body if f != field]
+    if field not in body:
+        problems.insert(0, {"path": field, "message": "required: bytes, or null for the default"})
+    elif not _is_quota(value, MAX_STORAGE_QUOTA):
+        message = f"must be null or an integer number of bytes from 0 to {MAX_STORAGE_QUOTA}"
+        problems.insert(0, {"path": field, "message": message})
+    if problems:
+        raise ApiProblem(422, "Invalid quota", problems[0]["message"], errors=problems)
+    session = db_session()
+    try:
+        user = set_storage_quota(session, name, value)
+    except UnknownUserError as exc:
+        raise ApiProblem(404, "User not found", str(exc)) from None
+    session.commit()
+    return {
+        "user": user.name,
+        "storage_quota_bytes": user.storage_quota_bytes,
+        "effective_quota_bytes": effective_quota(user, settings().storage_quota_bytes),
+    }
+
+
+def _is_quota(value: object, most: int = MAX_QUOTA) -> bool:
     if value is None:
         return True
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_QUOTA
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most

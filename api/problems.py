@@ -30,6 +30,7 @@ from shared.pool.overview import QuotaExceededError
 from shared.specs import SpecError
 from shared.states import InvalidTransitionError
 from shared.storage import StorageError, StorageUnavailableError
+from shared.storage_quota import StorageQuotaExceededError
 from shared.users import TokenNotFoundError
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,17 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(QuotaExceededError)
     def _over_quota(exc: QuotaExceededError) -> Response:
         return problem(429, "Over quota", str(exc))
+
+    @app.errorhandler(StorageQuotaExceededError)
+    def _over_storage_quota(exc: StorageQuotaExceededError) -> Response:
+        # 413, not 403: the CLI reads 401/403 as "not authorised", which this is not.
+        return problem(
+            413,
+            "Storage quota exceeded",
+            str(exc),
+            quota_bytes=exc.quota,
+            usage_bytes=exc.usage,
+        )
 
     @app.errorhandler(PermissionDeniedError)
     def _forbidden(exc: PermissionDeniedError) -> Response:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.jobs import MAX_PRIORITY
-from api.pool import MAX_QUOTA
+from api.pool import MAX_QUOTA, MAX_STORAGE_QUOTA
 from shared.specs import JobKind
 from shared.states import JobState
 
@@ -272,6 +272,52 @@ class QuotaRequest(BaseModel):
 
     max_devices: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
     max_queued_jobs: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
+
+
+class StorageQuota(Answer):
+    """`storage_quota_bytes`: the user's own value (null: the service's default applies);
+    `effective_quota_bytes`: what is enforced (null: no limit)."""
+
+    user: str
+    storage_quota_bytes: int | None
+    effective_quota_bytes: int | None
+
+
+class StorageQuotaRequest(BaseModel):
+    """null follows GANFORGE_STORAGE_QUOTA_BYTES; 0 is no limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    storage_quota_bytes: int | None = Field(ge=0, le=MAX_STORAGE_QUOTA)
+
+
+class UserUsage(Answer):
+    """A user's stored bytes by category; a code archive counts once per owner holding it."""
+
+    user: str
+    total_bytes: int
+    artifacts_bytes: int
+    datasets_bytes: int
+    code_bytes: int
+    quota_bytes: int | None
+    over_quota: bool
+
+
+class JobUsage(Answer):
+    id: str = Field(pattern="^[0-9a-f]{32}$")
+    name: str
+    owner: str
+    state: JobState
+    artifacts: int
+    bytes: int
+
+
+class Usage(Answer):
+    """`users`: the caller (admins with ?all=true: every user, largest first);
+    `largest_jobs`: the 10 jobs among theirs holding the most artifact bytes."""
+
+    users: list[UserUsage]
+    largest_jobs: list[JobUsage]
 
 
 class ShareRequest(BaseModel):

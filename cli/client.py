@@ -134,6 +134,15 @@ class Client:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/jobs/{job_id}/cancel").json()  # type: ignore[no-any-return]
 
+    def usage(self, every_user: bool = False) -> dict[str, Any]:
+        params = {"all": "true"} if every_user else {}
+        return self._call("GET", "/api/v1/usage", params=params).json()  # type: ignore[no-any-return]
+
+    def set_storage_quota(self, user: str, quota_bytes: int | None) -> dict[str, Any]:
+        """None: the service's default applies to `user`; 0: no limit."""
+        body = {"storage_quota_bytes": quota_bytes}
+        return self._call("PUT", f"/api/v1/admin/users/{user}/storage-quota", json=body).json()  # type: ignore[no-any-return]
+
     def events(self, job_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/jobs/{job_id}/events").json()["events"]  # type: ignore[no-any-return]
 

@@ -67,7 +67,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
     "Sampling": ("invert",),
     "Data": ("datasets", "code"),
     "Pool": ("pool", "queue"),
-    "Account": ("token",),
+    "Account": ("token", "usage"),
     "Running the service": ("up", "demo", "api", "scheduler", "worker", "health", "db", "admin"),
 }
 

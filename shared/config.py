@@ -242,6 +242,10 @@ class Settings:
         "GANFORGE_JOB_USER", DEFAULT_JOB_USER, lambda _, raw: raw.strip(), empty=""
     )
     code_cache_mb: int = setting("GANFORGE_CODE_CACHE_MB", DEFAULT_CODE_CACHE_MB, int_at_least(1))
+    # Bytes each user may store (job artifacts, datasets, code bundles) before new jobs and
+    # uploads are refused; 0: no limit. An admin's per-user value (users.storage_quota_bytes)
+    # overrides it (shared/storage_quota.py).
+    storage_quota_bytes: int = setting("GANFORGE_STORAGE_QUOTA_BYTES", 0, int_at_least(0))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

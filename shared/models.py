@@ -63,6 +63,9 @@ class User(Base):
     # Quotas set by admins; None means no limit beyond the pool's size.
     max_devices: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_queued_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Bytes this user may store, overriding GANFORGE_STORAGE_QUOTA_BYTES: None follows that
+    # default, 0 is no limit (shared/storage_quota.py).
+    storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
