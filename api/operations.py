@@ -169,6 +169,14 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("post", JOB + "/cancel", "Cancel a job (idempotent)", schemas.Job, 202),
     Operation(
+        "delete",
+        JOB,
+        "Delete a finished job with its artifacts, stored objects and events (409 while it is "
+        "unfinished or unfinished jobs read it)",
+        None,
+        204,
+    ),
+    Operation(
         "get",
         JOB + "/events",
         "Every state change of the job; `Accept: text/event-stream` follows it live (state, "

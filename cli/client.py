@@ -134,6 +134,10 @@ class Client:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/jobs/{job_id}/cancel").json()  # type: ignore[no-any-return]
 
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished job with everything it stored."""
+        self._call("DELETE", f"/api/v1/jobs/{job_id}")
+
     def usage(self, every_user: bool = False) -> dict[str, Any]:
         params = {"all": "true"} if every_user else {}
         return self._call("GET", "/api/v1/usage", params=params).json()  # type: ignore[no-any-return]

@@ -59,6 +59,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
         "logs",
         "download",
         "cancel",
+        "delete",
         "rerun",
         "priority",
     ),

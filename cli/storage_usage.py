@@ -1,13 +1,15 @@
-"""`ganforge usage` and `admin set-quota`: what you store, against your quota."""
+"""`ganforge usage`, `delete` and `admin set-quota`: what you store, and freeing it."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
 from cli import admin, api_client, main
-from cli.job_ids import short_id
+from cli.group import CliError, ExitCode
+from cli.job_ids import JOB_ID, short_id
 from cli.output import console, json_option, print_json, print_table
 from shared.storage_quota import format_bytes
 
@@ -32,7 +34,7 @@ def usage(every_user: bool, as_json: bool) -> None:
         print_table(
             ("id", "owner", "state", "artifacts", "size", "name"),
             [_job_row(job) for job in report["largest_jobs"]],
-            title="largest jobs",
+            title="largest jobs (`ganforge delete JOB` frees one)",
         )
 
 
@@ -48,6 +50,21 @@ def _user_row(user: dict[str, Any]) -> list[str]:
         shown += " (reached)"
     sizes = ("total_bytes", "artifacts_bytes", "datasets_bytes", "code_bytes")
     return [user["user"], *(format_bytes(user[size]) for size in sizes), shown]
+
+
+@main.command()
+@click.argument("job_id", type=JOB_ID)
+@click.option("--yes", is_flag=True, help="Delete without asking (scripts must pass it).")
+def delete(job_id: str, yes: bool) -> None:
+    """Delete a finished job and everything it stored."""
+    if not yes:
+        if not sys.stdin.isatty():  # a script: nobody to ask
+            raise CliError(
+                f"deleting job {job_id} cannot be undone: pass --yes to confirm", ExitCode.USAGE
+            )
+        click.confirm(f"Delete job {job_id} with its checkpoints and artifacts?", abort=True)
+    api_client().delete_job(job_id)
+    console.print(f"deleted job {job_id}")
 
 
 class QuotaBytes(click.ParamType):

@@ -1,4 +1,4 @@
-"""`ganforge usage` and `admin set-quota` against the real API over HTTP."""
+"""`ganforge usage`, `delete` and `admin set-quota` against the real API over HTTP."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 from cli.group import ExitCode
 from shared.config import Settings
-from tests.helpers import user_token
+from tests.helpers import auth, user_token
 from tests.unit.storage_rows import finished_job
 from tests.unit.test_cli import as_user
 
@@ -36,6 +37,20 @@ def test_usage_shows_the_totals_and_the_largest_jobs(
     assert as_json["users"][0]["artifacts_bytes"] == 2048
     every = as_user(cli_home, api_url, alice, "usage", "--all")
     assert every.exit_code == ExitCode.AUTH
+
+
+def test_delete_asks_for_yes_then_deletes_by_short_id(
+    api_url: str, client: FlaskClient, alice: str, cli_home: Path, settings: Settings
+) -> None:
+    job_id = finished_job(settings, "alice", 10)
+
+    unconfirmed = as_user(cli_home, api_url, alice, "delete", job_id[:8])
+
+    assert unconfirmed.exit_code == ExitCode.USAGE and "--yes" in unconfirmed.output
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=auth(alice)).status_code == 200
+    done = as_user(cli_home, api_url, alice, "delete", job_id[:8], "--yes")
+    assert done.exit_code == 0 and f"deleted job {job_id}" in done.output
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=auth(alice)).status_code == 404
 
 
 def test_admin_set_quota_takes_sizes_with_units_and_default(

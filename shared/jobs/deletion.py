@@ -1,0 +1,89 @@
+"""Deleting a finished job: its stored objects, its artifact and event rows, and the job row.
+
+The job row is removed, not marked: a deleted job then cannot reappear in any listing, poll,
+queue view or metric, since no query has to remember to skip it, and its events and artifact
+rows go with it in the same transaction.
+
+Order, so that no failure leaves a job whose rows point at missing objects:
+1. list the objects under the job's key prefix (a store that cannot be reached fails the
+   request here, before anything changed): objects without a row (an upload cut off before
+   its row was written) are found too;
+2. delete the rows, with a compare-and-set on the job's finished state, in one transaction
+   the caller commits;
+3. delete the listed objects. One that cannot be deleted now is left under the prefix of a
+   job that no longer exists, and is logged for the operator.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from shared.jobs.requests import JobConflictError, JobNotFoundError, get_job
+from shared.models import Artifact, Job, JobEvent, Reservation, User
+from shared.states import TERMINAL
+from shared.storage import Storage, StorageError
+from shared.storage.keys import job_prefix
+
+log = logging.getLogger(__name__)
+
+FINISHED = tuple(sorted(state.value for state in TERMINAL))
+# Unfinished jobs that read another job's checkpoints name it here (sample, evaluate).
+SOURCE_FIELD = "job_id"
+
+
+def delete_job_rows(session: Session, store: Storage, caller: User, job_id: str) -> list[str]:
+    """Delete the job's rows if `caller` may (owner or admin: JobNotFoundError otherwise) and it
+    is finished (JobConflictError naming its state otherwise); returns the keys of its stored
+    objects, for `delete_objects` once the caller has committed."""
+    job = get_job(session, caller, job_id)
+    if job.state not in FINISHED:
+        raise JobConflictError(
+            f"job {job.id} is {job.state}; only a finished job ({', '.join(FINISHED)}) can be "
+            "deleted: cancel it first"
+        )
+    readers = _unfinished_readers(session, job.id)
+    if readers:
+        raise JobConflictError(
+            f"job {job.id} is read by unfinished jobs {', '.join(readers)}: cancel them or "
+            "wait for them to finish"
+        )
+    keys = [info.key for info in store.list(job_prefix(job.id))]
+    # The rows go first and together; the job's delete is a compare-and-set on the finished
+    # state, so nothing that moved the job meanwhile is lost.
+    session.execute(delete(Artifact).where(Artifact.job_id == job.id))
+    session.execute(delete(JobEvent).where(JobEvent.job_id == job.id))
+    session.execute(delete(Reservation).where(Reservation.job_id == job.id))
+    deleted = session.execute(
+        delete(Job)
+        .where(Job.id == job.id, Job.state.in_(FINISHED))
+        .execution_options(synchronize_session=False)
+    )
+    if deleted.rowcount != 1:  # type: ignore[attr-defined]  # another request deleted it
+        raise JobNotFoundError(job.id)
+    return keys
+
+
+def delete_objects(store: Storage, keys: list[str]) -> list[str]:
+    """Delete these objects; returns the keys that could not be deleted (logged)."""
+    left = []
+    for key in keys:
+        try:
+            store.delete(key)
+        except StorageError as exc:
+            log.warning("could not delete %s of a deleted job: %s", key, exc)
+            left.append(key)
+    return left
+
+
+def _unfinished_readers(session: Session, job_id: str) -> list[str]:
+    """Unfinished jobs whose spec names this job as the one they read checkpoints from."""
+    query = (
+        select(Job.id)
+        .where(Job.state.not_in(FINISHED), Job.spec[SOURCE_FIELD].as_string() == job_id)
+        .order_by(Job.created_at, Job.id)
+        .limit(10)
+    )
+    return list(session.scalars(query))

@@ -1,0 +1,115 @@
+"""DELETE /api/v1/jobs/<id>: a finished job's objects, rows and events go; nothing else does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.models import Artifact, Job, JobEvent
+from shared.states import JobState
+from shared.storage import open_storage
+from shared.storage.keys import LOG_NAME, artifact_key
+from tests.helpers import auth, user_token
+from tests.unit.job_factories import move, queued_job, running_job
+from tests.unit.storage_rows import finished_job
+
+PROBLEM = "application/problem+json"
+S = JobState
+
+
+def job_folder(settings: Settings, job_id: str) -> Path:
+    return Path(open_storage(settings).root) / "jobs" / job_id  # type: ignore[attr-defined]
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def rows_of(settings: Settings, job_id: str) -> tuple[int, int, int]:
+    """(jobs, events, artifacts) rows the database holds for the job."""
+    with session_scope(settings.database_url) as session:
+        return tuple(  # type: ignore[return-value]
+            session.scalar(select(func.count()).select_from(model).where(column == job_id))
+            for model, column in (
+                (Job, Job.id),
+                (JobEvent, JobEvent.job_id),
+                (Artifact, Artifact.job_id),
+            )
+        )
+
+
+def test_deleting_a_finished_job_removes_its_objects_rows_and_events(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    doomed = finished_job(settings, "alice", 10, 20)
+    kept = finished_job(settings, "alice", 30)
+    # An object without a row (an upload cut off before its row was written) goes too.
+    open_storage(settings).put(artifact_key(doomed, LOG_NAME), b"half a log")
+    assert len(files_under(job_folder(settings, doomed))) == 3
+
+    deleted = client.delete(f"/api/v1/jobs/{doomed}", headers=auth(alice))
+
+    assert deleted.status_code == 204
+    assert files_under(job_folder(settings, doomed)) == []
+    assert rows_of(settings, doomed) == (0, 0, 0)
+    for route in ("", "/events", "/artifacts"):
+        gone = client.get(f"/api/v1/jobs/{doomed}{route}", headers=auth(alice))
+        assert gone.status_code == 404 and gone.mimetype == PROBLEM, route
+    listed = client.get("/api/v1/jobs", headers=auth(alice)).get_json()["jobs"]
+    assert [job["id"] for job in listed] == [kept]
+    assert files_under(job_folder(settings, kept)) == ["checkpoints/step-000001.pt"]
+    assert rows_of(settings, kept)[2] == 1
+    again = client.delete(f"/api/v1/jobs/{doomed}", headers=auth(alice))
+    assert again.status_code == 404
+
+
+def test_an_unfinished_job_is_not_deleted_and_the_conflict_names_its_state(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    running = running_job(settings, "alice")
+    open_storage(settings).put(artifact_key(running, LOG_NAME), b"still writing")
+    queued = queued_job(settings, "alice")
+
+    refused = client.delete(f"/api/v1/jobs/{running}", headers=auth(alice))
+
+    assert refused.status_code == 409 and refused.mimetype == PROBLEM
+    assert f"job {running} is running" in refused.get_json()["detail"]
+    assert files_under(job_folder(settings, running)) == [LOG_NAME]
+    assert rows_of(settings, running)[0] == 1
+    waiting = client.delete(f"/api/v1/jobs/{queued}", headers=auth(alice))
+    assert waiting.status_code == 409 and "is queued" in waiting.get_json()["detail"]
+
+
+def test_another_users_job_is_not_found_and_an_admin_may_delete_it(
+    client: FlaskClient, alice: str, bob: str, settings: Settings
+) -> None:
+    job_id = finished_job(settings, "alice", 10)
+
+    stranger = client.delete(f"/api/v1/jobs/{job_id}", headers=auth(bob))
+
+    assert stranger.status_code == 404 and stranger.mimetype == PROBLEM
+    assert files_under(job_folder(settings, job_id)) == ["checkpoints/step-000001.pt"]
+    root = user_token(settings, "root", admin=True)
+    assert client.delete(f"/api/v1/jobs/{job_id}", headers=auth(root)).status_code == 204
+    assert rows_of(settings, job_id) == (0, 0, 0)
+
+
+def test_a_job_an_unfinished_job_reads_from_is_kept(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    source = finished_job(settings, "alice", 10)
+    reader = queued_job(settings, "alice")
+    with session_scope(settings.database_url) as session:  # a sampling job waiting on it
+        job = session.get(Job, reader)
+        assert job is not None
+        job.kind, job.spec = "sample", {"job_id": source, "seeds": [0]}
+
+    refused = client.delete(f"/api/v1/jobs/{source}", headers=auth(alice))
+
+    assert refused.status_code == 409 and reader in refused.get_json()["detail"]
+    move(settings, reader, S.QUEUED, S.CANCELLED)
+    assert client.delete(f"/api/v1/jobs/{source}", headers=auth(alice)).status_code == 204
