@@ -19,7 +19,7 @@ from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
 from api.state import db_session, settings, storage
 from shared.jobs import requests as jobs
-from shared.jobs.deletion import delete_job_rows, delete_objects
+from shared.jobs.deletion import delete_objects, mark_deleted
 from shared.models import Job
 from shared.pool.reservations import HOLDING_STATES, held_devices
 from shared.pool.wakeup import wake_scheduler
@@ -206,7 +206,7 @@ def cancel(job_id: str) -> tuple[dict[str, Any], int]:
 def delete(job_id: str) -> tuple[str, int]:
     """A finished job and everything it stored (shared/jobs/deletion.py); 409 otherwise."""
     session, store = db_session(), storage()
-    stored = delete_job_rows(session, store, current_user(), job_id)
+    stored = mark_deleted(session, store, current_user(), job_id)
     session.commit()
     delete_objects(store, stored)  # after the commit: a job row never outlives its objects
     return "", 204

@@ -159,6 +159,10 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Set when its owner deleted the finished job (shared/jobs/deletion.py): its artifacts are
+    # gone and no API answer shows it any more, but the row stays, so the device-seconds it
+    # ran still weigh in fair share (scheduler/pool_state.py) and its events stay on record.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Node(Base):

@@ -43,7 +43,7 @@ def owned_artifact(
     `{field}.name` (the job has no such artifact; up to 10 of its `suffix` artifacts, called
     `kind` artifacts in the message, are listed to help pick the right one)."""
     job = session.get(Job, ref.job_id)
-    if job is None or job.owner_id != owner.id:
+    if job is None or job.owner_id != owner.id or job.deleted_at is not None:
         return problem(f"{field}.job_id", f"no job {ref.job_id!r} among your jobs")
     row = session.scalar(
         select(Artifact).where(Artifact.job_id == job.id, Artifact.name == ref.name)

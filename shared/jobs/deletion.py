@@ -1,28 +1,30 @@
-"""Deleting a finished job: its stored objects, its artifact and event rows, and the job row.
+"""Deleting a finished job: its stored objects and artifact rows go, and the job is marked
+deleted (`deleted_at`): from then on no API answer shows it (404, never listed).
 
-The job row is removed, not marked: a deleted job then cannot reappear in any listing, poll,
-queue view or metric, since no query has to remember to skip it, and its events and artifact
-rows go with it in the same transaction.
+Marked, not removed: the scheduler's fair share weighs each owner's recent device-seconds from
+the job rows (scheduler/pool_state.py recent_usage), so removing the row of a job that just
+ran would let its owner jump the queue by deleting it; the row (a few hundred bytes) and its
+events also stay on record of what ran. What takes the space, its objects, goes.
 
-Order, so that no failure leaves a job whose rows point at missing objects:
+Order, so that no failure leaves a visible job whose rows point at missing objects:
 1. list the objects under the job's key prefix (a store that cannot be reached fails the
    request here, before anything changed): objects without a row (an upload cut off before
    its row was written) are found too;
-2. delete the rows, with a compare-and-set on the job's finished state, in one transaction
-   the caller commits;
-3. delete the listed objects. One that cannot be deleted now is left under the prefix of a
-   job that no longer exists, and is logged for the operator.
+2. delete the artifact rows and mark the job, with a compare-and-set on its finished state, in
+   one transaction the caller commits;
+3. delete the listed objects. One that cannot be deleted now is logged; it lies under the
+   prefix of a deleted job, where nothing reads it.
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from shared.jobs.requests import JobConflictError, JobNotFoundError, get_job
-from shared.models import Artifact, Job, JobEvent, Reservation, User
+from shared.models import Artifact, Job, User, utcnow
 from shared.states import TERMINAL
 from shared.storage import Storage, StorageError
 from shared.storage.keys import job_prefix
@@ -34,10 +36,11 @@ FINISHED = tuple(sorted(state.value for state in TERMINAL))
 SOURCE_FIELD = "job_id"
 
 
-def delete_job_rows(session: Session, store: Storage, caller: User, job_id: str) -> list[str]:
-    """Delete the job's rows if `caller` may (owner or admin: JobNotFoundError otherwise) and it
-    is finished (JobConflictError naming its state otherwise); returns the keys of its stored
-    objects, for `delete_objects` once the caller has committed."""
+def mark_deleted(session: Session, store: Storage, caller: User, job_id: str) -> list[str]:
+    """Delete the job's artifact rows and mark it deleted if `caller` may (owner or admin:
+    JobNotFoundError otherwise) and it is finished (JobConflictError naming its state
+    otherwise); returns the keys of its stored objects, for `delete_objects` once the caller
+    has committed."""
     job = get_job(session, caller, job_id)
     if job.state not in FINISHED:
         raise JobConflictError(
@@ -51,18 +54,16 @@ def delete_job_rows(session: Session, store: Storage, caller: User, job_id: str)
             "wait for them to finish"
         )
     keys = [info.key for info in store.list(job_prefix(job.id))]
-    # The rows go first and together; the job's delete is a compare-and-set on the finished
-    # state, so nothing that moved the job meanwhile is lost.
-    session.execute(delete(Artifact).where(Artifact.job_id == job.id))
-    session.execute(delete(JobEvent).where(JobEvent.job_id == job.id))
-    session.execute(delete(Reservation).where(Reservation.job_id == job.id))
-    deleted = session.execute(
-        delete(Job)
-        .where(Job.id == job.id, Job.state.in_(FINISHED))
+    # A compare-and-set: a second request deleting the same job at once finds it gone.
+    marked = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.state.in_(FINISHED), Job.deleted_at.is_(None))
+        .values(deleted_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if deleted.rowcount != 1:  # type: ignore[attr-defined]  # another request deleted it
+    if marked.rowcount != 1:  # type: ignore[attr-defined]
         raise JobNotFoundError(job.id)
+    session.execute(delete(Artifact).where(Artifact.job_id == job.id))
     return keys
 
 

@@ -148,7 +148,7 @@ def _check_checkpoint_source(
     source = session.get(Job, job_id)
     readable = ("train", "script") if isinstance(spec, SampleSpec) else ("train",)
     kind = SAMPLED_KINDS.get(source.kind, "checkpoint") if source is not None else "checkpoint"
-    if source is None or source.owner_id != owner.id:
+    if source is None or source.owner_id != owner.id or source.deleted_at is not None:
         path, message = "spec.job_id", f"no job {job_id!r} among your jobs"
     elif source.kind not in readable:
         named = " or ".join(readable)
@@ -197,9 +197,12 @@ def _saved_generator_spec(
 
 
 def get_job(session: Session, owner: User, job_id: str) -> Job:
-    """The job, if `owner` may see it: their own, or any job for an admin."""
+    """The job, if `owner` may see it: their own, or any job for an admin; never a deleted
+    one."""
     job = session.get(Job, job_id)
-    if job is None or (job.owner_id != owner.id and not owner.is_admin):
+    if job is None or job.deleted_at is not None:
+        raise JobNotFoundError(job_id)
+    if job.owner_id != owner.id and not owner.is_admin:
         raise JobNotFoundError(job_id)
     return job
 
@@ -216,7 +219,7 @@ JOB_VIEW_COLUMNS = (
 
 
 # Built once: constructing the statement cost as much CPU as running it.
-_VIEW_ANY = select(*JOB_VIEW_COLUMNS).where(Job.id == bindparam("job_id"))
+_VIEW_ANY = select(*JOB_VIEW_COLUMNS).where(Job.id == bindparam("job_id"), Job.deleted_at.is_(None))
 _VIEW_OWN = _VIEW_ANY.where(Job.owner_id == bindparam("owner_id"))
 
 
@@ -280,7 +283,9 @@ def list_jobs(
     jobs with every one of them, `text` those whose name or note holds it (any case)."""
     if every_user and not owner.is_admin:
         raise PermissionDeniedError("only an admin can list every user's jobs")
-    query = select(Job) if every_user else select(Job).where(Job.owner_id == owner.id)
+    query = select(Job).where(Job.deleted_at.is_(None))
+    if not every_user:
+        query = query.where(Job.owner_id == owner.id)
     if state:
         query = query.where(Job.state == state)
     if kind:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from scheduler.pool_state import recent_usage
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Artifact, Job, JobEvent
@@ -29,17 +31,16 @@ def files_under(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
-def rows_of(settings: Settings, job_id: str) -> tuple[int, int, int]:
-    """(jobs, events, artifacts) rows the database holds for the job."""
+def rows_of(settings: Settings, job_id: str) -> tuple[bool, int, int]:
+    """(whether the job is marked deleted, its event rows, its artifact rows)."""
     with session_scope(settings.database_url) as session:
-        return tuple(  # type: ignore[return-value]
-            session.scalar(select(func.count()).select_from(model).where(column == job_id))
-            for model, column in (
-                (Job, Job.id),
-                (JobEvent, JobEvent.job_id),
-                (Artifact, Artifact.job_id),
-            )
+        job = session.get(Job, job_id)
+        assert job is not None, "a deleted job's row stays, marked"
+        events, artifacts = (
+            session.scalar(select(func.count()).select_from(model).where(model.job_id == job_id))
+            for model in (JobEvent, Artifact)
         )
+        return job.deleted_at is not None, int(events or 0), int(artifacts or 0)
 
 
 def test_deleting_a_finished_job_removes_its_objects_rows_and_events(
@@ -55,14 +56,14 @@ def test_deleting_a_finished_job_removes_its_objects_rows_and_events(
 
     assert deleted.status_code == 204
     assert files_under(job_folder(settings, doomed)) == []
-    assert rows_of(settings, doomed) == (0, 0, 0)
+    assert rows_of(settings, doomed) == (True, 4, 0), "marked, its events kept, no artifacts"
     for route in ("", "/events", "/artifacts"):
         gone = client.get(f"/api/v1/jobs/{doomed}{route}", headers=auth(alice))
         assert gone.status_code == 404 and gone.mimetype == PROBLEM, route
     listed = client.get("/api/v1/jobs", headers=auth(alice)).get_json()["jobs"]
     assert [job["id"] for job in listed] == [kept]
     assert files_under(job_folder(settings, kept)) == ["checkpoints/step-000001.pt"]
-    assert rows_of(settings, kept)[2] == 1
+    assert rows_of(settings, kept) == (False, 4, 1)
     again = client.delete(f"/api/v1/jobs/{doomed}", headers=auth(alice))
     assert again.status_code == 404
 
@@ -79,7 +80,7 @@ def test_an_unfinished_job_is_not_deleted_and_the_conflict_names_its_state(
     assert refused.status_code == 409 and refused.mimetype == PROBLEM
     assert f"job {running} is running" in refused.get_json()["detail"]
     assert files_under(job_folder(settings, running)) == [LOG_NAME]
-    assert rows_of(settings, running)[0] == 1
+    assert rows_of(settings, running)[0] is False
     waiting = client.delete(f"/api/v1/jobs/{queued}", headers=auth(alice))
     assert waiting.status_code == 409 and "is queued" in waiting.get_json()["detail"]
 
@@ -95,7 +96,7 @@ def test_another_users_job_is_not_found_and_an_admin_may_delete_it(
     assert files_under(job_folder(settings, job_id)) == ["checkpoints/step-000001.pt"]
     root = user_token(settings, "root", admin=True)
     assert client.delete(f"/api/v1/jobs/{job_id}", headers=auth(root)).status_code == 204
-    assert rows_of(settings, job_id) == (0, 0, 0)
+    assert rows_of(settings, job_id)[0] is True
 
 
 def test_a_job_an_unfinished_job_reads_from_is_kept(
@@ -113,3 +114,25 @@ def test_a_job_an_unfinished_job_reads_from_is_kept(
     assert refused.status_code == 409 and reader in refused.get_json()["detail"]
     move(settings, reader, S.QUEUED, S.CANCELLED)
     assert client.delete(f"/api/v1/jobs/{source}", headers=auth(alice)).status_code == 204
+
+
+def test_a_deleted_job_still_counts_in_fair_share_and_cannot_be_sampled(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    job_id = finished_job(settings, "alice", 10)
+    with session_scope(settings.database_url) as session:
+        before = recent_usage(session, settings.usage_half_life_s)
+
+    assert client.delete(f"/api/v1/jobs/{job_id}", headers=auth(alice)).status_code == 204
+
+    with session_scope(settings.database_url) as session:
+        after = recent_usage(session, settings.usage_half_life_s)
+        owner = session.get(Job, job_id).owner_id  # type: ignore[union-attr]
+    assert after[owner] == pytest.approx(before[owner]) and after[owner] > 0
+    sample = {"kind": "sample", "name": "s", "spec": {"job_id": job_id, "seeds": [0]}}
+    refused = client.post("/api/v1/jobs", json=sample, headers=auth(alice))
+    assert refused.status_code == 422
+    assert refused.get_json()["errors"][0] == {
+        "path": "spec.job_id",
+        "message": f"no job {job_id!r} among your jobs",
+    }
