@@ -108,6 +108,10 @@ DEFAULT_SAMPLER_CACHE = 4
 # used go first past it.
 DEFAULT_CODE_CACHE_MB = 2048
 
+# The scheduler sweeps checkpoints a job's `keep_checkpoints` no longer keeps this often: a
+# run checkpoints every few minutes at most, and each sweep touches a bounded number of jobs.
+DEFAULT_RETENTION_INTERVAL_S = 300.0
+
 # Request threads per API process (gunicorn's `--threads`, cli/embedded.py). Each
 # Server-Sent Events stream holds one while it is open.
 DEFAULT_API_THREADS = 8
@@ -246,6 +250,10 @@ class Settings:
     # uploads are refused; 0: no limit. An admin's per-user value (users.storage_quota_bytes)
     # overrides it (shared/storage_quota.py).
     storage_quota_bytes: int = setting("GANFORGE_STORAGE_QUOTA_BYTES", 0, int_at_least(0))
+    # Seconds between the scheduler's storage sweeps (checkpoint retention).
+    retention_interval_s: float = setting(
+        "GANFORGE_RETENTION_INTERVAL_S", DEFAULT_RETENTION_INTERVAL_S, positive_float
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

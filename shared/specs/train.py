@@ -195,6 +195,29 @@ class TrainParams(StrictModel):
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
 
 
+# Evaluation figures a run's "best" checkpoint may be chosen by, and whether more is better.
+BestFigure = Literal[
+    "high_quality", "modes_covered", "classes_covered", "kl_from_uniform", "w1", "frechet_distance"
+]
+MORE_IS_BETTER: dict[str, bool] = {
+    "high_quality": True,
+    "modes_covered": True,
+    "classes_covered": True,
+    "kl_from_uniform": False,
+    "w1": False,
+    "frechet_distance": False,
+}
+
+
+class KeepCheckpoints(StrictModel):
+    """Which checkpoints outlive the retention sweep (shared/retention.py): the `last` N by
+    step, and with `best`, the one whose evaluation at its step scored best by that figure.
+    The latest is always among the last, so a requeued run always finds its resume point."""
+
+    last: Annotated[StrictInt, Field(ge=1, le=1000)] = 3
+    best: BestFigure | None = None
+
+
 class TrainSpec(StrictModel):
     model: ModelSpec
     latent: LatentSpec = LatentSpec()
@@ -204,6 +227,8 @@ class TrainSpec(StrictModel):
     # Steps between checkpoints / sample grids; the last step always gets both.
     checkpoint_every: Annotated[StrictInt, Field(ge=1)] = 500
     sample_every: Annotated[StrictInt, Field(ge=1)] = 250
+    # None: every checkpoint is kept.
+    keep_checkpoints: KeepCheckpoints | None = None
     # Steps between quality evaluations (modes, W1, spread; worker/gan/evaluation.py), which
     # also run at the last step. None: with every sample grid.
     eval_every: Annotated[StrictInt, Field(ge=1)] | None = None
