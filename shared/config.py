@@ -111,6 +111,10 @@ DEFAULT_CODE_CACHE_MB = 2048
 # The scheduler sweeps checkpoints a job's `keep_checkpoints` no longer keeps this often: a
 # run checkpoints every few minutes at most, and each sweep touches a bounded number of jobs.
 DEFAULT_RETENTION_INTERVAL_S = 300.0
+# The orphan collector lists every object under jobs/, so it runs hourly; an object is an
+# orphan only a day after it was written, far past any upload whose row is still coming.
+DEFAULT_ORPHAN_INTERVAL_S = 3600.0
+DEFAULT_ORPHAN_GRACE_S = 24 * 3600.0
 
 # Request threads per API process (gunicorn's `--threads`, cli/embedded.py). Each
 # Server-Sent Events stream holds one while it is open.
@@ -253,6 +257,14 @@ class Settings:
     # Seconds between the scheduler's storage sweeps (checkpoint retention).
     retention_interval_s: float = setting(
         "GANFORGE_RETENTION_INTERVAL_S", DEFAULT_RETENTION_INTERVAL_S, positive_float
+    )
+    # The orphan collector (shared/orphans.py): seconds between its runs, and how old an object
+    # no row refers to must be before it is taken for an orphan.
+    orphan_interval_s: float = setting(
+        "GANFORGE_ORPHAN_INTERVAL_S", DEFAULT_ORPHAN_INTERVAL_S, positive_float
+    )
+    orphan_grace_s: float = setting(
+        "GANFORGE_ORPHAN_GRACE_S", DEFAULT_ORPHAN_GRACE_S, positive_float
     )
 
     @classmethod

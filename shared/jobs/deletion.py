@@ -13,7 +13,8 @@ Order, so that no failure leaves a visible job whose rows point at missing objec
 2. delete the artifact rows and mark the job, with a compare-and-set on its finished state, in
    one transaction the caller commits;
 3. delete the listed objects. One that cannot be deleted now is logged; it lies under the
-   prefix of a deleted job, where nothing reads it.
+   prefix of a deleted job, where nothing reads it, and the orphan collector
+   (shared/orphans.py) takes it later.
 """
 
 from __future__ import annotations

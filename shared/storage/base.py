@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 
@@ -28,6 +29,9 @@ class ObjectInfo:
     # in-memory object of at most VERIFIED_PUT_MAX_BYTES. Not part of equality (a listing
     # has none).
     sha256: str | None = field(default=None, compare=False)
+    # When the object was last written (aware, UTC), as a listing gives it; None from `put`.
+    # The orphan collector (shared/orphans.py) spares objects younger than its grace period.
+    modified: datetime | None = field(default=None, compare=False)
 
 
 # What `put` takes in memory: bytes, or a view of them (the node agent's mapping of a sealed

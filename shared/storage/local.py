@@ -13,6 +13,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -75,9 +76,11 @@ class LocalStorage:
                 if name.startswith(_TEMP_PREFIX) or not key.startswith(prefix):
                     continue
                 try:
-                    found.append(ObjectInfo(key=key, size=path.stat().st_size))
+                    stat = path.stat()
                 except FileNotFoundError:
                     continue  # deleted while we walked
+                modified = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+                found.append(ObjectInfo(key=key, size=stat.st_size, modified=modified))
         return sorted(found, key=lambda info: info.key)
 
     def delete(self, key: str) -> None:

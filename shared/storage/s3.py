@@ -168,7 +168,9 @@ class S3Storage:
             for page in pages:
                 for item in page.get("Contents", []):
                     key = item["Key"][len(self.prefix) :]
-                    found.append(ObjectInfo(key=key, size=item["Size"]))
+                    found.append(
+                        ObjectInfo(key=key, size=item["Size"], modified=item.get("LastModified"))
+                    )
         # S3 already returns UTF-8 binary order (= str order); sorting keeps the promise for
         # S3-compatible stores that might not.
         return sorted(found, key=lambda info: info.key)

@@ -107,7 +107,8 @@ def test_each_variable_moves_its_field_and_all_reach_a_child_process(tmp_path: P
         "GANFORGE_STREAMS_PER_PROCESS": "3", "GANFORGE_STREAMS_PER_TOKEN": "2",
         "GANFORGE_JOB_USER": "",
         "GANFORGE_CODE_CACHE_MB": "512", "GANFORGE_STORAGE_QUOTA_BYTES": "1000000",
-        "GANFORGE_RETENTION_INTERVAL_S": "60",
+        "GANFORGE_RETENTION_INTERVAL_S": "60", "GANFORGE_ORPHAN_INTERVAL_S": "60",
+        "GANFORGE_ORPHAN_GRACE_S": "600",
     }  # fmt: skip
     default = Settings.from_env({})
     names = {field.name for field in dataclasses.fields(Settings)}
