@@ -208,7 +208,7 @@ def delete(job_id: str) -> tuple[str, int]:
     session, store = db_session(), storage()
     stored = mark_deleted(session, store, current_user(), job_id)
     session.commit()
-    delete_objects(store, stored)  # after the commit: a job row never outlives its objects
+    delete_objects(store, stored)  # after the commit: no visible job lacks its objects
     return "", 204
 
 

@@ -1,5 +1,5 @@
 """/api/v1/pool (everyone: nodes, devices and their holders, the queue with reasons) and
-/api/v1/admin (admins: drain, undrain and remove nodes; users' quotas)."""
+/api/v1/admin (admins: drain, undrain and remove nodes; users' quotas, storage included)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ admin_bp.before_request(require_user)
 # The largest quota a person would set: more devices than any lab pool has, far fewer than a
 # typo's 1e9.
 MAX_QUOTA = 100_000
-# The largest storage quota accepted, in bytes (1 PiB): above any lab's store, below a typo's
-# overflow of a 64-bit column.
+# The largest storage quota accepted, in bytes (1 PiB): above any lab's store, so a larger
+# number is a typo.
 MAX_STORAGE_QUOTA = 2**50
 
 
