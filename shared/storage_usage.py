@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Executable, func, select
 from sqlalchemy.orm import Session
 
 from shared.models import Artifact, CodeArchive, CodeBundle, Dataset, Job, User
@@ -117,5 +117,6 @@ def _usage(session: Session, user_ids: Iterable[str]) -> dict[str, UserUsage]:
     }
 
 
-def _sums(session: Session, query: object) -> dict[str, int]:
-    return {owner: int(total or 0) for owner, total in session.execute(query)}  # type: ignore[call-overload]
+def _sums(session: Session, query: Executable) -> dict[str, int]:
+    """{owner: bytes} from a query of (owner id, sum of sizes) rows."""
+    return {owner: int(total or 0) for owner, total in session.execute(query)}
