@@ -346,6 +346,6 @@ from cli import inversion as _inversion  # noqa: E402,F401
 from cli import jobs as _jobs  # noqa: E402,F401
 from cli import pool as _pool  # noqa: E402,F401
 from cli import quality as _quality  # noqa: E402,F401
-from cli import tensorboard as _tensorboard  # noqa: E402,F401
 from cli import storage_usage as _storage_usage  # noqa: E402,F401
+from cli import tensorboard as _tensorboard  # noqa: E402,F401
 from cli import tokens as _tokens  # noqa: E402,F401

@@ -45,7 +45,7 @@ def compared_jobs(
     MAX_COMPARED + 1 (one more than fits: the caller tells the viewer to narrow)."""
     chosen: dict[str, Job] = {}
     if ids:
-        query = select(Job).where(Job.id.in_(ids))
+        query = select(Job).where(Job.id.in_(ids), Job.deleted_at.is_(None))
         if not viewer.is_admin:
             query = query.where(Job.owner_id == viewer.id)
         found = {job.id: job for job in session.scalars(query)}
@@ -54,7 +54,9 @@ def compared_jobs(
             raise JobsNotFoundError(missing)
         chosen = {job_id: found[job_id] for job_id in ids}
     if tags:
-        query = with_tags(select(Job).where(Job.owner_id == viewer.id), tags)
+        query = with_tags(
+            select(Job).where(Job.owner_id == viewer.id, Job.deleted_at.is_(None)), tags
+        )
         query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(MAX_COMPARED + 1)
         for job in session.scalars(query):
             chosen.setdefault(job.id, job)
