@@ -22,7 +22,7 @@ from shared.jobs import requests as jobs
 from shared.jobs.deletion import delete_objects, mark_deleted
 from shared.models import Job
 from shared.pool.reservations import HOLDING_STATES, held_devices
-from shared.pool.wakeup import wake_scheduler
+from shared.pool.wakeup import wake_scheduler_soon
 from shared.specs import JobKind, validate_job_request
 from shared.specs.labels import validate_labels
 from shared.states import JobState
@@ -85,7 +85,7 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         if first is None:
             raise
         return first
-    wake_scheduler(settings(), "submitted")  # after the commit: the pass must see the job
+    wake_scheduler_soon(settings(), "submitted")  # after the commit: the pass must see it
     return answer, 201, {"Location": f"/api/v1/jobs/{job.id}"}
 
 
@@ -198,7 +198,7 @@ def cancel(job_id: str) -> tuple[dict[str, Any], int]:
     session = db_session()
     job = jobs.cancel_job(session, current_user(), job_id)
     session.commit()
-    wake_scheduler(settings(), "cancelled")
+    wake_scheduler_soon(settings(), "cancelled")
     return _owned_json(job), 202
 
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import select
 import socket
 import sys
+import threading
 import time
 from functools import cache
 
@@ -89,6 +91,44 @@ def wake_scheduler(settings: Settings, reason: str = "") -> bool:
         log.warning("scheduler not woken (%s); it finds the change at its next poll", error)
         return False
     return True
+
+
+class _Waker:
+    """One thread per process that sends the wake-ups asked for with `wake_scheduler_soon`:
+    the request that asks returns without waiting for Redis, and a burst of asks while one
+    is being sent costs one more wake-up, not one each."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.asked = threading.Event()
+        self.reason = ""
+        thread = threading.Thread(target=self._run, name="scheduler-waker", daemon=True)
+        thread.start()
+
+    def ask(self, reason: str) -> None:
+        self.reason = reason
+        self.asked.set()
+
+    def _run(self) -> None:
+        while True:
+            self.asked.wait()
+            self.asked.clear()
+            wake_scheduler(self.settings, self.reason)
+
+
+_wakers: dict[tuple[int, str, str], _Waker] = {}
+_wakers_lock = threading.Lock()
+
+
+def wake_scheduler_soon(settings: Settings, reason: str = "") -> None:
+    """`wake_scheduler` from a thread of this process's own (started on first use, after any
+    fork): for the API, whose submissions need not wait for the wake-up's round trip."""
+    key = (os.getpid(), settings.broker_url, settings.queue)
+    waker = _wakers.get(key)
+    if waker is None:
+        with _wakers_lock:
+            waker = _wakers.get(key) or _wakers.setdefault(key, _Waker(settings))
+    waker.ask(reason)
 
 
 def _wake_local(settings: Settings) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
-from shared.pool.wakeup import Wakeups, wake_scheduler
+from shared.pool.wakeup import Wakeups, wake_scheduler, wake_scheduler_soon
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets")
 
@@ -36,5 +36,20 @@ def test_a_wake_up_reaches_the_scheduler_of_the_same_home_only(tmp_path: Path) -
         second = Wakeups(ours)  # a second scheduler of the same home polls instead
         assert second._local is None
         second.close()
+    finally:
+        waiting.close()
+
+
+def test_a_wake_up_asked_for_in_passing_arrives_from_the_processs_own_thread(
+    tmp_path: Path,
+) -> None:
+    settings = _embedded(tmp_path / "c")
+    waiting = Wakeups(settings)
+    try:
+        started = time.monotonic()
+        wake_scheduler_soon(settings, "submitted")  # returns at once; the thread sends it
+        assert time.monotonic() - started < 0.05
+        assert waiting.wait() is True
+        assert time.monotonic() - started < 1.0
     finally:
         waiting.close()
