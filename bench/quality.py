@@ -128,6 +128,11 @@ SETUPS: dict[str, dict[str, Any]] = {
     "ring8-pacgan2-lr1e3-cos-20k": _pacgan("toy:ring8", 20_000, lr=1e-3, lr_schedule="cosine"),
     "grid25-pacgan2-lr1e3-cos-30k": _pacgan("toy:grid25", 30_000, lr=1e-3, lr_schedule="cosine"),
     "ring8-pacgan2-lr1e3-cos-30k": _pacgan("toy:ring8", 30_000, lr=1e-3, lr_schedule="cosine"),
+    # Towards a demo verdict in 4 minutes (issue 26): half the steps, with and without R1.
+    "ring8-pacgan2-lr1e3-cos-15k": _pacgan("toy:ring8", 15_000, lr=1e-3, lr_schedule="cosine"),
+    "ring8-pacgan2-r1-lr1e3-cos-15k": _pacgan(
+        "toy:ring8", 15_000, loss={"r1_gamma": 1.0}, lr=1e-3, lr_schedule="cosine"
+    ),
     "grid25-pacgan4-lr1e3-cos-30k": _pacgan(
         "toy:grid25", 30_000, pack=4, lr=1e-3, lr_schedule="cosine"
     ),
