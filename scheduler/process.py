@@ -32,9 +32,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scheduler.backoff import BrokerGate, NodeBackoff
+from scheduler.housekeeping import Housekeeping
 from scheduler.pass_failures import PassFailures
 from scheduler.pool_state import PoolState, read_pool
-from scheduler.sweeps import Sweeps
 from shared.config import Settings
 from shared.db import session_scope
 from shared.hardening import harden_service_process
@@ -292,7 +292,7 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
     gate = BrokerGate(probe=lambda: broker_reachable(celery, BROKER_PROBE_TIMEOUT_S))
     backoff = NodeBackoff(first_backoff_s=settings.claim_timeout_s)
     failures = PassFailures()
-    sweeps = Sweeps(settings)
+    housekeeping = Housekeeping(settings)
     last_reconcile, last_contact, renewed_at = 0.0, float("-inf"), float("-inf")
     # Nodes heartbeat every few seconds: after our own start or our own outage, give them one
     # node timeout to be heard before anyone is declared dead for a silence we could not see.
@@ -318,7 +318,7 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
                 if now - last_reconcile > RECONCILE_INTERVAL_S:
                     last_reconcile = now
                     reconcile_once(settings, now >= judge_after, backoff)
-                sweeps.maybe_run()
+                housekeeping.maybe_run()
                 sent = schedule_once(settings, celery, gate, backoff.shunned())
                 failures.success()
                 if sent:

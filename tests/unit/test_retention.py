@@ -8,7 +8,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from scheduler.sweeps import Sweeps
+from scheduler.housekeeping import Housekeeping
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Artifact, Job
@@ -135,11 +135,11 @@ def test_the_scheduler_sweeps_once_an_interval(
 ) -> None:
     job_id = job_with_checkpoints(client, alice, settings, [1, 2], {"last": 1}, *FINISHED)
     now = [0.0]
-    sweeps = Sweeps(settings.with_(retention_interval_s=60.0), clock=lambda: now[0])
+    housekeeping = Housekeeping(settings.with_(retention_interval_s=60.0), clock=lambda: now[0])
 
     now[0] = 59.0
-    sweeps.maybe_run()
+    housekeeping.maybe_run()
     assert stored_steps(settings, job_id)[0] == [1, 2], "not yet"
     now[0] = 60.0
-    sweeps.maybe_run()
+    housekeeping.maybe_run()
     assert stored_steps(settings, job_id)[0] == [2]

@@ -1,4 +1,4 @@
-"""The storage sweeps the scheduler runs between passes, each at its own bounded cadence:
+"""The storage housekeeping the scheduler runs between passes, each at its own bounded cadence:
 checkpoint retention (shared/retention.py, GANFORGE_RETENTION_INTERVAL_S) and the orphan
 collector (shared/orphans.py, GANFORGE_ORPHAN_INTERVAL_S).
 
@@ -21,8 +21,8 @@ from shared.storage import Storage, open_storage
 log = logging.getLogger(__name__)
 
 
-class Sweeps:
-    """Runs each sweep once its interval has passed since its last run (not at start: a
+class Housekeeping:
+    """Runs each clean-up once its interval has passed since its last run (not at start: a
     scheduler restarting in a loop sweeps no more often)."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
