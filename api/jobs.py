@@ -20,14 +20,16 @@ from api.serializers import artifact_json, event_json, job_json
 from api.state import db_session, settings, storage
 from shared.jobs import requests as jobs
 from shared.jobs.deletion import delete_objects, mark_deleted
-from shared.models import Job
+from shared.models import Job, is_our_id
 from shared.pool.reservations import HOLDING_STATES, held_devices
 from shared.pool.wakeup import wake_scheduler_soon
-from shared.specs import JobKind, validate_job_request
+from shared.specs import JobKind, SweepSpec, validate_job_request
 from shared.specs.labels import validate_labels
 from shared.states import JobState
 from shared.storage import keys
 from shared.storage_quota import check_storage_quota
+from shared.sweeps.children import children_of
+from shared.sweeps.submission import submit_sweep
 from shared.users import user_names
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
@@ -60,19 +62,18 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         if first is not None:
             return first
     check_storage_quota(session, user, settings().storage_quota_bytes, "new jobs")
-    job = jobs.submit_job(
-        session,
-        user,
-        job_request.kind,
-        job_request.name,
-        spec,
-        max_attempts=settings().max_attempts,
-        data_roots=settings().data_roots,
-        store=storage(),
-        tags=job_request.tags,
-        note=job_request.note,
-    )
-    answer = job_json(job, user.name)
+    common: dict[str, Any] = {
+        "max_attempts": settings().max_attempts,
+        "data_roots": settings().data_roots,
+        "store": storage(),
+        "tags": job_request.tags,
+        "note": job_request.note,
+    }
+    if isinstance(spec, SweepSpec):  # the sweep and its children (shared/sweeps/)
+        job = submit_sweep(session, user, job_request.name, spec, **common)
+    else:
+        job = jobs.submit_job(session, user, job_request.kind, job_request.name, spec, **common)
+    answer = _owned_json(job)
     if key is not None:
         idempotency.remember(session, user, key, SUBMIT_ROUTE, digest, 201, answer)
     try:
@@ -105,6 +106,9 @@ def list_jobs() -> dict[str, Any]:
             {"path": "id_prefix", "message": "must be 1 to 32 lowercase hex characters"}
         )
     tags, text = label_filters(problems)
+    parent = args.get("parent") or None
+    if parent is not None and not is_our_id(parent):
+        problems.append({"path": "parent", "message": "must be a job id (32 hex characters)"})
     if problems:
         raise ApiProblem(400, "Invalid query parameter", problems[0]["message"], errors=problems)
     page = jobs.list_jobs(
@@ -118,6 +122,7 @@ def list_jobs() -> dict[str, Any]:
         id_prefix=id_prefix,
         tags=tags,
         text=text,
+        parent=parent,
     )
     caller = current_user()
     names = user_names(db_session(), {job.owner_id for job in page.jobs} - {caller.id})
@@ -129,12 +134,17 @@ def list_jobs() -> dict[str, Any]:
 def _owned_json(
     job: Job | Row[Any], placement: dict[str, list[int]] | None = None
 ) -> dict[str, Any]:
-    """One job's JSON, its owner named (the caller, or for an admin maybe someone else)."""
+    """One job's JSON, its owner named (the caller, or for an admin maybe someone else); a
+    sweep's shows its children's summary."""
     caller = current_user()
     if job.owner_id == caller.id:  # the common case needs no query for the name
-        return job_json(job, caller.name, placement)
-    names = user_names(db_session(), [job.owner_id])
-    return job_json(job, names.get(job.owner_id, job.owner_id), placement)
+        body = job_json(job, caller.name, placement)
+    else:
+        names = user_names(db_session(), [job.owner_id])
+        body = job_json(job, names.get(job.owner_id, job.owner_id), placement)
+    if job.kind == "sweep":
+        body["children"] = children_of(db_session(), job.id)
+    return body
 
 
 def _int_arg(name: str, default: int, low: int, high: int, problems: list[dict[str, str]]) -> int:

@@ -118,6 +118,7 @@ OPERATIONS: tuple[Operation, ...] = (
             _query(
                 "id_prefix", {"type": "string", "pattern": "^[0-9a-f]{1,32}$"}, "ids starting so"
             ),
+            _query("parent", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "a sweep's children"),
             TAG,
             _query(
                 "q",

@@ -77,6 +77,16 @@ class MetricsSeries(Answer):
     metrics: list[dict[str, Any]]
 
 
+class SweepChildren(Answer):
+    """A sweep's children: how many, how many in each state, the ids in the sweep's order."""
+
+    total: int
+    states: dict[str, int]
+    active: int
+    ids: list[str]
+    links: dict[str, str]
+
+
 class Job(Answer):
     id: str = Field(pattern="^[0-9a-f]{32}$")
     kind: JobKind
@@ -102,6 +112,8 @@ class Job(Answer):
     finished_at: str | None
     links: JobLinks
     placement: list[Placement] | None = None
+    # A sweep's (single-job views): its children's summary.
+    children: SweepChildren | None = None
 
 
 class JobPage(Answer):

@@ -5,7 +5,7 @@ and the running jobs preemption may ask to stop."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -16,6 +16,7 @@ from shared.pool.nodes import NodeState, device_kind
 from shared.pool.policy import NodeView, QueuedJob, RunningJob
 from shared.pool.reservations import devices_in_use
 from shared.states import JobState
+from shared.sweeps.parallel import held_back
 
 # Usage older than this many half-lives weighs under 1/16 and is not read at all.
 USAGE_HALF_LIVES = 4
@@ -33,13 +34,19 @@ class PoolState:
     held: dict[str, int]
     quotas: dict[str, int | None]
     running: list[RunningJob]
+    # Queued children of sweeps at their `max_parallel`, not offered to the policy: id -> why.
+    held_back: dict[str, str] = field(default_factory=dict)
 
 
 def read_pool(session: Session, half_life_s: float) -> PoolState:
     columns = (Job.owner_id, Job.devices, Job.created_at, Job.priority, Job.kind, Job.spec)
     queued = session.execute(
-        select(Job.id, Job.attempt, *columns).where(Job.state == JobState.QUEUED.value)
+        select(Job.id, Job.attempt, *columns, Job.parent_id)
+        .where(Job.state == JobState.QUEUED.value, Job.kind != "sweep")  # sweeps run no node
+        .order_by(Job.created_at, Job.id)
     ).all()
+    held = held_back(session, [(row.id, row.parent_id) for row in queued])
+    queued = [row[:-1] for row in queued if row.id not in held]
     queue = [
         QueuedJob(
             id=job_id,
@@ -79,6 +86,7 @@ def read_pool(session: Session, half_life_s: float) -> PoolState:
         held=held_by_owner(session),
         quotas={user: limit for user, limit in session.execute(select(User.id, User.max_devices))},
         running=running_jobs(session),
+        held_back=held,
     )
 
 

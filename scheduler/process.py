@@ -7,6 +7,8 @@ move the job queued → scheduled and reserve its devices, commit, and only then
 to that node's own queue, so a worker never receives a job the database does not hold devices
 for (if the send fails, the job goes back to queued and its devices are freed); (4) write every
 waiting job's position and reason, and ask the running jobs the policy preempts to stop.
+Before (2), sweeps move along (scheduler/sweep_pass.py): started, judged at their rungs,
+finished.
 
 Between passes the loop waits for a wake-up (`shared.pool.wakeup`: the API and workers
 send one when a job is submitted, cancelled or ends) or GANFORGE_SCHEDULER_POLL_S, whichever
@@ -35,6 +37,7 @@ from scheduler.backoff import BrokerGate, NodeBackoff
 from scheduler.housekeeping import Housekeeping
 from scheduler.pass_failures import PassFailures
 from scheduler.pool_state import PoolState, read_pool
+from scheduler.sweep_pass import SweepPass
 from shared.config import Settings
 from shared.db import session_scope
 from shared.hardening import harden_service_process
@@ -136,6 +139,10 @@ def plan_pass(settings: Settings, shunned: frozenset[str] = frozenset()) -> tupl
         quotas=pool.quotas,
         running=pool.running,
     )
+    if pool.held_back:  # after every job the policy was offered
+        ahead = len(decided.waiting)
+        for position, (job_id, reason) in enumerate(pool.held_back.items(), ahead + 1):
+            decided.waiting[job_id] = Waiting(position, reason)
     return pool, decided
 
 
@@ -293,6 +300,7 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
     backoff = NodeBackoff(first_backoff_s=settings.claim_timeout_s)
     failures = PassFailures()
     housekeeping = Housekeeping(settings)
+    sweeps = SweepPass(settings)
     last_reconcile, last_contact, renewed_at = 0.0, float("-inf"), float("-inf")
     # Nodes heartbeat every few seconds: after our own start or our own outage, give them one
     # node timeout to be heard before anyone is declared dead for a silence we could not see.
@@ -319,6 +327,7 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
                     last_reconcile = now
                     reconcile_once(settings, now >= judge_after, backoff)
                 housekeeping.maybe_run()
+                sweeps.run()  # before placement: a child the sweep stopped frees its slot
                 sent = schedule_once(settings, celery, gate, backoff.shunned())
                 failures.success()
                 if sent:

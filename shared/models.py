@@ -152,6 +152,10 @@ class Job(Base):
     # Where the latest attempt was placed, [{"node", "devices"}], written with its
     # reservations and kept after they are released: the nodes a finished job ran on.
     placement: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # The sweep that started this job (shared/sweeps/), None for a job submitted on its own.
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", name="fk_jobs_parent_id"), nullable=True, index=True
+    )
     # Internal: the broker's id of the current attempt's message. Never shown in the API.
     task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)

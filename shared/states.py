@@ -6,6 +6,9 @@
        │           │            └──► lost ──────┤
        └───────────┴────────────────────────────┘  back to queued while attempts remain
 
+A sweep (shared/sweeps/) holds no devices and is never placed: it goes queued ──► running
+directly when its first child starts, and ends as its children do.
+
 Every change is one compare-and-set UPDATE (`WHERE id = :id AND state = :expected`) plus an
 event row, in one transaction: a redelivered or duplicated message that tries to start a job
 twice finds the state already moved and changes nothing.
@@ -39,7 +42,8 @@ class JobState(str, Enum):
 
 S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    S.QUEUED: frozenset({S.SCHEDULED, S.CANCELLED}),
+    # queued -> running: a sweep, which no node runs, starts with its first child.
+    S.QUEUED: frozenset({S.SCHEDULED, S.RUNNING, S.CANCELLED}),
     # scheduled -> queued: the message could not be sent, or the node went away before claiming.
     S.SCHEDULED: frozenset({S.RUNNING, S.QUEUED, S.CANCELLED, S.LOST}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLING, S.PREEMPTED, S.LOST}),

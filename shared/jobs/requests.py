@@ -276,11 +276,13 @@ def list_jobs(
     id_prefix: str | None = None,
     tags: Sequence[str] = (),
     text: str | None = None,
+    parent: str | None = None,
 ) -> JobPage:
     """The owner's jobs (every user's for an admin who asks), newest first, `limit` at a time;
     pass `next_cursor` for the next page. `id_prefix` (lowercase hex, checked by the caller)
     keeps the jobs whose id starts with it: how a short id is resolved. `tags` keeps the
-    jobs with every one of them, `text` those whose name or note holds it (any case)."""
+    jobs with every one of them, `text` those whose name or note holds it (any case),
+    `parent` the children of that sweep (an id, checked by the caller)."""
     if every_user and not owner.is_admin:
         raise PermissionDeniedError("only an admin can list every user's jobs")
     query = select(Job).where(Job.deleted_at.is_(None))
@@ -292,6 +294,8 @@ def list_jobs(
         query = query.where(Job.kind == kind)
     if id_prefix:
         query = query.where(Job.id.startswith(id_prefix, autoescape=True))
+    if parent:
+        query = query.where(Job.parent_id == parent)
     query = with_tags(query, tags)
     if text:
         query = matching_text(query, text)
@@ -329,12 +333,33 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def cancel_job(session: Session, owner: User, job_id: str) -> Job:
-    """Cancel a job: at once when no worker runs it, cooperatively when one does.
+    """Cancel a job: at once when no worker runs it, cooperatively when one does. Cancelling
+    a sweep also cancels each of its unfinished children, in the same transaction.
 
     Cancelling a job that is already cancelling or cancelled changes nothing (idempotent);
     cancelling a finished job is a conflict.
     """
     job = get_job(session, owner, job_id)
+    stop_job(session, job)
+    if job.kind == "sweep":
+        unfinished = session.scalars(
+            select(Job).where(
+                Job.parent_id == job.id,
+                Job.state.not_in([s.value for s in (*TERMINAL, JobState.CANCELLING)]),
+            )
+        )
+        for child in unfinished:
+            stop_job(session, child, f"sweep {job.id} cancelled")
+    session.refresh(job)
+    return job
+
+
+def stop_job(session: Session, job: Job, reason: str | None = None) -> None:
+    """The cancel path of every job: a running one goes `cancelling` (its worker stops it at
+    its next stop check and keeps a checkpoint), any other unfinished one `cancelled`.
+    `reason`, when given, is the event's reason and the job's `error` (who stopped it, why).
+    JobConflictError for a finished job."""
+    fields = {} if reason is None else {"error": reason}
     for _ in range(3):  # the state may move under us between the read and the compare-and-set
         current = JobState(job.state)
         if current in (JobState.CANCELLING, JobState.CANCELLED):
@@ -342,14 +367,12 @@ def cancel_job(session: Session, owner: User, job_id: str) -> Job:
         if current in TERMINAL:
             raise JobConflictError(f"job {job.id} already {current.value}; nothing to cancel")
         if current == JobState.RUNNING:
-            target, reason = JobState.CANCELLING, "cancel requested"
+            target, said = JobState.CANCELLING, reason or "cancel requested"
         else:
-            target, reason = JobState.CANCELLED, f"cancelled while {current.value}"
-        if transition(session, job.id, current, target, reason):
+            target, said = JobState.CANCELLED, reason or f"cancelled while {current.value}"
+        if transition(session, job.id, current, target, said, **fields):
             break
         session.refresh(job)
-    session.refresh(job)
-    return job
 
 
 def job_events(session: Session, owner: User, job_id: str) -> list[JobEvent]:

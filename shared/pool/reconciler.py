@@ -29,6 +29,8 @@ def reconcile(session: Session, lost_after_s: float = DEFAULT_JOB_SILENCE_S) -> 
         select(Job.id, Job.state, Job.attempt, Job.max_attempts).where(
             Job.state.in_([JobState.RUNNING.value, JobState.CANCELLING.value]),
             Job.updated_at < cutoff,
+            # A sweep has no worker to heartbeat: its children are watched instead.
+            Job.kind != "sweep",
         )
     ).all()
     reason = f"no heartbeat for {lost_after_s:.0f} s"

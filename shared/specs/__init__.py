@@ -8,6 +8,7 @@ the field rather than a silently ignored option. One module per part:
 - `train`: `TrainSpec` (model, latent, loss, optimisation, cadences);
 - `data`: where training samples come from; `resources`: what a job needs from the pool;
 - `script`: `ScriptSpec`, a researcher's own loop from their code bundle;
+- `sweep`: `SweepSpec`, a base training spec run over a grid and random draws;
 - `sample`: `SampleSpec` and the latent-space tools; `inversion`: the `invert` mode;
 - `latent_checks`: whether given latents fit a generator; `errors`: `SpecError`, each bad
   field by its JSON path.
@@ -22,11 +23,14 @@ from shared.specs.request import (
     JobKind,
     JobRequest,
     JobSpec,
+    RequestSpec,
+    check_cadences,
     parse_spec,
     validate_job_request,
 )
 from shared.specs.sample import SampleSpec
 from shared.specs.script import ScriptSpec
+from shared.specs.sweep import SweepSpec
 from shared.specs.train import LatentSpec, LossName, LossSpec, ModelFamily, TrainSpec
 
 __all__ = [
@@ -41,10 +45,13 @@ __all__ = [
     "LossName",
     "LossSpec",
     "ModelFamily",
+    "RequestSpec",
     "SampleSpec",
     "ScriptSpec",
     "SpecError",
+    "SweepSpec",
     "TrainSpec",
+    "check_cadences",
     "parse_spec",
     "problems_from",
     "validate_job_request",

@@ -13,6 +13,7 @@ from shared.specs.labels import Note, Tags
 from shared.specs.resources import ResourceSpec
 from shared.specs.sample import SampleSpec
 from shared.specs.script import ScriptSpec
+from shared.specs.sweep import SweepSpec
 from shared.specs.train import TrainSpec
 
 
@@ -28,15 +29,19 @@ class EvaluateSpec(StrictModel):
 
 
 # What a job of each kind runs from; `sample` and `evaluate` read a training job's checkpoint;
-# `script` runs a researcher's own loop from their code bundle.
-JobKind = Literal["train", "sample", "evaluate", "script"]
+# `script` runs a researcher's own loop from their code bundle; `sweep` runs training children
+# over a grid of spec fields and holds no devices itself (shared/sweeps/).
+JobKind = Literal["train", "sample", "evaluate", "script", "sweep"]
+# What a worker runs: every kind but `sweep`, which the scheduler runs through its children.
 JobSpec = TrainSpec | SampleSpec | EvaluateSpec | ScriptSpec
+RequestSpec = JobSpec | SweepSpec
 CheckpointReader = SampleSpec | EvaluateSpec
 SPEC_MODELS: dict[str, type[StrictModel]] = {
     "train": TrainSpec,
     "sample": SampleSpec,
     "evaluate": EvaluateSpec,
     "script": ScriptSpec,
+    "sweep": SweepSpec,
 }
 # Kinds that run briefly on a trained checkpoint: the scheduler's short lane.
 SHORT_KINDS = ("sample", "evaluate")
@@ -54,7 +59,7 @@ class JobRequest(StrictModel):
     note: Note = ""
 
 
-def validate_job_request(body: Any) -> tuple[JobRequest, JobSpec]:
+def validate_job_request(body: Any) -> tuple[JobRequest, RequestSpec]:
     """Validate a request body; raise SpecError naming every bad field by its JSON path.
 
     Numbers and flags are strict types: `"10"`, `true` or `1000.0` where an integer belongs
@@ -69,11 +74,11 @@ def validate_job_request(body: Any) -> tuple[JobRequest, JobSpec]:
     except ValidationError as exc:
         raise SpecError(problems_from(exc, prefix=("spec",), model=model)) from None
     if isinstance(spec, TrainSpec):
-        _check_cadences(spec)
+        check_cadences(spec)
     return request, spec  # type: ignore[return-value]
 
 
-def _check_cadences(spec: TrainSpec) -> None:
+def check_cadences(spec: TrainSpec) -> None:
     """A cadence the request gives must fall within the run (the last step always gets a
     checkpoint and a grid, so a longer one is a typo); the defaults simply clip. Checked at
     submission only, so that specs stored before this rule still load."""
