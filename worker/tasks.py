@@ -153,8 +153,9 @@ def finish(
         return
     if outcome.status == "cancelled" and requeue_preempted(session, job_id, attempt):
         return
-    if outcome.ok:
-        target, reason, fields = JobState.SUCCEEDED, "finished", {}
+    fields: dict[str, str | None]
+    if outcome.ok:  # one that ended before a stop took effect drops the stop's reason
+        target, reason, fields = JobState.SUCCEEDED, "finished", {"error": None}
     else:
         error = outcome.error or "stopped without a cancel request"
         target, reason, fields = JobState.FAILED, error, {"error": error}
