@@ -26,6 +26,10 @@ def print_job(job: dict[str, Any]) -> None:
         if progress.get("images_per_second"):
             shown += f", {progress['images_per_second']:,.0f} images/s"
         rows.append(("progress", shown))
+    children = job.get("children")
+    if children:  # a sweep: where its children stand (`ganforge jobs --parent` lists them)
+        states = ", ".join(f"{n} {state}" for state, n in sorted(children["states"].items()))
+        rows.append(("children", f"{children['total']}: {states}"))
     evaluation = job.get("evaluation") or {}
     figures = [
         f"{title} {figure_text(key, evaluation[key], evaluation.get(f'{key}_interval'))}"

@@ -87,6 +87,7 @@ def submit(
 @click.option("--kind", default=None, help="Only jobs of this kind (train, sample, script...).")
 @click.option("--tag", "tags", multiple=True, help="Only jobs with this tag (repeat: all of them).")
 @click.option("--search", default=None, help="Only jobs whose name or note holds this text.")
+@click.option("--parent", type=JOB_ID, default=None, help="Only the children of this sweep.")
 @click.option("--limit", default=20, show_default=True)
 @json_option
 @quiet_option
@@ -95,6 +96,7 @@ def jobs(
     kind: str | None,
     tags: tuple[str, ...],
     search: str | None,
+    parent: str | None,
     limit: int,
     as_json: bool,
     quiet: bool,
@@ -103,7 +105,9 @@ def jobs(
 
     Ids are cut to their first 8 characters, which every command accepts; --json and -q
     print them whole."""
-    page = api_client().jobs(state=state, kind=kind, tag=list(tags) or None, q=search, limit=limit)
+    page = api_client().jobs(
+        state=state, kind=kind, tag=list(tags) or None, q=search, parent=parent, limit=limit
+    )
     if as_json:
         return print_json(page)
     if quiet:
