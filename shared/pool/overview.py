@@ -44,7 +44,8 @@ def pool_overview(session: Session) -> dict[str, Any]:
     ]
     waiting = session.scalars(
         select(Job)
-        .where(Job.state == JobState.QUEUED.value)
+        # A sweep waits for nothing of the pool's: its children are the queue's.
+        .where(Job.state == JobState.QUEUED.value, Job.kind != "sweep")
         .order_by(Job.queue_position.is_(None), Job.queue_position, Job.created_at)
     )
     active = session.scalars(

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from scheduler.process import plan_pass
+from scheduler.sweep_pass import SweepPass
 from shared.config import Settings
 from shared.db import session_scope
 from shared.jobs.reports import report_evaluation
@@ -90,6 +91,8 @@ def test_only_max_parallel_children_are_offered_and_the_sweep_is_never_placed(
     assert placed == kids[:2], "the first two children, in order; never the sweep"
     assert set(pool.held_back) == set(kids[2:])
     assert "at most 2 of its children at once" in decided.waiting[kids[2]].reason
+    queue = client.get("/api/v1/pool", headers=auth(alice)).get_json()["queue"]
+    assert sorted(j["id"] for j in queue) == sorted(kids), "the sweep waits for no device"
     # One child running, one finished: room for one more.
     move(settings, kids[0], S.QUEUED, S.SCHEDULED, S.RUNNING)
     move(settings, kids[1], S.QUEUED, S.SCHEDULED, S.RUNNING, S.SUCCEEDED)
@@ -187,3 +190,24 @@ def test_a_running_sweep_is_never_judged_silent(
     with session_scope(settings.database_url) as session:
         moved = reconcile(session, lost_after_s=-1)  # every running job counts as silent
     assert first in moved and sweep["id"] not in moved
+
+
+def test_each_pass_advances_a_bounded_number_of_sweeps_taking_turns(
+    client: FlaskClient, settings: Settings, alice: str
+) -> None:
+    small = {**SWEEP, "grid": {"train.seed": [0]}, "stop": {}}
+    sweeps = [submit(client, alice, small)["id"] for _ in range(3)]
+    for sweep_id in sweeps:
+        (child,) = children(client, alice, sweep_id)
+        move(settings, child["id"], S.QUEUED, S.SCHEDULED, S.RUNNING)
+    turns = SweepPass(settings, per_pass=2)
+    assert turns.run() == 2
+    states = [
+        client.get(f"/api/v1/jobs/{i}", headers=auth(alice)).get_json()["state"] for i in sweeps
+    ]
+    assert sorted(states) == ["queued", "running", "running"]
+    assert turns.run() == 2  # the third, then the first again
+    states = [
+        client.get(f"/api/v1/jobs/{i}", headers=auth(alice)).get_json()["state"] for i in sweeps
+    ]
+    assert states == ["running"] * 3
