@@ -40,13 +40,13 @@ class PoolState:
 
 def read_pool(session: Session, half_life_s: float) -> PoolState:
     columns = (Job.owner_id, Job.devices, Job.created_at, Job.priority, Job.kind, Job.spec)
-    queued = session.execute(
+    rows = session.execute(
         select(Job.id, Job.attempt, *columns, Job.parent_id)
         .where(Job.state == JobState.QUEUED.value, Job.kind != "sweep")  # sweeps run no node
         .order_by(Job.created_at, Job.id)
     ).all()
-    held = held_back(session, [(row.id, row.parent_id) for row in queued])
-    queued = [row[:-1] for row in queued if row.id not in held]
+    held = held_back(session, [(row.id, row.parent_id) for row in rows])
+    queued = [tuple(row)[:-1] for row in rows if row.id not in held]
     queue = [
         QueuedJob(
             id=job_id,

@@ -359,7 +359,7 @@ def stop_job(session: Session, job: Job, reason: str | None = None) -> None:
     its next stop check and keeps a checkpoint), any other unfinished one `cancelled`.
     `reason`, when given, is the event's reason and the job's `error` (who stopped it, why).
     JobConflictError for a finished job."""
-    fields = {} if reason is None else {"error": reason}
+    fields: dict[str, Any] = {} if reason is None else {"error": reason}
     for _ in range(3):  # the state may move under us between the read and the compare-and-set
         current = JobState(job.state)
         if current in (JobState.CANCELLING, JobState.CANCELLED):
