@@ -106,6 +106,7 @@ class Job(Answer):
     warnings: list[JobWarning]
     tags: list[str]
     note: str
+    parent: str | None = Field(None, description="the sweep that started this job")
     created_at: str
     updated_at: str | None
     started_at: str | None

@@ -46,6 +46,8 @@ def job_json(
         "warnings": job.warnings or [],
         "tags": job.tags or [],
         "note": job.note or "",
+        # The sweep that started it (GET /api/v1/jobs?parent=<id> lists a sweep's children).
+        "parent": job.parent_id,
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at),

@@ -214,7 +214,8 @@ JOB_VIEW_COLUMNS = (
     Job.id, Job.owner_id, Job.kind, Job.name, Job.state, Job.attempt, Job.max_attempts,
     Job.priority, Job.devices, Job.queue_position, Job.waiting_reason, Job.error, Job.spec,
     Job.progress, Job.metrics, Job.evaluation, Job.warnings, Job.tags, Job.note,
-    Job.placement, Job.created_at, Job.updated_at, Job.started_at, Job.finished_at,
+    Job.placement, Job.parent_id, Job.created_at, Job.updated_at, Job.started_at,
+    Job.finished_at,
 )  # fmt: skip
 
 

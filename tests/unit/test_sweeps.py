@@ -74,6 +74,9 @@ def test_a_sweep_creates_its_children_and_shows_them(
         (loss, seed) for loss in ("non_saturating", "hinge") for seed in (0, 1, 2)
     }
     assert all(k["kind"] == "train" and k["spec"]["on_collapse"] == "stop" for k in kids)
+    assert all(k["parent"] == sweep["id"] for k in kids) and sweep["parent"] is None
+    page = client.get(f"/ui/jobs/{sweep['id']}").get_data(as_text=True)
+    assert 'id="children-section"' in page and 'id="children-body"' in page
     shown = client.get(f"/api/v1/jobs/{sweep['id']}", headers=auth(alice)).get_json()
     assert shown["children"]["links"]["list"] == f"/api/v1/jobs?parent={sweep['id']}"
     bad = client.get("/api/v1/jobs?parent=nope", headers=auth(alice))

@@ -299,6 +299,10 @@ const gf = (() => {
   /** "step 120 / 300 (40%), 5,000 img/s, ETA 12 s" for a job's `progress`. */
   function progressText(progress) {
     if (!progress) return "";
+    if (typeof progress.children === "number") {
+      // A sweep's (shared/sweeps/progress.py): its children, not steps.
+      return `${progress.finished} of ${progress.children} children final (${Math.round(progress.fraction * 100)}%)`;
+    }
     const parts = [`step ${progress.step} / ${progress.total_steps}`];
     if (typeof progress.fraction === "number") {
       parts[0] += ` (${Math.round(progress.fraction * 100)}%)`;

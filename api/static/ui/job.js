@@ -54,6 +54,7 @@
     if (job.queue) {
       fact(facts, "queue", `#${job.queue.position ?? "?"}: ${job.queue.waiting_reason || "waiting"}`);
     }
+    if (job.parent) fact(facts, "sweep", el("a", { href: `/ui/jobs/${job.parent}`, text: job.parent.slice(0, 8) }));
     const source = job.spec && (job.spec.job_id || null);
     if (source) fact(facts, "from job", el("a", { href: `/ui/jobs/${source}`, text: source.slice(0, 8) }));
     fact(facts, "created", gf.time(job.created_at));
@@ -65,9 +66,37 @@
     $("job-error").hidden = !job.error;
     $("job-spec").textContent = JSON.stringify(job.spec, null, 2);
     renderProgress(job.progress);
+    renderChildren(job.children);
     renderWarnings(job.warnings || []);
     renderEvaluation(job.evaluation);
     $("sampling-section").hidden = !(job.kind === "train" && hasCheckpoint());
+  }
+
+  // A sweep: its children, one row each, with the figure its halving ranks them by.
+  async function renderChildren(children) {
+    $("children-section").hidden = !children;
+    if (!children) return;
+    const states = Object.entries(children.states).map(([state, n]) => `${n} ${state}`);
+    $("children-summary").textContent = `${children.total}: ${states.join(", ")}`;
+    const page = await gf.api(`/api/v1/jobs?parent=${job.id}&limit=100`);
+    const index = (child) => Number(child.name.slice(child.name.lastIndexOf("/") + 1));
+    const halving = (job.spec.stop || {}).halving;
+    const figure = halving ? halving.figure : "high_quality";
+    const rows = page.jobs.sort((a, b) => index(a) - index(b)).map((child) => {
+      const evaluation = child.evaluation || {};
+      const value = evaluation[figure];
+      const shown = value === undefined || value === null ? "" : `${figure} ${Number(value).toPrecision(3)} @ ${evaluation.step}`;
+      return el(
+        "tr",
+        { "data-job": child.id, "data-state": child.state },
+        el("td", {}, gf.jobLink(child)),
+        el("td", {}, gf.stateBadge(child.state)),
+        el("td", { text: child.progress ? gf.progressText(child.progress) : "" }),
+        el("td", { text: shown }),
+        el("td", { class: "muted", text: child.error || "" }),
+      );
+    });
+    $("children-body").replaceChildren(...rows);
   }
 
   function renderProgress(progress) {
