@@ -19,6 +19,7 @@ from api import (
     state,
     tokens,
     usage,
+    webhooks,
 )
 from api.problems import register_error_handlers
 from shared.codebundles.bundles import MAX_UPLOAD_BYTES as MAX_CODE_UPLOAD_BYTES
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(code.bp)
     app.register_blueprint(tokens.bp)
     app.register_blueprint(usage.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(pool.pool_bp)
     app.register_blueprint(pool.admin_bp)

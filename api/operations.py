@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from api import schemas
 from api.media_types import DOWNLOAD, artifact_media_types
 from api.tokens import TokenRequest
+from api.webhooks import WebhookRequest
 from shared.specs import JobKind, JobRequest
 from shared.specs.labels import MAX_TAGS, TAG_PATTERN, JobLabels
 from shared.storage import keys
@@ -310,6 +311,24 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "delete", "/api/v1/tokens/{token_id}", "Revoke a token (admins: anyone's)", schemas.Token
     ),
+    Operation(
+        "post",
+        "/api/v1/webhooks",
+        "Have job events POSTed to a URL, signed; the secret is in this answer only",
+        schemas.CreatedWebhook,
+        201,
+        WebhookRequest,
+    ),
+    Operation("get", "/api/v1/webhooks", "Your webhooks (without secrets)", schemas.WebhookList),
+    Operation(
+        "delete", "/api/v1/webhooks/{webhook_id}", "Delete a webhook and its deliveries", None, 204
+    ),
+    Operation(
+        "get",
+        "/api/v1/webhooks/{webhook_id}/deliveries",
+        "The webhook's latest 50 deliveries: state, attempts, last answer, next try",
+        schemas.DeliveryList,
+    ),
     Operation("get", "/api/v1/pool", "The pool: nodes, devices, queue", schemas.Pool, public=True),
     Operation(
         "get",
@@ -354,5 +373,6 @@ PATH_PARAMETERS = {
     "dataset_id": ID_PATTERN,
     "code_id": SHA256_PATTERN,
     "token_id": ID_PATTERN,
+    "webhook_id": ID_PATTERN,
     "name": NAME_PATTERN,
 }

@@ -32,6 +32,7 @@ from shared.states import InvalidTransitionError
 from shared.storage import StorageError, StorageUnavailableError
 from shared.storage_quota import StorageQuotaExceededError
 from shared.users import TokenNotFoundError
+from shared.webhooks.subscriptions import WebhookNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(TokenNotFoundError)
     def _token_not_found(exc: TokenNotFoundError) -> Response:
         return problem(404, "Token not found", str(exc))
+
+    @app.errorhandler(WebhookNotFoundError)
+    def _webhook_not_found(exc: WebhookNotFoundError) -> Response:
+        return problem(404, "Webhook not found", str(exc))
 
     @app.errorhandler(JobNotFoundError)
     def _not_found(exc: JobNotFoundError) -> Response:

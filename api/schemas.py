@@ -261,6 +261,51 @@ class TokenList(Answer):
     tokens: list[Token]
 
 
+class WebhookLinks(Answer):
+    deliveries: str
+
+
+class Webhook(Answer):
+    """Where your job events are POSTed: for every job of yours, or for `job_id` alone."""
+
+    id: str = Field(pattern="^[0-9a-f]{32}$")
+    url: str
+    events: list[Literal["job.ended", "job.warning", "sweep.ended"]]
+    job_id: str | None
+    created_at: str
+    links: WebhookLinks
+
+
+class CreatedWebhook(Webhook):
+    secret: str = Field(
+        description="the HMAC-SHA256 key of X-Ganforge-Signature: shown in this answer only"
+    )
+
+
+class WebhookList(Answer):
+    webhooks: list[Webhook]
+
+
+class WebhookDelivery(Answer):
+    """One event sent (or being sent) to a webhook; `next_try_at` is set while pending."""
+
+    id: str
+    event: str
+    job_id: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    last_attempt_at: str | None
+    next_try_at: str | None
+    created_at: str
+    delivered_at: str | None
+
+
+class DeliveryList(Answer):
+    deliveries: list[WebhookDelivery]
+
+
 class Pool(Answer):
     nodes: list[dict[str, Any]]
     queue: list[dict[str, Any]]

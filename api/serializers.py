@@ -1,4 +1,5 @@
-"""JSON shapes of the public API. Internal columns (broker task ids) never appear here."""
+"""JSON shapes of the public API. Internal columns (broker task ids, webhook secrets) never
+appear here."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from typing import Any
 from sqlalchemy import Row
 
 from shared.codebundles.bundles import BundleView
-from shared.models import ApiToken, Artifact, Dataset, Job, JobEvent, as_utc, utcnow
+from shared.models import (
+    ApiToken,
+    Artifact,
+    Dataset,
+    Job,
+    JobEvent,
+    Webhook,
+    WebhookDelivery,
+    as_utc,
+    utcnow,
+)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -143,3 +154,32 @@ def token_json(token: ApiToken, owner: str | None) -> dict[str, Any]:
         "last_used_at": iso(token.last_used_at),
     }
     return described if owner is None else {**described, "owner": owner}
+
+
+def webhook_json(webhook: Webhook) -> dict[str, Any]:
+    """A webhook; never its secret (the creation's answer adds it, once)."""
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "events": list(webhook.events),
+        "job_id": webhook.job_id,
+        "created_at": iso(webhook.created_at),
+        "links": {"deliveries": f"/api/v1/webhooks/{webhook.id}/deliveries"},
+    }
+
+
+def delivery_json(delivery: WebhookDelivery) -> dict[str, Any]:
+    """A delivery and its latest attempt; `next_try_at` only while it is pending."""
+    return {
+        "id": delivery.id,
+        "event": delivery.event,
+        "job_id": delivery.job_id,
+        "state": delivery.state,
+        "attempts": delivery.attempts,
+        "last_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "last_attempt_at": iso(delivery.last_attempt_at),
+        "next_try_at": iso(delivery.next_try_at) if delivery.state == "pending" else None,
+        "created_at": iso(delivery.created_at),
+        "delivered_at": iso(delivery.delivered_at),
+    }

@@ -125,6 +125,10 @@ DEFAULT_API_THREADS = 8
 DEFAULT_STREAMS_PER_TOKEN = 4
 
 
+# A webhook delivery that finds no receiver answering 2xx is retried, backing off, for this
+# long after its event, then marked failed: a receiver down for a day has missed the news.
+DEFAULT_WEBHOOK_RETRY_S = 24 * 3600.0
+
 # The account job processes run as when the worker is root: unprivileged, owning no files.
 DEFAULT_JOB_USER = "nobody"
 
@@ -265,6 +269,10 @@ class Settings:
     )
     orphan_grace_s: float = setting(
         "GANFORGE_ORPHAN_GRACE_S", DEFAULT_ORPHAN_GRACE_S, positive_float
+    )
+    # How long after its event a webhook delivery is retried before it is failed.
+    webhook_retry_s: float = setting(
+        "GANFORGE_WEBHOOK_RETRY_S", DEFAULT_WEBHOOK_RETRY_S, positive_float
     )
 
     @classmethod

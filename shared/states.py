@@ -11,7 +11,8 @@ directly when its first child starts, and ends as its children do.
 
 Every change is one compare-and-set UPDATE (`WHERE id = :id AND state = :expected`) plus an
 event row, in one transaction: a redelivered or duplicated message that tries to start a job
-twice finds the state already moved and changes nothing.
+twice finds the state already moved and changes nothing. A change to a final state also writes
+its webhook deliveries (shared/webhooks/events.py) in that transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobEvent, utcnow
+from shared.webhooks.events import job_ended
 
 
 class JobState(str, Enum):
@@ -116,6 +118,8 @@ def transition(
             created_at=now,
         )
     )
+    if target in TERMINAL:
+        job_ended(session, job_id)
     session.flush()
     return True
 

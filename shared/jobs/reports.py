@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared.models import Artifact, Job, utcnow
 from shared.states import ACTIVE
+from shared.webhooks.events import job_warning
 
 # A worker writes a heartbeat this often while it supervises a job.
 HEARTBEAT_INTERVAL_S = 10.0
@@ -90,7 +91,8 @@ def add_warning(
     session: Session, job_id: str, attempt: int, step: int, message: str, kind: str | None = None
 ) -> None:
     """Append a warning that begins at `step` to the job (read, extended and written under a
-    row lock). One of a `kind` still open (an earlier attempt's, resumed) is not repeated."""
+    row lock). One of a `kind` still open (an earlier attempt's, resumed) is not repeated.
+    Its webhook deliveries (`job.warning`) are written in the same transaction."""
     job = session.scalar(
         select(Job).where(Job.id == job_id, Job.attempt == attempt).with_for_update()
     )
@@ -103,10 +105,12 @@ def add_warning(
     if kind is not None:  # a warning of a kind can end: null until it does
         entry.update(kind=kind, ended_step=None, ended_at=None)
     job.warnings = [*warnings, entry]
+    job_warning(session, job_id, entry)
 
 
 def end_warning(session: Session, job_id: str, attempt: int, step: int, kind: str) -> bool:
-    """Mark the job's open warning of `kind` ended at `step`; False when none was open."""
+    """Mark the job's open warning of `kind` ended at `step` (a `job.warning` webhook event,
+    the entry's `ended_step` set); False when none was open."""
     job = session.scalar(
         select(Job).where(Job.id == job_id, Job.attempt == attempt).with_for_update()
     )
@@ -115,6 +119,7 @@ def end_warning(session: Session, job_id: str, attempt: int, step: int, kind: st
     warnings = [dict(w) for w in job.warnings or []]
     warnings[index].update(ended_step=step, ended_at=utcnow().isoformat())
     job.warnings = warnings
+    job_warning(session, job_id, warnings[index])
     return True
 
 

@@ -109,6 +109,7 @@ def test_each_variable_moves_its_field_and_all_reach_a_child_process(tmp_path: P
         "GANFORGE_CODE_CACHE_MB": "512", "GANFORGE_STORAGE_QUOTA_BYTES": "1000000",
         "GANFORGE_RETENTION_INTERVAL_S": "60", "GANFORGE_ORPHAN_INTERVAL_S": "60",
         "GANFORGE_ORPHAN_GRACE_S": "600",
+        "GANFORGE_WEBHOOK_RETRY_S": "3600",
     }  # fmt: skip
     default = Settings.from_env({})
     names = {field.name for field in dataclasses.fields(Settings)}

@@ -1,0 +1,3 @@
+"""Webhooks: a user's subscriptions to job events (subscriptions.py), the delivery rows written
+with the change they report (events.py), and the deliverer that POSTs them, signed, with
+retries (delivery.py, run by the scheduler process)."""

@@ -1,0 +1,228 @@
+"""Webhooks on the real API (SQLite, local folder): subscriptions and their validation, the
+delivery rows written with the change they report, and the deliverer POSTing to a real local
+HTTP server, signed, retried with back-off on an injected clock, failed past the bound."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.jobs.reports import add_warning, end_warning
+from shared.models import Job, WebhookDelivery
+from shared.states import JobState, transition
+from shared.webhooks.subscriptions import MAX_WEBHOOKS_PER_USER
+from tests.helpers import auth
+from tests.unit.job_factories import running_job
+
+S = JobState
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server on a free local port that answers POSTs with `statuses` in turn
+    (the last one repeats) and keeps what it was sent."""
+
+    statuses: list[int] = field(default_factory=lambda: [200])
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    got = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.received.append((dict(self.headers), body))
+            status = got.statuses[min(len(got.received), len(got.statuses)) - 1]
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    got.url = f"http://127.0.0.1:{server.server_port}/hook"
+    yield got
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def subscribe(client: FlaskClient, token: str, url: str, **body: Any) -> dict[str, Any]:
+    response = client.post("/api/v1/webhooks", json={"url": url, **body}, headers=auth(token))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def finish(settings: Settings, job_id: str, target: JobState = S.SUCCEEDED) -> None:
+    with session_scope(settings.database_url) as session:
+        assert transition(session, job_id, S.RUNNING, target, "done")
+
+
+def deliveries(settings: Settings, job_id: str | None = None) -> list[WebhookDelivery]:
+    with session_scope(settings.database_url) as session:
+        query = select(WebhookDelivery).order_by(WebhookDelivery.created_at)
+        if job_id is not None:
+            query = query.where(WebhookDelivery.job_id == job_id)
+        return list(session.scalars(query))
+
+
+# --- subscriptions ----------------------------------------------------------------------------
+
+
+def test_a_webhook_shows_its_secret_once_and_is_listed_without_it(
+    client: FlaskClient, alice: str
+) -> None:
+    created = subscribe(client, alice, "https://hooks.example/ganforge", events=["job.ended"])
+    assert len(created["secret"]) == 64 and int(created["secret"], 16) >= 0
+    assert created["events"] == ["job.ended"] and created["job_id"] is None
+    listed = client.get("/api/v1/webhooks", headers=auth(alice)).get_json()["webhooks"]
+    assert [w["id"] for w in listed] == [created["id"]]
+    assert "secret" not in listed[0]
+    every = subscribe(client, alice, "http://hooks.example:8080/")
+    assert every["events"] == ["job.ended", "job.warning", "sweep.ended"], "all when left out"
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"url": "ftp://hooks.example/x"}, "url"),
+        ({"url": "https://"}, "url"),
+        ({"url": "hooks.example/x"}, "url"),
+        ({"url": "https://hooks.example/a b"}, "url"),
+        ({"url": "https://hooks.example:port/"}, "url"),
+        ({"url": "https://hooks.example/" + "x" * 2000}, "url"),
+        ({}, "url"),
+        ({"url": "https://hooks.example/", "events": ["job.done"]}, "events.0"),
+        ({"url": "https://hooks.example/", "events": []}, "events"),
+        ({"url": "https://hooks.example/", "events": "job.ended"}, "events"),
+        ({"url": "https://hooks.example/", "job_id": "nope"}, "job_id"),
+        ({"url": "https://hooks.example/", "job_id": "0" * 32}, "job_id"),
+        ({"url": "https://hooks.example/", "secret": "mine"}, "secret"),
+    ],
+)
+def test_a_bad_subscription_is_a_422_naming_the_field(
+    client: FlaskClient, alice: str, body: dict[str, Any], path: str
+) -> None:
+    response = client.post("/api/v1/webhooks", json=body, headers=auth(alice))
+    assert response.status_code == 422, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert [e["path"] for e in response.get_json()["errors"]] == [path]
+    assert client.get("/api/v1/webhooks", headers=auth(alice)).get_json()["webhooks"] == []
+
+
+def test_a_job_webhook_needs_a_job_of_your_own(
+    client: FlaskClient, settings: Settings, alice: str, bob: str
+) -> None:
+    bobs_job = running_job(settings, "bob")
+    refused = client.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example/", "job_id": bobs_job},
+        headers=auth(alice),
+    )
+    assert refused.status_code == 422
+    assert refused.get_json()["errors"][0]["path"] == "job_id"
+    assert subscribe(client, bob, "https://hooks.example/", job_id=bobs_job)["job_id"] == bobs_job
+
+
+def test_a_user_has_at_most_the_limit_of_webhooks(client: FlaskClient, alice: str) -> None:
+    for n in range(MAX_WEBHOOKS_PER_USER):
+        subscribe(client, alice, f"https://hooks.example/{n}")
+    over = client.post("/api/v1/webhooks", json={"url": "https://x.example/"}, headers=auth(alice))
+    assert over.status_code == 409 and over.mimetype == "application/problem+json"
+
+
+def test_another_user_can_neither_see_nor_delete_your_webhook(
+    client: FlaskClient, alice: str, bob: str
+) -> None:
+    hook = subscribe(client, alice, "https://hooks.example/")
+    assert client.get("/api/v1/webhooks", headers=auth(bob)).get_json()["webhooks"] == []
+    url = f"/api/v1/webhooks/{hook['id']}"
+    assert client.delete(url, headers=auth(bob)).status_code == 404
+    assert client.get(url + "/deliveries", headers=auth(bob)).status_code == 404
+    assert client.get(url + "/deliveries", headers=auth(alice)).status_code == 200
+    assert client.delete(url, headers=auth(alice)).status_code == 204
+    assert client.get("/api/v1/webhooks", headers=auth(alice)).get_json()["webhooks"] == []
+    assert client.delete(url, headers=auth(alice)).status_code == 404
+
+
+# --- events: written with the change ---------------------------------------------------------
+
+
+def test_a_job_that_succeeds_writes_one_delivery_in_the_same_transaction(
+    client: FlaskClient, settings: Settings, alice: str
+) -> None:
+    hook = subscribe(client, alice, "https://hooks.example/", events=["job.ended"])
+    subscribe(client, alice, "https://warnings.example/", events=["job.warning"])
+    job_id = running_job(settings, "alice")
+    other = running_job(settings, "alice")
+    subscribe(client, alice, "https://other.example/", job_id=other)
+
+    class RolledBack(Exception):
+        pass
+
+    with pytest.raises(RolledBack), session_scope(settings.database_url) as session:
+        assert transition(session, job_id, S.RUNNING, S.SUCCEEDED, "done")
+        count = select(func.count()).select_from(WebhookDelivery)
+        assert session.scalar(count) == 1, "written by the transition, before any commit"
+        raise RolledBack
+    assert deliveries(settings) == [], "a change that rolled back sends nothing"
+
+    finish(settings, job_id)
+    (delivery,) = deliveries(settings)
+    assert (delivery.webhook_id, delivery.job_id, delivery.state) == (hook["id"], job_id, "pending")
+    body = json.loads(delivery.body)
+    assert body["event"] == "job.ended" and body["delivery_id"] == delivery.id
+    assert body["job"]["id"] == job_id and body["job"]["state"] == "succeeded"
+    assert set(body["job"]) == {"id", "name", "kind", "state", "error", "evaluation", "warnings"}
+    assert datetime.fromisoformat(body["at"]).tzinfo is not None
+
+
+def test_failures_and_cancels_end_a_job_too_and_a_sweep_ends_as_a_sweep(
+    client: FlaskClient, settings: Settings, alice: str
+) -> None:
+    subscribe(client, alice, "https://jobs.example/", events=["job.ended"])
+    sweeps = subscribe(client, alice, "https://sweeps.example/", events=["sweep.ended"])
+    failed, sweep = running_job(settings, "alice"), running_job(settings, "alice")
+    with session_scope(settings.database_url) as session:
+        assert transition(session, failed, S.RUNNING, S.FAILED, "boom", error="CUDA out of memory")
+        session.get(Job, sweep).kind = "sweep"  # the kind another branch adds
+    finish(settings, sweep, S.SUCCEEDED)
+    ((failed_delivery,), (sweep_delivery,)) = (
+        deliveries(settings, failed),
+        deliveries(settings, sweep),
+    )
+    assert json.loads(failed_delivery.body)["job"]["error"] == "CUDA out of memory"
+    assert (sweep_delivery.event, sweep_delivery.webhook_id) == ("sweep.ended", sweeps["id"])
+
+
+def test_a_warning_that_begins_or_ends_is_a_job_warning_event(
+    client: FlaskClient, settings: Settings, alice: str
+) -> None:
+    subscribe(client, alice, "https://hooks.example/", events=["job.warning"])
+    job_id = running_job(settings, "alice")
+    with session_scope(settings.database_url) as session:
+        attempt = session.get(Job, job_id).attempt
+        add_warning(session, job_id, attempt, 200, "modes dropped to 3 of 8", "modes-drop")
+    with session_scope(settings.database_url) as session:
+        assert end_warning(session, job_id, attempt, 400, "modes-drop")
+    began, ended = (json.loads(d.body) for d in deliveries(settings, job_id))
+    assert began["event"] == ended["event"] == "job.warning"
+    assert began["warning"]["message"] == "modes dropped to 3 of 8"
+    assert began["warning"]["ended_step"] is None and ended["warning"]["ended_step"] == 400
+    assert began["job"]["warnings"][0]["step"] == 200
