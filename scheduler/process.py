@@ -14,6 +14,9 @@ Between passes the loop waits for a wake-up (`shared.pool.wakeup`: the API and w
 send one when a job is submitted, cancelled or ends) or GANFORGE_SCHEDULER_POLL_S, whichever
 comes first. Only the holder of the lease row runs passes; a second scheduler waits and takes
 over within LEASE_S (or three poll intervals, if longer) of the first one's death.
+
+Webhook deliveries are sent by a thread of the same process (scheduler/deliveries.py says why
+not from the loop); it stops with `stop`, or with the process.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scheduler.backoff import BrokerGate, NodeBackoff
+from scheduler.deliveries import start_deliverer
 from scheduler.housekeeping import Housekeeping
 from scheduler.pass_failures import PassFailures
 from scheduler.pool_state import PoolState, read_pool
@@ -306,6 +310,7 @@ def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None
     # node timeout to be heard before anyone is declared dead for a silence we could not see.
     grace = settings.node_timeout_s
     judge_after = time.monotonic() + grace
+    start_deliverer(settings, stop or threading.Event())
     while stop is None or not stop.is_set():
         # The loop still turns (leading, standing by or waiting out a database outage): a
         # container health check reads this file's age.

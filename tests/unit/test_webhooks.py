@@ -4,11 +4,14 @@ HTTP server, signed, retried with back-off on an injected clock, failed past the
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,11 +19,14 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from scheduler.process import run_forever
 from shared.config import Settings
 from shared.db import session_scope
 from shared.jobs.reports import add_warning, end_warning
-from shared.models import Job, WebhookDelivery
+from shared.messaging import make_celery
+from shared.models import Job, WebhookAttempt, WebhookDelivery, as_utc
 from shared.states import JobState, transition
+from shared.webhooks.delivery import Backoff, claim, deliver_due
 from shared.webhooks.subscriptions import MAX_WEBHOOKS_PER_USER
 from tests.helpers import auth
 from tests.unit.job_factories import running_job
@@ -226,3 +232,167 @@ def test_a_warning_that_begins_or_ends_is_a_job_warning_event(
     assert began["warning"]["message"] == "modes dropped to 3 of 8"
     assert began["warning"]["ended_step"] is None and ended["warning"]["ended_step"] == 400
     assert began["job"]["warnings"][0]["step"] == 200
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+def test_the_deliverer_posts_a_body_the_receiver_can_verify(
+    client: FlaskClient, settings: Settings, alice: str, receiver: Receiver
+) -> None:
+    hook = subscribe(client, alice, receiver.url)
+    job_id = running_job(settings, "alice")
+    finish(settings, job_id)
+    assert deliver_due(settings.database_url, settings.webhook_retry_s) == 1
+    ((headers, body),) = receiver.received
+    expected = hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Ganforge-Signature"], f"sha256={expected}")
+    (delivery,) = deliveries(settings)
+    assert headers["X-Ganforge-Event"] == "job.ended"
+    assert headers["X-Ganforge-Delivery"] == delivery.id == json.loads(body)["delivery_id"]
+    assert headers["Content-Type"] == "application/json"
+    shown = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=auth(alice))
+    (row,) = shown.get_json()["deliveries"]
+    assert (row["state"], row["attempts"], row["last_status"], row["job_id"]) == (
+        "delivered", 1, 200, job_id,
+    )  # fmt: skip
+    assert row["next_try_at"] is None
+    assert deliver_due(settings.database_url, settings.webhook_retry_s) == 0, "sent once"
+    assert len(receiver.received) == 1
+
+
+def test_a_receiver_that_fails_gets_the_same_body_again_after_the_back_off(
+    client: FlaskClient, settings: Settings, alice: str, receiver: Receiver
+) -> None:
+    receiver.statuses = [500, 200]
+    hook = subscribe(client, alice, receiver.url)
+    finish(settings, running_job(settings, "alice"))
+    start = as_utc(deliveries(settings)[0].created_at)
+    backoff = Backoff(first_s=30, max_s=60)
+
+    def at(seconds: float) -> int:
+        return deliver_due(
+            settings.database_url,
+            settings.webhook_retry_s,
+            clock=lambda: start + timedelta(seconds=seconds),
+            backoff=backoff,
+        )
+
+    assert at(0) == 1
+    (pending,) = deliveries(settings)
+    assert (pending.state, pending.attempts, pending.last_status) == ("pending", 1, 500)
+    assert pending.last_error == "HTTP 500"
+    assert as_utc(pending.next_try_at) == start + timedelta(seconds=30)
+    assert at(29) == 0 and len(receiver.received) == 1, "not before the back-off"
+    assert at(31) == 1
+    (delivered,) = deliveries(settings)
+    assert (delivered.state, delivered.attempts, delivered.last_status) == ("delivered", 2, 200)
+    first, second = receiver.received
+    assert (
+        first[1] == second[1]
+        and first[0]["X-Ganforge-Signature"] == second[0]["X-Ganforge-Signature"]
+    )
+    with session_scope(settings.database_url) as session:
+        tries = session.scalars(select(WebhookAttempt).order_by(WebhookAttempt.id)).all()
+        assert [(t.status, t.error) for t in tries] == [(500, "HTTP 500"), (200, None)]
+        assert [as_utc(t.at) for t in tries] == [start, start + timedelta(seconds=31)]
+    shown = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=auth(alice))
+    assert shown.get_json()["deliveries"][0]["attempts"] == 2
+
+
+def test_back_off_doubles_up_to_its_cap() -> None:
+    backoff = Backoff()
+    assert [backoff.after(n).total_seconds() for n in (1, 2, 3, 7, 8, 50)] == [
+        5, 10, 20, 300, 300, 300,
+    ]  # fmt: skip
+
+
+def test_past_the_bound_a_delivery_fails_with_its_last_error(
+    client: FlaskClient, settings: Settings, alice: str, receiver: Receiver
+) -> None:
+    receiver.statuses = [503]
+    hook = subscribe(client, alice, receiver.url)
+    finish(settings, running_job(settings, "alice"))
+    start = as_utc(deliveries(settings)[0].created_at)
+    retry_s = 60.0
+
+    def at(seconds: float) -> int:
+        clock = lambda: start + timedelta(seconds=seconds)  # noqa: E731
+        return deliver_due(settings.database_url, retry_s, clock=clock)
+
+    assert at(0) == 1 and deliveries(settings)[0].state == "pending"
+    assert at(58) == 1, "due again; its next try (5 s later) would pass the bound"
+    (failed,) = deliveries(settings)
+    assert (failed.state, failed.attempts, failed.last_error) == ("failed", 2, "HTTP 503")
+    assert at(3600) == 0 and len(receiver.received) == 2, "a failed delivery is not retried"
+    (row,) = client.get(
+        f"/api/v1/webhooks/{hook['id']}/deliveries", headers=auth(alice)
+    ).get_json()["deliveries"]
+    assert (row["state"], row["last_status"], row["next_try_at"]) == ("failed", 503, None)
+
+
+def test_a_receiver_that_is_not_there_is_an_error_not_a_status(
+    client: FlaskClient, settings: Settings, alice: str, receiver: Receiver
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subscribe(client, alice, f"http://127.0.0.1:{port}/gone")
+    finish(settings, running_job(settings, "alice"))
+    assert deliver_due(settings.database_url, settings.webhook_retry_s) == 1
+    (pending,) = deliveries(settings)
+    assert pending.state == "pending" and pending.last_status is None
+    assert pending.last_error and "refused" in pending.last_error.lower()
+
+
+def test_only_one_sender_claims_a_delivery(
+    client: FlaskClient, settings: Settings, alice: str
+) -> None:
+    subscribe(client, alice, "https://hooks.example/")
+    finish(settings, running_job(settings, "alice"))
+    (delivery,) = deliveries(settings)
+    now = as_utc(delivery.created_at) + timedelta(seconds=1)
+    first = claim(settings.database_url, delivery.id, 0, now)
+    second = claim(settings.database_url, delivery.id, 0, now)  # another scheduler, same read
+    assert first is not None and first.attempts == 1 and second is None
+    # A claim whose sender died is taken again once it runs out, as the next attempt.
+    assert claim(settings.database_url, delivery.id, 1, now + timedelta(seconds=5)) is None
+    later = claim(settings.database_url, delivery.id, 1, now + timedelta(minutes=2))
+    assert later is not None and later.attempts == 2
+
+
+def test_a_deleted_webhook_takes_its_deliveries_with_it(
+    client: FlaskClient, settings: Settings, alice: str, receiver: Receiver
+) -> None:
+    hook = subscribe(client, alice, receiver.url)
+    finish(settings, running_job(settings, "alice"))
+    assert len(deliveries(settings)) == 1
+    assert client.delete(f"/api/v1/webhooks/{hook['id']}", headers=auth(alice)).status_code == 204
+    assert deliveries(settings) == []
+    assert deliver_due(settings.database_url, settings.webhook_retry_s) == 0
+    assert receiver.received == []
+
+
+def test_the_scheduler_process_delivers_beside_its_loop_and_stops_with_it(
+    client: FlaskClient, settings: Settings, alice: str, receiver: Receiver
+) -> None:
+    subscribe(client, alice, receiver.url)
+    stop = threading.Event()
+    loop = threading.Thread(target=run_forever, args=(settings, make_celery(settings), stop))
+    loop.start()
+    try:
+        finish(settings, running_job(settings, "alice"))
+        deadline = time.monotonic() + 20
+        while deliveries(settings)[0].state != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert deliveries(settings)[0].state == "delivered"
+    finally:
+        stop.set()
+        loop.join(timeout=20)
+    assert not loop.is_alive() and len(receiver.received) == 1
+    deliverer = [t for t in threading.enumerate() if t.name == "webhook-deliverer"]
+    for thread in deliverer:
+        thread.join(timeout=5)
+    assert not any(t.is_alive() for t in deliverer), "the deliverer stops with the loop"
