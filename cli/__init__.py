@@ -349,3 +349,4 @@ from cli import quality as _quality  # noqa: E402,F401
 from cli import storage_usage as _storage_usage  # noqa: E402,F401
 from cli import tensorboard as _tensorboard  # noqa: E402,F401
 from cli import tokens as _tokens  # noqa: E402,F401
+from cli import webhooks as _webhooks  # noqa: E402,F401

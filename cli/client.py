@@ -306,6 +306,27 @@ class Client:
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"/api/v1/tokens/{token_id}").json()  # type: ignore[no-any-return]
 
+    def webhooks(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/webhooks").json()["webhooks"]  # type: ignore[no-any-return]
+
+    def add_webhook(
+        self, url: str, events: list[str] | None = None, job_id: str | None = None
+    ) -> dict[str, Any]:
+        """A new webhook of yours; the answer's `secret` signs its deliveries, shown this once."""
+        body: dict[str, Any] = {"url": url}
+        if events:
+            body["events"] = events
+        if job_id is not None:
+            body["job_id"] = job_id
+        return self._call("POST", "/api/v1/webhooks", json=body).json()  # type: ignore[no-any-return]
+
+    def remove_webhook(self, webhook_id: str) -> None:
+        self._call("DELETE", f"/api/v1/webhooks/{webhook_id}")
+
+    def webhook_deliveries(self, webhook_id: str) -> list[dict[str, Any]]:
+        path = f"/api/v1/webhooks/{webhook_id}/deliveries"
+        return self._call("GET", path).json()["deliveries"]  # type: ignore[no-any-return]
+
     def ready(self) -> bool:
         try:
             return self.http.get(self.base_url + "/readyz", timeout=5).status_code == 200

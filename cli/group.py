@@ -68,7 +68,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
     "Sampling": ("invert",),
     "Data": ("datasets", "code"),
     "Pool": ("pool", "queue"),
-    "Account": ("token", "usage"),
+    "Account": ("token", "usage", "webhook"),
     "Running the service": ("up", "demo", "api", "scheduler", "worker", "health", "db", "admin"),
 }
 

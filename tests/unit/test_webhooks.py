@@ -7,18 +7,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from cli import main
+from cli.group import ExitCode
 from scheduler.process import run_forever
 from shared.config import Settings
 from shared.db import session_scope
@@ -396,3 +401,37 @@ def test_the_scheduler_process_delivers_beside_its_loop_and_stops_with_it(
     for thread in deliverer:
         thread.join(timeout=5)
     assert not any(t.is_alive() for t in deliverer), "the deliverer stops with the loop"
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+
+
+def test_the_cli_adds_lists_shows_deliveries_and_removes(
+    api_url: str, settings: Settings, alice: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    def ganforge(*args: str) -> Result:
+        env = {"GANFORGE_HOME": str(tmp_path / "cli"), "GANFORGE_API_URL": None, "COLUMNS": "200"}
+        return CliRunner().invoke(main, ["--url", api_url, "--token", alice, *args], env=env)
+
+    job_id = running_job(settings, "alice")
+    added = ganforge("webhook", "add", receiver.url, "--event", "job.ended", "--job", job_id[:8])
+    assert added.exit_code == 0, added.output
+    *said, secret = added.stdout.strip().splitlines()
+    assert re.fullmatch(r"[0-9a-f]{64}", secret) and f"job {job_id}" in said[0]
+    webhook_id = re.search(r"webhook ([0-9a-f]{32})", said[0]).group(1)  # type: ignore[union-attr]
+    listed = ganforge("webhook", "list")
+    assert webhook_id in listed.stdout and receiver.url in listed.stdout
+    assert secret not in listed.stdout
+
+    finish(settings, job_id)
+    deliver_due(settings.database_url, settings.webhook_retry_s)
+    shown = ganforge("webhook", "deliveries", webhook_id, "--json")
+    (row,) = json.loads(shown.stdout)["deliveries"]
+    assert (row["state"], row["job_id"], row["last_status"]) == ("delivered", job_id, 200)
+    assert "delivered" in ganforge("webhook", "deliveries", webhook_id).stdout
+
+    bad = ganforge("webhook", "add", "ftp://hooks.example/")
+    assert bad.exit_code == ExitCode.ERROR and "url:" in bad.stderr
+    assert ganforge("webhook", "remove", webhook_id).exit_code == 0
+    assert ganforge("webhook", "list", "-q").stdout == ""
+    assert ganforge("webhook", "remove", webhook_id).exit_code == ExitCode.NOT_FOUND
