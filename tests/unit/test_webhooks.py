@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
+from jsonschema_rs import validator_for
 from sqlalchemy import func, select
 
+from api.openapi import document
 from cli import main
 from cli.group import ExitCode
 from scheduler.process import run_forever
@@ -91,6 +93,11 @@ def deliveries(settings: Settings, job_id: str | None = None) -> list[WebhookDel
         if job_id is not None:
             query = query.where(WebhookDelivery.job_id == job_id)
         return list(session.scalars(query))
+
+
+def documented(name: str) -> dict[str, Any]:
+    """The OpenAPI document's schema of answer `name`, to validate a real answer against."""
+    return {"$ref": f"#/components/schemas/{name}", "components": document()["components"]}
 
 
 # --- subscriptions ----------------------------------------------------------------------------
@@ -257,6 +264,10 @@ def test_the_deliverer_posts_a_body_the_receiver_can_verify(
     assert headers["X-Ganforge-Delivery"] == delivery.id == json.loads(body)["delivery_id"]
     assert headers["Content-Type"] == "application/json"
     shown = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=auth(alice))
+    validator_for(documented("DeliveryList")).validate(shown.get_json())
+    validator_for(documented("CreatedWebhook")).validate(hook)
+    listed = client.get("/api/v1/webhooks", headers=auth(alice)).get_json()
+    validator_for(documented("WebhookList")).validate(listed)
     (row,) = shown.get_json()["deliveries"]
     assert (row["state"], row["attempts"], row["last_status"], row["job_id"]) == (
         "delivered", 1, 200, job_id,
