@@ -81,7 +81,7 @@ def create() -> tuple[dict[str, Any], int]:
     session, user = db_session(), current_user()
     if wanted.job_id is not None:
         job = session.get(Job, wanted.job_id)
-        if job is None or job.owner_id != user.id:
+        if job is None or job.owner_id != user.id or job.deleted_at is not None:
             raise _invalid("job_id", "no job of yours has this id")
     if count_webhooks(session, user) >= MAX_WEBHOOKS_PER_USER:
         raise ApiProblem(

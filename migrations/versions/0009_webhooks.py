@@ -4,7 +4,7 @@ A delivery row is written in the transaction of the state change or warning it r
 (shared/webhooks/events.py); the scheduler's deliverer sends it (shared/webhooks/delivery.py).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0010
 Create Date: 2026-12-07 00:10:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
