@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: install browser demo up test test-fast test-quality lint check bench clean
+.PHONY: install browser demo up test test-fast test-quality lint check bench clean gpu-check
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,12 @@ demo: install
 
 up: install
 	$(VENV)/bin/ganforge up
+
+# On a machine with an NVIDIA GPU: devices, dcgan step throughput in fp32 / bf16 / fp16, warm
+# sampling and a 2-rank NCCL run, as one JSON (bench-gpu.json). Without CUDA it only reports
+# the devices it found (bench/gpu_check.py; `--cpu-smoke` exercises it on the CPU).
+gpu-check: install
+	$(PY) -m bench.gpu_check --json bench-gpu.json
 
 # The dashboard's browser test (tests/e2e/test_dashboard.py) drives Debian's chromium through
 # its chromedriver. Installed here when missing and apt-get can (root, or sudo without a
