@@ -177,8 +177,9 @@ def get(job_id: str) -> dict[str, Any]:
 def set_labels(job_id: str) -> dict[str, Any]:
     """`{"tags": [...], "note": "..."}`, either left out: the owner (or an admin) refiles a
     run; what is given replaces what the job had."""
-    labels = validate_labels(request.get_json(silent=True))
     session = db_session()
+    jobs.view_job(session, current_user(), job_id)  # another's job is 404 whatever the body
+    labels = validate_labels(request.get_json(silent=True))
     job = jobs.set_labels(session, current_user(), job_id, labels.tags, labels.note)
     session.commit()
     return _owned_json(job)

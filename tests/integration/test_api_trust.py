@@ -38,7 +38,7 @@ from tests.helpers import auth, train_request, user_token
 
 @pytest.fixture
 def objects(client: FlaskClient, alice: str, tmp_path: Path) -> dict[str, str]:
-    """Alice's job, dataset, token and code bundle: what bob must not reach."""
+    """Alice's job, dataset, token, code bundle and webhook: what bob must not reach."""
     job = client.post("/api/v1/jobs", json=train_request("a"), headers=auth(alice)).get_json()
     data = write_npz(tmp_path / "r.npz", data=np.zeros((10, 2), np.float32)).read_bytes()
     form = {"file": (io.BytesIO(data), "r.npz"), "name": "r"}
@@ -53,11 +53,15 @@ def objects(client: FlaskClient, alice: str, tmp_path: Path) -> dict[str, str]:
         headers=auth(alice),
         content_type="multipart/form-data",
     ).get_json()
+    webhook = client.post(
+        "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=auth(alice)
+    ).get_json()
     return {
         "job_id": job["id"],
         "dataset_id": dataset["id"],
         "token_id": token["id"],
         "code_id": code["id"],
+        "webhook_id": webhook["id"],
     }
 
 
