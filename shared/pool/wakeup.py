@@ -116,14 +116,15 @@ class _Waker:
             wake_scheduler(self.settings, self.reason)
 
 
-_wakers: dict[tuple[int, str, str], _Waker] = {}
+# One waker per process and deployment (the home names the embedded scheduler's socket).
+_wakers: dict[tuple[int, str, str, str], _Waker] = {}
 _wakers_lock = threading.Lock()
 
 
 def wake_scheduler_soon(settings: Settings, reason: str = "") -> None:
     """`wake_scheduler` from a thread of this process's own (started on first use, after any
     fork): for the API, whose submissions need not wait for the wake-up's round trip."""
-    key = (os.getpid(), settings.broker_url, settings.queue)
+    key = (os.getpid(), settings.broker_url, settings.queue, str(settings.home))
     waker = _wakers.get(key)
     if waker is None:
         with _wakers_lock:

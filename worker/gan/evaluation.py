@@ -6,9 +6,10 @@ the data: mode figures for the toy mixtures (the definitions of the mode-collaps
 VEEGAN / PacGAN: a sample is high quality within 3 std of its nearest centre, a mode is
 covered by at least one high-quality sample, 2,500 samples), the exact 1-D Wasserstein
 distance for data on a line, and the spread of the generated batch for anything. The run's
-final evaluation (and an `evaluate` job's) draws FINAL_SAMPLES instead, so the figures a run
-ends on have intervals narrow enough to judge a goal by. A metric is a plain number (or a
-list of counts), stored in metrics.jsonl and on the job.
+final evaluation (and an `evaluate` job of its last checkpoint, which reproduces it) draws
+FINAL_SAMPLES instead, so the figures a run ends on have intervals narrow enough to judge a
+goal by. A metric is a plain number (or a list of counts), stored in metrics.jsonl and on
+the job.
 
 The mode-collapse alarm over a run's series of evaluations is `collapse_alarm.CollapseWatch`.
 """
@@ -204,7 +205,7 @@ def evaluate_checkpoint(
         critic.load_state_dict(checkpoint["discriminator"])
         critic.to(device).eval()
     evaluation = RunEvaluation(spec, hooks, device, data_path)
-    return evaluation(checkpoint["step"], generator, critic, final=True)
+    return evaluation(checkpoint["step"], generator, critic)
 
 
 def generate(generator: nn.Module, latents: Tensor, device: torch.device) -> Tensor:
