@@ -30,7 +30,7 @@ def test_a_wake_up_reaches_the_scheduler_of_the_same_home_only(tmp_path: Path) -
             assert wake_scheduler(ours)
         started = time.monotonic()
         assert waiting.wait() is True
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 4.0  # at once, not after the 5 s poll
         waiting.poll_s = 0.05
         assert waiting.wait() is False, "the burst was drained"
         second = Wakeups(ours)  # a second scheduler of the same home polls instead
@@ -48,8 +48,8 @@ def test_a_wake_up_asked_for_in_passing_arrives_from_the_processs_own_thread(
     try:
         started = time.monotonic()
         wake_scheduler_soon(settings, "submitted")  # returns at once; the thread sends it
-        assert time.monotonic() - started < 0.05
+        assert time.monotonic() - started < 0.5  # no round trip on a busy machine
         assert waiting.wait() is True
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 4.0
     finally:
         waiting.close()
