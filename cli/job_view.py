@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli.output import console
+from cli.output import console, moment
 
 # The order a spec's sections are listed in; others follow in the spec's own order.
 SPEC_ORDER = ("model", "latent", "data", "loss", "train", "resources")
@@ -90,5 +90,5 @@ def _times(job: dict[str, Any]) -> str:
     for key, label in (("created_at", "created"), ("started_at", "started"),
                        ("finished_at", "finished")):  # fmt: skip
         if job.get(key):
-            parts.append(f"{label} {str(job[key])[:19].replace('T', ' ')}")
+            parts.append(f"{label} {moment(job[key])}")
     return ", ".join(parts)

@@ -3,10 +3,8 @@ rerun`."""
 
 from __future__ import annotations
 
-import copy
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -37,11 +35,13 @@ from cli.job_view import print_job
 from cli.output import (
     console,
     json_option,
+    moment,
     print_ids,
     print_json,
     print_table,
     quiet_option,
 )
+from cli.spec_changes import apply_changes, fit_cadences
 from shared.specs.request import JobKind
 
 # Seconds between polls while following a job without a stream.
@@ -300,59 +300,6 @@ def rerun(job_id: str, changes: tuple[str, ...], name: str | None, watch: bool) 
         finish(follow(client, new["id"]))
 
 
-def apply_changes(spec: dict[str, Any], changes: Sequence[str]) -> dict[str, Any]:
-    """A copy of `spec` with each "dotted.path=value" set; a value that parses as JSON is that
-    JSON (3, 0.5, true, null, [1, 2], {"name": "hinge"}), anything else is the string."""
-    changed = copy.deepcopy(spec)
-    for change in changes:
-        path, equals, raw = change.partition("=")
-        keys = path.split(".")
-        if not equals or not all(keys):
-            raise click.BadParameter(f"{change!r} is not PATH=VALUE", param_hint="--set")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        parent = changed
-        for depth, key in enumerate(keys[:-1]):
-            parent = parent.setdefault(key, {})
-            if not isinstance(parent, dict):
-                where = ".".join(keys[: depth + 1])
-                raise click.BadParameter(
-                    f"{change!r}: {where} is {parent!r}, not an object", param_hint="--set"
-                )
-        parent[keys[-1]] = value
-    return changed
-
-
-# Spec fields counted in steps of the run: a rerun with other `train.steps` scales them.
-CADENCES = ("checkpoint_every", "sample_every", "eval_every", "collapse_warmup")
-
-
-def fit_cadences(old: dict[str, Any], spec: dict[str, Any], changes: Sequence[str]) -> list[str]:
-    """Where `train.steps` changed, scale each cadence the spec gives (and `--set` does not)
-    by the same factor, at least 1 and at most the new steps, in place; the lines saying so."""
-    before = (old.get("train") or {}).get("steps")
-    after = (spec.get("train") or {}).get("steps")
-    if not isinstance(before, int) or not isinstance(after, int) or before == after:
-        return []
-    chosen = {change.partition("=")[0] for change in changes}
-    said = []
-    for name in CADENCES:
-        value = spec.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or name in chosen:
-            continue
-        least = 0 if name == "collapse_warmup" else 1
-        scaled = min(after, max(least, round(value * after / before)))
-        if scaled != value:
-            spec[name] = scaled
-            said.append(f"{name} {value:,} -> {scaled:,}")
-    if not said:
-        return []
-    return [f"train.steps {before:,} -> {after:,}, so {', '.join(said)} "
-            "(scaled alike; --set them to choose)"]  # fmt: skip
-
-
 def follow(client: Client, job_id: str) -> dict[str, Any]:
     """Show a job's progress until it ends; returns the job as it ended. Follows its live
     feed (Server-Sent Events) and polls instead when the service does not stream or the
@@ -416,10 +363,7 @@ def finish(job: dict[str, Any]) -> None:
 
 
 def print_events(found: list[dict[str, Any]]) -> None:
-    rows = [
-        [e["at"][:19].replace("T", " "), e["from"] or "-", e["to"], e["attempt"], e["reason"]]
-        for e in found
-    ]
+    rows = [[moment(e["at"]), e["from"] or "-", e["to"], e["attempt"], e["reason"]] for e in found]
     print_table(("at", "from", "to", "attempt", "reason"), rows, whole=())
 
 
@@ -429,5 +373,4 @@ def print_artifacts(found: list[dict[str, Any]], title: str | None = None) -> No
 
 
 def _when(job: dict[str, Any]) -> str:
-    """A job's creation time to the second, without the ISO 'T' and offset."""
-    return str(job["created_at"])[:19].replace("T", " ")
+    return moment(job["created_at"])

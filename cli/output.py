@@ -86,3 +86,8 @@ def _rich(
     if all(row[i] in shown for row in cells for i in kept):
         return rendered
     return None
+
+
+def moment(iso: object) -> str:
+    """An API timestamp to the second, without the ISO 'T' and offset: 2026-12-06 23:19:37."""
+    return str(iso)[:19].replace("T", " ")
