@@ -247,6 +247,11 @@ class Settings:
     warm_sampler: bool = setting(
         "GANFORGE_WARM_SAMPLER", True, on_off, write=lambda on: "1" if on else "0"
     )
+    # Training, evaluation and script attempts are forked by the node's fork server, which
+    # imported torch once (worker/forkserver/), instead of each launcher and rank importing it.
+    fork_server: bool = setting(
+        "GANFORGE_FORK_SERVER", True, on_off, write=lambda on: "1" if on else "0"
+    )
     sampler_cache: int = setting("GANFORGE_SAMPLER_CACHE", DEFAULT_SAMPLER_CACHE, int_at_least(1))
     # The account a root worker runs its jobs' processes as (worker/sandbox/account.py); set
     # empty, they run as root, which is unsafe. A worker that is not root keeps its own uid.

@@ -65,16 +65,15 @@ def protected_folders(settings: Settings) -> list[Path]:
     return kept
 
 
-def sandboxed(
+def attempt_sandbox(
     settings: Settings,
     work_folder: Path,
-    argv: Sequence[str],
     extra_environment: Mapping[str, str],
     readable: Sequence[Path] = (),
     address_space_bytes: int | None = None,
-) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that run `argv` in the sandbox of an attempt working
-    in `work_folder` (made the job account's here)."""
+) -> tuple[SandboxPlan, dict[str, str]]:
+    """The sandbox plan and environment of an attempt working in `work_folder` (made the job
+    account's here)."""
     account = account_for(settings.job_user)
     prepare_work_folder(work_folder, account)
     plan = SandboxPlan.for_attempt(
@@ -85,5 +84,20 @@ def sandboxed(
         extra_readable=readable,
         limits=AttemptLimits(address_space_bytes=address_space_bytes),
     )
-    environment = job_environment(extra_environment, work_folder)
+    return plan, job_environment(extra_environment, work_folder)
+
+
+def sandboxed(
+    settings: Settings,
+    work_folder: Path,
+    argv: Sequence[str],
+    extra_environment: Mapping[str, str],
+    readable: Sequence[Path] = (),
+    address_space_bytes: int | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run `argv` in the sandbox of an attempt working
+    in `work_folder` (made the job account's here)."""
+    plan, environment = attempt_sandbox(
+        settings, work_folder, extra_environment, readable, address_space_bytes
+    )
     return plan.command(argv), environment

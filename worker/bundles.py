@@ -46,6 +46,11 @@ _TEMP_PREFIX, _TRASH_PREFIX = ".tmp-", ".trash-"
 _TRIES = 3
 
 
+def node_cache_folder(settings: Settings) -> Path:
+    """Where this node keeps unpacked bundles (its fork server may read beneath it)."""
+    return settings.home / CACHE_FOLDER / node_name(settings)
+
+
 class BundleFetchError(RuntimeError):
     """A bundle could not be had: not stored, not the bytes its id says, or unsafe."""
 
@@ -58,8 +63,7 @@ class BundleCache:
 
     @classmethod
     def for_node(cls, settings: Settings, store: Storage) -> BundleCache:
-        folder = settings.home / CACHE_FOLDER / node_name(settings)
-        return cls(store, folder, settings.code_cache_mb * 1024 * 1024)
+        return cls(store, node_cache_folder(settings), settings.code_cache_mb * 1024 * 1024)
 
     def fetch(self, sha256: str) -> Path:
         """The bundle's unpacked folder, fetched if this node does not hold it yet. Kept from

@@ -21,6 +21,7 @@ from shared.config import Settings
 from shared.hardening import harden_service_process
 from shared.logs import configure_logging
 from shared.messaging import make_celery
+from worker.forkserver.keeper import ForkServerKeeper
 from worker.node import NodeAgent, detect_devices
 from worker.warm.samplers import WarmSamplers
 
@@ -30,6 +31,7 @@ harden_service_process()
 settings = Settings.from_env()
 agent = NodeAgent(settings, detect_devices(settings))
 samplers = WarmSamplers(settings, agent.devices)
+fork_server = ForkServerKeeper(settings)
 app = make_celery(settings)
 app.conf.update(
     include=["worker.tasks"],
@@ -52,6 +54,7 @@ if settings.log_format == "json":
 @worker_ready.connect
 def _announce_node(**_: Any) -> None:
     samplers.start()  # they import torch while the node registers and its first job comes
+    fork_server.start()  # and so does the fork server
     agent.start()
 
 
@@ -66,3 +69,4 @@ def _give_jobs_back(**_: Any) -> None:
 def _retire_node(**_: Any) -> None:
     agent.stop()
     samplers.stop()
+    fork_server.stop()

@@ -2,7 +2,8 @@
 
 Runs as the leader of its own process group (the supervisor kills the group to cancel), in
 the attempt's sandbox: it knows the job only from its agent's ticket (worker/channel/).
-Ranks are started with `spawn`, one per device even when that is one, on a rendezvous port
+Ranks are started with `spawn` (or forked, by a launcher the node's fork server forked:
+worker/forkserver/), one per device even when that is one, on a rendezvous port
 picked free for this job; "address already in use" (another job grabbed the port between our
 probe and the bind) is retried on a new port. A gang's nodes learn where to meet from their
 agents. How the ranks ended goes to the agent as the attempt's result.
@@ -47,7 +48,11 @@ def exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, start_method: str = "spawn") -> int:
+    """Run the attempt's ranks to their end. `start_method` "fork" is for a launcher forked by
+    the node's fork server (worker/forkserver/), which imported torch and the engine before
+    it forked: its ranks are forked from it in turn, before any of them computes, and start
+    at once; a launcher started cold spawns fresh interpreters."""
     parser = argparse.ArgumentParser(description=__doc__)
     # For people and tools looking at the node's processes (`ps`): the job itself, spec and
     # all, comes from the agent, whatever these say.
@@ -79,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             rank_offset=args.node_rank * local_ranks,
             master_addr=address,
         )
-        mp.start_processes(rank_main, args=(rank_args,), nprocs=local_ranks, start_method="spawn")
+        mp.start_processes(
+            rank_main, args=(rank_args,), nprocs=local_ranks, start_method=start_method
+        )
 
     try:
         if local_ranks == world_size:  # one node: rendezvous here, retried on a port race

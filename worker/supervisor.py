@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from sqlalchemy import select
 
@@ -31,11 +32,13 @@ from shared.models import Job
 from shared.states import JobState
 from shared.storage import Storage, StorageError
 from worker.agent.server import AttemptAgent, AttemptFolders
-from worker.attempt_sandbox import sandboxed
+from worker.attempt_sandbox import attempt_sandbox
 from worker.bundles import BundleCache, BundleFetchError
 from worker.channel.link import SOCKET_VARIABLE
+from worker.forkserver.client import fork_launcher
 from worker.job_code import attempt_needs
 from worker.node import work_root
+from worker.sandbox import SandboxPlan
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +117,14 @@ def supervise(
             agent.runs_user_code = bool(codes)
             channel = {**(env or {}), SOCKET_VARIABLE: str(agent.socket_path)}
             readable = [folders.inputs, *map(Path, agent.bundles.values())]
-            sandbox_command, environment = sandboxed(
+            plan, environment = attempt_sandbox(
                 settings,
                 folders.job,
-                command,
                 channel,
                 readable=readable,
                 address_space_bytes=needs.address_space_bytes,
             )
-            process = subprocess.Popen(
-                sandbox_command,
-                start_new_session=True,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=folders.job,
-                env=environment,
-            )
+            process = start_launcher(settings, command, environment, folders.job, plan, output)
             agent.admit(process.pid)  # it leads its own session: its ranks are in it
             ending = _watch(settings, job_id, attempt, process, agent)
         if ending == "fenced":
@@ -157,11 +152,49 @@ def supervise(
         shutil.rmtree(folders.root, ignore_errors=True)
 
 
+class WatchedProcess(Protocol):
+    """An attempt's launcher as `_watch` and `kill_group` see it: a `subprocess.Popen`, or
+    one the node's fork server forked (worker/forkserver/client.py)."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+def start_launcher(
+    settings: Settings,
+    command: list[str],
+    environment: dict[str, str],
+    cwd: Path,
+    plan: SandboxPlan,
+    output: BinaryIO,
+) -> WatchedProcess:
+    """The attempt's launcher, leading its own session inside `plan`: forked by the node's
+    fork server (torch already imported) when one takes it, else started cold through the
+    sandbox shim."""
+    launcher_args = command[command.index("worker.launcher") + 1 :]
+    forked = fork_launcher(settings, launcher_args, environment, cwd, plan, output)
+    if forked is not None:
+        log.info("launcher %d forked by the fork server", forked.pid)
+        return forked
+    return subprocess.Popen(
+        plan.command(command),
+        start_new_session=True,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=environment,
+    )
+
+
 def _watch(
     settings: Settings,
     job_id: str,
     attempt: int,
-    process: subprocess.Popen[bytes],
+    process: WatchedProcess,
     agent: AttemptAgent,
 ) -> str:
     """Wait for the launcher; on a cancel or preemption request, stop it. Returns how the
@@ -232,7 +265,7 @@ def job_status(settings: Settings, job_id: str, attempt: int) -> str:
     return "stop" if stopping else "run"
 
 
-def kill_group(process: subprocess.Popen[bytes]) -> None:
+def kill_group(process: WatchedProcess) -> None:
     """SIGTERM the launcher's whole process group, then SIGKILL what is left."""
     try:
         pgid = os.getpgid(process.pid)

@@ -208,6 +208,8 @@ def test_a_two_rank_job_trains_over_gloo_through_the_real_worker(service: Servic
         io.BytesIO(service.download(job["id"], "checkpoints/step-000040.pt")), weights_only=True
     )
     assert len(checkpoint["rng_states"]) == 2, "every rank's RNG state is kept for resume"
+    # Both ranks were forked from the node's fork server, which had imported torch once.
+    assert "forked by the fork server" in service.worker_log()
 
 
 def test_an_uploaded_dataset_trains_a_job(service: Service, tmp_path: Path) -> None:

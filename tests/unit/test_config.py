@@ -103,6 +103,7 @@ def test_each_variable_moves_its_field_and_all_reach_a_child_process(tmp_path: P
         "GANFORGE_RATE_LIMIT": "0", "GANFORGE_LOG_FLUSH_S": "1", "GANFORGE_LOG_FORMAT": " JSON ",
         "GANFORGE_METRICS_TOKEN": "m", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
         "GANFORGE_SCHEDULER_POLL_S": "2", "GANFORGE_WARM_SAMPLER": "off",
+        "GANFORGE_FORK_SERVER": "off",
         "GANFORGE_SAMPLER_CACHE": "8", "GANFORGE_API_THREADS": "16",
         "GANFORGE_STREAMS_PER_PROCESS": "3", "GANFORGE_STREAMS_PER_TOKEN": "2",
         "GANFORGE_JOB_USER": "",

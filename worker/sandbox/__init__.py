@@ -122,6 +122,22 @@ class SandboxPlan:
         elif self.drop_capabilities:
             drop_all_capabilities()
 
+    def narrow(self) -> None:
+        """Apply this plan to a process already inside a job sandbox (a launcher forked by the
+        node's fork server, worker/forkserver/): its rlimits (only ever lowered: the server's
+        are the same or higher), the umask, and a Landlock layer of its own, which the kernel
+        intersects with the server's, so the process reaches only what both grant. Who it
+        runs as was settled by the server's plan: one naming another account is refused."""
+        if self.account is not None and os.geteuid() != self.account.uid:
+            raise PermissionError(
+                f"a process of uid {os.geteuid()} cannot become {self.account.name} here"
+            )
+        self.limits.apply()
+        os.umask(JOB_UMASK)
+        set_no_new_privs()
+        if self.confine:
+            restrict_filesystem(self.writable, self.readable, self.listable)
+
     def preexec(self) -> None:
         """`apply` as Popen's preexec_fn, for a parent with one thread only (a test, a
         single-threaded tool); the worker uses `command` and the shim instead."""
