@@ -27,6 +27,7 @@ from worker.gan.distributed import backend_for, leave_without_finalizers, proces
 from worker.gan.errors import GanError
 from worker.gan.evaluation import evaluate_checkpoint, needs_data
 from worker.gan.train import train
+from worker.process_titles import title_rank
 from worker.rank_inputs import job_data, load_checkpoint_of
 from worker.reporter import JobReporter
 from worker.sampling import run_sampling
@@ -57,6 +58,7 @@ def rank_main(local_rank: int, args: RankArgs) -> None:
     torch.set_num_threads(args.threads)
     link = AgentLink.from_environment()
     ticket = JobTicket.from_json(link.call("ticket")[0]["ticket"])
+    title_rank(ticket.job_id, ticket.attempt, rank, args.world_size)
     reporter = JobReporter(link, ticket, rank)
     try:
         register_bundles(ticket)

@@ -14,22 +14,18 @@ from tests.resilience.test_outages import STEADY_RING
 
 
 def _rank_pids(job_id: str, attempt: int) -> list[int]:
-    """The rank processes of an attempt: children of its launcher (found by its command line)
-    that run multiprocessing's spawn entry point."""
-    wanted = f"--job-id\0{job_id}\0--attempt\0{attempt}\0".encode()
-    commands, parents = {}, {}
+    """The rank processes of an attempt, by the title each gives itself
+    (worker/process_titles.py), whether its launcher was forked or started cold."""
+    wanted = f"--job-id {job_id} --attempt {attempt}".encode()
+    pids = []
     for proc in Path("/proc").iterdir():
         try:
-            commands[int(proc.name)] = (proc / "cmdline").read_bytes()
-            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError):
+            command = (proc / "cmdline").read_bytes()
+        except OSError:
             continue
-    launchers = {pid for pid, command in commands.items() if wanted in command}
-    return [
-        pid
-        for pid, parent in parents.items()
-        if parent in launchers and b"spawn_main" in commands.get(pid, b"")
-    ]
+        if command.startswith(b"ganforge rank ") and wanted in command:
+            pids.append(int(proc.name))
+    return pids
 
 
 def test_a_rank_killed_with_sigkill_loses_the_attempt_and_the_job_resumes(

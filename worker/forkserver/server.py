@@ -34,7 +34,10 @@ import time
 import traceback
 from typing import Any, NoReturn
 
+from setproctitle import getproctitle, setproctitle
+
 from worker.forkserver.protocol import ProtocolError, receive, send
+from worker.process_titles import title_launcher
 from worker.sandbox import SandboxPlan
 from worker.sandbox.enter import EXIT_SANDBOX_FAILED, close_inherited_fds
 
@@ -191,8 +194,9 @@ def _become_launcher(request: dict[str, Any], output_fd: int, server_pid: int) -
     try:
         from worker.launcher import main
 
-        argv = _without_option(request["argv"], "--parent-pid")
-        code = main([*argv, "--parent-pid", str(server_pid)], start_method="fork")
+        argv = [*_without_option(request["argv"], "--parent-pid"), "--parent-pid", str(server_pid)]
+        title_launcher(argv)
+        code = main(argv, start_method="fork")
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     except BaseException:
@@ -241,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     if threads != 1:
         log.error("fork server: %d threads after its imports; forking would be unsafe", threads)
         return 1
+    # setproctitle finds the process's argument area at its first call, which must come
+    # before a child empties the environment (it looks for the area through it).
+    setproctitle(getproctitle())
     listener = socket.socket(fileno=args.listen_fd)
     log.info("fork server ready in %.1f s", time.monotonic() - started)
     ForkServer(listener, args.worker_pid, args.worker_uid).serve()
