@@ -17,7 +17,7 @@ from shared.codebundles.bundles import (
     CodeBundleNotFoundError,
     CodeUploadError,
 )
-from shared.datasets import DatasetNotFoundError, DatasetUploadError
+from shared.datasets import DatasetInUseError, DatasetNotFoundError, DatasetUploadError
 from shared.db import is_unreachable
 from shared.jobs.requests import (
     InvalidCursorError,
@@ -128,6 +128,7 @@ def register_error_handlers(app: Flask) -> None:
         return problem(403, "Forbidden", str(exc))
 
     @app.errorhandler(JobConflictError)
+    @app.errorhandler(DatasetInUseError)
     @app.errorhandler(NodeBusyError)
     @app.errorhandler(InvalidTransitionError)
     def _conflict(exc: Exception) -> Response:

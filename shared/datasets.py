@@ -25,6 +25,7 @@ from shared.datafiles.formats import (
     detect_format,
     inspect_data,
 )
+from shared.jobs.readers import jobs_reading_dataset
 from shared.models import Dataset, User, new_id
 from shared.specs import SpecError, TrainSpec, problems_from
 from shared.specs.data import IMAGE_SIZES
@@ -47,6 +48,10 @@ class DatasetNotFoundError(LookupError):
     def __init__(self, dataset_id: str):
         super().__init__(f"no dataset {dataset_id!r} among your datasets")
         self.dataset_id = dataset_id
+
+
+class DatasetInUseError(RuntimeError):
+    """A dataset that an unfinished job still reads is not deleted (409)."""
 
 
 class DatasetUploadError(ValueError):
@@ -189,8 +194,15 @@ def list_datasets(session: Session, owner: User) -> list[Dataset]:
 
 
 def delete_dataset(session: Session, store: Storage, owner: User, dataset_id: str) -> None:
-    """Remove the row and the stored file. Jobs already queued on it will fail to fetch it."""
+    """Remove the row and the stored file; refused (JobConflictError, naming them) while an
+    unfinished job (or a sweep's base) names the dataset: it would fail to fetch it."""
     dataset = get_dataset(session, owner, dataset_id, to_change=True)
+    readers = jobs_reading_dataset(session, dataset.id)
+    if readers:
+        raise DatasetInUseError(
+            f"dataset {dataset.id} is read by unfinished jobs {', '.join(readers)}: cancel "
+            "them or wait for them to finish"
+        )
     store.delete(dataset.key)
     session.delete(dataset)
     session.flush()

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.db import session_scope
-from shared.jobs.deletion import FINISHED
+from shared.jobs.readers import FINISHED
 from shared.models import Artifact, Job, is_our_id, utcnow
 from shared.storage import ObjectInfo, Storage, StorageError
 

@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from shared.db import session_scope
-from shared.jobs.deletion import FINISHED, SOURCE_FIELD
+from shared.jobs.readers import CHECKPOINT_SOURCE, FINISHED
 from shared.models import Artifact, Job
 from shared.specs.train import MORE_IS_BETTER, KeepCheckpoints
 from shared.storage import Storage, StorageError
@@ -117,7 +117,7 @@ def _steps_read(session: Session, job_id: str) -> set[int]:
     """Checkpoint steps that unfinished jobs reading this job's checkpoints name."""
     specs = session.scalars(
         select(Job.spec).where(
-            Job.state.not_in(FINISHED), Job.spec[SOURCE_FIELD].as_string() == job_id
+            Job.state.not_in(FINISHED), Job.spec[CHECKPOINT_SOURCE].as_string() == job_id
         )
     )
     return {spec["step"] for spec in specs if isinstance(spec.get("step"), int)}

@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from shared.jobs.readers import FINISHED, jobs_reading_job
 from shared.jobs.requests import JobConflictError, JobNotFoundError, get_job
 from shared.models import Artifact, Job, User, utcnow
-from shared.states import TERMINAL
 from shared.storage import Storage, StorageError
 from shared.storage.keys import job_prefix
 
 log = logging.getLogger(__name__)
-
-FINISHED = tuple(sorted(state.value for state in TERMINAL))
-# Unfinished jobs that read another job's checkpoints name it here (sample, evaluate).
-SOURCE_FIELD = "job_id"
 
 
 def mark_deleted(session: Session, store: Storage, caller: User, job_id: str) -> list[str]:
@@ -48,7 +44,7 @@ def mark_deleted(session: Session, store: Storage, caller: User, job_id: str) ->
             f"job {job.id} is {job.state}; only a finished job ({', '.join(FINISHED)}) can be "
             "deleted: cancel it first"
         )
-    readers = _unfinished_readers(session, job.id)
+    readers = jobs_reading_job(session, job.id)
     if readers:
         raise JobConflictError(
             f"job {job.id} is read by unfinished jobs {', '.join(readers)}: cancel them or "
@@ -78,14 +74,3 @@ def delete_objects(store: Storage, keys: list[str]) -> list[str]:
             log.warning("could not delete %s of a deleted job: %s", key, exc)
             left.append(key)
     return left
-
-
-def _unfinished_readers(session: Session, job_id: str) -> list[str]:
-    """Unfinished jobs whose spec names this job as the one they read checkpoints from."""
-    query = (
-        select(Job.id)
-        .where(Job.state.not_in(FINISHED), Job.spec[SOURCE_FIELD].as_string() == job_id)
-        .order_by(Job.created_at, Job.id)
-        .limit(10)
-    )
-    return list(session.scalars(query))

@@ -47,7 +47,8 @@ def test_queue_bench_times_post_to_running_and_a_raw_celery_round_trip(
     tmp_path: Path, lab: Lab
 ) -> None:
     results = queue.main(
-        ["--samples", "1", "--no-warm-up", "--json", str(tmp_path / "q.json")], lab
+        ["--samples", "1", "--no-warm-up", "--first-step", "0", "--json", str(tmp_path / "q.json")],
+        lab,
     )
     _stamped(results, "queue")
     ours, raw = results["ganforge_to_running_ms"], results["raw_celery_ms"]

@@ -99,6 +99,31 @@ def test_delete_removes_row_and_file(
     assert open_storage(settings).list(f"uploads/{dataset['id']}/") == []
 
 
+def test_a_dataset_an_unfinished_job_or_sweep_reads_is_kept(
+    client: FlaskClient, alice: str, settings: Settings, tmp_path: Path
+) -> None:
+    dataset = uploaded(client, alice, write_zip(tmp_path / "a.zip", grey_pngs(4)))
+    url = f"/api/v1/datasets/{dataset['id']}"
+    train = train_on(dataset["id"])
+    job = client.post("/api/v1/jobs", json=train, headers=auth(alice)).get_json()["id"]
+    sweep = {"base": train["spec"], "grid": {"train.seed": [0, 1]}, "max_parallel": 1}
+    answer = client.post(
+        "/api/v1/jobs", json={"kind": "sweep", "name": "s", "spec": sweep}, headers=auth(alice)
+    )
+    assert answer.status_code == 201, answer.get_json()
+
+    refused = client.delete(url, headers=auth(alice))
+
+    assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
+    assert (
+        job in refused.get_json()["detail"]
+        and answer.get_json()["id"] in refused.get_json()["detail"]
+    )
+    for queued in (job, answer.get_json()["id"]):
+        client.post(f"/api/v1/jobs/{queued}/cancel", headers=auth(alice))
+    assert client.delete(url, headers=auth(alice)).status_code == 204
+
+
 @pytest.mark.parametrize(
     ("members", "reason"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -114,6 +115,29 @@ def test_a_job_an_unfinished_job_reads_from_is_kept(
     assert refused.status_code == 409 and reader in refused.get_json()["detail"]
     move(settings, reader, S.QUEUED, S.CANCELLED)
     assert client.delete(f"/api/v1/jobs/{source}", headers=auth(alice)).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "names_it",
+    [
+        lambda source: {"job_id": "x", "latents": {"job_id": source, "name": "latents.npy"}},
+        lambda source: {"job_id": "x", "invert": {"images": {"job_id": source, "name": "a.png"}}},
+    ],
+    ids=["latents", "inversion images"],
+)
+def test_a_job_whose_artifacts_an_unfinished_job_reads_is_kept(
+    client: FlaskClient, alice: str, settings: Settings, names_it: Any
+) -> None:
+    source = finished_job(settings, "alice", 10)
+    reader = queued_job(settings, "alice")
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, reader)
+        assert job is not None
+        job.kind, job.spec = "sample", names_it(source)
+
+    refused = client.delete(f"/api/v1/jobs/{source}", headers=auth(alice))
+
+    assert refused.status_code == 409 and reader in refused.get_json()["detail"]
 
 
 def test_a_deleted_job_still_counts_in_fair_share_and_cannot_be_sampled(
