@@ -1,6 +1,9 @@
 """From POST to `running` on an idle worker, against a raw Celery round trip on the same Redis.
 
-    python -m bench.queue [--samples 5] [--json bench-queue.json]
+    python -m bench.queue [--samples 5] [--first-step 3] [--drain 40] [--json bench-queue.json]
+
+With --first-step and --drain it also times how soon a job trains and how fast a queue of
+short runs drains, with the node's fork server and without (bench/job_start.py).
 
 ganforge side: the API (gunicorn), the scheduler and one Celery worker (one CPU slot) as real
 processes on PostgreSQL, Redis and moto S3 started for the run. Each sample POSTs a tiny
@@ -33,6 +36,7 @@ import redis
 import requests
 from celery import Celery
 
+from bench import job_start
 from bench.lab import Lab, bench_token, given_or_own_lab, lab_settings, median, spread, write_json
 from cli.embedded import ServiceProcesses
 
@@ -170,8 +174,21 @@ def main(argv: list[str] | None = None, lab: Lab | None = None) -> dict[str, Any
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("bench-queue.json"))
     parser.add_argument("--no-warm-up", action="store_true", help="count the first job too")
+    parser.add_argument(
+        "--first-step", type=int, default=3, metavar="N",
+        help="samples per service start of POST -> first step, fork server against cold (0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--drain", type=int, default=0, metavar="JOBS",
+        help="also time a queue of JOBS 200-step runs draining, cold, forked and as a sweep",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     results = measure(args.samples, warm_up=not args.no_warm_up, lab=lab)
+    with given_or_own_lab(lab) as servers:
+        if args.first_step:
+            results["first_step"] = job_start.measure_first_step(servers, args.first_step)
+        if args.drain:
+            results["drain"] = job_start.measure_drain(servers, args.drain)
     ours, raw = results["ganforge_to_running_ms"], results["raw_celery_ms"]
     print(
         f"POST -> running  ganforge median {ours['median']:.1f} ms (min {ours['min']:.1f}, max"
@@ -180,6 +197,8 @@ def main(argv: list[str] | None = None, lab: Lab | None = None) -> dict[str, Any
         f" {raw['max']:.1f})\nganforge adds {results['extra_ms']:.1f} ms"
         f" (goal <= {GOAL_EXTRA_MS:.0f} ms), {args.samples} samples each"
     )
+    if "first_step" in results or "drain" in results:
+        print(job_start.describe(results.get("first_step"), results.get("drain")))
     return write_json(args.json, "queue", results)
 
 
