@@ -20,12 +20,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import inspect
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
-from shared.models import ApiToken, Base, User, as_utc, utcnow
+from shared.loaded_rows import attach_as_loaded, column_values
+from shared.models import ApiToken, User, as_utc, utcnow
 
 # How long an accepted token is taken on trust: the bound on a revocation made elsewhere.
 # A second turns a poller's hundreds of lookups a second into one, and is shorter than any
@@ -33,8 +33,6 @@ from shared.models import ApiToken, Base, User, as_utc, utcnow
 TOKEN_CACHE_S = 1.0
 # Tokens remembered at most; past it the memory starts again (a lab has a few hundred users).
 MAX_ENTRIES = 10_000
-
-M = TypeVar("M", bound=Base)
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class TokenCache:
     def remember(self, digest: str, user: User, token: ApiToken) -> None:
         if self.ttl_s <= 0:
             return
-        entry = _Entry(_columns(user), _columns(token), self.clock() + self.ttl_s)
+        entry = _Entry(column_values(user), column_values(token), self.clock() + self.ttl_s)
         with self._lock:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
@@ -76,20 +74,9 @@ class TokenCache:
         ):
             self.forget(digest)
             return None
-        return _attached(session, User, entry.user), _attached(session, ApiToken, entry.token)
+        user = attach_as_loaded(session, User, entry.user)
+        return user, attach_as_loaded(session, ApiToken, entry.token)
 
     def forget(self, digest: str) -> None:
         with self._lock:
             self._entries.pop(digest, None)
-
-
-def _columns(row: Base) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in inspect(row).mapper.column_attrs}
-
-
-def _attached(session: Session, model: type[M], values: dict[str, Any]) -> M:
-    """A persistent instance of the remembered row in `session`, as if loaded (no SQL)."""
-    row = model(**values)
-    make_transient_to_detached(row)
-    session.add(row)
-    return row

@@ -36,7 +36,7 @@ from shared.specs import (
     ScriptSpec,
     SpecError,
 )
-from shared.states import TERMINAL, JobState, record_creation, transition
+from shared.states import TERMINAL, JobState, insert_created, transition
 from shared.storage import Storage
 from shared.users import PermissionDeniedError as PermissionDeniedError
 
@@ -117,24 +117,21 @@ def submit_job(
     )
     if unfit is not None:
         raise SpecError([{"path": "spec.resources", "message": f"can never run here: {unfit}"}])
-    job = Job(
-        owner_id=owner.id,
-        kind=kind,
-        name=name,
-        spec=spec.model_dump(mode="json"),
-        state=JobState.QUEUED.value,
-        attempt=1,
-        max_attempts=max_attempts,
-        devices=spec.resources.devices,
-        tags=list(tags),
-        note=note,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(job)
-    session.flush()
-    record_creation(session, job)
-    return job
+    values = {
+        "owner_id": owner.id,
+        "kind": kind,
+        "name": name,
+        "spec": spec.model_dump(mode="json"),
+        "state": JobState.QUEUED.value,
+        "attempt": 1,
+        "max_attempts": max_attempts,
+        "devices": spec.resources.devices,
+        "tags": list(tags),
+        "note": note,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return insert_created(session, values)
 
 
 def _check_checkpoint_source(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from shared.jobs.requests import submit_job
 from shared.models import Job, User, utcnow
 from shared.specs import SpecError, SweepSpec
-from shared.states import JobState, record_creation
+from shared.states import JobState, insert_created
 from shared.storage import Storage
 from shared.sweeps.expansion import expand, reprefixed
 
@@ -45,23 +45,21 @@ def submit_sweep(
         message = f"the children are named {longest!r}: keep it to {MAX_NAME_LENGTH} characters"
         raise SpecError([{"path": "name", "message": message}])
     now = utcnow()
-    sweep = Job(
-        owner_id=owner.id,
-        kind="sweep",
-        name=name,
-        spec=spec.model_dump(mode="json"),
-        state=JobState.QUEUED.value,
-        attempt=1,
-        max_attempts=max_attempts,
-        devices=0,
-        tags=list(tags),
-        note=note,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(sweep)
-    session.flush()
-    record_creation(session, sweep)
+    values = {
+        "owner_id": owner.id,
+        "kind": "sweep",
+        "name": name,
+        "spec": spec.model_dump(mode="json"),
+        "state": JobState.QUEUED.value,
+        "attempt": 1,
+        "max_attempts": max_attempts,
+        "devices": 0,
+        "tags": list(tags),
+        "note": note,
+        "created_at": now,
+        "updated_at": now,
+    }
+    sweep = insert_created(session, values)
     for child in children:
         try:
             job = submit_job(
