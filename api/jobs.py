@@ -56,7 +56,8 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         )
     job_request, spec = validate_job_request(body)
     session, user = db_session(), current_user()
-    key, digest = idempotency.requested_key(), idempotency.request_hash(body)
+    key = idempotency.requested_key()
+    digest = idempotency.request_hash(body) if key is not None else ""
     if key is not None:
         first = idempotency.replay(session, user, key, SUBMIT_ROUTE, digest)
         if first is not None:
