@@ -26,7 +26,8 @@ from shared.jobs.reports import SAMPLED_KINDS, latest_checkpoint, list_artifacts
 from shared.jobs.sample_inputs import check_sample_inputs
 from shared.jobs.tags import matching_text, with_tags
 from shared.models import Artifact, Job, JobEvent, User, is_our_id, utcnow
-from shared.pool.overview import check_admission, check_queued_quota
+from shared.pool.admission import check_admission
+from shared.pool.overview import check_queued_quota
 from shared.pool.policy import QueuedJob
 from shared.specs import (
     CheckpointReader,

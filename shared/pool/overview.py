@@ -10,14 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.models import Job, Node, Reservation, User, as_utc
-from shared.pool.nodes import NodeState, device_kind
-from shared.pool.policy import NodeView, QueuedJob, never_fits
 from shared.pool.reservations import HOLDING_STATES
 from shared.states import JobState
-
-# What admission reads of each live node, built once: it runs at every submission, where
-# loading whole Node rows and building the query anew cost more than the query (bench/api.py).
-_LIVE_NODES = select(Node.name, Node.devices, Node.labels).where(Node.state != NodeState.DEAD.value)
 
 
 class QuotaExceededError(RuntimeError):
@@ -81,20 +75,6 @@ def _public_job(job: Job, names: dict[str, str]) -> dict[str, Any]:
         "waiting_reason": job.waiting_reason,
         "created_at": as_utc(job.created_at).isoformat(),
     }
-
-
-def check_admission(session: Session, job: QueuedJob) -> str | None:
-    """Why the pool could never run the job, or None. With no node registered yet (a pool
-    starting up) every job is admitted and waits for one."""
-    views = [
-        NodeView(
-            name=name, kind=device_kind(devices), total=len(devices), free=(), labels=labels or {}
-        )
-        for name, devices, labels in session.execute(_LIVE_NODES)
-    ]
-    if not views:
-        return None
-    return never_fits(job, views)
 
 
 def check_queued_quota(session: Session, owner: User) -> None:
