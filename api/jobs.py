@@ -17,7 +17,7 @@ from api.live_feed import FEED_KINDS
 from api.media_types import artifact_media_type
 from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
-from api.state import db_session, settings, storage
+from api.state import db_session, live_nodes, settings, storage
 from shared.jobs import requests as jobs
 from shared.jobs.deletion import delete_objects, mark_deleted
 from shared.models import Job, is_our_id
@@ -69,6 +69,7 @@ def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         "store": storage(),
         "tags": job_request.tags,
         "note": job_request.note,
+        "live_nodes": live_nodes(),
     }
     if isinstance(spec, SweepSpec):  # the sweep and its children (shared/sweeps/)
         job = submit_sweep(session, user, job_request.name, spec, **common)

@@ -10,6 +10,7 @@ from api.token_cache import TokenCache
 from shared.config import Settings
 from shared.db import get_engine
 from shared.messaging import make_celery
+from shared.pool.admission import LiveNodes
 from shared.storage import Storage
 
 
@@ -31,6 +32,11 @@ def token_cache() -> TokenCache:
     return current_app.extensions["ganforge.token_cache"]  # type: ignore[no-any-return]
 
 
+def live_nodes() -> LiveNodes:
+    """This process's memory of the pool's live nodes, for admission (shared/pool/admission.py)."""
+    return current_app.extensions["ganforge.live_nodes"]  # type: ignore[no-any-return]
+
+
 def db_session() -> Session:
     """The request's session; committed by the view that changes data, closed at teardown."""
     if "db" not in g:
@@ -43,6 +49,7 @@ def init_app(app: Flask, app_settings: Settings, app_storage: Storage) -> None:
     app.extensions["ganforge.storage"] = app_storage
     app.extensions["ganforge.celery"] = make_celery(app_settings)
     app.extensions["ganforge.token_cache"] = TokenCache()
+    app.extensions["ganforge.live_nodes"] = LiveNodes()
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:

@@ -26,7 +26,7 @@ from shared.jobs.reports import SAMPLED_KINDS, latest_checkpoint, list_artifacts
 from shared.jobs.sample_inputs import check_sample_inputs
 from shared.jobs.tags import matching_text, with_tags
 from shared.models import Artifact, Job, JobEvent, User, is_our_id, utcnow
-from shared.pool.admission import check_admission
+from shared.pool.admission import LiveNodes, check_admission
 from shared.pool.overview import check_queued_quota
 from shared.pool.policy import QueuedJob
 from shared.specs import (
@@ -77,11 +77,13 @@ def submit_job(
     store: Storage | None = None,
     tags: Sequence[str] = (),
     note: str = "",
+    live_nodes: LiveNodes | None = None,
 ) -> Job:
     """Create a queued job. The scheduler places it on a node after this commits.
     `data_roots`: the folders a spec's data.path may name (GANFORGE_DATA_ROOTS); `store`:
     where a sampling spec's `.npy` latents are read (their header) to check them now;
-    `tags` and `note`: its labels, checked already (shared/specs/labels.py)."""
+    `tags` and `note`: its labels, checked already (shared/specs/labels.py); `live_nodes`:
+    the API's memory of the pool, which admission may rest on (shared/pool/admission.py)."""
     if isinstance(spec, CheckpointReader):
         _check_checkpoint_source(session, owner, spec, store)
     elif isinstance(spec, ScriptSpec):  # their bundle, holding the entrypoint's module
@@ -115,6 +117,7 @@ def submit_job(
             labels=resources.labels,
             nodes=resources.nodes,
         ),
+        live_nodes,
     )
     if unfit is not None:
         raise SpecError([{"path": "spec.resources", "message": f"can never run here: {unfit}"}])

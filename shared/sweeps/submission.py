@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from shared.jobs.requests import submit_job
 from shared.models import Job, User, utcnow
+from shared.pool.admission import LiveNodes
 from shared.specs import SpecError, SweepSpec
 from shared.states import JobState, insert_created
 from shared.storage import Storage
@@ -36,6 +37,7 @@ def submit_sweep(
     store: Storage | None = None,
     tags: Sequence[str] = (),
     note: str = "",
+    live_nodes: LiveNodes | None = None,
 ) -> Job:
     """Create the queued sweep and its children `<name>/<index>`; SpecError (nothing created)
     when a child is refused, naming it by index."""
@@ -72,6 +74,7 @@ def submit_sweep(
                 data_roots=data_roots,
                 store=store,
                 tags=tags,
+                live_nodes=live_nodes,
             )
         except SpecError as refused:
             raise SpecError(reprefixed(refused.problems, child.index)) from None
