@@ -228,6 +228,12 @@ def preload() -> None:
         importlib.import_module(name)
 
 
+def _cuda_initialised() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_initialized())
+
+
 def thread_count() -> int:
     return len(os.listdir("/proc/self/task"))
 
@@ -244,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = thread_count()
     if threads != 1:
         log.error("fork server: %d threads after its imports; forking would be unsafe", threads)
+        return 1
+    if _cuda_initialised():
+        log.error("fork server: CUDA was initialised by its imports; a fork cannot use it")
         return 1
     # setproctitle finds the process's argument area at its first call, which must come
     # before a child empties the environment (it looks for the area through it).
