@@ -75,12 +75,14 @@ def _dcgan_mnist(
     pack: int = 1,
     width: int = 32,
     loss: dict[str, Any] | None = None,
+    conditional: bool = False,
     **train: Any,
 ) -> dict[str, Any]:
     """A 28 px DCGAN (width 32) on the MNIST slice: latent 64, batch 64, Adam(2e-4, β1 0.5),
-    EMA 0.999, with `train` overriding any of those."""
+    EMA 0.999, with `train` overriding any of those; `conditional` on the slice's labels."""
+    model = {"family": "dcgan", "width": width, "pack": pack}
     return {
-        "model": {"family": "dcgan", "width": width, "pack": pack},
+        "model": {**model, "conditional": True} if conditional else model,
         "latent": {"dim": 64},
         "data": {"source": "mnist", "path": str(MNIST_SLICE)},
         "loss": loss or {"name": "non_saturating"},
@@ -170,6 +172,10 @@ SETUPS: dict[str, dict[str, Any]] = {
     "mnist-dcgan-pack4-20k": _dcgan_mnist(20_000, pack=4),
     "mnist-dcgan-pack4-r1-10k": _dcgan_mnist(10_000, pack=4, loss={"r1_gamma": 0.1}),
     "mnist-dcgan-pack4-cos-10k": _dcgan_mnist(10_000, pack=4, lr_schedule="cosine"),
+    # Class-conditional (issue 25): G(z, y), a projection D(x, y), the classes drawn with the
+    # data; the goal is >= 97% of digits classified as asked and class KL < 0.01.
+    "mnist-cdcgan-5k": _dcgan_mnist(5_000, conditional=True),
+    "mnist-cdcgan-10k": _dcgan_mnist(10_000, conditional=True),
     "gauss1d-wgan-gp-1k": {
         "model": {"family": "mlp", "width": 64},
         "latent": {"dim": 4},
@@ -249,6 +255,13 @@ def _with_interval(result: dict[str, Any], key: str, form: str, scale: float = 1
 def _figures(result: dict[str, Any]) -> str:
     if "w1" in result and result.get("mode_count") == 1:
         return f"W1 {result['w1']:.3f}"
+    if "class_accuracy" in result:
+        return (
+            f"{_with_interval(result, 'class_accuracy', '.1f', 100)}% as asked, "
+            f"{result['classes_covered']}/10 classes, class KL "
+            f"{_with_interval(result, 'class_kl', '.4f')}, FD {result['frechet_distance']:.1f}"
+            f" ({result['class_samples']:,} samples)"
+        )
     if "classes_covered" in result:
         return (
             f"{result['classes_covered']}/10 classes, class KL "

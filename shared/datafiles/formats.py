@@ -52,6 +52,8 @@ DataKind = Literal["points", "images"]
 
 # The array an .npz holding several must name its training data.
 NPZ_DATA_ARRAY = "data"
+# An .npz's class labels, one integer per sample (conditional GANs); never the training data.
+NPZ_LABELS_ARRAY = "labels"
 # idx3 header: magic 0x00000803 means unsigned bytes, 3 dimensions (images, rows, columns).
 IDX3_MAGIC = 0x00000803
 IDX3_HEADER = struct.Struct(">IIII")
@@ -110,7 +112,8 @@ def inspect_data(path: Path, name: str | None = None, *, decode: bool = True) ->
 
 
 def _npz_member(names: list[str], label: str) -> str:
-    """Which array of an .npz is the training data."""
+    """Which array of an .npz is the training data (a `labels` array beside it is not)."""
+    names = [name for name in names if name != NPZ_LABELS_ARRAY] or names
     if len(names) == 1:
         return names[0]
     if NPZ_DATA_ARRAY in names:

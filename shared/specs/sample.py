@@ -52,10 +52,14 @@ MAX_RADIUS = 1e4
 MAX_WEIGHT = 1e4
 # Arithmetic is drawn as one strip (each term, then the result): a handful of terms reads.
 MAX_TERMS = 16
+# Class numbers a sampling job may ask for: below train.py's MAX_CLASSES (kept in step by a
+# test; train.py imports this module, so it cannot import that one).
+MAX_CLASS = 999
 # `.npy` artifacts are named like every artifact (shared.storage.keys), ending in .npy.
 NPY_ARTIFACT_NAME = r"^(?:[a-z]+/)?[a-z0-9][a-z0-9._-]*\.npy$"
 
 Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+ClassId = Annotated[StrictInt, Field(ge=0, le=MAX_CLASS)]
 FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 LatentVector = Annotated[list[FiniteFloat], Field(min_length=1, max_length=MAX_LATENT_DIM)]
 JobIdText = Annotated[str, Field(min_length=1, max_length=64)]
@@ -249,6 +253,13 @@ class SampleSpec(StrictModel):
     order). `truncation` ψ in (0, 1] shrinks every latent of every mode towards the origin
     (z ↦ ψ·z) just before it is drawn; None (or 1) leaves latents as they are.
 
+    A conditional model (`model.conditional`) draws each image of a class: `classes` is one
+    class for every image (an interpolation, neighbourhood or arithmetic then holds the class
+    fixed while its latents move) or a list, one class per image in the grid's order;
+    `class_grid` lists classes to draw as rows, each row the images `seeds` or `latents` ask
+    for (so a column keeps its latent and changes its class). Without either, classes come in
+    turn (0, 1, 2, ...). The classes must exist in the model: checked when the job runs.
+
     `export: true` also writes the generator for use outside ganforge (the weight average when
     the checkpoint has one): `generator.safetensors`, `generator.torchscript.pt` and the card
     `generator.json`; with no mode field it writes only those.
@@ -264,6 +275,12 @@ class SampleSpec(StrictModel):
     arithmetic: Arithmetic | None = None
     invert: InversionSpec | None = None
     truncation: Annotated[StrictFloat | None, Field(gt=0, le=1)] = None
+    classes: (
+        ClassId | Annotated[list[ClassId], Field(min_length=1, max_length=MAX_SEED_IMAGES)] | None
+    ) = None
+    class_grid: Annotated[list[ClassId], Field(min_length=1, max_length=MAX_CLASS + 1)] | None = (
+        None
+    )
     export: StrictBool = False
     resources: ResourceSpec = ResourceSpec()
 
@@ -284,6 +301,32 @@ class SampleSpec(StrictModel):
                 "neighbourhood, arithmetic or invert (images to find the latents of); or none "
                 "of them with export: true"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _classes_fit_the_images(self) -> SampleSpec:
+        if self.class_grid is not None:
+            if self.classes is not None:
+                raise ValueError("class_grid: give classes or class_grid, not both")
+            if self.mode not in ("seeds", "latents"):
+                raise ValueError(
+                    f"class_grid: draws the rows of seeds or latents, not of {self.mode}"
+                )
+            count = self.image_count
+            if count is not None and count > MAX_SEED_IMAGES:
+                raise ValueError(
+                    f"class_grid: {len(self.class_grid)} rows of {count // len(self.class_grid)} "
+                    f"images make {count}; a job draws at most {MAX_SEED_IMAGES}"
+                )
+        if self.classes is not None and self.mode in ("invert", "export"):
+            raise ValueError(f"classes: {self.mode} draws no new images to give a class")
+        if isinstance(self.classes, list):
+            count = self.image_count
+            if count is not None and len(self.classes) != count:
+                raise ValueError(
+                    f"classes: one class per image: {count} images, {len(self.classes)} classes "
+                    "(or give one class, a number, for every image)"
+                )
         return self
 
     @property
@@ -311,4 +354,5 @@ class SampleSpec(StrictModel):
             return self.invert.image_count
         if isinstance(self.latents, LatentsArtifact):
             return None
-        return len(self.latents or self.seeds or [])
+        rows = len(self.class_grid) if self.class_grid is not None else 1
+        return rows * len(self.latents or self.seeds or [])

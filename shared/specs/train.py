@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Field,
     JsonValue,
+    StrictBool,
     StrictFloat,
     StrictInt,
     field_validator,
@@ -15,7 +16,7 @@ from pydantic import (
 )
 
 from shared.specs import custom_model
-from shared.specs.data import DataSpec, StrictModel
+from shared.specs.data import TOY_POINT_DIMS, DataSpec, StrictModel
 from shared.specs.resources import ResourceSpec
 from shared.specs.sample import MAX_LATENT_DIM
 
@@ -34,6 +35,12 @@ MAX_CRITIC_STEPS = 100
 MAX_PACK = 8
 # The collapse alarm's warm-up when a spec declares none: a quarter of the run (1/4).
 DEFAULT_WARMUP_DIVISOR = 4
+# Classes a conditional model may have: ImageNet's 1,000 is the largest labelled set a GAN is
+# commonly conditioned on; 2 is the least that makes a condition.
+MIN_CLASSES = 2
+MAX_CLASSES = 1000
+# The families that take `model.conditional` (worker/gan/conditional.py).
+CONDITIONAL_FAMILIES = ("mlp", "dcgan")
 
 ModelFamily = Literal["mlp", "dcgan", "vae", "custom"]
 LossName = Literal["non_saturating", "least_squares", "hinge", "wgan_gp"]
@@ -66,6 +73,11 @@ class ModelSpec(StrictModel):
     # generator's hidden layers, as in PacGAN's.
     depth: Annotated[StrictInt, Field(ge=1, le=16)] | None = None
     generator_norm: Literal["none", "batch"] = "none"
+    # A class-conditional GAN (mlp and dcgan): G(z, y) and a projection discriminator D(x, y),
+    # trained on the labels that come with the data. `classes` is how many: the worker fills
+    # it in from the labels (so checkpoints carry it), and a spec may give it to insist.
+    conditional: StrictBool = False
+    classes: Annotated[StrictInt, Field(ge=MIN_CLASSES, le=MAX_CLASSES)] | None = None
     # custom only (see the class docstring).
     code: str | None = None
     generator: str | None = None
@@ -108,6 +120,22 @@ class ModelSpec(StrictModel):
             raise ValueError(problem)
         if self.family != "mlp" and (self.depth is not None or self.generator_norm != "none"):
             raise ValueError("depth and generator_norm are mlp options")
+        return self
+
+    @model_validator(mode="after")
+    def _conditional_fits_family(self) -> ModelSpec:
+        if self.classes is not None and not self.conditional:
+            raise ValueError("classes: the number of classes is for a conditional model")
+        if not self.conditional:
+            return self
+        if self.family not in CONDITIONAL_FAMILIES:
+            families = " and ".join(CONDITIONAL_FAMILIES)
+            raise ValueError(f"conditional: only {families} take a class, not {self.family}")
+        if self.pack != 1:
+            # A pack mixes several classes in one judgement, which a projection cannot score.
+            raise ValueError(
+                "conditional: a conditional discriminator judges one sample at a time; use pack 1"
+            )
         return self
 
 
@@ -301,6 +329,18 @@ class TrainSpec(StrictModel):
         if self.model.family == "mlp" and self.data.is_image:
             raise ValueError(f"model mlp needs point data; {self.data.source} is images")
         # A custom model takes either kind: its constructors are told the data's shape.
+        return self
+
+    @model_validator(mode="after")
+    def _conditional_data_has_labels(self) -> TrainSpec:
+        """Toy sources are generated without classes: refused here, at submission. Whether a
+        file has labels is known once it is read: the worker fails the job then (DataError)."""
+        if self.model.conditional and self.data.source in TOY_POINT_DIMS:
+            raise ValueError(
+                f"model.conditional: {self.data.source} data has no labels to condition on "
+                "(labels come with mnist label files, an .npz `labels` array or the class "
+                "sub-folders of an image archive)"
+            )
         return self
 
     @model_validator(mode="after")

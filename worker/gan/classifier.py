@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from worker.gan.class_accuracy import class_accuracy_figures
 from worker.gan.mode_coverage import (
     bootstrap_histograms,
     kl_between_rows,
@@ -163,10 +164,12 @@ class DigitScorer:
         counts = torch.bincount(labels.long(), minlength=CLASSES).double()
         self.data_classes = counts / counts.sum()
 
-    def figures(self, generated: Tensor) -> dict[str, Any]:
+    def figures(self, generated: Tensor, asked: Tensor | None = None) -> dict[str, Any]:
         """Class figures from every generated image; the feature-space figures (k-NN,
         Fréchet) from the first EVAL_IMAGES, as many as the held-out real images they are
-        compared with, so they mean the same at every evaluation."""
+        compared with, so they mean the same at every evaluation. `asked`: the classes a
+        conditional generator was asked for, one per image, which adds how often it drew
+        them (`class_accuracy`)."""
         with torch.no_grad():
             features = torch.cat(
                 [
@@ -180,7 +183,9 @@ class DigitScorer:
         classes = torch.bincount(predicted, minlength=CLASSES).double()
         covered = torch.bincount(predicted[sure], minlength=CLASSES)
         compared = features[:EVAL_IMAGES]
+        accuracy = {} if asked is None else class_accuracy_figures(predicted, asked, CLASSES)
         return {
+            **accuracy,
             "classifier_accuracy": self.accuracy,
             "classes_covered": int((covered > 0).sum()),
             "class_counts": [int(c) for c in classes],

@@ -29,6 +29,14 @@ from shared.datafiles.formats import DataFileError
 from shared.datafiles.images import IMAGE_SUFFIXES
 from shared.specs import TrainSpec
 from shared.specs.data import IMAGE_SIZES, MNIST_SIDE, TOY_POINT_DIMS, DataSpec
+from shared.specs.train import MIN_CLASSES
+from worker.gan.class_labels import (
+    class_count,
+    mnist_labels_path,
+    read_folder_labels,
+    read_mnist_labels,
+    read_npz_labels,
+)
 from worker.gan.errors import DataError
 from worker.gan.seeding import Stream, generator_for
 from worker.gan.toydata import (  # noqa: F401 (re-exported: the names tests and bench use)
@@ -93,6 +101,7 @@ class ArraySource:
         world_size: int,
         batch_size: int,
         label: str = "the data",
+        labels: Tensor | None = None,
     ):
         global_batch = batch_size * world_size
         if len(samples) < global_batch:
@@ -100,17 +109,27 @@ class ArraySource:
                 f"{label} has {len(samples)} samples, fewer than one global batch of {global_batch}"
             )
         self.samples, self.seed, self.rank, self.batch_size = samples, seed, rank, batch_size
+        self.labels = labels
         self.global_batch = global_batch
         self.steps_per_epoch = len(samples) // global_batch
         self._epoch, self._order = -1, torch.empty(0, dtype=torch.int64)
 
     def batch(self, step: int) -> Tensor:
-        epoch, position = divmod(step - 1, self.steps_per_epoch)
-        start = position * self.global_batch + self.rank * self.batch_size
-        chosen = self.samples[self._order_of(epoch)[start : start + self.batch_size]]
+        chosen = self.samples[self._indices(step)]
         if chosen.dtype == torch.uint8:
             return chosen.float() / _PIXEL_HALF_RANGE - 1
         return chosen
+
+    def batch_labels(self, step: int) -> Tensor:
+        """The class labels of `batch(step)`'s samples, in the same order (int64 [B])."""
+        if self.labels is None:
+            raise DataError("the data has no labels: only a conditional model asks for them")
+        return self.labels[self._indices(step)]
+
+    def _indices(self, step: int) -> Tensor:
+        epoch, position = divmod(step - 1, self.steps_per_epoch)
+        start = position * self.global_batch + self.rank * self.batch_size
+        return self._order_of(epoch)[start : start + self.batch_size]
 
     def _order_of(self, epoch: int) -> Tensor:
         if epoch != self._epoch:
@@ -143,11 +162,7 @@ def load_mnist_labelled(folder: Path) -> tuple[Tensor, Tensor] | None:
     """(images uint8 [N, 28, 28], labels int64 [N]) when the labels file sits beside the
     images (`...-labels-idx1-ubyte[.gz]` for `...-images-idx3-ubyte[.gz]`); else None."""
     images_path = find_mnist_images(folder)
-    labels_path = images_path.with_name(
-        images_path.name.replace("-images-idx3", "-labels-idx1").replace(
-            "-images.idx3", "-labels.idx1"
-        )
-    )
+    labels_path = mnist_labels_path(images_path)
     if not labels_path.is_file():
         return None
     with _as_data_error():
@@ -184,9 +199,60 @@ def open_data(spec: TrainSpec, data_path: Path | None, rank: int, world_size: in
     if spec.data.source in TOY_SOURCES:
         return TOY_SOURCES[spec.data.source](spec.train.seed, rank, batch_size)
     samples, label = load_samples(spec.data, data_path)
+    labels = labels_for(spec, data_path, len(samples)) if spec.model.conditional else None
     if is_point_array(samples):  # the held-back points are for evaluations only
-        samples = samples[held_back_split(len(samples), spec.train.batch_size)[0]]
-    return ArraySource(samples, spec.train.seed, rank, world_size, batch_size, label)
+        kept = held_back_split(len(samples), spec.train.batch_size)[0]
+        samples, labels = samples[kept], None if labels is None else labels[kept]
+    return ArraySource(samples, spec.train.seed, rank, world_size, batch_size, label, labels)
+
+
+def load_labels(data: DataSpec, data_path: Path | None) -> Tensor | None:
+    """The class labels that come with a file source (see `class_labels`), one per sample
+    in `load_samples`' order; None for a source without them."""
+    if data.source in TOY_SOURCES:
+        return None
+    location = _local_path(data, data_path)
+    with _as_data_error():
+        if data.source == "mnist":
+            return read_mnist_labels(find_mnist_images(location))
+        path = _data_file(data, location)
+        fmt = datafiles.detect_format(path.name) if path.is_file() else "folder"
+        if fmt == "npz":
+            return read_npz_labels(path, path.name)
+        if fmt == "idx":
+            return read_mnist_labels(path)
+        return read_folder_labels(path, path.name)
+
+
+def labels_for(spec: TrainSpec, data_path: Path | None, count: int | None = None) -> Tensor:
+    """A conditional model's labels: DataError naming `model.conditional` when the data has
+    none, or labels that do not fit `count` samples or `model.classes`."""
+    labels = load_labels(spec.data, data_path)
+    if labels is None:
+        raise DataError(
+            f"model.conditional: the {spec.data.source} data has no labels to condition on "
+            "(an MNIST labels file beside the images, a `labels` array in the .npz, or "
+            "images in class sub-folders)"
+        )
+    if count is not None and len(labels) != count:
+        raise DataError(f"model.conditional: {len(labels)} labels for {count} samples")
+    classes = spec.model.classes
+    if classes is not None and class_count(labels) > classes:
+        raise DataError(
+            f"model.classes: the data has labels up to {class_count(labels) - 1}, more than "
+            f"{classes} classes"
+        )
+    return labels
+
+
+def with_classes(spec: TrainSpec, data_path: Path | None) -> TrainSpec:
+    """`spec` with `model.classes` read from the data's labels where a conditional model left
+    it open (so its checkpoints carry it); any other spec as it is. DataError as `labels_for`."""
+    if not spec.model.conditional or spec.model.classes is not None:
+        return spec
+    classes = class_count(labels_for(spec, data_path))
+    model = spec.model.model_copy(update={"classes": max(classes, MIN_CLASSES)})
+    return spec.model_copy(update={"model": model})
 
 
 def is_point_array(samples: Tensor) -> bool:

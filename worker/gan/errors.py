@@ -32,3 +32,8 @@ class LatentsError(GanError):
 class BundleError(GanError):
     """The networks of a custom model's code bundle cannot be built or do not fit the data;
     the message names the spec field, and the bundle's file and line where it went wrong."""
+
+
+class ClassesError(GanError):
+    """Classes a sampling job asks for do not fit its generator (an unconditional one, or a
+    class it was not trained on); the message names the field."""

@@ -30,6 +30,7 @@ from shared.specs import TrainSpec
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.classifier import EVAL_IMAGES, DigitScorer
 from worker.gan.collapse_alarm import CollapseWatch
+from worker.gan.conditional import balanced_labels, proportional_labels
 from worker.gan.data import load_mnist_labelled
 from worker.gan.mode_coverage import kl_from_uniform, mode_histogram, mode_intervals
 from worker.gan.models import build_discriminator
@@ -55,6 +56,8 @@ SPREAD_SAMPLES = 256
 # Latents and reference data come from these fixed seeds, so two evaluations of one
 # generator give the same numbers, and evaluations across steps compare like with like.
 EVAL_SEED = 7_919
+# Which evaluation stream a conditional model's asked classes come from (0-3 are taken).
+_LABELS_DRAW = 4
 
 Metrics = dict[str, Any]
 
@@ -183,6 +186,19 @@ def digit_scorer(spec: TrainSpec, data_path: Path | None, hooks: Any) -> DigitSc
         return DigitScorer(*labelled, hooks.cached)
 
 
+def evaluation_labels(spec: TrainSpec, count: int, digits: DigitScorer | None) -> Tensor | None:
+    """The classes a conditional model's evaluations ask for (None for an unconditional one):
+    in the data's proportions where its classifier knows them, so the class KL can reach 0,
+    else each class in turn; fixed by EVAL_SEED like the latents beside them."""
+    if not spec.model.conditional:
+        return None
+    classes = spec.model.classes or 0
+    if digits is None or len(digits.data_classes) > classes:
+        return balanced_labels(count, classes)
+    generator = generator_for(EVAL_SEED, Stream.EVALUATION, _LABELS_DRAW)
+    return proportional_labels(digits.data_classes, count, generator)
+
+
 def needs_data(spec: TrainSpec) -> bool:
     """Whether evaluating `spec`'s generator reads its training data (the labelled digits
     a classifier is trained on, a point file's held-back points); toy data is generated, so
@@ -208,16 +224,22 @@ def evaluate_checkpoint(
     return evaluation(checkpoint["step"], generator, critic)
 
 
-def generate(generator: nn.Module, latents: Tensor, device: torch.device) -> Tensor:
+def generate(
+    generator: nn.Module, latents: Tensor, device: torch.device, labels: Tensor | None = None
+) -> Tensor:
     """G(latents) in eval mode, without grads, GENERATE_BATCH at a time, as float64 on the
-    CPU; G's mode is restored."""
+    CPU; G's mode is restored. `labels`: the classes a conditional G is asked for."""
     was_training = generator.training
     generator.eval()
+    batches = latents.split(GENERATE_BATCH)
+    conditions = [()] * len(batches) if labels is None else [
+        (part.to(device),) for part in labels.split(GENERATE_BATCH)
+    ]  # fmt: skip
     with torch.no_grad():
         samples = torch.cat(
             [
-                generator(batch.to(device)).detach().to("cpu", torch.float64)
-                for batch in latents.split(GENERATE_BATCH)
+                generator(batch.to(device), *condition).detach().to("cpu", torch.float64)
+                for batch, condition in zip(batches, conditions, strict=True)
             ]
         )
     generator.train(was_training)
@@ -312,6 +334,8 @@ class RunEvaluation:
         count = EVAL_IMAGES if self.digits is not None else None
         self.latents = evaluation_latents(spec, count)
         self.final_latents = evaluation_latents(spec, FINAL_SAMPLES)
+        self.labels = evaluation_labels(spec, len(self.latents), self.digits)
+        self.final_labels = evaluation_labels(spec, FINAL_SAMPLES, self.digits)
         self.watch = CollapseWatch(warmup=spec.alarm_warmup)
         self.evaluations = 0
         # Point files (uploads): PRDC against held-back points (worker/gan/point_scores.py).
@@ -334,10 +358,13 @@ class RunEvaluation:
         self.evaluations += 1
         if final is None:
             final = step >= self.spec.train.steps
-        samples = generate(generator, self.final_latents if final else self.latents, self.device)
+        latents, labels = (
+            (self.final_latents, self.final_labels) if final else (self.latents, self.labels)
+        )
+        samples = generate(generator, latents, self.device, labels)
         metrics = score(self.spec, samples)
         if self.digits is not None:
-            metrics.update(self.digits.figures(samples))
+            metrics.update(self.digits.figures(samples, labels))
         if self.points is not None:
             metrics.update(self.points.figures(lambda z: generate(generator, z, self.device)))
         metrics["path_length"] = self.path_length(generator)

@@ -14,6 +14,11 @@ from torch import Tensor, nn
 
 from shared.specs import TrainSpec
 from shared.specs.data import DataSpec
+from worker.gan.conditional import (
+    CLASS_EMBEDDING_DIM,
+    ConditionalGenerator,
+    ProjectionDiscriminator,
+)
 from worker.gan.data import known_shape, point_dim
 from worker.gan.plugins import build_custom_discriminator, build_custom_generator
 
@@ -74,13 +79,46 @@ def build_generator(spec: TrainSpec) -> nn.Module:
 
     For a vae this is its decoder, so sampling treats every family alike.
     """
-    return _BUILDERS[network_family(spec)][0](spec)
+    generator = _BUILDERS[network_family(spec)][0](spec)
+    if not spec.model.conditional:
+        return generator
+    return ConditionalGenerator(generator, _classes(spec))
 
 
 def build_discriminator(spec: TrainSpec) -> nn.Module:
     """The discriminator for `spec`: a sample batch -> logits [B / pack]; a vae's encoder trunk."""
     network = _BUILDERS[network_family(spec)][1](spec)
+    if spec.model.conditional:  # never packed (ModelSpec refuses pack > 1 with it)
+        return _projection(network, _classes(spec))
     return Packed(network, spec.model.pack) if spec.model.pack > 1 else network
+
+
+def _classes(spec: TrainSpec) -> int:
+    if spec.model.classes is None:
+        raise ValueError(
+            "model.classes is read from the data's labels: call data.with_classes(spec, "
+            "data_path) before building a conditional model"
+        )
+    return spec.model.classes
+
+
+def _projection(network: nn.Module, classes: int) -> nn.Module:
+    """A built-in discriminator (a Sequential ending in its one-logit layer and a Flatten) as
+    a projection discriminator: that layer is psi, everything before it phi."""
+    assert isinstance(network, nn.Sequential)
+    last = network[-2]
+    if isinstance(last, nn.Conv2d):
+        kernel = last.kernel_size
+        features = last.in_channels * kernel[0] * kernel[1]
+    else:
+        assert isinstance(last, nn.Linear)
+        features = last.in_features
+    return ProjectionDiscriminator(network[:-2], network[-2:], features, classes)
+
+
+def _generator_inputs(spec: TrainSpec) -> int:
+    """What G's first layer takes: z, and a conditional model's class embedding beside it."""
+    return spec.latent.dim + (CLASS_EMBEDDING_DIM if spec.model.conditional else 0)
 
 
 class Packed(nn.Module):
@@ -133,7 +171,7 @@ def _mlp_depth(spec: TrainSpec) -> int:
 def _mlp_generator(spec: TrainSpec) -> nn.Module:
     width, batch_norm = _mlp_width(spec), spec.model.generator_norm == "batch"
     layers: list[nn.Module] = []
-    inputs = spec.latent.dim
+    inputs = _generator_inputs(spec)
     for _ in range(_mlp_depth(spec)):
         layers.append(nn.Linear(inputs, width))
         if batch_norm:
@@ -161,10 +199,10 @@ def _dcgan_layout(spec: TrainSpec) -> tuple[ImageShape, _DcganPlan, int]:
 
 def _dcgan_generator(spec: TrainSpec) -> nn.Module:
     shape, plan, width = _dcgan_layout(spec)
-    channels = width * 2 ** (plan.doublings - 1)
+    channels, inputs = width * 2 ** (plan.doublings - 1), _generator_inputs(spec)
     layers: list[nn.Module] = [
-        nn.Unflatten(1, (spec.latent.dim, 1, 1)),
-        nn.ConvTranspose2d(spec.latent.dim, channels, plan.start_size, 1, 0, bias=False),
+        nn.Unflatten(1, (inputs, 1, 1)),
+        nn.ConvTranspose2d(inputs, channels, plan.start_size, 1, 0, bias=False),
         nn.BatchNorm2d(channels),
         nn.ReLU(),
     ]

@@ -29,6 +29,7 @@ from worker.gan.latents import latents_for_sampling
 from worker.gan.models import build_generator
 from worker.gan.neighbourhood import NeighbourhoodReport, neighbourhood_report
 from worker.gan.priors import latents_for_seeds
+from worker.gan.sample_classes import latents_with_classes
 from worker.gan.toydata import toy_distribution
 
 # Real points drawn behind generated ones in point-data plots: enough to show every mode.
@@ -117,7 +118,10 @@ def sample_for_spec(
         columns = len(latents)
     elif sampling.neighbourhood is not None:
         columns = sampling.neighbourhood.count + 1
-    result = _draw(generator, spec, latents, device, columns)
+    elif sampling.class_grid is not None:
+        columns = len(latents)  # a row per class, each of every latent
+    latents, labels = latents_with_classes(spec, sampling, latents)
+    result = _draw(generator, spec, latents, device, columns, labels)
     generated = result.generated
     if sampling.interpolation is not None:
         return SampleResult(result.png, result.latents, gif=interpolation_gif(spec, generated))
@@ -157,9 +161,16 @@ def _draw(
     latents: Tensor,
     device: torch.device,
     columns: int | None = None,
+    labels: Tensor | None = None,
 ) -> _Drawn:
+    """G's images of `latents` (of `labels`' classes, for a conditional G), DRAW_BATCH at a
+    time, and their picture."""
     latents = latents.to(torch.float32)
     chunks = latents.to(device).split(DRAW_BATCH)
-    generated = torch.cat([generator(chunk) for chunk in chunks])
+    if labels is None:
+        generated = torch.cat([generator(chunk) for chunk in chunks])
+    else:
+        classes = labels.to(device).split(DRAW_BATCH)
+        generated = torch.cat([generator(z, y) for z, y in zip(chunks, classes, strict=True)])
     png = render_png(spec, generated, columns)
     return _Drawn(png=png, latents=latents.numpy(), generated=generated)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +62,9 @@ class Draw:
     real: Tensor
     z: Tensor
     mix: Tensor | None  # WGAN-GP's real/fake mixing weight per sample; None for other losses
+    # A conditional model's classes of the real batch, which its fakes are asked for too (so
+    # G draws classes as often as the data holds them); None for an unconditional one.
+    labels: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -95,12 +99,14 @@ def train_step(
     for index, draw in enumerate(draws):
         # Only the last draw's fakes train G; the others need no graph.
         with torch.set_grad_enabled(index == len(draws) - 1), precision.autocast():
-            fake = nets.g_train(draw.z)
+            fake = nets.g_train(draw.z, *_conditions(draw))
         d_stats = _discriminator_step(nets, loss, penalty, precision, draw, fake.detach())
 
     # D's gradients from this backward are discarded by the next D step's zero_grad.
     with precision.autocast():
-        g_loss = loss.generator(best_scored(nets.d_train(fake).float(), g_fraction))
+        g_loss = loss.generator(
+            best_scored(nets.d_train(fake, *_conditions(draw)).float(), g_fraction)
+        )
     nets.g_optimizer.zero_grad(set_to_none=True)
     nets.g_scaler.scale(g_loss).backward()
     nets.g_scaler.step(nets.g_optimizer)
@@ -119,18 +125,19 @@ def _discriminator_step(
 ) -> Tensor:
     """One D update; returns (loss, penalty, mean real score, mean fake score), detached."""
     real = draw.real.detach().requires_grad_(True) if gp.r1_gamma > 0 else draw.real
+    critic = nets.d_train if draw.labels is None else partial(nets.d_train, labels=draw.labels)
     scale = nets.d_scaler.get_scale() if nets.d_scaler.is_enabled() else 1.0
     with precision.autocast():
         # Losses in fp32 whatever the precision: logits are cheap, and softplus and squares
         # of fp16 values overflow.
-        real_logits = nets.d_train(real).float()
-        fake_logits = nets.d_train(fake).float()
+        real_logits = critic(real).float()
+        fake_logits = critic(fake).float()
         d_loss = loss.discriminator(real_logits, fake_logits)
         penalty = torch.zeros((), device=d_loss.device)
         total = d_loss
         if draw.mix is not None:
             penalty = gradient_penalty(
-                nets.d_train, draw.real, fake, draw.mix, scale, one_sided=gp.one_sided
+                critic, draw.real, fake, draw.mix, scale, one_sided=gp.one_sided
             )
             total = d_loss + gp.weight * penalty
         elif gp.r1_gamma > 0:
@@ -146,6 +153,11 @@ def _discriminator_step(
         # non-finite loss proper stops the run.
         penalty = torch.nan_to_num(penalty.detach(), nan=0.0, posinf=0.0, neginf=0.0)
     return torch.stack([d_loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
+
+
+def _conditions(draw: Draw) -> tuple[Tensor, ...]:
+    """The networks' arguments after their input: the class labels, for a conditional model."""
+    return () if draw.labels is None else (draw.labels,)
 
 
 class StepInputs:
@@ -181,7 +193,10 @@ class StepInputs:
         if self.penalised:
             mix_generator = generator_for(seed, Stream.PENALTY_MIX, draw, rank)
             mix = torch.rand(len(real), generator=mix_generator).to(self.device)
-        return Draw(real=real, z=z, mix=mix)
+        labels = None
+        if self.spec.model.conditional:
+            labels = self.source.batch_labels(draw).to(self.device)  # type: ignore[attr-defined]
+        return Draw(real=real, z=z, mix=mix, labels=labels)
 
 
 def memory_format_for(spec: TrainSpec, device: torch.device) -> torch.memory_format:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from shared.specs import TrainSpec
 from worker.gan.checkpoint import build_checkpoint, restore_training_state
-from worker.gan.data import BatchSource
+from worker.gan.data import BatchSource, with_classes
 from worker.gan.ema import GeneratorEma
 from worker.gan.evaluation import RunEvaluation
 from worker.gan.hooks import TrainingHooks
@@ -65,7 +65,8 @@ def train(
     """
     is_main, total = rank == 0, spec.train.steps
 
-    # 1. Load data.
+    # 1. Load data (a conditional model's number of classes is its labels').
+    spec = with_classes(spec, data_path)
     source = open_rank(spec, rank, world_size, device, data_path)
 
     # 2. Build networks: G and D with their optimisers, or the VAE's encoder and decoder.

@@ -25,6 +25,7 @@ from worker.gan.hooks import ProgressReport, TrainingHooks
 from worker.gan.models import sample_kind
 from worker.gan.priors import sample_latents
 from worker.gan.sample import render_png
+from worker.gan.sample_classes import class_columns
 from worker.gan.seeding import (
     Stream,
     capture_rng_state,
@@ -160,7 +161,8 @@ class Snapshots:
         with torch.no_grad():
             generated = generator(self.fixed_latents.to(self.device))
         generator.train(was_training)
-        self.hooks.save_samples(step, render_png(self.spec, generated))
+        columns = class_columns(self.spec)
+        self.hooks.save_samples(step, render_png(self.spec, generated, columns))
 
     def evaluate(self, step: int) -> None:
         """Rank 0 scores the generator on the run's evaluation latents."""
