@@ -65,6 +65,8 @@ LatentVector = Annotated[list[FiniteFloat], Field(min_length=1, max_length=MAX_L
 JobIdText = Annotated[str, Field(min_length=1, max_length=64)]
 
 _SEED = TypeAdapter(Seed)
+_CLASS = TypeAdapter(ClassId)
+_CLASSES = TypeAdapter(Annotated[list[ClassId], Field(min_length=1, max_length=MAX_SEED_IMAGES)])
 _VECTOR = TypeAdapter(LatentVector)
 _VECTORS = TypeAdapter(Annotated[list[LatentVector], Field(min_length=1, max_length=MAX_SEEDS)])
 
@@ -76,6 +78,22 @@ def _seed_or_vector(value: Any) -> int | list[float]:
     if isinstance(value, list):
         return _VECTOR.validate_python(value)
     raise ValueError("a latent is a seed (an integer) or a vector (a list of numbers)")
+
+
+def _class_or_classes(value: Any) -> int | list[int]:
+    """One class (an integer) or one per image (a list); errors keep their path."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _CLASS.validate_python(value)
+    if isinstance(value, list):
+        return _CLASSES.validate_python(value)
+    raise ValueError("classes is one class (an integer) for every image, or a list, one per image")
+
+
+# `7` or `[0, 1, 7]`, validated by hand for the same reason as LatentPoint below.
+ClassChoice = Annotated[
+    int | list[int],
+    PlainValidator(_class_or_classes, json_schema_input_type=ClassId | list[ClassId]),
+]
 
 
 # Plain JSON either way (`7` or `[0.1, -0.3, ...]`), validated by hand so an error's path is
@@ -275,9 +293,7 @@ class SampleSpec(StrictModel):
     arithmetic: Arithmetic | None = None
     invert: InversionSpec | None = None
     truncation: Annotated[StrictFloat | None, Field(gt=0, le=1)] = None
-    classes: (
-        ClassId | Annotated[list[ClassId], Field(min_length=1, max_length=MAX_SEED_IMAGES)] | None
-    ) = None
+    classes: ClassChoice | None = None
     class_grid: Annotated[list[ClassId], Field(min_length=1, max_length=MAX_CLASS + 1)] | None = (
         None
     )

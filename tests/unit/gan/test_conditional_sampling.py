@@ -1,0 +1,98 @@
+"""Sampling a conditional generator: a class per image, one class held through an
+interpolation, and a class grid whose rows are classes and whose columns keep their latent."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from gan_testing import CELL, mnist_spec, trained_checkpoint
+from PIL import Image
+
+from shared.specs import SampleSpec
+from tests.data_builders import write_npz
+from worker.gan.errors import ClassesError
+from worker.gan.sample import load_generator, render_png, sample_for_spec
+
+CPU = torch.device("cpu")
+
+
+def _noise_checkpoint(folder: Path, conditional: bool) -> dict[str, Any]:
+    """A dcgan trained 2 steps on 20 labelled noise images: an .npz, so no digit classifier
+    is trained or run (seconds saved; what is drawn is all these tests look at)."""
+    pixels = np.random.default_rng(0).integers(0, 256, size=(20, 28, 28), dtype=np.uint8)
+    path = write_npz(folder / "d.npz", data=pixels, labels=np.arange(20) % 10)
+    model = {"family": "dcgan", "width": 4, "conditional": conditional}
+    data = {"source": "npz", "path": str(path), "shape": [1, 28, 28]}
+    return trained_checkpoint(
+        mnist_spec(model=model, data=data, train={"steps": 2, "batch_size": 8})
+    )
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _noise_checkpoint(tmp_path_factory.mktemp("npz"), conditional=True)
+
+
+def _spec(**fields: Any) -> SampleSpec:
+    return SampleSpec.model_validate({"job_id": "j", **fields})
+
+
+def _cells(png: bytes) -> np.ndarray:
+    """The grid's images, row by row: [rows, columns, 28, 28]."""
+    grid = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+    rows, columns = (grid.shape[0] - 2) // CELL, (grid.shape[1] - 2) // CELL
+    return np.stack(
+        [
+            [
+                grid[2 + r * CELL : r * CELL + CELL, 2 + c * CELL : c * CELL + CELL]
+                for c in range(columns)
+            ]
+            for r in range(rows)
+        ]
+    )
+
+
+def test_a_class_grid_has_a_row_per_class_each_drawing_every_seed(digits: dict[str, Any]) -> None:
+    result = sample_for_spec(digits, _spec(seeds=[4, 5, 6], class_grid=[2, 7]), CPU)
+    assert Image.open(io.BytesIO(result.png)).size == (3 * CELL + 2, 2 * CELL + 2)
+    assert result.latents.shape == (6, 8)
+    assert np.array_equal(result.latents[:3], result.latents[3:])  # each row the same seeds
+    # Each row is its class: the same as asking for that class image by image.
+    row_of_sevens = sample_for_spec(digits, _spec(seeds=[4, 5, 6], class_grid=[7]), CPU)
+    assert np.array_equal(_cells(result.png)[1], _cells(row_of_sevens.png)[0])
+    assert not np.array_equal(_cells(result.png)[0], _cells(result.png)[1])
+
+
+def test_one_class_per_image_draws_what_g_draws_for_it(digits: dict[str, Any]) -> None:
+    result = sample_for_spec(digits, _spec(seeds=[1, 2], classes=[3, 9]), CPU)
+    generator, spec = load_generator(digits, CPU)
+    with torch.no_grad():
+        drawn = generator(torch.from_numpy(result.latents), torch.tensor([3, 9]))
+    assert result.png == render_png(spec, drawn)
+    in_turn = sample_for_spec(digits, _spec(seeds=[1, 2]), CPU)  # classes 0 and 1
+    assert in_turn.png != result.png
+
+
+def test_an_interpolation_can_hold_its_class(digits: dict[str, Any]) -> None:
+    path = {"from_seed": 1, "to_seed": 2, "steps": 4}
+    held = sample_for_spec(digits, _spec(interpolation=path, classes=5), CPU)
+    other = sample_for_spec(digits, _spec(interpolation=path, classes=6), CPU)
+    assert held.gif is not None
+    assert np.array_equal(held.latents, other.latents) and held.png != other.png
+
+
+def test_classes_the_model_lacks_or_an_unconditional_model_are_refused(
+    digits: dict[str, Any], tmp_path: Path
+) -> None:
+    with pytest.raises(ClassesError, match=r"^spec\.class_grid: class 10 does not exist"):
+        sample_for_spec(digits, _spec(seeds=[1], class_grid=[0, 10]), CPU)
+    plain = _noise_checkpoint(tmp_path, conditional=False)
+    with pytest.raises(
+        ClassesError, match=r"^spec\.classes: the model of job j is not conditional"
+    ):
+        sample_for_spec(plain, _spec(seeds=[1], classes=1), CPU)
