@@ -132,3 +132,45 @@ def test_sampling_classes_that_do_not_fit_the_images_are_refused(
 
 def test_the_sampling_class_bound_matches_the_training_one() -> None:
     assert MAX_CLASS == MAX_CLASSES - 1
+
+
+def _submit(client: FlaskClient, token: str, kind: str, spec: dict[str, Any]) -> Any:
+    return client.post(
+        "/api/v1/jobs", json={"kind": kind, "name": "c", "spec": spec}, headers=auth(token)
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "asked", "path", "message"),
+    [
+        (
+            {"family": "dcgan"},
+            {"classes": 3},
+            "spec.classes",
+            "is not conditional: it draws no classes",
+        ),
+        (
+            {"family": "dcgan", "conditional": True, "classes": 10},
+            {"class_grid": [0, 10]},
+            "spec.class_grid",
+            "class 10 does not exist: the model of job",
+        ),
+    ],
+)
+def test_sampling_classes_the_source_model_cannot_draw_are_a_422_at_submission(
+    client: FlaskClient,
+    alice: str,
+    model: dict[str, Any],
+    asked: dict[str, Any],
+    path: str,
+    message: str,
+) -> None:
+    trained = _submit(client, alice, "train", {"model": model, "data": MNIST, "latent": {"dim": 4}})
+    assert trained.status_code == 201, trained.get_json()
+    job_id = trained.get_json()["id"]
+    refused = _submit(client, alice, "sample", {"job_id": job_id, "seeds": [1], **asked})
+    assert refused.status_code == 422
+    [error] = refused.get_json()["errors"]
+    assert error["path"] == path and message in error["message"]
+    accepted = _submit(client, alice, "sample", {"job_id": job_id, "seeds": [1]})
+    assert accepted.status_code == 201
