@@ -26,6 +26,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from shared.specs import TrainSpec
+from worker.gan.conditional import balanced_labels
 from worker.gan.models import network_family
 from worker.gan.plugins import describe_error
 from worker.gan.priors import latents_for_seeds
@@ -75,7 +76,7 @@ def export_generator(checkpoint: dict[str, Any], source_job_id: str) -> Generato
         "model": spec.model.model_dump(mode="json"),
         "parameters": sum(p.numel() for p in generator.parameters()),
         "latent": {"dim": spec.latent.dim, "prior": spec.latent.prior},
-        "input": f"float32 latents [n, {spec.latent.dim}] from the {spec.latent.prior} prior",
+        "input": _input_words(spec),
         "output": {
             "kind": "images" if spec.data.is_image else "points",
             "shape": output_shape,
@@ -107,7 +108,7 @@ def _torchscript(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         if spec.model.family != "custom":
-            return _saved(torch.jit.trace(generator, example)), "trace"
+            return _saved(torch.jit.trace(generator, _trace_inputs(spec, example))), "trace"
         assert spec.model.code is not None  # the spec's validator
         reasons = []
         check = latents_for_seeds(spec.latent, _CHECK_SEEDS)
@@ -126,6 +127,22 @@ def _torchscript(
     return None, "no TorchScript, as the generator neither scripts nor traces; " + "; ".join(
         reasons
     )
+
+
+def _input_words(spec: TrainSpec) -> str:
+    latents = f"float32 latents [n, {spec.latent.dim}] from the {spec.latent.prior} prior"
+    if not spec.model.conditional:
+        return latents
+    classes = spec.model.classes or 0
+    return f"{latents}, and int64 classes [n] in 0-{classes - 1} (G(z, y))"
+
+
+def _trace_inputs(spec: TrainSpec, example: Tensor) -> tuple[Tensor, ...]:
+    """What the trace calls G with: the latents, and a conditional G's classes beside them
+    (so the exported module takes both)."""
+    if not spec.model.conditional:
+        return (example,)
+    return (example, balanced_labels(len(example), spec.model.classes or 0))
 
 
 def _made(generator: nn.Module, made_by: str, example: Tensor) -> torch.jit.ScriptModule:

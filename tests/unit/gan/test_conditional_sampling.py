@@ -4,6 +4,8 @@ interpolation, and a class grid whose rows are classes and whose columns keep th
 from __future__ import annotations
 
 import io
+import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from PIL import Image
 from shared.specs import SampleSpec
 from tests.data_builders import write_npz
 from worker.gan.errors import ClassesError
+from worker.gan.export import export_generator
 from worker.gan.sample import load_generator, render_png, sample_for_spec
 
 CPU = torch.device("cpu")
@@ -96,3 +99,20 @@ def test_classes_the_model_lacks_or_an_unconditional_model_are_refused(
         ClassesError, match=r"^spec\.classes: the model of job j is not conditional"
     ):
         sample_for_spec(plain, _spec(seeds=[1], classes=1), CPU)
+
+
+def test_an_exported_conditional_generator_takes_latents_and_classes(
+    digits: dict[str, Any],
+) -> None:
+    exported = export_generator(digits, "j")
+    assert exported.torchscript is not None
+    with warnings.catch_warnings():  # TorchScript is deprecated, still what the export writes
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(io.BytesIO(exported.torchscript))
+    generator, _ = load_generator(digits, CPU)
+    z, classes = torch.randn(3, 8), torch.tensor([9, 0, 4])
+    with torch.no_grad():
+        assert torch.allclose(module(z, classes), generator(z, classes), atol=1e-6)
+    card = json.loads(exported.card)
+    assert card["input"].endswith("and int64 classes [n] in 0-9 (G(z, y))")
+    assert card["model"]["classes"] == 10
