@@ -69,7 +69,8 @@ def test_each_batch_brings_the_labels_of_its_own_images() -> None:
 def test_an_npz_labels_array_numbers_the_classes(tmp_path: Path) -> None:
     points = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
     labels = np.arange(40) % 3
-    path = write_npz(tmp_path / "p.npz", data=points, labels=labels)
+    # The data array may have any name: the `labels` beside it is never taken for it.
+    path = write_npz(tmp_path / "p.npz", points=points, labels=labels)
     spec = with_classes(_conditional("mlp", {"source": "npz", "path": str(path)}), None)
     assert spec.model.classes == 3
     source = open_data(spec, None, rank=0, world_size=1)
