@@ -26,6 +26,8 @@ COLUMNS = (
     ("class_samples", "samples"),
     ("classes_covered", "classes"),
     ("class_kl", "class KL"),
+    # A conditional model: the share of its digits classified as the class asked for.
+    ("class_accuracy", "as asked"),
     ("frechet_distance", "FD"),
     # Point data without known modes (uploads): against held-back points, with intervals.
     ("points_precision", "precision"),
@@ -92,7 +94,7 @@ def figure_text(key: str, value: Any, interval: list[float] | None = None) -> st
 
 
 def _number(key: str, value: Any) -> str:
-    if key == "high_quality":
+    if key in ("high_quality", "class_accuracy"):
         return f"{100 * value:.1f}%"
     if isinstance(value, int):
         return f"{value:,}" if key.endswith("samples") else str(value)
