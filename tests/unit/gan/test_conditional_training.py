@@ -10,13 +10,20 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from gan_testing import assert_bitwise_equal, mnist_spec, stop_then_resume
+from gan_testing import RecordingHooks, assert_bitwise_equal, mnist_spec, stop_then_resume
 
 from shared.specs import TrainSpec
 from tests.data_builders import grey_pngs, write_npz, write_zip
 from tests.helpers import MNIST_DIR
 from worker.gan.checkpoint import checkpoint_spec
-from worker.gan.data import ArraySource, load_labels, load_mnist_labelled, open_data, with_classes
+from worker.gan.data import (
+    ArraySource,
+    load_labels,
+    load_mnist_labelled,
+    open_data,
+    resolve_data,
+    with_classes,
+)
 from worker.gan.errors import DataError
 from worker.gan.train import train
 
@@ -66,19 +73,26 @@ def test_each_batch_brings_the_labels_of_its_own_images() -> None:
         assert batch_labels.tolist() == labels[rows].tolist()
 
 
-def test_an_npz_labels_array_numbers_the_classes(tmp_path: Path) -> None:
-    points = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
-    labels = np.arange(40) % 3
+def test_an_npz_labels_array_numbers_the_classes_and_trains_a_conditional_mlp(
+    tmp_path: Path,
+) -> None:
+    points = np.random.default_rng(0).normal(size=(600, 2)).astype(np.float32)
+    labels = np.arange(600) % 3
     # The data array may have any name: the `labels` beside it is never taken for it.
     path = write_npz(tmp_path / "p.npz", points=points, labels=labels)
-    spec = with_classes(_conditional("mlp", {"source": "npz", "path": str(path)}), None)
+    data = {"source": "npz", "path": str(path)}
+    spec = with_classes(resolve_data(_conditional("mlp", data), None), None)
     assert spec.model.classes == 3
     source = open_data(spec, None, rank=0, world_size=1)
     assert isinstance(source, ArraySource)
+    assert len(source.samples) == 480  # 120 held back for evaluations, with their labels
     batch, batch_labels = source.batch(1), source.batch_labels(1)
     for point, label in zip(batch, batch_labels, strict=True):
         row = int(np.flatnonzero((points == point.numpy()).all(axis=1))[0])
         assert label == labels[row]
+    hooks = RecordingHooks()
+    assert train(spec, hooks=hooks).step == 2
+    assert checkpoint_spec(hooks.last_checkpoint).model.classes == 3
 
 
 def test_class_sub_folders_of_an_archive_are_its_classes_in_name_order(tmp_path: Path) -> None:
