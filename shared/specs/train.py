@@ -8,10 +8,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Field,
     JsonValue,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictFloat,
     StrictInt,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -121,6 +123,16 @@ class ModelSpec(StrictModel):
         if self.family != "mlp" and (self.depth is not None or self.generator_norm != "none"):
             raise ValueError("depth and generator_norm are mlp options")
         return self
+
+    @model_serializer(mode="wrap")
+    def _unconditional_as_before(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """An unconditional model's dump leaves out `conditional` and `classes`, so its spec
+        JSON, and with it every checkpoint's bytes, is what it was before they existed."""
+        fields: dict[str, Any] = handler(self)
+        if not self.conditional and self.classes is None:
+            fields.pop("conditional", None)
+            fields.pop("classes", None)
+        return fields
 
     @model_validator(mode="after")
     def _conditional_fits_family(self) -> ModelSpec:

@@ -174,3 +174,14 @@ def test_sampling_classes_the_source_model_cannot_draw_are_a_422_at_submission(
     assert error["path"] == path and message in error["message"]
     accepted = _submit(client, alice, "sample", {"job_id": job_id, "seeds": [1]})
     assert accepted.status_code == 201
+
+
+def test_an_unconditional_spec_dumps_as_before_and_a_conditional_one_round_trips() -> None:
+    plain = TrainSpec.model_validate({"model": "dcgan", "data": MNIST})
+    dumped = plain.model_dump()["model"]
+    assert "conditional" not in dumped and "classes" not in dumped  # checkpoints' spec JSON
+    assert TrainSpec.model_validate_json(plain.model_dump_json()) == plain
+    model = {"family": "dcgan", "conditional": True, "classes": 10}
+    conditional = TrainSpec.model_validate({"model": model, "data": MNIST})
+    assert conditional.model_dump()["model"]["classes"] == 10
+    assert TrainSpec.model_validate_json(conditional.model_dump_json()) == conditional
