@@ -384,7 +384,7 @@ class RunEvaluation:
         pairs = PPL_PAIRS_POINTS if _is_toy(self.spec) else PPL_PAIRS_IMAGES
         value = path_length(
             generator, self.spec.latent, self.device, pairs=pairs, features=features,
-            seed=EVAL_SEED,
+            seed=EVAL_SEED, classes=self.spec.model.classes,
         )  # fmt: skip
         return value if math.isfinite(value) else None
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from shared.specs import LatentSpec
+from worker.gan.conditional import balanced_labels
 from worker.gan.latents import slerp
 from worker.gan.priors import sample_latents
 from worker.gan.seeding import Stream, generator_for
@@ -43,10 +44,12 @@ def path_length(
     pairs: int,
     features: nn.Module | None = None,
     seed: int,
+    classes: int | None = None,
 ) -> float:
     """PPL of `generator` (see the module docstring); `features` maps samples to the space d
     is measured in (None: the samples themselves). The same seed gives the same pairs, so
-    evaluations along a run compare like with like."""
+    evaluations along a run compare like with like. `classes`: a conditional generator's,
+    the two ends of each pair drawn of one class (classes in turn over the pairs)."""
     draw = generator_for(seed, Stream.EVALUATION, _PPL_DRAW)
     z = sample_latents(latent, 2 * pairs, draw).double()
     t = torch.rand(pairs, generator=draw, dtype=torch.float64) * (1 - PPL_EPSILON)
@@ -56,7 +59,10 @@ def path_length(
     net = copy.deepcopy(generator).double().eval()
     measure = copy.deepcopy(features).double().eval() if features is not None else None
     with torch.no_grad():
-        out = net(ends.reshape(2 * pairs, -1).to(device)).cpu()
+        conditions = ()
+        if classes is not None:
+            conditions = (balanced_labels(pairs, classes).repeat_interleave(2).to(device),)
+        out = net(ends.reshape(2 * pairs, -1).to(device), *conditions).cpu()
         if measure is not None:
             out = measure(out)
     out = out.reshape(pairs, 2, -1)

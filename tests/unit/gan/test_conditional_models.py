@@ -16,6 +16,7 @@ from worker.gan.conditional import (
     proportional_labels,
 )
 from worker.gan.models import build_discriminator, build_generator
+from worker.gan.path_length import path_length
 
 NPZ_POINTS = {"source": "npz", "path": "/data/points.npz", "shape": [2]}
 
@@ -111,3 +112,14 @@ def test_class_accuracy_counts_images_classified_as_asked_per_class() -> None:
     assert 0.8 < low < 0.9 < high < 0.97
     assert figures["per_class_accuracy_interval"][1] == [1.0, 1.0]
     assert figures["per_class_accuracy_interval"][2] is None
+
+
+def test_path_length_keeps_each_pairs_class_so_it_measures_the_latent_path_alone() -> None:
+    spec = _conditional_points()
+    generator = build_generator(spec)
+    cpu = torch.device("cpu")
+    fixed = path_length(generator, spec.latent, cpu, pairs=50, seed=0, classes=3)
+    # Classes in turn over the pairs' ends give each end of a pair another class: the jump
+    # between classes, divided by ε², swamps the path.
+    mixed = path_length(generator, spec.latent, cpu, pairs=50, seed=0)
+    assert 0 < fixed * 1e6 < mixed
