@@ -16,10 +16,11 @@ from pydantic import Field, ValidationError, field_validator
 from api.auth import current_user, require_user
 from api.problems import ApiProblem
 from api.serializers import delivery_json, webhook_json
-from api.state import db_session
+from api.state import db_session, settings
 from shared.models import Job
 from shared.specs import problems_from
 from shared.specs.data import StrictModel
+from shared.webhooks.addresses import AddressPolicy, AddressRefusedError, check_url
 from shared.webhooks.subscriptions import (
     EVENTS,
     MAX_WEBHOOKS_PER_USER,
@@ -78,6 +79,11 @@ def create() -> tuple[dict[str, Any], int]:
             "; ".join(f"{p['path']}: {p['message']}" for p in problems),
             errors=problems,
         ) from None
+    policy = AddressPolicy(settings().webhook_private_addresses)
+    try:
+        check_url(wanted.url, policy)
+    except AddressRefusedError as refused:
+        raise _invalid("url", str(refused)) from None
     session, user = db_session(), current_user()
     if wanted.job_id is not None:
         job = session.get(Job, wanted.job_id)

@@ -24,6 +24,7 @@ from shared.setting_fields import (
     positive_float,
     setting,
 )
+from shared.webhooks.addresses import IPNetwork, parse_networks
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -128,6 +129,10 @@ DEFAULT_STREAMS_PER_TOKEN = 4
 # A webhook delivery that finds no receiver answering 2xx is retried, backing off, for this
 # long after its event, then marked failed: a receiver down for a day has missed the news.
 DEFAULT_WEBHOOK_RETRY_S = 24 * 3600.0
+# Delivered and failed deliveries (and their attempts) are removed this long after their
+# event: a month answers "did my receiver get last week's news?", and an owner sees the
+# latest 50 per webhook anyway; older rows would only grow the table.
+DEFAULT_WEBHOOK_HISTORY_S = 30 * 24 * 3600.0
 
 # The account job processes run as when the worker is root: unprivileged, owning no files.
 DEFAULT_JOB_USER = "nobody"
@@ -278,6 +283,19 @@ class Settings:
     # How long after its event a webhook delivery is retried before it is failed.
     webhook_retry_s: float = setting(
         "GANFORGE_WEBHOOK_RETRY_S", DEFAULT_WEBHOOK_RETRY_S, positive_float
+    )
+    # Private networks webhooks may reach ("10.0.0.0/8,127.0.0.1"): none by default, so a
+    # user's URL cannot reach the service's own network or the cloud's metadata address
+    # (shared/webhooks/addresses.py); an operator lists the internal receivers they trust.
+    webhook_private_addresses: tuple[IPNetwork, ...] = setting(
+        "GANFORGE_WEBHOOK_PRIVATE_ADDRESSES",
+        (),
+        parse_networks,
+        write=lambda networks: ",".join(str(network) for network in networks),
+    )
+    # How long after its event a finished (delivered or failed) delivery is kept.
+    webhook_history_s: float = setting(
+        "GANFORGE_WEBHOOK_HISTORY_S", DEFAULT_WEBHOOK_HISTORY_S, positive_float
     )
 
     @classmethod

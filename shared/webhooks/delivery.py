@@ -11,17 +11,21 @@ again after `Backoff`, until `retry_s` after the event, when it is marked failed
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-import requests
 from sqlalchemy import select, update
 
+from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Webhook, WebhookAttempt, WebhookDelivery, as_utc, utcnow
+from shared.webhooks import transport
+from shared.webhooks.addresses import AddressPolicy
 from shared.webhooks.signing import signature
+from shared.webhooks.transport import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,9 @@ TIMEOUT_S = 5.0
 CLAIM_S = 60.0
 # Deliveries one call sends at most, so that the loop that calls it comes back regularly.
 BATCH = 20
+# Deliveries sent at once: a few slow or dead receivers (each holding a thread for up to
+# TIMEOUT_S) leave the others flowing, while a burst of events stays gentle on the database.
+PARALLEL = 8
 USER_AGENT = "ganforge-webhooks/1"
 
 Clock = Callable[[], datetime]
@@ -63,45 +70,53 @@ class Claimed:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    status: int | None
-    error: str | None
+class Sender:
+    """How deliveries are sent: the settings' database, retry bound and address policy, and
+    what a test may replace (the clock, the back-off, the timeout)."""
 
-    @property
-    def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+    database_url: str
+    retry_s: float
+    policy: AddressPolicy
+    clock: Clock = utcnow
+    backoff: Backoff = Backoff()  # frozen: one shared default is safe
+    timeout_s: float = TIMEOUT_S
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> Sender:
+        policy = AddressPolicy(settings.webhook_private_addresses)
+        return cls(settings.database_url, settings.webhook_retry_s, policy, **options)
+
+    def due(self, limit: int, excluding: Collection[str] = ()) -> list[tuple[str, int]]:
+        """Up to `limit` (id, attempts) of deliveries due now, oldest due first, leaving out
+        `excluding` (those this process has in flight)."""
+        query = select(WebhookDelivery.id, WebhookDelivery.attempts).where(
+            WebhookDelivery.state == "pending", WebhookDelivery.next_try_at <= self.clock()
+        )
+        if excluding:
+            query = query.where(WebhookDelivery.id.notin_(list(excluding)))
+        with session_scope(self.database_url) as session:
+            rows = session.execute(query.order_by(WebhookDelivery.next_try_at).limit(limit))
+            return [(row.id, row.attempts) for row in rows]
+
+    def attempt(self, delivery_id: str, attempts: int) -> bool:
+        """Claim, POST and record one delivery; False when another sender had it first."""
+        claimed = claim(self.database_url, delivery_id, attempts, self.clock())
+        if claimed is None:
+            return False  # another sender took it, or its webhook was deleted
+        outcome = post(claimed, self.policy, self.timeout_s)
+        _record(self.database_url, claimed, outcome, self.clock(), self.retry_s, self.backoff)
+        return True
 
 
 def deliver_due(
-    database_url: str,
-    retry_s: float,
-    *,
-    clock: Clock = utcnow,
-    backoff: Backoff = Backoff(),  # frozen: one shared default is safe
-    limit: int = BATCH,
-    timeout_s: float = TIMEOUT_S,
+    settings: Settings, *, limit: int = BATCH, workers: int = PARALLEL, **options: Any
 ) -> int:
-    """Send up to `limit` deliveries that are due now; returns how many were attempted."""
-    sent = 0
-    for delivery_id, attempts in _due(database_url, clock(), limit):
-        claimed = claim(database_url, delivery_id, attempts, clock())
-        if claimed is None:
-            continue  # another sender took it, or its webhook was deleted
-        outcome = post(claimed, timeout_s)
-        _record(database_url, claimed, outcome, clock(), retry_s, backoff)
-        sent += 1
-    return sent
-
-
-def _due(database_url: str, now: datetime, limit: int) -> list[tuple[str, int]]:
-    with session_scope(database_url) as session:
-        rows = session.execute(
-            select(WebhookDelivery.id, WebhookDelivery.attempts)
-            .where(WebhookDelivery.state == "pending", WebhookDelivery.next_try_at <= now)
-            .order_by(WebhookDelivery.next_try_at)
-            .limit(limit)
-        )
-        return [(row.id, row.attempts) for row in rows]
+    """Send up to `limit` deliveries that are due now, `workers` at a time, and wait for them;
+    returns how many were attempted. `options` are Sender's (clock, backoff, timeout_s)."""
+    sender = Sender.from_settings(settings, **options)
+    with ThreadPoolExecutor(workers, thread_name_prefix="webhook-post") as pool:
+        sent = list(pool.map(lambda due: sender.attempt(*due), sender.due(limit)))
+    return sum(sent)
 
 
 def claim(database_url: str, delivery_id: str, attempts: int, now: datetime) -> Claimed | None:
@@ -138,9 +153,10 @@ def claim(database_url: str, delivery_id: str, attempts: int, now: datetime) -> 
     )
 
 
-def post(claimed: Claimed, timeout_s: float = TIMEOUT_S) -> Outcome:
-    """One POST of the delivery. Redirects are not followed (a 3xx is not delivered): the
-    receiver registered is the one that gets the body."""
+def post(claimed: Claimed, policy: AddressPolicy, timeout_s: float = TIMEOUT_S) -> Outcome:
+    """One POST of the delivery, signed, to an address `policy` allows (shared/webhooks/
+    transport.py). Redirects are not followed (a 3xx is not delivered): the receiver
+    registered is the one that gets the body."""
     body = claimed.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -149,22 +165,7 @@ def post(claimed: Claimed, timeout_s: float = TIMEOUT_S) -> Outcome:
         "X-Ganforge-Delivery": claimed.id,
         "X-Ganforge-Signature": signature(claimed.secret, body),
     }
-    try:
-        # stream=True, then closed unread: a receiver's answer body is not ours to buffer.
-        with requests.post(
-            claimed.url,
-            data=body,
-            headers=headers,
-            timeout=timeout_s,
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            status = response.status_code
-    except requests.Timeout:
-        return Outcome(None, f"no answer within {timeout_s:g} s")
-    except requests.RequestException as error:
-        return Outcome(None, _reason(error))
-    return Outcome(status, None if 200 <= status < 300 else f"HTTP {status}")
+    return transport.post(claimed.url, body, headers, timeout_s, policy)
 
 
 def _record(
@@ -185,7 +186,7 @@ def _record(
         values.update(state="delivered", delivered_at=now)
     else:
         next_try = now + backoff.after(claimed.attempts)
-        if next_try > claimed.created_at + timedelta(seconds=retry_s):
+        if outcome.final or next_try > claimed.created_at + timedelta(seconds=retry_s):
             values.update(state="failed")
             log.warning(
                 "webhook delivery %s failed for good after %d attempts: %s",
@@ -214,10 +215,3 @@ def _record(
                     delivery_id=claimed.id, at=now, status=outcome.status, error=outcome.error
                 )
             )
-
-
-def _reason(error: requests.RequestException) -> str:
-    """The cause in a few words ("[Errno 111] Connection refused"), not urllib3's whole chain."""
-    cause = error.args[0] if error.args else error
-    cause = getattr(cause, "reason", None) or cause
-    return re.sub(r"^(?:<[^>]*>|\w+\([^)]*\)): ", "", str(cause))[:500]

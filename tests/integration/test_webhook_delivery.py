@@ -8,15 +8,22 @@ import json
 import threading
 from collections import Counter
 
+import pytest
 from flask.testing import FlaskClient
 
 import tests.unit.test_webhooks as on_sqlite
 from shared.config import Settings
 from shared.webhooks.delivery import deliver_due
 from tests.unit.job_factories import running_job
-from tests.unit.test_webhooks import Receiver, deliveries, finish, receiver, subscribe
+from tests.unit.test_webhooks import LOOPBACK, Receiver, deliveries, finish, receiver, subscribe
 
 __all__ = ["receiver"]  # the fixture, imported for these tests
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """PostgreSQL's settings, with the local receivers allowed."""
+    return settings.with_(webhook_private_addresses=LOOPBACK)
 
 
 def test_a_delivery_is_written_with_the_change_on_postgresql(
@@ -46,7 +53,7 @@ def test_two_deliverers_send_each_delivery_once(
 
     def deliverer() -> None:
         start.wait()
-        while deliver_due(settings.database_url, settings.webhook_retry_s, limit=3):
+        while deliver_due(settings, limit=3):
             pass
 
     threads = [threading.Thread(target=deliverer) for _ in range(2)]

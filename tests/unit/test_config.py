@@ -40,6 +40,8 @@ def test_deployment_is_only_environment_variables() -> None:
         ("GANFORGE_TORCH_THREADS", "0", "at least 1"),
         ("GANFORGE_CANCEL_GRACE_S", "-1", "positive"),
         ("GANFORGE_STREAMS_PER_PROCESS", "8", "below GANFORGE_API_THREADS \\(8\\)"),
+        ("GANFORGE_WEBHOOK_PRIVATE_ADDRESSES", "10.0.0.1/8", "GANFORGE_WEBHOOK_PRIVATE_ADDRESSES"),
+        ("GANFORGE_WEBHOOK_PRIVATE_ADDRESSES", "intranet", "networks like 10.0.0.0/8"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, fragment: str) -> None:
@@ -111,6 +113,8 @@ def test_each_variable_moves_its_field_and_all_reach_a_child_process(tmp_path: P
         "GANFORGE_RETENTION_INTERVAL_S": "60", "GANFORGE_ORPHAN_INTERVAL_S": "60",
         "GANFORGE_ORPHAN_GRACE_S": "600",
         "GANFORGE_WEBHOOK_RETRY_S": "3600",
+        "GANFORGE_WEBHOOK_PRIVATE_ADDRESSES": "10.0.0.0/8, ::1",
+        "GANFORGE_WEBHOOK_HISTORY_S": "86400",
     }  # fmt: skip
     default = Settings.from_env({})
     names = {field.name for field in dataclasses.fields(Settings)}

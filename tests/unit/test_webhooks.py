@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,15 @@ from tests.helpers import auth
 from tests.unit.job_factories import running_job
 
 S = JobState
+# The receivers these tests run listen on 127.0.0.1, which webhooks reach only when the
+# operator allows it (GANFORGE_WEBHOOK_PRIVATE_ADDRESSES).
+LOOPBACK = (ip_network("127.0.0.0/8"),)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, with local receivers allowed."""
+    return settings.with_(webhook_private_addresses=LOOPBACK)
 
 
 @dataclass
@@ -255,7 +265,7 @@ def test_the_deliverer_posts_a_body_the_receiver_can_verify(
     hook = subscribe(client, alice, receiver.url)
     job_id = running_job(settings, "alice")
     finish(settings, job_id)
-    assert deliver_due(settings.database_url, settings.webhook_retry_s) == 1
+    assert deliver_due(settings) == 1
     ((headers, body),) = receiver.received
     expected = hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["X-Ganforge-Signature"], f"sha256={expected}")
@@ -273,7 +283,7 @@ def test_the_deliverer_posts_a_body_the_receiver_can_verify(
         "delivered", 1, 200, job_id,
     )  # fmt: skip
     assert row["next_try_at"] is None
-    assert deliver_due(settings.database_url, settings.webhook_retry_s) == 0, "sent once"
+    assert deliver_due(settings) == 0, "sent once"
     assert len(receiver.received) == 1
 
 
@@ -288,10 +298,7 @@ def test_a_receiver_that_fails_gets_the_same_body_again_after_the_back_off(
 
     def at(seconds: float) -> int:
         return deliver_due(
-            settings.database_url,
-            settings.webhook_retry_s,
-            clock=lambda: start + timedelta(seconds=seconds),
-            backoff=backoff,
+            settings, clock=lambda: start + timedelta(seconds=seconds), backoff=backoff
         )
 
     assert at(0) == 1
@@ -334,7 +341,7 @@ def test_past_the_bound_a_delivery_fails_with_its_last_error(
 
     def at(seconds: float) -> int:
         clock = lambda: start + timedelta(seconds=seconds)  # noqa: E731
-        return deliver_due(settings.database_url, retry_s, clock=clock)
+        return deliver_due(settings.with_(webhook_retry_s=retry_s), clock=clock)
 
     assert at(0) == 1 and deliveries(settings)[0].state == "pending"
     assert at(58) == 1, "due again; its next try (5 s later) would pass the bound"
@@ -357,7 +364,7 @@ def test_a_receiver_that_is_not_there_is_an_error_not_a_status(
         port = probe.getsockname()[1]
     subscribe(client, alice, f"http://127.0.0.1:{port}/gone")
     finish(settings, running_job(settings, "alice"))
-    assert deliver_due(settings.database_url, settings.webhook_retry_s) == 1
+    assert deliver_due(settings) == 1
     (pending,) = deliveries(settings)
     assert pending.state == "pending" and pending.last_status is None
     assert pending.last_error and "refused" in pending.last_error.lower()
@@ -387,7 +394,7 @@ def test_a_deleted_webhook_takes_its_deliveries_with_it(
     assert len(deliveries(settings)) == 1
     assert client.delete(f"/api/v1/webhooks/{hook['id']}", headers=auth(alice)).status_code == 204
     assert deliveries(settings) == []
-    assert deliver_due(settings.database_url, settings.webhook_retry_s) == 0
+    assert deliver_due(settings) == 0
     assert receiver.received == []
 
 
@@ -435,7 +442,7 @@ def test_the_cli_adds_lists_shows_deliveries_and_removes(
     assert secret not in listed.stdout
 
     finish(settings, job_id)
-    deliver_due(settings.database_url, settings.webhook_retry_s)
+    deliver_due(settings)
     shown = ganforge("webhook", "deliveries", webhook_id, "--json")
     (row,) = json.loads(shown.stdout)["deliveries"]
     assert (row["state"], row["job_id"], row["last_status"]) == ("delivered", job_id, 200)
