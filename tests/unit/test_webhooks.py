@@ -71,6 +71,8 @@ def receiver() -> Iterator[Receiver]:
             got.received.append((dict(self.headers), body))
             status = got.statuses[min(len(got.received), len(got.statuses)) - 1]
             self.send_response(status)
+            if 300 <= status < 400:  # a redirect elsewhere on this server, never to be followed
+                self.send_header("Location", got.url + "/moved")
             self.send_header("Content-Length", "0")
             self.end_headers()
 
