@@ -347,6 +347,8 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index("ix_webhook_deliveries_due", "state", "next_try_at"),
         Index("ix_webhook_deliveries_webhook_created", "webhook_id", "created_at"),
+        # Old finished deliveries, by state and age, for their removal (shared/webhooks/cleanup.py).
+        Index("ix_webhook_deliveries_finished", "state", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
