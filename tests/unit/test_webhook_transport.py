@@ -1,0 +1,107 @@
+"""The pinned connection keeps https whole: it connects to the checked address while TLS sends
+the URL's host as SNI and verifies the certificate against that host, not the IP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from shared.webhooks.transport import PinnedAdapter
+
+HOST = "hooks.test"  # resolves nowhere: only the pinned address can reach the server
+
+
+def _certificate(
+    name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: Any, ca: bool
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path, list[str]]]:
+    """An https server on 127.0.0.1 with a certificate for HOST from a CA of its own: its port,
+    the CA file, and the SNI names and Host headers it saw."""
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = _certificate("test CA", ca_key, ca_name, ca_key, ca=True)
+    leaf = _certificate(HOST, key, ca_name, ca_key, ca=False)
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    seen: list[str] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "key.pem")
+    context.sni_callback = lambda _sock, name, _ctx: seen.append(f"sni {name}")  # type: ignore[assignment,func-returns-value]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(f"host {self.headers['Host']}")
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port, tmp_path / "ca.pem", seen
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def pinned_post(url: str, ca: Path) -> requests.Response:
+    with requests.Session() as session:
+        session.mount("https://", PinnedAdapter(ip_address("127.0.0.1")))
+        host = url.split("/")[2]
+        return session.post(url, data=b"{}", headers={"Host": host}, verify=str(ca), timeout=5)
+
+
+def test_https_to_a_pinned_address_verifies_the_urls_host_and_sends_it_as_sni(
+    tls_server: tuple[int, Path, list[str]],
+) -> None:
+    port, ca, seen = tls_server
+    assert pinned_post(f"https://{HOST}:{port}/hook", ca).status_code == 204
+    assert seen == [f"sni {HOST}", f"host {HOST}:{port}"]
+
+
+def test_a_certificate_for_another_host_is_still_refused(
+    tls_server: tuple[int, Path, list[str]],
+) -> None:
+    port, ca, _ = tls_server
+    mismatch = r"hostname 'other\.test' doesn't match 'hooks\.test'"
+    with pytest.raises(requests.exceptions.SSLError, match=mismatch):
+        pinned_post(f"https://other.test:{port}/hook", ca)
