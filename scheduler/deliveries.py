@@ -12,6 +12,7 @@ flight at once on a small pool (`Deliverer`), so a slow receiver delays only its
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,7 +54,7 @@ class Deliverer:
             with self._lock:
                 self._in_flight.add(delivery_id)
             future = self.pool.submit(self.sender.attempt, delivery_id, attempts)
-            future.add_done_callback(lambda done, key=delivery_id: self._done(key, done))
+            future.add_done_callback(functools.partial(self._done, delivery_id))
         return len(due)
 
     def in_flight(self) -> int:

@@ -54,7 +54,7 @@ def objects(client: FlaskClient, alice: str, tmp_path: Path) -> dict[str, str]:
         content_type="multipart/form-data",
     ).get_json()
     webhook = client.post(
-        "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=auth(alice)
+        "/api/v1/webhooks", json={"url": "https://hooks.example/hook"}, headers=auth(alice)
     ).get_json()
     return {
         "job_id": job["id"],
