@@ -5,7 +5,10 @@ raised by one, and its next try pushed past the claim) so that two schedulers ne
 once; a sender that dies after its claim leaves the row due again once CLAIM_S has passed. The
 POST runs outside any transaction. A 2xx delivers it; anything else (another status, no
 answer within the timeout, a refused connection) is stored as the attempt's outcome and tried
-again after `Backoff`, until `retry_s` after the event, when it is marked failed.
+again after `Backoff`, until `retry_s` after the event, when it is marked failed. A URL whose
+address the policy refuses (shared/webhooks/addresses.py) fails at once: no retry makes a
+loopback address public. `deliver_due` sends a batch PARALLEL at a time; the scheduler's
+long-running deliverer (scheduler/deliveries.py) keeps its pool full instead.
 """
 
 from __future__ import annotations
