@@ -58,6 +58,8 @@ class PinnedAdapter(HTTPAdapter):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
             request, verify, cert
         )
+        # The URL's own Host (as prepared: IDNA, no userinfo), not the IP the pool connects to.
+        request.headers["Host"] = urlsplit(request.url or "").netloc.rpartition("@")[2]
         if host_params["scheme"] == "https":
             pool_kwargs["server_hostname"] = host_params["host"]
             pool_kwargs["assert_hostname"] = host_params["host"]
@@ -86,14 +88,12 @@ def post(
     with requests.Session() as session:
         session.trust_env = False  # no proxy or .netrc from the environment
         session.mount(f"{parts.scheme}://", PinnedAdapter(addresses[0]))
-        # The URL's own Host (userinfo left out), not the IP the pool connects to.
-        pinned = {**headers, "Host": parts.netloc.rpartition("@")[2]}
         try:
             # stream=True, then closed unread: a receiver's answer body is not ours to buffer.
             with session.post(
                 url,
                 data=body,
-                headers=pinned,
+                headers=headers,
                 timeout=timeout_s,
                 allow_redirects=False,
                 stream=True,
