@@ -1,6 +1,7 @@
-"""One POST of a delivery to the address that was checked: the URL's host is resolved once,
+"""One POST of a delivery to the addresses that were checked: the URL's host is resolved once,
 every address it has is checked (shared/webhooks/addresses.py), and the connection goes to
-the first of them, not to whatever a second lookup would answer (DNS rebinding).
+those addresses in turn (the next only when no connection could be made), never to whatever a
+second lookup would answer (DNS rebinding).
 
 The pinning is requests' own extension point for this, `HTTPAdapter.
 build_connection_pool_key_attributes`: the pool connects to the checked IP while urllib3 sends
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 from shared.webhooks.addresses import (
     DEFAULT_PORTS,
@@ -85,9 +87,22 @@ def post(
         return Outcome(None, f"refused: {refused}", final=True)
     except UnresolvableHostError as error:
         return Outcome(None, str(error))  # DNS may answer later: an ordinary failed attempt
+    outcome = Outcome(None, f"{host} has no address")
+    for address in addresses:
+        outcome, connected = _post_to(address, url, body, headers, timeout_s)
+        if connected:
+            break  # an answer, or a failure after the body may have gone: never a second send
+    return outcome
+
+
+def _post_to(
+    address: IPAddress, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+) -> tuple[Outcome, bool]:
+    """One POST over a connection to `address`; and whether a connection was made at all (if
+    not, the next address the name has is tried, as a client that resolved it itself would)."""
     with requests.Session() as session:
         session.trust_env = False  # no proxy or .netrc from the environment
-        session.mount(f"{parts.scheme}://", PinnedAdapter(addresses[0]))
+        session.mount(f"{urlsplit(url).scheme}://", PinnedAdapter(address))
         try:
             # stream=True, then closed unread: a receiver's answer body is not ours to buffer.
             with session.post(
@@ -99,11 +114,20 @@ def post(
                 stream=True,
             ) as response:
                 status = response.status_code
+        except requests.ConnectTimeout:
+            return Outcome(None, f"no connection within {timeout_s:g} s"), False
         except requests.Timeout:
-            return Outcome(None, f"no answer within {timeout_s:g} s")
+            return Outcome(None, f"no answer within {timeout_s:g} s"), True
+        except requests.ConnectionError as error:
+            return Outcome(None, _reason(error)), not _never_connected(error)
         except requests.RequestException as error:
-            return Outcome(None, _reason(error))
-    return Outcome(status, None if 200 <= status < 300 else f"HTTP {status}")
+            return Outcome(None, _reason(error)), True
+    return Outcome(status, None if 200 <= status < 300 else f"HTTP {status}"), True
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    cause = error.args[0] if error.args else None
+    return isinstance(getattr(cause, "reason", cause), NewConnectionError)
 
 
 def _reason(error: requests.RequestException) -> str:

@@ -1,5 +1,6 @@
 """The pinned connection keeps https whole: it connects to the checked address while TLS sends
-the URL's host as SNI and verifies the certificate against that host, not the IP."""
+the URL's host as SNI and verifies the certificate against that host, not the IP. A name's
+next checked address is tried only when no connection was made, so a body is sent once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from shared.webhooks import transport
+from shared.webhooks.addresses import AddressPolicy
 from shared.webhooks.transport import PinnedAdapter
 
 HOST = "hooks.test"  # resolves nowhere: only the pinned address can reach the server
@@ -104,3 +107,36 @@ def test_a_certificate_for_another_host_is_still_refused(
     mismatch = r"hostname 'other\.test' doesn't match 'hooks\.test'"
     with pytest.raises(requests.exceptions.SSLError, match=mismatch):
         pinned_post(f"https://other.test:{port}/hook", ca)
+
+
+def test_the_next_checked_address_is_tried_only_when_no_connection_was_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    got: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        # A name with two addresses: nothing listens on the first (127.0.0.2), the server on
+        # the second answers 503, which is an answer: no third address would be tried.
+        answers = [ip_address("127.0.0.2"), ip_address("127.0.0.1"), ip_address("127.0.0.3")]
+        monkeypatch.setattr(transport, "resolve", lambda *_: answers)
+        loopback = AddressPolicy((ip_network("127.0.0.0/8"),))
+        url = f"http://receiver.test:{server.server_port}/hook"
+        outcome = transport.post(url, b"{}", {}, 5.0, loopback)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert (outcome.status, outcome.error, outcome.final) == (503, "HTTP 503", False)
+    assert got == [b"{}"], "sent once"
