@@ -1,9 +1,10 @@
 """Every random stream of a run, derived from the job seed, plus capture and restore of RNGs.
 
 Data batches, training latents and the fixed sample latents each come from a fresh
-`torch.Generator` seeded from (job seed, stream, step, rank). Nothing in the loop depends on
-generator state carried between steps, so a run repeats exactly and resumes from a step
-number alone; the global RNG states are still saved in checkpoints for anything that uses
+`torch.Generator` seeded from (job seed, stream, step or block of steps, rank): toy data,
+latents and penalty mixes are drawn 64 steps at a time (`stream_blocks`). Nothing in the loop
+depends on generator state carried between steps, so a run repeats exactly and resumes from a
+step number alone; the global RNG states are still saved in checkpoints for anything that uses
 them (weight init, future augmentations).
 """
 

@@ -18,7 +18,8 @@ from worker.gan.ema import GeneratorEma
 from worker.gan.losses import GanLoss, best_scored, gradient_penalty, real_gradient_penalty
 from worker.gan.precision import Precision
 from worker.gan.priors import sample_latents
-from worker.gan.seeding import Stream, generator_for
+from worker.gan.seeding import Stream
+from worker.gan.stream_blocks import BlockStream
 
 # Per-step statistics, in the order `train_step` returns them. Loss/D/loss is the loss
 # proper, without the regulariser (WGAN-GP's gradient penalty before λ, or R1's before gamma/2)
@@ -161,7 +162,8 @@ def _conditions(draw: Draw) -> tuple[Tensor, ...]:
 
 
 class StepInputs:
-    """The draws of every step, computed from (job seed, stream, draw, rank) alone.
+    """The draws of every step, computed from (job seed, stream, draw, rank) alone; latents
+    and mixes are drawn many draws at a time (`stream_blocks.BlockStream`).
 
     Draw d = (step - 1)·critic_steps + k + 1 numbers the discriminator steps from 1, so each
     critic sub-step k of a step gets its own real batch, latents and penalty mix, and a data
@@ -179,24 +181,29 @@ class StepInputs:
         self.spec, self.source, self.rank, self.device = spec, source, rank, device
         self.penalised = penalised
         self.memory_format = memory_format_for(spec, device)
+        seed, rows = spec.train.seed, source.batch_size
+        self._latents = BlockStream(
+            partial(sample_latents, spec.latent), rows, seed, Stream.LATENTS, rank
+        )
+        self._mixes = BlockStream(_uniform_weights, rows, seed, Stream.PENALTY_MIX, rank)
 
     def of_step(self, step: int) -> list[Draw]:
         critic_steps = self.spec.loss.critic_steps
         return [self._draw((step - 1) * critic_steps + k + 1) for k in range(critic_steps)]
 
     def _draw(self, draw: int) -> Draw:
-        seed, rank = self.spec.train.seed, self.rank
         real = self.source.batch(draw).to(self.device, memory_format=self.memory_format)
-        latent_generator = generator_for(seed, Stream.LATENTS, draw, rank)
-        z = sample_latents(self.spec.latent, len(real), latent_generator).to(self.device)
-        mix = None
-        if self.penalised:
-            mix_generator = generator_for(seed, Stream.PENALTY_MIX, draw, rank)
-            mix = torch.rand(len(real), generator=mix_generator).to(self.device)
+        z = self._latents.rows(draw).to(self.device)
+        mix = self._mixes.rows(draw).to(self.device) if self.penalised else None
         labels = None
         if self.spec.model.conditional:
             labels = self.source.batch_labels(draw).to(self.device)  # type: ignore[attr-defined]
         return Draw(real=real, z=z, mix=mix, labels=labels)
+
+
+def _uniform_weights(count: int, generator: torch.Generator) -> Tensor:
+    """`count` weights uniform in [0, 1): WGAN-GP's real/fake mix, one per sample."""
+    return torch.rand(count, generator=generator)
 
 
 def memory_format_for(spec: TrainSpec, device: torch.device) -> torch.memory_format:

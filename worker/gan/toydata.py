@@ -2,7 +2,8 @@
 
 Each is a mixture of equal-weight isotropic Gaussians, so mode-coverage metrics read every one
 the same way: `modes` (the centres, [K, d]) and `std`. A batch is computed from (seed, step,
-rank) alone, so data order repeats exactly and a resumed run needs no saved sampler state.
+rank) alone (`stream_blocks`: drawn 64 steps at a time), so data order repeats exactly and a
+resumed run needs no saved sampler state.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from worker.gan.seeding import Stream, generator_for
+from worker.gan.seeding import Stream
+from worker.gan.stream_blocks import BlockStream
 
 # PacGAN's ring: 8 Gaussians of std 0.01 on the unit circle.
 RING8_MODE_COUNT = 8
@@ -78,15 +80,15 @@ def ring8_sample(n: int, generator: torch.Generator) -> Tensor:
 
 
 class ToySource:
-    """Fresh points every step, from a generator seeded by (seed, step, rank)."""
+    """Fresh points every step, a function of (seed, step, rank) alone (a `BlockStream`)."""
 
     def __init__(self, distribution: ToyDistribution, seed: int, rank: int, batch_size: int):
         self.distribution = distribution
         self.seed, self.rank, self.batch_size = seed, rank, batch_size
+        self._points = BlockStream(distribution.sample, batch_size, seed, Stream.DATA, rank)
 
     def batch(self, step: int) -> Tensor:
-        generator = generator_for(self.seed, Stream.DATA, step, self.rank)
-        return self.distribution.sample(self.batch_size, generator)
+        return self._points.rows(step)
 
 
 class Ring8Source(ToySource):

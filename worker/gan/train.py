@@ -4,7 +4,7 @@ It runs every model. What differs between them is a `train_common.Trainee`: the 
 `GanTrainee` below (G, D, the critic-then-G step), the VAE baseline's is in `train_vae`.
 
 Determinism: every random draw inside the loop (data, latents, WGAN-GP's mixing weights)
-comes from a generator seeded by (job seed, stream, step, critic sub-step, rank), so on the CPU
+is a function of (job seed, stream, step, critic sub-step, rank) alone, so on the CPU
 a run stopped at step s and resumed from its checkpoint ends bitwise equal to a run that never
 stopped; the generator average and fp16 loss-scaler states travel in the checkpoint.
 """
