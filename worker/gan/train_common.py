@@ -46,6 +46,9 @@ REPORT_EVERY = 10
 FIXED_SAMPLE_COUNTS = {"images": 64, "points": 1000}
 # Stands for "no bad step yet" in the device-side NaN tracker (larger than any step).
 _NO_BAD_STEP = 2**62
+# Steps' statistics kept before they are folded even without a check: the loop checks every
+# STOP_CHECK_EVERY steps, so this only bounds what a caller that never checks would hold.
+_FOLD_AT_MOST = 64
 
 
 @dataclass(frozen=True)
@@ -224,10 +227,15 @@ def restore_rank_rng(
 
 
 class RunningStats:
-    """Per-step statistics summed on the device; read (one sync) only at report steps.
+    """Per-step statistics kept on the device; summed and checked for NaN in batches, read
+    (one sync) only at report steps.
 
     `names` label the values `add` gets, in order; the first `checked` are losses, checked for
-    NaN.
+    NaN. A step only keeps its values: summing them and looking for a non-finite loss took
+    half a dozen tiny device ops a step, 1-2% of a small MLP's step. They are folded into the
+    sums, and the first non-finite step noted, when the loop checks (`raise_if_nonfinite`,
+    every `STOP_CHECK_EVERY` steps and before any snapshot) or reads, so a NaN still stops
+    the run before anything is saved from it, naming its step.
     """
 
     def __init__(
@@ -240,6 +248,8 @@ class RunningStats:
         self.device, self.images_per_step, self.names = device, images_per_step, names
         self.checked = checked
         self.first_bad_step = torch.tensor(_NO_BAD_STEP, device=device)
+        self._pending: list[Tensor] = []  # values of consecutive steps, not yet folded
+        self._first_pending = 0  # the step of _pending[0]
         self._reset()
 
     def _reset(self) -> None:
@@ -247,21 +257,37 @@ class RunningStats:
         self.steps, self.since = 0, time.perf_counter()
 
     def add(self, step: int, values: Tensor) -> None:
-        self.sums += values
+        if self._pending and step != self._first_pending + len(self._pending):
+            self._fold()
+        if not self._pending:
+            self._first_pending = step
+        self._pending.append(values)
         self.steps += 1
-        bad = ~torch.isfinite(values[: self.checked]).all()
-        self.first_bad_step = torch.where(bad, step, self.first_bad_step).minimum(
-            self.first_bad_step
-        )
+        if len(self._pending) >= _FOLD_AT_MOST:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Add the kept values to the sums and note their first non-finite step (no sync)."""
+        if not self._pending:
+            return
+        rows = torch.stack(self._pending)
+        self.sums += rows.sum(dim=0)
+        bad = ~torch.isfinite(rows[:, : self.checked]).all(dim=1)
+        steps = torch.arange(len(rows), device=self.device) + self._first_pending
+        first_bad = torch.where(bad, steps, _NO_BAD_STEP).min()
+        self.first_bad_step = torch.minimum(self.first_bad_step, first_bad)
+        self._pending.clear()
 
     def raise_if_nonfinite(self) -> None:
         """Raise on every rank, naming the first bad step of any rank (a collective)."""
+        self._fold()
         first_bad = int(min_across_ranks(self.first_bad_step).item())
         if first_bad != _NO_BAD_STEP:
             raise NonFiniteLossError(first_bad)
 
     def read(self) -> tuple[dict[str, float], float]:
         """Means since the last read, with timing; returns (metrics, images per second)."""
+        self._fold()
         means = (self.sums / max(1, self.steps)).tolist()
         elapsed = max(time.perf_counter() - self.since, 1e-9)
         metrics = dict(zip(self.names, means, strict=True))
