@@ -1,6 +1,7 @@
 """The engine's training step against a plain PyTorch loop: images per second, as a ratio.
 
-    python -m bench.train_overhead [--case dcgan|mlp|all|reporting] [--steps N] [--repeats R]
+    python -m bench.train_overhead [--case dcgan|mlp|ring8|all|reporting] [--steps N]
+        [--repeats R] [--threads T]
 
 Both sides train the same networks (built by the same functions, same init), with the same
 non-saturating BCE loss, Adam settings, batch size and data, in this one process, alternating
@@ -12,6 +13,9 @@ report (step 10) to the last step, so set-up and the final snapshot are outside 
 (the engine's periodic snapshots are set beyond the run). The figure is the median of the
 per-pair ratios engine/plain; >= 0.97 is the bar.
 
+`ring8` is the ring8 recipe's networks and sizes (examples/ring8.json: PacGAN2 mlp, width 128,
+batch 512), without its cosine schedule and generator average, which the plain loop has not.
+
 `--case reporting` measures something else, on servers of its own: what the service's
 reporting path (the `JobReporter` through a node agent to PostgreSQL and S3) costs a step of
 the ring8 recipe, against null hooks (bench/train_reporting.py; goal <= 1%).
@@ -20,9 +24,11 @@ the ring8 recipe, against null hooks (bench/train_reporting.py; goal <= 1%).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -56,7 +62,19 @@ CASES = {
         "train": {"batch_size": 512, "lr": 1e-3, "betas": [0.5, 0.999], "seed": 0},
     },
 }
-DEFAULT_STEPS = {"dcgan": 60, "mlp": 600}
+RECIPE = Path(__file__).resolve().parents[1] / "examples" / "ring8.json"
+DEFAULT_STEPS = {"dcgan": 60, "mlp": 600, "ring8": 600}
+
+
+def _recipe_case(path: Path) -> dict[str, Any]:
+    """A recipe's networks, data, batch and optimiser, without what the plain loop lacks."""
+    raw = json.loads(path.read_text())
+    kept = ("batch_size", "lr", "betas", "seed")
+    train = {name: value for name, value in raw["train"].items() if name in kept}
+    return {**{key: raw[key] for key in ("model", "latent", "data")}, "train": train}
+
+
+CASES["ring8"] = _recipe_case(RECIPE)
 
 
 class _TimingHooks(QuietHooks):
