@@ -113,7 +113,10 @@ def train_step(
     nets.g_scaler.step(nets.g_optimizer)
     nets.g_scaler.update()
     d_loss, d_penalty, real_score, fake_score = d_stats
-    return torch.stack([d_loss, g_loss.detach(), d_penalty, real_score, fake_score])
+    # One stack, outside autograd, for the step's statistics: on a small MLP every tiny
+    # device op shows.
+    with torch.no_grad():
+        return torch.stack([d_loss, g_loss, d_penalty, real_score, fake_score])
 
 
 def _discriminator_step(
@@ -123,8 +126,9 @@ def _discriminator_step(
     precision: Precision,
     draw: Draw,
     fake: Tensor,
-) -> Tensor:
-    """One D update; returns (loss, penalty, mean real score, mean fake score), detached."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One D update; returns (loss, penalty, mean real score, mean fake score), not
+    detached: the caller reads them outside autograd."""
     real = draw.real.detach().requires_grad_(True) if gp.r1_gamma > 0 else draw.real
     critic = nets.d_train if draw.labels is None else partial(nets.d_train, labels=draw.labels)
     scale = nets.d_scaler.get_scale() if nets.d_scaler.is_enabled() else 1.0
@@ -153,7 +157,7 @@ def _discriminator_step(
         # design; the scaler has just skipped such a step. Its penalty counts as 0, so only a
         # non-finite loss proper stops the run.
         penalty = torch.nan_to_num(penalty.detach(), nan=0.0, posinf=0.0, neginf=0.0)
-    return torch.stack([d_loss, penalty, real_logits.mean(), fake_logits.mean()]).detach()
+    return d_loss, penalty, real_logits.mean(), fake_logits.mean()
 
 
 def _conditions(draw: Draw) -> tuple[Tensor, ...]:
