@@ -27,7 +27,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from dataclasses import replace
 from datetime import timedelta
 
@@ -40,25 +39,21 @@ from scheduler.backoff import BrokerGate, NodeBackoff
 from scheduler.deliveries import start_deliverer
 from scheduler.housekeeping import Housekeeping
 from scheduler.pass_failures import PassFailures
+from scheduler.placing import place
 from scheduler.pool_state import PoolState, read_pool
 from scheduler.sweep_pass import SweepPass
 from shared.config import Settings
 from shared.db import session_scope
 from shared.hardening import harden_service_process
-from shared.messaging import broker_reachable, send_run_job
+from shared.messaging import broker_reachable
 from shared.models import Job, SchedulerLease, utcnow
 from shared.pool.nodes import mark_dead_nodes
-from shared.pool.policy import Placement, Plan, Waiting, plan
+from shared.pool.policy import Plan, Waiting, plan
 from shared.pool.preemption import request_preemption
 from shared.pool.reconciler import reconcile, requeue_unclaimed
-from shared.pool.reservations import (
-    release,
-    release_stale,
-    reserve,
-    unclaimed_nodes,
-)
+from shared.pool.reservations import release_stale, unclaimed_nodes
 from shared.pool.wakeup import Wakeups
-from shared.states import JobState, transition
+from shared.states import JobState
 
 log = logging.getLogger(__name__)
 
@@ -166,98 +161,13 @@ def schedule_once(
         reasons += [(job_id, w.reason) for job_id, w in decided.waiting.items()]
         waiting = {job_id: Waiting(i, reason) for i, (job_id, reason) in enumerate(reasons, 1)}
         decided = replace(decided, placements=[], waiting=waiting)
-    sent = 0
-    for placement in decided.placements:
-        if gate is not None and not gate.open():
-            break  # the broker went away during this pass: the rest wait for the next
-        sent += _start(settings, celery, pool, placement, gate)
+    sent = place(settings, celery, pool, decided.placements, gate)
     _write_waiting(settings, decided)
     if decided.preemptions:
         with session_scope(settings.database_url) as session:
             for preemption in decided.preemptions:
                 request_preemption(session, [preemption.job_id], preemption.reason)
     return sent
-
-
-def _start(
-    settings: Settings,
-    celery: Celery,
-    pool: PoolState,
-    placement: Placement,
-    gate: BrokerGate | None = None,
-) -> bool:
-    """Commit the placement, then send its messages. A scheduler that dies between the two
-    leaves a `scheduled` job nobody was told of: the claim timeout requeues it."""
-    task_id = commit_placement(settings, pool, placement)
-    if task_id is None:
-        return False
-    return _send(settings, celery, pool, placement, task_id, gate)
-
-
-def commit_placement(settings: Settings, pool: PoolState, placement: Placement) -> str | None:
-    """Move the job queued -> scheduled and reserve its devices in one commit; returns the
-    id its first message will carry, or None if the job or a device moved meanwhile."""
-    job_id, attempt = placement.job_id, pool.attempts[placement.job_id]
-    where = " + ".join(
-        f"{node} device{'s' if len(devices) > 1 else ''} {','.join(map(str, devices))}"
-        for node, devices in placement.parts
-    )
-    # Our own id for the first message, stored with the state change: one commit per job.
-    task_id = uuid.uuid4().hex
-    try:
-        with session_scope(settings.database_url) as session:
-            if not transition(
-                session,
-                job_id,
-                JobState.QUEUED,
-                JobState.SCHEDULED,
-                f"placed on {where}",
-                attempt=attempt,
-                queue_position=None,
-                waiting_reason=None,
-                task_id=task_id,
-                placement=[
-                    {"node": node, "devices": list(devices)} for node, devices in placement.parts
-                ],
-            ):
-                return None  # cancelled meanwhile
-            reserve(session, job_id, attempt, placement.parts)
-    except IntegrityError:  # a device was taken since we read the pool: next pass
-        return None
-    return task_id
-
-
-def _send(
-    settings: Settings,
-    celery: Celery,
-    pool: PoolState,
-    placement: Placement,
-    task_id: str,
-    gate: BrokerGate | None = None,
-) -> bool:
-    job_id, attempt = placement.job_id, pool.attempts[placement.job_id]
-    try:
-        # One message per node of the gang; each node's worker starts its own ranks.
-        for rank, (node, _) in enumerate(placement.parts):
-            send_run_job(celery, job_id, attempt, pool.queues[node], task_id if rank == 0 else None)
-    except Exception as exc:  # the broker is down: give the job back for the next pass
-        log.warning(
-            "could not send job %s: %s", job_id, exc, extra={"job_id": job_id, "attempt": attempt}
-        )
-        if gate is not None:
-            gate.send_failed(exc)
-        with session_scope(settings.database_url) as session:
-            transition(
-                session,
-                job_id,
-                JobState.SCHEDULED,
-                JobState.QUEUED,
-                f"broker unavailable: {exc}",
-                attempt=attempt,
-            )
-            release(session, job_id)
-        return False
-    return True
 
 
 def _write_waiting(settings: Settings, decided: Plan) -> None:

@@ -11,6 +11,7 @@ from enum import Enum
 
 from celery import Celery
 from celery.utils.nodenames import host_format
+from kombu import Producer
 from kombu.exceptions import OperationalError
 
 from shared.config import Settings
@@ -82,11 +83,19 @@ def make_celery(settings: Settings) -> Celery:
 
 
 def send_run_job(
-    app: Celery, job_id: str, attempt: int, queue: str, task_id: str | None = None
+    app: Celery,
+    job_id: str,
+    attempt: int,
+    queue: str,
+    task_id: str | None = None,
+    producer: Producer | None = None,
 ) -> str:
-    """Send the message that starts `attempt` of `job_id`; returns the broker's task id."""
+    """Send the message that starts `attempt` of `job_id`; returns the broker's task id.
+    A caller sending many holds one `producer` (app.producer_or_acquire) for them all."""
     kwargs = {"job_id": job_id, "attempt": attempt}
-    result = app.send_task(RUN_JOB_TASK, kwargs=kwargs, queue=queue, task_id=task_id)
+    result = app.send_task(
+        RUN_JOB_TASK, kwargs=kwargs, queue=queue, task_id=task_id, producer=producer
+    )
     return str(result.id)
 
 

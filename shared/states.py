@@ -17,11 +17,14 @@ its webhook deliveries (shared/webhooks/events.py) in that transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, insert, update
+from sqlalchemy import Insert, bindparam, insert, tuple_, update
 from sqlalchemy.orm import Session
 
 from shared.loaded_rows import attach_as_loaded, with_defaults
@@ -91,13 +94,7 @@ def transition(
     """
     check_transition(expected, target)
     now = utcnow()
-    values: dict[str, Any] = {"state": target.value, "updated_at": now, **fields}
-    if target in TERMINAL:
-        values.setdefault("finished_at", now)
-    if target == S.RUNNING:
-        values.setdefault("started_at", now)
-    if target == S.QUEUED and expected != S.SCHEDULED:
-        values["attempt"] = Job.attempt + 1
+    values = _moved_values(expected, target, now, fields)
     where = [Job.id == job_id, Job.state == expected.value]
     if attempt is not None:
         where.append(Job.attempt == attempt)
@@ -162,6 +159,96 @@ def insert_created(session: Session, values: dict[str, Any], reason: str = "subm
             },
         )
     return attach_as_loaded(session, Job, row)
+
+
+def _moved_values(
+    expected: JobState, target: JobState, now: datetime, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """What a move from `expected` to `target` sets on the job row besides `fields`."""
+    values: dict[str, Any] = {"state": target.value, "updated_at": now, **fields}
+    if target in TERMINAL:
+        values.setdefault("finished_at", now)
+    if target == S.RUNNING:
+        values.setdefault("started_at", now)
+    if target == S.QUEUED and expected != S.SCHEDULED:
+        values["attempt"] = Job.attempt + 1
+    return values
+
+
+@dataclass(frozen=True)
+class Move:
+    """One job's part of `transition_many`: which attempt moves, why, and its own fields."""
+
+    job_id: str
+    attempt: int
+    reason: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def transition_many(
+    session: Session, moves: Sequence[Move], expected: JobState, target: JobState, **fields: Any
+) -> set[str]:
+    """`transition` for many jobs at once, in three statements rather than two per job: one
+    compare-and-set UPDATE of every job still `expected` in its attempt (setting `fields`),
+    one UPDATE per distinct set of per-job fields (sent as one batch), one INSERT of all
+    the events. Returns the ids that moved; the others changed nothing (another actor moved
+    them first). As with `transition`, the caller owns the transaction."""
+    check_transition(expected, target)
+    if not moves:
+        return set()
+    now = utcnow()
+    jobs = Job.__table__
+    moved = {
+        (job_id, attempt)
+        for job_id, attempt in session.execute(
+            update(jobs)  # type: ignore[arg-type]
+            .where(
+                tuple_(jobs.c.id, jobs.c.attempt).in_([(m.job_id, m.attempt) for m in moves]),
+                jobs.c.state == expected.value,
+            )
+            .values(**_moved_values(expected, target, now, fields))
+            .returning(jobs.c.id, jobs.c.attempt)
+        )
+    }
+    done = [m for m in moves if (m.job_id, m.attempt) in moved]
+    _set_own_fields(session, done)
+    if done:
+        session.execute(
+            insert(JobEvent.__table__),  # type: ignore[arg-type]
+            [
+                {
+                    "job_id": m.job_id,
+                    "from_state": expected.value,
+                    "to_state": target.value,
+                    "attempt": m.attempt,
+                    "reason": m.reason,
+                    "created_at": now,
+                }
+                for m in done
+            ],
+        )
+    if target in TERMINAL:
+        for m in done:
+            job_ended(session, m.job_id)
+    session.flush()
+    return {m.job_id for m in done}
+
+
+def _set_own_fields(session: Session, moves: list[Move]) -> None:
+    """Each job's own fields: one statement per set of field names, many parameter sets."""
+    by_names: dict[tuple[str, ...], list[Move]] = {}
+    for move in moves:
+        if move.fields:
+            by_names.setdefault(tuple(sorted(move.fields)), []).append(move)
+    jobs = Job.__table__
+    for names, group in by_names.items():
+        session.execute(
+            update(jobs)  # type: ignore[arg-type]
+            .where(jobs.c.id == bindparam("_job"))
+            # A bind parameter may not share its column's name in an UPDATE's SET.
+            .values({name: bindparam(f"_{name}") for name in names}),
+            [{"_job": m.job_id, **{f"_{k}": v for k, v in m.fields.items()}} for m in group],
+        )
 
 
 @lru_cache(maxsize=16)

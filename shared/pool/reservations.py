@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.models import Job, Reservation
+from shared.models import Job, Reservation, utcnow
 from shared.states import JobState
 
 # States in which a job holds its devices: its processes may be starting, running or stopping.
@@ -37,6 +37,30 @@ def reserve(
     session.flush()
 
 
+def reserve_many(
+    session: Session, holds: list[tuple[str, int, tuple[tuple[str, tuple[int, ...]], ...]]]
+) -> None:
+    """`reserve` for many (job id, attempt, parts) at once: one INSERT of every row. A device
+    held twice fails the whole statement (IntegrityError), as `reserve` fails its job."""
+    now = utcnow()
+    rows = [
+        {
+            "node_name": node,
+            "device_index": index,
+            "job_id": job_id,
+            "attempt": attempt,
+            "node_rank": rank,
+            "claimed": False,
+            "created_at": now,
+        }
+        for job_id, attempt, parts in holds
+        for rank, (node, devices) in enumerate(parts)
+        for index in devices
+    ]
+    if rows:
+        session.execute(insert(Reservation.__table__), rows)  # type: ignore[arg-type]
+
+
 def release(
     session: Session, job_id: str, node: str | None = None, attempt: int | None = None
 ) -> None:
@@ -48,6 +72,12 @@ def release(
     if attempt is not None:
         where.append(Reservation.attempt == attempt)
     session.execute(delete(Reservation).where(*where))
+
+
+def release_jobs(session: Session, job_ids: list[str]) -> None:
+    """`release` of every device of many jobs, in one statement."""
+    if job_ids:
+        session.execute(delete(Reservation).where(Reservation.job_id.in_(job_ids)))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-from scheduler.process import commit_placement, plan_pass
+from scheduler.placing import commit_placement
+from scheduler.process import plan_pass
 from tests.helpers import with_steps
 from tests.resilience.conftest import FaultLab
 from tests.resilience.test_outages import HAPPY_PATH, STEADY_RING
