@@ -2,10 +2,11 @@
 
 Each pass: (1) find dead nodes and silent jobs and requeue their work, free stale reservations;
 (2) read the queue, the nodes and their free devices, and each user's recent usage, and ask the
-policy (`shared.pool.policy`) for placements; (3) for each placement, in one transaction,
-move the job queued → scheduled and reserve its devices, commit, and only then send the message
-to that node's own queue, so a worker never receives a job the database does not hold devices
-for (if the send fails, the job goes back to queued and its devices are freed); (4) write every
+policy (`shared.pool.policy`) for placements; (3) in chunks of a few hundred placements
+(scheduler/placing.py), move each job queued → scheduled and reserve its devices, commit, and
+only then send the messages to each node's own queue, so a worker never receives a job the
+database does not hold devices for (if a send fails, the job goes back to queued and its
+devices are freed); (4) write every
 waiting job's position and reason, and ask the running jobs the policy preempts to stop.
 Before (2), sweeps move along (scheduler/sweep_pass.py): started, judged at their rungs,
 finished.

@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from scheduler.backoff import BrokerGate, NodeBackoff
-from scheduler.process import acquire_lease, reconcile_once, schedule_once
+from scheduler.placing import commit_placements
+from scheduler.process import acquire_lease, plan_pass, reconcile_once, schedule_once
 from shared.config import Settings
 from shared.db import session_scope
 from shared.messaging import broker_reachable, make_celery
@@ -319,3 +320,37 @@ def test_a_claim_racing_the_cleanup_pass_waits_for_the_job_instead_of_deadlockin
     assert not errors, errors
     assert claimed == [None], "the requeued attempt's share is gone: the late claim starts nothing"
     assert job_row(settings, job_id).state == "queued"
+
+
+def test_a_chunk_of_placements_drops_only_the_job_whose_device_was_taken_or_that_was_cancelled(
+    client: FlaskClient, alice: str, settings: Settings
+) -> None:
+    for name in ("n1", "n2", "n3"):
+        add_node(settings, name, slots=1)
+    jobs = [submit(client, alice) for _ in range(3)]
+    pool, decided = plan_pass(settings)
+    assert sorted(p.job_id for p in decided.placements) == sorted(jobs)
+    taken, cancelled, placed = decided.placements
+    with session_scope(settings.database_url) as session:  # since the pool was read
+        ((node, (device,)),) = taken.parts
+        session.add(Reservation(node_name=node, device_index=device, job_id=placed.job_id,
+                                attempt=9))  # fmt: skip
+    cancel = client.post(f"/api/v1/jobs/{cancelled.job_id}/cancel", headers=auth(alice))
+    assert cancel.status_code == 202
+
+    task_ids = commit_placements(settings, pool, decided.placements)
+    assert list(task_ids) == [placed.job_id]
+    assert job_row(settings, placed.job_id).task_id == task_ids[placed.job_id]
+    assert job_row(settings, taken.job_id).state == "queued", "left for the next pass"
+    assert job_row(settings, cancelled.job_id).state == "cancelled"
+    with session_scope(settings.database_url) as session:
+        held = session.execute(
+            select(Reservation.job_id, Reservation.attempt, Reservation.node_name)
+        ).all()
+        moves = session.execute(
+            select(JobEvent.job_id).where(JobEvent.to_state == "scheduled")
+        ).all()
+    assert sorted(held) == sorted(
+        [(placed.job_id, 9, node), (placed.job_id, 1, placed.parts[0][0])]
+    )
+    assert moves == [(placed.job_id,)], "one move, one event, for the one job placed"

@@ -11,8 +11,10 @@ from shared.states import (
     TRANSITIONS,
     InvalidTransitionError,
     JobState,
+    Move,
     check_transition,
     transition,
+    transition_many,
 )
 from tests.helpers import RING_SPEC, user_token
 
@@ -105,3 +107,50 @@ def test_invalid_transition_is_refused_before_touching_the_row(
     with session_scope(settings.database_url) as session, pytest.raises(InvalidTransitionError):
         transition(session, job_id, JobState.QUEUED, JobState.SUCCEEDED, "skip ahead")
     assert state_of(settings, job_id).state == "queued"
+
+
+def test_transition_many_moves_only_jobs_still_expected_in_their_attempt_each_with_its_event(
+    settings: Settings, job_id: str
+) -> None:
+    with session_scope(settings.database_url) as session:
+        owner = session.scalar(select(User).where(User.name == "carol"))
+        spec = TrainSpec.model_validate(RING_SPEC)
+        second, cancelled, stale = (
+            submit_job(session, owner, "train", name, spec, max_attempts=3).id
+            for name in ("k", "l", "m")
+        )
+    with session_scope(settings.database_url) as session:
+        assert transition(session, cancelled, JobState.QUEUED, JobState.CANCELLED, "by carol")
+    moves = [
+        Move(job_id, 1, "placed on n1", {"task_id": "t1", "placement": [{"node": "n1"}]}),
+        Move(second, 1, "placed on n2", {"task_id": "t2", "placement": [{"node": "n2"}]}),
+        Move(cancelled, 1, "placed on n3", {"task_id": "t3"}),
+        Move(stale, 7, "placed on n4", {"task_id": "t4"}),
+    ]
+    with session_scope(settings.database_url) as session:
+        moved = transition_many(
+            session, moves, JobState.QUEUED, JobState.SCHEDULED, waiting_reason=None
+        )
+    assert moved == {job_id, second}
+    first_row, second_row = state_of(settings, job_id), state_of(settings, second)
+    assert (first_row.state, first_row.task_id, first_row.placement) == (
+        "scheduled", "t1", [{"node": "n1"}]
+    )  # fmt: skip
+    assert (second_row.state, second_row.task_id) == ("scheduled", "t2")
+    assert (state_of(settings, cancelled).state, state_of(settings, cancelled).task_id) == (
+        "cancelled", None
+    )  # fmt: skip
+    assert state_of(settings, stale).state == "queued", "another attempt's move changes nothing"
+    with session_scope(settings.database_url) as session:
+        events = session.execute(
+            select(JobEvent.job_id, JobEvent.to_state, JobEvent.attempt, JobEvent.reason).where(
+                JobEvent.from_state == "queued"
+            )
+        ).all()
+    assert sorted(events) == sorted(
+        [
+            (job_id, "scheduled", 1, "placed on n1"),
+            (second, "scheduled", 1, "placed on n2"),
+            (cancelled, "cancelled", 1, "by carol"),
+        ]
+    )
