@@ -32,7 +32,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -176,6 +176,9 @@ def _write_waiting(settings: Settings, decided: Plan) -> None:
     if not decided.waiting:
         return
     with session_scope(settings.database_url) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            _write_waiting_at_once(session, decided)
+            return
         current: dict[str, tuple[int | None, str | None]] = {
             job_id: (position, reason)
             for job_id, position, reason in session.execute(
@@ -197,6 +200,35 @@ def _write_waiting(settings: Settings, decided: Plan) -> None:
                 .values(queue_position=bindparam("position"), waiting_reason=bindparam("reason")),
                 changed,
             )
+
+
+# PostgreSQL compares and writes every waiting job's position and reason in one statement
+# (three arrays as parameters): 10,000 waiting jobs cost one round trip and no read-back,
+# where one UPDATE per changed job (most of them, as the jobs ahead start) took most of a
+# second.
+_WAITING_AT_ONCE = text(
+    """
+    UPDATE jobs SET queue_position = w.position, waiting_reason = w.reason
+    FROM unnest(CAST(:ids AS text[]), CAST(:positions AS integer[]), CAST(:reasons AS text[]))
+        AS w(id, position, reason)
+    WHERE jobs.id = w.id AND jobs.state = :queued
+      AND (jobs.queue_position IS DISTINCT FROM w.position
+           OR jobs.waiting_reason IS DISTINCT FROM w.reason)
+    """
+)
+
+
+def _write_waiting_at_once(session: Session, decided: Plan) -> None:
+    waiting = decided.waiting
+    session.execute(
+        _WAITING_AT_ONCE,
+        {
+            "ids": list(waiting),
+            "positions": [w.position for w in waiting.values()],
+            "reasons": [w.reason for w in waiting.values()],
+            "queued": JobState.QUEUED.value,
+        },
+    )
 
 
 def run_forever(settings: Settings, celery: Celery, stop: threading.Event | None = None) -> None:

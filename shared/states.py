@@ -203,6 +203,9 @@ def transition_many(
         for job_id, attempt in session.execute(
             update(jobs)  # type: ignore[arg-type]
             .where(
+                # The ids alone let PostgreSQL find the rows by primary key; the pairs then
+                # filter those few (alone, they were an OR of every pair for every queued row).
+                jobs.c.id.in_([m.job_id for m in moves]),
                 tuple_(jobs.c.id, jobs.c.attempt).in_([(m.job_id, m.attempt) for m in moves]),
                 jobs.c.state == expected.value,
             )
