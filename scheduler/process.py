@@ -23,11 +23,13 @@ not from the loop); it stops with `stop`, or with the process.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -155,6 +157,29 @@ def schedule_once(
     """One placement pass; returns how many jobs were sent to nodes. While `gate` is shut
     (the broker was unreachable at the last send and no probe has reached it since), nothing
     is placed: the jobs it would have placed wait, saying so."""
+    with _collector_paused():
+        return _schedule(settings, celery, gate, shunned)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for one pass. A pass builds tens of thousands of short-lived,
+    acyclic objects (rows, queued jobs, node views, messages), each batch of which set off a
+    collection that scanned every object alive: 190 of a 350 ms pool read at 10,000 queued jobs.
+    Reference counting still frees them; any cycles wait for the collector until the pass ends."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _schedule(
+    settings: Settings, celery: Celery, gate: BrokerGate | None, shunned: frozenset[str]
+) -> int:
     pool, decided = plan_pass(settings, shunned)
     if gate is not None and decided.placements and not gate.open():
         # They would have started first, so they head the queue.
