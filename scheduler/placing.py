@@ -143,6 +143,8 @@ def send_placements(
     back to queued and free their devices: all of a batch that failed, since none of it is
     known to have arrived (a message that did arrive finds its share released, and its node
     starts nothing)."""
+    if not committed:
+        return 0
     sent: list[Placement] = []
     failed: list[tuple[Placement, BaseException]] = []
     try:
