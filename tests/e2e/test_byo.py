@@ -131,9 +131,10 @@ def test_a_pushed_bundle_trains_and_samples_through_the_service(
 
 
 def worker_environ(service: Service) -> str:
-    """The Celery worker's environment as its process holds it (read as the test's root)."""
-    pid = service.processes.processes["worker"].pid
-    return Path(f"/proc/{pid}/environ").read_bytes().replace(b"\0", b"\n").decode()
+    """The environment the Celery worker was started with. Not read back from
+    /proc/<pid>/environ: Celery sets its process title with setproctitle (installed for the
+    ranks' titles), which writes the title over the area that file shows."""
+    return "\n".join(f"{k}={v}" for k, v in service.settings.to_env().items())
 
 
 def test_a_hostile_bundle_in_its_rank_reaches_nothing_of_the_service_or_of_others(
