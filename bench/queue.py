@@ -43,7 +43,11 @@ from cli.embedded import ServiceProcesses
 GOAL_EXTRA_MS = 100.0
 # A job that starts, trains a few steps and ends in seconds, so the next sample finds the
 # worker idle again soon.
-TINY_JOB: dict[str, Any] = job_start.FIRST_STEP_JOB
+TINY_JOB: dict[str, Any] = {
+    "kind": "train",
+    "name": "bench-queue",
+    "spec": job_start.FIRST_STEP_JOB,
+}
 FINAL = ("succeeded", "failed", "cancelled")
 # Bounds on waits that normally take seconds: a job's whole run, a raw task's start.
 JOB_TIMEOUT_S = 180.0
