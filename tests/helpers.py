@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +97,17 @@ SUMMARY_SECTION = "summary: "
 def add_summary_lines(node: pytest.Item, title: str, lines: list[str]) -> None:
     """Print `lines` under `title` at the end of the run (the last call for a test wins)."""
     node.user_properties.append((SUMMARY_SECTION + title, list(lines)))
+
+
+@contextlib.contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A threaded HTTP server of `handler` on 127.0.0.1 (a webhook receiver); yields its port,
+    shut down on leaving."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

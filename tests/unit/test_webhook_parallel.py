@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from shared.db import session_scope
 from shared.models import User, WebhookDelivery
 from shared.webhooks.delivery import Sender, deliver_due
 from shared.webhooks.subscriptions import create_webhook
-from tests.helpers import user_token
+from tests.helpers import local_http_server, user_token
 from tests.unit.job_factories import running_job
 from tests.unit.test_webhooks import LOOPBACK, finish
 
@@ -60,16 +60,12 @@ def serving(receiver: Held) -> Iterator[Held]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    receiver.url = f"http://127.0.0.1:{server.server_port}/hook"
-    try:
-        yield receiver
-    finally:
-        receiver.release.set()
-        server.shutdown()
-        thread.join(timeout=10)
+    with local_http_server(Handler) as port:
+        receiver.url = f"http://127.0.0.1:{port}/hook"
+        try:
+            yield receiver
+        finally:
+            receiver.release.set()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 from shared.webhooks import transport
 from shared.webhooks.addresses import AddressPolicy
 from shared.webhooks.transport import PinnedAdapter
+from tests.helpers import local_http_server
 
 HOST = "hooks.test"  # resolves nowhere: only the pinned address can reach the server
 
@@ -124,19 +125,13 @@ def test_the_next_checked_address_is_tried_only_when_no_connection_was_made(
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with local_http_server(Handler) as port:
         # A name with two addresses: nothing listens on the first (127.0.0.2), the server on
         # the second answers 503, which is an answer: no third address would be tried.
         answers = [ip_address("127.0.0.2"), ip_address("127.0.0.1"), ip_address("127.0.0.3")]
         monkeypatch.setattr(transport, "resolve", lambda *_: answers)
         loopback = AddressPolicy((ip_network("127.0.0.0/8"),))
-        url = f"http://receiver.test:{server.server_port}/hook"
+        url = f"http://receiver.test:{port}/hook"
         outcome = transport.post(url, b"{}", {}, 5.0, loopback)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
     assert (outcome.status, outcome.error, outcome.final) == (503, "HTTP 503", False)
     assert got == [b"{}"], "sent once"

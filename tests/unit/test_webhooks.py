@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from shared.models import Job, WebhookAttempt, WebhookDelivery, as_utc
 from shared.states import JobState, transition
 from shared.webhooks.delivery import Backoff, claim, deliver_due
 from shared.webhooks.subscriptions import MAX_WEBHOOKS_PER_USER
-from tests.helpers import auth
+from tests.helpers import auth, local_http_server
 from tests.unit.job_factories import running_job
 
 S = JobState
@@ -79,13 +79,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    got.url = f"http://127.0.0.1:{server.server_port}/hook"
-    yield got
-    server.shutdown()
-    thread.join(timeout=10)
+    with local_http_server(Handler) as port:
+        got.url = f"http://127.0.0.1:{port}/hook"
+        yield got
 
 
 def subscribe(client: FlaskClient, token: str, url: str, **body: Any) -> dict[str, Any]:
