@@ -31,6 +31,7 @@ from worker.node import node_name, work_root
 from worker.sandbox import SandboxPlan
 from worker.sandbox.account import prepare_work_folder
 from worker.sandbox.environment import job_environment
+from worker.warm.samplers import signal_group
 from worker.warm.sockets import SOCKET_PATH_MAX
 
 log = logging.getLogger(__name__)
@@ -140,16 +141,11 @@ class ForkServerKeeper:
             self._stop.set()
             process = self.process
         if process is not None:
-            _signal_group(process, signal.SIGTERM)
+            signal_group(process, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=STOP_GRACE_S)
-            _signal_group(process, signal.SIGKILL)
+            signal_group(process, signal.SIGKILL)
             process.wait()
         if self.listener is not None:
             self.listener.close()
             socket_path(self.settings).unlink(missing_ok=True)
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)

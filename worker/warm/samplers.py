@@ -113,11 +113,11 @@ class WarmSamplers:
             self._stop.set()
             processes = list(self.processes.values())
         for process in processes:
-            _signal_group(process, signal.SIGTERM)
+            signal_group(process, signal.SIGTERM)
         for process in processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=STOP_GRACE_S)
-            _signal_group(process, signal.SIGKILL)
+            signal_group(process, signal.SIGKILL)
             process.wait()
         self._remove_sockets()
 
@@ -127,6 +127,7 @@ class WarmSamplers:
             path.unlink(missing_ok=True)
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+def signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the process group a helper of the worker leads (a sampler, the fork server)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
