@@ -55,6 +55,16 @@ def reading_within(roots: Sequence[Path], field: str) -> Iterator[None]:
         _current.reset(token)
 
 
+def roots_in_force() -> tuple[list[Path], str] | None:
+    """The (roots, field) of the `reading_within` block in force, or None: for a reader that
+    opens files later in a process of its own (a data-loader worker), which enters the same
+    block there, since a context variable does not travel to a spawned process."""
+    confinement = _current.get()
+    if confinement is None:
+        return None
+    return [Path(root) for root in confinement.roots], confinement.field
+
+
 def open_file(path: Path, label: str) -> BinaryIO:
     """`path` opened for reading, once proved to be a regular file under the roots in force.
 

@@ -31,6 +31,9 @@ TOY_POINT_DIMS: dict[str, int] = {"toy:ring8": 2, "toy:grid25": 2, "toy:gauss1d"
 # Points live on a line or in the plane: what the mlp family and the scatter plots handle.
 POINT_DIMS = (1, 2)
 MNIST_SIDE = 28
+# Loader processes a rank may ask for to stream a sharded dataset: a handful saturate a
+# node's disk and decoders; more only take cores from the step.
+MAX_LOADER_WORKERS = 16
 # Upload ids are ours (shared.models.new_id): 32 hex characters.
 _DATASET_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -77,6 +80,10 @@ class DataSpec(StrictModel):
     is images. `shape` is one sample's shape, `[d]` for points and `[channels, size, size]`
     for images: the worker fills it in from the data when the spec leaves it open (so
     checkpoints carry it), and a spec may give it to insist on one.
+
+    An `images` folder or `dataset` stored as shards (a `shards.json` index beside tar
+    shards) is streamed rather than read into memory, by `loader_workers` processes per rank
+    (default 2, fewer when the rank's share of cores is smaller; 0 decodes in the rank).
     """
 
     source: DataSource
@@ -86,6 +93,7 @@ class DataSpec(StrictModel):
     resize: ImageSize | None = None
     channels: Literal[1, 3] | None = None
     shape: tuple[StrictInt, ...] | None = None
+    loader_workers: Annotated[StrictInt, Field(ge=0, le=MAX_LOADER_WORKERS)] | None = None
 
     @model_validator(mode="after")
     def _location_matches_source(self) -> DataSpec:
@@ -93,7 +101,15 @@ class DataSpec(StrictModel):
         if self.source in TOY_POINT_DIMS:
             given = [
                 name
-                for name in ("path", "key", "dataset_id", "resize", "channels", "shape")
+                for name in (
+                    "path",
+                    "key",
+                    "dataset_id",
+                    "resize",
+                    "channels",
+                    "shape",
+                    "loader_workers",
+                )
                 if getattr(self, name) is not None
             ]
             if given:

@@ -39,6 +39,7 @@ from worker.gan.class_labels import (
 )
 from worker.gan.errors import DataError
 from worker.gan.seeding import Stream, generator_for
+from worker.gan.sharded import open_shards, shard_classes, shard_shape, sharded_folder
 from worker.gan.toydata import (  # noqa: F401 (re-exported: the names tests and bench use)
     RING8_MODE_COUNT,
     RING8_RADIUS,
@@ -198,6 +199,9 @@ def open_data(spec: TrainSpec, data_path: Path | None, rank: int, world_size: in
     batch_size = max(1, spec.train.batch_size // world_size)
     if spec.data.source in TOY_SOURCES:
         return TOY_SOURCES[spec.data.source](spec.train.seed, rank, batch_size)
+    shards = sharded_folder(spec.data, data_path)
+    if shards is not None:  # streamed, never read whole
+        return open_shards(spec, shards, rank, world_size, batch_size)
     samples, label = load_samples(spec.data, data_path)
     labels = labels_for(spec, data_path, len(samples)) if spec.model.conditional else None
     if is_point_array(samples):  # the held-back points are for evaluations only
@@ -250,7 +254,10 @@ def with_classes(spec: TrainSpec, data_path: Path | None) -> TrainSpec:
     it open (so its checkpoints carry it); any other spec as it is. DataError as `labels_for`."""
     if not spec.model.conditional or spec.model.classes is not None:
         return spec
-    classes = class_count(labels_for(spec, data_path))
+    shards = sharded_folder(spec.data, data_path)
+    classes = (
+        class_count(labels_for(spec, data_path)) if shards is None else shard_classes(spec, shards)
+    )
     model = spec.model.model_copy(update={"classes": max(classes, MIN_CLASSES)})
     return spec.model_copy(update={"model": model})
 
@@ -306,8 +313,12 @@ def resolve_data(spec: TrainSpec, data_path: Path | None) -> TrainSpec:
     """
     if spec.data.sample_shape is not None:
         return spec
-    with _as_data_error():
-        shape = _shape_in_files(spec.data, _local_path(spec.data, data_path))
+    shards = sharded_folder(spec.data, data_path)
+    if shards is not None:
+        shape: tuple[int, ...] = shard_shape(spec.data, shards)
+    else:
+        with _as_data_error():
+            shape = _shape_in_files(spec.data, _local_path(spec.data, data_path))
     fields = {**spec.data.model_dump(exclude_none=True), "shape": shape}
     try:
         return TrainSpec.model_validate({**spec.model_dump(), "data": fields})

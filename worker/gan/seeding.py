@@ -32,6 +32,8 @@ class Stream(IntEnum):
     REFERENCE = 5
     PENALTY_MIX = 6  # WGAN-GP's interpolation weights between real and fake
     EVALUATION = 7  # the latents and reference data of quality evaluations
+    SHARD_ORDER = 8  # a sharded dataset's shard order of each epoch
+    SHARD_SAMPLES = 9  # its image order within each window of shards
 
 
 def derive_seed(*parts: int) -> int:
