@@ -79,12 +79,12 @@ class ShardIndex(_Strict):
     def _counts_add_up(self) -> ShardIndex:
         total = sum(entry.count for entry in self.shards)
         if total != self.count:
-            raise ValueError(f"count is {self.count}, but the shards hold {total} images")
+            raise ValueError(f"count: {self.count}, but the shards hold {total} images")
         names = [entry.name for entry in self.shards]
         if len(set(names)) != len(names):
             raise ValueError("shards: a shard is named twice")
         if self.shape is not None and self.shape[0] != self.channels:
-            raise ValueError(f"shape {list(self.shape)} disagrees with channels {self.channels}")
+            raise ValueError(f"shape: {list(self.shape)} disagrees with channels {self.channels}")
         return self
 
     @property
@@ -121,9 +121,12 @@ def parse_index(raw: bytes | str, name: str = INDEX_NAME) -> ShardIndex:
     try:
         return ShardIndex.model_validate(fields)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'index'}: "
-            f"{str(error['msg']).removeprefix('Value error, ')}"
-            for error in exc.errors()
-        )
+        problems = "; ".join(_problem(error["loc"], str(error["msg"])) for error in exc.errors())
         raise ShardIndexError(f"{name}: {problems}") from None
+
+
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    """One validation error as `field.path: message` (the checks across fields name their
+    fields in their messages)."""
+    message = message.removeprefix("Value error, ")
+    return f"{'.'.join(str(part) for part in location)}: {message}" if location else message

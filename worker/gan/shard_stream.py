@@ -184,4 +184,9 @@ class ShardSource:
             batch_size=None,
             num_workers=self.workers,
             prefetch_factor=PREFETCH_BATCHES if self.workers else None,
+            # Its own generator: a DataLoader iterator draws its workers' base seed from the
+            # one it is given, and from the global RNG without one, which would move the
+            # run's RNG state (saved in checkpoints) at every restart. Nothing random happens
+            # in the workers.
+            generator=torch.Generator(),
         )
