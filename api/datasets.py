@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api import idempotency
 from api.auth import current_user, require_user
-from api.forms import form_upload, requested_share_flag
+from api.forms import form_upload, requested_flag, requested_share_flag
 from api.serializers import dataset_json
 from api.state import db_session, settings, storage
 from shared import datasets
@@ -28,10 +28,13 @@ MAX_UPLOAD_CONFIG = "GANFORGE_MAX_UPLOAD_BYTES"
 
 @bp.post("")
 def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
-    """Form fields: `file` (the data file) and `name`."""
+    """Form fields: `file` (the data file), `name`, and optionally `shards` (true: store an
+    archive of images as shards for streaming; false: as the archive; left out: shards once
+    its images decode past `datasets.SHARD_UPLOADS_FROM_BYTES`)."""
     file, filename, name, limit = form_upload(
         MAX_UPLOAD_CONFIG, datasets.MAX_UPLOAD_BYTES, DatasetUploadError, "uploads", "the data"
     )
+    shards = requested_flag("shards", DatasetUploadError)
     session, user, key = db_session(), current_user(), idempotency.requested_key()
     if key is not None:  # a retry is recognised by what it sends: name, file name, bytes
         digest = _upload_hash(name, filename, file.stream)
@@ -49,6 +52,7 @@ def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         stream=file.stream,
         max_bytes=limit,
         scratch=own_folder(settings(), API_SERVICE),
+        shards=shards,
     )
     answer = dataset_json(dataset)
     if key is not None:
@@ -57,7 +61,7 @@ def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
         session.commit()
     except IntegrityError:  # a copy of this request with the same key won the race
         session.rollback()
-        storage().delete(dataset.key)
+        datasets.delete_stored(storage(), dataset.id)
         first = idempotency.replay(session, user, key, UPLOAD_ROUTE, digest) if key else None
         if first is None:
             raise

@@ -35,6 +35,23 @@ def form_upload(
     return file, file.filename, name, limit
 
 
+# How a form field says yes or no.
+_FORM_TRUE, _FORM_FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def requested_flag(field: str, refuse: type[Exception]) -> bool | None:
+    """A yes/no form field: True, False, or None when it is left out; `refuse(field,
+    message)` (a 422 naming it) for anything else."""
+    raw = request.form.get(field)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in _FORM_TRUE:
+        return True
+    if raw.lower() in _FORM_FALSE:
+        return False
+    raise refuse(field, f"must be true or false, got {raw[:20]!r}")
+
+
 def requested_share_flag() -> bool:
     """`{"shared": true}` or `{"shared": false}`, and nothing else; a 422 naming the field
     otherwise."""

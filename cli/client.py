@@ -250,10 +250,13 @@ class Client:
             for event in SSEClient(response.iter_content(chunk_size=None)).events():
                 yield FeedEvent(event.event, json.loads(event.data), event.id)
 
-    def upload_dataset(self, path: Path, name: str) -> dict[str, Any]:
+    def upload_dataset(self, path: Path, name: str, shards: bool | None = None) -> dict[str, Any]:
+        """Upload a data file; `shards` True/False asks to store an image archive as shards or
+        not (None: the server decides by its size)."""
+        form = {"name": name} if shards is None else {"name": name, "shards": str(shards).lower()}
         with path.open("rb") as stream:
             response = self._call(
-                "POST", "/api/v1/datasets", data={"name": name}, files={"file": (path.name, stream)}
+                "POST", "/api/v1/datasets", data=form, files={"file": (path.name, stream)}
             )
         return response.json()  # type: ignore[no-any-return]
 

@@ -25,6 +25,15 @@ from shared.datafiles.formats import (
     detect_format,
     inspect_data,
 )
+from shared.dataset_shards import (
+    SHARD_UPLOADS_FROM_BYTES,
+    SHARDABLE_FORMATS,
+    SHARDS_FORMAT,
+    decoded_bytes,
+    delete_stored,
+    index_key,
+    store_shards,
+)
 from shared.jobs.readers import jobs_reading_dataset
 from shared.models import Dataset, User, new_id
 from shared.specs import SpecError, TrainSpec, problems_from
@@ -106,10 +115,14 @@ def create_dataset(
     stream: IO[bytes],
     max_bytes: int = MAX_UPLOAD_BYTES,
     scratch: Path | None = None,
+    shards: bool | None = None,
 ) -> Dataset:
     """Check an uploaded file, store it under `uploads/<id>/<filename>`, and record it.
 
-    The file is copied into a folder in `scratch` while it is checked: the caller's own
+    An archive of images is stored as shards instead (`dataset_shards`, format "shards")
+    when `shards` is True, or when it is None and the images decode to more than
+    SHARD_UPLOADS_FROM_BYTES: workers then stream it rather than read it whole. The file is
+    copied into a folder in `scratch` while it is checked: the caller's own
     (shared/runfolders.py), so a copy left by a killed process is found and removed."""
     name = check_name(name)
     filename = safe_filename(filename)
@@ -130,24 +143,47 @@ def create_dataset(
         except DataFileError as exc:
             raise DatasetUploadError("file", str(exc)) from None
         dataset_id = new_id()
+        sharded = _shards_wanted(shards, info)
         dataset = Dataset(
             id=dataset_id,
             owner_id=owner.id,
             name=name,
             filename=filename,
-            key=dataset_key(dataset_id, filename),
+            key=index_key(dataset_id) if sharded else dataset_key(dataset_id, filename),
         )
         _describe(dataset, info, size, sha256)
-        with path.open("rb") as file:
-            store.put(dataset.key, file)
+        if sharded:
+            dataset.format = SHARDS_FORMAT
+            try:
+                dataset.size = store_shards(store, dataset_id, path, filename, Path(folder) / "s")
+            except DataFileError as exc:
+                raise DatasetUploadError("file", str(exc)) from None
+        else:
+            with path.open("rb") as file:
+                store.put(dataset.key, file)
     session.add(dataset)
     try:
         session.flush()
-    except Exception:  # the row was refused: its object must not outlive it
+    except Exception:  # the row was refused: its objects must not outlive it
         with contextlib.suppress(StorageError):  # the database's error is the one to answer
-            store.delete(dataset.key)
+            delete_stored(store, dataset.id)
         raise
     return dataset
+
+
+def _shards_wanted(requested: bool | None, info: DataInfo) -> bool:
+    """Whether to store the upload as shards (see `create_dataset`); DatasetUploadError
+    naming `shards` when asked for data that is not an archive of images."""
+    shardable = info.kind == "images" and info.format in SHARDABLE_FORMATS
+    if requested and not shardable:
+        raise DatasetUploadError(
+            "shards",
+            f"only archives of images (.zip, .tar) are stored as shards, not {info.format} "
+            f"{info.kind}",
+        )
+    if requested is not None:
+        return requested
+    return shardable and decoded_bytes(info) > SHARD_UPLOADS_FROM_BYTES
 
 
 def _describe(dataset: Dataset, info: DataInfo, size: int, sha256: str) -> None:
@@ -203,7 +239,7 @@ def delete_dataset(session: Session, store: Storage, owner: User, dataset_id: st
             f"dataset {dataset.id} is read by unfinished jobs {', '.join(readers)}: cancel "
             "them or wait for them to finish"
         )
-    store.delete(dataset.key)
+    delete_stored(store, dataset.id)
     session.delete(dataset)
     session.flush()
 

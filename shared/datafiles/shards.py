@@ -54,8 +54,10 @@ def folder_classes(names: Sequence[str], label: str) -> tuple[list[str], list[in
     return classes, [number[folder] for folder in folders]
 
 
-class _ShardWriter:
-    """Tar shards in `folder`, each closed at `images_per_shard` images or `shard_bytes`."""
+class ShardWriter:
+    """Tar shards in `folder`, each closed at `images_per_shard` images or `shard_bytes`;
+    `entries` lists those closed. `add` images with their dataset-wide stems in order, then
+    `close_shard` once; the index is the caller's to write (`write_shards` does)."""
 
     def __init__(self, folder: Path, images_per_shard: int, shard_bytes: int) -> None:
         self.folder, self.images_per_shard, self.shard_bytes = folder, images_per_shard, shard_bytes
@@ -104,7 +106,7 @@ def write_shards(
     label = label or source.name
     classes = folder_classes([member.name for member in image_members(source, label)], label)
     out.mkdir(parents=True, exist_ok=True)
-    writer = _ShardWriter(out, images_per_shard, shard_bytes)
+    writer = ShardWriter(out, images_per_shard, shard_bytes)
     sizes: Counter[tuple[int, int]] = Counter()
     grey, count = True, 0
     for position, member in enumerate(image_members(source, label)):

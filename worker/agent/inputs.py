@@ -36,8 +36,8 @@ def fetch_data(
         raise JobInputError(f"spec.data.key: nothing stored under {data.key!r}")
     target = folder / "data"
     target.mkdir(parents=True, exist_ok=True)
-    for obj in objects:
-        (target / obj.key.rsplit("/", 1)[-1]).write_bytes(store.get(obj.key))
+    for obj in objects:  # streamed: a prefix of shards may hold gigabytes
+        download(store, obj.key, target / obj.key.rsplit("/", 1)[-1])
     return target
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from shared.dataset_shards import SHARDS_FORMAT
 from shared.datasets import safe_filename
 from shared.db import is_unreachable, session_scope, through_outages
 from shared.jobs.reports import (
@@ -332,6 +333,11 @@ def dataset_file(agent: AttemptAgent, request: Request) -> Reply:
             )
         if dataset.kind != "images":
             raise JobInputError(f"{field}.dataset_id: dataset {dataset.id} holds points")
+        if dataset.format == SHARDS_FORMAT:
+            raise JobInputError(
+                f"{field}.dataset_id: dataset {dataset.id} is stored as shards, which inversion "
+                "does not read yet; upload its images again with shards=false"
+            )
         described = {
             "filename": dataset.filename,
             "items": dataset.items,
