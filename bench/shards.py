@@ -1,18 +1,22 @@
 """Sharded datasets: streaming speed against memory, and a rank's memory against data size.
 
-    python -m bench.shards [--images N] [--steps S] [--sizes-gb 0.5,3] [--json PATH]
-        [--scratch DIR]
+    python -m bench.shards [--images N] [--steps S] [--repeats R] [--sizes-gb 0.5,3]
+        [--draws D] [--scratch DIR] [--skip speed|memory] [--json PATH]
 
 (a) Speed, side by side in this process on the same random 64 px RGB PNGs (noise: the worst
-    case for PNG, ~12 KB each): batches of 64 served by `data.ArraySource` from memory
-    against `ShardSource` from shards with 0 and 1 loader processes (raw images/s), and a
-    64 px dcgan trained from memory against from shards (1 loader process), as images/s of
-    the step: the ratio says whether streaming keeps pace with the step on this machine.
-(b) Memory: synthetic datasets of each size in --sizes-gb (decoded pixels; the PNGs on disk
-    are as large) written as shards to --scratch, each streamed through one whole epoch by a
-    rank in a process of its own with one loader process; its peak resident memory (VmHWM)
-    and its loader's are read from /proc. Bounded means: the same at 3 GB as at 0.5 GB.
-    Every dataset is deleted after its run; `df` of the scratch folder is checked first.
+    case for PNG, ~12 KB each), alternated R times (medians, and the median of per-repeat
+    ratios): batches of 64 served by `data.ArraySource` from memory against `ShardSource`
+    from shards with 0 and 1 loader processes (raw images/s), and a 64 px dcgan trained
+    from memory (an .npz read whole) against from shards (1 loader process), as images/s
+    of the step: that ratio says whether streaming keeps pace with the step here. Every
+    side computes on one torch thread: the ratios compare data paths, not thread counts.
+(b) Memory: synthetic datasets of each size in --sizes-gb (decoded pixels; the noise PNGs
+    on disk are as large) written as shards to --scratch, each streamed D batches by a
+    rank in a spawned process of its own (one torch thread, one loader process): the
+    rank's VmRSS and VmHWM and its loader's VmHWM from /proc at each quarter of the way.
+    Bounded means: the same at 3 GB as at 0.5 GB, and flat along the way. For contrast, the
+    smallest size is also read whole from an .npz into a rank, as unsharded data is.
+    Free disk is checked before each dataset is written, and each is deleted after its run.
 
 The images cycle through 1,024 distinct noise PNGs (decoding costs the same; generating a
 quarter of a million fresh ones would take minutes and prove nothing more).
@@ -25,6 +29,7 @@ import io
 import multiprocessing
 import os
 import shutil
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -35,10 +40,10 @@ from PIL import Image
 
 from bench.hooks import QuietHooks
 from bench.lab import write_json
-from shared.datafiles.shard_index import INDEX_NAME, ShardIndex, member_stem
+from shared.datafiles.shard_index import INDEX_NAME, ShardIndex, member_stem, read_index
 from shared.datafiles.shards import ShardWriter
 from shared.specs import TrainSpec
-from worker.gan.data import ArraySource
+from worker.gan.data import ArraySource, resolve_data
 from worker.gan.hooks import ProgressReport
 from worker.gan.shard_stream import ShardSource
 from worker.gan.train import train
@@ -132,38 +137,44 @@ def train_rate(data: dict[str, Any], steps: int) -> float:
         }
     )
     hooks = _Timing()
-    train(spec, hooks=hooks, data_path=Path(data["path"]))
+    train(resolve_data(spec, None), hooks=hooks)
     return (steps - 10) * BATCH / (hooks.times[steps] - hooks.times[10])
 
 
-def speed(scratch: Path, images: int, steps: int) -> dict[str, Any]:
+def speed(scratch: Path, images: int, steps: int, repeats: int) -> dict[str, Any]:
+    """(a): memory and shard sources alternated `repeats` times; medians and the median of
+    the per-repeat ratios, so a neighbour's burst hurts both sides alike."""
     pngs = noise_pngs(DISTINCT)
     folder = scratch / "speed"
     index = write_dataset(folder, images, pngs)
-    memory = ArraySource(decoded(pngs, images), 0, 0, 1, BATCH)
-    draws = images // BATCH - 2
-    rates = {"memory": stream_rate(memory, draws)}
-    for workers in (0, 1):
-        source = shard_source(folder, index, workers)
-        rates[f"shards_{workers}_loader"] = stream_rate(source, draws)
-        source.close()
     npz = scratch / "speed.npz"
-    np.savez(npz, data=decoded(pngs, images).permute(0, 2, 3, 1).numpy())
-    threads = torch.get_num_threads()
-    rates["train_memory"] = train_rate({"source": "npz", "path": str(npz)}, steps)
-    shards = {"source": "images", "path": str(folder), "loader_workers": 1}
-    rates["train_shards"] = train_rate(shards, steps)
-    torch.set_num_threads(threads)  # open_shards gave one of them to the loader
+    in_memory = decoded(pngs, images)
+    np.savez(npz, data=in_memory.permute(0, 2, 3, 1).numpy())
+    draws = images // BATCH - 2
+    shards_data = {"source": "images", "path": str(folder), "loader_workers": 1}
+    runs: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        rates = {"memory": stream_rate(ArraySource(in_memory, 0, 0, 1, BATCH), draws)}
+        for workers in (0, 1):
+            source = shard_source(folder, index, workers)
+            rates[f"shards_{workers}_loader"] = stream_rate(source, draws)
+            source.close()
+        rates["train_memory"] = train_rate({"source": "npz", "path": str(npz)}, steps)
+        # A rank with a share of 2 cores: open_shards gives it 1 loader and 1 torch thread.
+        torch.set_num_threads(2)
+        rates["train_shards"] = train_rate(shards_data, steps)
+        torch.set_num_threads(1)
+        rates["stream_ratio_0_loader"] = rates["shards_0_loader"] / rates["memory"]
+        rates["stream_ratio_1_loader"] = rates["shards_1_loader"] / rates["memory"]
+        rates["train_ratio"] = rates["train_shards"] / rates["train_memory"]
+        for name, rate in rates.items():
+            runs.setdefault(name, []).append(rate)
+        print(f"speed, one repeat: { {k: round(v, 3) for k, v in rates.items()} }", flush=True)
     shutil.rmtree(folder)
     npz.unlink()
-    return {name: round(rate, 1) for name, rate in rates.items()} | {
-        "stream_ratio_0_loader": round(rates["shards_0_loader"] / rates["memory"], 3),
-        "stream_ratio_1_loader": round(rates["shards_1_loader"] / rates["memory"], 3),
-        "train_ratio": round(rates["train_shards"] / rates["train_memory"], 3),
-        "images": images,
-        "train_steps": steps,
-        "torch_threads": torch.get_num_threads(),
-    }
+    medians = {name: round(statistics.median(values), 3) for name, values in runs.items()}
+    spread = {f"{name}_range": [round(min(v), 3), round(max(v), 3)] for name, v in runs.items()}
+    return {**medians, **spread, "images": images, "train_steps": steps, "repeats": repeats}
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -173,38 +184,58 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
+def _loader_peak_kib() -> int:
+    """The largest VmHWM among this process's children (its loader processes)."""
+    children = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return max([0, *(_status_kib(child, "VmHWM") for child in children)])
 
 
-def _epoch_in_a_rank(folder: str, count: int, result: Any) -> None:
-    """A rank's whole epoch over the shards with one loader; its and its loader's peaks."""
+def _stream_in_a_rank(folder: str, draws: int, result: Any) -> None:
+    """`draws` batches of a rank (one torch thread, one loader process) from the shards in
+    `folder`: the rank's VmRSS and VmHWM and its loader's VmHWM at each quarter of the way."""
     torch.set_num_threads(1)
-    from shared.datafiles.shard_index import read_index
-
     index = read_index(Path(folder))
     source = shard_source(Path(folder), index, workers=1)
-    loader_peak, start = 0, time.perf_counter()
-    for draw in range(1, count // BATCH + 1):
+    marks, start = [], time.perf_counter()
+    for draw in range(1, draws + 1):
         source.batch(draw)
-        if draw % 200 == 0:
-            loader_peak = max(
-                [loader_peak, *(_status_kib(p, "VmHWM") for p in _children(os.getpid()))]
+        if draw % (draws // 4) == 0:
+            marks.append(
+                {
+                    "draws": draw,
+                    "rank_rss_mib": round(_status_kib(os.getpid(), "VmRSS") / 1024, 1),
+                    "rank_peak_mib": round(_status_kib(os.getpid(), "VmHWM") / 1024, 1),
+                    "loader_peak_mib": round(_loader_peak_kib() / 1024, 1),
+                }
             )
-    elapsed = time.perf_counter() - start
-    loader_peak = max([loader_peak, *(_status_kib(p, "VmHWM") for p in _children(os.getpid()))])
-    result.update(
-        rank_peak_mib=round(_status_kib(os.getpid(), "VmHWM") / 1024, 1),
-        loader_peak_mib=round(loader_peak / 1024, 1),
-        images_per_s=round(count // BATCH * BATCH / elapsed, 1),
-    )
+    result["images_per_s"] = round(draws * BATCH / (time.perf_counter() - start), 1)
+    result["marks"] = marks
     source.close()
 
 
-def memory(scratch: Path, sizes_gb: list[float]) -> list[dict[str, Any]]:
+def _array_in_a_rank(path: str, result: Any) -> None:
+    """The same data read whole, as a rank does without shards: its peak after one batch."""
+    torch.set_num_threads(1)
+    samples = torch.from_numpy(np.load(path)["data"]).permute(0, 3, 1, 2)
+    ArraySource(samples, 0, 0, 1, BATCH).batch(1)
+    result["rank_peak_mib"] = round(_status_kib(os.getpid(), "VmHWM") / 1024, 1)
+
+
+def _in_a_process(target: Any, *args: Any) -> dict[str, Any]:
+    """Run `target(*args, result)` in a fresh spawned process (its own VmHWM); its result."""
+    with multiprocessing.Manager() as manager:
+        result = manager.dict()
+        process = multiprocessing.get_context("spawn").Process(target=target, args=(*args, result))
+        process.start()
+        process.join()
+        return dict(result)
+
+
+def memory(scratch: Path, sizes_gb: list[float], draws: int) -> list[dict[str, Any]]:
+    """(b): each size written as shards, streamed `draws` batches by a rank of its own; the
+    smallest also read whole into a rank from an .npz, for comparison."""
     pngs = noise_pngs(DISTINCT)
     runs = []
     for size in sizes_gb:
@@ -217,24 +248,26 @@ def memory(scratch: Path, sizes_gb: list[float]) -> list[dict[str, Any]]:
             )
         folder = scratch / f"data-{size}gb"
         started = time.perf_counter()
-        write_dataset(folder, count, pngs)
-        on_disk = sum(path.stat().st_size for path in folder.iterdir())
+        index = write_dataset(folder, count, pngs)
         written_s = time.perf_counter() - started
-        with multiprocessing.Manager() as manager:
-            result = manager.dict()
-            process = multiprocessing.get_context("spawn").Process(
-                target=_epoch_in_a_rank, args=(str(folder), count, result)
-            )
-            process.start()
-            process.join()
-            run = dict(result)
+        on_disk = sum(path.stat().st_size for path in folder.iterdir())
+        run = _in_a_process(_stream_in_a_rank, str(folder), draws)
         shutil.rmtree(folder)
         run.update(
             decoded_gib=round(count * IMAGE_BYTES / 1024**3, 2),
             on_disk_gib=round(on_disk / 1024**3, 2),
             images=count,
+            shards=len(index.shards),
             write_s=round(written_s, 1),
         )
+        if size == min(sizes_gb):
+            npz = scratch / "whole.npz"
+            tiled = decoded(pngs, len(pngs)).permute(0, 2, 3, 1).numpy()
+            np.savez(npz, data=np.resize(tiled, (count, SIDE, SIDE, CHANNELS)))
+            run["in_memory_rank_peak_mib"] = _in_a_process(_array_in_a_rank, str(npz))[
+                "rank_peak_mib"
+            ]
+            npz.unlink()
         print(f"memory: {run}", flush=True)
         runs.append(run)
     return runs
@@ -244,21 +277,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4096, help="(a)'s dataset size")
     parser.add_argument("--steps", type=int, default=40, help="(a)'s training steps")
+    parser.add_argument("--repeats", type=int, default=3, help="(a)'s alternated repeats")
+    parser.add_argument("--draws", type=int, default=400, help="(b)'s batches per dataset")
     parser.add_argument("--sizes-gb", default="0.5,3", help="(b)'s decoded dataset sizes")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/bench-shards"))
     parser.add_argument("--skip", choices=["speed", "memory"], default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
-    torch.set_num_threads(2)  # this machine's cores; loader_plan leaves the rank 1 beside 1 loader
+    # Every side computes on one torch thread (the streaming rank keeps one beside its
+    # loader process on a 2-core share), so the ratios compare data paths, not thread counts.
+    torch.set_num_threads(1)
     args.scratch.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"load_before": os.getloadavg()}
     try:
         if args.skip != "speed":
-            figures["speed"] = speed(args.scratch, args.images, args.steps)
+            figures["speed"] = speed(args.scratch, args.images, args.steps, args.repeats)
             print(f"speed: {figures['speed']}", flush=True)
         if args.skip != "memory":
             sizes = [float(size) for size in args.sizes_gb.split(",")]
-            figures["memory"] = memory(args.scratch, sizes)
+            figures["memory"] = memory(args.scratch, sizes, args.draws)
     finally:
         shutil.rmtree(args.scratch, ignore_errors=True)
     figures["load_after"] = os.getloadavg()

@@ -15,6 +15,7 @@ import tarfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from shared.datafiles.errors import DataFileError
 from shared.datafiles.images import GREY_MODES, ImageMember, image_members, open_image
@@ -119,7 +120,7 @@ def write_shards(
     writer.close_shard()
     if classes is not None and count != len(classes[1]):
         raise DataFileError(f"{label}: changed while it was being sharded")
-    channels = 1 if grey else 3
+    channels: Literal[1, 3] = 1 if grey else 3
     (height, width), *others = sizes
     index = ShardIndex(
         format="ganforge-shards",

@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 
+from cli import main
 from shared.config import Settings
 from shared.datafiles.images import read_images
+from shared.datafiles.shard_index import read_index
 from shared.specs import TrainSpec
 from shared.storage import open_storage
 from tests.data_builders import image_bytes, write_npz, write_zip
@@ -99,3 +102,20 @@ def test_a_bad_shards_field_or_sharding_points_is_422_naming_shards(
     reason = "must be true or false" if shards == "maybe" else "only archives of images"
     assert error["path"] == "shards" and reason in error["message"]
     assert client.get("/api/v1/datasets", headers=auth(alice)).get_json()["datasets"] == []
+
+
+def test_the_cli_writes_a_local_folder_as_shards_once(tmp_path: Path) -> None:
+    source = tmp_path / "faces"
+    for name in ("happy", "sad"):
+        (source / name).mkdir(parents=True)
+        (source / name / "1.png").write_bytes(image_bytes(28, value=len(name)))
+    (source / "sad" / "2.png").write_bytes(image_bytes(28, value=9))
+    out = tmp_path / "out"
+    command = ["datasets", "shard", str(source), str(out), "--images-per-shard", "2"]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 0, result.output
+    assert "3 images in 2 shards, 2 classes" in result.output
+    index = read_index(out)
+    assert (index.counts, index.classes) == ([2, 1], ["happy", "sad"])
+    again = CliRunner().invoke(main, command)
+    assert again.exit_code == 2 and "is not empty" in again.output

@@ -148,7 +148,8 @@ class ShardReader:
 
 def _members(file: BinaryIO, label: str) -> tuple[list[_Member], list[_Member]]:
     """A shard's image and label members, each sorted by name; ShardIndexError for a tar that
-    is not one (compressed, links, directories, oversized members)."""
+    is not one (compressed, links, directories, oversized members). Only offsets outlive
+    the scan: the TarFile and its member list go with the `with`."""
     images: list[_Member] = []
     labels: list[_Member] = []
     try:
@@ -166,7 +167,6 @@ def _members(file: BinaryIO, label: str) -> tuple[list[_Member], list[_Member]]:
                     labels.append(found)
                 else:
                     raise ShardIndexError(f"{label}: member {info.name!r} is not an image or label")
-                archive.members.clear()  # offsets are all we keep
     except tarfile.TarError as exc:
         raise ShardIndexError(f"{label}: not an uncompressed tar shard ({exc})") from None
     return sorted(images, key=_name), sorted(labels, key=_name)

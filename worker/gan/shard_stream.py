@@ -145,7 +145,8 @@ class ShardSource:
         self.workers = workers
         self._iterator: Iterator[tuple[np.ndarray, np.ndarray | None] | _Failed] | None = None
         self._next_draw = -1
-        self._draw, self._images, self._labels = -1, torch.empty(0), None
+        self._draw, self._images = -1, torch.empty(0)
+        self._labels: Tensor | None = None
 
     def batch(self, step: int) -> Tensor:
         """The batch of draw `step`, float in [-1, 1], [B, C, H, W]."""
