@@ -7,6 +7,7 @@ from pathlib import Path
 from flask.testing import FlaskClient
 
 from shared.config import Settings
+from shared.datafiles.shard_index import read_index
 from shared.specs.data import DataSpec
 from shared.storage import open_storage
 from tests.data_builders import grey_pngs, write_tar
@@ -31,3 +32,26 @@ def test_an_upload_lands_in_s3_and_a_worker_fetches_it(
     folder = fetch_data(data, open_storage(settings), tmp_path / "rank0")
     assert folder is not None
     assert (folder / "digits.tar.gz").read_bytes() == archive.read_bytes()
+
+
+def test_a_sharded_upload_lands_in_s3_as_shards_and_a_worker_fetches_them(
+    client: FlaskClient, alice: str, settings: Settings, tmp_path: Path
+) -> None:
+    archive = write_tar(tmp_path / "digits.tar", grey_pngs(3, 28))
+    form = {"file": (io.BytesIO(archive.read_bytes()), "digits.tar"), "name": "d", "shards": "1"}
+    response = client.post(
+        "/api/v1/datasets", data=form, headers=auth(alice), content_type="multipart/form-data"
+    )
+    assert response.status_code == 201, response.get_json()
+    dataset = response.get_json()
+    assert (dataset["format"], dataset["items"]) == ("shards", 3)
+
+    data = DataSpec(source="dataset", dataset_id=dataset["id"])
+    folder = fetch_data(data, open_storage(settings), tmp_path / "rank0")
+    assert folder is not None
+    assert sorted(path.name for path in folder.iterdir()) == ["shard-000000.tar", "shards.json"]
+    assert read_index(folder).counts == [3]
+    assert (
+        client.delete(f"/api/v1/datasets/{dataset['id']}", headers=auth(alice)).status_code == 204
+    )
+    assert open_storage(settings).list(f"uploads/{dataset['id']}/") == []
