@@ -15,6 +15,9 @@ How it fits together:
   `precision` picks autocast and loss scaling, `ema` keeps the moving average of G;
   `seeding` derives every random stream from the job seed, so runs repeat and resume
   bitwise.
+- `sharded` streams a dataset stored as shards instead of reading it whole: `shard_order`
+  (which images each rank takes at each draw), `shard_reader` (images and labels out of the
+  tar shards), `shard_stream` (the DataLoader whose worker processes decode ahead).
 - `vae` is the VAE baseline (the GANs' networks as decoder and encoder, trained on the
   ELBO): `train.train` runs it through the same sections as the GANs, with the ELBO step of
   `train_vae.VaeTrainee`, and `vae_checkpoint` stores its decoder where sampling finds a
