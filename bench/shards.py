@@ -32,7 +32,7 @@ import shutil
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -48,7 +48,8 @@ from worker.gan.hooks import ProgressReport
 from worker.gan.shard_stream import ShardSource
 from worker.gan.train import train
 
-SIDE, CHANNELS, BATCH = 64, 3, 64
+SIDE, BATCH = 64, 64
+CHANNELS: Literal[3] = 3
 DISTINCT = 1024
 IMAGE_BYTES = SIDE * SIDE * CHANNELS
 # Free disk wanted beyond the largest dataset, for everyone else on the machine.
