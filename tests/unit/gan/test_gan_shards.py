@@ -10,14 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from gan_testing import assert_bitwise_equal, stop_then_resume
+import torch.multiprocessing as mp
+from gan_testing import assert_bitwise_equal, run_two_ranks_with_resume, stop_then_resume
 
 from shared.datafiles.images import read_images
 from shared.datafiles.shard_index import INDEX_NAME, ShardIndexError, read_index
 from shared.datafiles.shards import write_shards
 from shared.specs import TrainSpec
 from tests.data_builders import image_bytes
+from worker.gan.checkpoint import load_checkpoint
 from worker.gan.data import open_data, resolve_data, with_classes
+from worker.gan.distributed import find_free_port
 from worker.gan.errors import DataError
 from worker.gan.shard_order import ShardOrder
 from worker.gan.shard_reader import ShardReader
@@ -186,3 +189,17 @@ def test_a_shard_that_does_not_hold_what_the_index_says_fails_naming_it(
     source = open_data(resolve_data(_spec(short), None), None, 0, 1)
     with pytest.raises(DataError, match=r"^short/shard-00000\d.tar: holds 1 images, the index"):
         source.batch(1)
+
+
+@pytest.mark.processes  # starts processes: outside `make test-fast`
+def test_two_ranks_on_shards_stop_and_resume_bitwise(shards: Path, tmp_path: Path) -> None:
+    spec = with_classes(resolve_data(_spec(shards), None), None)
+    mp.spawn(
+        run_two_ranks_with_resume,
+        args=(2, find_free_port(), [spec.model_dump_json()], str(tmp_path), 1),
+        nprocs=2,
+    )
+    whole = load_checkpoint((tmp_path / "0-whole.pt").read_bytes())
+    resumed = load_checkpoint((tmp_path / "0-resumed.pt").read_bytes())
+    assert len(whole["rng_states"]) == 2
+    assert_bitwise_equal(whole, resumed)
