@@ -207,6 +207,9 @@ def _stream_in_a_rank(folder: str, draws: int, result: Any) -> None:
                 {
                     "draws": draw,
                     "rank_rss_mib": round(_status_kib(os.getpid(), "VmRSS") / 1024, 1),
+                    "rank_anon_mib": round(_status_kib(os.getpid(), "RssAnon") / 1024, 1),
+                    "rank_shmem_mib": round(_status_kib(os.getpid(), "RssShmem") / 1024, 1),
+                    "rank_file_mib": round(_status_kib(os.getpid(), "RssFile") / 1024, 1),
                     "rank_peak_mib": round(_status_kib(os.getpid(), "VmHWM") / 1024, 1),
                     "loader_peak_mib": round(_loader_peak_kib() / 1024, 1),
                 }
