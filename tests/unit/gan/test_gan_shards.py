@@ -13,6 +13,7 @@ import torch
 import torch.multiprocessing as mp
 from gan_testing import assert_bitwise_equal, run_two_ranks_with_resume, stop_then_resume
 
+from shared.datafiles.confine import reading_within
 from shared.datafiles.images import read_images
 from shared.datafiles.shard_index import INDEX_NAME, ShardIndexError, read_index
 from shared.datafiles.shards import write_shards
@@ -203,3 +204,33 @@ def test_two_ranks_on_shards_stop_and_resume_bitwise(shards: Path, tmp_path: Pat
     resumed = load_checkpoint((tmp_path / "0-resumed.pt").read_bytes())
     assert len(whole["rng_states"]) == 2
     assert_bitwise_equal(whole, resumed)
+
+
+def test_a_shard_linked_out_of_the_data_roots_fails_in_the_loader_process_naming_the_field(
+    shards: Path, tmp_path: Path
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "faces").mkdir(parents=True)
+    outside.mkdir()
+    for file in shards.iterdir():
+        (root / "faces" / file.name).write_bytes(file.read_bytes())
+    moved = root / "faces" / "shard-000000.tar"
+    (outside / moved.name).write_bytes(moved.read_bytes())
+    moved.unlink()
+    moved.symlink_to(outside / moved.name)
+    data = {"source": "images", "path": str(root / "faces"), "loader_workers": 1}
+    spec = TrainSpec.model_validate({**_spec(shards).model_dump(), "data": data})
+    with reading_within([root], "spec.data.path"):
+        spec = resolve_data(spec, None)
+        source = ShardSource(
+            root / "faces",
+            read_index(root / "faces"),
+            sample_shape=(1, 28, 28),
+            seed=5,
+            rank=0,
+            world_size=1,
+            batch_size=36,  # the whole epoch: shard 0 is read whatever the order
+            workers=1,
+        )
+    with pytest.raises(DataError, match=r"^spec.data.path: faces/shard-000000.tar points outside"):
+        source.batch(1)
