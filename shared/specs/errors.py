@@ -54,7 +54,9 @@ def problems_from(
                 loc.append(blamed)
                 message = message[len(blamed) + 2 :]
         elif error["type"] == "literal_error":
-            allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+            expected = str(error.get("ctx", {}).get("expected", ""))
+            # Names are quoted ('mnist' or 'npz'); numbers are not (28, 32 or 64).
+            allowed = re.findall(r"'([^']*)'", expected) or re.findall(r"-?\d+", expected)
             path = ".".join(loc) or "(body)"
             if path in allowed_at:  # another member of the same union: one problem for all
                 allowed_at[path] += allowed
