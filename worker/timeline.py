@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageDraw, ImageSequence
+from PIL import Image, ImageDraw, ImageOps, ImageSequence
 
 from worker.gan.grids import animated_gif, label_font
 
 # Past this many frames every other old frame is dropped: a 100k-step run sampled every 500
 # steps stays a GIF of a few MB that plays in about 12 s.
 MAX_FRAMES = 120
+# Longest side of a frame: a 64 px run's 8x8 grid (530 px) is kept whole; a 128 or 256 px
+# run's (1,042 or 2,066 px) is area-averaged down, so 120 frames stay about 150 MB in memory
+# and a GIF that opens. The snapshots themselves stay full size.
+MAX_FRAME_SIDE = 640
 LABEL_HEIGHT = 18
 LABEL_FONT_PX = 13
 LABEL_BACKGROUND = (255, 255, 255)
@@ -38,6 +42,8 @@ class Timeline:
         """One sample grid; a step already in the timeline (a resumed attempt redrawing it)
         replaces its frame."""
         image = Image.open(io.BytesIO(png)).convert("RGB")
+        if max(image.size) > MAX_FRAME_SIDE:
+            image = ImageOps.contain(image, (MAX_FRAME_SIDE,) * 2, Image.Resampling.BOX)
         frames = [(s, f) for s, f in self.frames if s != step]
         frames.append((step, _labelled(image, step)))
         frames.sort(key=lambda frame: frame[0])

@@ -27,7 +27,7 @@ from worker.gan.grids import (
 from worker.gan.grids import scatter_png as point_png
 from worker.reporter import JobReporter
 from worker.tensorboard_log import EVAL_PREFIX, TensorBoardLog
-from worker.timeline import MAX_FRAMES, Timeline
+from worker.timeline import MAX_FRAME_SIDE, MAX_FRAMES, Timeline
 
 
 def _png(shade: int, size: int = 40) -> bytes:
@@ -54,6 +54,16 @@ def test_timeline_is_one_labelled_frame_per_snapshot_in_step_order() -> None:
     assert shades[0] > shades[2] > shades[1]
     # Each frame has a label strip above the grid, with dark text on white.
     assert frames[0].height > 40 and frames[0].crop((0, 0, 40, 12)).getextrema()[0][0] < 128
+
+
+def test_a_256px_runs_snapshot_becomes_a_frame_no_longer_than_the_bound() -> None:
+    timeline = Timeline()
+    timeline.add(100, _png(90, size=8 * 258 + 2))  # an 8x8 grid of 256 px images
+    timeline.add(200, _png(90, size=8 * 30 + 2))  # and of 28 px ones, kept whole
+    [large, small] = _frames(timeline.gif() or b"")
+    assert large.width == MAX_FRAME_SIDE and small.size == large.size  # padded to one size
+    assert timeline.frames[1][1].width == 8 * 30 + 2
+    assert large.getpixel((MAX_FRAME_SIDE // 2, large.height - 5)) == (90, 90, 90)
 
 
 def test_a_resumed_timeline_continues_the_previous_one_and_replaces_a_redrawn_step() -> None:

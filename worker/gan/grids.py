@@ -19,6 +19,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from worker.gan.thumbnails import scaled_down
+
 Colour = tuple[int, int, int]
 
 # Pixels between and around grid cells, as torchvision's make_grid.
@@ -37,18 +39,31 @@ PNG_COMPRESS_LEVEL = 6
 # Animation frames are enlarged (whole pixels, no smoothing) to at least this side: a 28 px
 # digit is a speck in an image viewer.
 MIN_FRAME_SIDE = 112
+# The longest side a grid is drawn at: past it, cells become area-averaged thumbnails. At
+# 28-64 px every grid a job may ask for fits whole (10,000 images of 64 px are 6,602 px a
+# side); it bounds a 256 px interpolation strip (64 cells, 16,500 px wide whole) and keeps a
+# canvas under 8192² x 3 bytes (200 MB).
+MAX_GRID_SIDE = 8192
 # 10 frames a second plays a 64-step path in about 6 s; the last frame stays a little longer.
 FRAME_MS = 100
 LAST_FRAME_MS = 1000
 
 
 def image_grid_png(images: Tensor, columns: int | None = None) -> bytes:
-    """Images [N, C, H, W] in [-1, 1] (C = 1 or 3), row by row in a square-ish grid."""
+    """Images [N, C, H, W] in [-1, 1] (C = 1 or 3), row by row in a square-ish grid.
+
+    Cells are the images' own size (so an inversion can read them back) unless that makes
+    the grid longer than MAX_GRID_SIDE: then they are the largest area-averaged thumbnails
+    that fit.
+    """
     count, channels, height, width = images.shape
     if channels not in (1, 3):
         raise ValueError(f"image grids need 1 or 3 channels, got {channels}")
     columns = columns or max(1, math.ceil(math.sqrt(count)))
     rows = max(1, math.ceil(count / columns))
+    fits = (MAX_GRID_SIDE - GRID_PADDING) // max(rows, columns) - GRID_PADDING
+    images = scaled_down(images.detach().float(), max(1, fits))
+    height, width = images.shape[2:]
     pixels = _to_uint8(images).permute(0, 2, 3, 1).numpy()
     grid_height = rows * (height + GRID_PADDING) + GRID_PADDING
     grid_width = columns * (width + GRID_PADDING) + GRID_PADDING

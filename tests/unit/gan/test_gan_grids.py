@@ -9,6 +9,7 @@ from PIL import Image
 
 from worker.gan.grids import (
     GENERATED_COLOUR,
+    MAX_GRID_SIDE,
     REFERENCE_COLOUR,
     PointView,
     image_grid_png,
@@ -45,6 +46,17 @@ def test_grid_maps_minus_one_to_black_and_one_to_white() -> None:
 def test_the_same_images_give_the_same_bytes() -> None:
     images = torch.rand(9, 1, 28, 28) * 2 - 1
     assert image_grid_png(images) == image_grid_png(images.clone())
+
+
+def test_a_256px_grid_of_64_is_drawn_whole_and_a_256px_strip_as_bounded_thumbnails() -> None:
+    whole = _decode(image_grid_png(torch.zeros(64, 3, 256, 256)))
+    assert whole.size == (8 * 258 + 2,) * 2  # under MAX_GRID_SIDE: cells stay full size
+    halves = torch.cat([-torch.ones(64, 1, 256, 128), torch.ones(64, 1, 256, 128)], dim=3)
+    strip = _decode(image_grid_png(halves, columns=64))  # an interpolation of 64 images
+    cell = (MAX_GRID_SIDE - 2) // 64 - 2
+    assert strip.size == (64 * (cell + 2) + 2, cell + 4) and strip.width <= MAX_GRID_SIDE
+    # Area-averaged: each thumbnail keeps its black left half and white right half.
+    assert strip.getpixel((2 + 5, 10)) == 0 and strip.getpixel((2 + cell - 5, 10)) == 255
 
 
 def test_scatter_is_deterministic_and_draws_generated_points_in_colour() -> None:
