@@ -37,7 +37,7 @@ from shared.dataset_shards import (
 from shared.jobs.readers import jobs_reading_dataset
 from shared.models import Dataset, User, new_id
 from shared.specs import SpecError, TrainSpec, problems_from
-from shared.specs.data import IMAGE_SIZES
+from shared.specs.data import IMAGE_SIZES, IMAGE_SIZES_TEXT
 from shared.storage import Storage, StorageError
 from shared.storage.keys import DATASET_FILENAME, dataset_key
 from shared.uploads import copy_and_hash
@@ -283,7 +283,7 @@ def _shape_after_options(spec: TrainSpec, dataset: Dataset) -> tuple[int, ...] |
     if dataset.shape is None and data.resize is None:
         _refuse(
             "spec.data.resize",
-            f"dataset {dataset.id} holds images of mixed sizes; set resize to 28, 32 or 64",
+            f"dataset {dataset.id} holds images of mixed sizes; set resize to {IMAGE_SIZES_TEXT}",
         )
     if dataset.shape is None:
         return None
@@ -292,7 +292,7 @@ def _shape_after_options(spec: TrainSpec, dataset: Dataset) -> tuple[int, ...] |
         _refuse(
             "spec.data.resize",
             f"dataset {dataset.id} holds {describe_sizes({(height, width): dataset.items})}; "
-            "dcgan makes 28, 32 or 64 px square images: set resize",
+            f"dcgan makes {IMAGE_SIZES_TEXT} px square images: set resize",
         )
     side = data.resize or height
     return (data.channels or channels, side, side)

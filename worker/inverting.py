@@ -103,9 +103,9 @@ def _features(
     if scorer is None:
         raise JobInputError(
             f"spec.invert.loss: feature loss measures in the digit classifier of the job's "
-            f"MNIST data (28 px grey, with its labels file); job {source_job} has none"
+            f"MNIST data (grey, with its labels file); job {source_job} has none"
         )
-    return scorer.model.trunk.to(device).eval()
+    return scorer.feature_network.to(device).eval()
 
 
 class _Progress:

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from shared.datafiles.confine import folder_files, open_file
 from shared.datafiles.errors import DataFileError as DataFileError
+from shared.specs.data import IMAGE_SIZES_TEXT
 
 # What counts as a training image in a folder or archive, by file extension.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
@@ -295,7 +296,7 @@ def read_images(
         if len(sizes) > 1:
             raise DataFileError(
                 f"{label}: images of mixed sizes: {describe_sizes(dict(sizes))}; set "
-                "data.resize to one of 28, 32, 64"
+                f"data.resize to one of {IMAGE_SIZES_TEXT}"
             )
     return np.stack([fit_image(image, size, channels) for image in images])
 

@@ -67,12 +67,11 @@ def check_inversion_inputs(
 
 def _loss_problems(inversion: InversionSpec, trained: TrainSpec) -> list[Problem]:
     data = trained.data
-    mnist = data.source == "mnist" and data.resize in (None, 28) and data.channels in (None, 1)
-    if inversion.loss == "feature" and not mnist:
+    if inversion.loss == "feature" and not data.is_grey_mnist:
         return [
             problem(
                 "spec.invert.loss",
-                "feature loss measures in the digit classifier of MNIST data (28 px grey); "
+                "feature loss measures in the digit classifier of grey MNIST data; "
                 f"the generator was trained on {data.source}: use pixel",
             )
         ]

@@ -23,9 +23,11 @@ MAX_PATH_LENGTH = 4096
 
 ToySource = Literal["toy:ring8", "toy:grid25", "toy:gauss1d"]
 DataSource = ToySource | Literal["mnist", "npz", "images", "dataset"]
-# Image sides the dcgan family has layouts for.
-ImageSize = Literal[28, 32, 64]
-IMAGE_SIZES = (28, 32, 64)
+# Image sides the dcgan family has layouts for (worker/gan/models.py `_DCGAN_PLANS`).
+ImageSize = Literal[28, 32, 64, 128, 256]
+IMAGE_SIZES = (28, 32, 64, 128, 256)
+# The sizes as error messages list them: "28, 32, 64, 128 or 256".
+IMAGE_SIZES_TEXT = ", ".join(map(str, IMAGE_SIZES[:-1])) + f" or {IMAGE_SIZES[-1]}"
 # Dimension of the points each toy source yields.
 TOY_POINT_DIMS: dict[str, int] = {"toy:ring8": 2, "toy:grid25": 2, "toy:gauss1d": 1}
 # Points live on a line or in the plane: what the mlp family and the scatter plots handle.
@@ -143,7 +145,7 @@ class DataSpec(StrictModel):
         if not (points or images):
             raise ValueError(
                 f"shape must be [d] (d = 1 or 2) for points or [channels, size, size] "
-                f"(channels 1 or 3, size 28, 32 or 64) for images, got {list(shape)}"
+                f"(channels 1 or 3, size {IMAGE_SIZES_TEXT}) for images, got {list(shape)}"
             )
         if points and (self.source == "images" or self.resize or self.channels):
             raise ValueError(f"shape {list(shape)} is points, but the data here is images")
@@ -173,6 +175,12 @@ class DataSpec(StrictModel):
             return True
         shape = self.sample_shape
         return shape is not None and len(shape) == 3
+
+    @property
+    def is_grey_mnist(self) -> bool:
+        """MNIST kept grey, at any size: what the digit classifier scores (generated images
+        are scaled down to its 28 px first)."""
+        return self.source == "mnist" and self.channels in (None, 1)
 
     @property
     def is_points(self) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.specs import TrainSpec
+from shared.specs import SpecError, TrainSpec, validate_job_request
 from shared.specs.data import DataSpec
 
 DATASET_ID = "0123456789abcdef0123456789abcdef"
@@ -77,3 +77,38 @@ def test_images_and_datasets() -> None:
 def test_invalid_data_specs_are_refused(data: dict) -> None:
     with pytest.raises(ValueError):
         DataSpec.model_validate(data)
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_128_and_256_px_images_are_accepted_in_one_or_three_channels(size: int) -> None:
+    for channels in (1, 3):
+        data = train("dcgan", source="images", path="/a", resize=size, channels=channels).data
+        assert data.sample_shape == (channels, size, size)
+        given = DataSpec.model_validate(
+            {"source": "npz", "path": "/a.npz", "shape": [channels, size, size]}
+        )
+        assert given.is_image
+
+
+def test_a_size_without_a_plan_is_refused_naming_every_size_there_is() -> None:
+    with pytest.raises(ValueError) as refused:
+        DataSpec.model_validate({"source": "npz", "path": "/a.npz", "shape": [3, 512, 512]})
+    assert (
+        "shape must be [d] (d = 1 or 2) for points or [channels, size, size] (channels 1 or 3, "
+        "size 28, 32, 64, 128 or 256) for images, got [3, 512, 512]"
+    ) in str(refused.value)
+    with pytest.raises(ValueError, match=r"resize\n  Input should be 28, 32, 64, 128 or 256"):
+        DataSpec.model_validate({"source": "images", "path": "/a", "resize": 512})
+
+
+def test_a_resize_with_no_plan_is_a_problem_naming_the_field_not_a_crash() -> None:
+    """Integer literals list their values too (the message once indexed an empty list)."""
+    request = {"model": "dcgan", "data": {"source": "images", "path": "/a", "resize": 512}}
+    with pytest.raises(SpecError) as refused:
+        validate_job_request({"kind": "train", "name": "x", "spec": request})
+    assert refused.value.problems == [
+        {
+            "path": "spec.data.resize",
+            "message": "must be one of `28`, `32`, `64`, `128` or `256`, got 512",
+        }
+    ]

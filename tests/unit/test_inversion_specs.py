@@ -186,8 +186,8 @@ def test_a_point_generator_and_feature_loss_off_mnist_are_422s(
     )  # fmt: skip
     assert "spec.invert.loss" in _refused(feature)
     assert _refused(feature) == {
-        "spec.invert.loss": "feature loss measures in the digit classifier of MNIST data (28 px "
-        "grey); the generator was trained on images: use pixel"
+        "spec.invert.loss": "feature loss measures in the digit classifier of grey MNIST data; "
+        "the generator was trained on images: use pixel"
     }
 
 

@@ -37,9 +37,12 @@ from worker.gan.mode_coverage import (
     percentile_interval,
 )
 from worker.gan.seeding import Stream, generator_for
+from worker.gan.thumbnails import scaled_down
 
 CLASSES = 10
 FEATURES = 64
+# The side of the images the classifier reads; larger generated images are scaled down first.
+DIGIT_SIDE = 28
 # Held out of the classifier's training, and scored against the generated images.
 HELD_OUT_FRACTION = 0.15
 EPOCHS = 8
@@ -82,9 +85,18 @@ class TrainedClassifier:
 
 
 def as_unit_range(images: Tensor) -> Tensor:
-    """uint8 [N, 28, 28] or [N, 1, 28, 28] -> float [N, 1, 28, 28] in [-1, 1], as G makes."""
-    images = images.reshape(len(images), 1, 28, 28)
-    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
+    """uint8 [N, 28, 28] or [N, 1, 28, 28] -> float [N, 1, 28, 28] in [-1, 1], as G makes;
+    float images of a larger side are area-averaged down to 28 px first."""
+    if images.dtype != torch.uint8:
+        return scaled_down(images.float(), DIGIT_SIDE).reshape(len(images), 1, 28, 28)
+    return images.reshape(len(images), 1, 28, 28).float() / 127.5 - 1
+
+
+class AtDigitSide(nn.Module):
+    """Scales images down to the classifier's 28 px (area averaging); no weights."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        return scaled_down(images, DIGIT_SIDE)
 
 
 def dataset_digest(images: Tensor, labels: Tensor) -> str:
@@ -163,6 +175,12 @@ class DigitScorer:
             self.real_features = self.model.features(as_unit_range(images[real]))
         counts = torch.bincount(labels.long(), minlength=CLASSES).double()
         self.data_classes = counts / counts.sum()
+
+    @property
+    def feature_network(self) -> nn.Module:
+        """Images of any side -> the classifier's features: what path length and feature-loss
+        inversion measure in (a 128 px generator's images are scaled down to 28 px first)."""
+        return nn.Sequential(AtDigitSide(), self.model.trunk)
 
     def figures(self, generated: Tensor, asked: Tensor | None = None) -> dict[str, Any]:
         """Class figures from every generated image; the feature-space figures (k-NN,

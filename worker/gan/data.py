@@ -28,7 +28,7 @@ from shared.datafiles.confine import folder_files, list_folder
 from shared.datafiles.formats import DataFileError
 from shared.datafiles.images import IMAGE_SUFFIXES
 from shared.specs import TrainSpec
-from shared.specs.data import IMAGE_SIZES, MNIST_SIDE, TOY_POINT_DIMS, DataSpec
+from shared.specs.data import IMAGE_SIZES, IMAGE_SIZES_TEXT, MNIST_SIDE, TOY_POINT_DIMS, DataSpec
 from shared.specs.train import MIN_CLASSES
 from worker.gan.class_labels import (
     class_count,
@@ -341,7 +341,7 @@ def _shape_in_files(data: DataSpec, location: Path) -> tuple[int, ...]:
     if others:
         raise DataFileError(
             f"{path.name}: images of mixed sizes: {datafiles.describe_sizes(sizes)}; set "
-            "data.resize to one of 28, 32, 64"
+            f"data.resize to one of {IMAGE_SIZES_TEXT}"
         )
     _check_image_size(height, width, path.name)
     return (channels, height, width)
@@ -350,7 +350,7 @@ def _shape_in_files(data: DataSpec, location: Path) -> tuple[int, ...]:
 def _check_image_size(height: int, width: int, label: str) -> None:
     if height != width or height not in IMAGE_SIZES:
         raise DataFileError(
-            f"{label}: images are {width}x{height}; models make 28, 32 or 64 px square "
+            f"{label}: images are {width}x{height}; models make {IMAGE_SIZES_TEXT} px square "
             "images: set data.resize to one of those (a center crop comes first)"
         )
 

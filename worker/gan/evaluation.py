@@ -39,6 +39,7 @@ from worker.gan.point_scores import is_point_file_data, point_scorer
 from worker.gan.priors import sample_latents
 from worker.gan.sample import load_generator
 from worker.gan.seeding import Stream, generator_for
+from worker.gan.thumbnails import scaled_down
 from worker.gan.toydata import ToyDistribution, toy_distribution
 
 # The papers' sample count for mode figures.
@@ -48,6 +49,11 @@ EVAL_SAMPLES = 2500
 FINAL_SAMPLES = 10_000
 # Latents put through G at once: 10,000 28 px images in one DCGAN pass would need gigabytes.
 GENERATE_BATCH = 1_000
+# Side of the images an evaluation keeps: larger ones are area-averaged down as each batch
+# leaves G. A final evaluation holds 10,000 samples as float64; at 256 px RGB that is 16 GB,
+# at 64 px 1 GB (what a 64 px run already held). Spread is measured at this side then; the
+# digit classifier sees 28 px whatever the side (worker/gan/classifier.py).
+EVAL_MAX_SIDE = 64
 # Real points drawn to compare a 1-D generator with: the W1 estimate's own noise at this size
 # is about 0.004 for N(3, 0.5²), well below the 0.05 a good run reaches.
 W1_REFERENCE_SAMPLES = 100_000
@@ -168,10 +174,11 @@ def evaluation_latents(spec: TrainSpec, count: int | None = None) -> Tensor:
 
 
 def digit_scorer(spec: TrainSpec, data_path: Path | None, hooks: Any) -> DigitScorer | None:
-    """A classifier-based scorer for 28 px grey MNIST data with its labels file beside the
-    images; None for anything else (or when the labels are missing)."""
+    """A classifier-based scorer for grey MNIST data (at any size: generated images are scaled
+    down to its 28 px) with its labels file beside the images; None for anything else (or
+    when the labels are missing)."""
     data = spec.data
-    if data.source != "mnist" or data.resize not in (None, 28) or data.channels not in (None, 1):
+    if not data.is_grey_mnist:
         return None
     folder = data_path or (Path(data.path) if data.path else None)
     if folder is None or not folder.is_dir():
@@ -228,7 +235,8 @@ def generate(
     generator: nn.Module, latents: Tensor, device: torch.device, labels: Tensor | None = None
 ) -> Tensor:
     """G(latents) in eval mode, without grads, GENERATE_BATCH at a time, as float64 on the
-    CPU; G's mode is restored. `labels`: the classes a conditional G is asked for."""
+    CPU (images scaled down to EVAL_MAX_SIDE); G's mode is restored. `labels`: the classes a
+    conditional G is asked for."""
     was_training = generator.training
     generator.eval()
     batches = latents.split(GENERATE_BATCH)
@@ -238,12 +246,19 @@ def generate(
     with torch.no_grad():
         samples = torch.cat(
             [
-                generator(batch.to(device), *condition).detach().to("cpu", torch.float64)
+                _kept(generator(batch.to(device), *condition).detach())
                 for batch, condition in zip(batches, conditions, strict=True)
             ]
         )
     generator.train(was_training)
     return samples
+
+
+def _kept(samples: Tensor) -> Tensor:
+    """A batch as the evaluation keeps it: float64 on the CPU, images at most EVAL_MAX_SIDE."""
+    if samples.dim() == 4:
+        samples = scaled_down(samples.float(), EVAL_MAX_SIDE)
+    return samples.to("cpu", torch.float64)
 
 
 def score(spec: TrainSpec, samples: Tensor) -> Metrics:
@@ -380,7 +395,7 @@ class RunEvaluation:
     def path_length(self, generator: nn.Module) -> float | None:
         """PPL (worker/gan/path_length.py): in the digit classifier's features for MNIST, in
         data space otherwise; None when not finite."""
-        features = self.digits.model.trunk if self.digits is not None else None
+        features = self.digits.feature_network if self.digits is not None else None
         pairs = PPL_PAIRS_POINTS if _is_toy(self.spec) else PPL_PAIRS_IMAGES
         value = path_length(
             generator, self.spec.latent, self.device, pairs=pairs, features=features,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 from torch import Tensor, nn
 
@@ -44,7 +45,7 @@ class ImageShape:
 
 
 # Image shape of a source whose spec does not state one (`DataSpec.sample_shape`); any
-# shape with a `_DCGAN_PLANS` entry (28, 32, 64 px; 1 or 3 channels) builds a dcgan.
+# shape with a `_DCGAN_PLANS` entry (28, 32, 64, 128, 256 px; 1 or 3 channels) builds a dcgan.
 IMAGE_SHAPES: dict[str, ImageShape] = {"mnist": ImageShape(channels=1, size=28)}
 
 
@@ -57,11 +58,20 @@ class _DcganPlan:
 
 
 # 28 = 7 * 2 * 2, 32 = 4 * 2 ** 3, 64 = 4 * 2 ** 4; the 64 px plan is pytorch/examples' DCGAN.
+# 128 = 4 * 2 ** 5 and 256 = 4 * 2 ** 6 add doublings at the high-resolution end.
 _DCGAN_PLANS: dict[int, _DcganPlan] = {
     28: _DcganPlan(start_size=7, doublings=2),
     32: _DcganPlan(start_size=4, doublings=3),
     64: _DcganPlan(start_size=4, doublings=4),
+    128: _DcganPlan(start_size=4, doublings=5),
+    256: _DcganPlan(start_size=4, doublings=6),
 }
+# Feature maps grow to at most width * 8 (512 at the default width), the 64 px plan's widest:
+# uncapped, doubling per layer would give 256 px a 2,048-channel 4x4 layer (a 67M-parameter
+# convolution each side); capped, the 256 px G and D have about 11M parameters each, and the
+# extra layers at 128 and 256 px add resolution, not width. 28-64 px never reach the cap, so
+# their networks (and checkpoints) are unchanged.
+MAX_WIDTH_MULTIPLE = 8
 
 
 def image_shape(data: DataSpec) -> ImageShape:
@@ -197,42 +207,46 @@ def _dcgan_layout(spec: TrainSpec) -> tuple[ImageShape, _DcganPlan, int]:
     return shape, _DCGAN_PLANS[shape.size], spec.model.width or DEFAULT_DCGAN_WIDTH
 
 
+def dcgan_channels(width: int, doublings: int) -> list[int]:
+    """Feature maps of D's stride-2 layers from the image inwards: width, 2·width, 4·width,
+    ... capped at MAX_WIDTH_MULTIPLE·width, one per doubling. G uses them in reverse."""
+    return [width * min(2**layer, MAX_WIDTH_MULTIPLE) for layer in range(doublings)]
+
+
 def _dcgan_generator(spec: TrainSpec) -> nn.Module:
     shape, plan, width = _dcgan_layout(spec)
-    channels, inputs = width * 2 ** (plan.doublings - 1), _generator_inputs(spec)
+    widths, inputs = dcgan_channels(width, plan.doublings)[::-1], _generator_inputs(spec)
     layers: list[nn.Module] = [
         nn.Unflatten(1, (inputs, 1, 1)),
-        nn.ConvTranspose2d(inputs, channels, plan.start_size, 1, 0, bias=False),
-        nn.BatchNorm2d(channels),
+        nn.ConvTranspose2d(inputs, widths[0], plan.start_size, 1, 0, bias=False),
+        nn.BatchNorm2d(widths[0]),
         nn.ReLU(),
     ]
-    for _ in range(plan.doublings - 1):
+    for channels, halved in pairwise(widths):
         layers += [
-            nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(channels // 2),
+            nn.ConvTranspose2d(channels, halved, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(halved),
             nn.ReLU(),
         ]
-        channels //= 2
-    layers += [nn.ConvTranspose2d(channels, shape.channels, 4, 2, 1, bias=False), nn.Tanh()]
+    layers += [nn.ConvTranspose2d(widths[-1], shape.channels, 4, 2, 1, bias=False), nn.Tanh()]
     return _dcgan_init(nn.Sequential(*layers))
 
 
 def _dcgan_discriminator(spec: TrainSpec) -> nn.Module:
     shape, plan, width = _dcgan_layout(spec)
+    widths = dcgan_channels(width, plan.doublings)
     # No batch norm on the first layer, as in the DCGAN paper: it sees raw pixels.
     layers: list[nn.Module] = [
-        nn.Conv2d(shape.channels * spec.model.pack, width, 4, 2, 1, bias=False),
+        nn.Conv2d(shape.channels * spec.model.pack, widths[0], 4, 2, 1, bias=False),
         nn.LeakyReLU(LEAKY_SLOPE),
     ]
-    channels = width
-    for _ in range(plan.doublings - 1):
+    for channels, doubled in pairwise(widths):
         layers += [
-            nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False),
-            _discriminator_norm(spec, channels * 2),
+            nn.Conv2d(channels, doubled, 4, 2, 1, bias=False),
+            _discriminator_norm(spec, doubled),
             nn.LeakyReLU(LEAKY_SLOPE),
         ]
-        channels *= 2
-    layers += [nn.Conv2d(channels, 1, plan.start_size, 1, 0, bias=False), nn.Flatten(0)]
+    layers += [nn.Conv2d(widths[-1], 1, plan.start_size, 1, 0, bias=False), nn.Flatten(0)]
     return _dcgan_init(nn.Sequential(*layers))
 
 
