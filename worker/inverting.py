@@ -26,7 +26,7 @@ from worker.gan.evaluation import digit_scorer
 from worker.gan.grids import image_grid_png
 from worker.gan.hooks import ProgressReport
 from worker.gan.inversion import InversionProgress, InversionResult, InversionSettings, invert
-from worker.gan.sample import load_generator
+from worker.gan.sample import check_size, load_generator
 from worker.inversion_images import load_inversion_images
 from worker.rank_inputs import JobInputError, job_data
 from worker.reporter import JobReporter
@@ -62,6 +62,7 @@ def run_inversion(
             f"spec.job_id: job {sampling.job_id} makes points; invert needs an image generator"
         )
     pixels, chosen = load_inversion_images(link, spec.images, shape)
+    check_size(trained, sampling, len(chosen))
     targets = torch.from_numpy(pixels).to(device, torch.float32) / LEVELS_PER_UNIT - 1
     features = _features(link, sampling.job_id, spec, trained, reporter, device)
     reporter.log(

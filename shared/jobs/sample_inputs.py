@@ -4,7 +4,9 @@
 - every latent vector it gives has the source checkpoint's dimension (its `latent.dim`);
 - an `.npy` artifact it names belongs to one of the caller's jobs, exists, and holds latents
   [n, dim] of a float type: read from the file's header only (a few hundred bytes), never
-  unpickled.
+  unpickled;
+- the images it asks for fit a job's pixel bound at the source model's image side, when the
+  source's spec states it (`shared.specs.sample_size`).
 
 The worker checks the same again when it reads the latents (worker/gan/latents.py), since an
 artifact may be written again after submission; both use `shared.specs.latent_checks`.
@@ -14,11 +16,15 @@ names (`shared.jobs.artifact_refs`).
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from shared.jobs.artifact_refs import owned_artifact, problem, stored_head
 from shared.models import Artifact, User
 from shared.specs import SampleSpec, SpecError
+from shared.specs.data import DataSpec
 from shared.specs.latent_checks import (
     MAX_LATENTS_NPY_BYTES,
     NPY_HEADER_BYTES,
@@ -28,9 +34,25 @@ from shared.specs.latent_checks import (
     vector_problems,
 )
 from shared.specs.sample import LatentsArtifact
+from shared.specs.sample_size import sample_size_problem
 from shared.storage import Storage
 
 FIELD = "spec.latents"
+
+
+def check_sample_size(spec: SampleSpec, trained: dict[str, Any]) -> None:
+    """Raise SpecError naming the field when `spec` asks for more pixels than a job may draw
+    from the generator the `trained` spec (JSON) describes; a side the spec does not state
+    (images read as they come) is left to the worker."""
+    try:
+        shape = DataSpec.model_validate(trained.get("data")).sample_shape
+    except ValidationError:  # a stored spec of an older form: the worker checks
+        return
+    if shape is None or len(shape) != 3:
+        return
+    problem = sample_size_problem(spec, shape[1])
+    if problem is not None:
+        raise SpecError([problem])
 
 
 def check_sample_inputs(

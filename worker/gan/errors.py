@@ -37,3 +37,8 @@ class BundleError(GanError):
 class ClassesError(GanError):
     """Classes a sampling job asks for do not fit its generator (an unconditional one, or a
     class it was not trained on); the message names the field."""
+
+
+class SampleSizeError(GanError):
+    """A sampling job asks for more pixels than a job may draw at its generator's image side
+    (shared/specs/sample_size.py); the message names the field."""

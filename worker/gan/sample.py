@@ -15,8 +15,10 @@ from PIL import Image
 from torch import Tensor, nn
 
 from shared.specs import SampleSpec, TrainSpec
+from shared.specs.sample_size import sample_size_problem
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import reference_points
+from worker.gan.errors import SampleSizeError
 from worker.gan.grids import (
     animated_gif,
     gaussian_mixture_density,
@@ -121,6 +123,7 @@ def sample_for_spec(
     elif sampling.class_grid is not None:
         columns = len(latents)  # a row per class, each of every latent
     latents, labels = latents_with_classes(spec, sampling, latents)
+    check_size(spec, sampling, len(latents))
     result = _draw(generator, spec, latents, device, columns, labels)
     generated = result.generated
     if sampling.interpolation is not None:
@@ -129,6 +132,18 @@ def sample_for_spec(
         report = neighbourhood_report(spec, generated, sampling.neighbourhood, sampling.truncation)
         return SampleResult(result.png, result.latents, neighbourhood=report)
     return SampleResult(result.png, result.latents)
+
+
+def check_size(spec: TrainSpec, sampling: SampleSpec, images: int) -> None:
+    """SampleSizeError naming the field when `images` of the generator's side are more pixels
+    than a job may draw (the API checked what the source's spec told it; the worker knows the
+    side of every checkpoint, and the count of an artifact's latents)."""
+    shape = spec.data.sample_shape
+    if shape is None or len(shape) != 3:
+        return
+    problem = sample_size_problem(sampling, shape[1], images)
+    if problem is not None:
+        raise SampleSizeError(f"{problem['path']}: {problem['message']}")
 
 
 def interpolation_gif(spec: TrainSpec, generated: Tensor) -> bytes:
