@@ -12,12 +12,12 @@ from shared.specs import SampleSpec, SpecError
 
 
 def check_sample_classes(spec: SampleSpec, trained: dict[str, Any]) -> None:
-    """Raise SpecError naming `spec.classes` or `spec.class_grid` when the generator the
-    `trained` spec (a training spec as JSON) describes cannot draw the classes asked for."""
-    field = "class_grid" if spec.class_grid is not None else "classes"
-    asked = spec.class_grid if spec.class_grid is not None else spec.classes
-    if asked is None:
+    """Raise SpecError naming `spec.classes`, `spec.class_grid` or
+    `spec.interpolation.classes` when the generator the `trained` spec (a training spec as
+    JSON) describes cannot draw the classes asked for."""
+    if spec.asked_classes is None:
         return
+    field, asked = spec.asked_classes
     model = trained.get("model")
     model = {"family": model} if isinstance(model, str) else model or {}
     if not model.get("conditional"):

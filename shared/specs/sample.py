@@ -162,6 +162,10 @@ class InterpolationSpec(StrictModel):
     coordinates past ±1, out of the cube the generator was trained on, whereas the cube is
     convex and holds every straight path between two of its points. So lerp is the uniform
     default; slerp remains available there.
+
+    `classes` (a conditional model): one per point; each leg mixes the class embeddings of
+    its ends linearly in step with the latents (t = 0, 1: the pure classes). The same seed
+    at both ends moves only the class; a sampling spec's `classes: 7` holds it fixed.
     """
 
     from_seed: Seed | None = None
@@ -171,6 +175,9 @@ class InterpolationSpec(StrictModel):
     ] = None
     steps: Annotated[StrictInt, Field(ge=MIN_INTERPOLATION_STEPS, le=MAX_INTERPOLATION_STEPS)]
     method: InterpolationMethod | None = None
+    classes: Annotated[
+        list[ClassId] | None, Field(min_length=2, max_length=MAX_INTERPOLATION_STEPS)
+    ] = None
 
     @model_validator(mode="after")
     def _two_seeds_or_points(self) -> InterpolationSpec:
@@ -185,6 +192,11 @@ class InterpolationSpec(StrictModel):
             raise ValueError(
                 f"steps: {len(self.path_points)} points with {self.steps} steps a leg make "
                 f"{self.image_count} images; one row holds at most {MAX_INTERPOLATION_STEPS}"
+            )
+        if self.classes is not None and len(self.classes) != len(self.path_points):
+            raise ValueError(
+                f"classes: one class per point of the path: {len(self.path_points)} points, "
+                f"{len(self.classes)} classes"
             )
         return self
 
@@ -273,7 +285,8 @@ class SampleSpec(StrictModel):
 
     A conditional model (`model.conditional`) draws each image of a class: `classes` is one
     class for every image (an interpolation, neighbourhood or arithmetic then holds the class
-    fixed while its latents move) or a list, one class per image in the grid's order;
+    fixed while its latents move) or a list, one class per image in the grid's order; an
+    interpolation may instead move between classes (`interpolation.classes`);
     `class_grid` lists classes to draw as rows, each row the images `seeds` or `latents` ask
     for (so a column keeps its latent and changes its class). Without either, classes come in
     turn (0, 1, 2, ...). The classes must exist in the model: checked when the job runs.
@@ -334,6 +347,8 @@ class SampleSpec(StrictModel):
                     f"class_grid: {len(self.class_grid)} rows of {count // len(self.class_grid)} "
                     f"images make {count}; a job draws at most {MAX_SEED_IMAGES}"
                 )
+        if self.classes is not None and self.interpolation and self.interpolation.classes:
+            raise ValueError("classes: give classes or interpolation.classes, not both")
         if self.classes is not None and self.mode in ("invert", "export"):
             raise ValueError(f"classes: {self.mode} draws no new images to give a class")
         if isinstance(self.classes, list):
@@ -350,6 +365,15 @@ class SampleSpec(StrictModel):
         """The mode field given, or `export` for a spec that only exports."""
         given = [name for name in SAMPLING_MODES if getattr(self, name) is not None]
         return given[0] if given else "export"  # type: ignore[return-value]
+
+    @property
+    def asked_classes(self) -> tuple[str, int | list[int]] | None:
+        """The field asking for classes and what it asks; None: classes come in turn."""
+        if self.class_grid is not None:
+            return "class_grid", self.class_grid
+        if self.interpolation is not None and self.interpolation.classes is not None:
+            return "interpolation.classes", self.interpolation.classes
+        return None if self.classes is None else ("classes", self.classes)
 
     @property
     def latents_artifact(self) -> LatentsArtifact | None:

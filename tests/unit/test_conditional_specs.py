@@ -185,3 +185,25 @@ def test_an_unconditional_spec_dumps_as_before_and_a_conditional_one_round_trips
     conditional = TrainSpec.model_validate({"model": model, "data": MNIST})
     assert conditional.model_dump()["model"]["classes"] == 10
     assert TrainSpec.model_validate_json(conditional.model_dump_json()) == conditional
+
+
+def test_interpolation_classes_the_source_model_cannot_draw_are_a_422_at_submission(
+    client: FlaskClient, alice: str
+) -> None:
+    def path(classes: list[int]) -> dict[str, Any]:
+        return {"from_seed": 1, "to_seed": 2, "steps": 3, "classes": classes}
+
+    for model, classes, message in (
+        ({"family": "dcgan"}, [0, 1], "is not conditional: it draws no classes"),
+        ({"family": "dcgan", "conditional": True, "classes": 10}, [3, 10], "class 10 does not"),
+    ):
+        spec = {"model": model, "data": MNIST, "latent": {"dim": 4}}
+        job_id = _submit(client, alice, "train", spec).get_json()["id"]
+        refused = _submit(
+            client, alice, "sample", {"job_id": job_id, "interpolation": path(classes)}
+        )
+        assert refused.status_code == 422
+        [error] = refused.get_json()["errors"]
+        assert error["path"] == "spec.interpolation.classes" and message in error["message"]
+    accepted = _submit(client, alice, "sample", {"job_id": job_id, "interpolation": path([3, 9])})
+    assert accepted.status_code == 201, accepted.get_json()

@@ -40,7 +40,13 @@ def proportional_labels(shares: Tensor, count: int, generator: torch.Generator) 
 
 
 class ConditionalGenerator(nn.Module):
-    """G(z, y) = network([z, embed(y)]): `network` takes latent dim + CLASS_EMBEDDING_DIM."""
+    """G(z, y) = network([z, embed(y)]): `network` takes latent dim + CLASS_EMBEDDING_DIM.
+
+    `labels` are class ids [B] (int64), or class weights [B, classes] (float, rows summing
+    to 1) whose code is the weighted mix of the class embeddings: an interpolation between
+    classes. A one-hot row gives its class's embedding exactly (the other terms are exact
+    zeros), so it draws what the class id draws.
+    """
 
     def __init__(self, network: nn.Module, classes: int) -> None:
         super().__init__()
@@ -51,7 +57,10 @@ class ConditionalGenerator(nn.Module):
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         if labels is None:
             labels = balanced_labels(len(z), self.classes, z.device)
-        code = self.embed(labels).to(z.dtype)
+        if labels.is_floating_point():
+            code = (labels.to(self.embed.weight.dtype) @ self.embed.weight).to(z.dtype)
+        else:
+            code = self.embed(labels).to(z.dtype)
         return self.network(torch.cat([z, code], dim=1))  # type: ignore[no-any-return]
 
 

@@ -41,6 +41,11 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return _noise_checkpoint(tmp_path_factory.mktemp("npz"), conditional=True)
 
 
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _noise_checkpoint(tmp_path_factory.mktemp("plain"), conditional=False)
+
+
 def _spec(**fields: Any) -> SampleSpec:
     return SampleSpec.model_validate({"job_id": "j", **fields})
 
@@ -90,11 +95,10 @@ def test_an_interpolation_can_hold_its_class(digits: dict[str, Any]) -> None:
 
 
 def test_classes_the_model_lacks_or_an_unconditional_model_are_refused(
-    digits: dict[str, Any], tmp_path: Path
+    digits: dict[str, Any], plain: dict[str, Any]
 ) -> None:
     with pytest.raises(ClassesError, match=r"^spec\.class_grid: class 10 does not exist"):
         sample_for_spec(digits, _spec(seeds=[1], class_grid=[0, 10]), CPU)
-    plain = _noise_checkpoint(tmp_path, conditional=False)
     with pytest.raises(
         ClassesError, match=r"^spec\.classes: the model of job j is not conditional"
     ):
@@ -116,3 +120,64 @@ def test_an_exported_conditional_generator_takes_latents_and_classes(
     card = json.loads(exported.card)
     assert card["input"].endswith("and int64 classes [n] in 0-9 (G(z, y))")
     assert card["model"]["classes"] == 10
+
+
+def test_one_hot_class_weights_draw_exactly_what_class_ids_draw(digits: dict[str, Any]) -> None:
+    generator, _ = load_generator(digits, CPU)
+    z, ids = torch.randn(3, 8), torch.tensor([2, 7, 7])
+    weights = torch.eye(10)[ids]
+    with torch.no_grad():
+        assert torch.equal(generator(z, weights), generator(z, ids))
+        halfway = generator(z[:1], (torch.eye(10)[2] + torch.eye(10)[7])[None] / 2)
+    assert not torch.equal(halfway, generator(z[:1], ids[:1]))
+
+
+def test_an_interpolation_between_classes_ends_on_the_pure_class_images(
+    digits: dict[str, Any],
+) -> None:
+    path = {"from_seed": 1, "to_seed": 2, "steps": 5, "classes": [3, 8]}
+    moving = sample_for_spec(digits, _spec(interpolation=path), CPU)
+    assert moving.png == sample_for_spec(digits, _spec(interpolation=path), CPU).png
+    cells = _cells(moving.png)[0]
+    three = _cells(sample_for_spec(digits, _spec(seeds=[1], classes=3), CPU).png)[0, 0]
+    eight = _cells(sample_for_spec(digits, _spec(seeds=[2], classes=8), CPU).png)[0, 0]
+    assert np.array_equal(cells[0], three) and np.array_equal(cells[-1], eight)
+    held = sample_for_spec(digits, _spec(interpolation={**path, "classes": None}, classes=3), CPU)
+    assert np.array_equal(moving.latents, held.latents)  # z moves alike; only the class differs
+    assert not np.array_equal(cells[2], _cells(held.png)[0][2])
+
+
+def test_the_same_seed_at_both_ends_holds_z_and_moves_only_the_class(
+    digits: dict[str, Any],
+) -> None:
+    path = {"from_seed": 4, "to_seed": 4, "steps": 3, "classes": [0, 9]}
+    result = sample_for_spec(digits, _spec(interpolation=path), CPU)
+    assert (result.latents == result.latents[0]).all()
+    cells = _cells(result.png)[0]
+    assert not np.array_equal(cells[0], cells[1]) and not np.array_equal(cells[1], cells[2])
+
+
+def test_path_classes_the_model_lacks_or_cannot_draw_are_refused_naming_the_field(
+    digits: dict[str, Any], plain: dict[str, Any]
+) -> None:
+    path = {"points": [1, 2, 3], "steps": 2, "classes": [0, 4, 10]}
+    with pytest.raises(ClassesError, match=r"^spec\.interpolation\.classes: class 10 does not"):
+        sample_for_spec(digits, _spec(interpolation=path), CPU)
+    with pytest.raises(ClassesError, match=r"^spec\.interpolation\.classes: the model of job j"):
+        sample_for_spec(plain, _spec(interpolation={**path, "classes": [0, 1, 2]}), CPU)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"interpolation": {"from_seed": 1, "to_seed": 2, "steps": 3, "classes": [1, 2, 3]}},
+         "classes: one class per point of the path: 2 points, 3 classes"),
+        ({"interpolation": {"from_seed": 1, "to_seed": 2, "steps": 3, "classes": [1, 2]},
+          "classes": 4}, "classes: give classes or interpolation.classes, not both"),
+    ],
+)  # fmt: skip
+def test_path_classes_that_do_not_fit_the_path_are_refused(
+    fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        _spec(**fields)
