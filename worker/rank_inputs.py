@@ -16,7 +16,7 @@ from shared.specs.data import DataSpec
 from shared.specs.latent_checks import MAX_LATENTS_NPY_BYTES
 from shared.specs.sample import LatentsArtifact
 from worker.channel.link import AgentLink, JobInputError
-from worker.gan.checkpoint import load_checkpoint
+from worker.gan.checkpoint import load_checkpoint, sampling_part
 
 __all__ = [
     "JobInputError",
@@ -67,7 +67,8 @@ def confined_reads(
 def load_checkpoint_of(
     link: AgentLink, job_id: str, step: int | None, device: torch.device
 ) -> dict | None:
-    """The job's checkpoint at `step` (latest when None), loaded with weights_only=True."""
+    """The job's checkpoint at `step` (latest when None), loaded with weights_only=True; from
+    a warm sampler's cache (its sampling part only) when one is installed."""
     cache = checkpoint_cache.get()
     if cache is None:
         reply, data = link.call("checkpoint", job_id=job_id, step=step)
@@ -78,7 +79,7 @@ def load_checkpoint_of(
 
     def fetch() -> dict:
         _, data = link.call("checkpoint", job_id=job_id, step=info["step"])
-        return load_checkpoint(data, map_location=device)
+        return sampling_part(load_checkpoint(data, map_location=device))
 
     loaded: dict = cache.get_or_load((job_id, info["step"], info["sha256"], str(device)), fetch)
     return loaded

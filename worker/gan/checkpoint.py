@@ -105,6 +105,17 @@ def build_checkpoint(
     )
 
 
+# What sampling never reads: D and both networks' optimiser states, most of a GAN checkpoint
+# (a 256 px RGB dcgan at width 64: 278 MB serialised, its generator 48 MB; 96 MB with EMA).
+TRAINING_ONLY_KEYS = frozenset({"discriminator", "g_optimizer", "d_optimizer", "grad_scalers"})
+
+
+def sampling_part(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint without what only resuming training reads: what a warm sampler keeps
+    loaded (its cache holds several checkpoints on the device at once)."""
+    return {key: value for key, value in checkpoint.items() if key not in TRAINING_ONLY_KEYS}
+
+
 def checkpoint_to_bytes(checkpoint: dict[str, Any]) -> bytes:
     """Serialise with `torch.save`; the same checkpoint always gives the same bytes."""
     buffer = io.BytesIO()

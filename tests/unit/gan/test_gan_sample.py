@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -9,9 +10,11 @@ import torch
 from gan_testing import RecordingHooks, mnist_spec, ring_spec
 from PIL import Image
 
-from shared.specs import LatentSpec
+from shared.specs import LatentSpec, SampleSpec
+from worker.gan.checkpoint import TRAINING_ONLY_KEYS, sampling_part
+from worker.gan.export import export_generator
 from worker.gan.priors import latents_for_seeds
-from worker.gan.sample import load_generator, sample_for_seeds
+from worker.gan.sample import load_generator, sample_for_seeds, sample_for_spec
 from worker.gan.train import train
 
 CPU = torch.device("cpu")
@@ -41,6 +44,37 @@ def test_the_same_seeds_give_identical_png_bytes(dcgan_checkpoint: dict[str, Any
     second = sample_for_seeds(dcgan_checkpoint, [3, 1, 4, 1, 5], CPU)
     assert first.png == second.png
     assert np.array_equal(first.latents, second.latents)
+
+
+def test_the_sampling_part_a_warm_sampler_keeps_draws_and_exports_what_the_whole_does(
+    dcgan_checkpoint: dict[str, Any],
+) -> None:
+    kept = sampling_part(dcgan_checkpoint)
+    assert not TRAINING_ONLY_KEYS & set(kept) and set(dcgan_checkpoint) >= TRAINING_ONLY_KEYS
+    assert sum(_tensor_bytes(v) for v in kept.values()) < 0.5 * sum(
+        _tensor_bytes(v) for v in dcgan_checkpoint.values()
+    )
+    spec = SampleSpec.model_validate(
+        {"job_id": "j", "interpolation": {"from_seed": 1, "to_seed": 2, "steps": 3}}
+    )
+    drawn, whole = sample_for_spec(kept, spec, CPU), sample_for_spec(dcgan_checkpoint, spec, CPU)
+    assert (drawn.png, drawn.gif) == (whole.png, whole.gif)
+    exported, exported_whole = export_generator(kept, "j"), export_generator(dcgan_checkpoint, "j")
+    assert exported.weights == exported_whole.weights
+    # The card, but for its TorchScript digest: two traces of one generator differ in bytes.
+    cards = [json.loads(e.card) for e in (exported, exported_whole)]
+    assert cards[0]["weights_from"] == "generator"
+    assert {**cards[0], "torchscript": None} == {**cards[1], "torchscript": None}
+
+
+def _tensor_bytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
 
 
 def test_images_come_in_seed_order_as_a_square_ish_grid(dcgan_checkpoint: dict[str, Any]) -> None:
