@@ -399,9 +399,13 @@ class RunEvaluation:
         pairs = PPL_PAIRS_POINTS if _is_toy(self.spec) else PPL_PAIRS_IMAGES
         value = path_length(
             generator, self.spec.latent, self.device, pairs=pairs, features=features,
-            seed=EVAL_SEED, classes=self.spec.model.classes,
+            seed=EVAL_SEED, classes=self.spec.model.classes, image_side=self._image_side(),
         )  # fmt: skip
         return value if math.isfinite(value) else None
+
+    def _image_side(self) -> int | None:
+        shape = self.spec.data.sample_shape
+        return shape[-1] if shape is not None and len(shape) == 3 else None
 
     def _critic(self, critic: nn.Module | None) -> Callable[[Tensor], Tensor] | None:
         """D over single points, in fp32 on the CPU copy of x. A packed D reads `pack` points

@@ -32,6 +32,10 @@ PPL_KEEP = (0.01, 0.99)
 # second of a 28 px DCGAN on one CPU thread.
 PPL_PAIRS_POINTS = 1000
 PPL_PAIRS_IMAGES = 200
+# Pixels put through G at once (in float64): 200 pairs of 64 px images, so up to 64 px the
+# pairs go through in one batch as they always did; at 128 px 100 images a batch, at 256 px
+# 24: all 400 at once would hold float64 activations of 64 maps of 128 px, 3.4 GB each.
+PPL_BATCH_PIXELS = 2 * PPL_PAIRS_IMAGES * 64 * 64
 # Which evaluation random stream the pairs come from (0-2 are the samples and references).
 _PPL_DRAW = 3
 
@@ -45,11 +49,13 @@ def path_length(
     features: nn.Module | None = None,
     seed: int,
     classes: int | None = None,
+    image_side: int | None = None,
 ) -> float:
     """PPL of `generator` (see the module docstring); `features` maps samples to the space d
     is measured in (None: the samples themselves). The same seed gives the same pairs, so
     evaluations along a run compare like with like. `classes`: a conditional generator's,
-    the two ends of each pair drawn of one class (classes in turn over the pairs)."""
+    the two ends of each pair drawn of one class (classes in turn over the pairs).
+    `image_side`: an image generator's, so pairs go through G PPL_BATCH_PIXELS at a time."""
     draw = generator_for(seed, Stream.EVALUATION, _PPL_DRAW)
     z = sample_latents(latent, 2 * pairs, draw).double()
     t = torch.rand(pairs, generator=draw, dtype=torch.float64) * (1 - PPL_EPSILON)
@@ -58,14 +64,16 @@ def path_length(
     )  # [pairs, 2, dim]
     net = copy.deepcopy(generator).double().eval()
     measure = copy.deepcopy(features).double().eval() if features is not None else None
+    per_batch = 2 * max(1, PPL_BATCH_PIXELS // (2 * (image_side or 1) ** 2))  # whole pairs
+    labels = None if classes is None else balanced_labels(pairs, classes).repeat_interleave(2)
+    outputs = []
     with torch.no_grad():
-        conditions = ()
-        if classes is not None:
-            conditions = (balanced_labels(pairs, classes).repeat_interleave(2).to(device),)
-        out = net(ends.reshape(2 * pairs, -1).to(device), *conditions).cpu()
-        if measure is not None:
-            out = measure(out)
-    out = out.reshape(pairs, 2, -1)
+        for start in range(0, 2 * pairs, per_batch):
+            batch = ends.reshape(2 * pairs, -1)[start : start + per_batch].to(device)
+            conditions = () if labels is None else (labels[start : start + per_batch].to(device),)
+            out = net(batch, *conditions).cpu()
+            outputs.append(out if measure is None else measure(out))
+    out = torch.cat(outputs).reshape(pairs, 2, -1)
     distances = ((out[:, 0] - out[:, 1]) ** 2).sum(dim=1) / PPL_EPSILON**2
     low, high = torch.quantile(distances, torch.tensor(PPL_KEEP, dtype=torch.float64))
     kept = distances[(distances >= low) & (distances <= high)]

@@ -55,3 +55,26 @@ def test_path_length_is_repeatable_and_measured_in_the_given_feature_space() -> 
     with torch.no_grad():
         doubling.weight.copy_(2 * torch.eye(2))
     assert abs(_ppl(Scaled(1.0), features=doubling) / _ppl(Scaled(1.0)) - 4.0) < 1e-6
+
+
+def test_256px_images_go_through_in_batches_and_measure_what_one_batch_would() -> None:
+    """A generator of 256 px images (a tiny transposed convolution) and a conditional one:
+    batched by pixels, pairs stay whole and keep their class, so the figure is one batch's."""
+    seen: list[int] = []
+
+    class Images(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.up = nn.ConvTranspose2d(4, 1, 256, bias=False)
+
+        def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            seen.append(len(z))
+            shift = 0.0 if labels is None else labels[:, None, None, None].to(z.dtype)
+            return torch.tanh(self.up(z[:, :, None, None]) + shift)
+
+    torch.manual_seed(0)
+    generator = Images()
+    batched = path_length(generator, LATENT, CPU, pairs=61, seed=1, classes=3, image_side=256)
+    assert seen == [24] * 5 + [2]  # 12 pairs of 256 px a batch, pairs never split
+    whole = path_length(generator, LATENT, CPU, pairs=61, seed=1, classes=3)
+    assert seen[6:] == [122] and abs(batched / whole - 1) < 1e-9
