@@ -37,7 +37,7 @@ from worker.gan.models import build_discriminator
 from worker.gan.path_length import PPL_PAIRS_IMAGES, PPL_PAIRS_POINTS, path_length
 from worker.gan.point_scores import is_point_file_data, point_scorer
 from worker.gan.priors import sample_latents
-from worker.gan.sample import load_generator
+from worker.gan.sample import images_per_batch, load_generator
 from worker.gan.seeding import Stream, generator_for
 from worker.gan.thumbnails import scaled_down
 from worker.gan.toydata import ToyDistribution, toy_distribution
@@ -232,16 +232,20 @@ def evaluate_checkpoint(
 
 
 def generate(
-    generator: nn.Module, latents: Tensor, device: torch.device, labels: Tensor | None = None
+    generator: nn.Module,
+    latents: Tensor,
+    device: torch.device,
+    labels: Tensor | None = None,
+    batch: int = GENERATE_BATCH,
 ) -> Tensor:
-    """G(latents) in eval mode, without grads, GENERATE_BATCH at a time, as float64 on the
-    CPU (images scaled down to EVAL_MAX_SIDE); G's mode is restored. `labels`: the classes a
+    """G(latents) in eval mode, without grads, `batch` at a time, as float64 on the CPU
+    (images scaled down to EVAL_MAX_SIDE); G's mode is restored. `labels`: the classes a
     conditional G is asked for."""
     was_training = generator.training
     generator.eval()
-    batches = latents.split(GENERATE_BATCH)
+    batches = latents.split(batch)
     conditions = [()] * len(batches) if labels is None else [
-        (part.to(device),) for part in labels.split(GENERATE_BATCH)
+        (part.to(device),) for part in labels.split(batch)
     ]  # fmt: skip
     with torch.no_grad():
         samples = torch.cat(
@@ -376,7 +380,8 @@ class RunEvaluation:
         latents, labels = (
             (self.final_latents, self.final_labels) if final else (self.latents, self.labels)
         )
-        samples = generate(generator, latents, self.device, labels)
+        batch = images_per_batch(GENERATE_BATCH, self.spec)
+        samples = generate(generator, latents, self.device, labels, batch)
         metrics = score(self.spec, samples)
         if self.digits is not None:
             metrics.update(self.digits.figures(samples, labels))

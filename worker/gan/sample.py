@@ -40,6 +40,10 @@ REFERENCE_POINT_COUNT = 1000
 # ~10x slower per image on CPU (activations far past the caches) than in chunks of 256, and
 # in eval mode (no batch statistics) each image came out bit-identical either way.
 DRAW_BATCH = 256
+# The image side the batch sizes here and in evaluations were set at; larger images go
+# through G in proportionally smaller batches (256 images of 256 px at once would keep 64
+# feature maps of 128 px, 1 GB in fp32, per layer).
+BATCH_SIDE = 64
 # Side of a point-data animation frame: half the still plot's, 64 frames stay a small GIF.
 GIF_SCATTER_SIZE = 256
 
@@ -146,6 +150,14 @@ def check_size(spec: TrainSpec, sampling: SampleSpec, images: int) -> None:
         raise SampleSizeError(f"{problem['path']}: {problem['message']}")
 
 
+def images_per_batch(batch: int, spec: TrainSpec) -> int:
+    """`batch` images at a time up to 64 px, and the same pixels of larger ones (a quarter at
+    128 px, a sixteenth at 256): G's activations grow with the image's area."""
+    shape = spec.data.sample_shape
+    side = shape[-1] if shape is not None and len(shape) == 3 else 0
+    return batch if side <= BATCH_SIDE else max(1, batch * BATCH_SIDE**2 // side**2)
+
+
 def interpolation_gif(spec: TrainSpec, generated: Tensor) -> bytes:
     """The path played frame by frame: each image enlarged, or for points the path so far
     over the real data."""
@@ -179,13 +191,14 @@ def _draw(
     labels: Tensor | None = None,
 ) -> _Drawn:
     """G's images of `latents` (of `labels`' classes, for a conditional G), DRAW_BATCH at a
-    time, and their picture."""
+    time (fewer past 64 px), and their picture."""
     latents = latents.to(torch.float32)
-    chunks = latents.to(device).split(DRAW_BATCH)
+    batch = images_per_batch(DRAW_BATCH, spec)
+    chunks = latents.to(device).split(batch)
     if labels is None:
         generated = torch.cat([generator(chunk) for chunk in chunks])
     else:
-        classes = labels.to(device).split(DRAW_BATCH)
+        classes = labels.to(device).split(batch)
         generated = torch.cat([generator(z, y) for z, y in zip(chunks, classes, strict=True)])
     png = render_png(spec, generated, columns)
     return _Drawn(png=png, latents=latents.numpy(), generated=generated)

@@ -22,6 +22,7 @@ from worker.gan.models import (
     dcgan_channels,
     image_shape,
 )
+from worker.gan.sample import images_per_batch
 from worker.gan.train import train
 
 
@@ -106,3 +107,10 @@ def test_128px_mnist_trains_draws_full_size_and_is_scored_by_the_28px_classifier
     step, metrics = hooks.evaluations[-1]
     assert step == 2 and sum(metrics["class_counts"]) == 200
     assert math.isfinite(metrics["frechet_distance"]) and metrics["frechet_distance"] > 0
+
+
+def test_images_past_64_px_go_through_g_in_batches_of_the_same_pixels() -> None:
+    assert images_per_batch(256, _image_spec(1, 28)) == 256  # unchanged up to 64 px
+    assert images_per_batch(256, _image_spec(3, 64)) == 256
+    assert images_per_batch(256, _image_spec(3, 128)) == 64
+    assert images_per_batch(1000, _image_spec(1, 256)) == 62
