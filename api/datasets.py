@@ -36,8 +36,8 @@ def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
     )
     shards = requested_flag("shards", DatasetUploadError)
     session, user, key = db_session(), current_user(), idempotency.requested_key()
-    if key is not None:  # a retry is recognised by what it sends: name, file name, bytes
-        digest = _upload_hash(name, filename, file.stream)
+    if key is not None:  # a retry is recognised by what it sends: name, file name, bytes, shards
+        digest = _upload_hash(name, filename, file.stream, shards)
         first = idempotency.replay(session, user, key, UPLOAD_ROUTE, digest)
         if first is not None:
             return first
@@ -72,11 +72,14 @@ def upload() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
 UPLOAD_ROUTE = "POST /api/v1/datasets"
 
 
-def _upload_hash(name: str | None, filename: str, stream: IO[bytes]) -> str:
+def _upload_hash(name: str | None, filename: str, stream: IO[bytes], shards: bool | None) -> str:
+    """The request's identity for idempotency. `shards` counts only when given, so a key
+    stored before the field existed still matches its retry."""
     digest = hashlib.sha256()
     while chunk := stream.read(1024 * 1024):
         digest.update(chunk)
-    return idempotency.request_hash(name, filename, digest.hexdigest())
+    parts = (name, filename, digest.hexdigest())
+    return idempotency.request_hash(*parts, *(() if shards is None else (shards,)))
 
 
 @bp.get("")

@@ -48,8 +48,8 @@ def test_a_resent_upload_returns_the_first_dataset(
 ) -> None:
     data = write_npz(tmp_path / "ring.npz", data=np.zeros((10, 2), np.float32)).read_bytes()
 
-    def send(payload: bytes) -> TestResponse:
-        form = {"file": (io.BytesIO(payload), "ring.npz"), "name": "ring"}
+    def send(payload: bytes, **fields: str) -> TestResponse:
+        form = {"file": (io.BytesIO(payload), "ring.npz"), "name": "ring", **fields}
         headers = {**auth(alice), "Idempotency-Key": "upload-7"}
         return client.post(
             "/api/v1/datasets", data=form, headers=headers, content_type="multipart/form-data"
@@ -62,3 +62,5 @@ def test_a_resent_upload_returns_the_first_dataset(
     assert len(client.get("/api/v1/datasets", headers=auth(alice)).get_json()["datasets"]) == 1
     different = send(data + b"\0")
     assert different.status_code == 422
+    # The same bytes asking for another storage form is another request, not a retry.
+    assert send(data, shards="false").status_code == 422
