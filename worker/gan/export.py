@@ -57,6 +57,20 @@ class GeneratorExport:
     card: bytes  # JSON, see `export_generator`
 
 
+def _metadata_in_order(weights: bytes) -> bytes:
+    """The same safetensors with its `__metadata__` keys sorted. safetensors writes them from
+    a hash map whose order changes from process to process, so the same generator exported
+    twice had two digests on its card; sorted, an export is a pure function of the checkpoint.
+    The header keeps its length (same keys and values), so every data offset stays valid."""
+    size = int.from_bytes(weights[:8], "little")
+    header = json.loads(weights[8 : 8 + size])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    if len(text) > size:  # not the compact JSON safetensors writes: leave it as it is
+        return weights
+    return weights[:8] + text.ljust(size) + weights[8 + size :]
+
+
 @torch.no_grad()
 def export_generator(checkpoint: dict[str, Any], source_job_id: str) -> GeneratorExport:
     """The checkpoint's generator as safetensors, TorchScript and a card; `source_job_id` is
@@ -64,7 +78,9 @@ def export_generator(checkpoint: dict[str, Any], source_job_id: str) -> Generato
     cpu = torch.device("cpu")
     generator, spec = load_generator(checkpoint, cpu)
     state = {name: tensor.detach().contiguous() for name, tensor in generator.state_dict().items()}
-    weights = safetensors_bytes(state, metadata={"format": "pt", "source_job_id": source_job_id})
+    weights = _metadata_in_order(
+        safetensors_bytes(state, metadata={"format": "pt", "source_job_id": source_job_id})
+    )
     example = latents_for_seeds(spec.latent, _TRACE_SEEDS)
     torchscript, how = _torchscript(generator, spec, example)
     script_entry = None if torchscript is None else {**_digest(torchscript), "made_by": how}

@@ -62,6 +62,11 @@ def test_the_weights_are_the_generator_average_as_safetensors(
     assert weights.keys() == average.keys()
     assert all(torch.equal(weights[name], average[name].cpu()) for name in average)
     assert not all(torch.equal(weights[n], digits_with_ema["generator"][n]) for n in average)
+    # The same checkpoint exports to the same bytes: the card's digest is reproducible
+    # (safetensors itself writes its metadata in an order that changes from call to call).
+    again = {export_generator(digits_with_ema, "a" * 32).weights for _ in range(6)}
+    assert again == {exported.weights}
+    assert load_safetensors(exported.weights).keys() == average.keys()
 
 
 def test_the_card_says_what_the_generator_is_and_where_it_came_from(
