@@ -179,6 +179,9 @@ def _report(
         "seconds from start to end, median by kind": _median_seconds(
             jobs, "started_at", "finished_at"
         ),
+        "seconds from submission to end, p50/p90/p99/max by kind": _percentile_seconds(
+            jobs, "created_at", "finished_at"
+        ),
         "drain seconds": round(drain_s, 1),
         "jobs per minute": round(len(jobs) / (drain_s / 60), 1),
         "invalid event paths": len(bad_paths),
@@ -212,14 +215,33 @@ def _moment(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
 
-def _median_seconds(jobs: list[Tracked], start: str, end: str) -> dict[str, float]:
-    """Median seconds between two of a job's timestamps, by kind, over the jobs that ran."""
+def _spans(jobs: list[Tracked], start: str, end: str) -> dict[str, list[float]]:
+    """Seconds between two of a job's timestamps, by kind, over the jobs that have both."""
     spans: dict[str, list[float]] = {}
     for job in jobs:
         if job.final[start] and job.final[end]:
             span = (_moment(job.final[end]) - _moment(job.final[start])).total_seconds()
             spans.setdefault(job.planned.kind, []).append(span)
+    return spans
+
+
+def _median_seconds(jobs: list[Tracked], start: str, end: str) -> dict[str, float]:
+    """Median seconds between two of a job's timestamps, by kind, over the jobs that ran."""
+    spans = _spans(jobs, start, end)
     return {kind: round(statistics.median(values), 1) for kind, values in spans.items()}
+
+
+def _percentile_seconds(jobs: list[Tracked], start: str, end: str) -> dict[str, list[float]]:
+    """p50, p90, p99 and the maximum of the seconds between two timestamps, by kind: the
+    median alone hides the tail a long run is for (a job stuck behind a slow neighbour)."""
+    answer = {}
+    for kind, values in _spans(jobs, start, end).items():
+        if len(values) < 2:
+            answer[kind] = [round(values[0], 1)] * 4
+            continue
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        answer[kind] = [round(x, 1) for x in (cuts[49], cuts[89], cuts[98], max(values))]
+    return answer
 
 
 def _publish(report: dict[str, Any], tmp_path: Path, summary: list[str]) -> None:
@@ -236,7 +258,9 @@ def _publish(report: dict[str, Any], tmp_path: Path, summary: list[str]) -> None
             f"hitting {report['cancels hit (state)']}",
             f"drained in {report['drain seconds']} s: {report['jobs per minute']} jobs/min; "
             f"median s to start {report['seconds from submission to start, median by kind']}, "
-            f"to run {report['seconds from start to end, median by kind']}",
+            f"to run {report['seconds from start to end, median by kind']}; "
+            "submission to end p50/p90/p99/max "
+            f"{report['seconds from submission to end, p50/p90/p99/max by kind']}",
             f"invalid paths {report['invalid event paths']}, run twice "
             f"{report['jobs run more than once']}, unplanned outcomes "
             f"{report['unplanned outcomes']}, duplicate messages dropped "
