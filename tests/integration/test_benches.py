@@ -107,8 +107,14 @@ def test_db_scale_bench_explains_each_query_and_finds_no_seq_scan(tmp_path: Path
     results = db_scale.main(argv, lab)
     _stamped(results, "db_scale")
     queries = results["queries"]
-    assert set(queries) == {"list", "list_page_2", "list_state_running", "list_every_user",
-                            "poll", "events"}  # fmt: skip
+    assert set(queries) == {"list", "list_page_2", "list_page_deep", "list_state_running",
+                            "list_state_failed", "list_every_user", "list_every_user_failed",
+                            "poll", "events", "events_long_job"}  # fmt: skip
+    assert set(results["history_reads"]) == {"submit_quota_count", "scheduler_read_pool",
+                                             "metrics_scrape"}  # fmt: skip
+    # The long job's 1,000 events are all read (the endpoint has no pages), the others' few.
+    long_plan = queries["events_long_job"]["explain"][-1]["Plan"]
+    assert long_plan["Actual Rows"] == 1000, long_plan
     for name, query in queries.items():
         assert query["explain"][0]["Plan"]["Node Type"], name
         assert query["indexes"], f"{name} uses no index: {query['sql']}"
