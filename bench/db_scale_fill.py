@@ -30,7 +30,8 @@ OWNER_MAX_QUEUED = 1_000
 # running; a tenth of the jobs each on a smaller database.
 QUEUED_JOBS = 10_000
 RUNNING_JOBS = 8_000
-# Finished jobs' final states, in turn: most runs succeed.
+# Finished jobs' final states, in turn (shifted by one every OWN_SHARE jobs, so the bench
+# user's jobs have every state too): most runs succeed.
 FINAL_STATES = ("succeeded", "succeeded", "succeeded", "failed", "cancelled")
 # A job's events after its creation cycle through these (a preempted job goes back to queued).
 EVENT_PATH = ("scheduled", "running", "preempted", "queued")
@@ -60,7 +61,7 @@ def job_id(index: int) -> str:
 _STATE = (
     "CASE WHEN i > %(jobs)s - %(queued)s THEN 'queued'"
     " WHEN i > %(jobs)s - %(queued)s - %(running)s THEN 'running'"
-    " ELSE (%(finals)s::text[])[1 + i %% %(nfinals)s] END"
+    " ELSE (%(finals)s::text[])[1 + (i + i / %(share)s) %% %(nfinals)s] END"
 )
 _CREATED = "timestamptz '2026-01-01' + i * interval '1 second'"
 _FILL = [
