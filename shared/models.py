@@ -113,6 +113,13 @@ class Job(Base):
         # Every user's jobs newest first (an admin's listing, the dashboard's jobs page): without
         # it, a sort of the whole table at each refresh (bench/db_scale.py).
         Index("ix_jobs_created", "created_at", "id"),
+        # Listings by state (one user's, every user's), newest first, and a submission's
+        # queued-jobs count: one index range each at a million jobs (migration 0015).
+        Index("ix_jobs_state_created", "state", "created_at", "id"),
+        Index("ix_jobs_owner_state_created", "owner_id", "state", "created_at", "id"),
+        # A scheduler pass reads the jobs running or finished lately (fair share's recent
+        # usage): without it, a scan of every job ever run at each pass (migration 0015).
+        Index("ix_jobs_finished", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -120,7 +127,7 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     devices: Mapped[int] = mapped_column(Integer, default=1)
