@@ -75,7 +75,7 @@ def job_json(
     return body
 
 
-def event_json(event: JobEvent) -> dict[str, Any]:
+def event_json(event: JobEvent | Row[Any]) -> dict[str, Any]:
     return {
         "from": event.from_state,
         "to": event.to_state,
