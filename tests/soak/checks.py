@@ -105,10 +105,17 @@ def leftover_work_folders(home: Path, nodes: Iterable[str], job_ids: Iterable[st
 
 
 def resident_mib(processes: ServiceProcesses) -> dict[str, float]:
-    """Resident memory (MiB) of each service process with the helpers it keeps: its process
-    group (gunicorn's master and workers; Celery's main process and pool) and any other
-    process below it that is not a job's (a warm sampler in its own session). Jobs' launchers
-    and ranks come and go and are left out: their memory is the job's, not the service's."""
+    """Resident memory (MiB) of each service process with the helpers it keeps (see
+    resident_by_process)."""
+    return {name: sum(parts.values()) for name, parts in resident_by_process(processes).items()}
+
+
+def resident_by_process(processes: ServiceProcesses) -> dict[str, dict[str, float]]:
+    """Resident memory (MiB) of each service process's members, "<command> [<pid>]": its
+    process group (gunicorn's master and workers; Celery's main process and pool) and any
+    other process below it that is not a job's (a warm sampler in its own session, the fork
+    server). Jobs' launchers and ranks come and go and are left out: their memory is the
+    job's, not the service's. By member, so that growth names the process that grew."""
     table = procfs.snapshot()
     job_groups = {p.pgid for p in table.values() if b"worker.launcher" in p.cmdline}
     sizes = {}
@@ -117,6 +124,12 @@ def resident_mib(processes: ServiceProcesses) -> dict[str, float]:
         members = procfs.descendants(table, [leader]) | {
             pid for pid, p in table.items() if p.pgid == leader
         }
-        kept = [table[pid] for pid in members if table[pid].pgid not in job_groups]
-        sizes[name] = sum(p.rss_bytes for p in kept) / 2**20
+        kept = {pid: table[pid] for pid in members if table[pid].pgid not in job_groups}
+        sizes[name] = {
+            f"{_command(p.cmdline)} [{pid}]": p.rss_bytes / 2**20 for pid, p in kept.items()
+        }
     return sizes
+
+
+def _command(cmdline: bytes) -> str:
+    return cmdline.replace(b"\0", b" ").strip()[:60].decode(errors="replace")

@@ -5,6 +5,7 @@ end of the pytest session."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,12 +20,21 @@ NODES = ("soak-a", "soak-b", "soak-c")
 USERS = ("soak-ada", "soak-bo", "soak-cy", "soak-di")
 # One slot a node: three jobs at most run at once, on a machine of two shared cores.
 SLOTS_PER_NODE = 1
+# The scheduler's housekeeping runs each sweep once its interval has passed since the start
+# (scheduler/housekeeping.py), retention every 300 s and orphans hourly by default: short
+# here, so both run during the warm-up (the first opens the store, a one-time load) and keep
+# running through the soak, where a leak in them would show as growth. No soak job keeps a
+# limited number of checkpoints, and no object is old enough for the orphan collector.
+HOUSEKEEPING_ENV = {"GANFORGE_RETENTION_INTERVAL_S": "5", "GANFORGE_ORPHAN_INTERVAL_S": "60"}
+# Seconds after the service starts by which both sweeps have run once.
+HOUSEKEEPING_FIRST_S = 70.0
 
 
 @dataclass
 class SoakLab:
     service: Service
     users: list[requests.Session]  # one authenticated session per user, in USERS order
+    started: float  # time.monotonic() when the service was started
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +45,9 @@ def soak_lab(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[SoakLab]:
     home = tmp_path_factory.mktemp("ganforge-soak")
+    started = time.monotonic()
     with running_service(
-        postgres, redis_service, s3_endpoint, home, {}, processes=("api", "scheduler")
+        postgres, redis_service, s3_endpoint, home, HOUSEKEEPING_ENV, processes=("api", "scheduler")
     ) as service:
         for node in NODES:
             service.processes.start_worker(node, cpu_slots=SLOTS_PER_NODE)
@@ -46,7 +57,7 @@ def soak_lab(
             session = requests.Session()
             session.headers["Authorization"] = f"Bearer {user_token(service.settings, name)}"
             sessions.append(session)
-        yield SoakLab(service, sessions)
+        yield SoakLab(service, sessions, started)
 
 
 @pytest.fixture
