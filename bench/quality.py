@@ -135,6 +135,9 @@ SETUPS: dict[str, dict[str, Any]] = {
     "ring8-pacgan2-r1-lr1e3-cos-15k": _pacgan(
         "toy:ring8", 15_000, loss={"r1_gamma": 1.0}, lr=1e-3, lr_schedule="cosine"
     ),
+    "ring8-pacgan2-r1-lr1e3-cos-20k": _pacgan(
+        "toy:ring8", 20_000, loss={"r1_gamma": 1.0}, lr=1e-3, lr_schedule="cosine"
+    ),
     "grid25-pacgan4-lr1e3-cos-30k": _pacgan(
         "toy:grid25", 30_000, pack=4, lr=1e-3, lr_schedule="cosine"
     ),

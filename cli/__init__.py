@@ -1,21 +1,20 @@
 """The `ganforge` command: drive jobs over the HTTP API, and run the service's processes.
 
 This module holds the root group, its connection options and the service's own processes
-(`up`, `demo`, `api`, `scheduler`, `worker`, `db`, `admin create-*`); the commands that talk to
-the API live beside it, one module per topic (`jobs`, `datasets`, `code`, `pool`, `tokens`,
-`health`). `group` maps failures to exit statuses; `output` prints tables, JSON and ids;
-`packing` zips a folder into a code bundle. `client` is the Python client of the HTTP API
-(usable from notebooks too); `embedded` starts the service's processes (API, scheduler,
-worker) for `ganforge up`, `demo` and the end-to-end tests.
+(`up`, `api`, `scheduler`, `worker`, `db`, `admin create-*`); `demo` (one job on `up`'s
+service) and the commands that talk to the API live beside it, one module per topic (`demo`,
+`jobs`, `datasets`, `code`, `pool`, `tokens`, `health`). `group` maps failures to exit
+statuses; `output` prints tables, JSON and ids; `packing` zips a folder into a code bundle.
+`client` is the Python client of the HTTP API (usable from notebooks too); `embedded` starts
+the service's processes (API, scheduler, worker) for `ganforge up`, `demo` and the
+end-to-end tests.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -25,24 +24,6 @@ from cli.group import CliError, GanforgeGroup
 from cli.output import console
 from shared.config import EMBEDDED_URL_FILE, ClientConfig, Settings
 from shared.logs import configure_logging
-
-# What `ganforge demo` trains: ganforge's recommended ring8 recipe, `examples/ring8.json`
-# (tests/unit/test_examples.py keeps the two equal), which covers 8/8 modes with >= 97.6% high
-# quality on every seed measured; 9 min on a 2-core machine through the service. `--steps`
-# shortens it (the cosine decay follows), at a cost in quality: 8/8 modes with 87.5% at 10,000
-# steps, 60% at 5,000 (seed 0).
-DEMO_SPEC: dict[str, Any] = {
-    "model": {"family": "mlp", "width": 128, "pack": 2},
-    "latent": {"dim": 8},
-    "data": {"source": "toy:ring8"},
-    "train": {
-        "steps": 30000, "batch_size": 512, "lr": 0.001, "lr_schedule": "cosine",
-        "ema_decay": 0.999,
-    },
-    "checkpoint_every": 5000,
-    "sample_every": 2500,
-}  # fmt: skip
-
 
 # Seconds between `ganforge up`'s looks at its children and at a stop request.
 UP_POLL_S = 0.2
@@ -246,101 +227,12 @@ def up(port: int | None) -> None:
     console.print("stopped")
 
 
-@main.command()
-@click.option("--steps", default=DEMO_SPEC["train"]["steps"], show_default=True)
-@port_option
-def demo(steps: int, port: int | None) -> None:
-    """Train a small GAN on the embedded service, start to end.
-
-    Starts the embedded service, trains ganforge's ring8 recipe (an MLP PacGAN on 8 Gaussians,
-    about 9 minutes on 2 cores; --steps 5000 for a quick look), and shows its quality, its picture
-    and where it all went."""
-    from cli.embedded import ServiceProcesses, prepare
-    from cli.jobs import finish, follow, print_artifacts
-
-    settings = _embedded_settings(port)
-    token = prepare(settings)
-    # SIGTERM unwinds like Ctrl-C, so the service's processes are stopped on the way out.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    spec = {
-        **DEMO_SPEC,
-        "train": {**DEMO_SPEC["train"], "steps": steps},
-        # Cadences within the run (the API refuses longer ones).
-        "checkpoint_every": min(DEMO_SPEC["checkpoint_every"], steps),
-        "sample_every": min(DEMO_SPEC["sample_every"], steps),
-    }
-    with ServiceProcesses(settings, settings.home / "logs") as services:
-        console.print(f"starting the embedded service in {settings.home} ...")
-        services.start()
-        services.wait_ready()
-        client = Client(settings.api_url, token)
-        job = client.submit("train", "demo: mlp on ring8", spec)
-        console.print(f"submitted job {job['id']}")
-        job = follow(client, job["id"])
-        print_artifacts(client.artifacts(job["id"]), title=f"artifacts of job {job['id']}")
-        _print_locations(job, settings)
-        _print_quality(job, settings)
-        finish(job)
-
-
-def _print_quality(job: dict[str, Any], settings: Settings) -> None:
-    """The run's own verdict: its last evaluation, its warnings, and its picture's path."""
-    evaluation = job.get("evaluation")
-    if not evaluation or "modes_covered" not in evaluation:
-        return
-    from cli.quality import warning_span
-
-    kl = evaluation.get("kl_from_uniform")
-    console.print(
-        f"quality at step {evaluation['step']}: {evaluation['modes_covered']}/"
-        f"{evaluation['mode_count']} modes, {100 * evaluation['high_quality']:.1f}% high quality, "
-        + (f"KL from uniform {kl:.3f}" if kl is not None else "no high-quality sample"),
-        highlight=False,
-    )
-    intervals = []
-    for key, name, form, scale, unit in (
-        ("modes_covered", "modes", ".0f", 1, ""),
-        ("high_quality", "high quality", ".1f", 100, "%"),
-        ("kl_from_uniform", "KL", ".2g", 1, ""),
-    ):
-        low, high = evaluation.get(f"{key}_interval") or (None, None)
-        if low is not None and high is not None:
-            intervals.append(f"{name} {scale * low:{form}}-{scale * high:{form}}{unit}")
-    if intervals and evaluation.get("samples"):
-        console.print(
-            f"  95% intervals ({evaluation['samples']:,} samples): {', '.join(intervals)}",
-            highlight=False,
-        )
-    for warning in job.get("warnings") or []:
-        console.print(
-            f"[yellow]warning[/] ({warning_span(warning)}): {warning['message']}", highlight=False
-        )
-    from urllib.parse import urlparse
-
-    storage = urlparse(settings.storage_url)
-    name = f"evaluations/step-{evaluation['step']:06d}.png"
-    if storage.scheme == "file":
-        console.print(f"picture: {Path(storage.path) / 'jobs' / job['id'] / name}")
-
-
-def _print_locations(job: dict[str, Any], settings: Settings) -> None:
-    from urllib.parse import urlparse
-
-    storage = urlparse(settings.storage_url)
-    if storage.scheme == "file":
-        console.print(f"files: {Path(storage.path) / 'jobs' / job['id']}")
-    # The demo stops its service on the way out: downloading needs it running again.
-    console.print(
-        f"download later: `ganforge up` in one shell, then `ganforge download {job['id']}` "
-        f"(or GET {settings.api_url}/api/v1/jobs/{job['id']}/artifacts/<artifact>)"
-    )
-
-
 # The commands that talk to the API live in their own modules; importing one registers its
 # commands on `main`.
 from cli import code as _code  # noqa: E402,F401
 from cli import compare as _compare  # noqa: E402,F401
 from cli import datasets as _datasets  # noqa: E402,F401
+from cli import demo as _demo  # noqa: E402,F401
 from cli import health as _health  # noqa: E402,F401
 from cli import inversion as _inversion  # noqa: E402,F401
 from cli import jobs as _jobs  # noqa: E402,F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
@@ -300,10 +301,15 @@ def rerun(job_id: str, changes: tuple[str, ...], name: str | None, watch: bool) 
         finish(follow(client, new["id"]))
 
 
-def follow(client: Client, job_id: str) -> dict[str, Any]:
+def follow(
+    client: Client,
+    job_id: str,
+    on_artifact: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Show a job's progress until it ends; returns the job as it ended. Follows its live
     feed (Server-Sent Events) and polls instead when the service does not stream or the
-    stream fails."""
+    stream fails. `on_artifact` sees each new artifact the feed announces (the API's artifact
+    JSON; none while polling), and may print above the progress bar."""
     columns = (
         TextColumn("[bold]{task.fields[state]:<10}"),
         BarColumn(),
@@ -324,6 +330,8 @@ def follow(client: Client, job_id: str) -> dict[str, Any]:
                         job["state"] = event.data["to"]
                     elif event.name == "progress":
                         job.update(event.data)
+                    elif event.name == "artifact" and on_artifact is not None:
+                        on_artifact(event.data)
                     _show(bar, task, job)
             except (StreamUnavailableError, ServiceUnreachableError, requests.RequestException):
                 for job in client.follow(job_id, interval_s=FOLLOW_INTERVAL_S):

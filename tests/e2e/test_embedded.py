@@ -45,6 +45,9 @@ def test_demo_runs_a_job_on_sqlite_local_folder_and_file_broker(tmp_path: Path) 
     assert "quality at step 60: " in result.stdout and " modes, " in result.stdout
     assert (job_folder / "evaluations" / "step-000060.png").read_bytes()[:4] == b"\x89PNG"
     assert str(job_folder) in result.stdout.replace("\n", "")
+    # The live picture: each evaluation picture's path as the run stores it.
+    live = result.stdout.replace("\n", "").split("picture at step 60: ", 1)[1]
+    assert live.startswith(str(job_folder / "evaluations" / "step-000060.png"))
     assert (home / "token").read_text().startswith("gf_")
     assert (home / "ganforge.db").exists()
 

@@ -29,7 +29,7 @@ EXAMPLES = sorted((REPOSITORY / "examples").glob("*.json"))
 
 
 def test_there_is_an_example_for_every_built_in_dataset() -> None:
-    assert [path.stem for path in EXAMPLES] == ["gauss1d", "grid25", "mnist", "ring8"]
+    assert [path.stem for path in EXAMPLES] == ["gauss1d", "grid25", "mnist", "ring8", "ring8-fast"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
@@ -53,11 +53,19 @@ def test_an_example_trains_a_few_steps(name: str) -> None:
     assert hooks.evaluations, "the last step is evaluated"
 
 
-def test_the_demo_trains_the_ring8_example() -> None:
-    from cli import DEMO_SPEC
+def test_the_demo_trains_the_fast_ring8_example_the_ring8_recipe_in_fewer_steps() -> None:
+    """`ganforge demo` submits examples/ring8-fast.json as shipped; that file is the ring8
+    recipe with fewer steps and R1 on D, its other choices unchanged."""
+    from cli.demo import DEMO_SPEC
 
-    example = json.loads((EXAMPLES[0].parent / "ring8.json").read_text())
-    assert example == DEMO_SPEC
+    fast = json.loads((EXAMPLES[0].parent / "ring8-fast.json").read_text())
+    assert fast == DEMO_SPEC
+    ring8 = json.loads((EXAMPLES[0].parent / "ring8.json").read_text())
+    assert fast["train"]["steps"] < ring8["train"]["steps"]
+    assert fast["loss"]["r1_gamma"] > 0 and "loss" not in ring8
+    same = ("model", "latent", "data")
+    assert {k: fast[k] for k in same} == {k: ring8[k] for k in same}
+    assert {**fast["train"], "steps": None} == {**ring8["train"], "steps": None}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
