@@ -135,6 +135,8 @@ SETUPS: dict[str, dict[str, Any]] = {
     "ring8-pacgan2-r1-lr1e3-cos-15k": _pacgan(
         "toy:ring8", 15_000, loss={"r1_gamma": 1.0}, lr=1e-3, lr_schedule="cosine"
     ),
+    # ... and 20,000 steps with R1: the demo's recipe (examples/ring8-fast.json, whose
+    # `example-ring8-fast` setup trains the same spec).
     "ring8-pacgan2-r1-lr1e3-cos-20k": _pacgan(
         "toy:ring8", 20_000, loss={"r1_gamma": 1.0}, lr=1e-3, lr_schedule="cosine"
     ),
