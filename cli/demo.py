@@ -58,9 +58,7 @@ def demo(steps: int, port: int | None) -> None:
     from cli.embedded import ServiceProcesses, prepare
     from cli.jobs import finish, follow, print_artifacts
 
-    settings = _embedded_settings(port)
-    if settings.torch_threads is None:
-        settings = settings.with_(torch_threads=DEMO_TORCH_THREADS)
+    settings = demo_settings(port)
     token = prepare(settings)
     # SIGTERM unwinds like Ctrl-C, so the service's processes are stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -83,6 +81,15 @@ def demo(steps: int, port: int | None) -> None:
         _print_locations(job, settings)
         _print_quality(job, settings)
         finish(job)
+
+
+def demo_settings(port: int | None) -> Settings:
+    """The embedded service's settings for the demo: its worker's ranks on DEMO_TORCH_THREADS
+    unless GANFORGE_TORCH_THREADS names a number."""
+    settings = _embedded_settings(port)
+    if settings.torch_threads is None:
+        settings = settings.with_(torch_threads=DEMO_TORCH_THREADS)
+    return settings
 
 
 def _job_folder(job_id: str, settings: Settings) -> Path | None:
