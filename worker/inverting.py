@@ -25,8 +25,15 @@ from worker.channel.link import AgentLink
 from worker.gan.evaluation import digit_scorer
 from worker.gan.grids import image_grid_png
 from worker.gan.hooks import ProgressReport
-from worker.gan.inversion import InversionProgress, InversionResult, InversionSettings, invert
+from worker.gan.inversion import (
+    InversionProgress,
+    InversionResult,
+    InversionSettings,
+    invert,
+    render,
+)
 from worker.gan.sample import check_size, load_generator
+from worker.gan.style_space import is_style
 from worker.inversion_images import load_inversion_images
 from worker.rank_inputs import JobInputError, job_data
 from worker.reporter import JobReporter
@@ -64,6 +71,11 @@ def run_inversion(
     pixels, chosen = load_inversion_images(link, spec.images, shape)
     check_size(trained, sampling, len(chosen))
     targets = torch.from_numpy(pixels).to(device, torch.float32) / LEVELS_PER_UNIT - 1
+    if spec.space == "w" and not is_style(generator):
+        raise JobInputError(
+            f"spec.invert.space: w is stylegan2's latent space; job {sampling.job_id} trained "
+            f"{trained.model.family} (use space z)"
+        )
     features = _features(link, sampling.job_id, spec, trained, reporter, device)
     reporter.log(
         f"inverting {len(chosen)} images with step {checkpoint['step']} of {sampling.job_id}: "
@@ -77,13 +89,14 @@ def run_inversion(
         restarts=spec.restarts,
         seed=spec.seed,
         truncation=sampling.truncation,
+        space=spec.space or "z",
     )
     progress = _Progress(reporter, len(chosen) * spec.restarts, spec.steps)
     result = invert(generator, trained.latent, targets, options, features, progress)
     if result.stopped:
         reporter.log(f"cancelled at step {result.steps_done} of {spec.steps}")
         return None
-    return _outputs(generator, trained, sampling, targets, chosen, result, device)
+    return _outputs(generator, trained, sampling, targets, chosen, result, device, options)
 
 
 def _features(
@@ -149,9 +162,10 @@ def _outputs(
     chosen: list[int],
     result: InversionResult,
     device: torch.device,
+    settings: InversionSettings,
 ) -> list[Output]:
-    reconstructions = generator(result.latents.to(device)).clamp(-1, 1)
-    initial = generator(result.initial_latents.to(device)).clamp(-1, 1)
+    reconstructions = render(generator, result.latents.to(device), settings).clamp(-1, 1)
+    initial = render(generator, result.initial_latents.to(device), settings).clamp(-1, 1)
     pairs = torch.stack([targets, reconstructions], dim=1).flatten(end_dim=1)
     latents = io.BytesIO()
     np.save(latents, result.latents.numpy())

@@ -24,7 +24,7 @@ from shared.datasets import check_spec_fits_dataset
 from shared.jobs.inversion_inputs import check_inversion_inputs
 from shared.jobs.reports import SAMPLED_KINDS, latest_checkpoint, list_artifacts
 from shared.jobs.sample_classes import check_sample_classes
-from shared.jobs.sample_inputs import check_sample_inputs, check_sample_size
+from shared.jobs.sample_inputs import check_latent_space, check_sample_inputs, check_sample_size
 from shared.jobs.tags import matching_text, with_tags
 from shared.models import Artifact, Job, JobEvent, User, is_our_id, utcnow
 from shared.pool.admission import LiveNodes, check_admission
@@ -178,6 +178,7 @@ def _check_checkpoint_source(
             if trained is not None:
                 dim = LatentSpec.model_validate(trained.get("latent", {})).dim
                 check_sample_inputs(session, owner, spec, dim, store)
+                check_latent_space(spec, trained)
                 check_sample_classes(spec, trained)
                 check_sample_size(spec, trained)
                 check_inversion_inputs(session, owner, spec, trained, store)

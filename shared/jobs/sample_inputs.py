@@ -8,6 +8,8 @@
 - the images it asks for fit a job's pixel bound at the source model's image side, when the
   source's spec states it (`shared.specs.sample_size`).
 
+A path or an inversion in W (`space: "w"`) needs a stylegan2 source job.
+
 The worker checks the same again when it reads the latents (worker/gan/latents.py), since an
 artifact may be written again after submission; both use `shared.specs.latent_checks`.
 Finding the artifact and reading its first bytes is shared with the images an inversion
@@ -67,6 +69,27 @@ def check_sample_inputs(
         problem = _artifact_problem(session, owner, artifact, dim, store)
         if problem is not None:
             problems.append(problem)
+    if problems:
+        raise SpecError(problems)
+
+
+def check_latent_space(spec: SampleSpec, trained: dict[str, Any]) -> None:
+    """Raise SpecError when the spec moves in W (`space: "w"`) and the source job's model
+    (`trained`, its training spec) is not a stylegan2, whose mapping network makes w."""
+    model = trained.get("model", {})
+    family = model if isinstance(model, str) else model.get("family")
+    if family == "stylegan2":
+        return
+    fields = [("spec.interpolation.space", spec.interpolation), ("spec.invert.space", spec.invert)]
+    problems: list[Problem] = [
+        {
+            "path": path,
+            "message": f"w is stylegan2's latent space; the source job trained {family} "
+            "(use space z)",
+        }
+        for path, part in fields
+        if part is not None and part.space == "w"
+    ]
     if problems:
         raise SpecError(problems)
 

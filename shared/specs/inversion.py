@@ -17,8 +17,10 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    SerializerFunctionWrapHandler,
     StrictFloat,
     StrictInt,
+    model_serializer,
     model_validator,
 )
 
@@ -132,7 +134,11 @@ class InversionSpec(StrictModel):
       z to the origin, an atypical latent); a uniform prior's box is kept by writing
       z = tanh(w), so z never leaves (-1, 1)^dim and the weight is not used;
     - `restarts`: optimise from this many prior draws (from `seed`) and keep, per image, the
-      one that ends with the lowest objective.
+      one that ends with the lowest objective;
+    - `space` (`w`: stylegan2 only): `z`, the default, optimises the prior's latents; `w`
+      optimises stylegan2's intermediate latent w instead (as StyleGAN2's projector does),
+      starting from the w of the prior draws, with λ·mean((w - w_avg)²) as the prior term
+      (a pull towards the tracked mean w); `latents.npy` then holds the w drawn.
     """
 
     images: InversionImages
@@ -142,6 +148,15 @@ class InversionSpec(StrictModel):
     prior_weight: Annotated[StrictFloat, Field(ge=0, le=MAX_PRIOR_WEIGHT)] = DEFAULT_PRIOR_WEIGHT
     restarts: Annotated[StrictInt, Field(ge=1, le=MAX_RESTARTS)] = 1
     seed: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] = 0
+    space: Literal["z", "w"] | None = None
+
+    @model_serializer(mode="wrap")
+    def _space_only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`space` left unset is left out, so older specs' JSON stays what it was."""
+        fields: dict[str, Any] = handler(self)
+        if self.space is None:
+            fields.pop("space", None)
+        return fields
 
     @property
     def image_count(self) -> int | None:

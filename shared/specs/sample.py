@@ -17,11 +17,13 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictFloat,
     StrictInt,
     TypeAdapter,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -142,6 +144,8 @@ LatentsSource = Annotated[
 ]
 
 InterpolationMethod = Literal["lerp", "slerp"]
+# Where a path or an inversion moves: the prior's z, or stylegan2's intermediate w.
+LatentSpace = Literal["z", "w"]
 
 
 class InterpolationSpec(StrictModel):
@@ -166,6 +170,11 @@ class InterpolationSpec(StrictModel):
     `classes` (a conditional model): one per point; each leg mixes the class embeddings of
     its ends linearly in step with the latents (t = 0, 1: the pure classes). The same seed
     at both ends moves only the class; a sampling spec's `classes: 7` holds it fixed.
+
+    `space` (stylegan2 only for `w`): `z` (the default) walks the prior's latents; `w` maps
+    the points to stylegan2's intermediate latents w and walks between those (`method`: lerp
+    when not given, as StyleGAN does), so each image is drawn from its w and `latents.npy`
+    holds the w path. A source job of another family refuses `w` (spec.interpolation.space).
     """
 
     from_seed: Seed | None = None
@@ -178,6 +187,15 @@ class InterpolationSpec(StrictModel):
     classes: Annotated[
         list[ClassId] | None, Field(min_length=2, max_length=MAX_INTERPOLATION_STEPS)
     ] = None
+    space: LatentSpace | None = None
+
+    @model_serializer(mode="wrap")
+    def _space_only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`space` left unset is left out, so older specs' JSON stays what it was."""
+        fields: dict[str, Any] = handler(self)
+        if self.space is None:
+            fields.pop("space", None)
+        return fields
 
     @model_validator(mode="after")
     def _two_seeds_or_points(self) -> InterpolationSpec:
@@ -281,7 +299,9 @@ class SampleSpec(StrictModel):
 
     Every mode writes `grid.png` and `latents.npy` (exactly the latents drawn, in the grid's
     order). `truncation` ψ in (0, 1] shrinks every latent of every mode towards the origin
-    (z ↦ ψ·z) just before it is drawn; None (or 1) leaves latents as they are.
+    (z ↦ ψ·z) just before it is drawn; None (or 1) leaves latents as they are. A stylegan2
+    generator truncates in W instead, towards its tracked mean w (w ↦ w_avg + ψ·(w - w_avg)),
+    and its `latents.npy` holds the z (or w) before truncation.
 
     A conditional model (`model.conditional`) draws each image of a class: `classes` is one
     class for every image (an interpolation, neighbourhood or arithmetic then holds the class

@@ -21,6 +21,14 @@ from shared.specs import custom_model
 from shared.specs.data import TOY_POINT_DIMS, DataSpec, StrictModel
 from shared.specs.resources import ResourceSpec
 from shared.specs.sample import MAX_LATENT_DIM
+from shared.specs.stylegan2 import (
+    MAX_REG_EVERY,
+    STYLEGAN2_PL_EVERY,
+    STYLEGAN2_R1_EVERY,
+    AugmentPolicy,
+    family_options_problem,
+    stylegan2_data_problem,
+)
 
 # nz = 100 is the DCGAN default and what most papers and examples use for images.
 DEFAULT_LATENT_DIM = 100
@@ -42,9 +50,10 @@ DEFAULT_WARMUP_DIVISOR = 4
 MIN_CLASSES = 2
 MAX_CLASSES = 1000
 # The families that take `model.conditional` (worker/gan/conditional.py).
-CONDITIONAL_FAMILIES = ("mlp", "dcgan")
+CONDITIONAL_FAMILIES = ("mlp", "dcgan", "stylegan2")
 
-ModelFamily = Literal["mlp", "dcgan", "vae", "custom"]
+ModelFamily = Literal["mlp", "dcgan", "stylegan2", "vae", "custom"]
+
 LossName = Literal["non_saturating", "least_squares", "hinge", "wgan_gp"]
 Precision = Literal["fp32", "bf16", "fp16"]
 PriorName = Literal["gaussian", "uniform"]
@@ -61,6 +70,10 @@ class ModelSpec(StrictModel):
     `discriminator_args` their constructors' keyword arguments (shared/specs/custom_model.py;
     the classes' contract is worker/gan/plugins.py's). `pack` works as for the built-ins;
     `width`, `depth` and `generator_norm` are the built-ins' own.
+
+    `stylegan2` is a StyleGAN2-style family for square images of side 32-256 px (a power of
+    two; worker/gan/stylegan.py says what it keeps of the paper): `width` is its most
+    channels (64 when not given) and `depth` its mapping network's layers (4 when not given).
     """
 
     family: ModelFamily
@@ -70,9 +83,10 @@ class ModelSpec(StrictModel):
     # PacGAN packing: the discriminator sees this many samples at once (1 = plain GAN).
     # PacGAN2 covers 7.9 of ring8's 8 modes at 95.6% high quality in the paper.
     pack: Annotated[StrictInt, Field(ge=1, le=MAX_PACK)] = 1
-    # mlp only: hidden layers in each network (None: 3, the Unrolled GAN / VEEGAN toy nets;
-    # PacGAN's 2-D generator has 4 of 400 units), and batch norm after each of the
-    # generator's hidden layers, as in PacGAN's.
+    # mlp: hidden layers in each network (None: 3, the Unrolled GAN / VEEGAN toy nets;
+    # PacGAN's 2-D generator has 4 of 400 units); stylegan2: layers of the mapping network
+    # (None: 4). generator_norm (mlp only): batch norm after each of the generator's hidden
+    # layers, as in PacGAN's.
     depth: Annotated[StrictInt, Field(ge=1, le=16)] | None = None
     generator_norm: Literal["none", "batch"] = "none"
     # A class-conditional GAN (mlp and dcgan): G(z, y) and a projection discriminator D(x, y),
@@ -120,8 +134,13 @@ class ModelSpec(StrictModel):
         problem = custom_model.family_field_problem(self.family, given)
         if problem:
             raise ValueError(problem)
-        if self.family != "mlp" and (self.depth is not None or self.generator_norm != "none"):
-            raise ValueError("depth and generator_norm are mlp options")
+        if self.family not in ("mlp", "stylegan2") and self.depth is not None:
+            raise ValueError(
+                f"depth: an mlp option (hidden layers) or stylegan2's (mapping layers), "
+                f"not {self.family}'s"
+            )
+        if self.family != "mlp" and self.generator_norm != "none":
+            raise ValueError(f"generator_norm: an mlp option, not {self.family}'s")
         return self
 
     @model_serializer(mode="wrap")
@@ -185,6 +204,20 @@ class LossSpec(StrictModel):
     # gamma/2 · E‖∇x D(x)‖² over real samples, which keeps D flat on the data so G settles onto it
     # instead of circling it. None or 0: off. Not with wgan_gp, which has its own penalty.
     r1_gamma: Annotated[StrictFloat, Field(ge=0, le=1e6)] | None = None
+    # Lazy R1 (StyleGAN2): the penalty only every `r1_every` D steps, weighted by r1_every.
+    # None: every 16 for stylegan2 (whose R1 is on by default), every step for the others.
+    r1_every: Annotated[StrictInt, Field(ge=1, le=MAX_REG_EVERY)] | None = None
+    # Path-length regularisation (StyleGAN2; stylegan2 only): G's loss gains
+    # pl_weight · (‖J_wᵀ y‖ - a)², a the running mean of the lengths, every `pl_every` G
+    # steps (weighted by pl_every). None or 0: off; StyleGAN2 uses 2.
+    pl_weight: Annotated[StrictFloat, Field(ge=0, le=1e6)] | None = None
+    pl_every: Annotated[StrictInt, Field(ge=1, le=MAX_REG_EVERY)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_regularisers(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Lazy-regulariser fields left unset are left out, so older specs' JSON (and their
+        checkpoints' bytes) stay what they were."""
+        return _drop_none(handler(self), ("r1_every", "pl_weight", "pl_every"))
 
     @model_validator(mode="before")
     @classmethod
@@ -208,6 +241,10 @@ class LossSpec(StrictModel):
                 )
         if self.r1_gamma and self.name == "wgan_gp":
             raise ValueError("r1_gamma: wgan_gp has its own gradient penalty (gp_lambda)")
+        if self.r1_every is not None and self.name == "wgan_gp":
+            raise ValueError("r1_every: wgan_gp has no R1 penalty to make lazy")
+        if self.pl_every is not None and not self.pl_weight:
+            raise ValueError("pl_every: path-length regularisation is off; give pl_weight too")
         return self
 
 
@@ -233,6 +270,22 @@ class TrainParams(StrictModel):
     # How both learning rates move over the run: `constant`, or down to 0 at the last step
     # (`linear`, `cosine`), which lets the generator settle onto narrow modes.
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    # Differentiable augmentation for small datasets (DiffAugment, Zhao et al. 2020): every
+    # image D sees, real or fake, in D's step and G's, goes through these policies, drawn
+    # from the run's seeded streams. Image GANs only; None: no augmentation.
+    augment: Annotated[list[AugmentPolicy], Field(min_length=1, max_length=3)] | None = None
+
+    @field_validator("augment")
+    @classmethod
+    def _policies_once(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each augmentation policy at most once")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _without_unset_augment(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`augment` left unset is left out, so older specs' JSON stays what it was."""
+        return _drop_none(handler(self), ("augment",))
 
 
 # Evaluation figures a run's "best" checkpoint may be chosen by, and whether more is better.
@@ -344,6 +397,30 @@ class TrainSpec(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _stylegan2_options_fit(self) -> TrainSpec:
+        """stylegan2's data, and the options that are its own or need an image GAN
+        (shared/specs/stylegan2.py)."""
+        problem = stylegan2_data_problem(self.model.family, self.data) or family_options_problem(
+            self.model.family, self.loss, self.train.augment, self.data
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def r1_interval(self) -> int:
+        """D steps between lazy R1 penalties: `loss.r1_every`, else 16 for stylegan2 and 1
+        (every step) for the other families."""
+        if self.loss.r1_every is not None:
+            return self.loss.r1_every
+        return STYLEGAN2_R1_EVERY if self.model.family == "stylegan2" else 1
+
+    @property
+    def pl_interval(self) -> int:
+        """G steps between path-length penalties (`loss.pl_every`, else 4)."""
+        return self.loss.pl_every or STYLEGAN2_PL_EVERY
+
+    @model_validator(mode="after")
     def _conditional_data_has_labels(self) -> TrainSpec:
         """Toy sources are generated without classes: refused here, at submission. Whether a
         file has labels is known once it is read: the worker fails the job then (DataError)."""
@@ -372,6 +449,11 @@ class TrainSpec(StrictModel):
         if self.precision != "fp32":
             raise ValueError(f"precision: model vae trains in fp32 only, not {self.precision}")
         return self
+
+
+def _drop_none(fields: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """`fields` without those of `names` that are None."""
+    return {key: value for key, value in fields.items() if key not in names or value is not None}
 
 
 def _loss_name(loss: Any) -> Any:

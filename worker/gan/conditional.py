@@ -13,6 +13,8 @@ equally often, and D without labels is its unconditional part psi(phi(x)).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -54,14 +56,19 @@ class ConditionalGenerator(nn.Module):
         self.embed = nn.Embedding(classes, CLASS_EMBEDDING_DIM)
         self.network = network
 
-    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None, **options: Any) -> Any:
+        """`options` go to the network (stylegan2's `psi`, `return_ws`)."""
+        return self.network(self.network_input(z, labels), **options)
+
+    def network_input(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """[z, embed(y)], what the wrapped network takes (classes in turn without labels)."""
         if labels is None:
             labels = balanced_labels(len(z), self.classes, z.device)
         if labels.is_floating_point():
             code = (labels.to(self.embed.weight.dtype) @ self.embed.weight).to(z.dtype)
         else:
             code = self.embed(labels).to(z.dtype)
-        return self.network(torch.cat([z, code], dim=1))  # type: ignore[no-any-return]
+        return torch.cat([z, code], dim=1)
 
 
 class ProjectionDiscriminator(nn.Module):

@@ -15,6 +15,11 @@ term depending on the prior:
   (-1, 1)^dim the generator was trained on whatever the step size (clamping would stall
   coordinates on the faces with zero gradient).
 
+stylegan2 (`worker/gan/style_space.py`): ψ truncates in W, G(z) with w ↦ w_avg + ψ·(w - w_avg);
+and with `space` "w" the free variable is w itself (StyleGAN2's projector), started from the
+w of the prior draws, with λ·mean((w - w_avg)²) as the prior term, a pull towards the tracked
+mean w; the result's latents are then the w drawn (truncation applied).
+
 Restarts: every image is optimised from `restarts` prior draws side by side (one batch; the
 objective is a sum over candidates, so they do not interact), and the candidate with the
 lowest objective is kept, at its best iterate. The generator is neither changed nor given
@@ -32,6 +37,7 @@ from torch import Tensor, nn
 
 from shared.specs import LatentSpec
 from worker.gan.priors import sample_latents
+from worker.gan.style_space import draw_truncated, from_w, is_style, mean_w, to_w
 
 # Progress goes out every this many steps (and at the last): a hundred points on a 1,000-step
 # curve, and the callback's `.item()` syncs a GPU rarely enough not to matter.
@@ -50,6 +56,7 @@ class InversionSettings:
     restarts: int = 1
     seed: int = 0
     truncation: float | None = None
+    space: str = "z"  # "w": stylegan2's W (module docstring)
 
 
 @dataclass(frozen=True)
@@ -107,14 +114,17 @@ def invert(
     with torch.no_grad():
         wanted = measure(targets).flatten(start_dim=1).repeat(restarts, 1)
     starts = sample_latents(latent, restarts * count, torch.Generator().manual_seed(settings.seed))
-    w = _to_free(latent, starts.to(device)).requires_grad_(True)
+    space = _Space(generator, latent, settings.space, psi)
+    with torch.no_grad():
+        starts = space.start(starts.to(device))
+    w = space.to_free(starts).requires_grad_(True)
     optimiser = torch.optim.Adam([w], lr=settings.lr)
 
     def evaluate(free: Tensor) -> tuple[Tensor, Tensor]:
-        z = _from_free(latent, free)
-        got = measure(generator(psi * z)).flatten(start_dim=1)
+        z = space.from_free(free)
+        got = measure(space.draw(z)).flatten(start_dim=1)
         loss = (got - wanted).pow(2).mean(dim=1)
-        return loss, loss + settings.prior_weight * prior_penalty(latent, z)
+        return loss, loss + settings.prior_weight * space.prior(z)
 
     best_w = w.detach().clone()
     best_objective = torch.full((restarts * count,), torch.inf, device=device)
@@ -141,14 +151,62 @@ def invert(
             )
             stopped = on_progress(progress)
     return _keep_best(
-        latent, psi, restarts, count, starts, best_w, best_loss, initial_loss, best_objective,
+        space, restarts, count, starts, best_w, best_loss, initial_loss, best_objective,
         step, stopped,
     )  # fmt: skip
 
 
+def render(generator: nn.Module, latents: Tensor, settings: InversionSettings) -> Tensor:
+    """The images of an inversion's result latents (which come truncated, except a
+    stylegan2's z, which G truncates in W)."""
+    if settings.space == "w":
+        return from_w(generator, latents)
+    if is_style(generator):
+        return draw_truncated(generator, latents, psi=settings.truncation)
+    return generator(latents)  # type: ignore[no-any-return]
+
+
+class _Space:
+    """What inversion optimises: z (through tanh for a uniform prior) or stylegan2's w; how
+    its images are drawn with truncation ψ, its prior term, and the latents it reports."""
+
+    def __init__(self, generator: nn.Module, latent: LatentSpec, space: str, psi: float) -> None:
+        self.generator, self.latent, self.space, self.psi = generator, latent, space, psi
+        self.style = is_style(generator)
+        self.w_avg = mean_w(generator) if space == "w" else None
+
+    def start(self, z: Tensor) -> Tensor:
+        """The starting latents of prior draws z: z, or their w."""
+        return to_w(self.generator, z) if self.space == "w" else z
+
+    def to_free(self, latents: Tensor) -> Tensor:
+        return latents.clone() if self.space == "w" else _to_free(self.latent, latents)
+
+    def from_free(self, free: Tensor) -> Tensor:
+        return free if self.space == "w" else _from_free(self.latent, free)
+
+    def draw(self, latents: Tensor) -> Tensor:
+        if self.space == "w":
+            return from_w(self.generator, latents, self.psi)
+        if self.style:
+            return draw_truncated(self.generator, latents, psi=self.psi)
+        return self.generator(self.psi * latents)  # type: ignore[no-any-return]
+
+    def prior(self, latents: Tensor) -> Tensor:
+        if self.w_avg is None:
+            return prior_penalty(self.latent, latents)
+        return (latents - self.w_avg.to(latents.device)).square().mean(dim=1)
+
+    def drawn(self, latents: Tensor) -> Tensor:
+        """The latents as reported: truncated where the truncation applies to them (ψ·z, or
+        a w moved towards w_avg); a stylegan2's z as it is (G truncates in W)."""
+        if self.w_avg is not None:
+            return self.w_avg.to(latents.device).lerp(latents, self.psi)
+        return latents if self.style else self.psi * latents
+
+
 def _keep_best(
-    latent: LatentSpec,
-    psi: float,
+    space: _Space,
     restarts: int,
     count: int,
     starts: Tensor,
@@ -164,14 +222,14 @@ def _keep_best(
     objective = best_objective.detach().reshape(restarts, count)
     restart = objective.argmin(dim=0)
     chosen = restart * count + torch.arange(count, device=restart.device)
-    z = _from_free(latent, best_w[chosen]).detach()
+    z = space.from_free(best_w[chosen]).detach()
 
     def pick(values: Tensor) -> Tensor:
         return values.detach()[chosen].to("cpu", torch.float64)
 
     return InversionResult(
-        latents=(psi * z).to("cpu", torch.float32),
-        initial_latents=(psi * starts[chosen.cpu()]).to(torch.float32),
+        latents=space.drawn(z).to("cpu", torch.float32),
+        initial_latents=space.drawn(starts[chosen]).to("cpu", torch.float32),
         loss=pick(best_loss),
         initial_loss=pick(initial_loss),
         objective=pick(best_objective),

@@ -168,19 +168,20 @@ def read_latents_npy(data: bytes, dim: int, name: str) -> Tensor:
 
 
 def latents_for_sampling(
-    latent: LatentSpec, spec: SampleSpec, loaded: Tensor | None = None
+    latent: LatentSpec, spec: SampleSpec, loaded: Tensor | None = None, truncate_z: bool = True
 ) -> Tensor:
     """The float32 latents [n, dim] a sampling job renders, in order (see `SampleSpec`).
 
     `loaded`: the latents of the `.npy` artifact the spec names (`read_latents_npy`). Vectors
     the spec gives must have the checkpoint's dimension (LatentsError naming them); then
-    every latent is truncated when the spec asks. The same spec always gives the same tensor.
+    every latent is truncated when the spec asks (and `truncate_z`: a stylegan2 truncates in W
+    instead, worker/gan/style_space.py). The same spec always gives the same tensor.
     """
     problems = vector_problems(spec, latent.dim)
     if problems:
         raise LatentsError("; ".join(f"{p['path']}: {p['message']}" for p in problems))
     z = _mode_latents(latent, spec, loaded)
-    if spec.truncation is not None:
+    if spec.truncation is not None and truncate_z:
         z = truncate(z, spec.truncation)
     return z.to(torch.float32)
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from shared.specs import TrainSpec
 from shared.specs.data import DataSpec
+from shared.specs.stylegan2 import STYLE_SIDES
 from worker.gan.conditional import (
     CLASS_EMBEDDING_DIM,
     ConditionalGenerator,
@@ -22,6 +23,12 @@ from worker.gan.conditional import (
 )
 from worker.gan.data import known_shape, point_dim
 from worker.gan.plugins import build_custom_discriminator, build_custom_generator
+from worker.gan.stylegan import (
+    DEFAULT_MAPPING_LAYERS,
+    DEFAULT_STYLE_WIDTH,
+    StyleGenerator,
+    style_discriminator,
+)
 
 # Big enough for an 8-mode ring to be learnt in a few thousand steps, small enough to run at
 # well over 100 steps/s on one CPU core.
@@ -167,7 +174,7 @@ def sample_kind(spec: TrainSpec) -> str:
     family = network_family(spec)
     if family == "custom":
         return "images" if len(known_shape(spec.data)) == 3 else "points"
-    return "images" if family == "dcgan" else "points"
+    return "images" if family in ("dcgan", "stylegan2") else "points"
 
 
 def _mlp_width(spec: TrainSpec) -> int:
@@ -271,10 +278,34 @@ def _dcgan_init(network: nn.Module) -> nn.Module:
     return network
 
 
+def _style_layout(spec: TrainSpec) -> tuple[ImageShape, int]:
+    shape = image_shape(spec.data)
+    if shape.size not in STYLE_SIDES:
+        sides = ", ".join(str(side) for side in STYLE_SIDES)
+        raise ValueError(
+            f"stylegan2 builds square images of side {sides} px, not {shape.size}x{shape.size} "
+            "(give data.resize)"
+        )
+    return shape, spec.model.width or DEFAULT_STYLE_WIDTH
+
+
+def _style_generator(spec: TrainSpec) -> nn.Module:
+    shape, width = _style_layout(spec)
+    mapping = spec.model.depth or DEFAULT_MAPPING_LAYERS
+    inputs = _generator_inputs(spec)
+    return StyleGenerator(inputs, spec.latent.dim, mapping, width, shape.size, shape.channels)
+
+
+def _style_discriminator(spec: TrainSpec) -> nn.Module:
+    shape, width = _style_layout(spec)
+    return style_discriminator(width, shape.size, shape.channels * spec.model.pack)
+
+
 _Builder = Callable[[TrainSpec], nn.Module]
 # (generator, discriminator) per `ModelSpec.family`.
 _BUILDERS: dict[str, tuple[_Builder, _Builder]] = {
     "mlp": (_mlp_generator, _mlp_discriminator),
     "dcgan": (_dcgan_generator, _dcgan_discriminator),
+    "stylegan2": (_style_generator, _style_discriminator),
     "custom": (build_custom_generator, build_custom_discriminator),
 }

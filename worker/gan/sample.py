@@ -18,7 +18,7 @@ from shared.specs import SampleSpec, TrainSpec
 from shared.specs.sample_size import sample_size_problem
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import reference_points
-from worker.gan.errors import SampleSizeError
+from worker.gan.errors import LatentsError, SampleSizeError
 from worker.gan.grids import (
     animated_gif,
     gaussian_mixture_density,
@@ -27,11 +27,12 @@ from worker.gan.grids import (
     scatter_png,
     with_progress,
 )
-from worker.gan.latents import latents_for_sampling
+from worker.gan.latents import interpolate_through, latents_for_sampling, point_latent
 from worker.gan.models import build_generator
 from worker.gan.neighbourhood import NeighbourhoodReport, neighbourhood_report
 from worker.gan.priors import latents_for_seeds
 from worker.gan.sample_classes import latents_with_classes
+from worker.gan.style_space import draw_truncated, from_w, is_style, to_w
 from worker.gan.toydata import toy_distribution
 
 # Real points drawn behind generated ones in point-data plots: enough to show every mode.
@@ -115,10 +116,11 @@ def sample_for_spec(
 
     `loaded`: the latents of the `.npy` artifact the spec names, if it names one. Latents
     come from `latents.latents_for_sampling`; the same checkpoint and spec give the same PNG
-    bytes on a device.
+    bytes on a device. A stylegan2 truncates in W (`style_space`), and may interpolate in W.
     """
     generator, spec = load_generator(checkpoint, device)
-    latents = latents_for_sampling(spec.latent, sampling, loaded)
+    style = is_style(generator)
+    latents = latents_for_sampling(spec.latent, sampling, loaded, truncate_z=not style)
     columns = None
     if sampling.interpolation is not None or sampling.arithmetic is not None:
         columns = len(latents)
@@ -128,7 +130,11 @@ def sample_for_spec(
         columns = len(latents)  # a row per class, each of every latent
     latents, labels = latents_with_classes(spec, sampling, latents)
     check_size(spec, sampling, len(latents))
-    result = _draw(generator, spec, latents, device, columns, labels)
+    psi = sampling.truncation if style else None
+    if sampling.interpolation is not None and sampling.interpolation.space == "w":
+        result = _draw_w_path(generator, spec, sampling, labels, device)
+    else:
+        result = _draw(generator, spec, latents, device, columns, labels, psi)
     generated = result.generated
     if sampling.interpolation is not None:
         return SampleResult(result.png, result.latents, gif=interpolation_gif(spec, generated))
@@ -189,16 +195,53 @@ def _draw(
     device: torch.device,
     columns: int | None = None,
     labels: Tensor | None = None,
+    psi: float | None = None,
 ) -> _Drawn:
     """G's images of `latents` (of `labels`' classes, for a conditional G), DRAW_BATCH at a
-    time (fewer past 64 px), and their picture."""
+    time (fewer past 64 px), and their picture; `psi` truncates in W (stylegan2: the other
+    families' latents come truncated)."""
     latents = latents.to(torch.float32)
     batch = images_per_batch(DRAW_BATCH, spec)
     chunks = latents.to(device).split(batch)
     if labels is None:
-        generated = torch.cat([generator(chunk) for chunk in chunks])
+        generated = torch.cat([draw_truncated(generator, chunk, psi=psi) for chunk in chunks])
     else:
         classes = labels.to(device).split(batch)
-        generated = torch.cat([generator(z, y) for z, y in zip(chunks, classes, strict=True)])
+        generated = torch.cat(
+            [draw_truncated(generator, z, y, psi) for z, y in zip(chunks, classes, strict=True)]
+        )
     png = render_png(spec, generated, columns)
     return _Drawn(png=png, latents=latents.numpy(), generated=generated)
+
+
+def _draw_w_path(
+    generator: nn.Module,
+    spec: TrainSpec,
+    sampling: SampleSpec,
+    labels: Tensor | None,
+    device: torch.device,
+) -> _Drawn:
+    """An interpolation in stylegan2's W: each path point's w (of its image's class), the
+    path between them (lerp unless the spec names a method), drawn with W-truncation; the
+    drawn latents are the w path."""
+    path = sampling.interpolation
+    assert path is not None
+    if not is_style(generator):
+        raise LatentsError(
+            f"spec.interpolation.space: w is stylegan2's latent space; this generator is "
+            f"{spec.model.family}'s (use space z)"
+        )
+    points = torch.stack([point_latent(spec.latent, p) for p in path.path_points]).to(device)
+    point_labels = None
+    if labels is not None:
+        point_labels = labels[:: path.steps - 1].to(device)
+    w_points = to_w(generator, points, point_labels)
+    w = interpolate_through(list(w_points.cpu()), path.steps, path.method or "lerp")
+    generated = torch.cat(
+        [
+            from_w(generator, chunk.to(device), sampling.truncation)
+            for chunk in w.split(images_per_batch(DRAW_BATCH, spec))
+        ]
+    )
+    png = render_png(spec, generated, len(w))
+    return _Drawn(png=png, latents=w.numpy(), generated=generated)

@@ -34,6 +34,8 @@ class Stream(IntEnum):
     EVALUATION = 7  # the latents and reference data of quality evaluations
     SHARD_ORDER = 8  # a sharded dataset's shard order of each epoch
     SHARD_SAMPLES = 9  # its image order within each window of shards
+    NOISE = 10  # stylegan2's per-pixel noise inputs in training, and path length's probes
+    AUGMENT = 11  # DiffAugment's draws (worker/gan/augment.py)
 
 
 def derive_seed(*parts: int) -> int:

@@ -13,7 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from shared.specs import TrainSpec
-from worker.gan.data import BatchSource
+from worker.gan.augment import Augmenter, Use
+from worker.gan.data import BatchSource, known_shape
 from worker.gan.ema import GeneratorEma
 from worker.gan.losses import GanLoss, best_scored, gradient_penalty, real_gradient_penalty
 from worker.gan.precision import Precision
@@ -23,7 +24,7 @@ from worker.gan.stream_blocks import BlockStream
 
 # Per-step statistics, in the order `train_step` returns them. Loss/D/loss is the loss
 # proper, without the regulariser (WGAN-GP's gradient penalty before λ, or R1's before gamma/2)
-# in Loss/D/reg.
+# in Loss/D/reg (0 on the D steps a lazy R1 skips).
 STAT_NAMES = (
     "Loss/D/loss",
     "Loss/G/loss",
@@ -66,22 +67,51 @@ class Draw:
     # A conditional model's classes of the real batch, which its fakes are asked for too (so
     # G draws classes as often as the data holds them); None for an unconditional one.
     labels: Tensor | None = None
+    # Which D step this is, numbered from 1 over the run (lazy R1 and augmentation use it).
+    index: int = 1
+    # DiffAugment for every image D sees (`train.augment`); None: none.
+    augment: Augmenter | None = None
+
+    def seen(self, images: Tensor, use: int) -> Tensor:
+        """`images` as D sees them: augmented for `use` when the run augments."""
+        return images if self.augment is None else self.augment(images, self.index, use)
 
 
 @dataclass(frozen=True)
 class Penalty:
     """D's gradient penalties: WGAN-GP's weight λ (0: none) and whether it is one-sided, and
-    R1's gamma on real samples (0: none)."""
+    R1's gamma on real samples (0: none), applied every `r1_every` D steps (lazy R1)."""
 
     weight: float = 0.0
     one_sided: bool = False
     r1_gamma: float = 0.0
+    r1_every: int = 1
 
     @classmethod
     def of(cls, spec: TrainSpec) -> Penalty:
         return cls(
-            spec.loss.gp_lambda or 0.0, spec.loss.penalty == "one_sided", spec.loss.r1_gamma or 0.0
+            spec.loss.gp_lambda or 0.0,
+            spec.loss.penalty == "one_sided",
+            r1_gamma_of(spec),
+            spec.r1_interval,
         )
+
+    def r1_due(self, draw: Draw) -> bool:
+        """Whether R1 applies on this D step: on, and the step a multiple of `r1_every`."""
+        return self.r1_gamma > 0 and draw.index % self.r1_every == 0
+
+
+# StyleGAN2-ADA's heuristic R1 weight ("auto" config): gamma = 0.0002 · side² / batch.
+STYLEGAN2_R1_PER_PIXEL = 0.0002
+
+
+def r1_gamma_of(spec: TrainSpec) -> float:
+    """R1's gamma: `loss.r1_gamma`; for a stylegan2 that leaves it out, StyleGAN2-ADA's
+    heuristic 0.0002 · side² / batch (0.0032 at 32 px and batch 64); else 0 (off)."""
+    if spec.loss.r1_gamma is not None or spec.model.family != "stylegan2":
+        return spec.loss.r1_gamma or 0.0
+    side = known_shape(spec.data)[-1]
+    return STYLEGAN2_R1_PER_PIXEL * side * side / spec.train.batch_size
 
 
 def train_step(
@@ -105,9 +135,8 @@ def train_step(
 
     # D's gradients from this backward are discarded by the next D step's zero_grad.
     with precision.autocast():
-        g_loss = loss.generator(
-            best_scored(nets.d_train(fake, *_conditions(draw)).float(), g_fraction)
-        )
+        judged = nets.d_train(draw.seen(fake, Use.FAKE_G), *_conditions(draw))
+        g_loss = loss.generator(best_scored(judged.float(), g_fraction))
     nets.g_optimizer.zero_grad(set_to_none=True)
     nets.g_scaler.scale(g_loss).backward()
     nets.g_scaler.step(nets.g_optimizer)
@@ -129,14 +158,19 @@ def _discriminator_step(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One D update; returns (loss, penalty, mean real score, mean fake score), not
     detached: the caller reads them outside autograd."""
-    real = draw.real.detach().requires_grad_(True) if gp.r1_gamma > 0 else draw.real
-    critic = nets.d_train if draw.labels is None else partial(nets.d_train, labels=draw.labels)
+    r1 = gp.r1_due(draw)
+    real = draw.real.detach().requires_grad_(True) if r1 else draw.real
+    judge = nets.d_train if draw.labels is None else partial(nets.d_train, labels=draw.labels)
+
+    def critic(images: Tensor, use: int = Use.MIX) -> Tensor:
+        return judge(draw.seen(images, use))  # type: ignore[no-any-return]
+
     scale = nets.d_scaler.get_scale() if nets.d_scaler.is_enabled() else 1.0
     with precision.autocast():
         # Losses in fp32 whatever the precision: logits are cheap, and softplus and squares
         # of fp16 values overflow.
-        real_logits = critic(real).float()
-        fake_logits = critic(fake).float()
+        real_logits = critic(real, Use.REAL).float()
+        fake_logits = critic(fake, Use.FAKE_D).float()
         d_loss = loss.discriminator(real_logits, fake_logits)
         penalty = torch.zeros((), device=d_loss.device)
         total = d_loss
@@ -145,9 +179,11 @@ def _discriminator_step(
                 critic, draw.real, fake, draw.mix, scale, one_sided=gp.one_sided
             )
             total = d_loss + gp.weight * penalty
-        elif gp.r1_gamma > 0:
+        elif r1:
+            # Lazy R1 weighs each penalty by its interval, so its expected gradient is the
+            # every-step penalty's (with r1_every 1 this is gamma / 2 exactly).
             penalty = real_gradient_penalty(real, real_logits, scale)
-            total = d_loss + gp.r1_gamma / 2 * penalty
+            total = d_loss + gp.r1_gamma * gp.r1_every / 2 * penalty
     nets.d_optimizer.zero_grad(set_to_none=True)
     nets.d_scaler.scale(total).backward()
     nets.d_scaler.step(nets.d_optimizer)
@@ -185,6 +221,8 @@ class StepInputs:
         self.spec, self.source, self.rank, self.device = spec, source, rank, device
         self.penalised = penalised
         self.memory_format = memory_format_for(spec, device)
+        policies = spec.train.augment
+        self.augment = None if not policies else Augmenter(policies, spec.train.seed, rank)
         seed, rows = spec.train.seed, source.batch_size
         self._latents = BlockStream(
             partial(sample_latents, spec.latent), rows, seed, Stream.LATENTS, rank
@@ -202,7 +240,7 @@ class StepInputs:
         labels = None
         if self.spec.model.conditional:
             labels = self.source.batch_labels(draw).to(self.device)  # type: ignore[attr-defined]
-        return Draw(real=real, z=z, mix=mix, labels=labels)
+        return Draw(real=real, z=z, mix=mix, labels=labels, index=draw, augment=self.augment)
 
 
 def _uniform_weights(count: int, generator: torch.Generator) -> Tensor:
@@ -211,8 +249,8 @@ def _uniform_weights(count: int, generator: torch.Generator) -> Tensor:
 
 
 def memory_format_for(spec: TrainSpec, device: torch.device) -> torch.memory_format:
-    """channels_last for dcgan on CUDA, where cuDNN's NHWC convolutions (tensor cores under
-    autocast) are faster; the default layout everywhere else."""
-    if spec.model.family == "dcgan" and device.type == "cuda":
+    """channels_last for the convolutional families on CUDA, where cuDNN's NHWC convolutions
+    (tensor cores under autocast) are faster; the default layout everywhere else."""
+    if spec.model.family in ("dcgan", "stylegan2") and device.type == "cuda":
         return torch.channels_last
     return torch.preserve_format

@@ -28,7 +28,10 @@ from worker.gan.hooks import TrainingHooks
 from worker.gan.losses import get_loss, top_k_fraction
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.precision import Precision, resolve_precision
+from worker.gan.seeding import Stream, generator_for
 from worker.gan.step import STAT_NAMES, Networks, Penalty, StepInputs, memory_format_for, train_step
+from worker.gan.style_regularisers import PathLengthRegulariser
+from worker.gan.stylegan import seeded_noise
 from worker.gan.train_common import (
     RunningStats,
     Snapshots,
@@ -119,9 +122,10 @@ def train(
 
 class GanTrainee:
     """A GAN's `train_common.Trainee`: G and D with their Adams and loss scalers,
-    `critic_steps` D steps then one G step, and the average of G following it."""
+    `critic_steps` D steps then one G step (and stylegan2's lazy path-length step), and the
+    average of G following it. stylegan2's training noise comes from (job seed, NOISE stream,
+    step, rank)."""
 
-    stat_names: tuple[str, ...] = STAT_NAMES
     checked = 3  # D loss, G loss and the penalty
 
     def __init__(
@@ -133,6 +137,9 @@ class GanTrainee:
         self.loss = get_loss(spec.loss.name)
         self.penalty = Penalty.of(spec)
         self.inputs = StepInputs(spec, source, rank, device, penalised=self.loss.penalised)
+        self.path_length = PathLengthRegulariser.of(spec, device)
+        self.stat_names = STAT_NAMES + (() if self.path_length is None else ("Loss/G/reg",))
+        self.rank = rank
         self.batches_per_step = spec.loss.critic_steps  # each D step trains on its own batch
         self.setting = f", loss {spec.loss.name}, {self.precision.name}"
         self.device = device
@@ -159,7 +166,13 @@ class GanTrainee:
         set_learning_rate(self.nets, self.spec, step)
         g_fraction = top_k_fraction(self.spec.loss.top_k, step)
         draws = self.inputs.of_step(step)
-        stats = train_step(self.nets, self.loss, self.penalty, self.precision, draws, g_fraction)
+        noise = generator_for(self.spec.train.seed, Stream.NOISE, step, self.rank)
+        with seeded_noise(self.nets.generator, noise):
+            stats = train_step(
+                self.nets, self.loss, self.penalty, self.precision, draws, g_fraction
+            )
+            if self.path_length is not None:
+                stats = torch.cat([stats, self.path_length(self.nets, draws[-1], step, noise)])
         if self.nets.generator_ema is not None:
             self.nets.generator_ema.update(self.nets.generator, step)
         return stats
