@@ -15,8 +15,11 @@ up in `api_tokens`) and the same reads and writes, on the same database. Three o
 Each operation runs `--clients` closed-loop clients for `--duration` seconds per side, in
 turns of a few seconds alternating ganforge and bare (bench/load.py), so a noisy neighbour on
 the shared cores hurts both alike. The figure is ganforge's rate over the bare one; the goal
-is polls >= 0.5x. The rate limiter stays on (each API process adds its count to Redis every
-0.1 s, api/ratelimit.py); its limit is set out of reach so the load is not refused.
+is polls >= 0.5x. Each side's server CPU per answered request (its gunicorn processes, read
+from /proc in its own turns) is given beside: on a machine loaded by others the rates swing
+with the neighbours, the CPU a request costs much less. The rate limiter stays on (each API
+process adds its count to Redis every 0.1 s, api/ratelimit.py); its limit is set out of reach
+so the load is not refused.
 """
 
 from __future__ import annotations
@@ -53,9 +56,9 @@ READY_TIMEOUT_S = 60.0
 
 
 @contextmanager
-def bare_server(settings: Settings, log_dir: Path) -> Iterator[str]:
+def bare_server(settings: Settings, log_dir: Path) -> Iterator[tuple[str, int]]:
     """The bare app under gunicorn with ganforge's own command line (workers, threads,
-    access log), only the app and gunicorn's worker class named directly."""
+    access log), only the app and gunicorn's worker class named directly: (URL, its pid)."""
     port = find_free_port()
     command = service_commands(settings)["api"]
     command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
@@ -69,7 +72,7 @@ def bare_server(settings: Settings, log_dir: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_answering(f"{url}/bare/jobs/none", process)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -124,7 +127,8 @@ def measure(
                     session.post(f"{settings.api_url}/api/v1/jobs", json=SUBMIT_BODY).json()["id"]
                     for _ in range(clients)
                 ]
-                with bare_server(settings, home / "logs") as bare_url:
+                with bare_server(settings, home / "logs") as (bare_url, bare_pid):
+                    pids = {"ganforge": processes.processes["api"].pid, "bare": bare_pid}
                     ours, bare = _makers(job_ids, "/api/v1"), _makers(job_ids, "/bare")
                     # A short warm-up of each side (connections, imports, plans) first.
                     warm = {"ganforge": (settings.api_url, headers, ours["poll"]),
@@ -136,7 +140,7 @@ def measure(
                             "ganforge": (settings.api_url, headers, ours[op]),
                             "bare": (bare_url, headers, bare[op]),
                         }
-                        tallies = interleaved(sides, clients, duration_s, turn_s)
+                        tallies = interleaved(sides, clients, duration_s, turn_s, pids)
                         figures = {name: tally.summary() for name, tally in tallies.items()}
                         rate = figures["bare"]["per_second"]
                         ratio = figures["ganforge"]["per_second"] / rate if rate else 0.0
@@ -161,7 +165,9 @@ def _print_row(op: str, figures: dict[str, Any]) -> None:
         f"{op:7s} ganforge {ours['per_second']:8.1f}/s p50 {ours['p50_ms']:7.2f} ms"
         f" p99 {ours['p99_ms']:7.2f} ms ({ours['errors']} errors)   bare"
         f" {bare['per_second']:8.1f}/s p50 {bare['p50_ms']:7.2f} ms p99 {bare['p99_ms']:7.2f} ms"
-        f" ({bare['errors']} errors)   ratio {figures['ratio']:.2f}",
+        f" ({bare['errors']} errors)   ratio {figures['ratio']:.2f}"
+        f"   server CPU/request {ours['server_cpu_ms_per_request']} ms against"
+        f" {bare['server_cpu_ms_per_request']} ms",
         flush=True,
     )
 

@@ -10,6 +10,7 @@ is the figure to read, not the absolute rate.
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ class LoadTally:
     errors: int = 0
     seconds: float = 0.0
     first_error: str | None = None
+    server_cpu_s: float | None = None  # CPU of the server's processes in its turns, if given
 
     def summary(self) -> dict[str, Any]:
         done = len(self.latencies)
@@ -57,7 +59,42 @@ class LoadTally:
             "p50_ms": round(median(self.latencies) * 1000, 2),
             "p99_ms": round(percentile(self.latencies, 99) * 1000, 2),
             "first_error": self.first_error,
+            "server_cpu_ms_per_request": (
+                round(self.server_cpu_s * 1000 / done, 3)
+                if self.server_cpu_s is not None and done
+                else None
+            ),
         }
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User and system CPU seconds of process `root` and every process below it so far (from
+    /proc): what a server spent, whatever else loads the machine, so the CPU per answered
+    request compares two servers even where their rates are mostly the neighbours' noise."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    total, below = 0.0, {root}
+    changed = True
+    while changed:  # the tree is a few processes deep: gunicorn's master and its workers
+        grown = below | {pid for pid, parent in parents.items() if parent in below}
+        changed, below = grown != below, grown
+    for pid in below:
+        total += used.get(pid, 0.0)
+    return total
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def run_turn(base_url: str, headers: dict[str, str], make: RequestMaker, clients: int,
@@ -110,14 +147,21 @@ def interleaved(
     clients: int,
     seconds: float,
     turn_s: float = DEFAULT_TURN_S,
+    server_pids: dict[str, int] | None = None,
 ) -> dict[str, LoadTally]:
     """Give each side `seconds` of load in turns of `turn_s`, alternating which goes first;
-    sides maps a name to (base URL, headers, request maker)."""
+    sides maps a name to (base URL, headers, request maker). A side named in `server_pids`
+    (its server's root process) also counts its server's CPU in its turns."""
     tallies = {name: LoadTally() for name in sides}
     turns = max(1, round(seconds / turn_s))
     order = list(sides)
+    pids = server_pids or {}
     for turn in range(turns):
         for name in order if turn % 2 == 0 else reversed(order):
             base_url, headers, make = sides[name]
+            before = tree_cpu_seconds(pids[name]) if name in pids else None
             run_turn(base_url, headers, make, clients, seconds / turns, tallies[name])
+            if before is not None:
+                spent = tree_cpu_seconds(pids[name]) - before
+                tallies[name].server_cpu_s = (tallies[name].server_cpu_s or 0.0) + spent
     return tallies
