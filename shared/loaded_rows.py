@@ -10,51 +10,70 @@ longer than the statements themselves on every submission (bench/api.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, inspect
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import ColumnDefault, ColumnElement, inspect
+from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
 
 from shared.models import Base
 
 M = TypeVar("M", bound=Base)
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What these functions read of a model's mapping, read once per model: looking it up
+    through `inspect` at each call was a good part of their time on the API's hot path."""
+
+    mapper: Mapper[Any]
+    keys: tuple[str, ...]  # the column attributes' names, in the mapper's order
+    columns: tuple[ColumnElement[Any], ...]  # their table columns, in the same order
+    defaults: tuple[tuple[str, ColumnDefault | None], ...]  # each's Python-side default
+    primary_key: tuple[str, ...]  # the names of the primary key's attributes, in its order
+
+
+@cache
+def _shape(model: type[Base]) -> _Shape:
+    mapper = inspect(model)
+    attributes = mapper.column_attrs
+    return _Shape(
+        mapper=mapper,
+        keys=tuple(attribute.key for attribute in attributes),
+        columns=tuple(attribute.columns[0] for attribute in attributes),
+        defaults=tuple((a.key, a.columns[0].default) for a in attributes),
+        primary_key=tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key),
+    )
+
+
 def column_values(row: Base) -> dict[str, Any]:
     """Every column of `row` by attribute name (as the object holds it now); loaded values are
     read from the object's state, an expired one through the attribute (which loads it)."""
-    state = inspect(row)
-    held = state.dict
-    return {
-        key: held[key] if key in held else getattr(row, key)
-        for key in (column.key for column in state.mapper.column_attrs)
-    }
+    held = inspect(row).dict
+    return {key: held[key] if key in held else getattr(row, key) for key in _shape(type(row)).keys}
 
 
-def mapped_columns(model: type[Base]) -> tuple[tuple[str, ...], tuple[Column[Any], ...]]:
+def mapped_columns(model: type[Base]) -> tuple[tuple[str, ...], tuple[ColumnElement[Any], ...]]:
     """`model`'s column attributes' names and their table columns, in the same order: a Core
     SELECT of the columns gives rows that `attach_as_loaded` turns into objects."""
-    attributes = inspect(model).column_attrs
-    return (
-        tuple(attribute.key for attribute in attributes),
-        tuple(attribute.columns[0] for attribute in attributes),
-    )
+    shape = _shape(model)
+    return shape.keys, shape.columns
 
 
 def with_defaults(model: type[Base], given: dict[str, Any]) -> dict[str, Any]:
     """`given` completed to every column of `model`: a column left out takes its Python-side
     default (`new_id()`, `0`, `[]`...) as an INSERT by the ORM would, else None."""
     values = dict(given)
-    for attribute in inspect(model).column_attrs:
-        if attribute.key in values:
+    for key, default in _shape(model).defaults:
+        if key in values:
             continue
-        default = attribute.columns[0].default
         if default is None:
-            values[attribute.key] = None
+            values[key] = None
         elif default.is_callable:
-            values[attribute.key] = default.arg(None)  # type: ignore[attr-defined]
+            values[key] = default.arg(None)  # type: ignore[attr-defined]
         else:
-            values[attribute.key] = default.arg  # type: ignore[attr-defined]
+            values[key] = default.arg  # type: ignore[attr-defined]
     return values
 
 
@@ -66,14 +85,14 @@ def attach_as_loaded(session: Session, model: type[M], values: dict[str, Any]) -
     The values go straight into the new object's state, as the ORM's own loading puts them:
     setting them one by one through the instrumented attributes (the constructor) took most
     of the time of a job's creation on the API's hot path (bench/api.py)."""
-    mapper = inspect(model)
-    identity = mapper.identity_key_from_primary_key(
-        [values[mapper.get_property_by_column(column).key] for column in mapper.primary_key]
+    shape = _shape(model)
+    identity = shape.mapper.identity_key_from_primary_key(
+        tuple(values[key] for key in shape.primary_key)
     )
     existing = session.identity_map.get(identity)
     if existing is not None:
         return existing  # type: ignore[no-any-return]
-    row: M = mapper.class_manager.new_instance()
+    row: M = shape.mapper.class_manager.new_instance()
     inspect(row).dict.update(values)
     make_transient_to_detached(row)  # the values become its committed, loaded state
     session.add(row)
