@@ -40,6 +40,8 @@ def test_api_bench_measures_both_sides_of_every_operation(tmp_path: Path, lab: L
             assert figures[side]["requests"] > 0, figures
             assert figures[side]["errors"] == 0, figures
             assert 0 < figures[side]["p50_ms"] <= figures[side]["p99_ms"]
+            # its own gunicorn processes' CPU, read in its turns: each answer costs some
+            assert figures[side]["server_cpu_ms_per_request"] > 0, figures
         assert figures["ratio"] > 0
     assert isinstance(results["goal"]["met"], bool)
 
