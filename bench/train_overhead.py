@@ -169,11 +169,14 @@ def _plain_data(spec: TrainSpec) -> torch.Tensor:
 def run_case(case: str, steps: int, repeats: int) -> dict[str, float]:
     spec = make_spec(case, steps)
     ratios, engines, plains = [], [], []
-    for _ in range(repeats):
+    for pair in range(1, repeats + 1):
         plain, engine = interleaved_images_per_second(spec)
         plains.append(plain)
         engines.append(engine)
         ratios.append(engine / plain)
+        # Each pair as it ends: on busy shared cores a 2-thread case can take half an hour.
+        print(f"  pair {pair}: plain {plain:9.1f} img/s  engine {engine:9.1f} img/s"
+              f"  ratio {engine / plain:.3f}", flush=True)  # fmt: skip
     print(
         f"{case:6s} steps={steps} batch={spec.train.batch_size} threads={torch.get_num_threads()}"
         f"  plain {statistics.median(plains):9.1f} img/s  engine {statistics.median(engines):9.1f}"
