@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,9 +59,12 @@ def _plant(folder: Path) -> Path:
 
 
 @pytest.fixture
-def api(settings: Settings, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """gunicorn with the API's config, as `ganforge api` runs it (one worker), with a HOME and
-    an XDG_RUNTIME_DIR of its own where gunicorn would put its control socket."""
+def start_api(
+    settings: Settings, tmp_path: Path
+) -> Iterator[Callable[[], tuple[subprocess.Popen[bytes], str]]]:
+    """Starts gunicorn with the API's config, as `ganforge api` runs it (one worker), with a
+    HOME and an XDG_RUNTIME_DIR of its own where gunicorn would put its control socket. A
+    function, so a test plants its leftovers before the start that should remove them."""
     url = f"http://127.0.0.1:{_free_port()}"
     command = service_commands(settings.with_(api_url=url), api_workers=1)["api"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GANFORGE_", "PROMETHEUS"))}
@@ -73,10 +76,14 @@ def api(settings: Settings, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[b
         XDG_RUNTIME_DIR=str(tmp_path / "xdg"),
     )
     root = Path(__file__).resolve().parents[2]
-    process = subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL)
-    try:
-        yield process, url
-    finally:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> tuple[subprocess.Popen[bytes], str]:
+        started.append(subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL))
+        return started[-1], url
+
+    yield start
+    for process in started:
         if process.poll() is None:
             process.kill()
             process.wait()
@@ -91,12 +98,14 @@ def _answers(url: str) -> bool:
 
 @pytest.mark.processes  # starts gunicorn: outside `make test-fast`
 def test_a_start_removes_a_dead_predecessors_folders_a_stop_its_own_and_no_control_socket(
-    settings: Settings, tmp_path: Path, api: tuple[subprocess.Popen[bytes], str]
+    settings: Settings,
+    tmp_path: Path,
+    start_api: Callable[[], tuple[subprocess.Popen[bytes], str]],
 ) -> None:
     folders = service_folder(settings, API_SERVICE)
     dead = _plant(folders / str(_dead_pid()))
     live = _plant(folders / str(os.getpid()))  # another API's process, still running
-    process, url = api
+    process, url = start_api()  # after the planting: its start must find them
     assert _wait(lambda: _answers(url), START_S), "the API did not start"
     assert not dead.exists(), "a killed predecessor's upload copy outlived the next start"
     assert live.exists(), "a live process's folder was removed"
