@@ -2,18 +2,18 @@
 
 The job, node and reservation tables are the truth every API process shares, so a collector
 that reads them when Prometheus scrapes is right whichever gunicorn process answers, with no
-shared counters to keep: jobs by state, each attempt's queue wait and each finished job's
-run time (as histograms over every row so far), devices busy and free on each node, and the
-training speed of each running job. A database that cannot be reached is
-`ganforge_database_up 0` and nothing else from here.
+shared counters to keep in a process: jobs by state, each attempt's queue wait and each
+finished job's run time (histograms the state machine counts into `job_timing_buckets` as it
+moves a job, shared/job_timings.py: a scrape reads a few dozen rows, not the history), devices
+busy and free on each node, and the training speed of each running job. A database that
+cannot be reached is `ganforge_database_up 0` and nothing else from here.
 """
 
 from __future__ import annotations
 
 import logging
-from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from itertools import accumulate
 
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -21,19 +21,15 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared import job_timings
 from shared.db import is_unreachable, session_scope
-from shared.models import Job, JobEvent, Node, User, as_utc
+from shared.job_timings import DURATION, QUEUE_WAIT
+from shared.models import Job, Node, User
 from shared.pool.reservations import devices_in_use
-from shared.states import TERMINAL, JobState
+from shared.states import JobState
 
 log = logging.getLogger(__name__)
 
-# Seconds from queued to running: a free pool starts a job within a second or two, a busy
-# one makes it wait minutes to days.
-QUEUE_WAIT_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
-# Seconds from a job's last start to its end: sampling jobs take seconds, training runs
-# minutes to days.
-DURATION_BUCKETS = (10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 48 * 3600.0)
 # Nodes whose devices count as the pool's (a stopped or dead node offers nothing).
 COUNTED_NODE_STATES = ("up", "draining")
 
@@ -81,56 +77,24 @@ def _jobs_by_state(session: Session) -> Metric:
 
 
 def _queue_waits(session: Session) -> Metric:
-    """Each attempt's wait: from a `queued` event (submission or requeue) to the next
-    `running` event of that job, by job kind."""
-    rows = session.execute(
-        select(JobEvent.job_id, JobEvent.to_state, JobEvent.created_at, Job.kind)
-        .join(Job, Job.id == JobEvent.job_id)
-        .where(JobEvent.to_state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
-        .order_by(JobEvent.job_id, JobEvent.id)
-    )
-    waits: dict[str, list[float]] = {}
-    queued_at: dict[str, datetime] = {}
-    for job_id, state, at, kind in rows:
-        if state == JobState.QUEUED.value:
-            queued_at[job_id] = as_utc(at)
-        elif job_id in queued_at:
-            seconds = (as_utc(at) - queued_at.pop(job_id)).total_seconds()
-            waits.setdefault(kind, []).append(max(0.0, seconds))
     family = HistogramMetricFamily(
         "ganforge_job_queue_wait_seconds",
         "Seconds from queued (submitted or requeued) to running, per attempt",
         labels=["kind"],
     )
-    for kind, values in sorted(waits.items()):
-        buckets, total = _buckets(values, QUEUE_WAIT_BUCKETS)
-        family.add_metric([kind], buckets, total)
+    for (kind, _), counts in sorted(job_timings.histograms(session, QUEUE_WAIT).items()):
+        family.add_metric([kind], *_cumulative(counts, job_timings.QUEUE_WAIT_BUCKETS))
     return family
 
 
 def _durations(session: Session) -> Metric:
-    """Finished jobs that ran: their last attempt's run, from its start to the final state."""
-    rows = session.execute(
-        select(Job.kind, Job.state, Job.started_at, Job.finished_at).where(
-            Job.state.in_([s.value for s in TERMINAL]),
-            Job.started_at.is_not(None),
-            Job.finished_at.is_not(None),
-        )
-    )
-    durations: dict[tuple[str, str], list[float]] = {}
-    for kind, state, started, finished in rows:
-        if started is None or finished is None:
-            continue
-        seconds = (as_utc(finished) - as_utc(started)).total_seconds()
-        durations.setdefault((kind, state), []).append(max(0.0, seconds))
     family = HistogramMetricFamily(
         "ganforge_job_duration_seconds",
         "Seconds finished jobs ran (their last attempt), by kind and final state",
         labels=["kind", "state"],
     )
-    for (kind, state), values in sorted(durations.items()):
-        buckets, total = _buckets(values, DURATION_BUCKETS)
-        family.add_metric([kind, state], buckets, total)
+    for (kind, state), counts in sorted(job_timings.histograms(session, DURATION).items()):
+        family.add_metric([kind, state], *_cumulative(counts, job_timings.DURATION_BUCKETS))
     return family
 
 
@@ -173,11 +137,11 @@ def _images_per_second(session: Session) -> Metric:
     return family
 
 
-def _buckets(
-    values: Sequence[float], bounds: Sequence[float]
+def _cumulative(
+    counts: Sequence[tuple[int, float]], bounds: Sequence[float]
 ) -> tuple[list[tuple[str, float]], float]:
-    """Cumulative bucket counts (with +Inf) and the sum, as Prometheus histograms have them."""
-    ordered = sorted(values)
-    buckets = [(floatToGoString(bound), float(bisect_right(ordered, bound))) for bound in bounds]
-    buckets.append(("+Inf", float(len(ordered))))
-    return buckets, float(sum(ordered))
+    """Per-bucket (count, sum) rows as Prometheus has a histogram: cumulative counts by
+    upper bound (with +Inf) and the sum."""
+    labels = [floatToGoString(bound) for bound in bounds] + ["+Inf"]
+    running = accumulate(float(n) for n, _ in counts)
+    return list(zip(labels, running, strict=True)), float(sum(total for _, total in counts))

@@ -12,7 +12,8 @@ directly when its first child starts, and ends as its children do.
 Every change is one compare-and-set UPDATE (`WHERE id = :id AND state = :expected`) plus an
 event row, in one transaction: a redelivered or duplicated message that tries to start a job
 twice finds the state already moved and changes nothing. A change to a final state also writes
-its webhook deliveries (shared/webhooks/events.py) in that transaction.
+its webhook deliveries (shared/webhooks/events.py) in that transaction, and a start or an end
+adds its queue wait or run time to the histograms /metrics shows (shared/job_timings.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from sqlalchemy import Insert, bindparam, insert, tuple_, update
 from sqlalchemy.orm import Session
 
+from shared import job_timings
 from shared.loaded_rows import attach_as_loaded, with_defaults
 from shared.models import Job, JobEvent, utcnow
 from shared.webhooks.events import job_ended
@@ -98,15 +100,17 @@ def transition(
     where = [Job.id == job_id, Job.state == expected.value]
     if attempt is not None:
         where.append(Job.attempt == attempt)
-    current_attempt = session.execute(
+    moved = session.execute(
         update(Job)
         .where(*where)
         .values(**values)
-        .returning(Job.attempt)
+        .returning(Job.attempt, Job.kind, Job.started_at, Job.finished_at)
         .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if current_attempt is None:
+    ).one_or_none()
+    if moved is None:
         return False
+    current_attempt, kind, started_at, finished_at = moved
+    _count_timings(session, target, now, [(job_id, kind, started_at, finished_at)])
     session.add(
         JobEvent(
             job_id=job_id,
@@ -198,9 +202,8 @@ def transition_many(
         return set()
     now = utcnow()
     jobs = Job.__table__
-    moved = {
-        (job_id, attempt)
-        for job_id, attempt in session.execute(
+    moved = list(
+        session.execute(
             update(jobs)  # type: ignore[arg-type]
             .where(
                 # The ids alone let PostgreSQL find the rows by primary key; the pairs then
@@ -210,10 +213,14 @@ def transition_many(
                 jobs.c.state == expected.value,
             )
             .values(**_moved_values(expected, target, now, fields))
-            .returning(jobs.c.id, jobs.c.attempt)
+            .returning(
+                jobs.c.id, jobs.c.attempt, jobs.c.kind, jobs.c.started_at, jobs.c.finished_at
+            )
         )
-    }
-    done = [m for m in moves if (m.job_id, m.attempt) in moved]
+    )
+    moved_attempts = {(job_id, attempt) for job_id, attempt, *_ in moved}
+    done = [m for m in moves if (m.job_id, m.attempt) in moved_attempts]
+    _count_timings(session, target, now, [(row[0], *row[2:]) for row in moved])
     _set_own_fields(session, done)
     if done:
         session.execute(
@@ -235,6 +242,35 @@ def transition_many(
             job_ended(session, m.job_id)
     session.flush()
     return {m.job_id for m in done}
+
+
+def _count_timings(
+    session: Session,
+    target: JobState,
+    now: datetime,
+    moved: Sequence[tuple[str, str, datetime | None, datetime | None]],
+) -> None:
+    """Each moved job's (id, kind, started_at, finished_at) into the timing histograms: a
+    start adds the wait since the job was last queued, an end after a start its run time."""
+    if target == S.RUNNING:
+        queued = job_timings.latest_queued(session, [job_id for job_id, *_ in moved])
+        job_timings.count(
+            session,
+            (
+                (job_timings.QUEUE_WAIT, kind, "", job_timings.seconds_between(queued[job_id], now))
+                for job_id, kind, _, _ in moved
+                if job_id in queued
+            ),
+        )
+    elif target in TERMINAL:
+        job_timings.count(
+            session,
+            (
+                (job_timings.DURATION, kind, target.value, job_timings.seconds_between(start, end))
+                for _, kind, start, end in moved
+                if start is not None and end is not None
+            ),
+        )
 
 
 def _set_own_fields(session: Session, moves: list[Move]) -> None:
