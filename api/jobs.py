@@ -18,6 +18,7 @@ from api.media_types import artifact_media_type
 from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
 from api.state import db_session, live_nodes, settings, storage
+from shared.jobs import event_pages
 from shared.jobs import requests as jobs
 from shared.jobs.deletion import delete_objects, mark_deleted
 from shared.models import Job, is_our_id
@@ -40,6 +41,8 @@ KINDS = get_args(JobKind)
 MAX_PRIORITY = 1000
 # `?id_prefix=`: the start of a job id (shared.models.new_id: 32 lowercase hex characters).
 ID_PREFIX = re.compile("[0-9a-f]{1,32}")
+# An events cursor is an event id, a PostgreSQL BIGINT: a larger one would fail in the driver.
+MAX_EVENT_ID = 2**63 - 1
 
 
 SUBMIT_ROUTE = "POST /api/v1/jobs"
@@ -227,12 +230,19 @@ def delete(job_id: str) -> tuple[str, int]:
 
 @bp.get("/<id:job_id>/events")
 def events(job_id: str) -> dict[str, Any] | Response:
-    """Every state change; `Accept: text/event-stream` follows the job live (api/live.py)."""
+    """The state changes, oldest first, a page at a time (`?limit=`, `?cursor=` the previous
+    page's `next_cursor`); `Accept: text/event-stream` follows the job live (api/live.py)."""
     if live.wants_stream():
         return live.feed_response(job_id, FEED_KINDS, log_from_start=False)
-    return {
-        "events": [event_json(e) for e in jobs.job_events(db_session(), current_user(), job_id)]
-    }
+    problems: list[dict[str, str]] = []
+    limit = _int_arg(
+        "limit", event_pages.DEFAULT_EVENTS_PAGE_SIZE, 1, event_pages.MAX_EVENTS_PAGE_SIZE, problems
+    )
+    after = _int_arg("cursor", 0, 0, MAX_EVENT_ID, problems)
+    if problems:
+        raise ApiProblem(400, "Invalid query parameter", problems[0]["message"], errors=problems)
+    page = event_pages.job_events(db_session(), current_user(), job_id, after=after, limit=limit)
+    return {"events": [event_json(e) for e in page.events], "next_cursor": page.next_cursor}
 
 
 @bp.get("/<id:job_id>/metrics")

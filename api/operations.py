@@ -17,6 +17,7 @@ from api import schemas
 from api.media_types import DOWNLOAD, artifact_media_types
 from api.tokens import TokenRequest
 from api.webhooks import WebhookRequest
+from shared.jobs.event_pages import DEFAULT_EVENTS_PAGE_SIZE, MAX_EVENTS_PAGE_SIZE
 from shared.specs import JobKind, JobRequest
 from shared.specs.labels import MAX_TAGS, TAG_PATTERN, JobLabels
 from shared.storage import keys
@@ -181,11 +182,24 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get",
         JOB + "/events",
-        "Every state change of the job; `Accept: text/event-stream` follows it live (state, "
-        "progress, log, artifact messages, then end); a stream past the API's stream bounds is "
-        "a 429 problem with Retry-After (poll instead)",
+        "The job's state changes, oldest first, a page at a time (follow `next_cursor`); "
+        "`Accept: text/event-stream` follows it live (state, progress, log, artifact messages, "
+        "then end); a stream past the API's stream bounds is a 429 problem with Retry-After "
+        "(poll instead)",
         schemas.EventList,
-        query=(AFTER,),
+        query=(
+            _query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS_PAGE_SIZE},
+                f"page size (default {DEFAULT_EVENTS_PAGE_SIZE})",
+            ),
+            _query(
+                "cursor",
+                {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                "next_cursor of the previous page",
+            ),
+            AFTER,
+        ),
         also=(EVENT_STREAM,),
     ),
     Operation(

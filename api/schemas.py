@@ -166,7 +166,10 @@ class Event(Answer):
 
 
 class EventList(Answer):
+    """A page of the job's events, oldest first; `next_cursor` asks for the next page."""
+
     events: list[Event]
+    next_cursor: str | None
 
 
 class LogLines(Answer):

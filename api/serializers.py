@@ -4,7 +4,7 @@ appear here."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Row
 
@@ -75,7 +75,7 @@ def job_json(
     return body
 
 
-def event_json(event: JobEvent | Row[Any]) -> dict[str, Any]:
+def event_json(event: JobEvent | Row[Unpack[tuple[Any, ...]]]) -> dict[str, Any]:
     return {
         "from": event.from_state,
         "to": event.to_state,

@@ -148,7 +148,15 @@ class Client:
         return self._call("PUT", f"/api/v1/admin/users/{user}/storage-quota", json=body).json()  # type: ignore[no-any-return]
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/api/v1/jobs/{job_id}/events").json()["events"]  # type: ignore[no-any-return]
+        """Every event of the job, oldest first, following the pages' cursors."""
+        events: list[dict[str, Any]] = []
+        params: dict[str, str] = {}
+        while True:
+            page = self._call("GET", f"/api/v1/jobs/{job_id}/events", params=params).json()
+            events.extend(page["events"])
+            if page.get("next_cursor") is None:
+                return events
+            params = {"cursor": page["next_cursor"]}
 
     def metrics(self, job_id: str, **filters: Any) -> list[dict[str, Any]]:
         """The job's metric series (`kind`: train or eval; `from_step`, `to_step`)."""

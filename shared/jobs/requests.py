@@ -26,7 +26,7 @@ from shared.jobs.reports import SAMPLED_KINDS, latest_checkpoint, list_artifacts
 from shared.jobs.sample_classes import check_sample_classes
 from shared.jobs.sample_inputs import check_latent_space, check_sample_inputs, check_sample_size
 from shared.jobs.tags import matching_text, with_tags
-from shared.models import Artifact, Job, JobEvent, User, is_our_id, utcnow
+from shared.models import Artifact, Job, User, is_our_id, utcnow
 from shared.pool.admission import LiveNodes, check_admission
 from shared.pool.overview import check_queued_quota
 from shared.pool.policy import QueuedJob
@@ -381,23 +381,6 @@ def stop_job(session: Session, job: Job, reason: str | None = None) -> None:
         if transition(session, job.id, current, target, said, **fields):
             break
         session.refresh(job)
-
-
-# What an event's JSON shows (api/serializers.event_json), read as plain rows: a job requeued
-# hundreds of times has a thousand events, and building ORM objects for them took 26 ms
-# where the same SQL by psycopg took 6 (bench/db_scale.py, 1,000,000 jobs).
-_EVENTS = (
-    select(JobEvent.from_state, JobEvent.to_state, JobEvent.attempt, JobEvent.reason,
-           JobEvent.created_at)
-    .where(JobEvent.job_id == bindparam("job_id"))
-    .order_by(JobEvent.id)
-)  # fmt: skip
-
-
-def job_events(session: Session, owner: User, job_id: str) -> list[Row[Any]]:
-    """The job's state changes, oldest first, if `owner` may see it (as get_job decides)."""
-    view_job(session, owner, job_id)
-    return list(session.execute(_EVENTS, {"job_id": job_id}))
 
 
 def job_artifacts(session: Session, owner: User, job_id: str) -> list[Artifact]:

@@ -13,6 +13,7 @@ import pytest
 from bench import api, db_scale, queue, report, storage, streams, train_reporting
 from bench.db_scale_fill import LONG_EVENTS
 from bench.lab import Lab
+from shared.jobs.event_pages import DEFAULT_EVENTS_PAGE_SIZE
 from tests.servers import TestServer
 
 
@@ -112,13 +113,16 @@ def test_db_scale_bench_explains_each_query_and_finds_no_seq_scan(tmp_path: Path
     queries = results["queries"]
     assert set(queries) == {"list", "list_page_2", "list_page_deep", "list_state_running",
                             "list_state_failed", "list_every_user", "list_every_user_failed",
-                            "poll", "events", "events_long_job"}  # fmt: skip
+                            "poll", "events", "events_long_job",
+                            "events_long_job_last_page"}  # fmt: skip
     assert set(results["history_reads"]) == {"submit_quota_count", "scheduler_read_pool",
                                              "metrics_scrape"}  # fmt: skip
-    # The long job's events are all read (the endpoint has no pages): its 1,000 and its share
-    # of the spread (6,000 over 3,000 jobs).
+    # The long job's events (its 1,000 and its share of the spread, 6,000 over 3,000 jobs)
+    # are read a page at a time: the first page reads one row past it, the last the rest.
     long_plan = queries["events_long_job"]["explain"][-1]["Plan"]
-    assert long_plan["Actual Rows"] == LONG_EVENTS + 2, long_plan
+    assert long_plan["Actual Rows"] == DEFAULT_EVENTS_PAGE_SIZE + 1, long_plan
+    last_plan = queries["events_long_job_last_page"]["explain"][-1]["Plan"]
+    assert last_plan["Actual Rows"] == (LONG_EVENTS + 1) % DEFAULT_EVENTS_PAGE_SIZE + 1, last_plan
     for name, query in queries.items():
         assert query["explain"][0]["Plan"]["Node Type"], name
         assert query["indexes"], f"{name} uses no index: {query['sql']}"

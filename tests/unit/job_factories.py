@@ -41,3 +41,10 @@ def running_job(settings: Settings, owner: str = "alice") -> str:
     job_id = queued_job(settings, owner)
     move(settings, job_id, S.QUEUED, S.SCHEDULED, S.RUNNING)
     return job_id
+
+
+def requeued(settings: Settings, times: int) -> str:
+    """A queued job scheduled and put back `times` times: 1 + 2 * times events."""
+    job_id = queued_job(settings)
+    move(settings, job_id, S.QUEUED, *(S.SCHEDULED, S.QUEUED) * times)
+    return job_id

@@ -17,9 +17,11 @@ from cli import main
 from cli.group import HELP_SECTIONS, ExitCode
 from shared.config import Settings
 from shared.db import session_scope
+from shared.jobs.event_pages import DEFAULT_EVENTS_PAGE_SIZE
 from shared.jobs.reports import add_warning, end_warning
 from shared.storage import open_storage
 from tests.helpers import RING_SPEC, auth, train_request
+from tests.unit.job_factories import requeued
 from worker.artifacts import put_artifact
 
 JOB_ID = re.compile(r"\b[0-9a-f]{32}\b")
@@ -174,6 +176,16 @@ def test_events_prints_each_state_change(
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["at", "from", "to", "attempt", "reason"]
     assert [line.split()[2:4] for line in lines[1:]] == [["-", "queued"], ["queued", "cancelled"]]
+
+
+def test_cli_events_of_a_long_job_reads_every_page(
+    api_url: str, settings: Settings, alice: str, cli_home: Path
+) -> None:
+    times = DEFAULT_EVENTS_PAGE_SIZE // 2 + 1  # past one default page
+    job_id = requeued(settings, times)
+    result = as_user(cli_home, api_url, alice, "events", job_id)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1 + 1 + 2 * times  # header, then each event
 
 
 # --- exit statuses ---------------------------------------------------------------------------
