@@ -2,11 +2,12 @@
 
 The job, node and reservation tables are the truth every API process shares, so a collector
 that reads them when Prometheus scrapes is right whichever gunicorn process answers, with no
-shared counters to keep in a process: jobs by state, each attempt's queue wait and each
-finished job's run time (histograms the state machine counts into `job_timing_buckets` as it
-moves a job, shared/job_timings.py: a scrape reads a few dozen rows, not the history), devices
-busy and free on each node, and the training speed of each running job. A database that
-cannot be reached is `ganforge_database_up 0` and nothing else from here.
+shared counters to keep in a process: jobs by state (the final ones counted as jobs reach
+them), each attempt's queue wait and each finished job's run time (histograms the state
+machine counts into `job_timing_buckets` as it moves a job, shared/job_timings.py: a scrape
+reads a few dozen rows, not the history), devices busy and free on each node, and the
+training speed of each running job. A database that cannot be reached is
+`ganforge_database_up 0` and nothing else from here.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from sqlalchemy.orm import Session
 
 from shared import job_timings
 from shared.db import is_unreachable, session_scope
-from shared.job_timings import DURATION, QUEUE_WAIT
+from shared.job_timings import DURATION, ENDED, QUEUE_WAIT
 from shared.models import Job, Node, User
 from shared.pool.reservations import devices_in_use
-from shared.states import JobState
+from shared.states import TERMINAL, JobState
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,16 @@ def _families(session: Session) -> Iterator[Metric]:
 
 def _jobs_by_state(session: Session) -> Metric:
     family = GaugeMetricFamily("ganforge_jobs", "Jobs in each state", labels=["state"])
-    counts = dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+    # Live states: a range each of ix_jobs_state_created, as long as the live queue. Final
+    # states: counted as jobs reached them (shared/job_timings.py), never a million-row count.
+    live = [state.value for state in JobState if state not in TERMINAL]
+    counts = dict(
+        session.execute(
+            select(Job.state, func.count()).where(Job.state.in_(live)).group_by(Job.state)
+        ).all()
+    )
+    for (_, state), buckets in job_timings.histograms(session, ENDED).items():
+        counts[state] = counts.get(state, 0) + sum(n for n, _ in buckets)
     for state in JobState:
         family.add_metric([state.value], counts.get(state.value, 0))
     return family

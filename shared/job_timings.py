@@ -5,9 +5,10 @@ each finished job's run time (from `started_at` to `finished_at`). Read from the
 every scrape, they cost a pass over every event and every finished job (112 s at 1,000,000
 jobs). Here the state machine (shared/states.py) adds each measurement to one row of
 `job_timing_buckets` (metric, kind, state, bucket) in the transaction of the state change
-itself, so a scrape reads a few dozen rows. Counting in the database rather than in a process:
-the figure is the same whichever gunicorn worker or API replica answers, survives restarts,
-and is never counted for a change that rolled back. Migration 0016 counted the history once.
+itself, so a scrape reads a few dozen rows; so does the count of jobs in each final state.
+Counting in the database rather than in a process: the figure is the same whichever gunicorn
+worker or API replica answers, survives restarts, and is never counted for a change that
+rolled back. Migration 0016 counted the history once.
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ QUEUE_WAIT_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24
 DURATION_BUCKETS = (10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 48 * 3600.0)
 QUEUE_WAIT = "queue_wait"
 DURATION = "duration"
-BOUNDS = {QUEUE_WAIT: QUEUE_WAIT_BUCKETS, DURATION: DURATION_BUCKETS}
+# Jobs that reached each final state, ran or not: a histogram with the +Inf bucket alone.
+# Jobs are never removed (a deleted one keeps its row), so this is the count of final rows
+# that `ganforge_jobs` shows, without counting a million rows at every scrape.
+ENDED = "ended"
+BOUNDS: dict[str, tuple[float, ...]] = {
+    QUEUE_WAIT: QUEUE_WAIT_BUCKETS,
+    DURATION: DURATION_BUCKETS,
+    ENDED: (),
+}
 
 # How the backfill reads the history: a server-side cursor, a batch at a time.
 STREAMED = {"stream_results": True, "yield_per": 10_000}
@@ -110,13 +119,15 @@ def histograms(session: Session, metric: str) -> dict[tuple[str, str], list[tupl
 
 def backfill(connection: Connection) -> int:
     """Count the history already in the database, as the scrape once did (migration 0016):
-    each pair of a `queued` event and the job's next `running` event, each finished job that
-    ran. Rows are streamed; the table must be empty. Returns the samples counted."""
+    each pair of a `queued` event and the job's next `running` event, each finished job (and
+    its run time if it ran). Rows are streamed; the table must be empty. Returns the samples
+    counted."""
     buckets: dict[tuple[str, str, str, int], list[float]] = {}
     counted = 0
-    for metric, kind, state, seconds in chain(
-        _history_waits(connection), _history_durations(connection)
-    ):
+    history = chain(
+        _history_waits(connection), _history_durations(connection), _history_ends(connection)
+    )
+    for metric, kind, state, seconds in history:
         key = (metric, kind, state, bucket_of(seconds, BOUNDS[metric]))
         bucket = buckets.setdefault(key, [0, 0.0])
         bucket[0] += 1
@@ -162,3 +173,13 @@ def _history_durations(connection: Connection) -> Iterable[Sample]:
     for kind, state, started, finished in rows:
         if started is not None and finished is not None:  # as the WHERE says; for the types
             yield DURATION, kind, state, seconds_between(started, finished)
+
+
+def _history_ends(connection: Connection) -> Iterable[Sample]:
+    rows = connection.execute(
+        select(Job.kind, Job.state)
+        .where(Job.state.in_(["succeeded", "failed", "cancelled"]))
+        .execution_options(**STREAMED)
+    )
+    for kind, state in rows:
+        yield ENDED, kind, state, 0.0

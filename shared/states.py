@@ -251,7 +251,8 @@ def _count_timings(
     moved: Sequence[tuple[str, str, datetime | None, datetime | None]],
 ) -> None:
     """Each moved job's (id, kind, started_at, finished_at) into the timing histograms: a
-    start adds the wait since the job was last queued, an end after a start its run time."""
+    start adds the wait since the job was last queued, an end the job to its final state's
+    count and, after a start, its run time."""
     if target == S.RUNNING:
         queued = job_timings.latest_queued(session, [job_id for job_id, *_ in moved])
         job_timings.count(
@@ -263,14 +264,13 @@ def _count_timings(
             ),
         )
     elif target in TERMINAL:
-        job_timings.count(
-            session,
-            (
-                (job_timings.DURATION, kind, target.value, job_timings.seconds_between(start, end))
-                for _, kind, start, end in moved
-                if start is not None and end is not None
-            ),
-        )
+        ran = [
+            (job_timings.DURATION, kind, target.value, job_timings.seconds_between(start, end))
+            for _, kind, start, end in moved
+            if start is not None and end is not None
+        ]
+        ended = [(job_timings.ENDED, kind, target.value, 0.0) for _, kind, _, _ in moved]
+        job_timings.count(session, ran + ended)
 
 
 def _set_own_fields(session: Session, moves: list[Move]) -> None:

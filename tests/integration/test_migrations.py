@@ -58,7 +58,7 @@ def test_0016_counts_the_history_as_the_state_machine_counts_new_moves(
                 for current, target in pairwise(path):
                     assert transition(session, job.id, current, target, "test")
         live = _timing_rows(url)
-        assert {row[0] for row in live} == {"queue_wait", "duration"}
+        assert {row[0] for row in live} == {"queue_wait", "duration", "ended"}
 
         from alembic import command
 
