@@ -234,11 +234,13 @@ class JobEvent(Base):
     """One state transition: from, to, when, why, in which attempt."""
 
     __tablename__ = "job_events"
+    # A page of a job's events (shared/jobs/event_pages.py) is one range of (job_id, id).
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
     to_state: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer)
