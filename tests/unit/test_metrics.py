@@ -10,13 +10,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from api.app import create_app
+from shared import job_timings
 from shared.config import Settings
 from shared.db import session_scope
 from shared.jobs.reports import report_progress
 from shared.models import Job, JobEvent
 from shared.pool.nodes import register_node
 from shared.pool.reservations import reserve
-from shared.states import transition
+from shared.states import Move, transition, transition_many
 from tests.helpers import auth
 from tests.unit.job_factories import S, move, queued_job
 
@@ -119,3 +120,16 @@ def test_a_start_rolled_back_is_not_counted_and_counts_outlive_the_app(
     move(settings, job_id, S.QUEUED, S.RUNNING)
     another_process = create_app(settings).test_client()
     assert scrape(another_process)[(waits, (("kind", "train"),))] == 1
+
+
+def test_jobs_started_together_count_one_wait_each_and_a_stale_move_none(
+    settings: Settings,
+) -> None:
+    started, also, stale = (queued_job(settings, name=n) for n in ("a", "b", "c"))
+    for job_id in (started, also, stale):
+        move(settings, job_id, S.QUEUED, S.SCHEDULED)
+    moves = [Move(started, 1, "claimed"), Move(also, 1, "claimed"), Move(stale, 7, "claimed")]
+    with session_scope(settings.database_url) as session:
+        assert transition_many(session, moves, S.SCHEDULED, S.RUNNING) == {started, also}
+        waits = job_timings.histograms(session, job_timings.QUEUE_WAIT)
+    assert sum(n for n, _ in waits[("train", "")]) == 2
