@@ -13,8 +13,6 @@ with `data.shape` filled in, before networks are built from the spec.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -37,7 +35,7 @@ from worker.gan.class_labels import (
     read_mnist_labels,
     read_npz_labels,
 )
-from worker.gan.errors import DataError
+from worker.gan.errors import DataError, as_data_error
 from worker.gan.seeding import Stream, generator_for
 from worker.gan.sharded import open_shards, shard_classes, shard_shape, sharded_folder
 from worker.gan.toydata import (  # noqa: F401 (re-exported: the names tests and bench use)
@@ -150,7 +148,7 @@ def find_mnist_images(folder: Path) -> Path:
     """The images file in `folder`: a train file when there is one, else the t10k one."""
     if not folder.is_dir():
         raise DataError(f"{folder.name}: MNIST folder does not exist")
-    with _as_data_error():
+    with as_data_error():
         names = list_folder(folder, folder.name)
     found = [folder / name for name in names if _MNIST_IMAGES.search(name)]
     train = [path for path in found if path.name.startswith("train")]
@@ -166,7 +164,7 @@ def load_mnist_labelled(folder: Path) -> tuple[Tensor, Tensor] | None:
     labels_path = mnist_labels_path(images_path)
     if not labels_path.is_file():
         return None
-    with _as_data_error():
+    with as_data_error():
         images = datafiles.read_idx3(images_path, images_path.name, side=MNIST_SIDE)
         labels = datafiles.read_idx1(labels_path, labels_path.name)
     if len(labels) != len(images):
@@ -177,17 +175,8 @@ def load_mnist_labelled(folder: Path) -> tuple[Tensor, Tensor] | None:
 def load_mnist_images(folder: Path) -> Tensor:
     """MNIST images from the idx3 file in `folder`, as uint8 [N, 28, 28]."""
     path = find_mnist_images(folder)
-    with _as_data_error():
+    with as_data_error():
         return torch.from_numpy(datafiles.read_idx3(path, path.name, side=MNIST_SIDE))
-
-
-@contextmanager
-def _as_data_error() -> Iterator[None]:
-    """shared.datafiles.formats' errors as the engine's DataError (same message)."""
-    try:
-        yield
-    except DataFileError as exc:
-        raise DataError(str(exc)) from None
 
 
 def open_data(spec: TrainSpec, data_path: Path | None, rank: int, world_size: int) -> BatchSource:
@@ -216,7 +205,7 @@ def load_labels(data: DataSpec, data_path: Path | None) -> Tensor | None:
     if data.source in TOY_SOURCES:
         return None
     location = _local_path(data, data_path)
-    with _as_data_error():
+    with as_data_error():
         if data.source == "mnist":
             return read_mnist_labels(find_mnist_images(location))
         path = _data_file(data, location)
@@ -317,7 +306,7 @@ def resolve_data(spec: TrainSpec, data_path: Path | None) -> TrainSpec:
     if shards is not None:
         shape: tuple[int, ...] = shard_shape(spec.data, shards)
     else:
-        with _as_data_error():
+        with as_data_error():
             shape = _shape_in_files(spec.data, _local_path(spec.data, data_path))
     fields = {**spec.data.model_dump(exclude_none=True), "shape": shape}
     try:
@@ -359,7 +348,7 @@ def load_samples(data: DataSpec, data_path: Path | None) -> tuple[Tensor, str]:
     """A file source's samples, uint8 images [N, C, H, W] or float32 points [N, d], and the
     name of the file they came from. DataError when they do not match `data.shape`."""
     location = _local_path(data, data_path)
-    with _as_data_error():
+    with as_data_error():
         if data.source == "mnist":
             path, label = find_mnist_images(location), "MNIST"
             array = datafiles.read_idx3(path, path.name, side=MNIST_SIDE)[..., np.newaxis]
@@ -413,7 +402,7 @@ def _data_file(data: DataSpec, location: Path) -> Path:
     """
     if location.is_file():
         return location
-    with _as_data_error():  # names only: each file is checked where it lies when opened
+    with as_data_error():  # names only: each file is checked where it lies when opened
         known = [
             location / name
             for name in list_folder(location, location.name)

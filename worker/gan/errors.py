@@ -1,5 +1,12 @@
 """Named failures of the GAN engine, each with a message a user can act on."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from shared.datafiles.errors import DataFileError
+
 
 class GanError(Exception):
     """Base class, so the worker can turn any engine failure into a failed job."""
@@ -7,6 +14,16 @@ class GanError(Exception):
 
 class DataError(GanError):
     """Training data is missing or malformed; the message names the file and the problem."""
+
+
+@contextmanager
+def as_data_error() -> Iterator[None]:
+    """shared.datafiles' errors (a data file's checks, shared with the API) as the engine's
+    DataError, with the same message."""
+    try:
+        yield
+    except DataFileError as exc:
+        raise DataError(str(exc)) from None
 
 
 class CheckpointError(GanError):

@@ -8,17 +8,14 @@ into memory as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from shared.datafiles.errors import DataFileError
 from shared.datafiles.shard_index import ShardIndex, is_sharded, read_index
 from shared.specs import TrainSpec
 from shared.specs.data import IMAGE_SIZES, DataSpec
-from worker.gan.errors import DataError
+from worker.gan.errors import DataError, as_data_error
 from worker.gan.shard_stream import LOADER_WORKERS, ShardSource, loader_plan
 
 # Sources whose folder may hold shards: an image folder (path or key) and an upload.
@@ -98,13 +95,5 @@ def open_shards(
 
 
 def _index(folder: Path) -> ShardIndex:
-    with _as_data_error():
+    with as_data_error():
         return read_index(folder)
-
-
-@contextmanager
-def _as_data_error() -> Iterator[None]:
-    try:
-        yield
-    except DataFileError as exc:
-        raise DataError(str(exc)) from None
