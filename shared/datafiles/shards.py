@@ -46,7 +46,7 @@ def folder_classes(names: Sequence[str], label: str) -> tuple[list[str], list[in
     folders = [str(PurePosixPath(name).parent) for name in names]
     if any(folder == "." for folder in folders):
         return None
-    classes = sorted(set(folders))
+    classes = sorted(set(folders), key=PurePosixPath)  # as paths: the archive loader's order
     if len(classes) < MIN_CLASSES:
         return None
     if len(classes) > MAX_CLASSES:

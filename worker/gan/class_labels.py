@@ -9,7 +9,7 @@ the caller's to say (only a conditional model needs them).
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +18,8 @@ from torch import Tensor
 from shared.datafiles.confine import open_file
 from shared.datafiles.formats import NPZ_LABELS_ARRAY, DataFileError, read_idx1
 from shared.datafiles.images import image_members
-from shared.specs.train import MAX_CLASSES, MIN_CLASSES
+from shared.datafiles.shards import folder_classes
+from shared.specs.train import MAX_CLASSES
 
 
 def mnist_labels_path(images_path: Path) -> Path:
@@ -61,16 +62,8 @@ def read_folder_labels(path: Path, label: str) -> Tensor | None:
     numbered in sorted order of their names, as torchvision's ImageFolder does; images are in
     `image_members`' order, the order `read_images` loads them. None unless every image lies
     in a sub-folder and there are at least two of them."""
-    folders = [PurePosixPath(member.name).parent for member in image_members(path, label)]
-    if any(folder == PurePosixPath(".") for folder in folders):
-        return None
-    names = sorted(set(folders))
-    if len(names) < MIN_CLASSES:
-        return None
-    if len(names) > MAX_CLASSES:
-        raise DataFileError(f"{label}: {len(names)} class folders, more than {MAX_CLASSES}")
-    index = {name: number for number, name in enumerate(names)}
-    return torch.tensor([index[folder] for folder in folders], dtype=torch.int64)
+    found = folder_classes([member.name for member in image_members(path, label)], label)
+    return None if found is None else torch.tensor(found[1], dtype=torch.int64)
 
 
 def class_count(labels: Tensor) -> int:
