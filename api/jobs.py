@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any, get_args
 
-from flask import Blueprint, Response, redirect, request, stream_with_context
+from flask import Blueprint, Request, Response, redirect, request, stream_with_context
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -17,7 +17,7 @@ from api.live_feed import FEED_KINDS
 from api.media_types import artifact_media_type
 from api.problems import ApiProblem
 from api.serializers import artifact_json, event_json, job_json
-from api.state import db_session, live_nodes, settings, storage
+from api.state import db_session, live_nodes, settings, statement_atomic, storage
 from shared.jobs import event_pages
 from shared.jobs import requests as jobs
 from shared.jobs.deletion import delete_objects, mark_deleted
@@ -48,7 +48,18 @@ MAX_EVENT_ID = 2**63 - 1
 SUBMIT_ROUTE = "POST /api/v1/jobs"
 
 
+def _single_statement(submission: Request) -> bool:
+    """A submission whose one write is its job and first event, one INSERT on PostgreSQL
+    (shared/states.py): not a sweep (a parent and its children) and without an
+    Idempotency-Key (whose record must commit with the job, or not at all)."""
+    if idempotency.HEADER in submission.headers:
+        return False
+    body = submission.get_json(silent=True)
+    return isinstance(body, dict) and body.get("kind") != "sweep"
+
+
 @bp.post("")
+@statement_atomic(_single_statement)
 def submit() -> tuple[dict[str, Any], int, dict[str, str]] | Response:
     body = request.get_json(silent=True)
     if body is None:

@@ -1,6 +1,7 @@
 """A submission on PostgreSQL writes its job and its `queued` event in one statement
 (shared/states.py insert_created): both exist or neither, the columns it leaves out are SQL
-NULL (not JSON null), and a sweep's children each get theirs."""
+NULL (not JSON null), and a sweep's children each get theirs. A plain submission runs without
+a transaction (api/state.py statement_atomic); one with an Idempotency-Key, or a sweep, in one."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from tests.helpers import RING_SPEC, auth, train_request
 
 
 @contextmanager
-def statements(settings: Settings) -> Iterator[list[str]]:
-    """The SQL sent to the settings' database while the block runs."""
+def statements(settings: Settings, autocommit: list[bool] | None = None) -> Iterator[list[str]]:
+    """The SQL sent to the settings' database while the block runs; `autocommit` gets, for
+    each statement, whether its connection ran it outside a transaction."""
     sent: list[str] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         sent.append(statement)
+        if autocommit is not None:
+            autocommit.append(conn.connection.dbapi_connection.autocommit)
 
     engine = get_engine(settings.database_url)
     event.listen(engine, "before_cursor_execute", record)
@@ -63,6 +67,30 @@ def test_a_submission_writes_its_job_and_its_queued_event_in_one_statement(
             "submitted",
         )
         assert first.created_at == job.created_at
+
+
+def test_only_a_plain_submission_runs_without_a_transaction(
+    client: FlaskClient, settings: Settings, alice: str
+) -> None:
+    """Plain: its token lookup and its one INSERT each commit as they run (no BEGIN, no
+    COMMIT). With an Idempotency-Key the key's record must commit with the job, and a sweep
+    writes many rows: both stay in one transaction."""
+    sweep = {
+        "kind": "sweep",
+        "name": "s",
+        "spec": {"base": RING_SPEC, "grid": {"train.seed": [0, 1]}},
+    }
+    keyed = {**auth(alice), "Idempotency-Key": "creation-key-1"}
+    cases = [(train_request("plain"), auth(alice), True), (train_request("keyed"), keyed, False),
+             (sweep, auth(alice), False)]  # fmt: skip
+    for body, headers, plain in cases:
+        autocommit: list[bool] = []
+        with statements(settings, autocommit) as sent:
+            response = client.post("/api/v1/jobs", json=body, headers=headers)
+        assert response.status_code == 201, response.get_json()
+        assert len(sent) >= 2 and autocommit == [plain] * len(sent), (body["name"], sent)
+    with session_scope(settings.database_url) as session:
+        assert session.scalar(text("SELECT count(*) FROM idempotency_keys")) == 1
 
 
 def test_a_sweep_and_each_child_get_their_queued_event_and_the_children_name_it(
