@@ -204,7 +204,8 @@ def save_artifact(name: str, data: bytes | str) -> None:
 def save_samples(step: int, samples: torch.Tensor) -> None:
     """What the generator makes at `step`, as the job's sample grid: images [N, C, H, W] in
     [-1, 1], or points [N, 2] (or [N, 1]) drawn as a scatter."""
-    from worker.gan.grids import image_grid_png, scatter_png
+    from worker.gan.grids import image_grid_png
+    from worker.gan.point_pictures import scatter_png
 
     run = _current()
     if not run.reporter.writes:

@@ -18,13 +18,13 @@ from PIL import Image, ImageSequence
 from tests.helpers import tensorboard_image_tags, tensorboard_scalars
 from worker.gan import curves_plot
 from worker.gan.curves_plot import curves_figure, curves_png
-from worker.gan.grids import (
+from worker.gan.point_pictures import (
     GENERATED_COLOUR,
     TRUE_DENSITY_FILL,
     gaussian_mixture_density,
     point_view,
 )
-from worker.gan.grids import scatter_png as point_png
+from worker.gan.point_pictures import scatter_png as point_png
 from worker.reporter import JobReporter
 from worker.tensorboard_log import EVAL_PREFIX, TensorBoardLog
 from worker.timeline import MAX_FRAME_SIDE, MAX_FRAMES, Timeline

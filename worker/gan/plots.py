@@ -35,8 +35,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Patch, Rectangle
 from torch import Tensor
 
-from worker.gan.grids import gaussian_mixture_density
 from worker.gan.mode_coverage import QUALITY_STDS
+from worker.gan.point_pictures import gaussian_mixture_density
 from worker.gan.toydata import ToyDistribution
 
 DPI = 100

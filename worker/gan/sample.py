@@ -19,17 +19,11 @@ from shared.specs.sample_size import sample_size_problem
 from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import reference_points
 from worker.gan.errors import LatentsError, SampleSizeError
-from worker.gan.grids import (
-    animated_gif,
-    gaussian_mixture_density,
-    image_frames,
-    image_grid_png,
-    scatter_png,
-    with_progress,
-)
+from worker.gan.grids import animated_gif, image_frames, image_grid_png, with_progress
 from worker.gan.latents import interpolate_through, latents_for_sampling, point_latent
 from worker.gan.models import build_generator
 from worker.gan.neighbourhood import NeighbourhoodReport, neighbourhood_report
+from worker.gan.point_pictures import gaussian_mixture_density, scatter_png
 from worker.gan.priors import latents_for_seeds
 from worker.gan.sample_classes import latents_with_classes
 from worker.gan.style_space import draw_truncated, from_w, is_style, to_w

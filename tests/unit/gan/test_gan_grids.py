@@ -7,12 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from worker.gan.grids import (
+from worker.gan.grids import MAX_GRID_SIDE, image_grid_png
+from worker.gan.point_pictures import (
     GENERATED_COLOUR,
-    MAX_GRID_SIDE,
     REFERENCE_COLOUR,
     PointView,
-    image_grid_png,
     point_view,
     scatter_png,
 )
