@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from bench import hostile_access, hostile_input
+from bench import hostile_access, hostile_data, hostile_input
 from bench import hostile_cases as cases
 from bench import hostile_files as files
 from bench.hostile_cases import Case, Outcome, Target
@@ -265,8 +265,8 @@ _CATEGORIES: tuple[Callable[[Target], list[Case]], ...] = (
     cases.controls,
     hostile_input.regex,
     hostile_input.known_500s,
-    hostile_input.lying_archives,
-    hostile_input.path_confinement,
+    hostile_data.lying_archives,
+    hostile_data.path_confinement,
     hostile_access.headers_methods,
 )
 

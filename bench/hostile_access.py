@@ -47,6 +47,8 @@ def operations(document: dict[str, Any], t: Target) -> list[tuple[str, str]]:
         "{dataset_id}": t.ids["dataset"],
         "{token_id}": t.ids["token"],
         "{code_id}": t.ids["code"],
+        # The token is checked before the webhook is looked up: any well-formed id will do.
+        "{webhook_id}": "0" * 32,
         "{name}": "nobody",
     }
     found = []
@@ -367,7 +369,7 @@ def headers_methods(t: Target) -> list[Case]:
     for method, path in (
         ("PUT", JOBS),
         ("DELETE", JOBS),
-        ("PATCH", f"{JOBS}/{job}"),
+        ("PUT", f"{JOBS}/{job}"),  # PATCH sets its labels
         ("POST", "/healthz"),
         ("DELETE", TOKENS),
         ("PUT", f"{DATASETS}/{dataset}"),

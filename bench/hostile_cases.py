@@ -3,7 +3,8 @@ holding means for it), its outcome, the builders every category uses, and the le
 (so that a battery refusing everything cannot pass).
 
 The categories live beside it: bench/hostile_input.py (what a request carries: patterns,
-archives, paths, the known 500s), bench/hostile_access.py (tokens, other users' objects,
+parsers, the known 500s), bench/hostile_data.py (lying archives, data paths),
+bench/hostile_access.py (tokens, other users' objects,
 headers and methods), bench/hostile_streams.py and bench/hostile_worker.py. Routes and field
 names are those of api/ and of the OpenAPI document the running API serves.
 """
