@@ -109,6 +109,12 @@ DEFAULT_SAMPLER_CACHE = 4
 # used go first past it.
 DEFAULT_CODE_CACHE_MB = 2048
 
+# A worker node's cache of dataset shards (worker/agent/shard_cache.py), in bytes: a fixed
+# figure, not a share of free disk, so a node's behaviour does not change with what else
+# lies on its disk. 64 GiB holds several datasets past the 1 GiB at which uploads are sharded
+# (ImageNet at 64 px is ~12 GB of PNG); a dataset larger than the bound is refused by name.
+DEFAULT_SHARD_CACHE_BYTES = 64 * 1024**3
+
 # The scheduler sweeps checkpoints a job's `keep_checkpoints` no longer keeps this often: a
 # run checkpoints every few minutes at most, and each sweep touches a bounded number of jobs.
 DEFAULT_RETENTION_INTERVAL_S = 300.0
@@ -264,6 +270,9 @@ class Settings:
         "GANFORGE_JOB_USER", DEFAULT_JOB_USER, lambda _, raw: raw.strip(), empty=""
     )
     code_cache_mb: int = setting("GANFORGE_CODE_CACHE_MB", DEFAULT_CODE_CACHE_MB, int_at_least(1))
+    shard_cache_bytes: int = setting(
+        "GANFORGE_SHARD_CACHE_BYTES", DEFAULT_SHARD_CACHE_BYTES, int_at_least(1)
+    )
     # Bytes each user may store (job artifacts, datasets, code bundles) before new jobs and
     # uploads are refused; 0: no limit. An admin's per-user value (users.storage_quota_bytes)
     # overrides it (shared/storage_quota.py).

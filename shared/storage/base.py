@@ -32,6 +32,9 @@ class ObjectInfo:
     # When the object was last written (aware, UTC), as a listing gives it; None from `put`.
     # The orphan collector (shared/orphans.py) spares objects younger than its grace period.
     modified: datetime | None = field(default=None, compare=False)
+    # The store's version tag of the bytes (S3's ETag) as a listing gives it; None where the
+    # store has none (a local folder). A node's shard cache keys its copies by it.
+    etag: str | None = field(default=None, compare=False)
 
 
 # What `put` takes in memory: bytes, or a view of them (the node agent's mapping of a sealed

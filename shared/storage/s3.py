@@ -169,7 +169,12 @@ class S3Storage:
                 for item in page.get("Contents", []):
                     key = item["Key"][len(self.prefix) :]
                     found.append(
-                        ObjectInfo(key=key, size=item["Size"], modified=item.get("LastModified"))
+                        ObjectInfo(
+                            key=key,
+                            size=item["Size"],
+                            modified=item.get("LastModified"),
+                            etag=item.get("ETag"),
+                        )
                     )
         # S3 already returns UTF-8 binary order (= str order); sorting keeps the promise for
         # S3-compatible stores that might not.

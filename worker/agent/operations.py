@@ -307,7 +307,7 @@ def _owned_artifact(agent: AttemptAgent, request: Request) -> Artifact:
 
 def data(agent: AttemptAgent, request: Request) -> Reply:
     """The job's training data as a folder on this node: a data root's path, or the stored
-    files copied into the attempt's inputs folder."""
+    files copied into the attempt's inputs folder (shards linked from the node's cache)."""
     try:
         spec = DataSpec.model_validate(request.mapping("data"))
     except ValidationError as error:
@@ -316,7 +316,7 @@ def data(agent: AttemptAgent, request: Request) -> Reply:
         _check_dataset(agent, spec.dataset_id, "spec.data.dataset_id")
     folder = Path(tempfile.mkdtemp(prefix="data-", dir=agent.folders.inputs))
     folder.chmod(0o755)
-    path = fetch_data(spec, agent.store, folder, agent.settings.data_roots)
+    path = fetch_data(spec, agent.store, folder, agent.settings.data_roots, agent.shards)
     return {"path": None if path is None else str(path)}, b""
 
 

@@ -41,6 +41,7 @@ from shared.models import Job
 from shared.storage import Storage, StorageError
 from shared.storage.retrying import RetryingStorage
 from worker.agent.operations import OPERATIONS, ProtocolViolation, Request
+from worker.agent.shard_cache import ShardCache
 from worker.artifacts import FencedError
 from worker.channel.frames import (
     FrameError,
@@ -125,6 +126,9 @@ class AttemptAgent:
         # The code bundles the job runs (id -> folder), fetched by the supervisor.
         self.bundles: dict[str, str] = {}
         self.max_upload_bytes = max_upload_bytes
+        # The node's shard cache, as this attempt uses it: what it links stays pinned until
+        # the agent closes.
+        self.shards = ShardCache.for_node(settings, self.store)
         self.result: tuple[str, str] | None = None
         self.failures: dict[int, tuple[str, bool]] = {}
         self.violation: str | None = None
@@ -172,6 +176,7 @@ class AttemptAgent:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
         shutil.rmtree(self._socket_folder, ignore_errors=True)
+        self.shards.close()
 
     def __enter__(self) -> AttemptAgent:
         self.start()
