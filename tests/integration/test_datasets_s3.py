@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from flask.testing import FlaskClient
@@ -9,10 +10,13 @@ from flask.testing import FlaskClient
 from shared.config import Settings
 from shared.datafiles.shard_index import read_index
 from shared.specs.data import DataSpec
-from shared.storage import open_storage
+from shared.storage import Storage, open_storage
+from shared.storage.base import ObjectInfo
+from shared.storage.keys import dataset_key
 from tests.data_builders import grey_pngs, write_tar
 from tests.helpers import auth
 from worker.agent.inputs import fetch_data
+from worker.agent.shard_cache import ShardCache
 
 
 def test_an_upload_lands_in_s3_and_a_worker_fetches_it(
@@ -55,3 +59,45 @@ def test_a_sharded_upload_lands_in_s3_as_shards_and_a_worker_fetches_them(
         client.delete(f"/api/v1/datasets/{dataset['id']}", headers=auth(alice)).status_code == 204
     )
     assert open_storage(settings).list(f"uploads/{dataset['id']}/") == []
+
+
+class CountingStore:
+    """The real S3 store, noting each object it serves."""
+
+    def __init__(self, store: Storage) -> None:
+        self.store, self.served = store, list[str]()
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        return self.store.list(prefix)
+
+    def open(self, key: str) -> Iterator[bytes]:
+        self.served.append(key)
+        return self.store.open(key)
+
+
+def test_a_node_fetches_a_sharded_upload_once_and_again_only_a_shard_rewritten_since(
+    client: FlaskClient, alice: str, settings: Settings, tmp_path: Path
+) -> None:
+    archive = write_tar(tmp_path / "digits.tar", grey_pngs(3, 28))
+    form = {"file": (io.BytesIO(archive.read_bytes()), "digits.tar"), "name": "d", "shards": "1"}
+    response = client.post(
+        "/api/v1/datasets", data=form, headers=auth(alice), content_type="multipart/form-data"
+    )
+    assert response.status_code == 201, response.get_json()
+    dataset_id = response.get_json()["id"]
+    store = CountingStore(open_storage(settings))
+    data = DataSpec(source="dataset", dataset_id=dataset_id)
+    shard_key = dataset_key(dataset_id, "shard-000000.tar")
+
+    def attempt(name: str) -> list[str]:
+        cache = ShardCache.for_node(settings, store)  # type: ignore[arg-type]
+        folder = fetch_data(data, store, tmp_path / name, shards=cache)  # type: ignore[arg-type]
+        assert folder is not None and read_index(folder).counts == [3]
+        cache.close()
+        served, store.served = store.served, []
+        return served
+
+    assert attempt("first") == [dataset_key(dataset_id, "shards.json"), shard_key]
+    assert attempt("second") == [], "the node's copies, not a second download"
+    store.store.put(shard_key, b"rewritten under the same key")
+    assert attempt("third") == [shard_key], "a new version is fetched, never the stale one"
