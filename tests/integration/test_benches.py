@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import api, db_scale, queue, report, storage, streams, train_reporting
+from bench import api, db_scale, queue, report, shard_cache, storage, streams, train_reporting
 from bench.db_scale_fill import LONG_EVENTS
 from bench.lab import Lab
 from shared.jobs.event_pages import DEFAULT_EVENTS_PAGE_SIZE
@@ -151,6 +151,18 @@ def test_streams_bench_admits_within_the_bounds_refuses_the_rest_and_frees_every
     for side in ("with", "without"):
         assert results["polls"][side]["requests"] > 0 and results["polls"][side]["errors"] == 0
     assert "another user's poll while 12 streams" in report.table(tmp_path)
+
+
+def test_shard_cache_bench_fetches_every_byte_cold_and_none_warm(tmp_path: Path, lab: Lab) -> None:
+    results = shard_cache.main(
+        ["--images", "40", "--repeats", "1", "--json", str(tmp_path / "s.json")], lab
+    )
+    _stamped(results, "shard_cache")
+    stored = results["dataset"]["bytes"]
+    assert stored > 40 * 1000, "40 noise PNGs of ~12 KB and their index"
+    assert results["copy"]["fetched_bytes"] == results["cold"]["fetched_bytes"] == stored
+    assert results["warm"]["fetched_bytes"] == 0
+    assert all(results[way]["median_ms"] > 0 for way in ("copy", "cold", "warm"))
 
 
 def test_report_rewrites_only_the_table_between_the_markers(tmp_path: Path) -> None:

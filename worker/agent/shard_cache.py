@@ -24,6 +24,7 @@ Pins, not a lock per entry, so an attempt on ten thousand shards holds one descr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -66,6 +67,11 @@ class CacheUse:
     evicted: int = 0
     evicted_bytes: int = 0
 
+    def add(self, other: CacheUse) -> None:
+        for counted in dataclasses.fields(self):
+            name = counted.name
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def line(self) -> str:
         return (
             f"{self.hits} from the node's shard cache, {self.misses} fetched "
@@ -93,6 +99,7 @@ class ShardCache:
     def __init__(self, store: Storage, folder: Path, max_bytes: int) -> None:
         self.store, self.folder, self.max_bytes = store, folder, max_bytes
         self._pin: tuple[int, Path] | None = None  # this attempt's pin file, held open
+        self.used = CacheUse()  # what every `provide` of this attempt did, summed
 
     @classmethod
     def for_node(cls, settings: Settings, store: Storage) -> ShardCache:
@@ -115,6 +122,7 @@ class ShardCache:
             os.utime(entry)  # its last use, which eviction orders by
             _link(entry, target / info.key.rsplit("/", 1)[-1])
         use.evicted, use.evicted_bytes = self.evict()
+        self.used.add(use)
         return use
 
     def close(self) -> None:
