@@ -224,6 +224,8 @@ def test_a_second_attempt_on_the_same_dataset_fetches_nothing_through_its_agent(
     folders = []
     for attempt_number, job_id in enumerate([running_job(settings), running_job(settings)]):
         with attempt_of(settings, store, job_id, 1, tmp_path / f"job-{attempt_number}") as one:
+            notes: list[str] = []
+            one.link.on_note = notes.append  # as the process that keeps the job's log does
             reply, _ = one.link.call("data", data=spec)
             folder = Path(reply["path"])
             assert read_index(folder).counts == [2, 2, 2]
@@ -231,8 +233,11 @@ def test_a_second_attempt_on_the_same_dataset_fetches_nothing_through_its_agent(
             folders.append(folder)
             if attempt_number == 0:
                 assert len(served) == 4, "the first fetches the index and three shards"
+                assert notes[0].startswith("spec.data.key: 0 file(s) from the node's shard")
             else:
                 assert served == [], "the second is served from the node's cache alone"
+                assert notes[0].startswith("spec.data.key: 4 file(s) from the node's shard")
+                assert " 0 fetched (0.0 MB)" in notes[0]
             links = {file.stat().st_nlink for file in folder.iterdir()}
             assert links == {2 + attempt_number}, "links to the node's one copy, no copies"
     cache_folder = settings.home / "shard-cache" / node_name(settings)

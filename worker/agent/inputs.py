@@ -9,7 +9,6 @@ refused, naming the spec's field and the setting, before any shard is fetched.""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from shared.storage import Storage, keys
 from shared.storage.base import ObjectInfo
 from worker.agent.shard_cache import ShardCache
 from worker.channel.link import JobInputError
-
-log = logging.getLogger(__name__)
 
 
 def fetch_data(
@@ -93,8 +90,8 @@ def _provide_shards(
             "GANFORGE_SHARD_CACHE_BYTES): a job reads every shard each epoch, so the node "
             "must hold them all; an operator may raise the bound, or train on a subset"
         )
-    shard_use = shards.provide(wanted, target)
-    log.info("data %s: index %s; shards %s", field, use.line(), shard_use.line())
+    use.add(shards.provide(wanted, target))
+    shards.tell(f"{field}: {use.line()}")
 
 
 def download(store: Storage, key: str, path: Path) -> None:

@@ -126,9 +126,6 @@ class AttemptAgent:
         # The code bundles the job runs (id -> folder), fetched by the supervisor.
         self.bundles: dict[str, str] = {}
         self.max_upload_bytes = max_upload_bytes
-        # The node's shard cache, as this attempt uses it: what it links stays pinned until
-        # the agent closes.
-        self.shards = ShardCache.for_node(settings, self.store)
         self.result: tuple[str, str] | None = None
         self.failures: dict[int, tuple[str, bool]] = {}
         self.violation: str | None = None
@@ -142,6 +139,9 @@ class AttemptAgent:
         self._rendezvous_lock = threading.Lock()  # held while node 0 is waited for
         self._session: int | None = None
         self._admitted = threading.Event()
+        # The node's shard cache, as this attempt uses it: what it links stays pinned until
+        # the agent closes; the job's log is told what each data step took from it.
+        self.shards = ShardCache.for_node(settings, self.store, self._note)
         self._socket_folder = Path(tempfile.mkdtemp(prefix="ganforge-agent-"))
         self._socket_folder.chmod(0o711)  # the job's account may reach the socket, not list
         self.socket_path = self._socket_folder / "agent.sock"

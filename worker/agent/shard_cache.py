@@ -34,7 +34,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +74,7 @@ class CacheUse:
 
     def line(self) -> str:
         return (
-            f"{self.hits} from the node's shard cache, {self.misses} fetched "
+            f"{self.hits} file(s) from the node's shard cache, {self.misses} fetched "
             f"({self.fetched_bytes / 1e6:,.1f} MB), {self.evicted} evicted "
             f"({self.evicted_bytes / 1e6:,.1f} MB)"
         )
@@ -96,14 +96,19 @@ class ShardCache:
     """One attempt's use of the node's shard cache: what it provides stays pinned (never
     evicted) until `close`."""
 
-    def __init__(self, store: Storage, folder: Path, max_bytes: int) -> None:
+    def __init__(
+        self, store: Storage, folder: Path, max_bytes: int, tell: Callable[[str], None] = log.info
+    ) -> None:
         self.store, self.folder, self.max_bytes = store, folder, max_bytes
+        self.tell = tell  # where a line of what a data step took from the cache goes
         self._pin: tuple[int, Path] | None = None  # this attempt's pin file, held open
         self.used = CacheUse()  # what every `provide` of this attempt did, summed
 
     @classmethod
-    def for_node(cls, settings: Settings, store: Storage) -> ShardCache:
-        return cls(store, node_shard_folder(settings), settings.shard_cache_bytes)
+    def for_node(
+        cls, settings: Settings, store: Storage, tell: Callable[[str], None] = log.info
+    ) -> ShardCache:
+        return cls(store, node_shard_folder(settings), settings.shard_cache_bytes, tell)
 
     def provide(self, objects: Iterable[ObjectInfo], target: Path) -> CacheUse:
         """Each object as `target/<its name>`: a hard link to the node's copy (a copy where
