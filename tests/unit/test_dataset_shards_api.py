@@ -22,6 +22,7 @@ from shared.storage import open_storage
 from tests.data_builders import image_bytes, write_npz, write_zip
 from tests.helpers import auth
 from worker.agent.inputs import fetch_data
+from worker.agent.shard_cache import ShardCache
 from worker.gan.data import open_data, resolve_data, with_classes
 
 PROBLEM = "application/problem+json"
@@ -64,7 +65,10 @@ def test_an_archive_uploaded_with_shards_is_stored_fetched_and_streamed_as_shard
             "train": {"batch_size": 8},
         }
     )
-    folder = fetch_data(spec.data, store, tmp_path / "inputs")
+    # As the node agent hands them over: linked from the node's shard cache.
+    cache = ShardCache.for_node(settings, store)
+    folder = fetch_data(spec.data, store, tmp_path / "inputs", shards=cache)
+    assert (cache.used.misses, cache.used.hits) == (2, 0)  # the index and the one shard
     spec = with_classes(resolve_data(spec, folder), folder)
     assert (spec.data.shape, spec.model.classes) == ((1, 32, 32), 2)
     source = open_data(spec, folder, 0, 1)  # one batch of 8: the whole epoch
