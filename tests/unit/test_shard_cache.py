@@ -24,7 +24,7 @@ from tests.attempts import attempt_of
 from tests.data_builders import grey_pngs, write_tar
 from tests.unit.job_factories import running_job
 from worker.agent.inputs import fetch_data
-from worker.agent.shard_cache import ShardCache, entry_name
+from worker.agent.shard_cache import ShardCache, ShardCacheError, entry_name
 from worker.channel.link import JobInputError
 from worker.node import node_name
 
@@ -162,6 +162,26 @@ def test_two_attempts_filling_one_shard_at_once_end_with_one_whole_copy(
     assert entry.stat().st_mode & 0o777 == 0o444
     for _, target in opened:
         assert (target / "a").stat().st_ino == entry.stat().st_ino, "a link to the one copy"
+
+
+class CutShortStore(LocalStorage):
+    """A local store whose downloads end early, as a connection dropped mid-object."""
+
+    def open(self, key: str) -> Iterator[bytes]:
+        yield self.get(key)[: SHARD // 2]
+
+
+def test_a_fill_cut_short_leaves_no_entry_and_no_temporary(tmp_path: Path) -> None:
+    store = CutShortStore(tmp_path / "store")
+    a = put(store, "a")
+    cache, target = Attempts(store, tmp_path / "node", max_bytes=10 * SHARD).open()
+    with pytest.raises(ShardCacheError, match="the store gave 50 bytes, its listing said 100"):
+        cache.provide([a], target)
+    assert sorted(child.name for child in (tmp_path / "node" / "cache").iterdir()) == [
+        ".lock",
+        "pins",
+    ]
+    assert list(target.iterdir()) == []
 
 
 def sharded_prefix(store: LocalStorage, tmp_path: Path, images: int) -> int:
