@@ -11,7 +11,8 @@ a job's ranks read a byte) three ways, each into a fresh inputs folder:
 - **cold**: through a fresh, empty node cache: fetched into the cache, linked into the folder;
 - **warm**: a second attempt on the same cache: linked only, fetching nothing.
 Figures are medians over the repeats (milliseconds, and MB/s of the bytes fetched), with the
-bytes each way fetched, which for warm must be 0. moto runs in this process's host, so a
+bytes each way fetched, which for warm must be 0, and the median of each repeat's cold over
+copy (copy and cold alternate which goes first). moto runs in this process's host, so a
 fetch here is a loopback copy: a real store is slower, which widens warm's lead.
 """
 
@@ -135,6 +136,10 @@ def main(argv: list[str] | None = None, lab: Lab | None = None) -> dict[str, Any
             # warm fetches nothing: a rate of its bytes would say nothing
             "mb_per_s": None if way == "warm" else round(stored / median / 1e6, 1),
         }
+    # Each repeat's cold over its copy: the cache's own cost on a first attempt.
+    figures["cold_over_copy"] = round(
+        statistics.median(run["cold"]["s"] / run["copy"]["s"] for run in runs), 2
+    )
     figures["load_after"] = os.getloadavg()
     results = write_json(args.json, "shard_cache", figures)
     print(results)
