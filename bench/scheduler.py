@@ -23,7 +23,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.lab import write_json
-from shared.pool.policy import NodeView, QueuedJob, plan
+from shared.pool.plan_values import NodeView, QueuedJob
+from shared.pool.policy import plan
 
 
 def make_pool(jobs: int, nodes: int, seed: int = 0) -> tuple[list[QueuedJob], list[NodeView]]:

@@ -27,7 +27,7 @@ from scheduler.pool_state import PoolState
 from shared.config import Settings
 from shared.db import session_scope
 from shared.messaging import send_run_job
-from shared.pool.policy import Placement
+from shared.pool.plan_values import Placement
 from shared.pool.reservations import release_jobs, reserve, reserve_many
 from shared.states import JobState, Move, transition, transition_many
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from shared.models import Job, Node, Reservation, User, as_utc, utcnow
 from shared.pool.nodes import NodeState, device_kind
-from shared.pool.policy import NodeView, QueuedJob, RunningJob
+from shared.pool.plan_values import NodeView, QueuedJob, RunningJob
 from shared.pool.reservations import devices_in_use
 from shared.states import JobState
 from shared.sweeps.parallel import held_back

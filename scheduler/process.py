@@ -51,7 +51,8 @@ from shared.hardening import harden_service_process
 from shared.messaging import broker_reachable
 from shared.models import Job, SchedulerLease, utcnow
 from shared.pool.nodes import mark_dead_nodes
-from shared.pool.policy import Plan, Waiting, plan
+from shared.pool.plan_values import Plan, Waiting
+from shared.pool.policy import plan
 from shared.pool.preemption import request_preemption
 from shared.pool.reconciler import reconcile, requeue_unclaimed
 from shared.pool.reservations import release_stale, unclaimed_nodes

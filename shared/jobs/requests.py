@@ -29,7 +29,7 @@ from shared.jobs.tags import matching_text, with_tags
 from shared.models import Artifact, Job, User, is_our_id, utcnow
 from shared.pool.admission import LiveNodes, check_admission
 from shared.pool.overview import check_queued_quota
-from shared.pool.policy import QueuedJob
+from shared.pool.plan_values import QueuedJob
 from shared.specs import (
     CheckpointReader,
     JobSpec,

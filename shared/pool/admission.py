@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from shared.models import Node
 from shared.pool.nodes import NodeState, device_kind
-from shared.pool.policy import NodeView, QueuedJob, never_fits
+from shared.pool.plan_values import NodeView, QueuedJob
+from shared.pool.policy import never_fits
 
 # How old the remembered pool may be when it admits a job: nodes register and die at the
 # pace of machines (a heartbeat timeout is tens of seconds), and a second turns a burst of

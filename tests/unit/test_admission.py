@@ -11,7 +11,7 @@ from shared.db import session_scope
 from shared.models import Node, utcnow
 from shared.pool.admission import LIVE_NODES_S, LiveNodes, check_admission
 from shared.pool.nodes import NodeState, register_node
-from shared.pool.policy import QueuedJob
+from shared.pool.plan_values import QueuedJob
 
 
 class FakeClock:

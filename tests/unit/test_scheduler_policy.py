@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 from itertools import count
 from typing import Any
 
-from shared.pool.policy import NodeView, QueuedJob, RunningJob, never_fits, plan
+from shared.pool.plan_values import NodeView, QueuedJob, RunningJob
+from shared.pool.policy import never_fits, plan
 
 T0 = datetime(2026, 11, 30, tzinfo=timezone.utc)
 _ids = count()
