@@ -94,15 +94,20 @@ def _dcgan_mnist(
 
 
 def _stylegan2_mnist(
-    steps: int, width: int = 32, augment: list[str] | None = None, **train: Any
+    steps: int,
+    width: int = 32,
+    augment: list[str] | None = None,
+    depth: int | None = None,
+    **train: Any,
 ) -> dict[str, Any]:
     """A 32 px stylegan2 (width 32: 32 channels at 4-8 px, 16 at 16 px, 8 at 32 px; mapping
-    of 4 layers) on the MNIST slice resized to 32 px: latent (and w) 64, batch 32,
+    of 4 layers, or `depth`) on the MNIST slice resized to 32 px: latent (and w) 64, batch 32,
     Adam(0.002, betas (0, 0.99)) as StyleGAN2, EMA 0.999, non-saturating loss with lazy R1
     (gamma by StyleGAN2-ADA's heuristic, every 16 D steps); `augment` DiffAugment policies."""
     extra = {} if augment is None else {"augment": augment}
+    mapping = {} if depth is None else {"depth": depth}
     return {
-        "model": {"family": "stylegan2", "width": width},
+        "model": {"family": "stylegan2", "width": width, **mapping},
         "latent": {"dim": 64},
         "data": {"source": "mnist", "path": str(MNIST_SLICE), "resize": 32},
         "train": {
@@ -210,6 +215,27 @@ SETUPS: dict[str, dict[str, Any]] = {
     "mnist-stylegan2-da-2500": _stylegan2_mnist(2_500, augment=["translation", "cutout"]),
     "mnist-stylegan2-da-4k": _stylegan2_mnist(4_000, augment=["translation", "cutout"]),
     "mnist-stylegan2-w64-4k": _stylegan2_mnist(4_000, width=64),
+    # StyleGAN2-ADA's small-data (CIFAR-10) settings: mapping of 2 layers, batch 64, Adam
+    # 0.0025, R1 gamma 0.01; probed with `bench.quality_probe` (README: none cured the collapse).
+    "mnist-stylegan2-ada-1k": {
+        **_stylegan2_mnist(1_000, depth=2, batch_size=64, lr=0.0025),
+        "loss": {"r1_gamma": 0.01},
+    },
+    "mnist-stylegan2-ada-pack2-1k": {
+        **_stylegan2_mnist(1_000, depth=2, batch_size=64, lr=0.0025),
+        "model": {"family": "stylegan2", "width": 32, "depth": 2, "pack": 2},
+        "loss": {"r1_gamma": 0.01},
+    },
+    "mnist-stylegan2-ada-da-1k": {
+        **_stylegan2_mnist(
+            1_000, depth=2, augment=["translation", "cutout"], batch_size=64, lr=0.0025
+        ),
+        "loss": {"r1_gamma": 0.01},
+    },
+    "mnist-stylegan2-w64-map2-1k": {
+        **_stylegan2_mnist(1_000, width=64, depth=2),
+        "loss": {"r1_gamma": 0.01},
+    },
     "gauss1d-wgan-gp-1k": {
         "model": {"family": "mlp", "width": 64},
         "latent": {"dim": 4},
