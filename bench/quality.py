@@ -232,6 +232,8 @@ SETUPS: dict[str, dict[str, Any]] = {
         ),
         "loss": {"r1_gamma": 0.01},
     },
+    # The dcgan MNIST recipe's Adam (2e-4, betas (0.5, 0.999)) on stylegan2's networks.
+    "mnist-stylegan2-adam2e4-1k": _stylegan2_mnist(1_000, lr=0.0002, betas=[0.5, 0.999]),
     "mnist-stylegan2-w64-map2-1k": {
         **_stylegan2_mnist(1_000, width=64, depth=2),
         "loss": {"r1_gamma": 0.01},

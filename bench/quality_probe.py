@@ -6,11 +6,12 @@ minutes instead of at the end of a full run.
     .venv/bin/python -m bench.quality_probe mnist-stylegan2-ada-1k --steps 500 --every 250 \\
         --keep /tmp/probes
 
-Two switches exist only to locate a fault, never in a recipe: `--mbstd-group N` sets the
+Three switches exist only to locate a fault, never in a recipe: `--mbstd-group N` sets the
 stylegan2 discriminator's minibatch-std group (StyleGAN2's 4; StyleGAN2-ADA's CIFAR-10 config
-32), and `--swap dcgan-d|dcgan-g` trains stylegan2's generator against the dcgan family's
+32); `--swap dcgan-d|dcgan-g` trains stylegan2's generator against the dcgan family's
 discriminator (or dcgan's generator against stylegan2's), so a collapse can be pinned on
-one network. Both patch module globals in this process only.
+one network; `--no-demodulation` builds stylegan2's style convolutions without weight
+demodulation. All patch module globals in this process only.
 """
 
 from __future__ import annotations
@@ -45,13 +46,15 @@ class _Probe(QuietHooks):
             (self.keep / f"{step}.png").write_bytes(png)
 
 
-def _patch(mbstd_group: int | None, swap: str | None) -> None:
+def _patch(mbstd_group: int | None, swap: str | None, demodulate: bool) -> None:
     """The fault-finding switches (module docstring)."""
     import worker.gan.models as models
     import worker.gan.stylegan as stylegan
 
     if mbstd_group is not None:
         stylegan.MBSTD_GROUP = mbstd_group
+    if not demodulate:
+        stylegan.ModulatedConv2d.__init__.__defaults__ = (False,)
     if swap == "dcgan-d":
         models._BUILDERS["stylegan2"] = (models._style_generator, models._dcgan_discriminator)
     elif swap == "dcgan-g":
@@ -87,10 +90,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="folder for the sample grids")
     parser.add_argument("--mbstd-group", type=int)
     parser.add_argument("--swap", choices=["dcgan-d", "dcgan-g"])
+    parser.add_argument("--no-demodulation", action="store_true")
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-    _patch(args.mbstd_group, args.swap)
+    _patch(args.mbstd_group, args.swap, demodulate=not args.no_demodulation)
     steps = args.steps or SETUPS[args.setup]["train"]["steps"]
     probe(args.setup, args.seed, steps, args.every, args.keep)
 
