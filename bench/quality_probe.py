@@ -6,12 +6,13 @@ minutes instead of at the end of a full run.
     .venv/bin/python -m bench.quality_probe mnist-stylegan2-ada-1k --steps 500 --every 250 \\
         --keep /tmp/probes
 
-Three switches exist only to locate a fault, never in a recipe: `--mbstd-group N` sets the
+Four switches exist only to locate a fault, never in a recipe: `--mbstd-group N` sets the
 stylegan2 discriminator's minibatch-std group (StyleGAN2's 4; StyleGAN2-ADA's CIFAR-10 config
 32); `--swap dcgan-d|dcgan-g` trains stylegan2's generator against the dcgan family's
 discriminator (or dcgan's generator against stylegan2's), so a collapse can be pinned on
 one network; `--no-demodulation` builds stylegan2's style convolutions without weight
-demodulation. All patch module globals in this process only.
+demodulation; `--mapping-lr-multiplier X` replaces StyleGAN2's 0.01. All patch module
+globals in this process only.
 """
 
 from __future__ import annotations
@@ -46,13 +47,17 @@ class _Probe(QuietHooks):
             (self.keep / f"{step}.png").write_bytes(png)
 
 
-def _patch(mbstd_group: int | None, swap: str | None, demodulate: bool) -> None:
+def _patch(
+    mbstd_group: int | None, swap: str | None, demodulate: bool, mapping_lr: float | None
+) -> None:
     """The fault-finding switches (module docstring)."""
     import worker.gan.models as models
     import worker.gan.stylegan as stylegan
 
     if mbstd_group is not None:
         stylegan.MBSTD_GROUP = mbstd_group
+    if mapping_lr is not None:
+        stylegan.MAPPING_LR_MULTIPLIER = mapping_lr
     if not demodulate:
         stylegan.ModulatedConv2d.__init__.__defaults__ = (False,)
     if swap == "dcgan-d":
@@ -91,10 +96,11 @@ def main() -> None:
     parser.add_argument("--mbstd-group", type=int)
     parser.add_argument("--swap", choices=["dcgan-d", "dcgan-g"])
     parser.add_argument("--no-demodulation", action="store_true")
+    parser.add_argument("--mapping-lr-multiplier", type=float)
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-    _patch(args.mbstd_group, args.swap, demodulate=not args.no_demodulation)
+    _patch(args.mbstd_group, args.swap, not args.no_demodulation, args.mapping_lr_multiplier)
     steps = args.steps or SETUPS[args.setup]["train"]["steps"]
     probe(args.setup, args.seed, steps, args.every, args.keep)
 
