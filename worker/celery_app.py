@@ -22,12 +22,15 @@ from shared.hardening import harden_service_process
 from shared.logs import configure_logging
 from shared.messaging import make_celery
 from worker.forkserver.keeper import ForkServerKeeper
+from worker.malloc_settings import return_freed_memory
 from worker.node import NodeAgent, detect_devices
 from worker.warm.samplers import WarmSamplers
 
 # The worker holds the service's credentials; its jobs' processes may run as the same uid:
 # they must not read its /proc/<pid>/environ or memory, nor trace it.
 harden_service_process()
+# Memory the agents' short-lived threads free goes back to the system (worker/malloc_settings.py).
+return_freed_memory()
 settings = Settings.from_env()
 agent = NodeAgent(settings, detect_devices(settings))
 samplers = WarmSamplers(settings, agent.devices)
