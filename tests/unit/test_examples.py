@@ -29,7 +29,9 @@ EXAMPLES = sorted((REPOSITORY / "examples").glob("*.json"))
 
 
 def test_there_is_an_example_for_every_built_in_dataset() -> None:
-    assert [path.stem for path in EXAMPLES] == ["gauss1d", "grid25", "mnist", "ring8-fast", "ring8"]
+    assert [path.stem for path in EXAMPLES] == [
+        "gauss1d", "grid25", "mnist-conditional", "mnist", "ring8-fast", "ring8"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
