@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import time
@@ -47,6 +46,7 @@ from bench.gpu_throughput import (
     with_ratios,
 )
 from bench.hooks import QuietHooks
+from worker.gan.distributed import Backend
 
 SAMPLE_IMAGES = 64
 SAMPLE_REPEATS = 10
@@ -158,24 +158,21 @@ def warm_sampling(checkpoint: bytes, device: torch.device) -> dict[str, Any]:
             "min_ms": round(min(kept), 1), "max_ms": round(max(kept), 1)}  # fmt: skip
 
 
-def _rank(rank: int, world_size: int, port: int, size: RunSize, backend: str) -> None:
-    import torch.distributed as dist
-
+def _rank(rank: int, world_size: int, port: int, size: RunSize, backend: Backend) -> None:
+    from worker.gan.distributed import process_group
     from worker.gan.train import train
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     device = torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
     if backend == "nccl":
         torch.cuda.set_device(rank)
-    dist.init_process_group(backend, rank=rank, world_size=world_size)
-    try:
+    # The worker's own group: every rank passes a barrier before any leaves (one leaving
+    # early aborted its peer under load: "terminate called without an active exception").
+    with process_group(rank, world_size, port, backend):
         spec = case_spec(MODEL_CASES[0], "bf16", size, mnist_data())
         train(spec, hooks=QuietHooks(), rank=rank, world_size=world_size, device=device)
-    finally:
-        dist.destroy_process_group()
 
 
-def two_ranks(size: RunSize, budget: Budget, backend: str) -> dict[str, Any]:
+def two_ranks(size: RunSize, budget: Budget, backend: Backend) -> dict[str, Any]:
     """A 2-rank dcgan run over NCCL when two GPUs exist (gloo in the CPU smoke); else why not."""
     count = torch.cuda.device_count()
     if backend == "nccl" and count < 2:
