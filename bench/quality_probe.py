@@ -6,13 +6,16 @@ minutes instead of at the end of a full run.
     .venv/bin/python -m bench.quality_probe mnist-stylegan2-ada-1k --steps 500 --every 250 \\
         --keep /tmp/probes
 
-Four switches exist only to locate a fault, never in a recipe: `--mbstd-group N` sets the
+Switches exist only to locate a fault, never in a recipe: `--mbstd-group N` sets the
 stylegan2 discriminator's minibatch-std group (StyleGAN2's 4; StyleGAN2-ADA's CIFAR-10 config
 32); `--swap dcgan-d|dcgan-g` trains stylegan2's generator against the dcgan family's
 discriminator (or dcgan's generator against stylegan2's), so a collapse can be pinned on
 one network; `--no-demodulation` builds stylegan2's style convolutions without weight
-demodulation; `--mapping-lr-multiplier X` replaces StyleGAN2's 0.01. All patch module
-globals in this process only.
+demodulation; `--mapping-lr-multiplier X` replaces StyleGAN2's 0.01. Four more try cures for
+the stylegan2 generator's collapse (issue 25): `--input-from-w` draws the 4x4 input from w
+instead of the learnt constant, `--style-mixing P` mixes two w's with probability P,
+`--g-lr-scale X` scales G's learning rate only, `--g-batchnorm` batch-normalises each
+modulated convolution's output. All patch module globals in this process only.
 """
 
 from __future__ import annotations
@@ -66,6 +69,102 @@ def _patch(
         models._BUILDERS["stylegan2"] = (models._dcgan_generator, models._style_discriminator)
 
 
+def _patch_generator(input_from_w: bool, mixing: float) -> None:
+    """Generator experiments (issue 25): `input_from_w` replaces the learnt 4x4 constant with
+    an equalised linear map of the first layer's w (dcgan's G, which does not collapse, draws
+    its 4x4 from z); `mixing` is StyleGAN2's style-mixing probability (two w's, the second
+    another sample's of the batch, crossing over at a random layer; training forwards only)."""
+    import torch
+    import torch.nn.functional as F
+
+    import worker.gan.stylegan as stylegan
+
+    cls = stylegan.StyleGenerator
+    if input_from_w:
+        init = cls.__init__
+
+        def __init__(self: Any, inputs: int, w_dim: int, *args: Any) -> None:
+            init(self, inputs, w_dim, *args)
+            channels = self.const.shape[0]
+            self.input_map = stylegan.EqualLinear(w_dim, channels * 16)
+
+        def _synthesis_from(self: Any, ws: Any, x: Any) -> Any:
+            x = self.layers[0](x, ws[:, 0])
+            image = self.to_rgb[0](x, ws[:, 1])
+            index = 2
+            for block in range(1, len(self.to_rgb)):
+                x = self.layers[2 * block - 1](x, ws[:, index])
+                x = self.layers[2 * block](x, ws[:, index + 1])
+                image = F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False)
+                image = image + self.to_rgb[block](x, ws[:, index + 2])
+                index += 3
+            return image
+
+        cls.__init__ = __init__
+        cls.synthesis_ws = lambda self, ws: _synthesis_from(
+            self, ws, self.input_map(ws[:, 0]).reshape(ws.shape[0], *self.const.shape)
+        )
+    if mixing:
+        forward = cls.forward
+
+        def mixed_forward(self: Any, z: Any, psi: float = 1.0, return_ws: bool = False) -> Any:
+            if not self.training or psi != 1:
+                return forward(self, z, psi, return_ws)
+            ws = self.to_w(z).unsqueeze(1).repeat(1, self.num_ws, 1)
+            source = self.layers[0].noise_source
+            draw = torch.rand(ws.shape[0], generator=source)
+            cut = torch.randint(1, self.num_ws, (ws.shape[0],), generator=source)
+            cut = torch.where(draw < mixing, cut, torch.full_like(cut, self.num_ws))
+            later = torch.arange(self.num_ws)[None, :] >= cut[:, None]
+            ws = torch.where(later[:, :, None], ws.roll(1, dims=0), ws)
+            image = self.synthesis_ws(ws)
+            return (image, ws) if return_ws else image
+
+        cls.forward = mixed_forward
+
+
+def _patch_batchnorm(on: bool) -> None:
+    """Generator experiment (issue 25): batch normalisation (no affine) after each style
+    layer's modulated convolution, as dcgan's G (which does not collapse) has after each of its
+    convolutions; in eval mode it uses the running statistics."""
+    if not on:
+        return
+    from torch import nn
+
+    import worker.gan.stylegan as stylegan
+
+    cls, init = stylegan.ModulatedConv2d, stylegan.ModulatedConv2d.__init__
+    forward = cls.forward
+
+    def __init__(self: Any, inputs: int, outputs: int, kernel: int, *args: Any) -> None:
+        init(self, inputs, outputs, kernel, *args)
+        self.norm = nn.BatchNorm2d(outputs, affine=False) if self.demodulate else None
+
+    def normed(self: Any, x: Any, w: Any) -> Any:
+        x = forward(self, x, w)
+        return x if self.norm is None else self.norm(x)
+
+    cls.__init__ = __init__
+    cls.forward = normed
+
+
+def _patch_g_lr(scale: float | None) -> None:
+    """Generator experiment (issue 25): G's Adam learning rate times `scale`, D's unchanged."""
+    if scale is None:
+        return
+    import worker.gan.train as train_module
+
+    build = train_module._build_networks
+
+    def scaled(*args: Any) -> Any:
+        nets = build(*args)
+        for group in nets.g_optimizer.param_groups:
+            group["lr"] *= scale
+        return nets
+
+    train_module._build_networks = scaled
+
+
 def probe(setup: str, seed: int, steps: int, every: int, keep: Path | None) -> None:
     """Train `setup` for `steps` on one thread, evaluating every `every` steps."""
     import torch
@@ -97,10 +196,17 @@ def main() -> None:
     parser.add_argument("--swap", choices=["dcgan-d", "dcgan-g"])
     parser.add_argument("--no-demodulation", action="store_true")
     parser.add_argument("--mapping-lr-multiplier", type=float)
+    parser.add_argument("--input-from-w", action="store_true")
+    parser.add_argument("--style-mixing", type=float, default=0.0)
+    parser.add_argument("--g-lr-scale", type=float)
+    parser.add_argument("--g-batchnorm", action="store_true")
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     _patch(args.mbstd_group, args.swap, not args.no_demodulation, args.mapping_lr_multiplier)
+    _patch_generator(args.input_from_w, args.style_mixing)
+    _patch_g_lr(args.g_lr_scale)
+    _patch_batchnorm(args.g_batchnorm)
     steps = args.steps or SETUPS[args.setup]["train"]["steps"]
     probe(args.setup, args.seed, steps, args.every, args.keep)
 
