@@ -248,6 +248,8 @@ SETUPS: dict[str, dict[str, Any]] = {
         **_stylegan2_mnist(1_000, width=64, depth=2),
         "loss": {"r1_gamma": 0.01},
     },
+    # Issue 25: StyleGAN2's path-length regularisation (weight 2, every 4 G steps).
+    "mnist-stylegan2-pl-1k": {**_stylegan2_mnist(1_000), "loss": {"pl_weight": 2.0}},
     "gauss1d-wgan-gp-1k": {
         "model": {"family": "mlp", "width": 64},
         "latent": {"dim": 4},

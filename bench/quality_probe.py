@@ -136,8 +136,8 @@ def _patch_batchnorm(on: bool) -> None:
     cls, init = stylegan.ModulatedConv2d, stylegan.ModulatedConv2d.__init__
     forward = cls.forward
 
-    def __init__(self: Any, inputs: int, outputs: int, kernel: int, *args: Any) -> None:
-        init(self, inputs, outputs, kernel, *args)
+    def __init__(self: Any, inputs: int, outputs: int, kernel: int, *args: Any, **kw: Any) -> None:
+        init(self, inputs, outputs, kernel, *args, **kw)
         self.norm = nn.BatchNorm2d(outputs, affine=False) if self.demodulate else None
 
     def normed(self: Any, x: Any, w: Any) -> Any:
@@ -146,6 +146,19 @@ def _patch_batchnorm(on: bool) -> None:
 
     cls.__init__ = __init__
     cls.forward = normed
+
+
+def _patch_tanh(on: bool) -> None:
+    """Generator experiment (issue 25): tanh on the image, as dcgan's G (which does not
+    collapse) has; MNIST's background is exactly -1 on three pixels in four."""
+    if not on:
+        return
+    import torch
+
+    import worker.gan.stylegan as stylegan
+
+    synthesis_ws = stylegan.StyleGenerator.synthesis_ws
+    stylegan.StyleGenerator.synthesis_ws = lambda self, ws: torch.tanh(synthesis_ws(self, ws))
 
 
 def _patch_g_lr(scale: float | None) -> None:
@@ -200,6 +213,7 @@ def main() -> None:
     parser.add_argument("--style-mixing", type=float, default=0.0)
     parser.add_argument("--g-lr-scale", type=float)
     parser.add_argument("--g-batchnorm", action="store_true")
+    parser.add_argument("--tanh", action="store_true")
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
@@ -207,6 +221,7 @@ def main() -> None:
     _patch_generator(args.input_from_w, args.style_mixing)
     _patch_g_lr(args.g_lr_scale)
     _patch_batchnorm(args.g_batchnorm)
+    _patch_tanh(args.tanh)
     steps = args.steps or SETUPS[args.setup]["train"]["steps"]
     probe(args.setup, args.seed, steps, args.every, args.keep)
 
