@@ -73,7 +73,8 @@ class ModelSpec(StrictModel):
 
     `stylegan2` is a StyleGAN2-style family for square images of side 32-256 px (a power of
     two; worker/gan/stylegan.py says what it keeps of the paper): `width` is its most
-    channels (64 when not given) and `depth` its mapping network's layers (4 when not given).
+    channels (64 when not given), `depth` its mapping network's layers (4 when not given)
+    and `tanh` true ends its generator in tanh.
     """
 
     family: ModelFamily
@@ -89,6 +90,10 @@ class ModelSpec(StrictModel):
     # layers, as in PacGAN's.
     depth: Annotated[StrictInt, Field(ge=1, le=16)] | None = None
     generator_norm: Literal["none", "batch"] = "none"
+    # stylegan2 only: end the generator in tanh, as dcgan's does (None: StyleGAN2's linear
+    # image). On MNIST, whose background is exactly -1, the linear image collapses onto one
+    # digit within 500 steps and tanh does not (README, issue 25).
+    tanh: StrictBool | None = None
     # A class-conditional GAN (mlp and dcgan): G(z, y) and a projection discriminator D(x, y),
     # trained on the labels that come with the data. `classes` is how many: the worker fills
     # it in from the labels (so checkpoints carry it), and a spec may give it to insist.
@@ -141,13 +146,18 @@ class ModelSpec(StrictModel):
             )
         if self.family != "mlp" and self.generator_norm != "none":
             raise ValueError(f"generator_norm: an mlp option, not {self.family}'s")
+        if self.family != "stylegan2" and self.tanh is not None:
+            raise ValueError(f"tanh: a stylegan2 option, not {self.family}'s")
         return self
 
     @model_serializer(mode="wrap")
     def _unconditional_as_before(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """An unconditional model's dump leaves out `conditional` and `classes`, so its spec
-        JSON, and with it every checkpoint's bytes, is what it was before they existed."""
+        """An unconditional model's dump leaves out `conditional` and `classes`, and an unset
+        `tanh` is left out, so its spec JSON, and with it every checkpoint's bytes, is what it
+        was before they existed."""
         fields: dict[str, Any] = handler(self)
+        if self.tanh is None:
+            fields.pop("tanh", None)
         if not self.conditional and self.classes is None:
             fields.pop("conditional", None)
             fields.pop("classes", None)

@@ -293,7 +293,15 @@ def _style_generator(spec: TrainSpec) -> nn.Module:
     shape, width = _style_layout(spec)
     mapping = spec.model.depth or DEFAULT_MAPPING_LAYERS
     inputs = _generator_inputs(spec)
-    return StyleGenerator(inputs, spec.latent.dim, mapping, width, shape.size, shape.channels)
+    return StyleGenerator(
+        inputs,
+        spec.latent.dim,
+        mapping,
+        width,
+        shape.size,
+        shape.channels,
+        tanh=bool(spec.model.tanh),
+    )
 
 
 def _style_discriminator(spec: TrainSpec) -> nn.Module:

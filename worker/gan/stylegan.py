@@ -17,7 +17,9 @@ for any batch), and StyleGAN2's widths: the mapping has `model.depth` layers (4 
 the paper's 8) and the synthesis at most `model.width` channels (64 by default, the paper's
 512), halving with each doubling of the side past 8 px down to a quarter of that; w has the
 latent's dimension (`latent.dim`), as in the paper (z and w both 512 there). As in StyleGAN2 the
-image is the toRGB sum itself, with no tanh: the service clamps it to [-1, 1] where it draws.
+image is the toRGB sum itself, with no tanh (the service clamps it to [-1, 1] where it draws),
+unless built with `tanh` (`model.tanh`): on MNIST, whose background is exactly -1, the linear
+image collapses onto one digit for every latent and tanh's does not (README, issue 25).
 
 Noise: in training each forward draws fresh noise from the generator `noise_source` holds
 (set per step from the run's seeded streams by `seeded_noise`, so a run repeats and resumes
@@ -184,13 +186,22 @@ class StyleGenerator(nn.Module):
 
     `forward(z, psi=1.0, return_ws=False)`: ψ < 1 truncates w towards `w_avg`; `return_ws`
     also returns the per-layer w [B, layers, w_dim] the image was drawn from (path length).
-    `to_w` and `synthesis` are the two halves, for the W-space tools.
+    `to_w` and `synthesis` are the two halves, for the W-space tools. `tanh` squashes the
+    image into (-1, 1); it adds no parameters, so either way's checkpoints load alike.
     """
 
     def __init__(
-        self, inputs: int, w_dim: int, mapping_layers: int, width: int, side: int, channels: int
+        self,
+        inputs: int,
+        w_dim: int,
+        mapping_layers: int,
+        width: int,
+        side: int,
+        channels: int,
+        tanh: bool = False,
     ) -> None:
         super().__init__()
+        self.tanh = tanh
         self.mapping = MappingNetwork(inputs, w_dim, mapping_layers)
         self.register_buffer("w_avg", torch.zeros(w_dim))
         # Path-length regularisation's running mean of path lengths (style_regularisers).
@@ -241,7 +252,7 @@ class StyleGenerator(nn.Module):
             image = F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False)
             image = image + self.to_rgb[block](x, ws[:, index + 2])
             index += 3
-        return image
+        return torch.tanh(image) if self.tanh else image
 
     def forward(
         self, z: Tensor, psi: float = 1.0, return_ws: bool = False

@@ -127,12 +127,25 @@ def test_diff_augment_is_a_function_of_its_generator() -> None:
     assert (one == 0).flatten(1).float().mean(1).min() >= 0.2  # a cutout of at least 16x16
 
 
+def test_tanh_squashes_the_image_and_keeps_the_checkpoint_layout() -> None:
+    plain = StyleGenerator(8, 8, 1, 4, 32, 1).eval()
+    squashed = StyleGenerator(8, 8, 1, 4, 32, 1, tanh=True).eval()
+    squashed.load_state_dict(plain.state_dict())  # strict: the same parameters and buffers
+    z = torch.randn(64, 8)
+    with torch.no_grad():
+        linear = plain(z)
+        assert linear.abs().max() > 1
+        assert torch.allclose(squashed(z), torch.tanh(linear))
+
+
 @pytest.mark.slow  # trains for seconds: in `make test`, not `make test-fast`
+@pytest.mark.parametrize("model", [{}, {"tanh": True}])
 def test_a_stylegan2_run_with_lazy_r1_path_length_and_augment_resumes_bitwise(
-    images_npz: Path,
+    images_npz: Path, model: dict[str, Any]
 ) -> None:
     spec = style_spec(
         images_npz,
+        model=model,
         loss={"r1_gamma": 0.1, "r1_every": 4, "pl_weight": 2.0, "pl_every": 2},
         train={"augment": ["color", "translation", "cutout"], "ema_decay": 0.9},
     )
@@ -298,6 +311,7 @@ _MNIST = {"source": "mnist", "path": "/data"}
             "at most once",
         ),
         ({"model": {"family": "dcgan", "depth": 2}, "data": _MNIST}, "depth", "stylegan2"),
+        ({"model": {"family": "dcgan", "tanh": True}, "data": _MNIST}, "tanh", "stylegan2"),
         (
             {
                 "model": "stylegan2",
@@ -321,6 +335,8 @@ def test_stylegan2_spec_errors_name_their_field(
 def test_new_options_left_out_keep_older_specs_json() -> None:
     spec = TrainSpec.model_validate({"model": "dcgan", "data": _MNIST})
     dumped = spec.model_dump()
+    style = TrainSpec.model_validate({"model": "stylegan2", "data": {**_MNIST, "resize": 32}})
+    assert "tanh" not in style.model_dump()["model"]
     assert "augment" not in dumped["train"]
     assert not {"r1_every", "pl_weight", "pl_every"} & set(dumped["loss"])
     interpolation = {"from_seed": 1, "to_seed": 2, "steps": 3}
