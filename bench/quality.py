@@ -250,6 +250,11 @@ SETUPS: dict[str, dict[str, Any]] = {
     },
     # Issue 25: StyleGAN2's path-length regularisation (weight 2, every 4 G steps).
     "mnist-stylegan2-pl-1k": {**_stylegan2_mnist(1_000), "loss": {"pl_weight": 2.0}},
+    # Issue 25's fix: the same generator ending in tanh (`model.tanh`).
+    "mnist-stylegan2-tanh-2500": {
+        **_stylegan2_mnist(2_500),
+        "model": {"family": "stylegan2", "width": 32, "tanh": True},
+    },
     "gauss1d-wgan-gp-1k": {
         "model": {"family": "mlp", "width": 64},
         "latent": {"dim": 4},
