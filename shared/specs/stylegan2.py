@@ -4,6 +4,7 @@ Each check returns a message starting with the field it blames, or None."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from shared.specs.data import DataSpec
@@ -39,7 +40,7 @@ def stylegan2_data_problem(family: str, data: DataSpec) -> str | None:
 
 
 def family_options_problem(
-    family: str, loss: Any, augment: list[str] | None, data: DataSpec
+    family: str, loss: Any, augment: Sequence[str] | None, data: DataSpec
 ) -> str | None:
     """Path length is stylegan2's; a lazy R1 needs R1 on (stylegan2's is on by default);
     augmentation needs a discriminator of images."""
