@@ -54,13 +54,20 @@ class Lab:
 @contextmanager
 def lab_servers() -> Iterator[Lab]:
     """PostgreSQL, Redis and moto S3 on free local ports, removed when the block ends."""
+    with moto_s3() as endpoint, postgres_server() as postgres, redis_server() as redis_service:
+        yield Lab(postgres.url, redis_service.url, endpoint)
+
+
+@contextmanager
+def moto_s3() -> Iterator[str]:
+    """A moto S3 server on a free local port, its endpoint; the fake credentials are set
+    for as long as it runs."""
     saved = {name: os.environ.get(name) for name in FAKE_AWS_ENV}
     os.environ.update(FAKE_AWS_ENV)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     endpoint, stop_s3 = start_moto_server()
     try:
-        with postgres_server() as postgres, redis_server() as redis_service:
-            yield Lab(postgres.url, redis_service.url, endpoint)
+        yield endpoint
     finally:
         stop_s3()
         for name, value in saved.items():

@@ -19,7 +19,6 @@ fetch here is a loopback copy: a real store is slower, which widens warm's lead.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import statistics
@@ -32,12 +31,11 @@ from typing import Any
 
 import boto3
 
-from bench.lab import FAKE_AWS_ENV, Lab, write_json
+from bench.lab import Lab, moto_s3, write_json
 from bench.shards import noise_pngs, write_dataset
 from shared.config import Settings
 from shared.specs.data import DataSpec
 from shared.storage import Storage, open_storage
-from tests.s3_server import start_moto_server
 from worker.agent.inputs import fetch_data
 from worker.agent.shard_cache import ShardCache
 
@@ -50,19 +48,8 @@ def s3_endpoint(lab: Lab | None) -> Iterator[str]:
     if lab is not None:
         yield lab.s3_endpoint
         return
-    saved = {name: os.environ.get(name) for name in FAKE_AWS_ENV}
-    os.environ.update(FAKE_AWS_ENV)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    endpoint, stop = start_moto_server()
-    try:
+    with moto_s3() as endpoint:
         yield endpoint
-    finally:
-        stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def stored_dataset(store: Storage, scratch: Path, images: int) -> int:
