@@ -3,10 +3,10 @@ animated GIF (`timeline.gif`) a researcher can play or scrub through.
 
 The grids are drawn on the same fixed latents all run long, so the frames show one set of
 images growing out of noise (or a collapse setting in). For point data each frame is the run's
-point picture (worker/gan/point_pictures.py `scatter_png`): axes fixed by the data for the whole run,
-with ticks, a count of the points outside the view, and for 1-D data the densities. Each frame
-carries its step in a strip above the picture. A resumed attempt starts from the previous
-attempt's GIF, so the timeline stays one history.
+point picture (worker/gan/point_pictures.py `scatter_png`): axes fixed by the data for the
+whole run, with ticks, a count of the points outside the view, and for 1-D data the densities.
+Each frame carries its step in a strip above the picture. A resumed attempt starts from the
+previous attempt's GIF, so the timeline stays one history.
 """
 
 from __future__ import annotations
