@@ -75,7 +75,6 @@ def _patch_generator(input_from_w: bool, mixing: float) -> None:
     its 4x4 from z); `mixing` is StyleGAN2's style-mixing probability (two w's, the second
     another sample's of the batch, crossing over at a random layer; training forwards only)."""
     import torch
-    import torch.nn.functional as F
 
     import worker.gan.stylegan as stylegan
 
@@ -88,21 +87,9 @@ def _patch_generator(input_from_w: bool, mixing: float) -> None:
             channels = self.const.shape[0]
             self.input_map = stylegan.EqualLinear(w_dim, channels * 16)
 
-        def _synthesis_from(self: Any, ws: Any, x: Any) -> Any:
-            x = self.layers[0](x, ws[:, 0])
-            image = self.to_rgb[0](x, ws[:, 1])
-            index = 2
-            for block in range(1, len(self.to_rgb)):
-                x = self.layers[2 * block - 1](x, ws[:, index])
-                x = self.layers[2 * block](x, ws[:, index + 1])
-                image = F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False)
-                image = image + self.to_rgb[block](x, ws[:, index + 2])
-                index += 3
-            return image
-
         cls.__init__ = __init__
-        cls.synthesis_ws = lambda self, ws: _synthesis_from(
-            self, ws, self.input_map(ws[:, 0]).reshape(ws.shape[0], *self.const.shape)
+        cls.synthesis_ws = lambda self, ws: self.synthesis_from(
+            ws, self.input_map(ws[:, 0]).reshape(ws.shape[0], *self.const.shape)
         )
     if mixing:
         forward = cls.forward

@@ -241,8 +241,12 @@ class StyleGenerator(nn.Module):
     def synthesis_ws(self, ws: Tensor) -> Tensor:
         """Images of per-layer w [B, num_ws, w_dim]: the layers take ws in order, each
         resolution's two convolutions then its toRGB."""
-        batch = ws.shape[0]
-        x = self.const.unsqueeze(0).repeat(batch, 1, 1, 1).to(ws.dtype)
+        x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1).to(ws.dtype)
+        return self.synthesis_from(ws, x)
+
+    def synthesis_from(self, ws: Tensor, x: Tensor) -> Tensor:
+        """Images of per-layer w from the 4x4 input `x` [B, C, 4, 4] (the learnt constant in
+        `synthesis_ws`; bench/quality_probe.py tries other inputs)."""
         x = self.layers[0](x, ws[:, 0])
         image = self.to_rgb[0](x, ws[:, 1])
         index = 2
