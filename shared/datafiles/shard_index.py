@@ -27,6 +27,7 @@ from shared.specs.train import MAX_CLASSES
 INDEX_NAME = "shards.json"
 INDEX_FORMAT = "ganforge-shards"
 SHARD_NAME_PATTERN = r"^shard-[0-9]{6}\.tar$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # An index lists shard names and counts only: a million shards would be under 100 MB of
 # JSON; anything past 16 MiB is not an index we wrote.
 MAX_INDEX_BYTES = 16 * 1024 * 1024
@@ -53,10 +54,13 @@ class _Strict(BaseModel):
 
 
 class ShardEntry(_Strict):
-    """One shard: its file name and how many images it holds."""
+    """One shard: its file name, how many images it holds, and the SHA-256 of its bytes as
+    written (checked wherever a shard is fetched, so a shard damaged or replaced in the store
+    never trains; None in indexes written before the digest was kept)."""
 
     name: Annotated[str, Field(pattern=SHARD_NAME_PATTERN)]
     count: Annotated[StrictInt, Field(ge=1)]
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None
 
 
 class ShardIndex(_Strict):

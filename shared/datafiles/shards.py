@@ -10,6 +10,7 @@ conditional model on the same classes as the archive it came from.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from collections import Counter
@@ -88,7 +89,10 @@ class ShardWriter:
         if self._tar is None:
             return
         self._tar.close()
-        self.entries.append(ShardEntry(name=shard_name(len(self.entries)), count=self._count))
+        name = shard_name(len(self.entries))
+        with (self.folder / name).open("rb") as written:
+            digest = hashlib.file_digest(written, "sha256").hexdigest()
+        self.entries.append(ShardEntry(name=name, count=self._count, sha256=digest))
         self._tar, self._count, self._bytes = None, 0, 0
 
 

@@ -5,10 +5,12 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
 from shared.config import Settings
 from shared.datafiles.shard_index import read_index
+from shared.datafiles.shards import write_shards
 from shared.specs.data import DataSpec
 from shared.storage import Storage, open_storage
 from shared.storage.base import ObjectInfo
@@ -16,7 +18,7 @@ from shared.storage.keys import dataset_key
 from tests.data_builders import grey_pngs, write_tar
 from tests.helpers import auth
 from worker.agent.inputs import fetch_data
-from worker.agent.shard_cache import ShardCache
+from worker.agent.shard_cache import ShardCache, ShardCacheError
 
 
 def test_an_upload_lands_in_s3_and_a_worker_fetches_it(
@@ -97,7 +99,16 @@ def test_a_node_fetches_a_sharded_upload_once_and_again_only_a_shard_rewritten_s
         served, store.served = store.served, []
         return served
 
-    assert attempt("first") == [dataset_key(dataset_id, "shards.json"), shard_key]
+    index_key = dataset_key(dataset_id, "shards.json")
+    assert attempt("first") == [index_key, shard_key]
     assert attempt("second") == [], "the node's copies, not a second download"
-    store.store.put(shard_key, b"rewritten under the same key")
-    assert attempt("third") == [shard_key], "a new version is fetched, never the stale one"
+    # The images rewritten under the same keys (index and shard, as a new upload would):
+    rewrite = write_tar(tmp_path / "other.tar", grey_pngs(3, 32))
+    index = write_shards(rewrite, tmp_path / "other")
+    store.store.put(shard_key, (tmp_path / "other" / index.shards[0].name).read_bytes())
+    with pytest.raises(ShardCacheError, match="the dataset's index says"):
+        attempt("third")  # the index still names the old shard's digest
+    assert store.served == [shard_key]
+    store.served = []
+    store.store.put(index_key, (tmp_path / "other" / "shards.json").read_bytes())
+    assert attempt("fourth") == [index_key, shard_key], "a new version is fetched, not the stale"

@@ -5,6 +5,7 @@ by name before a shard is fetched."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import threading
@@ -220,6 +221,29 @@ def test_a_dataset_larger_than_the_cache_is_refused_naming_the_field_and_the_set
         "shard-000002.tar",
         "shards.json",
     ]
+
+
+@pytest.mark.parametrize("through_cache", [True, False])
+def test_a_shard_damaged_in_the_store_is_refused_by_its_index_digest(
+    store: LocalStorage, tmp_path: Path, through_cache: bool
+) -> None:
+    sharded_prefix(store, tmp_path, images=4)
+    index = read_index(tmp_path / "sharded")
+    assert [entry.sha256 for entry in index.shards] == [
+        hashlib.sha256((tmp_path / "sharded" / entry.name).read_bytes()).hexdigest()
+        for entry in index.shards
+    ]
+    damaged = bytearray(store.get("datasets/s/shard-000001.tar"))
+    damaged[600] ^= 1  # one bit of the second image's bytes, the size unchanged
+    store.put("datasets/s/shard-000001.tar", bytes(damaged))
+    cache = ShardCache(store, tmp_path / "cache", 10**6) if through_cache else None
+    with pytest.raises(ShardCacheError, match=r"datasets/s/shard-000001.tar: its bytes' SHA-256"):
+        fetch_data(
+            DataSpec(source="images", key="datasets/s"), store, tmp_path / "in", shards=cache
+        )
+    if cache is not None:
+        assert not any(name.startswith(".tmp-") for name in os.listdir(tmp_path / "cache"))
+        assert len(cached(tmp_path / "cache")) == 2, "the index and the whole first shard only"
 
 
 class CountingStore(LocalStorage):

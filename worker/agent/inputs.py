@@ -4,20 +4,22 @@ read and never write), so no process of the job needs a storage key to read its 
 
 A sharded dataset (a listing with `shards.json`) comes through the node's shard cache when
 the agent gives one (shard_cache.py): its index and the shards it names, linked from the
-node's copies, fetched only where the node has none. One larger than the cache's bound is
+node's copies, fetched only where the node has none. Each shard's bytes are checked against
+the SHA-256 its index recorded, through the cache or not. One larger than the cache's bound is
 refused, naming the spec's field and the setting, before any shard is fetched."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from shared.datafiles.roots import DataPathRefusedError, check_data_path
-from shared.datafiles.shard_index import INDEX_NAME, ShardIndexError, read_index
+from shared.datafiles.shard_index import INDEX_NAME, ShardIndex, ShardIndexError, read_index
 from shared.specs.data import DataSpec
 from shared.storage import Storage, keys
 from shared.storage.base import ObjectInfo
-from worker.agent.shard_cache import ShardCache
+from worker.agent.shard_cache import ShardCache, check_digest
 from worker.channel.link import JobInputError
 
 
@@ -57,8 +59,14 @@ def fetch_data(
     if shards is not None and prefix + INDEX_NAME in stored:
         _provide_shards(stored, prefix, shards, target, field)
         return target
+    digests = {}
     for obj in objects:  # streamed: uploads and prefixes of shards may hold gigabytes
-        download(store, obj.key, target / obj.key.rsplit("/", 1)[-1])
+        name = obj.key.rsplit("/", 1)[-1]
+        digests[name] = download(store, obj.key, target / name)
+    if INDEX_NAME in digests:
+        for entry in _index(target, field).shards:
+            if entry.name in digests:  # a missing shard is the stream's error to name
+                check_digest(prefix + entry.name, digests[entry.name], entry.sha256)
     return target
 
 
@@ -71,10 +79,8 @@ def _provide_shards(
     if index.size > shards.max_bytes:
         raise JobInputError(f"{field}: {INDEX_NAME} is larger than the node's shard cache")
     use = shards.provide([index], target)
-    try:
-        named = [entry.name for entry in read_index(target, field).shards]
-    except ShardIndexError as error:
-        raise JobInputError(str(error)) from None
+    entries = _index(target, field).shards
+    named = [entry.name for entry in entries]
     missing = [name for name in named if prefix + name not in stored]
     if missing:
         raise JobInputError(
@@ -90,11 +96,24 @@ def _provide_shards(
             "GANFORGE_SHARD_CACHE_BYTES): a job reads every shard each epoch, so the node "
             "must hold them all; an operator may raise the bound, or train on a subset"
         )
-    use.add(shards.provide(wanted, target))
+    digests = {prefix + entry.name: entry.sha256 for entry in entries if entry.sha256}
+    use.add(shards.provide(wanted, target, digests))
     shards.tell(f"{field}: {use.line()}")
 
 
-def download(store: Storage, key: str, path: Path) -> None:
+def _index(folder: Path, field: str) -> ShardIndex:
+    """The fetched index of a sharded dataset; a bad one is the job's input error."""
+    try:
+        return read_index(folder, field)
+    except ShardIndexError as error:
+        raise JobInputError(str(error)) from None
+
+
+def download(store: Storage, key: str, path: Path) -> str:
+    """Stream the object at `key` into `path`; the SHA-256 of its bytes."""
+    digest = hashlib.sha256()
     with path.open("wb") as file:
         for chunk in store.open(key):
+            digest.update(chunk)
             file.write(chunk)
+    return digest.hexdigest()

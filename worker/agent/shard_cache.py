@@ -14,7 +14,8 @@ which is emptied at every worker start, so the cache outlives a restart):
     .lock            taken exclusive while pins are written and while eviction decides
     .tmp-<token>     a fill in progress
 
-A fill streams into a temporary name, checks the size the listing gave, and hard-links it to
+A fill streams into a temporary name, checks the size the listing gave and the SHA-256 the
+dataset's index recorded, and hard-links it to
 its digest name (a link never replaces: two attempts filling one shard at once end with one
 copy, the loser's bytes dropped). Past `max_bytes`, the least recently used entries go
 first, never one that a live pin names; a pin whose agent died (its lock free) is removed.
@@ -34,7 +35,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,8 @@ STALE_FILL_S = 3600.0
 
 
 class ShardCacheError(StorageError):
-    """A shard could not be had whole (the store gave fewer or more bytes than it listed)."""
+    """A shard could not be had whole and as written (the store gave fewer or more bytes than
+    it listed, or bytes whose SHA-256 is not the index's)."""
 
 
 @dataclass
@@ -110,10 +112,18 @@ class ShardCache:
     ) -> ShardCache:
         return cls(store, node_shard_folder(settings), settings.shard_cache_bytes, tell)
 
-    def provide(self, objects: Iterable[ObjectInfo], target: Path) -> CacheUse:
+    def provide(
+        self,
+        objects: Iterable[ObjectInfo],
+        target: Path,
+        sha256: Mapping[str, str] | None = None,
+    ) -> CacheUse:
         """Each object as `target/<its name>`: a hard link to the node's copy (a copy where
-        the target lies on another disk), fetched first when the node has none. The objects
-        stay pinned until `close`; other entries may be evicted to keep the bound."""
+        the target lies on another disk), fetched first when the node has none, and checked
+        against `sha256[key]` (the index's digest) where given as it is fetched; an entry
+        already cached passed that check when it was filled. The objects stay pinned until
+        `close`; other entries may be evicted to keep the bound."""
+        expected = sha256 or {}
         wanted = {entry_name(info): info for info in objects}
         self._add_pins(wanted)
         use = CacheUse()
@@ -123,7 +133,7 @@ class ShardCache:
                 use.hits += 1
             else:
                 use.misses += 1
-                use.fetched_bytes += self._fill(info, entry)
+                use.fetched_bytes += self._fill(info, entry, expected.get(info.key))
             now = time.time_ns()  # its last use, which eviction orders by; the kernel's
             os.utime(entry, ns=(now, now))  # own clock for files ticks only every few ms
             _link(entry, target / info.key.rsplit("/", 1)[-1])
@@ -220,19 +230,22 @@ class ShardCache:
                 found.append((stat.st_mtime, stat.st_size, child))
         return found
 
-    def _fill(self, info: ObjectInfo, entry: Path) -> int:
-        """Fetch the object into `entry` (read-only), whole or not at all; the bytes fetched."""
+    def _fill(self, info: ObjectInfo, entry: Path, sha256: str | None) -> int:
+        """Fetch the object into `entry` (read-only), whole and matching `sha256` (where
+        given) or not at all; the bytes fetched."""
         temp = self.folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
-            size = 0
+            size, digest = 0, hashlib.sha256()
             with temp.open("wb") as file:
                 for chunk in self.store.open(info.key):
                     size += len(chunk)
+                    digest.update(chunk)
                     file.write(chunk)
             if size != info.size:
                 raise ShardCacheError(
                     f"{info.key}: the store gave {size:,} bytes, its listing said {info.size:,}"
                 )
+            check_digest(info.key, digest.hexdigest(), sha256)
             temp.chmod(0o444)
             try:
                 os.link(temp, entry)  # never replaces: a racing filler's copy stays
@@ -241,6 +254,17 @@ class ShardCache:
             return size
         finally:
             temp.unlink(missing_ok=True)
+
+
+def check_digest(key: str, digest: str, expected: str | None) -> None:
+    """ShardCacheError unless the fetched bytes of `key` have the SHA-256 the dataset's index
+    recorded (an index without one checks nothing): a shard damaged in the store or in
+    transit, or replaced under its key, is an infrastructure fault to retry, never data."""
+    if expected is not None and digest != expected:
+        raise ShardCacheError(
+            f"{key}: its bytes' SHA-256 is {digest[:12]}..., the dataset's index says "
+            f"{expected[:12]}...: the stored shard is damaged or was replaced"
+        )
 
 
 def _link(entry: Path, path: Path) -> None:
