@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, m
 
 from shared.datafiles.confine import open_file
 from shared.datafiles.errors import DataFileError
-from shared.specs.train import MAX_CLASSES
+from shared.specs.model import MAX_CLASSES
 
 INDEX_NAME = "shards.json"
 INDEX_FORMAT = "ganforge-shards"

@@ -27,7 +27,7 @@ from shared.datafiles.shard_index import (
     member_stem,
     shard_name,
 )
-from shared.specs.train import MAX_CLASSES, MIN_CLASSES
+from shared.specs.model import MAX_CLASSES, MIN_CLASSES
 
 # A shard closes once it holds this many images or bytes, whichever comes first: 64 MiB is
 # a few seconds of a worker's download and a few thousand 64 px PNGs, large enough that

@@ -15,6 +15,7 @@ the field rather than a silently ignored option. One module per part:
 """
 
 from shared.specs.errors import SpecError, problems_from
+from shared.specs.model import ModelFamily
 from shared.specs.request import (
     SHORT_KINDS,
     SPEC_MODELS,
@@ -31,7 +32,7 @@ from shared.specs.request import (
 from shared.specs.sample import SampleSpec
 from shared.specs.script import ScriptSpec
 from shared.specs.sweep import SweepSpec
-from shared.specs.train import LatentSpec, LossName, LossSpec, ModelFamily, TrainSpec
+from shared.specs.train import LatentSpec, LossName, LossSpec, TrainSpec
 
 __all__ = [
     "SHORT_KINDS",

@@ -6,8 +6,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from shared.specs import SampleSpec, SpecError, TrainSpec, validate_job_request
+from shared.specs.model import MAX_CLASSES
 from shared.specs.sample import MAX_CLASS
-from shared.specs.train import MAX_CLASSES
 from tests.helpers import auth, train_request
 
 MNIST = {"source": "mnist", "key": "datasets/examples/mnist"}

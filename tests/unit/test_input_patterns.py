@@ -21,9 +21,9 @@ from shared.specs.custom_model import MAX_ARG_NAME_LENGTH, MAX_CLASS_PATH_LENGTH
 from shared.specs.data import MAX_KEY_LENGTH, MAX_PATH_LENGTH, DataSpec, StrictModel
 from shared.specs.errors import MAX_PROBLEMS, blamed_field
 from shared.specs.inversion import ArtifactImages, DatasetImages
+from shared.specs.model import ModelSpec
 from shared.specs.resources import ResourceSpec
 from shared.specs.sample import LatentsArtifact
-from shared.specs.train import ModelSpec
 from shared.storage import keys
 from tests.helpers import train_request
 

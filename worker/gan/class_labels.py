@@ -19,7 +19,7 @@ from shared.datafiles.confine import open_file
 from shared.datafiles.formats import NPZ_LABELS_ARRAY, DataFileError, read_idx1
 from shared.datafiles.images import image_members
 from shared.datafiles.shards import folder_classes
-from shared.specs.train import MAX_CLASSES
+from shared.specs.model import MAX_CLASSES
 
 
 def mnist_labels_path(images_path: Path) -> Path:

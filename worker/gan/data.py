@@ -27,7 +27,7 @@ from shared.datafiles.formats import DataFileError
 from shared.datafiles.images import IMAGE_SUFFIXES
 from shared.specs import TrainSpec
 from shared.specs.data import IMAGE_SIZES, IMAGE_SIZES_TEXT, MNIST_SIDE, TOY_POINT_DIMS, DataSpec
-from shared.specs.train import MIN_CLASSES
+from shared.specs.model import MIN_CLASSES
 from worker.gan.class_labels import (
     class_count,
     mnist_labels_path,
