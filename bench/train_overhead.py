@@ -40,8 +40,9 @@ from bench.hooks import QuietHooks
 from bench.lab import write_json
 from shared.specs import TrainSpec
 from tests.helpers import MNIST_DIR
-from worker.gan.data import load_mnist_images, ring8_sample
+from worker.gan.data import ring8_sample
 from worker.gan.hooks import ProgressReport
+from worker.gan.mnist_files import load_mnist_images
 from worker.gan.models import build_discriminator, build_generator
 from worker.gan.train import train
 from worker.gan.train_common import REPORT_EVERY

@@ -21,8 +21,9 @@ from shared.storage import open_storage
 from tests.data_builders import grey_pngs, image_bytes, write_npz
 from tests.helpers import auth, train_request, user_token
 from worker.agent.inputs import fetch_data
-from worker.gan.data import load_mnist_images, load_samples
+from worker.gan.data import load_samples
 from worker.gan.errors import DataError
+from worker.gan.mnist_files import load_mnist_images
 from worker.rank_inputs import JobInputError, confined_reads
 
 

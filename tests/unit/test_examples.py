@@ -22,7 +22,7 @@ from shared.storage.factory import open_storage
 from tests.helpers import auth
 from tests.unit.gan.gan_testing import RecordingHooks
 from worker.agent.inputs import fetch_data
-from worker.gan.data import load_mnist_labelled
+from worker.gan.mnist_files import load_mnist_labelled
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPOSITORY / "examples").glob("*.json"))

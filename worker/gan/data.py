@@ -12,7 +12,6 @@ with `data.shape` filled in, before networks are built from the spec.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Protocol
 
@@ -30,12 +29,12 @@ from shared.specs.data import IMAGE_SIZES, IMAGE_SIZES_TEXT, MNIST_SIDE, TOY_POI
 from shared.specs.model import MIN_CLASSES
 from worker.gan.class_labels import (
     class_count,
-    mnist_labels_path,
     read_folder_labels,
     read_mnist_labels,
     read_npz_labels,
 )
 from worker.gan.errors import DataError, as_data_error
+from worker.gan.mnist_files import find_mnist_images
 from worker.gan.seeding import Stream, generator_for
 from worker.gan.sharded import open_shards, shard_classes, shard_shape, sharded_folder
 from worker.gan.toydata import (  # noqa: F401 (re-exported: the names tests and bench use)
@@ -49,8 +48,6 @@ from worker.gan.toydata import (  # noqa: F401 (re-exported: the names tests and
     toy_distribution,
 )
 
-# Image files we recognise: LeCun's names and the dotted variant common in mirrors.
-_MNIST_IMAGES = re.compile(r"-images[-.]idx3-ubyte(\.gz)?$")
 # uint8 pixels [0, 255] to the generator's tanh range [-1, 1].
 _PIXEL_HALF_RANGE = 127.5
 # Point data from a file (an upload, an .npz by path or key) has no known modes, so its
@@ -142,41 +139,6 @@ class MnistSource(ArraySource):
 
     def __init__(self, images: Tensor, seed: int, rank: int, world_size: int, batch_size: int):
         super().__init__(images.unsqueeze(1), seed, rank, world_size, batch_size, "MNIST")
-
-
-def find_mnist_images(folder: Path) -> Path:
-    """The images file in `folder`: a train file when there is one, else the t10k one."""
-    if not folder.is_dir():
-        raise DataError(f"{folder.name}: MNIST folder does not exist")
-    with as_data_error():
-        names = list_folder(folder, folder.name)
-    found = [folder / name for name in names if _MNIST_IMAGES.search(name)]
-    train = [path for path in found if path.name.startswith("train")]
-    if not found:
-        raise DataError(f"{folder.name}: no *-images-idx3-ubyte or *-images-idx3-ubyte.gz file")
-    return (train or found)[0]
-
-
-def load_mnist_labelled(folder: Path) -> tuple[Tensor, Tensor] | None:
-    """(images uint8 [N, 28, 28], labels int64 [N]) when the labels file sits beside the
-    images (`...-labels-idx1-ubyte[.gz]` for `...-images-idx3-ubyte[.gz]`); else None."""
-    images_path = find_mnist_images(folder)
-    labels_path = mnist_labels_path(images_path)
-    if not labels_path.is_file():
-        return None
-    with as_data_error():
-        images = datafiles.read_idx3(images_path, images_path.name, side=MNIST_SIDE)
-        labels = datafiles.read_idx1(labels_path, labels_path.name)
-    if len(labels) != len(images):
-        return None
-    return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
-
-
-def load_mnist_images(folder: Path) -> Tensor:
-    """MNIST images from the idx3 file in `folder`, as uint8 [N, 28, 28]."""
-    path = find_mnist_images(folder)
-    with as_data_error():
-        return torch.from_numpy(datafiles.read_idx3(path, path.name, side=MNIST_SIDE))
 
 
 def open_data(spec: TrainSpec, data_path: Path | None, rank: int, world_size: int) -> BatchSource:

@@ -31,7 +31,7 @@ from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.classifier import EVAL_IMAGES, DigitScorer
 from worker.gan.collapse_alarm import CollapseWatch
 from worker.gan.conditional import balanced_labels, proportional_labels
-from worker.gan.data import load_mnist_labelled
+from worker.gan.mnist_files import load_mnist_labelled
 from worker.gan.mode_coverage import kl_from_uniform, mode_histogram, mode_intervals
 from worker.gan.models import build_discriminator
 from worker.gan.path_length import PPL_PAIRS_IMAGES, PPL_PAIRS_POINTS, path_length

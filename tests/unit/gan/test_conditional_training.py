@@ -19,12 +19,12 @@ from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.data import (
     ArraySource,
     load_labels,
-    load_mnist_labelled,
     open_data,
     resolve_data,
     with_classes,
 )
 from worker.gan.errors import DataError
+from worker.gan.mnist_files import load_mnist_labelled
 from worker.gan.train import train
 
 CONDITIONAL_DCGAN = {"family": "dcgan", "width": 4, "conditional": True}

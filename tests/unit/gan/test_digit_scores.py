@@ -16,8 +16,8 @@ from worker.gan.classifier import (
     nearest_neighbour_figures,
 )
 from worker.gan.collapse_alarm import CollapseWatch
-from worker.gan.data import load_mnist_labelled
 from worker.gan.evaluation import FINAL_SAMPLES
+from worker.gan.mnist_files import load_mnist_labelled
 
 
 @pytest.fixture(scope="module")

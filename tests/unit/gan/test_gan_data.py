@@ -14,11 +14,11 @@ from worker.gan.data import (
     RING8_STD,
     MnistSource,
     Ring8Source,
-    load_mnist_images,
     open_data,
     ring8_modes,
 )
 from worker.gan.errors import DataError
+from worker.gan.mnist_files import load_mnist_images
 
 
 def _write_idx3(path: Path, count: int, side: int = 28, magic: int = 0x803) -> None:
