@@ -281,8 +281,9 @@ PUBLISHED = {
 
 
 class _Collect(QuietHooks):
-    """Hooks that keep the evaluations (and the last checkpoint and picture where `keep` is
-    a folder, named after the run) and drop everything else."""
+    """Hooks that keep the evaluations (and, where `keep` is a folder, the last checkpoint,
+    the evaluation's picture of toy data and the sample grid, named after the run) and drop
+    everything else."""
 
     def __init__(self, keep: Path | None = None, name: str = "") -> None:
         self.evaluations: list[tuple[int, dict[str, Any]]] = []
@@ -296,6 +297,10 @@ class _Collect(QuietHooks):
     def save_checkpoint(self, step: int, data: bytes) -> None:
         if self.keep is not None:
             (self.keep / f"{self.name}.pt").write_bytes(data)
+
+    def save_samples(self, step: int, png: bytes) -> None:
+        if self.keep is not None:
+            (self.keep / f"{self.name}-samples.png").write_bytes(png)
 
 
 def run_one(setup: str, seed: int, keep: Path | None = None) -> dict[str, Any]:
