@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import TypeGuard
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -122,7 +123,7 @@ def session_scope(url: str) -> Iterator[Session]:
         session.close()
 
 
-def is_unreachable(error: BaseException) -> bool:
+def is_unreachable(error: BaseException) -> TypeGuard[DBAPIError]:
     """True for a database that cannot be reached now (down, restarting, network), as opposed
     to a query it refused."""
     if isinstance(error, OperationalError):

@@ -158,7 +158,7 @@ class NodeAgent:
                     log.warning("node %s was declared dead; registering again", self.name)
                     self.register()
             except Exception as error:  # the database may be down a while: beat again later
-                if not is_unreachable(error):
-                    log.exception("node heartbeat failed")
-                else:
+                if is_unreachable(error):
                     log.warning("node heartbeat failed, database unreachable: %s", error.orig)
+                else:
+                    log.exception("node heartbeat failed")

@@ -10,7 +10,6 @@ refused, naming the spec's field and the setting, before any shard is fetched.""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from shared.datafiles.shard_index import INDEX_NAME, ShardIndex, ShardIndexError
 from shared.specs.data import DataSpec
 from shared.storage import Storage, keys
 from shared.storage.base import ObjectInfo
+from worker.agent.downloads import download
 from worker.agent.shard_cache import ShardCache, check_digest
 from worker.channel.link import JobInputError
 
@@ -107,13 +107,3 @@ def _index(folder: Path, field: str) -> ShardIndex:
         return read_index(folder, field)
     except ShardIndexError as error:
         raise JobInputError(str(error)) from None
-
-
-def download(store: Storage, key: str, path: Path) -> str:
-    """Stream the object at `key` into `path`; the SHA-256 of its bytes."""
-    digest = hashlib.sha256()
-    with path.open("wb") as file:
-        for chunk in store.open(key):
-            digest.update(chunk)
-            file.write(chunk)
-    return digest.hexdigest()

@@ -35,7 +35,8 @@ from shared.models import Artifact, Dataset, Job
 from shared.specs.data import DataSpec
 from shared.storage import keys
 from shared.storage.base import ObjectNotFoundError
-from worker.agent.inputs import download, fetch_data
+from worker.agent.downloads import download
+from worker.agent.inputs import fetch_data
 from worker.artifact_batch import put_together
 from worker.artifacts import put_artifact
 from worker.channel.link import JobInputError

@@ -42,6 +42,7 @@ from pathlib import Path
 from shared.config import Settings
 from shared.storage import Storage, StorageError
 from shared.storage.base import ObjectInfo
+from worker.agent.downloads import write_hashed
 from worker.node import node_name
 
 log = logging.getLogger(__name__)
@@ -235,17 +236,13 @@ class ShardCache:
         given) or not at all; the bytes fetched."""
         temp = self.folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
-            size, digest = 0, hashlib.sha256()
             with temp.open("wb") as file:
-                for chunk in self.store.open(info.key):
-                    size += len(chunk)
-                    digest.update(chunk)
-                    file.write(chunk)
+                size, digest = write_hashed(self.store.open(info.key), file)
             if size != info.size:
                 raise ShardCacheError(
                     f"{info.key}: the store gave {size:,} bytes, its listing said {info.size:,}"
                 )
-            check_digest(info.key, digest.hexdigest(), sha256)
+            check_digest(info.key, digest, sha256)
             temp.chmod(0o444)
             try:
                 os.link(temp, entry)  # never replaces: a racing filler's copy stays

@@ -79,7 +79,8 @@ def read_header(connection: socket.socket, fds: list[int] | None = None) -> dict
 def read_payload(connection: socket.socket, max_bytes: int) -> bytes:
     """The whole payload: each chunk received straight into a buffer of its own, joined once
     (no copy per chunk on top of the join)."""
-    chunks, total = [], 0
+    chunks: list[bytearray] = []
+    total = 0
     while True:
         size = _read_length(connection, MAX_CHUNK_BYTES, "chunk")
         if size == 0:
