@@ -104,7 +104,7 @@ class CurvesProcess:
             with self._changed:
                 while self._wanted is None and not self._closed:
                     self._changed.wait()
-                if self._closed:
+                if self._closed or self._wanted is None:  # the wait ends on one or the other
                     return
                 (records, warnings), self._wanted, self._busy = self._wanted, None, True
             try:

@@ -131,7 +131,7 @@ def supervise(
             return RunOutcome("fenced", "the job moved on to another attempt")
         tail = folders.output.read_text(errors="replace").splitlines()
         outcome = attempt_outcome(
-            process.returncode,
+            process.wait(),  # reaped already by _watch's kill_group: its code, at once
             killed=ending == "killed",
             violation=agent.violation,
             result=agent.result,

@@ -10,7 +10,7 @@ import math
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -183,16 +183,16 @@ def curves_figure(
     for axes in list(grid.flat)[len(panels) :]:
         axes.set_visible(False)
     if marks:
-        lines = [
+        listed_lines = [
             textwrap.shorten(f"{index}: step {step:,}: {message}", 150, placeholder=" ...")
             for index, (step, message) in enumerate(marks[:MAX_LISTED_WARNINGS], start=1)
         ]
         if len(marks) > MAX_LISTED_WARNINGS:
-            lines.append(f"and {len(marks) - MAX_LISTED_WARNINGS} more (the job's warnings)")
+            listed_lines.append(f"and {len(marks) - MAX_LISTED_WARNINGS} more (the job's warnings)")
         figure.text(
             0.01, (notes - 0.05) / height,
             "\n".join(["warnings (the red dotted lines on every panel, numbered on the top row):",
-                       *lines]),
+                       *listed_lines]),
             ha="left", va="top", fontsize=8, color=WARNING_COLOUR, linespacing=1.4,
         )  # fmt: skip
     return figure
@@ -241,5 +241,5 @@ def _series(
     return name, [s for s, _ in kept], [v for _, v in kept]
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def critic_generator_loss(fake_logits: Tensor) -> Tensor:
 
 
 def gradient_penalty(
-    discriminator: nn.Module,
+    discriminator: Callable[[Tensor], Tensor],
     real: Tensor,
     fake: Tensor,
     mix: Tensor,

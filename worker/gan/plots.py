@@ -90,8 +90,8 @@ def plane_figure(
     height = AXIS_ROOM + MAIN_SIDE + TITLE
     figure = plt.figure(figsize=(width, height), dpi=DPI)
 
-    def box(x: float, y: float, w: float, h: float) -> list[float]:  # inches to fractions
-        return [x / width, y / height, w / width, h / height]
+    def box(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
+        return (x / width, y / height, w / width, h / height)  # inches to fractions
 
     bottom = AXIS_ROOM
     axes = figure.add_axes(box(LEFT, bottom, MAIN_SIDE, MAIN_SIDE))
@@ -323,11 +323,11 @@ def line_figure(
         density_axes.plot(xs, truth, color="0.3", lw=1.5, label=name, zorder=2)
     else:
         density_axes.hist(
-            reference, bins=bins, density=True, color="0.6", alpha=0.6,
+            reference, bins=list(bins), density=True, color="0.6", alpha=0.6,
             label=f"data: histogram of {len(reference):,} samples",
         )  # fmt: skip
     density_axes.hist(
-        generated, bins=bins, density=True, color=GOOD, alpha=0.45, zorder=1,
+        generated, bins=list(bins), density=True, color=GOOD, alpha=0.45, zorder=1,
         label=f"generator: histogram of {len(generated):,} samples",
     )  # fmt: skip
     density_axes.set_xlabel("x (data units)")

@@ -311,14 +311,14 @@ class _Canvas:
 
     def _measure(self, text: str) -> tuple[int, int]:
         left, top, right, bottom = self.draw.textbbox((0, 0), text, font=self.font)
-        return right - left, bottom - top
+        return int(right - left), int(bottom - top)
 
     def _text(
         self, xy: tuple[int, int], text: str, anchor: str, colour: Colour = TEXT_COLOUR
     ) -> int:
         """`text` placed by `anchor` (l/m/r across, t/m/b down) at `xy`; its right edge."""
         left, top, right, bottom = self.draw.textbbox((0, 0), text, font=self.font)
-        width, height = right - left, bottom - top
+        width, height = int(right - left), int(bottom - top)
         x = xy[0] - {"l": 0, "m": width // 2, "r": width}[anchor[0]]
         y = xy[1] - {"t": 0, "m": height // 2, "b": height}[anchor[1]]
         self.draw.text((x - left, y - top), text, font=self.font, fill=colour)
@@ -326,7 +326,7 @@ class _Canvas:
 
     def _vertical_text(self, xy: tuple[int, int], text: str) -> None:
         left, top, right, bottom = self.draw.textbbox((0, 0), text, font=self.font)
-        label = Image.new("RGB", (right - left + 2, bottom - top + 2), SCATTER_BACKGROUND)
+        label = Image.new("RGB", (int(right - left) + 2, int(bottom - top) + 2), SCATTER_BACKGROUND)
         ImageDraw.Draw(label).text((1 - left, 1 - top), text, font=self.font, fill=TEXT_COLOUR)
         turned = label.rotate(90, expand=True)
         self.image.paste(turned, (xy[0], xy[1] - turned.height // 2))

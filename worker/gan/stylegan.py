@@ -147,6 +147,8 @@ class ModulatedConv2d(nn.Module):
 class StyleLayer(nn.Module):
     """Modulated 3x3 conv (after 2x upsampling when `up`), noise, bias, leaky ReLU."""
 
+    noise_const: Tensor  # a buffer: the fixed noise image of eval mode
+
     def __init__(self, inputs: int, outputs: int, w_dim: int, side: int, up: bool) -> None:
         super().__init__()
         self.up = up
@@ -189,6 +191,9 @@ class StyleGenerator(nn.Module):
     `to_w` and `synthesis` are the two halves, for the W-space tools. `tanh` squashes the
     image into (-1, 1); it adds no parameters, so either way's checkpoints load alike.
     """
+
+    w_avg: Tensor  # buffers: the tracked mean w, and path length's running mean
+    pl_mean: Tensor
 
     def __init__(
         self,
