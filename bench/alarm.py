@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.hooks import QuietHooks
-from bench.quality import EXAMPLE_SETUPS, SETUPS
+from bench.quality_setups import EXAMPLE_SETUPS, SETUPS
 
 # The README's first training spec (as issue 23 found it): a plain GAN on ring8 that ends at
 # 1 of 8 modes and 3.9% high quality on seed 0.

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.hooks import QuietHooks
-from bench.quality import SETUPS
+from bench.quality_setups import SETUPS
 
 # The figures printed per evaluation, as the job reports them.
 _FIGURES = ("classes_covered", "class_kl", "frechet_distance", "precision", "recall")

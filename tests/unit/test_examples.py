@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from bench.quality import EXAMPLE_SETUPS
+from bench.quality_setups import EXAMPLE_SETUPS
 from cli import main
 from cli.embedded import prepare
 from shared.config import Settings
