@@ -16,7 +16,7 @@ import tarfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import BinaryIO, Literal, cast
 
 from shared.datafiles.errors import DataFileError
 from shared.datafiles.images import GREY_MODES, ImageMember, image_members, open_image
@@ -65,12 +65,17 @@ class ShardWriter:
         self.folder, self.images_per_shard, self.shard_bytes = folder, images_per_shard, shard_bytes
         self.entries: list[ShardEntry] = []
         self._tar: tarfile.TarFile | None = None
+        self._file: _HashingFile | None = None
         self._count = self._bytes = 0
 
     def add(self, stem: str, suffix: str, data: bytes, class_number: int | None) -> None:
         if self._tar is None:
             # Open across calls by design: closed by close_shard.
-            self._tar = tarfile.open(self.folder / shard_name(len(self.entries)), "w")  # noqa: SIM115
+            path = self.folder / shard_name(len(self.entries))
+            self._file = _HashingFile(path.open("wb"))
+            # tarfile's stubs ask for a whole file; writing, it calls `write` and `tell` only.
+            writer = cast(BinaryIO, self._file)
+            self._tar = tarfile.open(fileobj=writer, mode="w")  # noqa: SIM115
         self._member(f"{stem}{suffix}", data)
         if class_number is not None:
             self._member(f"{stem}.cls", str(class_number).encode())
@@ -86,14 +91,29 @@ class ShardWriter:
         self._tar.addfile(info, io.BytesIO(data))
 
     def close_shard(self) -> None:
-        if self._tar is None:
+        if self._tar is None or self._file is None:
             return
-        self._tar.close()
+        self._tar.close()  # its end blocks go through the hash too
+        self._file.file.close()
+        digest = self._file.digest.hexdigest()
         name = shard_name(len(self.entries))
-        with (self.folder / name).open("rb") as written:
-            digest = hashlib.file_digest(written, "sha256").hexdigest()
         self.entries.append(ShardEntry(name=name, count=self._count, sha256=digest))
-        self._tar, self._count, self._bytes = None, 0, 0
+        self._tar, self._file, self._count, self._bytes = None, None, 0, 0
+
+
+class _HashingFile:
+    """A file written through, hashing every byte on the way: a shard's SHA-256 as tarfile
+    writes it, with no second read of the shard (tarfile needs `write` and `tell` only)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file, self.digest = file, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.file.write(data)
+
+    def tell(self) -> int:
+        return self.file.tell()
 
 
 def write_shards(
