@@ -31,8 +31,14 @@ from worker.gan.checkpoint import checkpoint_spec
 from worker.gan.classifier import EVAL_IMAGES, DigitScorer
 from worker.gan.collapse_alarm import CollapseWatch
 from worker.gan.conditional import balanced_labels, proportional_labels
+from worker.gan.line_distance import w1_between
 from worker.gan.mnist_files import load_mnist_labelled
-from worker.gan.mode_coverage import kl_from_uniform, mode_histogram, mode_intervals
+from worker.gan.mode_coverage import (
+    jsd_from_uniform,
+    kl_from_uniform,
+    mode_histogram,
+    mode_intervals,
+)
 from worker.gan.models import build_discriminator
 from worker.gan.path_length import PPL_PAIRS_IMAGES, PPL_PAIRS_POINTS, path_length
 from worker.gan.point_scores import is_point_file_data, point_scorer
@@ -304,42 +310,6 @@ def picture(
     if _is_line(spec):
         return plots.line_png(samples, real, critic, metrics, step, distribution)
     return plots.plane_png(samples, real, distribution, metrics, step, critic)
-
-
-def jsd_from_uniform(counts: Tensor) -> float:
-    """Jensen-Shannon divergence (nats) of the histogram from uniform: bounded by ln 2, and
-    finite even when modes are empty, unlike the KL."""
-    total = float(counts.sum())
-    if total == 0:
-        return math.log(2)
-    p = counts / total
-    u = torch.full_like(p, 1.0 / len(counts))
-    m = (p + u) / 2
-    return float(0.5 * _kl(p, m) + 0.5 * _kl(u, m))
-
-
-def _kl(p: Tensor, q: Tensor) -> Tensor:
-    nonzero = p > 0
-    return (p[nonzero] * (p[nonzero] / q[nonzero]).log()).sum()
-
-
-def w1_between(x: Tensor, y: Tensor) -> float:
-    """Exact W1 between two empirical distributions on a line: the integral over u in (0, 1)
-    of |F_x^-1(u) - F_y^-1(u)|, evaluated at the union of both samples' quantile breaks."""
-    xs, ys = torch.sort(x.double()).values, torch.sort(y.double()).values
-    breaks = torch.unique(
-        torch.cat(
-            [
-                torch.arange(1, len(xs) + 1, dtype=torch.float64) / len(xs),
-                torch.arange(1, len(ys) + 1, dtype=torch.float64) / len(ys),
-            ]
-        )
-    )
-    widths = torch.diff(breaks, prepend=torch.zeros(1, dtype=torch.float64))
-    middle = breaks - widths / 2
-    qx = xs[torch.clamp((middle * len(xs)).long(), max=len(xs) - 1)]
-    qy = ys[torch.clamp((middle * len(ys)).long(), max=len(ys) - 1)]
-    return float((widths * (qx - qy).abs()).sum())
 
 
 class RunEvaluation:

@@ -66,6 +66,23 @@ def kl_from_uniform(counts: Tensor) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def jsd_from_uniform(counts: Tensor) -> float:
+    """Jensen-Shannon divergence (nats) of the histogram from uniform: bounded by ln 2, and
+    finite even when modes are empty, unlike the KL."""
+    total = float(counts.sum())
+    if total == 0:
+        return math.log(2)
+    p = counts / total
+    u = torch.full_like(p, 1.0 / len(counts))
+    m = (p + u) / 2
+    return float(0.5 * _kl(p, m) + 0.5 * _kl(u, m))
+
+
+def _kl(p: Tensor, q: Tensor) -> Tensor:
+    nonzero = p > 0
+    return (p[nonzero] * (p[nonzero] / q[nonzero]).log()).sum()
+
+
 def kl_from_uniform_rows(counts: Tensor) -> Tensor:
     """`kl_from_uniform` of each row of `counts` [B, K]; NaN for an empty row."""
     return kl_between_rows(counts, torch.full((counts.shape[1],), 1.0 / counts.shape[1]))

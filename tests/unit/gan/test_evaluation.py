@@ -22,8 +22,8 @@ from worker.gan.evaluation import (
     evaluate,
     mode_figures,
     score,
-    w1_between,
 )
+from worker.gan.line_distance import w1_between
 from worker.gan.toydata import toy_distribution
 
 
